@@ -1,0 +1,138 @@
+"""The records that move between KARD steps.
+
+Every step of the pipeline takes and returns these frozen dataclasses, so a step can be tested,
+cached or replaced on its own. They hold plain data only: no models, no file handles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Mapping
+
+YES_NO_OPTIONS: Mapping[str, str] = {"A": "yes", "B": "no"}
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One knowledge-base entry."""
+
+    id: str
+    title: str
+    text: str
+
+    def as_knowledge(self) -> str:
+        """The passage as the student reads it: title first when there is one."""
+        return f"{self.title}: {self.text}" if self.title else self.text
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A passage found for a query, with its BM25 standing and, once reranked, the reranker's.
+
+    Ranks are 1-based. `rerank_score`/`rerank_rank` stay None until a reranker has seen the hit.
+    """
+
+    passage: Passage
+    bm25_score: float
+    bm25_rank: int
+    rerank_score: float | None = None
+    rerank_rank: int | None = None
+
+    @property
+    def score(self) -> float:
+        return self.bm25_score if self.rerank_score is None else self.rerank_score
+
+    @property
+    def rank(self) -> int:
+        return self.bm25_rank if self.rerank_rank is None else self.rerank_rank
+
+    def with_rerank(self, score: float, rank: int) -> "Hit":
+        return replace(self, rerank_score=score, rerank_rank=rank)
+
+
+@dataclass(frozen=True)
+class Question:
+    """A multiple-choice question in one shape for every benchmark.
+
+    `options` maps answer letters ("A", "B", ...) to option text; yes/no questions use
+    A = yes, B = no. `answer` is the gold letter, or None when it is unknown (a user's question).
+    `rationale` is a reference explanation shipped with the data (human- or model-written),
+    with `rationale_source` naming who wrote it. `facts` are gold supporting facts, if any.
+    """
+
+    id: str
+    text: str
+    options: Mapping[str, str]
+    answer: str | None = None
+    dataset: str = "custom"
+    rationale: str | None = None
+    rationale_source: str | None = None
+    facts: tuple[str, ...] = ()
+
+    @property
+    def letters(self) -> tuple[str, ...]:
+        return tuple(self.options)
+
+    @property
+    def answer_text(self) -> str | None:
+        return None if self.answer is None else self.options.get(self.answer)
+
+
+@dataclass(frozen=True)
+class Rationale:
+    """One explanation of a question's answer, from a teacher model, a human or a recording."""
+
+    question_id: str
+    text: str
+    answer: str | None
+    source: str
+    sample_index: int = 0
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One decoded student output."""
+
+    raw_output: str
+    rationale: str
+    answer: str | None
+    tokens_out: int = 0
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Seconds spent in each step of one answer; None where a step did not run."""
+
+    retrieval_s: float = 0.0
+    rerank_s: float | None = None
+    first_token_s: float | None = None
+    generation_s: float = 0.0
+    total_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Everything one answer produced, kept so that a view or an annotation can be rebuilt from it."""
+
+    question: Question
+    candidates: tuple[Hit, ...]
+    passages: tuple[Hit, ...]
+    prompt: str
+    raw_output: str
+    rationale: str
+    answer: str | None
+    samples: tuple[Sample, ...] = ()
+    votes: Mapping[str, int] = field(default_factory=dict)
+    timings: Timings = Timings()
+    tokens_in: int = 0
+    tokens_out: int = 0
+    truncation: str | None = None
+    student_name: str = ""
+    reranker_name: str | None = None
+    decoding: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def is_correct(self) -> bool | None:
+        if self.question.answer is None:
+            return None
+        return self.answer == self.question.answer
