@@ -22,6 +22,7 @@ STUDENT_INSTRUCTION = (
 )
 
 _ANSWER_LINE = re.compile(r"answer\s*(?:is|:)\s*[\(\[]?\s*([A-Za-z])\b[\)\]]?", re.IGNORECASE)
+_ANSWER_LINE_START = re.compile(r"^[ \t]*(?:the\s+|final\s+)?answer\s*(?:is|:)", re.IGNORECASE | re.MULTILINE)
 _LETTER_MENTION = re.compile(r"(?:\(([A-Z])\)|\boption\s+([A-Z])\b|\b([A-Z])[\.\)](?=\s|$))")
 _YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 _OPTION_MARK = re.compile(r"(?:^|\s|\n)\(?([A-Za-z])[\)\.:]\s+")
@@ -55,11 +56,13 @@ def answer_only_input(question: Question) -> str:
 
 
 def strip_answer_line(text: str) -> str:
-    """The rationale part of a generation: everything before its final `Answer:` statement."""
-    matches = list(_ANSWER_LINE.finditer(text))
-    if not matches:
-        return text.strip()
-    return text[: matches[-1].start()].rstrip(" \n\t.;,").strip()
+    """The rationale part of a generation: everything before the first line that states the answer.
+
+    Only a line that starts with the answer ("Answer: B", "The answer is B") is cut; an answer
+    stated inside a sentence stays part of the reasoning.
+    """
+    match = _ANSWER_LINE_START.search(text)
+    return (text[: match.start()] if match else text).strip()
 
 
 def parse_answer(text: str, letters: Sequence[str]) -> tuple[str, str | None]:
