@@ -54,6 +54,9 @@ class TeacherConfig:
     timeout_s: float = 60.0
     max_retries: int = 4  # on 429 and 5xx, with exponential backoff
     concurrency: int = 4
+    answer_temperature: float = 0.0  # answer mode (live comparison): the teacher's best single answer
+    price_in_per_mtok: float | None = None  # USD per million prompt tokens; None: prices change, no guess
+    price_out_per_mtok: float | None = None  # USD per million completion tokens
 
     @staticmethod
     def from_env(**overrides: object) -> "TeacherConfig":
