@@ -6,7 +6,7 @@ Modules receive the config they need as an argument; nothing reaches for a globa
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -73,3 +73,59 @@ class TeacherConfig:
 def teacher_api_key() -> str | None:
     """The teacher's API key, from $OPENAI_API_KEY. Never logged, stored or shown."""
     return os.environ.get("OPENAI_API_KEY") or None
+
+
+@dataclass(frozen=True)
+class AnnotationStoreConfig:
+    """How `kard.annotations.AnnotationStore` talks to SQLite under concurrent Gradio handlers."""
+
+    busy_timeout_s: float = 2.0  # SQLite waits this long for a lock before reporting "locked"
+    retries: int = 4  # then the whole write is retried this many times ...
+    retry_wait_s: float = 0.25  # ... waiting 0.25, 0.5, 1, 2 s: ~6 s in all before a clear error
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """How `app.py` runs. `AppConfig.from_env()` reads the KARD_* variables; CLI flags override."""
+
+    mode: str = "demo"  # demo: read-only, safe for a public Space; curator: saves need a login
+    curator_user: str | None = None  # local curator login ($KARD_CURATOR_USER)
+    curator_password: str | None = field(default=None, repr=False)  # $KARD_CURATOR_PASSWORD, never shown
+    curators: tuple[str, ...] = ()  # Hugging Face users allowed to save on a Space; empty = any signed-in
+    on_spaces: bool = False  # $SPACE_ID set: curators sign in with gr.LoginButton (Hugging Face OAuth)
+    annotations_db: Path = DEFAULT_ANNOTATIONS_DB
+    student: str = DEFAULT_STUDENT
+    reranker: str | None = None  # a trained reranker folder ($KARD_RERANKER); None = KARD with BM25 only
+    questions: Path | None = None  # a benchmark file offered beside the demo questions ($KARD_QUESTIONS)
+    host: str = "127.0.0.1"  # local only unless asked; a Space sets $GRADIO_SERVER_NAME=0.0.0.0
+    port: int = 7860  # Gradio's usual port
+    max_question_chars: int = 4000  # far past what a 512-token student input holds; refuse longer
+    preload: bool = True  # load the student in a background thread at launch: the first ask waits less
+
+    @staticmethod
+    def from_env(**overrides: object) -> "AppConfig":
+        env = os.environ
+        values: dict[str, object] = {
+            "mode": env.get("KARD_MODE", "demo"),
+            "curator_user": env.get("KARD_CURATOR_USER") or None,
+            "curator_password": env.get("KARD_CURATOR_PASSWORD") or None,
+            "curators": tuple(u.strip() for u in env.get("KARD_CURATORS", "").split(",") if u.strip()),
+            "on_spaces": bool(env.get("SPACE_ID")),
+            "host": env.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+            "port": int(env.get("GRADIO_SERVER_PORT", "7860")),
+        }
+        if env.get("KARD_ANNOTATIONS_DB"):
+            values["annotations_db"] = Path(env["KARD_ANNOTATIONS_DB"])
+        if env.get("KARD_STUDENT"):
+            values["student"] = env["KARD_STUDENT"]
+        if env.get("KARD_RERANKER"):
+            values["reranker"] = env["KARD_RERANKER"]
+        if env.get("KARD_QUESTIONS"):
+            values["questions"] = Path(env["KARD_QUESTIONS"])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return AppConfig(**values)  # type: ignore[arg-type]
+
+
+def teacher_configured() -> bool:
+    """True when a live teacher is set up ($KARD_TEACHER_MODEL or $OPENAI_BASE_URL)."""
+    return bool(os.environ.get("KARD_TEACHER_MODEL") or os.environ.get("OPENAI_BASE_URL"))

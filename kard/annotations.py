@@ -1,0 +1,386 @@
+"""The curators' store: corrections of student rationales, kept as append-only revisions in SQLite.
+
+Every save adds a row; nothing is updated or deleted. A revert copies an old revision into a new
+one. Each call opens its own connection (Gradio runs handlers in worker threads, and a sqlite3
+connection refuses use from another thread), the file runs in WAL mode so readers never block the
+writer, and a write that meets "database is locked" is retried a few times before a clear error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
+
+from kard.config import AnnotationStoreConfig
+from kard.errors import DataError, KardError
+from kard.records import Hit, Question, Rationale
+
+log = logging.getLogger(__name__)
+
+TABLE = "revisions"
+ERROR_TAGS: tuple[str, ...] = ("wrong knowledge", "reasoning error", "hallucination", "irrelevant passages", "other")
+RELEVANCE_MARKS: tuple[str, ...] = ("relevant", "irrelevant")
+_SECRET_KEY = re.compile(r"api[_-]?key|secret|passw|authori[sz]ation|(^|_)(auth|access|bearer|api)_?token", re.IGNORECASE)
+T = TypeVar("T")
+
+
+class AnnotationStoreError(KardError):
+    """The annotation database cannot be used."""
+
+
+class StoreLockedError(AnnotationStoreError):
+    """Another writer held the database lock through every retry."""
+
+
+class StoreReadOnlyError(AnnotationStoreError):
+    """The database file or its folder cannot be written."""
+
+
+@dataclass(frozen=True)
+class PassageRecord:
+    """A candidate passage as the curator saw it: both rankings, whether the student read it, a mark."""
+
+    id: str
+    title: str
+    text: str
+    bm25_rank: int
+    bm25_score: float
+    rerank_rank: int | None = None
+    rerank_score: float | None = None
+    used: bool = False  # among the top-k passages given to the student
+    mark: str | None = None  # "relevant", "irrelevant" or None (not marked)
+
+    @staticmethod
+    def from_hit(hit: Hit, used: bool = False, mark: str | None = None) -> "PassageRecord":
+        p = hit.passage
+        return PassageRecord(p.id, p.title, p.text, hit.bm25_rank, float(hit.bm25_score), hit.rerank_rank,
+                             None if hit.rerank_score is None else float(hit.rerank_score), used, mark)
+
+
+@dataclass(frozen=True)
+class Correction:
+    """What a curator saves for one item: the context they saw and what they changed.
+
+    `item_id` groups the revisions of one question. `original_rationale` is the text the editor
+    was pre-filled with (`original_source` says whose: "teacher:<model>", "recorded:<source>",
+    "student:<model>"); `rationale` and `answer` are the corrected ones.
+    """
+
+    item_id: str
+    question_id: str
+    question: str
+    options: Mapping[str, str]
+    rationale: str
+    answer: str
+    gold_answer: str | None = None
+    dataset: str = "custom"
+    passages: tuple[PassageRecord, ...] = ()
+    student_model: str = ""
+    reranker_model: str | None = None
+    teacher_model: str | None = None
+    prompt_version: str = ""
+    decoding: Mapping[str, Any] = field(default_factory=dict)
+    student_rationale: str = ""
+    student_answer: str | None = None
+    teacher_rationale: str | None = None
+    teacher_answer: str | None = None
+    original_rationale: str = ""
+    original_source: str = ""
+    rating: int | None = None
+    tags: tuple[str, ...] = ()
+    note: str = ""
+    curator: str = "anonymous"
+
+    @property
+    def relevance(self) -> dict[str, str]:
+        return {p.id: p.mark for p in self.passages if p.mark}
+
+    @property
+    def disagreement(self) -> bool:
+        """The student's answer differs from the curator's or the gold one."""
+        return self.student_answer != self.answer or (self.gold_answer is not None and self.student_answer != self.gold_answer)
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One stored row: a Correction plus its place in the item's history."""
+
+    id: int
+    revision: int
+    created_at: str
+    action: str  # "save" or "revert"
+    reverted_from: int | None
+    correction: Correction
+
+    @property
+    def item_id(self) -> str:
+        return self.correction.item_id
+
+    def as_rationale(self) -> Rationale:
+        """The corrected rationale as a training record for `kard.distill`."""
+        c = self.correction
+        return Rationale(c.question_id, c.rationale, c.answer, f"curator:{c.curator}", self.revision)
+
+
+def item_id_for(question: Question) -> str:
+    """Stable id of an annotation item: the dataset's question id, or a hash of a typed question."""
+    if question.id and not question.id.startswith("custom"):
+        return f"{question.dataset}:{question.id}"
+    digest = hashlib.sha1(json.dumps([question.text, dict(question.options)]).encode()).hexdigest()[:12]
+    return f"custom:{digest}"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _scrub(decoding: Mapping[str, Any]) -> dict[str, Any]:
+    """Decoding settings without anything that looks like a credential."""
+    return {k: v for k, v in dict(decoding).items() if not _SECRET_KEY.search(str(k))}
+
+
+def _validate(c: Correction) -> None:
+    if not c.item_id.strip():
+        raise DataError("the correction has no item id", fix="build it from the question (item_id_for)")
+    if not c.rationale.strip():
+        raise DataError("the corrected rationale is empty", fix="write the rationale before saving")
+    if c.answer not in c.options:
+        raise DataError(f"answer {c.answer!r} is not one of the options {list(c.options)}",
+                        fix="choose one of the option letters")
+    if c.rating is not None and not 1 <= int(c.rating) <= 5:
+        raise DataError(f"rating {c.rating} is outside 1-5", fix="rate from 1 (bad) to 5 (good)")
+    unknown = [t for t in c.tags if t not in ERROR_TAGS]
+    if unknown:
+        raise DataError(f"unknown error tags {unknown}", fix=f"use tags from {list(ERROR_TAGS)}")
+    bad_marks = [p.mark for p in c.passages if p.mark not in (None, *RELEVANCE_MARKS)]
+    if bad_marks:
+        raise DataError(f"unknown passage marks {bad_marks}", fix=f"mark passages {list(RELEVANCE_MARKS)} or leave unmarked")
+
+
+def _row(c: Correction, revision: int, action: str, reverted_from: int | None) -> dict[str, Any]:
+    row = {f.name: getattr(c, f.name) for f in fields(Correction)}
+    row.update(
+        options=json.dumps(dict(c.options)), passages=json.dumps([asdict(p) for p in c.passages]),
+        decoding=json.dumps(_scrub(c.decoding), default=str), tags=json.dumps(list(c.tags)),
+        relevance=json.dumps(c.relevance), disagreement=int(c.disagreement),
+        revision=revision, created_at=_now(), action=action, reverted_from=reverted_from,
+    )
+    return row
+
+
+def _revision(row: Mapping[str, Any]) -> Revision:
+    names = {f.name for f in fields(Correction)}
+    values = {k: row[k] for k in names}
+    values["options"] = json.loads(row["options"])
+    values["passages"] = tuple(PassageRecord(**p) for p in json.loads(row["passages"]))
+    values["decoding"] = json.loads(row["decoding"])
+    values["tags"] = tuple(json.loads(row["tags"]))
+    return Revision(row["id"], row["revision"], row["created_at"], row["action"], row["reverted_from"],
+                    Correction(**values))
+
+
+_COLUMNS: dict[str, type] = {
+    "id": int, "item_id": str, "revision": int, "created_at": str, "action": str, "reverted_from": int,
+    "question_id": str, "question": str, "options": str, "gold_answer": str, "dataset": str,
+    "passages": str, "student_model": str, "reranker_model": str, "teacher_model": str,
+    "prompt_version": str, "decoding": str, "student_rationale": str, "student_answer": str,
+    "teacher_rationale": str, "teacher_answer": str, "original_rationale": str, "original_source": str,
+    "rationale": str, "answer": str, "rating": int, "tags": str, "relevance": str, "note": str,
+    "curator": str, "disagreement": int,
+}
+
+_INSERT = f"INSERT INTO {TABLE} ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+
+
+class AnnotationStore:
+    """Append-only revisions of curated corrections in one SQLite file.
+
+    >>> store = AnnotationStore("annotations/annotations.db")
+    >>> rev = store.save(correction)              # a new revision, never an update
+    >>> store.history(rev.item_id)                 # every revision, oldest first
+    >>> store.revert(rev.item_id, 1, "alice")      # revision 1's content as a new revision
+    """
+
+    def __init__(self, path: str | Path, config: AnnotationStoreConfig | None = None, *, read_only: bool = False):
+        self.path = Path(path)
+        self.config = config or AnnotationStoreConfig()
+        self.read_only = read_only
+        if not read_only:
+            self._with_retry(self._create)
+
+    # -- connections --------------------------------------------------------------------------------
+    @contextmanager
+    def _db(self) -> Iterator[Any]:
+        import sqlite_utils
+
+        if self.read_only:
+            if not self.path.exists():
+                raise AnnotationStoreError(f"no annotation database at {self.path}. Fix: save a correction "
+                                           "in curator mode first, or point KARD_ANNOTATIONS_DB at an existing file")
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=self.config.busy_timeout_s,
+                                   check_same_thread=False)
+        else:
+            conn = sqlite3.connect(str(self.path), timeout=self.config.busy_timeout_s, check_same_thread=False)
+        try:
+            yield sqlite_utils.Database(conn)
+        finally:
+            conn.close()
+
+    def _with_retry(self, operation: Callable[[], T]) -> T:
+        """Run `operation`, retrying on "database is locked"; turn SQLite errors into KardErrors."""
+        wait = self.config.retry_wait_s
+        for attempt in range(self.config.retries + 1):
+            try:
+                return operation()
+            except sqlite3.OperationalError as error:
+                message = str(error).lower()
+                if "readonly" in message or "read-only" in message or "unable to open" in message:
+                    raise StoreReadOnlyError(
+                        f"the annotation database {self.path} cannot be written ({error}). Fix: make the "
+                        "file and its folder writable, or set KARD_ANNOTATIONS_DB to a writable path") from error
+                if "locked" not in message and "busy" not in message:
+                    raise AnnotationStoreError(f"annotation database {self.path}: {error}. Fix: check the file "
+                                               "is a KARD annotation database, or move it aside") from error
+                if attempt == self.config.retries:
+                    raise StoreLockedError(
+                        f"the annotation database {self.path} stayed locked by another writer through "
+                        f"{self.config.retries + 1} attempts. Fix: close other programs writing to it "
+                        "(sqlite3 shells, exports) and save again; your edit is still in the editor") from error
+                log.info("annotation database locked, retrying in %.2f s", wait)
+                time.sleep(wait)
+                wait *= 2
+        raise AssertionError("unreachable")
+
+    def _create(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreReadOnlyError(f"cannot create the folder for {self.path} ({error}). Fix: set "
+                                     "KARD_ANNOTATIONS_DB to a path in a writable folder") from error
+        with self._db() as db:
+            if db.journal_mode != "wal":
+                db.enable_wal()
+            if TABLE not in db.table_names():
+                db[TABLE].create(_COLUMNS, pk="id", not_null={"item_id", "revision", "rationale", "answer"})
+                db[TABLE].create_index(["item_id", "revision"], unique=True, if_not_exists=True)
+                db[TABLE].create_index(["curator"], if_not_exists=True)
+
+    def _missing(self) -> bool:
+        """A read-only store over a file that does not exist yet reads as empty."""
+        return self.read_only and not self.path.exists()
+
+    def _require_writable(self) -> None:
+        if self.read_only:
+            raise StoreReadOnlyError(f"the annotation store {self.path} was opened read-only (demo mode). "
+                                     "Fix: run the app in curator mode (KARD_MODE=curator) to save")
+
+    # -- writes -------------------------------------------------------------------------------------
+    def _append(self, correction: Correction, action: str, reverted_from: int | None) -> Revision:
+        def write() -> Revision:
+            with self._db() as db:
+                db.conn.execute("BEGIN IMMEDIATE")  # take the write lock before reading the last revision
+                try:
+                    last = db.execute(f"SELECT MAX(revision) FROM {TABLE} WHERE item_id = ?",
+                                      [correction.item_id]).fetchone()[0]
+                    row = _row(correction, (last or 0) + 1, action, reverted_from)
+                    cursor = db.conn.execute(_INSERT, [row.get(name) for name in _COLUMNS])
+                    stored = db.execute(f"SELECT * FROM {TABLE} WHERE id = ?", [cursor.lastrowid])
+                    names = [d[0] for d in stored.description]
+                    result = _revision(dict(zip(names, stored.fetchone())))
+                    db.conn.execute("COMMIT")
+                except BaseException:
+                    db.rollback()
+                    raise
+                return result
+
+        return self._with_retry(write)
+
+    def save(self, correction: Correction) -> Revision:
+        """Store `correction` as the item's next revision."""
+        self._require_writable()
+        _validate(correction)
+        return self._append(correction, "save", None)
+
+    def revert(self, item_id: str, revision: int, curator: str) -> Revision:
+        """Make revision `revision` of `item_id` current again, as a new revision by `curator`."""
+        self._require_writable()
+        old = next((r for r in self.history(item_id) if r.revision == int(revision)), None)
+        if old is None:
+            raise DataError(f"item {item_id!r} has no revision {revision}",
+                            fix="pick a revision number from the item's history")
+        return self._append(replace(old.correction, curator=curator), "revert", old.revision)
+
+    # -- reads --------------------------------------------------------------------------------------
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Revision]:
+        def read() -> list[Revision]:
+            if self._missing():
+                return []
+            with self._db() as db:
+                if TABLE not in db.table_names():
+                    return []
+                return [_revision(row) for row in db.query(sql, list(params))]
+
+        return self._with_retry(read)
+
+    def history(self, item_id: str) -> list[Revision]:
+        """Every revision of one item, oldest first."""
+        return self._rows(f"SELECT * FROM {TABLE} WHERE item_id = ? ORDER BY revision", [item_id])
+
+    def get(self, item_id: str) -> Revision | None:
+        """The current (latest) revision of one item, or None."""
+        rows = self.history(item_id)
+        return rows[-1] if rows else None
+
+    def latest(self, *, tag: str | None = None, curator: str | None = None,
+               disagreements_first: bool = False, limit: int | None = None) -> list[Revision]:
+        """The current revision of every item, newest first (disagreements first when asked).
+
+        `tag` keeps items whose current revision carries that error tag; `curator` those whose
+        current revision was saved by that curator.
+        """
+        sql = (f"SELECT r.* FROM {TABLE} r JOIN (SELECT item_id, MAX(revision) AS top FROM {TABLE} "
+               "GROUP BY item_id) last ON r.item_id = last.item_id AND r.revision = last.top")
+        where, params = [], []
+        if curator:
+            where.append("r.curator = ?")
+            params.append(curator)
+        if tag:
+            where.append("EXISTS (SELECT 1 FROM json_each(r.tags) WHERE json_each.value = ?)")
+            params.append(tag)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY " + ("r.disagreement DESC, " if disagreements_first else "") + "r.id DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return self._rows(sql, params)
+
+    def curators(self) -> list[str]:
+        def read() -> list[str]:
+            if self._missing():
+                return []
+            with self._db() as db:
+                if TABLE not in db.table_names():
+                    return []
+                return [r["curator"] for r in db.query(f"SELECT DISTINCT curator FROM {TABLE} ORDER BY curator")]
+
+        return self._with_retry(read)
+
+    def count(self) -> int:
+        """Number of stored revisions (all items, all revisions)."""
+        def read() -> int:
+            if self._missing():
+                return 0
+            with self._db() as db:
+                return db[TABLE].count if TABLE in db.table_names() else 0
+
+        return self._with_retry(read)
+
