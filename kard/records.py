@@ -68,6 +68,7 @@ class Question:
     rationale: str | None = None
     rationale_source: str | None = None
     facts: tuple[str, ...] = ()
+    meta: Mapping[str, str] = field(default_factory=dict)  # source extras, e.g. StrategyQA term/description
 
     @property
     def letters(self) -> tuple[str, ...]:
