@@ -1,0 +1,226 @@
+"""HTML views of KARD records for the app: pure functions from data to escaped HTML strings.
+
+Every text that comes from passages, models or annotations is untrusted: it goes through
+`html.escape` before it reaches the page, and highlighting or diff markup is added only around
+escaped pieces. Nothing here imports gradio, so the views are tested as plain strings.
+"""
+
+from __future__ import annotations
+
+import difflib
+import html
+import re
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
+
+from kard.records import Hit, Timings
+
+if TYPE_CHECKING:
+    from kard.annotations import Revision
+
+_WORD = re.compile(r"[A-Za-z0-9]+(?:['-][A-Za-z0-9]+)*")
+_TOKENS = re.compile(r"\s+|[^\s]+")
+STOPWORDS = frozenset(
+    "a an and are as at be been but by can do does for from had has have he her his how i if in into is it "
+    "its may most of on or she should that the their them then there these they this to was were what "
+    "when where which who whom why will with would you your following likely".split()
+)
+
+
+def esc(text: object) -> str:
+    """Escape any value for HTML text or attribute context."""
+    return html.escape("" if text is None else str(text), quote=True)
+
+
+# -- query terms -------------------------------------------------------------------------------------
+def query_terms(text: str, min_length: int = 3) -> list[str]:
+    """Lower-cased content words of a question, first occurrence order, no stopwords."""
+    seen: dict[str, None] = {}
+    for word in _WORD.findall(text.lower()):
+        if len(word) >= min_length and word not in STOPWORDS:
+            seen.setdefault(word, None)
+    return list(seen)
+
+
+def highlight(text: str, terms: Iterable[str]) -> str:
+    """Escaped `text` with each whole-word, case-insensitive match of `terms` wrapped in <mark>."""
+    terms = sorted({t for t in terms if t}, key=len, reverse=True)
+    if not terms:
+        return esc(text)
+    pattern = re.compile(r"\b(" + "|".join(re.escape(t) for t in terms) + r")\b", re.IGNORECASE)
+    out, last = [], 0
+    for match in pattern.finditer(text):
+        out.append(esc(text[last:match.start()]))
+        out.append(f"<mark>{esc(match.group(0))}</mark>")
+        last = match.end()
+    out.append(esc(text[last:]))
+    return "".join(out)
+
+
+# -- rerank panel ------------------------------------------------------------------------------------
+def _move(hit: Hit) -> str:
+    if hit.rerank_rank is None:
+        return ""
+    delta = hit.bm25_rank - hit.rerank_rank
+    if delta > 0:
+        return f'<span class="kard-up" title="up {delta} from BM25">&#9650;{delta}</span>'
+    if delta < 0:
+        return f'<span class="kard-down" title="down {-delta} from BM25">&#9660;{-delta}</span>'
+    return '<span class="kard-same" title="same rank">=</span>'
+
+
+def _score(value: float | None) -> str:
+    return "&ndash;" if value is None else f"{value:.2f}"
+
+
+def rerank_panel(candidates: Sequence[Hit], used_ids: Sequence[str], question: str, *,
+                 reranker_name: str | None = None, max_rows: int = 12) -> str:
+    """Candidate passages in the order the student saw them, with both rankings and the top-k cut.
+
+    `candidates` are in final order (reranked when a reranker ran); `used_ids` are the passages
+    sent to the student. Rows after the last used passage sit below a visible cut line.
+    """
+    if not candidates:
+        return '<div class="kard-panel kard-empty">No passage matched the question\'s words.</div>'
+    terms = query_terms(question)
+    reranked = reranker_name is not None and any(h.rerank_rank is not None for h in candidates)
+    header = (f"Reranked by <b>{esc(reranker_name)}</b>" if reranked else
+              "<b>BM25 only, no reranker loaded</b> (set KARD_RERANKER or --reranker to a trained reranker)")
+    columns = ["#", "BM25 rank", "BM25 score"] + (["reranker rank", "reranker score", "move"] if reranked else [])
+    rows = []
+    used = set(used_ids)
+    k = len(used)
+    for position, hit in enumerate(candidates[:max_rows], start=1):
+        cells = [str(position), str(hit.bm25_rank), _score(hit.bm25_score)]
+        if reranked:
+            cells += [esc(hit.rerank_rank) if hit.rerank_rank else "&ndash;", _score(hit.rerank_score), _move(hit)]
+        p = hit.passage
+        body = (f'<div class="kard-title">{highlight(p.title, terms)}</div>' if p.title else "") + \
+               f'<div class="kard-text">{highlight(p.text, terms)}</div>'
+        css = "kard-used" if p.id in used else "kard-unused"
+        rows.append(f'<tr class="{css}" data-passage-id="{esc(p.id)}">' +
+                    "".join(f'<td class="kard-num">{c}</td>' for c in cells) + f"<td>{body}</td></tr>")
+        if position == k and len(candidates) > k:
+            rows.append(f'<tr class="kard-cut"><td colspan="{len(cells) + 1}">&#9986; top-{k} above this line '
+                        "went to the student</td></tr>")
+    more = len(candidates) - max_rows
+    footer = f'<div class="kard-more">{more} more candidates not shown</div>' if more > 0 else ""
+    head = "".join(f"<th>{c}</th>" for c in columns) + "<th>passage</th>"
+    return (f'<div class="kard-panel"><div class="kard-panel-head">{header} &middot; {len(candidates)} candidates '
+            f'&middot; top-{k} used &middot; question terms <mark>highlighted</mark></div>'
+            f'<table class="kard-rerank"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+            f"{footer}</div>")
+
+
+# -- diff --------------------------------------------------------------------------------------------
+def word_diff(old: str, new: str) -> str:
+    """Word-level diff of two texts: removed words in <del>, added ones in <ins>, all escaped."""
+    a, b = _TOKENS.findall(old or ""), _TOKENS.findall(new or "")
+    out = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if op == "equal":
+            out.append(esc("".join(a[i1:i2])))
+            continue
+        if op in ("delete", "replace"):
+            out.append(f"<del>{esc(''.join(a[i1:i2]))}</del>")
+        if op in ("insert", "replace"):
+            out.append(f"<ins>{esc(''.join(b[j1:j2]))}</ins>")
+    return f'<div class="kard-diff">{"".join(out)}</div>'
+
+
+def diff_panel(old: str, new: str, old_label: str, new_label: str) -> str:
+    if not (old or "").strip() or not (new or "").strip():
+        return '<div class="kard-diff kard-empty">Nothing to compare yet.</div>'
+    ratio = difflib.SequenceMatcher(None, old.split(), new.split(), autojunk=False).ratio()
+    return (f'<div class="kard-diff-head"><del>{esc(old_label)}</del> &rarr; <ins>{esc(new_label)}</ins> '
+            f"&middot; {ratio:.0%} of words shared</div>" + word_diff(old, new))
+
+
+# -- answers, timings, cards -------------------------------------------------------------------------
+def answer_badge(answer: str | None, gold: str | None, options: Mapping[str, str]) -> str:
+    """The answer with a badge: matches gold / does not / no gold / no answer."""
+    if answer is None:
+        return '<span class="kard-badge kard-bad">no answer found</span>'
+    text = f"{esc(answer)}. {esc(options.get(answer, '?'))}"
+    if gold is None:
+        return f'<span class="kard-badge kard-nogold" title="no gold answer for this question">{text} &middot; no gold</span>'
+    if answer == gold:
+        return f'<span class="kard-badge kard-ok">{text} &#10003; matches gold</span>'
+    return (f'<span class="kard-badge kard-bad">{text} &#10007; gold is {esc(gold)}. '
+            f"{esc(options.get(gold, '?'))}</span>")
+
+
+def timing_line(timings: Timings | None, tokens_out: int = 0, model: str = "") -> str:
+    """'model · first token 0.41 s · total 3.20 s · 38.1 tokens/s' from whatever was measured."""
+    parts = [f"<b>{esc(model)}</b>"] if model else []
+    if timings is not None:
+        if timings.first_token_s is not None:
+            parts.append(f"first token {timings.first_token_s:.2f} s")
+        if timings.total_s:
+            parts.append(f"total {timings.total_s:.2f} s")
+        if tokens_out and timings.generation_s:
+            parts.append(f"{tokens_out / timings.generation_s:.1f} tokens/s")
+    return f'<div class="kard-timing">{" &middot; ".join(parts)}</div>'
+
+
+def rationale_card(role: str, source: str, text: str, *, answer_html: str = "", timing_html: str = "",
+                   note: str = "", streaming: bool = False) -> str:
+    """A column of the teacher-vs-student view: who wrote it, the rationale, the answer badge, timings."""
+    cursor = '<span class="kard-cursor">&#9612;</span>' if streaming else ""
+    body = esc(text) + cursor if (text or streaming) else f'<span class="kard-muted">{esc(note) or "&nbsp;"}</span>'
+    return (f'<div class="kard-card kard-{esc(role.lower())}"><div class="kard-card-head"><b>{esc(role)}</b> '
+            f'<span class="kard-source">{esc(source)}</span></div><div class="kard-rationale">{body}</div>'
+            f'<div class="kard-answer">{answer_html}</div>{timing_html}</div>')
+
+
+def message(text: str, kind: str = "info") -> str:
+    """A status line ('info', 'warn' or 'error'), escaped."""
+    return f'<div class="kard-msg kard-msg-{esc(kind)}">{esc(text)}</div>'
+
+
+# -- history -----------------------------------------------------------------------------------------
+def history_panel(revisions: Sequence["Revision"]) -> str:
+    """The revisions of one item, newest first, each with its diff against the one before."""
+    if not revisions:
+        return '<div class="kard-empty">No saved revisions for this item yet.</div>'
+    items = []
+    previous = ""
+    for rev in revisions:
+        c = rev.correction
+        action = f"reverted to r{rev.reverted_from}" if rev.action == "revert" else "saved"
+        tags = ", ".join(c.tags) or "no tags"
+        meta = (f"<b>r{rev.revision}</b> {esc(action)} by <b>{esc(c.curator)}</b> at {esc(rev.created_at)} "
+                f"&middot; answer {esc(c.answer)} &middot; rating {esc(c.rating or '-')} &middot; {esc(tags)}")
+        note = f'<div class="kard-note">{esc(c.note)}</div>' if c.note else ""
+        items.append(f'<li class="kard-rev"><div>{meta}</div>{note}{word_diff(previous, c.rationale)}</li>')
+        previous = c.rationale
+    return f'<ol class="kard-history" reversed>{"".join(reversed(items))}</ol>'
+
+
+CSS = """
+.kard-panel-head, .kard-diff-head { font-size: 0.9em; margin-bottom: 6px; color: var(--body-text-color-subdued); }
+table.kard-rerank { width: 100%; border-collapse: collapse; font-size: 0.9em; }
+table.kard-rerank th { text-align: left; border-bottom: 2px solid var(--border-color-primary); padding: 4px 6px; white-space: nowrap; }
+table.kard-rerank td { border-bottom: 1px solid var(--border-color-primary); padding: 4px 6px; vertical-align: top; }
+td.kard-num { white-space: nowrap; text-align: right; font-variant-numeric: tabular-nums; }
+tr.kard-used { background: var(--color-accent-soft); }
+tr.kard-unused { opacity: 0.75; }
+tr.kard-cut td { border-top: 2px dashed var(--color-accent); color: var(--color-accent); font-size: 0.85em; text-align: center; }
+.kard-title { font-weight: 600; }
+.kard-up { color: #15803d; font-weight: 600; } .kard-down { color: #b91c1c; font-weight: 600; } .kard-same { color: #6b7280; }
+.kard-more, .kard-muted, .kard-empty { color: var(--body-text-color-subdued); font-size: 0.9em; }
+mark { background: #fde68a; color: inherit; padding: 0 1px; border-radius: 2px; }
+.kard-diff { white-space: pre-wrap; line-height: 1.5; }
+.kard-diff del, .kard-diff-head del { background: #fee2e2; color: #991b1b; text-decoration: line-through; }
+.kard-diff ins, .kard-diff-head ins { background: #dcfce7; color: #166534; text-decoration: none; }
+.kard-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 10px 12px; min-height: 160px; }
+.kard-card-head { margin-bottom: 6px; } .kard-source { color: var(--body-text-color-subdued); font-size: 0.85em; margin-left: 6px; }
+.kard-rationale { white-space: pre-wrap; line-height: 1.5; min-height: 80px; }
+.kard-answer { margin-top: 8px; } .kard-timing { margin-top: 6px; font-size: 0.85em; color: var(--body-text-color-subdued); }
+.kard-badge { display: inline-block; padding: 2px 8px; border-radius: 10px; font-size: 0.9em; }
+.kard-ok { background: #dcfce7; color: #166534; } .kard-bad { background: #fee2e2; color: #991b1b; }
+.kard-nogold { background: #e5e7eb; color: #374151; }
+.kard-msg { padding: 6px 10px; border-radius: 6px; } .kard-msg-info { background: var(--color-accent-soft); }
+.kard-msg-warn { background: #fef3c7; color: #92400e; } .kard-msg-error { background: #fee2e2; color: #991b1b; }
+.kard-history { padding-left: 1.2em; } .kard-rev { margin-bottom: 10px; } .kard-note { font-style: italic; }
+.kard-cursor { animation: kard-blink 1s steps(1) infinite; } @keyframes kard-blink { 50% { opacity: 0; } }
+"""
