@@ -1,0 +1,559 @@
+"""The teacher: rationales from any OpenAI-compatible chat server, cached, gold-filtered and resumable.
+
+`Teacher(config)` talks to OpenAI or any compatible server (vLLM, llama.cpp, Ollama, ...) through the
+`openai` client only; its own `max_retries` (exponential backoff on 429 and 5xx, honouring Retry-After)
+and `timeout` do the retrying. Failures become `TeacherError`s whose messages say what to fix.
+
+Several samples per question: one request with `n=k` for the k samples a question still misses. A
+server that ignores `n` (llama.cpp, Ollama return one choice) or refuses it (HTTP 400) is noticed on
+the first such request; the missing samples are then asked one request each, and later questions skip
+`n` altogether. With `n`, the prompt is paid once per question instead of once per sample, which is
+most of the cost with a few-shot prompt.
+
+The API key goes to the client and nowhere else: not to logs, messages, the cache or outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
+
+from kard.config import TeacherConfig, cache_dir, teacher_api_key
+from kard.errors import ConfigError, DataError, KardError
+from kard.prompts import parse_answer
+from kard.records import Question, Rationale
+from kard.teacher_cache import CachedSample, CacheKey, TeacherCache
+from kard.teacher_prompts import Mode, build_messages, prompt_fingerprint, prompt_version
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CACHE = object()
+"""Sentinel: the cache file under `kard.config.cache_dir()`."""
+
+NO_KEY_PLACEHOLDER = "no-key"
+"""Sent to a custom base URL when OPENAI_API_KEY is unset: local servers usually ignore the key."""
+
+WRONG_ANSWER, NO_ANSWER, ERROR = "wrong answer", "no answer", "error"
+
+
+def default_cache_path() -> Path:
+    return cache_dir() / "teacher_cache.sqlite"
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+class TeacherError(KardError):
+    """A teacher request failed."""
+
+
+class TeacherAuthError(TeacherError):
+    """The server refused the key (401/403). Fatal for a job."""
+
+
+class TeacherUnreachableError(TeacherError):
+    """No connection to the server. Fatal for a job."""
+
+
+class TeacherRequestError(TeacherError):
+    """The server refused the request itself (400/404/422: model name, parameters). Fatal for a job."""
+
+
+class TeacherRateLimitError(TeacherError):
+    """Still rate limited (429) after the retries."""
+
+
+class TeacherServerError(TeacherError):
+    """Still failing (5xx) after the retries."""
+
+
+class TeacherTimeoutError(TeacherError):
+    """No reply within the timeout, retries included."""
+
+
+FATAL_ERRORS = (TeacherAuthError, TeacherUnreachableError, TeacherRequestError)
+"""Errors that would hit every question alike: a job stops on them instead of trying each question."""
+
+
+def translate_error(error: Exception, *, where: str, model: str, config: TeacherConfig, secret: str | None) -> TeacherError:
+    """An `openai` exception as a `TeacherError` whose message names the problem and the fix."""
+    import openai
+
+    retries = f"{config.max_retries} retr{'y' if config.max_retries == 1 else 'ies'}"
+    resume = "finished samples are cached, so rerunning the same job resumes where it stopped"
+    detail = _redact(_server_message(error), secret)
+    if isinstance(error, openai.AuthenticationError):
+        return TeacherAuthError(f"the teacher server at {where} rejected the API key (HTTP 401). Fix: check OPENAI_API_KEY")
+    if isinstance(error, openai.PermissionDeniedError):
+        return TeacherAuthError(
+            f"the API key may not use model {model!r} at {where} (HTTP 403: {detail}). Fix: check OPENAI_API_KEY and --model"
+        )
+    if isinstance(error, openai.RateLimitError):
+        return TeacherRateLimitError(
+            f"still rate limited by {where} (HTTP 429) after {retries}: {detail}. "
+            f"Fix: lower --concurrency or wait and rerun; {resume}"
+        )
+    if isinstance(error, openai.InternalServerError):
+        return TeacherServerError(
+            f"the teacher server at {where} kept failing (HTTP {error.status_code}) after {retries}: {detail}. "
+            f"Fix: check the server's logs and rerun later; {resume}"
+        )
+    if isinstance(error, openai.APITimeoutError):
+        return TeacherTimeoutError(
+            f"no reply from {where} within {config.timeout_s:g} s ({retries}). "
+            f"Fix: raise the timeout (--timeout) or lower --concurrency; {resume}"
+        )
+    if isinstance(error, openai.APIConnectionError):
+        return TeacherUnreachableError(
+            f"could not connect to the teacher server at {where}. Fix: is the server at {where} running? "
+            "Set OPENAI_BASE_URL or --base-url to its address"
+        )
+    if isinstance(error, openai.NotFoundError):
+        return TeacherRequestError(
+            f"model {model!r} or the chat endpoint was not found at {where} (HTTP 404: {detail}). "
+            "Fix: check --model (KARD_TEACHER_MODEL) and that the base URL ends in /v1"
+        )
+    if isinstance(error, openai.APIStatusError):
+        return TeacherRequestError(
+            f"the teacher server at {where} refused the request (HTTP {error.status_code}: {detail}). "
+            "Fix: check --model and the sampling settings against what the server supports"
+        )
+    return TeacherError(f"the teacher request to {where} failed: {_redact(str(error), secret)}. Fix: check the server and rerun")
+
+
+def _server_message(error: Exception) -> str:
+    body = getattr(error, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        message = inner.get("message") if isinstance(inner, dict) else inner
+        if message:
+            return str(message)[:300]
+    return str(getattr(error, "message", error))[:300]
+
+
+def _redact(text: str, secret: str | None) -> str:
+    return text.replace(secret, "***") if secret else text
+
+
+# ----------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Requests made and tokens paid (cache hits cost nothing and are not counted)."""
+
+    requests: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+    def __add__(self, other: "Usage") -> "Usage":
+        return Usage(self.requests + other.requests, self.tokens_in + other.tokens_in, self.tokens_out + other.tokens_out)
+
+    def __sub__(self, other: "Usage") -> "Usage":
+        return Usage(self.requests - other.requests, self.tokens_in - other.tokens_in, self.tokens_out - other.tokens_out)
+
+
+def cost_usd(usage: Usage, config: TeacherConfig) -> float | None:
+    """What `usage` cost at the configured prices, or None when no price is configured."""
+    if config.price_in_per_mtok is None and config.price_out_per_mtok is None:
+        return None
+    return (usage.tokens_in * (config.price_in_per_mtok or 0.0) + usage.tokens_out * (config.price_out_per_mtok or 0.0)) / 1e6
+
+
+@dataclass(frozen=True)
+class QuestionOutcome:
+    """The samples of one question, how many came from the cache, and what fetching the rest cost."""
+
+    question_id: str
+    rationales: tuple[Rationale, ...]
+    cached: int
+    usage: Usage = Usage()
+
+
+@dataclass(frozen=True)
+class TeachReport:
+    """What a `teach` job got: kept rationales, dropped ones with reasons, errors, tokens and cost."""
+
+    questions: int
+    samples_per_question: int
+    kept: tuple[Rationale, ...]
+    rejected: tuple[Rationale, ...]  # parsed but dropped by the gold filter (wrong or no answer)
+    dropped: Mapping[str, int]  # reason -> samples: "wrong answer", "no answer", "error"
+    errors: tuple[tuple[str, str], ...]  # (question id, message) for questions given up on
+    cached: int  # samples served from the cache
+    usage: Usage  # requests and tokens paid by this run
+    cost_usd: float | None
+    stopped: str | None = None  # set when a fatal error (bad key, no server) ended the job early
+
+    @property
+    def samples(self) -> int:
+        return self.questions * self.samples_per_question
+
+    def summary(self) -> str:
+        dropped = ", ".join(f"{count} {reason}" for reason, count in self.dropped.items() if count) or "none"
+        cost = "" if self.cost_usd is None else f", cost ${self.cost_usd:.4f}"
+        return (
+            f"{self.questions} questions x {self.samples_per_question} samples: kept {len(self.kept)}, "
+            f"dropped {dropped}; {self.cached} from cache, {self.usage.requests} requests, "
+            f"{self.usage.tokens_in} tokens in / {self.usage.tokens_out} out{cost}"
+        )
+
+
+def drop_reason(rationale: Rationale, question: Question) -> str | None:
+    """Why the gold filter drops a rationale ("no answer", "wrong answer"), or None to keep it."""
+    if rationale.answer is None:
+        return NO_ANSWER
+    if rationale.answer != question.answer:
+        return WRONG_ANSWER
+    return None
+
+
+def keep_correct(rationales: Iterable[Rationale], question: Question) -> list[Rationale]:
+    """The rationales whose final answer matches the question's gold answer."""
+    return [r for r in rationales if drop_reason(r, question) is None]
+
+
+# ----------------------------------------------------------------------------- the teacher
+
+
+@dataclass
+class _Request:
+    """One question's prompt, as sent and as keyed in the cache."""
+
+    question: Question
+    mode: Mode
+    messages: list[dict[str, str]] = field(default_factory=list)
+    sha: str = ""
+
+    def key(self, model: str, index: int) -> CacheKey:
+        return CacheKey(model, prompt_version(self.mode), self.question.id, index)
+
+
+class Teacher:
+    """An LLM teacher behind an OpenAI-compatible API, with a SQLite cache in front of it.
+
+    `cache_path`: a file (default: under `kard.config.cache_dir()`), or None for an in-memory cache.
+    `api_key`: defaults to $OPENAI_API_KEY. `client`: an `openai.OpenAI` to use instead of building one.
+    """
+
+    def __init__(
+        self,
+        config: TeacherConfig | None = None,
+        cache_path: str | Path | None | object = DEFAULT_CACHE,
+        *,
+        api_key: str | None = None,
+        client: object | None = None,
+    ):
+        self.config = config or TeacherConfig.from_env()
+        _check_config(self.config)
+        self._client = client or _make_client(self.config, api_key or teacher_api_key())
+        self.cache = TeacherCache(default_cache_path() if cache_path is DEFAULT_CACHE else cache_path)  # type: ignore[arg-type]
+        self.where = str(getattr(self._client, "base_url", self.config.base_url or "the default endpoint")).rstrip("/")
+        self.usage = Usage()
+        self._n_supported: bool | None = None  # learnt on the first request that asks for n > 1
+        self._lock = threading.Lock()
+
+    @property
+    def model(self) -> str:
+        return self.config.model
+
+    def source(self, mode: Mode) -> str:
+        """How rationales from this teacher are labelled, e.g. 'gpt-4o-mini (teacher-v1/rationalize)'."""
+        return f"{self.model} ({prompt_version(mode)})"
+
+    def close(self) -> None:
+        self.cache.close()
+        close = getattr(self._client, "close", None)
+        if close:
+            close()
+
+    def __enter__(self) -> "Teacher":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --------------------------------------------------------------- public modes
+
+    def rationalize(self, question: Question, n: int | None = None) -> list[Rationale]:
+        """`n` (default: config.samples) explanations of the gold answer, parsed, all kept (filter with
+        `keep_correct`). Cached samples are reused; only the missing ones are requested."""
+        return list(self._run(question, "rationalize", n or self.config.samples).rationales)
+
+    def answer(self, question: Question) -> Rationale:
+        """The teacher's own answer, gold hidden (for comparing with the student)."""
+        return self._run(question, "answer", 1).rationales[0]
+
+    def stream_answer(self, question: Question) -> Iterator[str]:
+        """The answer-mode reply as text chunks while it is generated (`stream=True`).
+
+        A cached reply comes back as one chunk. The full reply is cached when the stream ends.
+        """
+        request = self._prepare(question, "answer")
+        key = request.key(self.model, 0)
+        cached = self.cache.get(key)
+        if cached is not None and cached.prompt_sha == request.sha:
+            yield cached.text
+            return
+        pieces: list[str] = []
+        usage = Usage(requests=1)
+        finish: str | None = None
+        try:
+            stream = self._client.chat.completions.create(  # type: ignore[attr-defined]
+                model=self.model,
+                messages=request.messages,
+                temperature=self.config.answer_temperature,
+                max_tokens=self.config.max_tokens,
+                stream=True,
+            )
+            for chunk in stream:
+                if getattr(chunk, "usage", None):
+                    usage = Usage(1, chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
+                for choice in chunk.choices or ():
+                    finish = choice.finish_reason or finish
+                    text = choice.delta.content if choice.delta else None
+                    if text:
+                        pieces.append(text)
+                        yield text
+        except Exception as error:  # noqa: BLE001 - every client failure becomes a TeacherError
+            raise self._translate(error) from None
+        self._add_usage(usage)
+        sample = CachedSample("".join(pieces), request.sha, finish, usage.tokens_in, usage.tokens_out, self.config.answer_temperature)
+        self.cache.put(key, sample)
+
+    def teach(
+        self,
+        questions: Sequence[Question],
+        n: int | None = None,
+        *,
+        progress: Callable[[QuestionOutcome | None], None] | None = None,
+    ) -> TeachReport:
+        """Rationalize every question with `n` samples, `config.concurrency` questions at a time.
+
+        Keeps the samples whose answer matches the gold one. A question that still fails after the
+        retries (429, 5xx, timeout) is given up and reported; the job goes on. A bad key, an unreachable
+        server or a refused request stops the job (every question would fail alike); what finished is
+        in the cache and in the report. `progress` is called once per finished question (None on error).
+        """
+        n = n or self.config.samples
+        _check_questions(questions)
+        outcomes: dict[str, QuestionOutcome] = {}
+        errors: list[tuple[str, str]] = []
+        stopped: str | None = None
+        by_id = {q.id: q for q in questions}
+        usage_before = self.usage
+        pool = ThreadPoolExecutor(max_workers=max(1, self.config.concurrency), thread_name_prefix="kard-teacher")
+        futures: dict[Future, str] = {}
+        try:
+            futures = {pool.submit(self._run, q, "rationalize", n): q.id for q in questions}
+            pending = set(futures)
+            while pending and stopped is None:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    qid = futures[future]
+                    try:
+                        outcomes[qid] = future.result()
+                    except FATAL_ERRORS as error:
+                        stopped = str(error)
+                        errors.append((qid, str(error)))
+                    except TeacherError as error:
+                        log.warning("gave up on question %s: %s", qid, error)
+                        errors.append((qid, str(error)))
+                    if progress:
+                        progress(outcomes.get(qid))
+        finally:
+            for future in futures:
+                future.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+        if stopped:
+            log.error("teach job stopped: %s", stopped)
+        return self._report(questions, by_id, n, outcomes, errors, stopped, self.usage - usage_before)
+
+    # --------------------------------------------------------------- internals
+
+    def _report(self, questions, by_id, n, outcomes, errors, stopped, usage: Usage) -> TeachReport:
+        """Tally the outcomes; `usage` is what this job paid, failed questions' partial replies included."""
+        kept: list[Rationale] = []
+        rejected: list[Rationale] = []
+        dropped = {WRONG_ANSWER: 0, NO_ANSWER: 0, ERROR: 0}
+        cached = 0
+        for question in questions:
+            outcome = outcomes.get(question.id)
+            if outcome is None:
+                dropped[ERROR] += n
+                continue
+            cached += outcome.cached
+            for rationale in outcome.rationales:
+                reason = drop_reason(rationale, by_id[question.id])
+                if reason is None:
+                    kept.append(rationale)
+                else:
+                    dropped[reason] += 1
+                    rejected.append(rationale)
+        return TeachReport(
+            questions=len(questions),
+            samples_per_question=n,
+            kept=tuple(kept),
+            rejected=tuple(rejected),
+            dropped=dropped,
+            errors=tuple(errors),
+            cached=cached,
+            usage=usage,
+            cost_usd=cost_usd(usage, self.config),
+            stopped=stopped,
+        )
+
+    def _prepare(self, question: Question, mode: Mode) -> _Request:
+        messages = build_messages(question, mode)
+        return _Request(question, mode, messages, prompt_fingerprint(messages))
+
+    def _run(self, question: Question, mode: Mode, n: int) -> QuestionOutcome:
+        """Samples 0..n-1 of one question: cached ones reused, missing ones requested and cached as
+        each reply arrives (a question that fails half-way keeps what it got)."""
+        if n < 1:
+            raise ConfigError(f"the number of samples must be at least 1, got {n}. Fix: pass --n 1 or more")
+        request = self._prepare(question, mode)
+        found = self.cache.get_many(self.model, prompt_version(mode), question.id, range(n))
+        samples = {i: s for i, s in found.items() if s.prompt_sha == request.sha}
+        missing = [i for i in range(n) if i not in samples]
+        usage = Usage()
+        temperature = self.config.temperature if mode == "rationalize" else self.config.answer_temperature
+        slots = iter(missing)
+        for batch, spent in self._complete(request, len(missing), temperature):
+            usage = usage + spent
+            self._add_usage(spent)
+            for sample, index in zip(batch, slots):  # batch first: zip must not consume a slot it cannot fill
+                self.cache.put(request.key(self.model, index), sample)
+                samples[index] = sample
+        rationales = tuple(self._parse(question, mode, i, samples[i]) for i in range(n))
+        return QuestionOutcome(question.id, rationales, cached=n - len(missing), usage=usage)
+
+    def _parse(self, question: Question, mode: Mode, index: int, sample: CachedSample) -> Rationale:
+        text, letter = parse_answer(sample.text, question.letters)
+        return Rationale(question.id, text, letter, self.source(mode), index)
+
+    def _complete(self, request: _Request, k: int, temperature: float) -> Iterator[tuple[list[CachedSample], Usage]]:
+        """k fresh samples, a batch per request: one request with n=k where the server honours n,
+        else (or for what a short reply left missing) one request per sample."""
+        got = 0
+        if k > 1 and self._n_supported is not False:
+            try:
+                batch, spent = self._call(request, k, temperature)
+            except TeacherRequestError:
+                if self._n_supported:
+                    raise
+                self._learn_n_support(False)
+            else:
+                self._learn_n_support(len(batch) >= k)
+                got += len(batch)
+                yield batch, spent
+        while got < k:
+            batch, spent = self._call(request, 1, temperature)
+            got += len(batch[:1])
+            yield batch[:1], spent
+
+    def _learn_n_support(self, honoured: bool) -> None:
+        with self._lock:
+            if self._n_supported is None and not honoured:
+                log.info("the server at %s does not return n choices per request; asking one sample per request", self.where)
+            self._n_supported = honoured if self._n_supported is None else self._n_supported and honoured
+
+    def _call(self, request: _Request, n: int, temperature: float) -> tuple[list[CachedSample], Usage]:
+        options: dict[str, object] = {"n": n} if n > 1 else {}
+        try:
+            response = self._client.chat.completions.create(  # type: ignore[attr-defined]
+                model=self.model,
+                messages=request.messages,
+                temperature=temperature,
+                max_tokens=self.config.max_tokens,
+                **options,
+            )
+        except Exception as error:  # noqa: BLE001 - every client failure becomes a TeacherError
+            raise self._translate(error) from None
+        choices = sorted(response.choices or [], key=lambda c: c.index or 0)[:n]
+        tokens_in = (response.usage.prompt_tokens or 0) if response.usage else 0
+        tokens_out = (response.usage.completion_tokens or 0) if response.usage else 0
+        shares = _split(tokens_out, len(choices))
+        samples = [
+            CachedSample(
+                text=(choice.message.content if choice.message else None) or "",
+                prompt_sha=request.sha,
+                finish_reason=choice.finish_reason,
+                tokens_in=tokens_in if i == 0 else 0,
+                tokens_out=shares[i],
+                temperature=temperature,
+            )
+            for i, choice in enumerate(choices)
+        ]
+        if not samples:
+            raise TeacherServerError(f"the teacher server at {self.where} returned no choices. Fix: check the server and the model name")
+        return samples, Usage(1, tokens_in, tokens_out)
+
+    def _translate(self, error: Exception) -> TeacherError:
+        if isinstance(error, TeacherError):
+            return error
+        secret = getattr(self._client, "api_key", None)
+        return translate_error(error, where=self.where, model=self.model, config=self.config, secret=secret if isinstance(secret, str) else None)
+
+    def _add_usage(self, usage: Usage) -> None:
+        with self._lock:
+            self.usage = self.usage + usage
+
+
+def _split(total: int, parts: int) -> list[int]:
+    """`total` tokens shared out over `parts` samples, the remainder on the first."""
+    if parts <= 0:
+        return []
+    share = [total // parts] * parts
+    share[0] += total - sum(share)
+    return share
+
+
+def _make_client(config: TeacherConfig, api_key: str | None) -> object:
+    import openai
+
+    if api_key is None:
+        if config.base_url is None:
+            raise ConfigError(
+                "no API key for the teacher. Fix: set OPENAI_API_KEY, or point OPENAI_BASE_URL (--base-url) "
+                "at a local OpenAI-compatible server"
+            )
+        api_key = NO_KEY_PLACEHOLDER
+    options: dict[str, object] = {"api_key": api_key, "timeout": config.timeout_s, "max_retries": config.max_retries}
+    if config.base_url:
+        options["base_url"] = config.base_url
+    return openai.OpenAI(**options)
+
+
+def _check_config(config: TeacherConfig) -> None:
+    problems = []
+    if not config.model:
+        problems.append("the model name is empty (set --model or KARD_TEACHER_MODEL)")
+    if config.samples < 1:
+        problems.append(f"samples must be at least 1, got {config.samples}")
+    if config.concurrency < 1:
+        problems.append(f"concurrency must be at least 1, got {config.concurrency}")
+    if config.timeout_s <= 0:
+        problems.append(f"timeout_s must be positive, got {config.timeout_s}")
+    if config.max_retries < 0:
+        problems.append(f"max_retries must be 0 or more, got {config.max_retries}")
+    if problems:
+        raise ConfigError("invalid teacher settings: " + "; ".join(problems) + ". Fix: correct them in TeacherConfig or the command line")
+
+
+def _check_questions(questions: Sequence[Question]) -> None:
+    seen: set[str] = set()
+    for question in questions:
+        if question.id in seen:
+            raise DataError(f"question id {question.id!r} appears twice", fix="give every question a unique id (the cache keys on it)")
+        seen.add(question.id)
+        if question.answer not in question.options:
+            raise DataError(
+                f"question {question.id!r} has no gold answer among its options",
+                fix="the teacher's rationalize mode needs gold answers; drop such questions or use answer mode",
+            )
+
