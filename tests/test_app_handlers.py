@@ -1,0 +1,244 @@
+"""The app's handlers as plain functions, over a scripted pipeline and teacher (no model, no browser)."""
+
+from __future__ import annotations
+
+import pytest
+
+from kard.annotations import AnnotationStore
+from kard.app_handlers import HOW_TO_TEACHER, InputError, Studio, item_from_prediction
+from kard.errors import KardError
+from kard.records import Hit, Passage, Prediction, Question, Rationale, Timings
+
+XSS = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
+QUESTIONS = [
+    Question("q1", "Which vitamin deficiency causes scurvy?", {"A": "Vitamin C", "B": "Vitamin D"}, "A", "demo",
+             "Scurvy is caused by a lack of vitamin C. Answer: A", "written by the KARD Studio authors"),
+    Question("q2", "Which gas do plants absorb?", {"A": "Oxygen", "B": "Carbon dioxide"}, "B", "demo"),
+]
+
+
+class ScriptedPipeline:
+    """Stands in for kard.pipeline.Pipeline: fixed passages, a fixed streamed rationale."""
+
+    def __init__(self, output: str = "Rickets is vitamin D. Answer: B"):
+        self.output = output
+        self.student = type("S", (), {"name": "scripted-student"})()
+        self.reranker = None
+        self.asked: list[Question] = []
+
+    def retrieve(self, question: Question):
+        hits = [Hit(Passage("p1", "Scurvy", "Scurvy is vitamin C deficiency."), 4.0, 1),
+                Hit(Passage("p2", "Evil", XSS), 2.0, 2), Hit(Passage("p3", "Rickets", "Vitamin D."), 1.0, 3)]
+        return hits, hits[:2], Timings(retrieval_s=0.001)
+
+    def stream(self, question: Question):
+        self.asked.append(question)
+        candidates, used, _ = self.retrieve(question)
+        for word in self.output.split(" "):
+            yield word + " "
+        rationale, _, answer = self.output.rpartition(" Answer: ")
+        yield Prediction(question, tuple(candidates), tuple(used), "prompt", self.output, rationale, answer,
+                         timings=Timings(0.001, None, 0.2, 1.0, 1.1), tokens_out=12,
+                         student_name="scripted-student", decoding={"strategy": "greedy", "max_new_tokens": 128})
+
+
+class ScriptedTeacher:
+    def __init__(self, fail: bool = False):
+        self.fail = fail
+        self.config = type("C", (), {"model": "teacher-model"})()
+
+    def answer(self, question: Question) -> Rationale:
+        if self.fail:
+            raise ConnectionError("connection refused")
+        return Rationale(question.id, "Vitamin C prevents scurvy, so A.", "A", "teacher-model")
+
+
+@pytest.fixture
+def store(tmp_path):
+    return AnnotationStore(tmp_path / "a.db")
+
+
+def studio(store, mode="curator", **kw) -> Studio:
+    pipeline = kw.pop("pipeline", ScriptedPipeline())
+    return Studio(lambda: pipeline, store, QUESTIONS, mode=mode, **kw)
+
+
+def asked(s: Studio, qid: str = "q1") -> dict:
+    text, options = s.pick(qid)
+    return s.ask_once(text, options, qid).item
+
+
+def test_pick_fills_text_and_options(store):
+    s = studio(store)
+    assert s.pick("q1") == ("Which vitamin deficiency causes scurvy?", "A. Vitamin C\nB. Vitamin D")
+    assert [v for _, v in s.question_choices()] == ["q1", "q2"]
+    with pytest.raises(InputError, match="unknown question"):
+        s.pick("nope")
+
+
+def test_ask_streams_then_returns_a_full_item(store):
+    s = studio(store)
+    updates = list(s.ask(*s.pick("q1"), "q1"))
+    assert updates[0].item is None and "Loading" in updates[0].status_html
+    streaming = [u for u in updates if "kard-cursor" in u.student_html]
+    assert len(streaming) >= 3  # the rationale grows word by word
+    final = updates[-1]
+    item = final.item
+    assert item["item_id"] == "demo:q1" and item["question"]["answer"] == "A"
+    assert item["student"]["answer"] == "B" and item["used_ids"] == ["p1", "p2"]
+    assert "gold is A" in final.student_html and "first token 0.20 s" in final.student_html
+    assert "BM25 only, no reranker loaded" in final.rerank_html
+    assert "<img" not in final.rerank_html and "&lt;img" in final.rerank_html
+
+
+def test_typed_question_has_no_gold(store):
+    s = studio(store)
+    item = s.ask_once("Which vitamin deficiency causes scurvy?", "A) Vitamin C B) Vitamin D", None).item
+    assert item["question"]["answer"] is None and item["item_id"].startswith("custom:")
+    edited = s.ask_once("Which vitamin deficiency causes SCURVY?", "A) Vitamin C B) Vitamin D", "q1").item
+    assert edited["question"]["id"] == "custom"  # an edited demo question is a new question
+
+
+@pytest.mark.parametrize("text, options, message", [
+    ("", "A) x B) y", "question is empty"),
+    ("x" * 20_000, "A) x B) y", "20,000 characters"),
+    ("What?", "", "No answer options"),
+    ("What?", "just one option", "Could not read the options"),
+])
+def test_bad_questions_give_messages(store, text, options, message):
+    with pytest.raises(InputError, match=message):
+        list(studio(store).ask(text, options))
+
+
+def test_compare_uses_recorded_rationale_without_teacher(store):
+    s = studio(store)
+    c = s.compare(asked(s))
+    assert "recorded · written by the KARD Studio authors" in c.teacher_html
+    assert c.editor_text.startswith("Scurvy is caused") and c.editor_answer == "A"
+    assert "kard-diff" in c.diff_html and c.item["teacher"]["kind"] == "recorded"
+
+
+def test_compare_without_any_teacher_says_how_to_configure(store):
+    s = studio(store)
+    c = s.compare(asked(s, "q2"))
+    assert "OPENAI_BASE_URL" in c.teacher_html and c.item["teacher"] is None
+    assert c.editor_text == "Rickets is vitamin D." and c.editor_source.startswith("student")
+
+
+def test_compare_with_live_teacher(store):
+    s = studio(store, teacher_factory=lambda: ScriptedTeacher())
+    c = s.compare(asked(s, "q2"))
+    assert "live teacher · teacher-model" in c.teacher_html and c.editor_text == "Vitamin C prevents scurvy, so A."
+
+
+def test_unreachable_teacher_warns_and_falls_back(store):
+    s = studio(store, teacher_factory=lambda: ScriptedTeacher(fail=True))
+    c = s.compare(asked(s))
+    assert c.warning and "ConnectionError" in c.warning
+    assert c.item["teacher"]["kind"] == "recorded"
+
+
+def test_save_stores_everything_as_a_revision(store):
+    s = studio(store)
+    item = s.compare(asked(s)).item
+    result = s.save(item, "Scurvy means too little vitamin C.\nAnswer: A", "A", 4, ["wrong knowledge"],
+                    ["relevant", "irrelevant"], "student read rickets", False, "alice",
+                    original="Scurvy is caused by a lack of vitamin C.", original_source="recorded")
+    assert result.saved and result.revision == 1
+    rev = store.get("demo:q1")
+    c = rev.correction
+    assert (c.answer, c.gold_answer, c.student_answer, c.curator, c.rating) == ("A", "A", "B", "alice", 4)
+    assert c.relevance == {"p1": "relevant", "p2": "irrelevant"}
+    assert [(p.id, p.used) for p in c.passages] == [("p1", True), ("p2", True), ("p3", False)]
+    assert c.student_model == "scripted-student" and c.decoding["max_new_tokens"] == 128
+    assert c.teacher_rationale.startswith("Scurvy is caused") and c.original_source == "recorded"
+    assert s.browse()[0][:6] == ["demo:q1", 1, "Which vitamin deficiency causes scurvy?", "B", "A", "A"]
+
+
+def test_save_asks_to_confirm_when_rationale_disagrees(store):
+    s = studio(store)
+    item = asked(s)
+    first = s.save(item, "Vitamin D matters. Answer: B", "A", 3, [], [], "", False, "alice")
+    assert not first.saved and first.needs_confirmation and store.count() == 0
+    second = s.save(item, "Vitamin D matters. Answer: B", "A", 3, [], [], "", True, "alice")
+    assert second.saved and store.count() == 1
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"item": None}, "Ask a question first"),
+    ({"rationale": "  "}, "rationale is empty"),
+    ({"answer": None}, "Choose the correct answer"),
+    ({"curator": None}, "Sign in to save"),
+])
+def test_bad_saves_give_messages(store, kwargs, message):
+    s = studio(store)
+    args = {"item": asked(s), "rationale": "text", "answer": "A", "rating": 3, "tags": [], "marks": [],
+            "note": "", "confirmed": False, "curator": "alice"}
+    args.update(kwargs)
+    with pytest.raises(InputError, match=message):
+        s.save(**args)
+
+
+def test_demo_mode_is_read_only(store):
+    s = studio(store, mode="demo")
+    with pytest.raises(InputError, match="read-only demo"):
+        s.save(asked(s), "text", "A", 3, [], [], "", False, "alice")
+
+
+def test_curator_allow_list(store):
+    s = studio(store, curators=["alice"])
+    with pytest.raises(InputError, match="not a curator"):
+        s.save(asked(s), "text", "A", 3, [], [], "", False, "mallory")
+
+
+def test_browse_history_and_revert(store):
+    s = studio(store)
+    item = asked(s)
+    s.save(item, "first", "A", 5, [], [], "", False, "alice")
+    s.save(item, "second", "B", 2, ["hallucination"], [], "", False, "bob")
+    s.save(s.ask_once(*s.pick("q2"), "q2").item, "plants take CO2", "B", 5, [], [], "", False, "alice")
+    assert [r[0] for r in s.browse(disagreements_first=True)] == ["demo:q1", "demo:q2"]
+    assert [r[0] for r in s.browse(tag="hallucination")] == ["demo:q1"]
+    assert [r[0] for r in s.browse(curator="alice")] == ["demo:q2"]
+    html, revisions = s.history("demo:q1")
+    assert revisions == [1, 2] and "<del>first</del><ins>second</ins>" in html
+    assert "revision 3" in s.revert("demo:q1", 1, "carol")
+    assert store.get("demo:q1").correction.rationale == "first"
+    with pytest.raises(InputError, match="Pick an item"):
+        s.revert(None, 1, "carol")
+
+
+def test_next_question_skips_annotated_ones(store):
+    s = studio(store)
+    assert s.next_question(None) == "q1"
+    s.save(asked(s, "q2"), "text", "B", 3, [], [], "", False, "alice")
+    assert s.next_question("q1") == "q2"  # nothing else open: simply the next one
+    assert s.next_question("q2") == "q1"
+
+
+def test_draft_keeps_everything_needed_to_restore(store):
+    s = studio(store)
+    item = asked(s)
+    draft = Studio.draft(item, "edited", "A", 4, ["other"], "n", ["relevant", None], "orig", "teacher")
+    assert draft["item"] == item and draft["marks"] == ["relevant", None] and draft["rationale"] == "edited"
+    assert Studio.draft(None, "", None, None, [], "", [], "", "") is None
+
+
+def test_pipeline_load_error_is_shown(store):
+    def broken():
+        raise KardError("the student 'package:x' is not installed. Fix: pip install x")
+
+    s = Studio(broken, store, QUESTIONS, mode="curator")
+    with pytest.raises(KardError, match="pip install x"):
+        list(s.ask(*s.pick("q1"), "q1"))
+
+
+def test_item_from_prediction_is_json_able():
+    import json
+
+    q = QUESTIONS[0]
+    hit = Hit(Passage("p", "t", "x"), 1.0, 1).with_rerank(0.5, 1)
+    p = Prediction(q, (hit,), (hit,), "prompt", "raw", "r", "A", reranker_name="rr")
+    item = item_from_prediction(p)
+    assert json.loads(json.dumps(item)) == item and item["candidates"][0]["rerank_rank"] == 1
+    assert HOW_TO_TEACHER.startswith("No teacher configured")
