@@ -1,0 +1,324 @@
+"""The teacher against a real HTTP server on 127.0.0.1, through the real `openai` client."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from fake_openai_server import FakeOpenAI, Reply, answer_with, by_question, last_user_message, status
+from kard.config import TeacherConfig
+from kard.errors import DataError, KardError
+from kard.records import Question, Rationale
+from kard.teacher import (
+    Teacher,
+    TeacherAuthError,
+    TeacherServerError,
+    TeacherTimeoutError,
+    TeacherUnreachableError,
+    keep_correct,
+)
+from kard.teacher_cache import TeacherCache
+from kard.teacher_prompts import build_messages, question_kind
+
+KEY = "sk-test-KARD-0123456789-SECRET"  # recognisable, so the leak test can grep for it
+OPTIONS = {"A": "aspirin", "B": "insulin", "C": "heparin", "D": "warfarin"}
+
+
+def medqa(i: int, gold: str = "B") -> Question:
+    return Question(f"medqa-dev-{i}", f"Patient {i} needs which drug?", OPTIONS, gold, "medqa")
+
+
+QUESTIONS = [medqa(i) for i in range(6)]
+
+
+@pytest.fixture
+def server():
+    with FakeOpenAI(api_key=KEY) as fake:
+        yield fake
+
+
+def make_teacher(server: FakeOpenAI, cache_path=None, **overrides) -> Teacher:
+    settings = dict(model="fake-teacher", base_url=server.url, max_retries=1, timeout_s=5.0, concurrency=2)
+    settings.update(overrides)
+    return Teacher(TeacherConfig(**settings), cache_path=cache_path, api_key=KEY)
+
+
+# ----------------------------------------------------------------------------- prompts
+
+
+def test_rationalize_prompt_shows_gold_and_answer_prompt_hides_it():
+    question = medqa(0, gold="C")
+    rationalize = build_messages(question, "rationalize")
+    answer = build_messages(question, "answer")
+    assert rationalize[-1]["content"].endswith("Correct answer: C. heparin\nExplanation:")
+    assert "Correct answer" not in answer[-1]["content"]
+    assert all("Correct answer" not in m["content"] for m in answer)
+    assert [m["role"] for m in rationalize[:3]] == ["system", "user", "assistant"]
+    assert rationalize[2]["content"].splitlines()[-1].startswith("Answer: ")
+
+
+def test_question_kind_picks_examples_per_dataset():
+    assert question_kind(medqa(0)) == "medical"
+    assert question_kind(Question("s", "Is it?", {"A": "yes", "B": "no"}, "A", "strategyqa")) == "yesno"
+    assert question_kind(Question("o", "Which?", {"A": "x", "B": "y", "C": "z", "D": "w"}, "A", "openbookqa")) == "science"
+    assert "Eiffel" in build_messages(Question("s", "Is it?", {"A": "yes", "B": "no"}, "A"), "answer")[3]["content"]
+
+
+# ----------------------------------------------------------------------------- happy path, n, filter
+
+
+def test_rationalize_parses_each_sample(server):
+    server.responder = answer_with("Insulin lowers glucose.\nAnswer: B")
+    with make_teacher(server) as teacher:
+        rationales = teacher.rationalize(medqa(1), n=1)
+    assert rationales == [Rationale("medqa-dev-1", "Insulin lowers glucose.", "B", "fake-teacher (teacher-v1/rationalize)", 0)]
+    body = server.requests[0]
+    assert body["model"] == "fake-teacher"
+    assert "Correct answer: B. insulin" in last_user_message(body)
+    assert "n" not in body
+
+
+def test_n_samples_in_one_request(server):
+    server.responder = answer_with("One.\nAnswer: B", "Two.\nAnswer: A", "Three.\nAnswer: B")
+    with make_teacher(server) as teacher:
+        rationales = teacher.rationalize(medqa(2), n=3)
+    assert [(r.sample_index, r.text, r.answer) for r in rationales] == [(0, "One.", "B"), (1, "Two.", "A"), (2, "Three.", "B")]
+    assert server.count == 1 and server.requests[0]["n"] == 3
+    assert [r.sample_index for r in keep_correct(rationales, medqa(2))] == [0, 2]
+
+
+def test_server_ignoring_n_gets_one_request_per_missing_sample(server):
+    server.responder = answer_with("Same.\nAnswer: B", honor_n=False)  # like llama.cpp / Ollama
+    with make_teacher(server, concurrency=1) as teacher:
+        first = teacher.rationalize(medqa(3), n=3)
+        second = teacher.rationalize(medqa(4), n=2)
+    assert [r.sample_index for r in first] == [0, 1, 2] and len(second) == 2
+    # 1 request with n=3 returned one choice, then 2 single requests; the next question skips n.
+    assert [body.get("n") for body in server.requests] == [3, None, None, None, None]
+
+
+def test_server_refusing_n_falls_back_to_single_requests(server):
+    server.script(status(400, "n must be 1"))
+    server.responder = answer_with("Fine.\nAnswer: B")
+    with make_teacher(server) as teacher:
+        rationales = teacher.rationalize(medqa(5), n=2)
+    assert [r.answer for r in rationales] == ["B", "B"]
+    assert [body.get("n") for body in server.requests] == [2, None, None]
+
+
+def test_teach_filters_by_gold_and_reports_reasons(server):
+    server.responder = by_question(
+        {
+            "Patient 0 ": "Insulin.\nAnswer: B",
+            "Patient 1 ": "Aspirin.\nAnswer: A",  # wrong
+            "Patient 2 ": "I am not sure what to say here.",  # malformed: no Answer line, no letter
+        }
+    )
+    questions = QUESTIONS[:3]
+    with make_teacher(server) as teacher:
+        report = teacher.teach(questions, n=2)
+    assert [(r.question_id, r.answer) for r in report.kept] == [("medqa-dev-0", "B"), ("medqa-dev-0", "B")]
+    assert report.dropped == {"wrong answer": 2, "no answer": 2, "error": 0}
+    assert {(r.question_id, r.answer, r.text) for r in report.rejected} == {
+        ("medqa-dev-1", "A", "Aspirin."),
+        ("medqa-dev-2", None, "I am not sure what to say here."),
+    }
+    assert report.usage.requests == 3 and report.cached == 0
+    assert report.usage.tokens_in > 0 and report.usage.tokens_out > 0
+    assert report.cost_usd is None and report.errors == () and report.stopped is None
+
+
+def test_cost_from_configured_prices(server):
+    server.responder = answer_with("Insulin.\nAnswer: B")
+    with make_teacher(server, price_in_per_mtok=1.0, price_out_per_mtok=4.0) as teacher:
+        report = teacher.teach(QUESTIONS[:2], n=1)
+    expected = (report.usage.tokens_in * 1.0 + report.usage.tokens_out * 4.0) / 1e6
+    assert report.cost_usd == pytest.approx(expected) and report.cost_usd > 0
+
+
+def test_malformed_output_is_kept_as_no_answer(server):
+    server.responder = answer_with("The drug is one that lowers sugar")
+    with make_teacher(server) as teacher:
+        [rationale] = teacher.rationalize(medqa(0), n=1)
+    assert rationale.answer is None and rationale.text == "The drug is one that lowers sugar"
+    assert keep_correct([rationale], medqa(0)) == []
+
+
+def test_questions_without_gold_are_refused_before_any_request(server):
+    with make_teacher(server) as teacher, pytest.raises(DataError, match="no gold answer"):
+        teacher.teach([Question("u1", "Which?", OPTIONS, None)], n=1)
+    assert server.count == 0
+
+
+# ----------------------------------------------------------------------------- cache and resume
+
+
+def test_cache_hits_make_no_second_request(server, tmp_path):
+    server.responder = answer_with("Insulin.\nAnswer: B")
+    cache = tmp_path / "teacher.sqlite"
+    with make_teacher(server, cache) as teacher:
+        first = teacher.teach(QUESTIONS, n=2)
+    assert server.count == len(QUESTIONS)
+    with make_teacher(server, cache) as teacher:  # a new process would see the same file
+        again = teacher.teach(QUESTIONS, n=2)
+        more = teacher.teach(QUESTIONS, n=3)  # only sample 2 of each question is missing
+    assert again.kept == first.kept and again.cached == 12 and again.usage.requests == 0
+    assert server.count == 2 * len(QUESTIONS)
+    assert more.cached == 12 and more.usage.requests == len(QUESTIONS)
+    assert all(body.get("n") is None for body in server.requests[len(QUESTIONS):])
+
+
+def test_changed_question_text_is_not_served_from_cache(server):
+    server.responder = answer_with("Insulin.\nAnswer: B")
+    with make_teacher(server) as teacher:
+        teacher.rationalize(medqa(0), n=1)
+        edited = Question("medqa-dev-0", "Patient 0, edited, needs which drug?", OPTIONS, "B", "medqa")
+        teacher.rationalize(edited, n=1)
+        teacher.rationalize(edited, n=1)
+    assert server.count == 2
+
+
+def test_interrupted_job_resumes_with_only_missing_requests(server, tmp_path):
+    server.responder = answer_with("Insulin.\nAnswer: B")
+    cache = tmp_path / "teacher.sqlite"
+    finished = []
+
+    def interrupt_after_two(outcome):
+        finished.append(outcome)
+        if len(finished) == 2:
+            raise KeyboardInterrupt
+
+    with make_teacher(server, cache, concurrency=1) as teacher, pytest.raises(KeyboardInterrupt):
+        teacher.teach(QUESTIONS, n=2, progress=interrupt_after_two)
+    first_run = server.count
+    assert 2 <= first_run < len(QUESTIONS)
+    assert TeacherCache(cache).count() == 2 * first_run
+    with make_teacher(server, cache) as teacher:
+        report = teacher.teach(QUESTIONS, n=2)
+    assert len(report.kept) == 2 * len(QUESTIONS)
+    assert report.cached == 2 * first_run and report.usage.requests == len(QUESTIONS) - first_run
+    assert server.count == len(QUESTIONS)  # every question was asked exactly once over both runs
+    asked = [last_user_message(body).split("\n")[0] for body in server.requests]
+    assert len(set(asked)) == len(asked)
+
+
+# ----------------------------------------------------------------------------- failures
+
+
+def test_wrong_key_says_check_the_key(server):
+    teacher = Teacher(TeacherConfig(model="m", base_url=server.url, max_retries=3), cache_path=None, api_key="sk-wrong")
+    with teacher, pytest.raises(TeacherAuthError, match="check OPENAI_API_KEY"):
+        teacher.rationalize(medqa(0), n=1)
+    assert server.auth_failures == 1  # 401 is not retried
+
+
+def test_wrong_key_stops_a_job_early(server):
+    teacher = Teacher(TeacherConfig(model="m", base_url=server.url, concurrency=1), cache_path=None, api_key="sk-wrong")
+    with teacher:
+        report = teacher.teach(QUESTIONS, n=1)
+    assert report.stopped and "check OPENAI_API_KEY" in report.stopped
+    assert server.auth_failures <= 2 and report.kept == ()  # the one in flight, not all six
+    assert report.dropped["error"] == len(QUESTIONS)
+
+
+def test_rate_limit_then_success_is_retried(server):
+    server.script(status(429, "slow down"), status(429, "slow down"))
+    server.responder = answer_with("Insulin.\nAnswer: B")
+    with make_teacher(server, max_retries=2) as teacher:
+        [rationale] = teacher.rationalize(medqa(0), n=1)
+    assert rationale.answer == "B" and server.count == 3
+
+
+def test_persistent_500_gives_up_on_that_question_and_keeps_the_rest(server):
+    failing = Reply(status=500, error="boom", headers={"retry-after-ms": "1"})
+    server.responder = by_question({"Patient 3 ": failing}, default="Insulin.\nAnswer: B")
+    with make_teacher(server, max_retries=2) as teacher:
+        report = teacher.teach(QUESTIONS, n=1)
+        with pytest.raises(TeacherServerError, match="kept failing \\(HTTP 500\\) after 2 retries"):
+            teacher.rationalize(medqa(3), n=1)
+    assert [qid for qid, _ in report.errors] == ["medqa-dev-3"]
+    assert "kept failing (HTTP 500)" in report.errors[0][1] and "rerun" in report.errors[0][1]
+    assert sorted(r.question_id for r in report.kept) == [q.id for q in QUESTIONS if q.id != "medqa-dev-3"]
+    assert report.dropped["error"] == 1 and report.stopped is None
+    failed_tries = [b for b in server.requests if "Patient 3 " in last_user_message(b)]
+    assert len(failed_tries) == 3 + 3  # 1 try + 2 retries, in the job and in the direct call
+
+
+def test_slow_server_times_out_with_a_clear_error(server):
+    server.responder = lambda body: Reply(texts=("Late.\nAnswer: B",), delay_s=1.0)
+    with make_teacher(server, timeout_s=0.2, max_retries=0) as teacher:
+        with pytest.raises(TeacherTimeoutError, match="within 0.2 s"):
+            teacher.rationalize(medqa(0), n=1)
+        assert teacher.cache.count() == 0
+
+
+def test_unreachable_server_names_the_address():
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+    teacher = Teacher(TeacherConfig(model="m", base_url=url, max_retries=0, timeout_s=2), cache_path=None, api_key=KEY)
+    with teacher, pytest.raises(TeacherUnreachableError, match=f"is the server at {url} running"):
+        teacher.answer(medqa(0))
+
+
+def test_no_key_and_no_base_url_is_a_config_error(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(KardError, match="set OPENAI_API_KEY"):
+        Teacher(TeacherConfig(model="m", base_url=None), cache_path=None)
+
+
+# ----------------------------------------------------------------------------- answer mode and streaming
+
+
+def test_answer_hides_gold_and_uses_answer_temperature(server):
+    server.responder = answer_with("Heparin is an anticoagulant.\nAnswer: C")
+    with make_teacher(server, answer_temperature=0.0, temperature=1.0) as teacher:
+        rationale = teacher.answer(medqa(0))
+    assert (rationale.answer, rationale.source) == ("C", "fake-teacher (teacher-v1/answer)")
+    assert "Correct answer" not in last_user_message(server.requests[0])
+    assert server.requests[0]["temperature"] == 0.0
+
+
+def test_stream_answer_yields_chunks_then_caches(server):
+    server.responder = answer_with("Insulin lowers blood glucose.\nAnswer: B")
+    with make_teacher(server) as teacher:
+        chunks = list(teacher.stream_answer(medqa(0)))
+        assert len(chunks) > 1 and "".join(chunks) == "Insulin lowers blood glucose.\nAnswer: B"
+        assert server.requests[0]["stream"] is True
+        assert list(teacher.stream_answer(medqa(0))) == ["".join(chunks)]
+        assert teacher.answer(medqa(0)).answer == "B"  # answer() shares the streamed reply
+    assert server.count == 1
+
+
+# ----------------------------------------------------------------------------- the key never leaks
+
+
+def test_api_key_never_reaches_logs_errors_cache_or_outputs(server, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    failing = Reply(status=500, error=f"echoing {KEY}", headers={"retry-after-ms": "1"})
+    server.responder = by_question({"Patient 5 ": failing}, default="Insulin.\nAnswer: B")
+    cache = tmp_path / "teacher.sqlite"
+    messages = []
+    with make_teacher(server, cache) as teacher:
+        report = teacher.teach(QUESTIONS, n=2)
+        try:
+            teacher.rationalize(medqa(5), n=1)
+        except KardError as error:
+            messages.append(str(error))
+    with FakeOpenAI(api_key="another-key") as strict:
+        try:
+            make_teacher(strict).answer(medqa(0))
+        except KardError as error:
+            messages.append(str(error))
+    out = tmp_path / "out.jsonl"
+    out.write_text("\n".join(json.dumps(r.__dict__) for r in report.kept))
+    assert report.errors and len(messages) == 2
+    everything = [caplog.text, repr(report), report.summary(), *messages, out.read_text()]
+    everything += [p.read_bytes().decode("utf-8", "replace") for p in Path(tmp_path).glob("teacher.sqlite*")]
+    assert all(KEY not in text for text in everything)
+    assert "***" in messages[0]  # the server echoed the key; the message shows it masked
