@@ -39,22 +39,20 @@ class Example:
 
 _MEDICAL = (
     Example(
-        "A 27-year-old woman comes to the physician because of palpitations, heat intolerance and a "
-        "6-kg weight loss over 3 months. Her pulse is 112/min. Examination shows a diffusely enlarged, "
-        "nontender thyroid gland, bilateral proptosis and nonpitting swelling over both shins. Which of "
-        "the following is the most likely cause of her condition?",
+        "A 38-year-old woman has had fatigue and shortness of breath on exertion for 4 months. Her menstrual "
+        "periods have been very heavy for a year. Her hemoglobin is 9.1 g/dL, the mean corpuscular volume is "
+        "71 fL and the serum ferritin is low. Which of the following is the most likely diagnosis?",
         {
-            "A": "Antibodies that stimulate the thyrotropin (TSH) receptor",
-            "B": "Antibodies against thyroid peroxidase with lymphocytic destruction of the gland",
-            "C": "An autonomously functioning thyroid adenoma",
-            "D": "Granulomatous inflammation of the thyroid after a viral infection",
+            "A": "Iron deficiency anemia",
+            "B": "Vitamin B12 deficiency anemia",
+            "C": "Anemia of chronic disease",
+            "D": "Hereditary spherocytosis",
         },
         "A",
-        "The patient is hyperthyroid (palpitations, heat intolerance, weight loss, tachycardia). A diffuse "
-        "painless goiter together with ophthalmopathy (proptosis) and pretibial myxedema is specific for "
-        "Graves disease, which is caused by IgG antibodies that bind and stimulate the TSH receptor. "
-        "Hashimoto thyroiditis usually causes hypothyroidism, a toxic adenoma gives a single nodule without "
-        "eye or skin findings, and subacute granulomatous thyroiditis makes the gland painful.",
+        "The anemia is microcytic (MCV below 80 fL) and the ferritin, which reflects the body's iron stores, is "
+        "low. Chronic blood loss from heavy menstrual bleeding is the most common cause of iron deficiency in "
+        "women of this age. Vitamin B12 deficiency makes a macrocytic anemia, anemia of chronic disease has a "
+        "normal or high ferritin, and hereditary spherocytosis is a hemolytic anemia with spherocytes.",
     ),
     Example(
         "A 62-year-old man is brought to the emergency department 40 minutes after the onset of crushing "
@@ -74,15 +72,21 @@ _MEDICAL = (
         "and a left main occlusion widespread anterolateral changes.",
     ),
     Example(
-        "A 34-year-old man started treatment for pulmonary tuberculosis 2 months ago. He now has burning "
-        "pain and tingling in both feet. Supplementation with which of the following would most likely "
-        "have prevented these symptoms?",
-        {"A": "Thiamine (vitamin B1)", "B": "Pyridoxine (vitamin B6)", "C": "Cobalamin (vitamin B12)", "D": "Folic acid"},
-        "B",
-        "Standard tuberculosis treatment includes isoniazid. Isoniazid depletes pyridoxine (vitamin B6), and "
-        "pyridoxine deficiency causes a symmetric peripheral neuropathy with burning and tingling in the "
-        "feet. Giving pyridoxine with isoniazid prevents it. Thiamine, cobalamin and folate deficiencies are "
-        "not caused by isoniazid.",
+        "A 7-year-old boy has dark, cola-colored urine and puffy eyelids. Two weeks ago he had a sore throat. "
+        "His blood pressure is 130/85 mm Hg and the serum C3 complement level is low. Which of the following "
+        "is the most likely diagnosis?",
+        {
+            "A": "Poststreptococcal glomerulonephritis",
+            "B": "IgA nephropathy",
+            "C": "Minimal change disease",
+            "D": "Alport syndrome",
+        },
+        "A",
+        "Hematuria, edema and hypertension make a nephritic syndrome. Its onset about two weeks after a "
+        "streptococcal throat infection, with a low C3 from immune-complex activation of complement, is typical "
+        "of poststreptococcal glomerulonephritis in a child. IgA nephropathy causes hematuria within days of an "
+        "infection with normal complement, minimal change disease is nephrotic without hematuria, and Alport "
+        "syndrome is hereditary with hearing loss.",
     ),
 )
 
@@ -95,11 +99,12 @@ _YES_NO = (
         "walking for 24 hours without a break covers only about 120 km, far less than the distance.",
     ),
     Example(
-        "Was the Eiffel Tower standing when the Titanic sank?",
+        "Could someone have sent an email in 1950?",
         YES_NO_OPTIONS,
-        "A",
-        "The Eiffel Tower was completed in 1889 for the World's Fair in Paris. The Titanic sank in 1912. "
-        "1889 is before 1912, and the tower is still standing today, so it was standing then.",
+        "B",
+        "Email needs computers connected to each other. The first messages between users of a shared computer "
+        "were sent in the 1960s, and email between computers on a network began in 1971. In 1950 only a few "
+        "large computers existed and none were networked for messages.",
     ),
     Example(
         "Is an adult blue whale heavier than a school bus?",
@@ -126,16 +131,11 @@ _SCIENCE = (
         "dark the plant cannot make food or new chlorophyll, so it turns pale and weakens.",
     ),
     Example(
-        "When water freezes, it",
-        {
-            "A": "gains mass",
-            "B": "changes from a liquid to a solid",
-            "C": "changes from a gas to a liquid",
-            "D": "becomes a different substance",
-        },
+        "Which tool should a student use to measure the mass of a rock?",
+        {"A": "a ruler", "B": "a balance", "C": "a thermometer", "D": "a graduated cylinder"},
         "B",
-        "Freezing is the change of state from a liquid to a solid when a substance is cooled. Ice is still "
-        "water, with the same mass; only its state changes.",
+        "Mass is measured with a balance. A ruler measures length, a thermometer measures temperature and a "
+        "graduated cylinder measures the volume of a liquid.",
     ),
 )
 
@@ -157,10 +157,11 @@ _SYSTEM = {
 
 def question_kind(question: Question) -> Kind:
     """Which few-shot examples fit: medical (MedQA), yes/no (StrategyQA) or science (OpenBookQA, others)."""
-    if question.dataset.lower().startswith("medqa"):
+    dataset = question.dataset.lower()
+    if dataset.startswith("medqa") or dataset == "demo-medical":
         return "medical"
     values = [text.strip().lower() for text in question.options.values()]
-    if question.dataset.lower().startswith("strategyqa") or values == ["yes", "no"]:
+    if dataset.startswith("strategyqa") or dataset == "demo-yesno" or values == ["yes", "no"]:
         return "yesno"
     return "science"
 

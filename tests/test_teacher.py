@@ -64,7 +64,23 @@ def test_question_kind_picks_examples_per_dataset():
     assert question_kind(medqa(0)) == "medical"
     assert question_kind(Question("s", "Is it?", {"A": "yes", "B": "no"}, "A", "strategyqa")) == "yesno"
     assert question_kind(Question("o", "Which?", {"A": "x", "B": "y", "C": "z", "D": "w"}, "A", "openbookqa")) == "science"
-    assert "Eiffel" in build_messages(Question("s", "Is it?", {"A": "yes", "B": "no"}, "A"), "answer")[3]["content"]
+    assert question_kind(Question("d", "Which?", {"A": "x", "B": "y"}, "A", "demo-medical")) == "medical"
+    assert "Paris" in build_messages(Question("s", "Is it?", {"A": "yes", "B": "no"}, "A"), "answer")[1]["content"]
+
+
+def test_few_shot_examples_do_not_give_away_demo_questions():
+    from kard.datasets import load_demo_questions
+    from kard.teacher_prompts import EXAMPLES
+
+    def similarity(a: str, b: str) -> float:
+        words_a, words_b = ({w.strip(".,?!()").lower() for w in t.split() if len(w) > 3} for t in (a, b))
+        return len(words_a & words_b) / len(words_a | words_b) if words_a | words_b else 0.0
+
+    for example in (e for examples in EXAMPLES.values() for e in examples):
+        for question in load_demo_questions():
+            assert similarity(example.text, question.text) < 0.25, (example.text, question.text)
+            gold = question.options[question.answer]
+            assert similarity(example.options[example.answer], gold) < 0.5, (example.text, question.text)
 
 
 # ----------------------------------------------------------------------------- happy path, n, filter
