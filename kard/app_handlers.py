@@ -12,7 +12,6 @@ student's output and timings, and the teacher's or recorded rationale once compa
 
 from __future__ import annotations
 
-import inspect
 import logging
 import threading
 import time
@@ -251,10 +250,11 @@ class Studio:
         pipeline = self.pipeline()
         name = getattr(getattr(pipeline, "student", None), "name", "student")
         shown = ""
-        if hasattr(pipeline, "retrieve"):
+        if getattr(pipeline, "reranker", None) is None and hasattr(pipeline, "retrieve"):
+            # BM25 alone takes milliseconds: show the passages before the rationale starts. (With a
+            # reranker they appear with the answer, so the candidates are not reranked twice.)
             candidates, passages, _ = pipeline.retrieve(question)
-            shown = views.rerank_panel(candidates, [h.passage.id for h in passages], question.text,
-                                       reranker_name=getattr(getattr(pipeline, "reranker", None), "name", None))
+            shown = views.rerank_panel(candidates, [h.passage.id for h in passages], question.text)
         text_so_far = ""
         yield AskUpdate(shown, views.rationale_card("Student", name, "", streaming=True),
                         views.message("Generating the student's rationale..."))
@@ -447,8 +447,3 @@ class Studio:
             raise InputError(f"Nothing to work on yet. Fix: {fix}")
         return dict(item)
 
-
-def prediction_signature_accepts(pipeline: Any, name: str, parameter: str) -> bool:
-    """Whether `pipeline.<name>` takes keyword `parameter` (for optional pipeline features)."""
-    method = getattr(pipeline, name, None)
-    return method is not None and parameter in inspect.signature(method).parameters

@@ -97,6 +97,7 @@ class AppConfig:
     student: str = DEFAULT_STUDENT
     reranker: str | None = None  # a trained reranker folder ($KARD_RERANKER); None = KARD with BM25 only
     questions: Path | None = None  # a benchmark file offered beside the demo questions ($KARD_QUESTIONS)
+    knowledge: Path | None = None  # a saved knowledge-base folder or passages file ($KARD_KNOWLEDGE); None = demo
     host: str = "127.0.0.1"  # local only unless asked; a Space sets $GRADIO_SERVER_NAME=0.0.0.0
     port: int = 7860  # Gradio's usual port
     max_question_chars: int = 4000  # far past what a 512-token student input holds; refuse longer
@@ -122,6 +123,8 @@ class AppConfig:
             values["reranker"] = env["KARD_RERANKER"]
         if env.get("KARD_QUESTIONS"):
             values["questions"] = Path(env["KARD_QUESTIONS"])
+        if env.get("KARD_KNOWLEDGE"):
+            values["knowledge"] = Path(env["KARD_KNOWLEDGE"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return AppConfig(**values)  # type: ignore[arg-type]
 

@@ -1,0 +1,387 @@
+"""KARD Studio in the browser: ask, inspect retrieval, compare teacher and student, correct, browse.
+
+`python app.py` starts it offline on the embedded demo (http://127.0.0.1:7860). Everything the
+buttons do lives in `kard.app_handlers` (plain, tested functions); this file only wires Gradio
+components to them. Nothing heavy runs at import: the student loads in a background thread at
+launch (or on the first question).
+
+Modes: `--mode demo` (default; read-only, for a public Space) and `--mode curator` (saves need a
+login: KARD_CURATOR_USER / KARD_CURATOR_PASSWORD locally, the Hugging Face login button on a Space).
+"""
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from kard.annotations import ERROR_TAGS, RELEVANCE_MARKS, AnnotationStore
+from kard.app_handlers import MAX_MARKED, Studio
+from kard.config import AppConfig, TeacherConfig, teacher_configured
+from kard.errors import ConfigError, KardError
+from kard.views import CSS, message
+
+log = logging.getLogger("kard.app")
+
+SHORTCUTS_JS = """
+<script>
+document.addEventListener("keydown", (event) => {
+  const mod = event.ctrlKey || event.metaKey;
+  const click = (id) => { const el = document.getElementById(id); if (el) { event.preventDefault(); el.click(); } };
+  if (mod && event.key.toLowerCase() === "s") click("kard-save");
+  else if (mod && event.key === "Enter") click("kard-ask");
+  else if (event.altKey && event.key.toLowerCase() === "n") click("kard-next");
+});
+</script>
+"""
+SHORTCUTS_HELP = "Shortcuts: **Ctrl+Enter** ask · **Ctrl+S** save · **Alt+N** next question"
+
+
+# -- services --------------------------------------------------------------------------------------
+def default_pipeline_factory(config: AppConfig):
+    """The default stack: demo knowledge base, packaged SmolLM2 student, reranker only if configured."""
+    def load() -> Any:
+        from kard.pipeline import Pipeline
+
+        return Pipeline.load(student=config.student, knowledge=config.knowledge, reranker=config.reranker)
+
+    return load
+
+
+def default_teacher_factory() -> Any:
+    """A live teacher when $KARD_TEACHER_MODEL or $OPENAI_BASE_URL is set, else None."""
+    if not teacher_configured():
+        return None
+    cache: dict[str, Any] = {}
+
+    def load() -> Any:
+        if "teacher" not in cache:
+            from kard.teacher import Teacher
+
+            cache["teacher"] = Teacher(TeacherConfig.from_env())
+        return cache["teacher"]
+
+    return load
+
+
+def default_questions(config: AppConfig) -> list:
+    from kard.datasets import load_demo_questions, load_questions
+
+    try:
+        questions = list(load_demo_questions())
+    except KardError as error:  # the app still answers typed questions without the demo list
+        log.warning("no demo questions: %s", error)
+        questions = []
+    if config.questions is not None:
+        questions += load_questions(config.questions)
+    return questions
+
+
+def make_studio(config: AppConfig) -> Studio:
+    store = AnnotationStore(config.annotations_db, read_only=config.mode == "demo")
+    return Studio(default_pipeline_factory(config), store, default_questions(config),
+                  teacher_factory=default_teacher_factory(), mode=config.mode,
+                  max_question_chars=config.max_question_chars, curators=config.curators)
+
+
+def curator_name(request: Any, profile: Any) -> str | None:
+    """Who is saving: the Hugging Face user on a Space, else the local login name."""
+    if profile is not None:
+        return getattr(profile, "username", None)
+    return getattr(request, "username", None) if request is not None else None
+
+
+# -- the Blocks ------------------------------------------------------------------------------------
+def build_app(studio: Studio, config: AppConfig | None = None):
+    """All components and events of KARD Studio, over `studio`'s handlers."""
+    import gradio as gr
+
+    config = config or AppConfig()
+    is_curator = studio.mode == "curator"
+
+    def warn(error: Exception) -> str:
+        gr.Warning(str(error))
+        return message(str(error), "error")
+
+    def mark_updates(item: dict | None) -> list:
+        used = (item or {}).get("used", [])
+        return [gr.update(visible=i < len(used), value=None,
+                          label=f"Passage {i + 1}: {used[i]['title'] or used[i]['id']}" if i < len(used) else "")
+                for i in range(MAX_MARKED)]
+
+    with gr.Blocks(title="KARD Studio") as demo:
+        item = gr.JSON(visible=False, label="item")
+        original = gr.Textbox(visible=False, label="original rationale")
+        original_source = gr.Textbox(visible=False, label="original source")
+        draft = gr.BrowserState(None, storage_key="kard-studio-draft")
+
+        with gr.Row(equal_height=True):
+            gr.Markdown("# KARD Studio\nKnowledge-augmented reasoning distillation: retrieve, reason, compare, correct.")
+            mode_line = gr.Markdown(elem_id="kard-mode")
+            if config.on_spaces and is_curator:
+                gr.LoginButton(size="sm", scale=0)
+
+        with gr.Tab("Ask & correct"):
+            with gr.Row():
+                with gr.Column(scale=3):
+                    picked = gr.Dropdown(studio.question_choices(), value=None, label="Demo question",
+                                         info="pick one, or type your own below", elem_id="kard-picked")
+                    question = gr.Textbox(label="Question", lines=3, max_lines=8, elem_id="kard-question")
+                    options = gr.Textbox(label="Options", lines=3, max_lines=8, placeholder="A) first  B) second ...",
+                                         elem_id="kard-options")
+                    with gr.Row():
+                        ask_btn = gr.Button("Ask the student", variant="primary", elem_id="kard-ask")
+                        next_btn = gr.Button("Next question", elem_id="kard-next")
+                with gr.Column(scale=2):
+                    status = gr.HTML(message("Pick a demo question or type one, then ask."), elem_id="kard-status")
+                    gr.Markdown(SHORTCUTS_HELP)
+            with gr.Row(equal_height=True):
+                student_html = gr.HTML(elem_id="kard-student")
+                teacher_html = gr.HTML(elem_id="kard-teacher")
+            diff_html = gr.HTML(elem_id="kard-compare-diff")
+            with gr.Accordion("Retrieved passages: BM25 and reranker", open=True):
+                rerank_html = gr.HTML(elem_id="kard-rerank")
+
+            gr.Markdown("## Correction")
+            with gr.Row():
+                with gr.Column(scale=3):
+                    editor_label = gr.Markdown("Ask a question: the editor fills with the teacher's rationale.")
+                    editor = gr.Textbox(label="Corrected rationale", lines=7, max_lines=20, elem_id="kard-editor")
+                    with gr.Row():
+                        use_teacher = gr.Button("Use teacher's rationale", size="sm")
+                        use_student = gr.Button("Use student's rationale", size="sm")
+                    edit_diff = gr.HTML(elem_id="kard-edit-diff")
+                with gr.Column(scale=2):
+                    answer = gr.Radio([], label="Correct answer", elem_id="kard-answer")
+                    rating = gr.Radio([1, 2, 3, 4, 5], label="Rating of the student's rationale (1 bad - 5 good)",
+                                      elem_id="kard-rating")
+                    tags = gr.CheckboxGroup(list(ERROR_TAGS), label="Error tags", elem_id="kard-tags")
+                    marks = [gr.Radio(list(RELEVANCE_MARKS), label=f"Passage {i + 1}", visible=False,
+                                      elem_id=f"kard-mark-{i}") for i in range(MAX_MARKED)]
+                    note = gr.Textbox(label="Note", lines=2, elem_id="kard-note")
+                    confirm = gr.Checkbox(label="Save anyway (the rationale states a different answer)",
+                                          visible=False, elem_id="kard-confirm")
+                    save_btn = gr.Button("Save correction" if is_curator else "Save (curator mode only)",
+                                         variant="primary", elem_id="kard-save", interactive=is_curator)
+                    save_msg = gr.HTML(elem_id="kard-save-msg")
+
+        with gr.Tab("Browse & history", elem_id="kard-browse-tab"):
+            with gr.Row():
+                tag_filter = gr.Dropdown(["", *ERROR_TAGS], value="", label="Error tag")
+                curator_filter = gr.Dropdown([""], value="", label="Curator", allow_custom_value=True)
+                disagreements = gr.Checkbox(True, label="Disagreements first")
+                refresh = gr.Button("Refresh", elem_id="kard-refresh")
+            table = gr.Dataframe(headers=Studio.BROWSE_COLUMNS, value=[], interactive=False, wrap=True,
+                                 elem_id="kard-table")
+            with gr.Row():
+                item_pick = gr.Dropdown([], label="Item", allow_custom_value=True, elem_id="kard-item")
+                revision_pick = gr.Dropdown([], label="Revision", elem_id="kard-revision")
+                revert_btn = gr.Button("Revert to this revision", interactive=is_curator, elem_id="kard-revert")
+            revert_msg = gr.HTML()
+            history_html = gr.HTML(elem_id="kard-history")
+
+        # -- ask -> compare ---------------------------------------------------------------------------
+        def ask(text: str, options_text: str, picked_id: str | None):
+            try:
+                for update in studio.ask(text, options_text, picked_id):
+                    teacher = "" if update.item is None else gr.skip()
+                    yield update.rerank_html, update.student_html, update.status_html, update.item or gr.skip(), teacher
+            except KardError as error:
+                yield gr.skip(), gr.skip(), warn(error), gr.skip(), gr.skip()
+
+        def compare(current: dict | None):
+            try:
+                c = studio.compare(current)
+            except KardError as error:
+                return [warn(error)] + [gr.skip()] * (9 + MAX_MARKED)
+            if c.warning:
+                gr.Warning(c.warning)
+            letters = list(c.item["question"]["options"])
+            return [gr.skip(), c.teacher_html, c.diff_html, c.editor_text, c.editor_text, c.editor_source,
+                    f"Editing a copy of the **{c.editor_source}** rationale.",
+                    gr.update(choices=letters, value=c.editor_answer), studio.live_diff(c.editor_text, c.editor_text),
+                    c.item, *mark_updates(c.item)]
+
+        ask_outputs = [rerank_html, student_html, status, item, teacher_html]
+        compare_outputs = [status, teacher_html, diff_html, editor, original, original_source, editor_label, answer,
+                           edit_diff, item, *marks]
+        ask_event = ask_btn.click(ask, [question, options, picked], ask_outputs, api_name="ask")
+        ask_event.success(compare, [item], compare_outputs, api_name="compare")
+        picked.input(lambda qid: studio.pick(qid), [picked], [question, options], api_visibility="private")
+
+        def next_question(current: str | None):
+            qid = studio.next_question(current)
+            text, opts = studio.pick(qid)
+            return gr.update(value=qid), text, opts
+
+        (next_btn.click(next_question, [picked], [picked, question, options], api_visibility="private")
+         .success(ask, [question, options, picked], ask_outputs, api_visibility="private")
+         .success(compare, [item], compare_outputs, api_visibility="private"))
+
+        # -- editor -----------------------------------------------------------------------------------
+        def swap(current: dict | None, whose: str):
+            try:
+                text, label = studio.editor_text(current, whose)
+            except KardError as error:
+                warn(error)
+                return [gr.skip()] * 5
+            return text, text, label, f"Editing a copy of the **{label}** rationale.", studio.live_diff(text, text)
+
+        swap_outputs = [editor, original, original_source, editor_label, edit_diff]
+        use_teacher.click(lambda c: swap(c, "teacher"), [item], swap_outputs, api_visibility="private")
+        use_student.click(lambda c: swap(c, "student"), [item], swap_outputs, api_visibility="private")
+        editor.input(studio.live_diff, [original, editor], [edit_diff], api_visibility="private",
+                     trigger_mode="always_last", show_progress="hidden")
+
+        def save(current, rationale, chosen, stars, chosen_tags, m1, m2, m3, m4, m5, text_note, confirmed, orig,
+                 orig_source, request: gr.Request, profile: gr.OAuthProfile | None):
+            chosen_marks = [m1, m2, m3, m4, m5]  # one per mark slot (MAX_MARKED)
+            try:
+                result = studio.save(current, rationale, chosen, stars, chosen_tags, chosen_marks, text_note,
+                                     bool(confirmed), curator_name(request, profile), orig, orig_source)
+            except KardError as error:
+                return warn(error), gr.skip(), gr.skip()
+            if result.needs_confirmation:
+                gr.Warning(result.message)
+                return message(result.message, "warn"), gr.update(visible=True, value=False), gr.skip()
+            gr.Info(result.message)
+            return message(result.message, "info"), gr.update(visible=False, value=False), None
+
+        save_inputs = [item, editor, answer, rating, tags, *marks, note, confirm, original, original_source]
+        save_btn.click(save, save_inputs, [save_msg, confirm, draft], api_name="save").success(
+            lambda *f: browse(*f), [tag_filter, curator_filter, disagreements], [table, item_pick, curator_filter],
+            api_visibility="private")
+
+        # -- drafts -----------------------------------------------------------------------------------
+        def keep_draft(current, rationale, chosen, stars, chosen_tags, *rest):
+            *chosen_marks, text_note, orig, orig_source = rest
+            return Studio.draft(current, rationale, chosen, stars, chosen_tags, text_note, chosen_marks, orig, orig_source)
+
+        gr.on([editor.input, answer.input, rating.input, tags.input, note.input, *[m.input for m in marks],
+               item.change], keep_draft, [item, editor, answer, rating, tags, *marks, note, original, original_source],
+              [draft], api_visibility="private", trigger_mode="always_last", show_progress="hidden")
+
+        def restore(saved: dict | None, request: gr.Request, profile: gr.OAuthProfile | None):
+            who = curator_name(request, profile)
+            mode = (f"**Curator mode** · signed in as **{who}**" if who else "**Curator mode** · sign in to save") \
+                if is_curator else "**Demo mode** · read-only: corrections cannot be saved here"
+            if not saved or not saved.get("item"):
+                return [mode] + [gr.skip()] * (17 + MAX_MARKED)
+            from kard.app_handlers import compare_html, rerank_html as rerank_view, student_card, teacher_card
+
+            it = saved["item"]
+            q = it["question"]
+            marks_saved = list(saved.get("marks") or [])
+            used = it.get("used", [])
+            mark_values = [gr.update(visible=i < len(used), value=marks_saved[i] if i < len(marks_saved) else None,
+                                     label=f"Passage {i + 1}: {used[i]['title'] or used[i]['id']}" if i < len(used) else "")
+                           for i in range(MAX_MARKED)]
+            from kard.prompts import format_options
+
+            return [mode, q["text"], format_options(q["options"]), q["id"] if q["id"] in studio.questions else None,
+                    rerank_view(it), student_card(it), teacher_card(it), compare_html(it), it,
+                    saved.get("rationale", ""), saved.get("original", ""), saved.get("original_source", ""),
+                    gr.update(choices=list(q["options"]), value=saved.get("answer")), saved.get("rating"),
+                    saved.get("tags") or [], saved.get("note", ""),
+                    studio.live_diff(saved.get("original", ""), saved.get("rationale", "")),
+                    message("Restored your unsaved correction from this browser.", "info"), *mark_values]
+
+        demo.load(restore, [draft], [mode_line, question, options, picked, rerank_html, student_html, teacher_html,
+                                     diff_html, item, editor, original, original_source, answer, rating, tags, note,
+                                     edit_diff, status, *marks], api_visibility="private")
+
+        # -- browse -----------------------------------------------------------------------------------
+        def browse(tag: str, curator: str, first: bool):
+            try:
+                rows = studio.browse(tag or None, curator or None, bool(first))
+                names = [""] + studio.store.curators()
+            except KardError as error:
+                warn(error)
+                return gr.skip(), gr.skip(), gr.skip()
+            return rows, gr.update(choices=[r[0] for r in rows]), gr.update(choices=names)
+
+        browse_outputs = [table, item_pick, curator_filter]
+        for trigger in (refresh.click, tag_filter.change, curator_filter.change, disagreements.change):
+            trigger(browse, [tag_filter, curator_filter, disagreements], browse_outputs, api_visibility="private")
+        demo.load(browse, [tag_filter, curator_filter, disagreements], browse_outputs, api_visibility="private")
+
+        def pick_row(event: gr.SelectData):
+            row = getattr(event, "row_value", None) or []
+            return gr.update(value=row[0]) if row else gr.skip()
+
+        table.select(pick_row, None, [item_pick], api_visibility="private")
+
+        def show_history(item_id: str | None):
+            html, revisions = studio.history(item_id)
+            return html, gr.update(choices=revisions, value=revisions[-1] if revisions else None)
+
+        item_pick.change(show_history, [item_pick], [history_html, revision_pick], api_visibility="private")
+
+        def revert(item_id, revision, request: gr.Request, profile: gr.OAuthProfile | None):
+            try:
+                text = studio.revert(item_id, revision, curator_name(request, profile))
+            except KardError as error:
+                return warn(error), gr.skip(), gr.skip()
+            gr.Info(text)
+            html, revisions = studio.history(item_id)
+            return message(text), html, gr.update(choices=revisions, value=revisions[-1])
+
+        revert_btn.click(revert, [item_pick, revision_pick], [revert_msg, history_html, revision_pick],
+                         api_visibility="private").success(browse, [tag_filter, curator_filter, disagreements],
+                                                           browse_outputs, api_visibility="private")
+    return demo
+
+
+def launch_options(config: AppConfig) -> dict[str, Any]:
+    """Keyword arguments of `Blocks.launch` (Gradio 6 takes theme, css and head here)."""
+    import gradio as gr
+
+    options: dict[str, Any] = {
+        "theme": gr.themes.Soft(primary_hue="indigo", secondary_hue="slate"),
+        "css": CSS, "head": SHORTCUTS_JS, "server_name": config.host, "server_port": config.port,
+        "footer_links": ["api", "settings"],
+    }
+    if config.mode == "curator" and not config.on_spaces:
+        if not (config.curator_user and config.curator_password):
+            raise ConfigError("curator mode needs a login. Fix: set KARD_CURATOR_USER and KARD_CURATOR_PASSWORD "
+                              "(or run the read-only demo with --mode demo)")
+        options["auth"] = (config.curator_user, config.curator_password)
+        options["auth_message"] = "KARD Studio curator login"
+    return options
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="KARD Studio app (Gradio)")
+    parser.add_argument("--mode", choices=["demo", "curator"], help="demo: read-only; curator: saves need a login")
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default 7860)")
+    parser.add_argument("--student", help="student folder, hub id or package:NAME (default: packaged SmolLM2)")
+    parser.add_argument("--reranker", help="trained reranker folder (default: none, BM25 only)")
+    parser.add_argument("--knowledge", type=Path, help="saved knowledge-base folder or passages file (default: demo)")
+    parser.add_argument("--questions", type=Path, help="benchmark question file offered beside the demo questions")
+    parser.add_argument("--annotations", type=Path, dest="annotations_db", help="annotation database file")
+    parser.add_argument("--no-preload", dest="preload", action="store_false", default=None,
+                        help="load the student on the first question instead of at launch")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = vars(parse_args(argv))
+    try:
+        config = AppConfig.from_env(**args)
+        studio = make_studio(config)
+        options = launch_options(config)
+    except KardError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if config.preload:
+        studio.warm_up()
+    build_app(studio, config).queue(default_concurrency_limit=4).launch(**options)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
