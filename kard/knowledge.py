@@ -83,7 +83,7 @@ class PassageNotFoundError(KardError, KeyError):
 
 def _stem(word: str) -> str:
     """Harman's S-stemmer: folds English plurals, leaves everything else alone."""
-    if len(word) <= 3 or not word.endswith("s") or word[-1].isdigit():
+    if len(word) <= 3 or not word.endswith("s"):
         return word
     if word.endswith("ies") and not word.endswith(("eies", "aies")):
         return word[:-3] + "y"
