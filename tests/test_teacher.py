@@ -338,3 +338,62 @@ def test_api_key_never_reaches_logs_errors_cache_or_outputs(server, tmp_path, ca
     everything += [p.read_bytes().decode("utf-8", "replace") for p in Path(tmp_path).glob("teacher.sqlite*")]
     assert all(KEY not in text for text in everything)
     assert "***" in messages[0]  # the server echoed the key; the message shows it masked
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def run_cli(*argv: str) -> int:
+    from kard.__main__ import main
+
+    return main(list(argv))
+
+
+def test_cli_teach_demo_end_to_end(server, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+
+    def gold_or_not(body: dict) -> Reply:
+        asked = last_user_message(body)
+        gold = asked.split("Correct answer: ")[1][0]
+        return Reply(texts=(f"Reasoning.\nAnswer: {gold}", "Unsure, perhaps.") [: int(body.get("n") or 1)])
+
+    server.responder = gold_or_not
+    out, cache = tmp_path / "demo.jsonl", tmp_path / "cache.sqlite"
+    args = ["teach", "--dataset", "demo", "--base-url", server.url, "--model", "fake", "--n", "2", "--limit", "5",
+            "--out", str(out), "--cache", str(cache), "--no-progress", "--max-retries", "0"]
+    assert run_cli(*args) == 0
+    printed = capsys.readouterr().out
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 5 and {r["sample_index"] for r in rows} == {0}
+    assert all(r["text"] == "Reasoning." and r["source"] == "fake (teacher-v1/rationalize)" for r in rows)
+    assert "kept 5, dropped 5 no answer" in printed and "5 requests" in printed
+    assert run_cli(*args, "--all-samples") == 0  # second run: all from the cache
+    assert "10 from cache, 0 requests" in capsys.readouterr().out
+    assert len(out.read_text().splitlines()) == 10 and server.count == 5
+    assert KEY not in printed and KEY not in out.read_text()
+
+
+def test_cli_teach_reports_given_up_questions_and_bad_key(server, tmp_path, monkeypatch, capsys):
+    from kard.datasets import load_demo_questions
+
+    first = load_demo_questions()[0]
+    server.responder = by_question({first.text: status(503, "overloaded")}, default="Fine.\nAnswer: A")
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    common = ["teach", "--dataset", "demo", "--base-url", server.url, "--limit", "3", "--no-progress",
+              "--max-retries", "1", "--cache", str(tmp_path / "c.sqlite"), "--out", str(tmp_path / "o.jsonl")]
+    assert run_cli(*common) == 1
+    printed = capsys.readouterr().out
+    assert f"gave up on {first.id}" in printed and "HTTP 503" in printed
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong-key")
+    assert run_cli(*common[:-4], "--cache", str(tmp_path / "d.sqlite"), "--out", str(tmp_path / "p.jsonl")) == 2
+    assert "check OPENAI_API_KEY" in capsys.readouterr().err
+
+
+def test_cli_import_rationales_medqa_gpt4(shared_data, tmp_path, capsys):
+    out = tmp_path / "gpt4.jsonl"
+    code = run_cli("import-rationales", "--kind", "medqa-gpt4", "--path", str(shared_data / "medqa" / "dev_teacher_cot_gpt-4-32k.jsonl"),
+                   "--questions", str(shared_data / "medqa" / "dev.jsonl"), "--only-correct", "--out", str(out))
+    assert code == 0
+    assert "answers matching the gold: 516 of 636 questions (81.13 %)" in capsys.readouterr().out
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 516 and {r["source"] for r in rows} == {"gpt-4-32k (recorded, MIRAGE)"}
