@@ -1,0 +1,154 @@
+from pathlib import Path
+
+import pytest
+
+from kard.config import GenerationConfig, RetrievalConfig
+from kard.errors import ConfigError, DataError
+from kard.evaluation import CONDITIONS, evaluate, read_records
+from kard.knowledge import KnowledgeBase
+from kard.records import Passage, Question, Sample
+
+PASSAGES = [
+    Passage("p-sun", "Sun", "The sun is a star that gives the earth light and heat."),
+    Passage("p-plant", "Plants", "Plants absorb carbon dioxide and release oxygen."),
+    Passage("p-ice", "Ice", "Water freezes into ice at zero degrees Celsius."),
+    Passage("p-moon", "Moon", "The moon orbits the earth about once a month."),
+]
+QUESTIONS = [
+    Question("q1", "Which gas do plants absorb?", {"A": "oxygen", "B": "carbon dioxide"}, answer="B"),
+    Question("q2", "At what temperature does water freeze?", {"A": "zero degrees", "B": "fifty degrees"}, answer="A"),
+    Question("q3", "What orbits the earth monthly?", {"A": "the sun", "B": "the moon"}, answer="B"),
+]
+
+
+class ScriptedStudent:
+    """Answers each prompt by a rule and records every prompt it was given."""
+
+    is_encoder_decoder = False
+    context_length = None
+
+    def __init__(self, rule):
+        self.rule = rule
+        self.prompts: list[str] = []
+
+    def generate(self, prompt, config, *, letters=(), on_first_token=None, n=None):
+        self.prompts.append(prompt)
+        return [Sample(raw_output=text, rationale=text, answer=answer, tokens_out=3)
+                for text, answer in self.rule(prompt, config)]
+
+    def count_tokens(self, prompt):
+        return len(prompt.split())
+
+    def text_ids(self, text):
+        return list(range(len(text.split())))
+
+    def decode(self, ids):
+        return " ".join("w" for _ in ids)
+
+
+@pytest.fixture(scope="module")
+def knowledge():
+    return KnowledgeBase.build(PASSAGES)
+
+
+def always(letter):
+    return lambda prompt, config: [(f"Reasoning. Answer: {letter}", letter)]
+
+
+def test_accuracy_counts_wrong_and_unanswered(knowledge):
+    rule = lambda prompt, config: [("no idea", None)] if "freeze" in prompt else [("Answer: B", "B")]
+    result = evaluate(ScriptedStudent(rule), QUESTIONS, "kard-bm25", knowledge=knowledge, progress=False)
+    assert (result.score.total, result.score.correct, result.score.unanswered) == (3, 2, 1)
+    assert [r.correct for r in result.records] == [True, False, True]
+
+
+def test_conditions_build_the_papers_prompts(knowledge):
+    retrieval = RetrievalConfig(top_k=1)
+    rows = {}
+    for name in ("finetune", "reasoning", "kard-bm25"):
+        student = ScriptedStudent(always("B"))
+        result = evaluate(student, QUESTIONS[:1], name, knowledge=knowledge, retrieval=retrieval, progress=False)
+        rows[name] = (student.prompts[0], result.records[0].passage_ids)
+    assert rows["finetune"][0].endswith("Answer:") and "Explanation:" not in rows["finetune"][0]
+    assert "Knowledge:" not in rows["reasoning"][0] and rows["reasoning"][0].endswith("Explanation:")
+    assert "Knowledge: Plants: Plants absorb carbon dioxide" in rows["kard-bm25"][0]
+    assert rows["kard-bm25"][1] == ("p-plant",)
+    assert rows["finetune"][1] == rows["reasoning"][1] == ()
+
+
+def test_oracle_retrieves_with_the_teacher_rationale(knowledge):
+    oracle = {"q1": "Ice forms when water freezes at zero degrees."}
+    result = evaluate(ScriptedStudent(always("B")), QUESTIONS[:1], "oracle", knowledge=knowledge,
+                      retrieval=RetrievalConfig(top_k=1), oracle=oracle, progress=False)
+    assert result.records[0].passage_ids == ("p-ice",)
+
+
+def test_oracle_without_rationale_is_a_clear_error(knowledge):
+    with pytest.raises(DataError, match="no teacher rationale.*--oracle-rationales"):
+        evaluate(ScriptedStudent(always("B")), QUESTIONS[:1], "oracle", knowledge=knowledge, progress=False)
+
+
+def test_reranker_order_decides_the_passages(knowledge):
+    class Reverse:
+        name = "reverse"
+
+        def rerank(self, question, hits, k=None):
+            ranked = [h.with_rerank(float(i), i + 1) for i, h in enumerate(reversed(hits))]
+            return ranked[:k] if k else ranked
+
+    result = evaluate(ScriptedStudent(always("B")), QUESTIONS[:1], "kard-reranker", knowledge=knowledge,
+                      reranker=Reverse(), retrieval=RetrievalConfig(top_k=1, candidates=2), progress=False)
+    bm25_top2 = [h.passage.id for h in knowledge.search(QUESTIONS[0].text, 2)]
+    assert result.records[0].passage_ids == (bm25_top2[-1],)
+
+
+def test_self_consistency_votes(knowledge):
+    rule = lambda prompt, config: [("a", "A"), ("b", "B"), ("b2", "B"), ("none", None), ("a2", "A")][: config.samples]
+    result = evaluate(ScriptedStudent(rule), QUESTIONS[:1], "reasoning", generation=GenerationConfig(samples=5), progress=False)
+    record = result.records[0]
+    assert record.answer == "A"  # 2-2 tie: the answer seen first wins
+    assert record.votes == {"A": 2, "B": 2} and record.sample_answers == ("A", "B", "B", None, "A")
+
+
+def test_resume_answers_only_missing_questions(tmp_path: Path, knowledge):
+    out = tmp_path / "kard.jsonl"
+    first = ScriptedStudent(always("B"))
+    full = evaluate(first, QUESTIONS, "kard-bm25", knowledge=knowledge, out=out, progress=False)
+    lines = out.read_text().splitlines()
+    out.write_text(lines[0] + "\n" + lines[1][:20])  # an interrupted run: one line, then a torn one
+    second = ScriptedStudent(always("B"))
+    resumed = evaluate(second, QUESTIONS, "kard-bm25", knowledge=knowledge, out=out, progress=False)
+    assert len(second.prompts) == 2
+    assert [r.answer for r in resumed.records] == [r.answer for r in full.records]
+    assert list(read_records(out)) == ["q1", "q2", "q3"]
+
+
+def test_results_file_of_another_condition_is_refused(tmp_path: Path, knowledge):
+    out = tmp_path / "results.jsonl"
+    evaluate(ScriptedStudent(always("B")), QUESTIONS[:1], "reasoning", out=out, progress=False)
+    with pytest.raises(ConfigError, match="separate --out file"):
+        evaluate(ScriptedStudent(always("B")), QUESTIONS[:1], "kard-bm25", knowledge=knowledge, out=out, progress=False)
+
+
+def test_questions_without_gold_are_refused(knowledge):
+    unlabelled = Question("u", "Any question?", {"A": "x", "B": "y"})
+    with pytest.raises(DataError, match="no gold answer"):
+        evaluate(ScriptedStudent(always("A")), [unlabelled], "reasoning", progress=False)
+
+
+def test_unknown_condition():
+    with pytest.raises(ConfigError, match="unknown condition"):
+        evaluate(ScriptedStudent(always("A")), QUESTIONS, "magic", progress=False)
+    assert set(CONDITIONS) == {"finetune", "reasoning", "kard-bm25", "kard-reranker", "oracle"}
+
+
+def test_greedy_evaluation_of_a_real_tiny_model_is_deterministic(tmp_path: Path, knowledge):
+    from kard.student import Student
+    from tests.tiny_models import save_tiny_decoder
+
+    student = Student.load(save_tiny_decoder(tmp_path / "tiny"))
+    generation = GenerationConfig(max_new_tokens=12)
+    runs = [evaluate(student, QUESTIONS, "kard-bm25", knowledge=knowledge, generation=generation, progress=False)
+            for _ in range(2)]
+    assert runs[0].records[0].tokens_out > 0
+    assert [(r.answer, r.rationale) for r in runs[0].records] == [(r.answer, r.rationale) for r in runs[1].records]
