@@ -13,6 +13,7 @@ COMMAND_MODULES = [
     # Each module defines `register(subparsers)`, which adds its parser(s) with `func=run`.
     "kard.cli.knowledge",
     "kard.cli.teach",
+    "kard.cli.evaluate",
 ]
 
 

@@ -1,0 +1,161 @@
+"""`python -m kard evaluate` (one student, one condition) and `python -m kard paper` (the paper's rows)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from kard.config import GenerationConfig, RetrievalConfig
+from kard.errors import ConfigError, DataError
+from kard.records import Question
+
+DATASETS = ("strategyqa", "obqa", "medqa", "demo")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    evaluate = subparsers.add_parser("evaluate", help="accuracy of a student on a labelled question set")
+    _question_arguments(evaluate)
+    evaluate.add_argument("--student", default=None, help="student folder (default: the packaged SmolLM2)")
+    evaluate.add_argument("--reranker", default=None, help="trained reranker folder (enables kard-reranker)")
+    evaluate.add_argument("--condition", default=None,
+                          help="finetune|reasoning|kard-bm25|kard-reranker|oracle "
+                               "(default: kard-reranker with --reranker, else kard-bm25)")
+    evaluate.set_defaults(func=run_evaluate)
+
+    paper = subparsers.add_parser("paper", help="the paper's comparison: a row per condition, table and plot")
+    _question_arguments(paper)
+    for condition in ("finetune", "reasoning", "kard"):
+        paper.add_argument(f"--{condition}-student", default=None, help=f"student trained for the {condition} row")
+    paper.add_argument("--reranker", default=None, help="trained reranker folder (adds the kard-reranker row)")
+    paper.set_defaults(func=run_paper)
+
+
+def _question_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", choices=DATASETS, required=True)
+    parser.add_argument("--questions", type=Path, default=None,
+                        help="question file (MedQA/StrategyQA/OpenBookQA/demo format; default: demo questions)")
+    parser.add_argument("--holdout", type=float, default=None,
+                        help="evaluate on the held-out part of a seeded split of --questions "
+                             "(a count or a fraction; use the same value as build-examples)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the held-out split (default %(default)s)")
+    parser.add_argument("--limit", type=int, default=None, help="first N questions only")
+    parser.add_argument("--kb", type=Path, nargs="*", default=None,
+                        help="knowledge base: an index folder, or passages files (default: the demo passages)")
+    parser.add_argument("--k", type=int, default=RetrievalConfig.top_k, help="passages given to the student")
+    parser.add_argument("--candidates", type=int, default=RetrievalConfig.candidates, help="BM25 candidates to rerank")
+    parser.add_argument("--samples", type=int, default=1, help="self-consistency samples (1 = greedy only)")
+    parser.add_argument("--max-new-tokens", type=int, default=GenerationConfig.max_new_tokens)
+    parser.add_argument("--oracle-rationales", type=Path, default=None,
+                        help="teacher rationales of the test questions (JSONL from import-rationales/teach)")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    parser.add_argument("--out", type=Path, required=True, help="folder for per-question results and summaries")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def load_test_questions(args: argparse.Namespace) -> list[Question]:
+    from kard.datasets import load_demo_questions, load_questions
+    from kard.distill import split_questions
+
+    questions = load_questions(args.questions) if args.questions else load_demo_questions()
+    if args.holdout is not None:
+        holdout = int(args.holdout) if args.holdout >= 1 else args.holdout
+        questions = split_questions(questions, holdout, seed=args.seed)[1]
+    if args.limit is not None:
+        if args.limit < 1:
+            raise ConfigError(f"--limit must be at least 1, got {args.limit}")
+        questions = questions[: args.limit]
+    if not questions:
+        raise DataError("no questions left to evaluate", fix="check --questions, --holdout and --limit")
+    return questions
+
+
+def open_knowledge(paths: list[Path] | None, retrieval: RetrievalConfig):
+    """An index folder, or one or more passages files indexed together; none -> the demo passages."""
+    from kard.datasets import load_passages
+    from kard.knowledge import KnowledgeBase
+
+    if not paths:
+        return KnowledgeBase.demo()
+    if len(paths) == 1 and paths[0].is_dir():
+        return KnowledgeBase.load(paths[0], retrieval)
+    passages = [p for path in paths for p in load_passages(path)]
+    return KnowledgeBase.build(passages, retrieval)
+
+
+def oracle_rationales(args: argparse.Namespace, questions: list[Question]) -> dict[str, str]:
+    """Teacher rationales for the oracle row: a file if given, else those shipped with the questions."""
+    if args.oracle_rationales:
+        from kard.rationales import import_jsonl
+
+        found = import_jsonl(args.oracle_rationales)
+        return {qid: group[0].text for qid, group in found.items() if group}
+    return {q.id: q.rationale for q in questions if q.rationale}
+
+
+def _configs(args: argparse.Namespace) -> tuple[RetrievalConfig, GenerationConfig]:
+    retrieval = RetrievalConfig(top_k=args.k, candidates=args.candidates)
+    generation = GenerationConfig(max_new_tokens=args.max_new_tokens, samples=args.samples)
+    return retrieval, generation
+
+
+def _reranker(path: str | None):
+    if path is None:
+        return None
+    from kard.reranker import Reranker
+
+    return Reranker.load(path)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from kard.config import DEFAULT_STUDENT
+    from kard.evaluation import evaluate, get_condition
+    from kard.student import Student
+
+    condition = get_condition(args.condition or ("kard-reranker" if args.reranker else "kard-bm25"))
+    retrieval, generation = _configs(args)
+    questions = load_test_questions(args)
+    knowledge = None if condition.knowledge == "none" else open_knowledge(args.kb, retrieval)
+    student = Student.load(args.student or DEFAULT_STUDENT, dtype=args.dtype)
+    decoding = "greedy" if args.samples <= 1 else f"sc-{args.samples}"
+    args.out.mkdir(parents=True, exist_ok=True)
+    result = evaluate(student, questions, condition, out=args.out / f"{condition.name}-{decoding}.jsonl",
+                      knowledge=knowledge, reranker=_reranker(args.reranker), retrieval=retrieval,
+                      generation=generation, oracle=oracle_rationales(args, questions), progress=not args.no_progress)
+    summary = {"dataset": args.dataset, "condition": condition.name, "decoding": decoding,
+               "student": student.name, "questions": result.score.total, "accuracy": result.score.accuracy,
+               "unanswered": result.score.unanswered_share}
+    (args.out / f"{condition.name}-{decoding}.summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"{args.dataset} {condition.name} ({decoding}): accuracy {100 * result.score.accuracy:.1f}% "
+          f"on {result.score.total} questions, unanswered {100 * result.score.unanswered_share:.1f}%")
+    return 0
+
+
+def run_paper(args: argparse.Namespace) -> int:
+    from kard.paper import markdown_table, plot_rows, run_rows, write_summary
+    from kard.student import Student
+
+    retrieval, generation = _configs(args)
+    questions = load_test_questions(args)
+    loaded: dict[str, Student] = {}
+    students = {}
+    for condition, path in (("finetune", args.finetune_student), ("reasoning", args.reasoning_student),
+                            ("kard", args.kard_student)):
+        if path:
+            loaded.setdefault(path, Student.load(path, dtype=args.dtype))
+            names = ("kard-bm25", "kard-reranker", "oracle") if condition == "kard" else (condition,)
+            students.update({name: loaded[path] for name in names})
+    if not students:
+        raise ConfigError("no student given. Fix: pass --finetune-student, --reasoning-student and/or --kard-student")
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = run_rows(students, questions, args.out, knowledge=open_knowledge(args.kb, retrieval),
+                    reranker=_reranker(args.reranker), retrieval=retrieval, generation=generation,
+                    samples=args.samples, oracle=oracle_rationales(args, questions), progress=not args.no_progress)
+    dataset = {"obqa": "openbookqa"}.get(args.dataset, args.dataset)
+    table = markdown_table(rows, dataset)
+    (args.out / "results.md").write_text(table, encoding="utf-8")
+    write_summary(rows, args.out / "summary.json")
+    chance = 1 / len(questions[0].options) if questions else None
+    plot_rows(rows, dataset, args.out / "results.png", chance=chance)
+    print(table)
+    return 0

@@ -1,0 +1,48 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from kard.__main__ import main
+from tests.tiny_models import save_tiny_decoder
+
+
+@pytest.fixture(scope="module")
+def tiny_student(tmp_path_factory) -> Path:
+    return save_tiny_decoder(tmp_path_factory.mktemp("student") / "tiny", max_positions=2048)
+
+
+def test_evaluate_writes_results_and_summary(tmp_path: Path, tiny_student: Path, capsys):
+    out = tmp_path / "eval"
+    code = main(["evaluate", "--dataset", "demo", "--student", str(tiny_student), "--limit", "3",
+                 "--max-new-tokens", "8", "--out", str(out), "--no-progress"])
+    assert code == 0
+    lines = (out / "kard-bm25-greedy.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and all(json.loads(line)["passage_ids"] for line in lines)
+    summary = json.loads((out / "kard-bm25-greedy.summary.json").read_text())
+    assert summary["questions"] == 3 and 0.0 <= summary["accuracy"] <= 1.0
+    assert "accuracy" in capsys.readouterr().out
+
+
+def test_paper_writes_a_row_per_condition_with_table_and_plot(tmp_path: Path, tiny_student: Path):
+    out = tmp_path / "paper"
+    code = main(["paper", "--dataset", "demo", "--kard-student", str(tiny_student), "--reasoning-student",
+                 str(tiny_student), "--limit", "2", "--max-new-tokens", "6", "--out", str(out), "--no-progress"])
+    assert code == 0
+    table = (out / "results.md").read_text()
+    # no reranker given: that row is skipped; the oracle uses the demo questions' reference rationales
+    assert [line.split("|")[1].strip() for line in table.splitlines()[2:] if line.startswith("|")] == [
+        "reasoning", "kard-bm25", "oracle"]
+    assert (out / "results.png").stat().st_size > 1000
+    assert len(json.loads((out / "summary.json").read_text())) == 3
+
+
+def test_paper_without_students_is_a_clear_error(tmp_path: Path, capsys):
+    assert main(["paper", "--dataset", "demo", "--out", str(tmp_path)]) == 2
+    assert "no student given" in capsys.readouterr().err
+
+
+def test_bad_limit_is_a_clear_error(tmp_path: Path, tiny_student: Path, capsys):
+    assert main(["evaluate", "--dataset", "demo", "--student", str(tiny_student), "--limit", "0",
+                 "--out", str(tmp_path)]) == 2
+    assert "--limit must be at least 1" in capsys.readouterr().err
