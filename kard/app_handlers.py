@@ -126,7 +126,7 @@ def teacher_card(item: Mapping[str, Any], note: str = HOW_TO_TEACHER) -> str:
     q, t = item["question"], item.get("teacher")
     if not t:
         return views.rationale_card("Teacher", "not configured", "", note=note)
-    timing = views.timing_line(Timings(total_s=t["seconds"]) if t.get("seconds") else None, 0, t["model"])
+    timing = views.timing_line(Timings(total_s=t["seconds"]), 0, t["model"]) if t.get("seconds") else ""
     return views.rationale_card("Teacher", t["label"], t["rationale"],
                                 answer_html=views.answer_badge(t["answer"], q["answer"], q["options"]),
                                 timing_html=timing)

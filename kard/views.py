@@ -131,8 +131,9 @@ def diff_panel(old: str, new: str, old_label: str, new_label: str) -> str:
     if not (old or "").strip() or not (new or "").strip():
         return '<div class="kard-diff kard-empty">Nothing to compare yet.</div>'
     ratio = difflib.SequenceMatcher(None, old.split(), new.split(), autojunk=False).ratio()
-    return (f'<div class="kard-diff-head"><del>{esc(old_label)}</del> &rarr; <ins>{esc(new_label)}</ins> '
-            f"&middot; {ratio:.0%} of words shared</div>" + word_diff(old, new))
+    return (f'<div class="kard-diff-head">Word diff: <span class="kard-old">{esc(old_label)}</span> &rarr; '
+            f'<span class="kard-new">{esc(new_label)}</span> &middot; {ratio:.0%} of words shared</div>'
+            + word_diff(old, new))
 
 
 # -- answers, timings, cards -------------------------------------------------------------------------
@@ -210,8 +211,11 @@ tr.kard-cut td { border-top: 2px dashed var(--color-accent); color: var(--color-
 .kard-more, .kard-muted, .kard-empty { color: var(--body-text-color-subdued); font-size: 0.9em; }
 mark { background: #fde68a; color: inherit; padding: 0 1px; border-radius: 2px; }
 .kard-diff { white-space: pre-wrap; line-height: 1.5; }
-.kard-diff del, .kard-diff-head del { background: #fee2e2; color: #991b1b; text-decoration: line-through; }
-.kard-diff ins, .kard-diff-head ins { background: #dcfce7; color: #166534; text-decoration: none; }
+.kard-diff del { background: #fee2e2; color: #991b1b; text-decoration: line-through; }
+.kard-diff ins { background: #dcfce7; color: #166534; text-decoration: none; }
+.kard-old { border-bottom: 2px solid #fca5a5; } .kard-new { border-bottom: 2px solid #86efac; }
+.kard-panel table, .kard-panel th, .kard-panel td { border-left: 0 !important; border-right: 0 !important; }
+.kard-panel td, .kard-panel th { background: transparent; }
 .kard-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 10px 12px; min-height: 160px; }
 .kard-card-head { margin-bottom: 6px; } .kard-source { color: var(--body-text-color-subdued); font-size: 0.85em; margin-left: 6px; }
 .kard-rationale { white-space: pre-wrap; line-height: 1.5; min-height: 80px; }

@@ -89,7 +89,7 @@ def test_word_diff_marks_changed_words_only():
 
 def test_diff_panel_labels_and_empty_sides():
     out = diff_panel("one two three", "one two four", "teacher", "student <x>")
-    assert "67% of words shared" in out and "student &lt;x&gt;" in out
+    assert "67% of words shared" in out and "student &lt;x&gt;" in out and "Word diff" in out
     assert "Nothing to compare" in diff_panel("", "text", "a", "b")
 
 

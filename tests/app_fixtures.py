@@ -1,0 +1,80 @@
+"""A launched KARD Studio for the gradio_client and browser tests: real Pipeline, KnowledgeBase and
+AnnotationStore; the student is a tiny random model (seconds) unless a test asks for the real one."""
+
+from __future__ import annotations
+
+import socket
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from kard.records import Passage, Question
+
+XSS_PASSAGE = Passage(
+    "xss", "Thyroid <script>window.kardPwned=1</script>",
+    'Graves thyroid disease <img src=x onerror="window.kardPwned=2"> is driven by antibodies. '
+    "<script>window.kardPwned=3</script>",
+)
+PASSAGES = [
+    Passage("graves", "Graves disease", "Graves disease: antibodies stimulate the TSH receptor of the thyroid gland."),
+    Passage("scurvy", "Scurvy", "Scurvy is caused by a lack of vitamin C, which collagen synthesis needs."),
+    Passage("rickets", "Rickets", "Rickets in children follows vitamin D deficiency and soft bones."),
+    XSS_PASSAGE,
+]
+QUESTIONS = [
+    Question("t-graves", "Which antibodies drive Graves thyroid disease?",
+             {"A": "Antibodies that stimulate the TSH receptor", "B": "Antibodies against insulin"}, "A", "demo",
+             "Graves disease is caused by antibodies that stimulate the TSH receptor. Answer: A",
+             "written by the test authors"),
+    Question("t-scurvy", "Which vitamin deficiency causes scurvy?", {"A": "Vitamin C", "B": "Vitamin D"}, "A", "demo"),
+]
+USER, PASSWORD = "alice", "correct-horse"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tiny_pipeline(folder: Path, passages=PASSAGES):
+    from tiny_models import save_tiny_decoder
+
+    from kard.config import GenerationConfig, RetrievalConfig
+    from kard.knowledge import KnowledgeBase
+    from kard.pipeline import Pipeline
+    from kard.student import Student
+
+    student = Student.load(save_tiny_decoder(folder / "tiny-student", max_positions=1024))
+    return Pipeline(KnowledgeBase.build(passages), student, retrieval=RetrievalConfig(top_k=2),
+                    generation=GenerationConfig(max_new_tokens=24))
+
+
+def real_pipeline(extra: list[Passage]):
+    """The default stack (packaged SmolLM2, demo passages) with `extra` passages added to the base."""
+    from kard.datasets import load_demo_passages
+    from kard.knowledge import KnowledgeBase
+    from kard.pipeline import Pipeline
+    from kard.student import Student
+
+    return Pipeline(KnowledgeBase.build(load_demo_passages() + extra), Student.load())
+
+
+@contextmanager
+def launched(pipeline_factory, folder: Path, questions=QUESTIONS, mode: str = "curator") -> Iterator[tuple[str, object]]:
+    """(url, studio) of a running app on 127.0.0.1; closed afterwards."""
+    import app as app_module
+    from kard.annotations import AnnotationStore
+    from kard.app_handlers import Studio
+    from kard.config import AppConfig
+
+    config = AppConfig(mode=mode, curator_user=USER, curator_password=PASSWORD, port=free_port(),
+                       annotations_db=folder / "annotations.db")
+    studio = Studio(pipeline_factory, AnnotationStore(config.annotations_db, read_only=mode == "demo"), questions,
+                    mode=mode)
+    demo = app_module.build_app(studio, config)
+    demo.queue().launch(prevent_thread_lock=True, quiet=True, **app_module.launch_options(config))
+    try:
+        yield f"http://127.0.0.1:{config.port}/", studio
+    finally:
+        demo.close()

@@ -1,0 +1,87 @@
+"""The app's named endpoints (ask, compare, save) through gradio_client against a launched server."""
+
+from __future__ import annotations
+
+import pytest
+
+gradio_client = pytest.importorskip("gradio_client")
+
+from app_fixtures import PASSWORD, QUESTIONS, USER, launched, tiny_pipeline  # noqa: E402
+
+NO_MARKS = [None] * 5
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("app-api")
+    pipeline = tiny_pipeline(folder)
+    with launched(lambda: pipeline, folder) as (url, studio):
+        yield url, studio
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return gradio_client.Client(server[0], auth=(USER, PASSWORD), verbose=False)
+
+
+def ask(client, question=QUESTIONS[0]):
+    from kard.prompts import format_options
+
+    return client.predict(question.text, format_options(question.options), question.id, api_name="/ask")
+
+
+def test_named_endpoints(client):
+    assert {"/ask", "/compare", "/save"} <= set(client.view_api(return_format="dict")["named_endpoints"])
+
+
+def test_ask_compare_save_round_trip(client, server):
+    rerank, student, status, item, _ = ask(client)
+    assert "BM25 only, no reranker loaded" in rerank and 'data-passage-id="graves"' in rerank
+    assert "<img" not in rerank and "<script" not in rerank and "&lt;script&gt;" in rerank
+    assert 'class="kard-card kard-student"' in student and "answered in" in status
+    assert item["item_id"] == "demo:t-graves" and len(item["used_ids"]) == 2
+
+    compared = client.predict(item, api_name="/compare")
+    teacher, editor, item = compared[1], compared[3], compared[9]
+    assert "recorded · written by the test authors" in teacher
+    assert editor.startswith("Graves disease is caused by antibodies")
+
+    saved = client.predict(item, editor + " Checked.", "A", 4, ["other"], "relevant", "irrelevant", None, None, None,
+                           "api test", False, editor, "recorded", api_name="/save")
+    assert "Saved revision" in saved[0]
+    revision = server[1].store.get("demo:t-graves")
+    c = revision.correction
+    assert (c.curator, c.answer, c.rating, c.tags, c.note) == (USER, "A", 4, ("other",), "api test")
+    assert c.rationale.endswith("Checked.") and c.original_rationale == editor
+    assert c.student_model == "tiny-student" and c.prompt_version == "kard-v1" and c.decoding["max_new_tokens"] == 24
+    assert list(c.relevance.values()) == ["relevant", "irrelevant"]
+
+
+def test_save_before_asking_gives_a_message(client):
+    out = client.predict(None, "text", "A", 3, [], *NO_MARKS, "", False, "", "", api_name="/save")
+    assert "Ask a question first" in out[0]
+
+
+def test_mismatched_answer_asks_for_confirmation(client, server):
+    item = ask(client, QUESTIONS[1])[3]
+    before = server[1].store.count()
+    out = client.predict(item, "Vitamin D is the one. Answer: B", "A", 3, [], *NO_MARKS, "", False, "", "",
+                         api_name="/save")
+    assert "concludes B but you chose A" in out[0] and server[1].store.count() == before
+    out = client.predict(item, "Vitamin D is the one. Answer: B", "A", 3, [], *NO_MARKS, "", True, "", "",
+                         api_name="/save")
+    assert "Saved revision" in out[0] and server[1].store.count() == before + 1
+
+
+@pytest.mark.parametrize("text, options, expected", [
+    ("", "A) x B) y", "question is empty"),
+    ("x" * 20_000, "A) x B) y", "20,000 characters"),
+    ("Which one?", "nothing here", "Could not read the options"),
+])
+def test_bad_questions_give_messages(client, text, options, expected):
+    assert expected in client.predict(text, options, None, api_name="/ask")[2]
+
+
+def test_wrong_password_is_refused(server):
+    with pytest.raises(Exception):
+        gradio_client.Client(server[0], auth=(USER, "wrong"), verbose=False)
