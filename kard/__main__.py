@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "kard.cli.knowledge",
     "kard.cli.teach",
     "kard.cli.evaluate",
+    "kard.cli.loop",
 ]
 
 

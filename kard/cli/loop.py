@@ -1,0 +1,244 @@
+"""Closing the loop: `python -m kard export`, `python -m kard retrain`, `python -m kard rounds`.
+
+    python -m kard export --db annotations/annotations.db --out runs/corrections
+    python -m kard retrain --root runs/loop --student runs/kard/student --examples train.jsonl \\
+        --db annotations/annotations.db --max-steps 20 [--background]
+    python -m kard retrain --root runs/loop --status        # or --cancel
+    python -m kard rounds --root runs/loop --questions dev.jsonl --kb kb/ --limit 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from kard.config import DEFAULT_ANNOTATIONS_DB, GenerationConfig, RetrievalConfig
+from kard.errors import ConfigError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    _register_export(subparsers)
+    _register_retrain(subparsers)
+    _register_rounds(subparsers)
+
+
+# ---------------------------------------------------------------- export
+
+
+def _register_export(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export", help="curated corrections -> KARD training examples (JSONL + Hugging Face dataset)",
+        description="Write the latest revision of every accepted correction as KARD training examples. "
+                    "Excluded: notes starting with 'reject', unedited rationales rated <= --low-rating, answers "
+                    "that differ from the gold one, rationales concluding another letter (docs/closing_the_loop.md).")
+    parser.add_argument("--db", type=Path, default=DEFAULT_ANNOTATIONS_DB, help="annotation database (default %(default)s)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for corrections.jsonl, hf_dataset/, export.json")
+    parser.add_argument("--knowledge-from", choices=("store", "kb"), default="store",
+                        help="store: the passages the curator saw; kb: BM25 with the corrected rationale (needs --kb)")
+    parser.add_argument("--kb", type=Path, default=None, help="knowledge base folder or passages file (with --knowledge-from kb)")
+    parser.add_argument("--top-n", type=int, default=None, help="passages per example with --knowledge-from kb")
+    parser.add_argument("--low-rating", type=int, default=2, help="unedited items rated <= this are dropped (default 2)")
+    parser.add_argument("--min-rating", type=int, default=None, help="drop every item rated below this, edited or not")
+    parser.add_argument("--keep-gold-mismatch", action="store_true", help="keep corrections whose answer differs from gold")
+    parser.add_argument("--keep-inconsistent", action="store_true", help="keep rationales concluding another letter")
+    parser.add_argument("--no-hf", action="store_true", help="skip the Hugging Face dataset folder")
+    parser.set_defaults(func=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from kard.annotations import AnnotationStore
+    from kard.export import ExportConfig, export_corrections
+    from kard.retrain import load_knowledge
+
+    config = ExportConfig(low_rating=args.low_rating, min_rating=args.min_rating,
+                          keep_gold_mismatch=args.keep_gold_mismatch, keep_inconsistent=args.keep_inconsistent,
+                          knowledge_from=args.knowledge_from, top_n=args.top_n)
+    knowledge = load_knowledge(str(args.kb) if args.kb else None) if args.knowledge_from == "kb" else None
+    store = AnnotationStore(args.db, read_only=True)
+    result = export_corrections(store, args.out, config, knowledge=knowledge, hf_dataset=not args.no_hf)
+    print(f"exported {len(result.examples)} correction(s) to {result.examples_path}"
+          + (f" and {result.dataset_path}" if result.dataset_path else ""))
+    for excluded in result.excluded:
+        print(f"  excluded {excluded.item_id} (revision {excluded.revision}): {excluded.reason}")
+    return 0
+
+
+# ---------------------------------------------------------------- retrain
+
+
+def _register_retrain(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "retrain", help="fine-tune the current student on teacher examples + corrections into a new round",
+        description="Each run writes ROOT/round-NNN (student, manifest) and points ROOT/current.json at it. "
+                    "A failed or cancelled run changes nothing. One job per ROOT at a time.")
+    parser.add_argument("--root", "--out", dest="root", type=Path, help="rounds folder (e.g. runs/loop)")
+    parser.add_argument("--student", default=None, help="student to start from before the first round "
+                        "(default: the packaged SmolLM2); later rounds start from the current round")
+    parser.add_argument("--from-base", action="store_true", help="start from --student even when a round exists")
+    parser.add_argument("--examples", type=Path, default=None, help="teacher/reference examples JSONL (build-examples)")
+    parser.add_argument("--db", type=Path, default=None, help="annotation database to export corrections from")
+    parser.add_argument("--corrections", type=Path, default=None, help="an export folder or corrections JSONL")
+    parser.add_argument("--correction-weight", type=int, default=3, help="times each correction is seen per epoch")
+    parser.add_argument("--knowledge-from", choices=("store", "kb"), default="store")
+    parser.add_argument("--kb", type=Path, default=None, help="knowledge base (reranker, --knowledge-from kb)")
+    parser.add_argument("--reranker", action="store_true", help="also retrain the reranker (needs --db and --kb)")
+    parser.add_argument("--reranker-from", default=None, help="reranker to continue from before any round has one")
+    parser.add_argument("--reranker-steps", type=int, default=50)
+    parser.add_argument("--max-steps", type=int, default=None, help="optimizer steps (StudentTrainingConfig.max_steps)")
+    parser.add_argument("--epochs", type=float, default=None)
+    parser.add_argument("--learning-rate", type=float, default=None)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--grad-accum", type=int, default=None)
+    parser.add_argument("--max-length", type=int, default=None)
+    parser.add_argument("--lora", action="store_true", default=None)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="any other StudentTrainingConfig field (JSON value), repeatable")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of the job (default %(default)s)")
+    parser.add_argument("--note", default="", help="a note kept in the round's manifest")
+    parser.add_argument("--background", action="store_true", help="start the job detached and return at once")
+    parser.add_argument("--status", action="store_true", help="show the jobs of ROOT and the current round")
+    parser.add_argument("--cancel", action="store_true", help="cancel the running job of ROOT (or --job)")
+    parser.add_argument("--job", "--job-id", dest="job_id", default=None, help="a job id (with --status/--cancel)")
+    parser.add_argument("--spec", type=Path, default=None, help=argparse.SUPPRESS)  # the background process
+    parser.set_defaults(func=run_retrain)
+
+
+_TRAINING_FLAGS = ("max_steps", "epochs", "learning_rate", "batch_size", "grad_accum", "max_length", "lora")
+
+
+def spec_from_args(args: argparse.Namespace):
+    from kard.config import DEFAULT_STUDENT
+    from kard.retrain import RetrainSpec
+
+    if args.root is None:
+        raise ConfigError("no rounds folder. Fix: pass --root DIR (e.g. runs/loop)")
+    training = {name: getattr(args, name) for name in _TRAINING_FLAGS if getattr(args, name) is not None}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r} is not KEY=VALUE. Fix: e.g. --set warmup_ratio=0.1")
+        try:
+            training[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            training[key.strip()] = value
+    if not (args.examples or args.db or args.corrections):
+        raise ConfigError("nothing to train on. Fix: pass --examples and/or --db / --corrections")
+    text = lambda p: str(p) if p is not None else None  # noqa: E731
+    return RetrainSpec(root=str(args.root), student=args.student or DEFAULT_STUDENT, examples=text(args.examples),
+                       db=text(args.db), corrections=text(args.corrections), correction_weight=args.correction_weight,
+                       from_base=args.from_base, knowledge_from=args.knowledge_from, kb=text(args.kb),
+                       training=training, reranker=args.reranker, reranker_from=args.reranker_from,
+                       reranker_steps=args.reranker_steps, threads=args.threads, note=args.note)
+
+
+def run_retrain(args: argparse.Namespace) -> int:
+    from kard import retrain
+
+    if args.spec is not None:  # the detached job process started by retrain.start_background
+        spec = retrain.RetrainSpec.from_json(args.spec.read_text(encoding="utf-8"))
+        retrain.prepare_process(spec)
+        return _finish(retrain.run_job(spec, args.job_id, on_update=_printer()))
+    if args.status:
+        return _print_status(args.root, args.job_id)
+    if args.cancel:
+        _require_root(args)
+        status = retrain.cancel(args.root, args.job_id)
+        print(f"asked job {status.job_id} to stop (state: {status.state})")
+        return 0
+    spec = spec_from_args(args)
+    if args.background:
+        job = retrain.start_background(spec)
+        print(f"started job {job.job_id} (pid {job.pid}); log {job.log_path}\n"
+              f"progress: python -m kard retrain --root {spec.root} --status --job {job.job_id}")
+        return 0
+    return _finish(retrain.run_job(spec, on_update=_printer()))
+
+
+def _require_root(args: argparse.Namespace) -> None:
+    if args.root is None:
+        raise ConfigError("no rounds folder. Fix: pass --root DIR")
+
+
+def _printer():
+    last = {"line": ""}
+
+    def show(status) -> None:
+        line = f"[{status.state}] {status.phase}: {status.message}" + (
+            f" (loss {status.loss:.4f})" if status.loss is not None else "")
+        if line != last["line"]:
+            print(line, flush=True)
+            last["line"] = line
+
+    return show
+
+
+def _finish(status) -> int:
+    if status.state == "succeeded":
+        print(f"round {status.round} is now current")
+        return 0
+    print(f"job {status.job_id} {status.state}: {status.error}")
+    return 1 if status.state == "failed" else 3
+
+
+def _print_status(root: Path | None, job_id: str | None) -> int:
+    from kard.retrain import current, list_jobs, list_rounds, read_status
+
+    if root is None:
+        raise ConfigError("no rounds folder. Fix: pass --root DIR")
+    pointer = current(root)
+    print(f"rounds: {', '.join(list_rounds(root)) or 'none'}; current: {pointer['round'] if pointer else 'none'}")
+    jobs = [read_status(root, job_id)] if job_id else list_jobs(root)
+    for status in jobs:
+        print(json.dumps(asdict(status)))
+    return 0
+
+
+# ---------------------------------------------------------------- rounds
+
+
+def _register_rounds(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "rounds", help="held-out accuracy of every round, fixed/broken questions, a table and a plot",
+        description="Evaluates round-000 (the starting student) and each round on the same held-out questions "
+                    "(cached in ROOT/eval/), leaving out every question used as a correction.")
+    parser.add_argument("--root", "--out", dest="root", type=Path, required=True, help="rounds folder")
+    parser.add_argument("--questions", type=Path, default=None, help="held-out question file (default: demo questions)")
+    parser.add_argument("--holdout", type=float, default=None,
+                        help="use the held-out part of a seeded split of --questions (as build-examples)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=None, help="first N held-out questions")
+    parser.add_argument("--kb", type=Path, nargs="*", default=None, help="knowledge base (default: demo passages)")
+    parser.add_argument("--condition", default="kard-bm25", help="evaluation condition (default %(default)s)")
+    parser.add_argument("--use-rerankers", action="store_true", help="each round with its reranker (kard-reranker)")
+    parser.add_argument("--k", type=int, default=RetrievalConfig.top_k)
+    parser.add_argument("--max-new-tokens", type=int, default=GenerationConfig.max_new_tokens)
+    parser.add_argument("--report", type=Path, default=None, help="report folder (default ROOT/report)")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.set_defaults(func=run_rounds)
+
+
+def run_rounds(args: argparse.Namespace) -> int:
+    from kard.cli.evaluate import load_test_questions, open_knowledge
+    from kard.errors import DataError
+    from kard.rounds import evaluate_rounds, held_out, round_report, write_report
+
+    retrieval = RetrievalConfig(top_k=args.k)
+    generation = GenerationConfig(max_new_tokens=args.max_new_tokens)
+    limit, args.limit = args.limit, None
+    questions, dropped = held_out(load_test_questions(args), args.root)
+    if dropped:
+        print(f"left out {len(dropped)} question(s) used as corrections")
+    questions = questions[:limit] if limit else questions
+    if not questions:
+        raise DataError("no held-out question left", fix="pass questions that were not corrected, or raise --limit")
+    knowledge = None if args.condition in ("finetune", "reasoning") else open_knowledge(args.kb, retrieval)
+    answers = evaluate_rounds(args.root, questions, knowledge=knowledge, condition=args.condition,
+                              retrieval=retrieval, generation=generation, use_rerankers=args.use_rerankers,
+                              progress=not args.no_progress)
+    report = round_report(answers, {q.id: q.answer for q in questions if q.answer})
+    files = write_report(report, args.report or args.root / "report")
+    print(files["markdown"].read_text(encoding="utf-8"))
+    print(f"plot: {files['plot']}")
+    return 0

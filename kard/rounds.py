@@ -1,0 +1,208 @@
+"""Round reports: accuracy of each student round on held-out questions, and what changed between rounds.
+
+    evaluate_rounds(root, questions, ...) -> {round: {question_id: answer}}   (cached per round)
+    round_report(answers, gold) -> RoundReport                                 (pure)
+    report_markdown(report) / plot_accuracy(report, path)
+
+Round "round-000" is the student the first retrain started from (its manifest's parent), so the
+report shows where the loop began. Fixed and broken come from `kard.metrics.compare_rounds` between
+consecutive rounds and between the first and the last. Questions used as corrections in any round
+are left out of the held-out set (`held_out`), so the numbers measure generalisation, not recall.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from kard.config import GenerationConfig, RetrievalConfig
+from kard.errors import DataError
+from kard.metrics import RoundChange, Score, compare_rounds, score
+from kard.records import Question
+from kard.retrain import list_rounds, read_manifest, round_paths
+
+if TYPE_CHECKING:  # pragma: no cover
+    from kard.evaluation import Searches
+
+log = logging.getLogger(__name__)
+
+BASE_ROUND = "round-000"
+EVAL_DIR = "eval"
+
+
+@dataclass(frozen=True)
+class RoundScore:
+    round: str
+    student: str
+    score: Score
+
+
+@dataclass(frozen=True)
+class Transition:
+    before: str
+    after: str
+    change: RoundChange
+
+
+@dataclass(frozen=True)
+class RoundReport:
+    question_ids: tuple[str, ...]
+    scores: tuple[RoundScore, ...]
+    steps: tuple[Transition, ...]  # consecutive rounds
+    overall: Transition | None  # first round vs last round (None with fewer than 2 rounds)
+
+    def to_dict(self) -> dict[str, Any]:
+        def change(t: Transition) -> dict[str, Any]:
+            c = t.change
+            return {"before": t.before, "after": t.after, "fixed": list(c.fixed), "broken": list(c.broken),
+                    "still_right": len(c.still_right), "still_wrong": len(c.still_wrong)}
+
+        return {
+            "questions": len(self.question_ids),
+            "rounds": [{"round": s.round, "student": s.student, "accuracy": s.score.accuracy,
+                        "correct": s.score.correct, "total": s.score.total, "unanswered": s.score.unanswered}
+                       for s in self.scores],
+            "steps": [change(t) for t in self.steps],
+            "overall": change(self.overall) if self.overall else None,
+        }
+
+
+def rounds_with_base(root: str | Path) -> list[tuple[str, str, str | None]]:
+    """(round, student path, reranker path) for round-000 (the starting student) and every finished round."""
+    rounds = list_rounds(root)
+    if not rounds:
+        raise DataError("no finished round to report on", path=root,
+                        fix="run `python -m kard retrain --root ...` first")
+    first = read_manifest(root, rounds[0])
+    parent = first.get("parent") or {}
+    reranker = (first.get("spec") or {}).get("reranker_from")
+    entries: list[tuple[str, str, str | None]] = [(BASE_ROUND, str(parent.get("student")), reranker)]
+    for name in rounds:
+        paths = round_paths(root, name)
+        entries.append((name, str(paths["student"]), paths["reranker"]))
+    return entries
+
+
+def held_out(questions: Sequence[Question], root: str | Path) -> tuple[list[Question], list[str]]:
+    """The questions minus every question corrected in any round (those ids are returned too)."""
+    used: set[str] = set()
+    for name in list_rounds(root):
+        used.update(read_manifest(root, name).get("data", {}).get("corrected_question_ids", []))
+    kept = [q for q in questions if q.id not in used]
+    return kept, sorted(used & {q.id for q in questions})
+
+
+def evaluate_rounds(root: str | Path, questions: Sequence[Question], *, knowledge: "Searches | None" = None,
+                    condition: str = "kard-bm25", retrieval: RetrievalConfig = RetrievalConfig(),
+                    generation: GenerationConfig = GenerationConfig(), use_rerankers: bool = False,
+                    progress: bool = True) -> dict[str, tuple[str, dict[str, str | None]]]:
+    """{round: (student, {question id: answer})}; each round's answers cached in ROOT/eval/ and resumed."""
+    from kard.evaluation import evaluate
+    from kard.student import Student
+
+    results: dict[str, tuple[str, dict[str, str | None]]] = {}
+    for name, student_path, reranker_path in rounds_with_base(root):
+        out = Path(root) / EVAL_DIR / f"{name}-{condition}.jsonl"
+        student = Student.load(student_path)
+        reranker = None
+        if use_rerankers and reranker_path:
+            from kard.reranker import Reranker
+
+            reranker = Reranker.load(reranker_path)
+        result = evaluate(student, questions, condition, out=out, knowledge=knowledge, reranker=reranker,
+                          retrieval=retrieval, generation=generation, progress=progress)
+        results[name] = (student_path, {r.question_id: r.answer for r in result.records})
+        log.info("%s: accuracy %.3f on %d questions", name, result.score.accuracy, result.score.total)
+        del student
+    return results
+
+
+def round_report(answers: Mapping[str, tuple[str, Mapping[str, str | None]]], gold: Mapping[str, str]) -> RoundReport:
+    """Scores per round (in the mapping's order) over `gold`'s questions, and fixed/broken between rounds."""
+    if not answers:
+        raise DataError("no rounds to report", fix="evaluate at least one round")
+    ids = tuple(gold)
+    scores = []
+    for name, (student, by_id) in answers.items():
+        missing = [qid for qid in ids if qid not in by_id]
+        if missing:
+            raise DataError(f"round {name} has no answer for {len(missing)} question(s), e.g. {missing[0]}",
+                            fix="evaluate every round on the same questions")
+        scores.append(RoundScore(name, student, score([by_id[q] for q in ids], [gold[q] for q in ids])))
+    names = list(answers)
+    steps = tuple(Transition(a, b, compare_rounds(answers[a][1], answers[b][1], gold)) for a, b in zip(names, names[1:]))
+    overall = Transition(names[0], names[-1], compare_rounds(answers[names[0]][1], answers[names[-1]][1], gold)) \
+        if len(names) > 1 else None
+    return RoundReport(ids, tuple(scores), steps, overall)
+
+
+def report_markdown(report: RoundReport, title: str = "Accuracy per round") -> str:
+    lines = [f"## {title}", "", f"{len(report.question_ids)} held-out questions (none of them used as a correction).", "",
+             "| round | accuracy | correct / total | unanswered | fixed vs previous | broken vs previous | student |",
+             "|---|---|---|---|---|---|---|"]
+    changes = {t.after: t.change for t in report.steps}
+    for s in report.scores:
+        change = changes.get(s.round)
+        fixed = str(len(change.fixed)) if change else "-"
+        broken = str(len(change.broken)) if change else "-"
+        lines.append(f"| {s.round} | {100 * s.score.accuracy:.1f}% | {s.score.correct} / {s.score.total} | "
+                     f"{s.score.unanswered} | {fixed} | {broken} | `{_short(s.student)}` |")
+    for transition in report.steps + ((report.overall,) if report.overall and len(report.steps) > 1 else ()):
+        c = transition.change
+        lines += ["", f"**{transition.before} -> {transition.after}**: fixed {len(c.fixed)}, broken {len(c.broken)}, "
+                      f"still right {len(c.still_right)}, still wrong {len(c.still_wrong)}",
+                  f"- fixed: {', '.join(c.fixed) or 'none'}", f"- broken: {', '.join(c.broken) or 'none'}"]
+    return "\n".join(lines) + "\n"
+
+
+def _short(path: str, keep: int = 3) -> str:
+    parts = Path(path).parts
+    return str(Path(*parts[-keep:])) if len(parts) > keep else path
+
+
+def plot_accuracy(report: RoundReport, path: str | Path, title: str = "Held-out accuracy per round") -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [s.round for s in report.scores]
+    values = [100 * s.score.accuracy for s in report.scores]
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(names) + 2), 3.2))
+    ax.plot(range(len(names)), values, marker="o")
+    for x, (value, s) in enumerate(zip(values, report.scores)):
+        ax.annotate(f"{value:.1f}%\n({s.score.correct}/{s.score.total})", (x, value), textcoords="offset points",
+                    xytext=(0, 8), ha="center", fontsize=8)
+    ax.set_xticks(range(len(names)), names)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"{title} ({len(report.question_ids)} questions)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_report(report: RoundReport, out_dir: str | Path) -> dict[str, Path]:
+    """report.md, report.json and accuracy.png in `out_dir`."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.md").write_text(report_markdown(report), encoding="utf-8")
+    (out / "report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+    return {"markdown": out / "report.md", "json": out / "report.json",
+            "plot": plot_accuracy(report, out / "accuracy.png")}
+
+
+def limit_questions(questions: Sequence[Question], limit: int | None) -> list[Question]:
+    """The first `limit` questions by id order of the file (deterministic)."""
+    return list(questions[:limit]) if limit else list(questions)
+
+
+__all__ = ["RoundReport", "RoundScore", "Transition", "evaluate_rounds", "round_report", "report_markdown",
+           "plot_accuracy", "write_report", "held_out", "rounds_with_base", "limit_questions"]
