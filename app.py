@@ -35,6 +35,9 @@ document.addEventListener("keydown", (event) => {
 });
 </script>
 """
+HOW_IT_WORKS = """**How it works.** BM25 finds candidate passages for the question; a KARD reranker (if loaded)
+reorders them; the top-k go to the small student, which writes a rationale and an answer. Compare it
+with the teacher's rationale, correct it below, and every save becomes a revision for retraining."""
 SHORTCUTS_HELP = "Shortcuts: **Ctrl+Enter** ask · **Ctrl+S** save · **Alt+N** next question"
 
 
@@ -135,6 +138,7 @@ def build_app(studio: Studio, config: AppConfig | None = None):
                         next_btn = gr.Button("Next question", elem_id="kard-next")
                 with gr.Column(scale=2):
                     status = gr.HTML(message("Pick a demo question or type one, then ask."), elem_id="kard-status")
+                    gr.Markdown(HOW_IT_WORKS)
                     gr.Markdown(SHORTCUTS_HELP)
             with gr.Row(equal_height=True):
                 student_html = gr.HTML(elem_id="kard-student")

@@ -337,6 +337,8 @@ class Studio:
 
     @staticmethod
     def live_diff(original: str, edited: str) -> str:
+        if (original or "").strip() == (edited or "").strip():
+            return views.message("No edits yet: change the rationale and the differences show here.")
         return views.diff_panel(original or "", edited or "", "original", "your edit")
 
     # -- save ---------------------------------------------------------------------------------------

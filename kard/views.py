@@ -73,7 +73,7 @@ def _score(value: float | None) -> str:
 
 
 def rerank_panel(candidates: Sequence[Hit], used_ids: Sequence[str], question: str, *,
-                 reranker_name: str | None = None, max_rows: int = 12) -> str:
+                 reranker_name: str | None = None, max_rows: int = 10) -> str:
     """Candidate passages in the order the student saw them, with both rankings and the top-k cut.
 
     `candidates` are in final order (reranked when a reranker ran); `used_ids` are the passages
