@@ -1,0 +1,246 @@
+"""The app's "Retrain & rounds" tab (curator mode): start/cancel a retrain, watch it, compare two rounds.
+
+`LoopPanel` holds the handlers as plain, tested methods; `add_loop_tab(studio, config)` builds the
+tab inside the app's Blocks. A retrain runs as a separate process (`python -m kard retrain`, via
+`kard.retrain.start_background`): the app's threads keep answering while it trains, closing the
+page does not stop it, and the tab picks its progress up again from the status file on the next
+visit. The checkpoint switcher answers one question with two students side by side (the serving
+pipeline's knowledge base and reranker, each side's own student, loaded once and cached).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from kard import retrain, views
+from kard.config import PROJECT_ROOT
+from kard.errors import KardError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from kard.app_handlers import Studio
+    from kard.config import AppConfig
+    from kard.records import Prediction
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ROUNDS_DIR = PROJECT_ROOT / "runs" / "loop"
+"""Where the app's retrain rounds go (`python -m kard retrain --root runs/loop` uses the same folder)."""
+BASE = "base"
+MAX_CACHED_STUDENTS = 2  # two sides of the comparison; more would only hold memory
+
+
+class LoopPanel:
+    """Handlers of the Retrain & rounds tab over one rounds folder."""
+
+    def __init__(self, studio: "Studio", root: str | Path = DEFAULT_ROUNDS_DIR, *, base_student: str,
+                 db: str | Path, examples: str | None = None, kb: str | None = None,
+                 launcher: Callable[[retrain.RetrainSpec], Any] = retrain.start_background,
+                 student_loader: Callable[[str], Any] | None = None):
+        self.studio = studio
+        self.root = Path(root)
+        self.base_student = base_student
+        self.db = Path(db)
+        self.examples = examples
+        self.kb = kb
+        self._launch = launcher
+        self._load_student = student_loader or _load_student
+        self._students: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    # -- rounds -------------------------------------------------------------------------------------
+    def round_choices(self) -> list[tuple[str, str]]:
+        pointer = retrain.current(self.root)
+        serving = pointer["round"] if pointer else BASE
+        names = [BASE, *retrain.list_rounds(self.root)]
+        return [(f"{name} (current)" if name == serving else name, name) for name in names]
+
+    def student_path(self, name: str | None) -> str:
+        if not name or name == BASE:
+            rounds = retrain.list_rounds(self.root)
+            if rounds:
+                parent = retrain.read_manifest(self.root, rounds[0]).get("parent") or {}
+                return str(parent.get("student") or self.base_student)
+            return self.base_student
+        return str(retrain.round_paths(self.root, name)["student"])
+
+    # -- jobs ---------------------------------------------------------------------------------------
+    def start(self, examples: str | None, weight: float | None, max_steps: float | None, with_reranker: bool,
+              kb: str | None, curator: str | None) -> str:
+        """Start a background retrain; refuses (with the reason) while another job holds the folder."""
+        self.studio.can_write(curator)
+        spec = retrain.RetrainSpec(
+            root=str(self.root), student=self.base_student, examples=(examples or self.examples or None),
+            db=str(self.db), correction_weight=int(weight or 3), kb=(kb or self.kb or None),
+            training={"max_steps": int(max_steps or 20)}, reranker=bool(with_reranker),
+            note=f"started from the app by {curator}")
+        if spec.reranker and not spec.kb:
+            raise KardError("retraining the reranker needs a knowledge base. Fix: fill in the knowledge base path")
+        job = self._launch(spec)
+        return views.message(f"Started retrain job {job.job_id}. You can close this page: it keeps running.", "info")
+
+    def cancel(self, curator: str | None) -> str:
+        self.studio.can_write(curator)
+        status = retrain.cancel(self.root)
+        return views.message(f"Asked job {status.job_id} to stop.", "warn")
+
+    def latest_job(self) -> retrain.JobStatus | None:
+        jobs = retrain.list_jobs(self.root)
+        return jobs[0] if jobs else None
+
+    def status_html(self) -> str:
+        """The newest job's progress, and which round serves."""
+        pointer = retrain.current(self.root)
+        serving = (f"Serving: <b>{views.esc(pointer['round'])}</b>" if pointer
+                   else f"Serving: <b>base</b> ({views.esc(self.base_student)})")
+        rounds = retrain.list_rounds(self.root)
+        head = f'<div class="kard-loop-head">{serving} &middot; rounds: {views.esc(", ".join(rounds) or "none yet")}</div>'
+        job = self.latest_job()
+        if job is None:
+            return head + '<div class="kard-empty">No retrain job has run over this folder yet.</div>'
+        percent = int(100 * (1.0 if job.state == "succeeded" else job.fraction))
+        detail = job.error if job.state in ("failed", "cancelled") else job.message
+        loss = f" &middot; loss {job.loss:.4f}" if job.loss is not None else ""
+        kind = {"failed": "error", "cancelled": "warn"}.get(job.state, "info")
+        return (head + f'<div class="kard-job kard-job-{views.esc(job.state)}"><b>job {views.esc(job.job_id)}</b>: '
+                f'{views.esc(job.state)} &middot; {views.esc(job.phase)} &middot; step {job.step}/{job.total_steps}{loss}'
+                f'<progress max="100" value="{percent}" style="width:100%">{percent}%</progress></div>'
+                + views.message(detail or "", kind))
+
+    def job_active(self) -> bool:
+        job = self.latest_job()
+        return job is not None and not job.finished
+
+    # -- compare two rounds -------------------------------------------------------------------------
+    def _student(self, path: str) -> Any:
+        with self._lock:
+            if path not in self._students:
+                while len(self._students) >= MAX_CACHED_STUDENTS:
+                    self._students.pop(next(iter(self._students)))
+                self._students[path] = self._load_student(path)
+            return self._students[path]
+
+    def answer_with(self, name: str, question: Any) -> "Prediction":
+        from kard.pipeline import Pipeline
+
+        serving = self.studio.pipeline()
+        pipeline = Pipeline(serving.knowledge, self._student(self.student_path(name)), serving.reranker,
+                            serving.retrieval, serving.generation)
+        return pipeline.answer(question)
+
+    def compare(self, text: str, options_text: str, picked_id: str | None, left: str | None,
+                right: str | None) -> tuple[str, str, str]:
+        """The same question answered by two rounds' students: (left card, right card, word diff)."""
+        question = self.studio.resolve_question(text, options_text, picked_id)
+        cards, rationales = [], []
+        for name in (left or BASE, right or BASE):
+            prediction = self.answer_with(name, question)
+            rationales.append(prediction.rationale)
+            cards.append(views.rationale_card(
+                name, prediction.student_name, prediction.rationale,
+                answer_html=views.answer_badge(prediction.answer, question.answer, question.options),
+                timing_html=views.timing_line(prediction.timings, prediction.tokens_out, prediction.student_name)))
+        return cards[0], cards[1], views.diff_panel(rationales[0], rationales[1], left or BASE, right or BASE)
+
+
+def _load_student(path: str) -> Any:
+    from kard.student import Student
+
+    return Student.load(path)
+
+
+def add_loop_tab(studio: "Studio", config: "AppConfig", curator_name: Callable[[Any, Any], str | None], *,
+                 question: Any = None, options: Any = None, root: str | Path = DEFAULT_ROUNDS_DIR,
+                 panel: LoopPanel | None = None) -> LoopPanel:
+    """Build the "Retrain & rounds" tab inside the current Blocks (call it within `with gr.Blocks()`).
+
+    `curator_name(request, profile)` says who is signed in (app.py's rule). `question`/`options`: the
+    Ask tab's textboxes, so the comparison answers the question already there; None adds its own.
+    """
+    import gradio as gr
+    from gradio.context import Context
+
+    panel = panel or LoopPanel(studio, root, base_student=config.student, db=config.annotations_db,
+                               kb=str(config.knowledge) if config.knowledge else None)
+
+    def warn(error: Exception) -> str:
+        gr.Warning(str(error))
+        return views.message(str(error), "error")
+
+    with gr.Tab("Retrain & rounds", elem_id="kard-loop-tab"):
+        gr.Markdown("### Retrain the student on the saved corrections\nEach run fine-tunes the serving student on "
+                    "the teacher examples plus every accepted correction and writes a new round; a failed or "
+                    "cancelled run changes nothing. The app keeps answering while it trains.")
+        with gr.Row():
+            examples = gr.Textbox(value=panel.examples or "", label="Teacher examples (JSONL from build-examples)",
+                                  placeholder="optional: corrections only when empty", elem_id="kard-loop-examples")
+            kb = gr.Textbox(value=panel.kb or "", label="Knowledge base (for the reranker)", elem_id="kard-loop-kb")
+        with gr.Row():
+            weight = gr.Number(3, precision=0, minimum=1, label="Correction weight (times per epoch)")
+            steps = gr.Number(20, precision=0, minimum=1, label="Training steps")
+            with_reranker = gr.Checkbox(False, label="Also retrain the reranker")
+        with gr.Row():
+            start_btn = gr.Button("Start retrain", variant="primary", elem_id="kard-loop-start")
+            cancel_btn = gr.Button("Cancel", variant="stop", elem_id="kard-loop-cancel")
+            refresh_btn = gr.Button("Refresh", elem_id="kard-loop-refresh")
+        action_msg = gr.HTML(elem_id="kard-loop-msg")
+        progress = gr.HTML(elem_id="kard-loop-progress")
+        timer = gr.Timer(2.0, active=False)
+
+        gr.Markdown("### Compare two rounds on one question\n" + (
+            "Answers the question of the *Ask & correct* tab with both students." if question is not None else ""))
+        with gr.Row():
+            left = gr.Dropdown(panel.round_choices(), value=BASE, label="Left", elem_id="kard-loop-left")
+            right = gr.Dropdown(panel.round_choices(), value=panel.round_choices()[-1][1], label="Right",
+                                elem_id="kard-loop-right")
+            if question is None or options is None:
+                question = gr.Textbox(label="Question", lines=2, elem_id="kard-loop-question")
+                options = gr.Textbox(label="Options", lines=2, elem_id="kard-loop-options")
+        compare_btn = gr.Button("Answer with both", elem_id="kard-loop-compare")
+        with gr.Row(equal_height=True):
+            left_card = gr.HTML(elem_id="kard-loop-left-card")
+            right_card = gr.HTML(elem_id="kard-loop-right-card")
+        diff = gr.HTML(elem_id="kard-loop-diff")
+
+    def refresh():
+        choices = panel.round_choices()
+        return (panel.status_html(), gr.Timer(active=panel.job_active()),
+                gr.update(choices=choices), gr.update(choices=choices))
+
+    refresh_outputs = [progress, timer, left, right]
+
+    def start(ex, w, s, rr, kb_path, request: gr.Request, profile: gr.OAuthProfile | None):
+        try:
+            text = panel.start(ex, w, s, rr, kb_path, curator_name(request, profile))
+        except KardError as error:
+            return warn(error), panel.status_html(), gr.Timer(active=panel.job_active())
+        return text, panel.status_html(), gr.Timer(active=True)
+
+    def stop(request: gr.Request, profile: gr.OAuthProfile | None):
+        try:
+            return panel.cancel(curator_name(request, profile))
+        except KardError as error:
+            return warn(error)
+
+    def compare(text, opts, a, b):
+        try:
+            return panel.compare(text, opts, None, a, b)
+        except KardError as error:
+            return warn(error), "", ""
+
+    start_btn.click(start, [examples, weight, steps, with_reranker, kb], [action_msg, progress, timer],
+                    api_visibility="private")
+    cancel_btn.click(stop, None, [action_msg], api_visibility="private").then(
+        refresh, None, refresh_outputs, api_visibility="private")
+    refresh_btn.click(refresh, None, refresh_outputs, api_visibility="private")
+    timer.tick(refresh, None, refresh_outputs, api_visibility="private", show_progress="hidden")
+    compare_btn.click(compare, [question, options, left, right], [left_card, right_card, diff],
+                      api_name="compare_rounds")
+    if Context.root_block is not None:  # a reopened page picks up a running job's progress
+        Context.root_block.load(refresh, None, refresh_outputs, api_visibility="private")
+    return panel
+
+
+__all__ = ["LoopPanel", "add_loop_tab", "DEFAULT_ROUNDS_DIR"]
