@@ -127,6 +127,8 @@ def run_teach(args: argparse.Namespace) -> int:
     from kard.rationales import write_rationales
     from kard.teacher import DEFAULT_CACHE, Teacher
 
+    if not getattr(args, "verbose", False):
+        logging.getLogger("httpx2").setLevel(logging.WARNING)  # one INFO line per request drowns the progress bar
     source = question_file(args.dataset, args.path, args.split)
     questions = load_dataset_questions(args.dataset, source)
     if args.limit is not None:
