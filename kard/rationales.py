@@ -128,7 +128,9 @@ def choice_letter(choice: str, options: Mapping[str, str] | None = None) -> str 
     return None
 
 
-def import_medqa_recorded(path: str | Path, questions: Iterable[Question] | None = None, split: str = "dev") -> RationaleSet:
+def import_medqa_recorded(
+    path: str | Path, questions: Iterable[Question] | None = None, split: str = "dev"
+) -> RationaleSet:
     """Recorded GPT-3.5 / GPT-4 chain-of-thought replies for MedQA (the MIRAGE runs).
 
     Ids are "medqa-<split>-<source_index>". With `questions`, answers given as option text are
@@ -145,7 +147,9 @@ def import_medqa_recorded(path: str | Path, questions: Iterable[Question] | None
         qid = f"medqa-{split}-{index}"
         question = by_id.get(qid) if by_id is not None else None
         if by_id is not None and question is None:
-            result.skipped.append(Skipped(number, f"unknown question: {qid} is not among the given questions"))
+            result.skipped.append(
+                Skipped(number, f"unknown question: {qid} is not among the given questions")
+            )
             continue
         if not isinstance(raw, list) or not raw:
             result.skipped.append(Skipped(number, "empty raw: no reply recorded"))
@@ -189,11 +193,15 @@ def import_flan_strategyqa(path: str | Path, questions: Iterable[Question]) -> R
     for number, line in _text_lines(path, result):
         fields = line.split("\t")
         if len(fields) != 3:
-            result.skipped.append(Skipped(number, f"malformed row: {len(fields)} tab-separated fields, expected 3"))
+            result.skipped.append(
+                Skipped(number, f"malformed row: {len(fields)} tab-separated fields, expected 3")
+            )
             continue
         text, verdict, rationale = (field.strip() for field in fields)
         if verdict.lower() not in ("yes", "no") or not rationale:
-            result.skipped.append(Skipped(number, f"malformed row: answer {verdict!r} is not yes/no or the rationale is empty"))
+            result.skipped.append(
+                Skipped(number, f"malformed row: answer {verdict!r} is not yes/no or the rationale is empty")
+            )
             continue
         matches = by_text.get(_normalise(text), [])
         if not matches:
@@ -204,7 +212,9 @@ def import_flan_strategyqa(path: str | Path, questions: Iterable[Question]) -> R
             if (question.id, rationale) in seen:
                 continue
             seen.add((question.id, rationale))
-            result.add(Rationale(question.id, rationale, letter, FLAN_SOURCE, len(result.get(question.id, []))))
+            result.add(
+                Rationale(question.id, rationale, letter, FLAN_SOURCE, len(result.get(question.id, [])))
+            )
     return _finish(result, path, "FLAN StrategyQA rationales")
 
 
@@ -226,7 +236,9 @@ def import_strategyqa_facts(path: str | Path) -> RationaleSet:
     """StrategyQA's annotated facts (train.json) as human rationales."""
     from kard.datasets import load_strategyqa
 
-    return _finish(rationales_from_facts(load_strategyqa(path), STRATEGYQA_FACTS_SOURCE), path, "StrategyQA facts")
+    return _finish(
+        rationales_from_facts(load_strategyqa(path), STRATEGYQA_FACTS_SOURCE), path, "StrategyQA facts"
+    )
 
 
 def import_openbookqa_facts(path: str | Path) -> RationaleSet:
@@ -235,7 +247,9 @@ def import_openbookqa_facts(path: str | Path) -> RationaleSet:
 
     result = rationales_from_facts(load_openbookqa(path), OPENBOOKQA_FACTS_SOURCE)
     if not result:
-        raise DataError("no question has a fact1", path=path, fix="use the *_complete.jsonl files, which carry fact1")
+        raise DataError(
+            "no question has a fact1", path=path, fix="use the *_complete.jsonl files, which carry fact1"
+        )
     return _finish(result, path, "OpenBookQA facts")
 
 
@@ -262,7 +276,9 @@ def import_jsonl(path: str | Path, source: str | None = None, *, strict: bool = 
     return _finish(result, path, "rationales")
 
 
-_GENERIC_FIX = 'write one JSON object a line: {"question_id": "...", "rationale": "...", "answer": "B", "source": "..."}'
+_GENERIC_FIX = (
+    'write one JSON object a line: {"question_id": "...", "rationale": "...", "answer": "B", "source": "..."}'
+)
 
 
 def _generic_record(record: Mapping, default_source: str, result: RationaleSet) -> Rationale:
@@ -273,7 +289,11 @@ def _generic_record(record: Mapping, default_source: str, result: RationaleSet) 
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"no rationale text for {qid}")
     answer = _answer_letter(record.get("answer"))
-    source = record.get("source") if isinstance(record.get("source"), str) and record["source"].strip() else default_source
+    source = (
+        record.get("source")
+        if isinstance(record.get("source"), str) and record["source"].strip()
+        else default_source
+    )
     index = record.get("sample_index")
     if not isinstance(index, int) or index < 0:
         index = len(result.get(qid, []))
@@ -322,7 +342,11 @@ def teacher_score(rationales: Mapping[str, Sequence[Rationale]], questions: Sequ
 def _text_lines(path: str | Path, result: RationaleSet):
     path = Path(path)
     if not path.is_file():
-        raise DataError("the file does not exist" if not path.exists() else "is not a file", path=path, fix="check the path")
+        raise DataError(
+            "the file does not exist" if not path.exists() else "is not a file",
+            path=path,
+            fix="check the path",
+        )
     with path.open(encoding="utf-8", errors="replace") as lines:
         for number, line in enumerate(lines, start=1):
             line = line.rstrip("\r\n")
@@ -337,7 +361,9 @@ def _json_lines(path: str | Path, result: RationaleSet, strict: bool = False):
             record = json.loads(line)
         except json.JSONDecodeError as error:
             if strict:
-                raise DataError(f"not valid JSON ({error.msg})", path=path, line=number, fix=_GENERIC_FIX) from None
+                raise DataError(
+                    f"not valid JSON ({error.msg})", path=path, line=number, fix=_GENERIC_FIX
+                ) from None
             result.skipped.append(Skipped(number, f"not JSON: {error.msg}"))
             continue
         if not isinstance(record, dict):
@@ -350,9 +376,20 @@ def _json_lines(path: str | Path, result: RationaleSet, strict: bool = False):
 
 def _finish(result: RationaleSet, path: str | Path, what: str) -> RationaleSet:
     if not result:
-        reasons = "; ".join(f"{count} {kind}" for kind, count in result.skip_counts().items()) or "the file has no records"
-        raise DataError(f"no {what} could be read ({reasons})", path=path, fix="check that the file and --kind match")
+        reasons = (
+            "; ".join(f"{count} {kind}" for kind, count in result.skip_counts().items())
+            or "the file has no records"
+        )
+        raise DataError(
+            f"no {what} could be read ({reasons})", path=path, fix="check that the file and --kind match"
+        )
     if result.skipped:
-        log.info("%s: read %d rationales for %d questions, skipped %d lines (%s)", Path(path).name,
-                 sum(map(len, result.values())), len(result), len(result.skipped), result.skip_counts())
+        log.info(
+            "%s: read %d rationales for %d questions, skipped %d lines (%s)",
+            Path(path).name,
+            sum(map(len, result.values())),
+            len(result),
+            len(result.skipped),
+            result.skip_counts(),
+        )
     return result

@@ -23,10 +23,21 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 from kard.config import TeacherConfig, cache_dir, teacher_api_key
-from kard.errors import ConfigError, DataError, KardError
+from kard.errors import ConfigError, DataError
 from kard.prompts import parse_answer
 from kard.records import Question, Rationale
 from kard.teacher_cache import CachedSample, CacheKey, TeacherCache
+from kard.teacher_errors import (  # noqa: F401 - re-exported: callers catch them from kard.teacher
+    FATAL_ERRORS,
+    TeacherAuthError,
+    TeacherError,
+    TeacherRateLimitError,
+    TeacherRequestError,
+    TeacherServerError,
+    TeacherTimeoutError,
+    TeacherUnreachableError,
+    translate_error,
+)
 from kard.teacher_prompts import Mode, build_messages, prompt_fingerprint, prompt_version
 
 log = logging.getLogger(__name__)
@@ -44,101 +55,6 @@ def default_cache_path() -> Path:
     return cache_dir() / "teacher_cache.sqlite"
 
 
-# ----------------------------------------------------------------------------- errors
-
-
-class TeacherError(KardError):
-    """A teacher request failed."""
-
-
-class TeacherAuthError(TeacherError):
-    """The server refused the key (401/403). Fatal for a job."""
-
-
-class TeacherUnreachableError(TeacherError):
-    """No connection to the server. Fatal for a job."""
-
-
-class TeacherRequestError(TeacherError):
-    """The server refused the request itself (400/404/422: model name, parameters). Fatal for a job."""
-
-
-class TeacherRateLimitError(TeacherError):
-    """Still rate limited (429) after the retries."""
-
-
-class TeacherServerError(TeacherError):
-    """Still failing (5xx) after the retries."""
-
-
-class TeacherTimeoutError(TeacherError):
-    """No reply within the timeout, retries included."""
-
-
-FATAL_ERRORS = (TeacherAuthError, TeacherUnreachableError, TeacherRequestError)
-"""Errors that would hit every question alike: a job stops on them instead of trying each question."""
-
-
-def translate_error(error: Exception, *, where: str, model: str, config: TeacherConfig, secret: str | None) -> TeacherError:
-    """An `openai` exception as a `TeacherError` whose message names the problem and the fix."""
-    import openai
-
-    retries = f"{config.max_retries} retr{'y' if config.max_retries == 1 else 'ies'}"
-    resume = "finished samples are cached, so rerunning the same job resumes where it stopped"
-    detail = _redact(_server_message(error), secret)
-    if isinstance(error, openai.AuthenticationError):
-        return TeacherAuthError(f"the teacher server at {where} rejected the API key (HTTP 401). Fix: check OPENAI_API_KEY")
-    if isinstance(error, openai.PermissionDeniedError):
-        return TeacherAuthError(
-            f"the API key may not use model {model!r} at {where} (HTTP 403: {detail}). Fix: check OPENAI_API_KEY and --model"
-        )
-    if isinstance(error, openai.RateLimitError):
-        return TeacherRateLimitError(
-            f"still rate limited by {where} (HTTP 429) after {retries}: {detail}. "
-            f"Fix: lower --concurrency or wait and rerun; {resume}"
-        )
-    if isinstance(error, openai.InternalServerError):
-        return TeacherServerError(
-            f"the teacher server at {where} kept failing (HTTP {error.status_code}) after {retries}: {detail}. "
-            f"Fix: check the server's logs and rerun later; {resume}"
-        )
-    if isinstance(error, openai.APITimeoutError):
-        return TeacherTimeoutError(
-            f"no reply from {where} within {config.timeout_s:g} s ({retries}). "
-            f"Fix: raise the timeout (--timeout) or lower --concurrency; {resume}"
-        )
-    if isinstance(error, openai.APIConnectionError):
-        return TeacherUnreachableError(
-            f"could not connect to the teacher server at {where}. Fix: is the server at {where} running? "
-            "Set OPENAI_BASE_URL or --base-url to its address"
-        )
-    if isinstance(error, openai.NotFoundError):
-        return TeacherRequestError(
-            f"model {model!r} or the chat endpoint was not found at {where} (HTTP 404: {detail}). "
-            "Fix: check --model (KARD_TEACHER_MODEL) and that the base URL ends in /v1"
-        )
-    if isinstance(error, openai.APIStatusError):
-        return TeacherRequestError(
-            f"the teacher server at {where} refused the request (HTTP {error.status_code}: {detail}). "
-            "Fix: check --model and the sampling settings against what the server supports"
-        )
-    return TeacherError(f"the teacher request to {where} failed: {_redact(str(error), secret)}. Fix: check the server and rerun")
-
-
-def _server_message(error: Exception) -> str:
-    body = getattr(error, "body", None)
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        message = inner.get("message") if isinstance(inner, dict) else inner
-        if message:
-            return str(message)[:300]
-    return str(getattr(error, "message", error))[:300]
-
-
-def _redact(text: str, secret: str | None) -> str:
-    return text.replace(secret, "***") if secret else text
-
-
 # ----------------------------------------------------------------------------- results
 
 
@@ -151,17 +67,28 @@ class Usage:
     tokens_out: int = 0
 
     def __add__(self, other: "Usage") -> "Usage":
-        return Usage(self.requests + other.requests, self.tokens_in + other.tokens_in, self.tokens_out + other.tokens_out)
+        return Usage(
+            self.requests + other.requests,
+            self.tokens_in + other.tokens_in,
+            self.tokens_out + other.tokens_out,
+        )
 
     def __sub__(self, other: "Usage") -> "Usage":
-        return Usage(self.requests - other.requests, self.tokens_in - other.tokens_in, self.tokens_out - other.tokens_out)
+        return Usage(
+            self.requests - other.requests,
+            self.tokens_in - other.tokens_in,
+            self.tokens_out - other.tokens_out,
+        )
 
 
 def cost_usd(usage: Usage, config: TeacherConfig) -> float | None:
     """What `usage` cost at the configured prices, or None when no price is configured."""
     if config.price_in_per_mtok is None and config.price_out_per_mtok is None:
         return None
-    return (usage.tokens_in * (config.price_in_per_mtok or 0.0) + usage.tokens_out * (config.price_out_per_mtok or 0.0)) / 1e6
+    return (
+        usage.tokens_in * (config.price_in_per_mtok or 0.0)
+        + usage.tokens_out * (config.price_out_per_mtok or 0.0)
+    ) / 1e6
 
 
 @dataclass(frozen=True)
@@ -252,7 +179,9 @@ class Teacher:
         _check_config(self.config)
         self._client = client or _make_client(self.config, api_key or teacher_api_key())
         self.cache = TeacherCache(default_cache_path() if cache_path is DEFAULT_CACHE else cache_path)  # type: ignore[arg-type]
-        self.where = str(getattr(self._client, "base_url", self.config.base_url or "the default endpoint")).rstrip("/")
+        self.where = str(
+            getattr(self._client, "base_url", self.config.base_url or "the default endpoint")
+        ).rstrip("/")
         self.usage = Usage()
         self._n_supported: bool | None = None  # learnt on the first request that asks for n > 1
         self._lock = threading.Lock()
@@ -282,7 +211,7 @@ class Teacher:
     def rationalize(self, question: Question, n: int | None = None) -> list[Rationale]:
         """`n` (default: config.samples) explanations of the gold answer, parsed, all kept (filter with
         `keep_correct`). Cached samples are reused; only the missing ones are requested."""
-        return list(self._run(question, "rationalize", n or self.config.samples).rationales)
+        return list(self._run(question, "rationalize", self.config.samples if n is None else n).rationales)
 
     def answer(self, question: Question) -> Rationale:
         """The teacher's own answer, gold hidden (for comparing with the student)."""
@@ -322,7 +251,14 @@ class Teacher:
         except Exception as error:  # noqa: BLE001 - every client failure becomes a TeacherError
             raise self._translate(error) from None
         self._add_usage(usage)
-        sample = CachedSample("".join(pieces), request.sha, finish, usage.tokens_in, usage.tokens_out, self.config.answer_temperature)
+        sample = CachedSample(
+            "".join(pieces),
+            request.sha,
+            finish,
+            usage.tokens_in,
+            usage.tokens_out,
+            self.config.answer_temperature,
+        )
         self.cache.put(key, sample)
 
     def teach(
@@ -339,14 +275,18 @@ class Teacher:
         server or a refused request stops the job (every question would fail alike); what finished is
         in the cache and in the report. `progress` is called once per finished question (None on error).
         """
-        n = n or self.config.samples
+        n = self.config.samples if n is None else n
+        if n < 1:
+            raise ConfigError(f"the number of samples must be at least 1, got {n}. Fix: pass --n 1 or more")
         _check_questions(questions)
         outcomes: dict[str, QuestionOutcome] = {}
         errors: list[tuple[str, str]] = []
         stopped: str | None = None
         by_id = {q.id: q for q in questions}
         usage_before = self.usage
-        pool = ThreadPoolExecutor(max_workers=max(1, self.config.concurrency), thread_name_prefix="kard-teacher")
+        pool = ThreadPoolExecutor(
+            max_workers=max(1, self.config.concurrency), thread_name_prefix="kard-teacher"
+        )
         futures: dict[Future, str] = {}
         try:
             futures = {pool.submit(self._run, q, "rationalize", n): q.id for q in questions}
@@ -436,7 +376,9 @@ class Teacher:
         text, letter = parse_answer(sample.text, question.letters)
         return Rationale(question.id, text, letter, self.source(mode), index)
 
-    def _complete(self, request: _Request, k: int, temperature: float) -> Iterator[tuple[list[CachedSample], Usage]]:
+    def _complete(
+        self, request: _Request, k: int, temperature: float
+    ) -> Iterator[tuple[list[CachedSample], Usage]]:
         """k fresh samples, a batch per request: one request with n=k where the server honours n,
         else (or for what a short reply left missing) one request per sample."""
         got = 0
@@ -459,7 +401,10 @@ class Teacher:
     def _learn_n_support(self, honoured: bool) -> None:
         with self._lock:
             if self._n_supported is None and not honoured:
-                log.info("the server at %s does not return n choices per request; asking one sample per request", self.where)
+                log.info(
+                    "the server at %s does not return n choices per request; asking one sample per request",
+                    self.where,
+                )
             self._n_supported = honoured if self._n_supported is None else self._n_supported and honoured
 
     def _call(self, request: _Request, n: int, temperature: float) -> tuple[list[CachedSample], Usage]:
@@ -490,14 +435,22 @@ class Teacher:
             for i, choice in enumerate(choices)
         ]
         if not samples:
-            raise TeacherServerError(f"the teacher server at {self.where} returned no choices. Fix: check the server and the model name")
+            raise TeacherServerError(
+                f"the teacher server at {self.where} returned no choices. Fix: check the server and the model name"
+            )
         return samples, Usage(1, tokens_in, tokens_out)
 
     def _translate(self, error: Exception) -> TeacherError:
         if isinstance(error, TeacherError):
             return error
         secret = getattr(self._client, "api_key", None)
-        return translate_error(error, where=self.where, model=self.model, config=self.config, secret=secret if isinstance(secret, str) else None)
+        return translate_error(
+            error,
+            where=self.where,
+            model=self.model,
+            config=self.config,
+            secret=secret if isinstance(secret, str) else None,
+        )
 
     def _add_usage(self, usage: Usage) -> None:
         with self._lock:
@@ -523,7 +476,11 @@ def _make_client(config: TeacherConfig, api_key: str | None) -> object:
                 "at a local OpenAI-compatible server"
             )
         api_key = NO_KEY_PLACEHOLDER
-    options: dict[str, object] = {"api_key": api_key, "timeout": config.timeout_s, "max_retries": config.max_retries}
+    options: dict[str, object] = {
+        "api_key": api_key,
+        "timeout": config.timeout_s,
+        "max_retries": config.max_retries,
+    }
     if config.base_url:
         options["base_url"] = config.base_url
     return openai.OpenAI(**options)
@@ -542,18 +499,24 @@ def _check_config(config: TeacherConfig) -> None:
     if config.max_retries < 0:
         problems.append(f"max_retries must be 0 or more, got {config.max_retries}")
     if problems:
-        raise ConfigError("invalid teacher settings: " + "; ".join(problems) + ". Fix: correct them in TeacherConfig or the command line")
+        raise ConfigError(
+            "invalid teacher settings: "
+            + "; ".join(problems)
+            + ". Fix: correct them in TeacherConfig or the command line"
+        )
 
 
 def _check_questions(questions: Sequence[Question]) -> None:
     seen: set[str] = set()
     for question in questions:
         if question.id in seen:
-            raise DataError(f"question id {question.id!r} appears twice", fix="give every question a unique id (the cache keys on it)")
+            raise DataError(
+                f"question id {question.id!r} appears twice",
+                fix="give every question a unique id (the cache keys on it)",
+            )
         seen.add(question.id)
         if question.answer not in question.options:
             raise DataError(
                 f"question {question.id!r} has no gold answer among its options",
                 fix="the teacher's rationalize mode needs gold answers; drop such questions or use answer mode",
             )
-

@@ -55,16 +55,22 @@ class TeacherCache:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as error:
-                raise ConfigError(f"cannot create the teacher cache folder {self.path.parent}: {error.strerror}. Fix: pass a writable --cache path") from None
+                raise ConfigError(
+                    f"cannot create the teacher cache folder {self.path.parent}: {error.strerror}. Fix: pass a writable --cache path"
+                ) from None
         target = ":memory:" if self.path is None else str(self.path)
         try:
             conn = sqlite3.connect(target, check_same_thread=False, timeout=30.0)
             self._db = sqlite_utils.Database(conn)
             if self.path is not None:
-                self._db.execute("PRAGMA journal_mode=WAL")  # a second reader (the app) does not block the job
+                self._db.execute(
+                    "PRAGMA journal_mode=WAL"
+                )  # a second reader (the app) does not block the job
             self._create_table()
         except sqlite3.DatabaseError as error:
-            raise ConfigError(f"cannot open the teacher cache {target}: {error}. Fix: pass another --cache path or delete the broken file") from None
+            raise ConfigError(
+                f"cannot open the teacher cache {target}: {error}. Fix: pass another --cache path or delete the broken file"
+            ) from None
         self._lock = threading.Lock()
 
     def _create_table(self) -> None:
@@ -87,7 +93,9 @@ class TeacherCache:
         found = self.get_many(key.model, key.prompt_version, key.question_id, [key.sample_index])
         return found.get(key.sample_index)
 
-    def get_many(self, model: str, prompt_version: str, question_id: str, indexes: Iterable[int]) -> dict[int, CachedSample]:
+    def get_many(
+        self, model: str, prompt_version: str, question_id: str, indexes: Iterable[int]
+    ) -> dict[int, CachedSample]:
         """The cached samples of one question among `indexes`, by sample index."""
         wanted = sorted(set(indexes))
         if not wanted:

@@ -118,14 +118,24 @@ _YES_NO = (
 _SCIENCE = (
     Example(
         "Which of these lets the most light pass through it?",
-        {"A": "a wooden door", "B": "a clear glass window", "C": "a brick wall", "D": "a sheet of aluminum foil"},
+        {
+            "A": "a wooden door",
+            "B": "a clear glass window",
+            "C": "a brick wall",
+            "D": "a sheet of aluminum foil",
+        },
         "B",
         "A transparent material lets light pass through it. Clear glass is transparent, while wood, brick "
         "and aluminum foil are opaque and block light.",
     ),
     Example(
         "A green plant is kept in a dark closet for two weeks. It will most likely",
-        {"A": "grow faster", "B": "become a darker green", "C": "turn pale and weaken", "D": "produce more flowers"},
+        {
+            "A": "grow faster",
+            "B": "become a darker green",
+            "C": "turn pale and weaken",
+            "D": "produce more flowers",
+        },
         "C",
         "Plants need light to make food by photosynthesis and to make chlorophyll, the green pigment. In the "
         "dark the plant cannot make food or new chlorophyll, so it turns pale and weakens.",
@@ -193,7 +203,12 @@ def build_messages(question: Question, mode: Mode, kind: Kind | None = None) -> 
         )
     messages = [{"role": "system", "content": _SYSTEM[mode]}]
     for example in EXAMPLES[kind or question_kind(question)]:
-        messages.append({"role": "user", "content": _user_turn(example.text, example.options, example.answer if show_gold else None)})
+        messages.append(
+            {
+                "role": "user",
+                "content": _user_turn(example.text, example.options, example.answer if show_gold else None),
+            }
+        )
         messages.append({"role": "assistant", "content": _assistant_turn(example)})
     gold = question.answer if show_gold else None
     messages.append({"role": "user", "content": _user_turn(question.text, question.options, gold)})

@@ -91,9 +91,13 @@ class FakeOpenAI:
         self._sock.bind(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}/v1"
-        config = uvicorn.Config(self._app(), log_level="warning", access_log=False, timeout_graceful_shutdown=1)
+        config = uvicorn.Config(
+            self._app(), log_level="warning", access_log=False, timeout_graceful_shutdown=1
+        )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
 
     def script(self, *replies: Reply) -> None:
         with self._lock:
@@ -194,7 +198,11 @@ async def _stream(body: dict, reply: Reply):
         "created": int(time.time()),
         "model": body.get("model", "fake"),
         "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": _prompt_tokens(body), "completion_tokens": len(words), "total_tokens": _prompt_tokens(body) + len(words)},
+        "usage": {
+            "prompt_tokens": _prompt_tokens(body),
+            "completion_tokens": len(words),
+            "total_tokens": _prompt_tokens(body) + len(words),
+        },
     }
     yield f"data: {json.dumps(final)}\n\n"
     yield "data: [DONE]\n\n"

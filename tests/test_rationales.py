@@ -8,7 +8,6 @@ import pytest
 
 from kard.datasets import load_medqa, load_strategyqa
 from kard.errors import DataError
-from kard.records import Question, Rationale
 from kard.rationales import (
     FLAN_SOURCE,
     choice_letter,
@@ -21,6 +20,7 @@ from kard.rationales import (
     teacher_score,
     write_rationales,
 )
+from kard.records import Question, Rationale
 
 GPT35 = "medqa/dev_teacher_cot_gpt-35-turbo-16k.jsonl"
 GPT4 = "medqa/dev_teacher_cot_gpt-4-32k.jsonl"
@@ -43,13 +43,25 @@ def test_parse_recorded_reply_strict_lenient_and_refusals():
     assert parse_recorded_reply("'content'").startswith("not a JSON reply")
     assert parse_recorded_reply('{"answer_choice": "A"}').startswith("empty rationale")
     assert parse_recorded_reply('["a list"]').startswith("not a JSON object")
-    assert parse_recorded_reply({"step_by_step_thinking": ["One.", "Two."], "answer_choice": "A"}) == ("One. Two.", "A")
+    assert parse_recorded_reply({"step_by_step_thinking": ["One.", "Two."], "answer_choice": "A"}) == (
+        "One. Two.",
+        "A",
+    )
 
 
 @pytest.mark.parametrize(
     "choice, expected",
-    [("C", "C"), ("C. Potassium hydroxide", "C"), ("(b)", "B"), ("A/B", None), ("None of the above", None),
-     ("", None), ("E. something", None), ("Unable to determine", None), ("insulin", "B")],
+    [
+        ("C", "C"),
+        ("C. Potassium hydroxide", "C"),
+        ("(b)", "B"),
+        ("A/B", None),
+        ("None of the above", None),
+        ("", None),
+        ("E. something", None),
+        ("Unable to determine", None),
+        ("insulin", "B"),
+    ],
 )
 def test_choice_letter(choice, expected):
     assert choice_letter(choice, {"A": "aspirin", "B": "Insulin", "C": "x", "D": "y"}) == expected
@@ -88,7 +100,13 @@ def test_medqa_recorded_ids_match_the_loader(shared_data, medqa_dev):
 def test_medqa_recorded_malformed_lines(tmp_path):
     path = tmp_path / "recorded.jsonl"
     lines = [
-        json.dumps({"file": "p/OpenAI/my-model/test_0001.json", "raw": [json.dumps({"step_by_step_thinking": "Ok.", "answer_choice": "D"})], "source_index": 1}),
+        json.dumps(
+            {
+                "file": "p/OpenAI/my-model/test_0001.json",
+                "raw": [json.dumps({"step_by_step_thinking": "Ok.", "answer_choice": "D"})],
+                "source_index": 1,
+            }
+        ),
         "{not json",
         json.dumps({"raw": ["x"], "source_index": "seven"}),
         json.dumps({"raw": [], "source_index": 2}),
@@ -98,9 +116,16 @@ def test_medqa_recorded_malformed_lines(tmp_path):
     ]
     path.write_text("\n".join(lines))
     imported = import_medqa_recorded(path)
-    assert imported == {"medqa-dev-1": [Rationale("medqa-dev-1", "Ok.", "D", "my-model (recorded, MIRAGE)", 0)]}
+    assert imported == {
+        "medqa-dev-1": [Rationale("medqa-dev-1", "Ok.", "D", "my-model (recorded, MIRAGE)", 0)]
+    }
     assert [(s.line, s.reason.split(":")[0]) for s in imported.skipped] == [
-        (2, "not JSON"), (3, "no source_index"), (4, "empty raw"), (5, "not a JSON reply"), (6, "not a JSON object")]
+        (2, "not JSON"),
+        (3, "no source_index"),
+        (4, "empty raw"),
+        (5, "not a JSON reply"),
+        (6, "not a JSON object"),
+    ]
 
 
 def test_medqa_recorded_with_nothing_usable_is_a_data_error(tmp_path):
@@ -130,10 +155,16 @@ def test_flan_rationales_match_train_qids(shared_data):
 def test_flan_malformed_and_unmatched_rows(tmp_path):
     questions = [Question("q1", "Is  the sky blue?", {"A": "yes", "B": "no"}, "A", "strategyqa")]
     path = tmp_path / "flan.tsv"
-    path.write_text("Is the sky blue?\tyes\tLight scatters.\nonly two\tfields\nIs it?\tmaybe\tHm.\nUnknown q?\tno\tNo.\n")
+    path.write_text(
+        "Is the sky blue?\tyes\tLight scatters.\nonly two\tfields\nIs it?\tmaybe\tHm.\nUnknown q?\tno\tNo.\n"
+    )
     imported = import_flan_strategyqa(path, questions)
     assert imported == {"q1": [Rationale("q1", "Light scatters.", "A", FLAN_SOURCE, 0)]}
-    assert [s.reason.split(":")[0] for s in imported.skipped] == ["malformed row", "malformed row", "unmatched question"]
+    assert [s.reason.split(":")[0] for s in imported.skipped] == [
+        "malformed row",
+        "malformed row",
+        "unmatched question",
+    ]
 
 
 def test_strategyqa_and_openbookqa_facts(shared_data):
@@ -144,7 +175,9 @@ def test_strategyqa_and_openbookqa_facts(shared_data):
     assert first.text.startswith("Julius Caesar had three children. Genghis Khan had sixteen children.")
     book = import_openbookqa_facts(shared_data / "openbookqa" / "dev_complete.jsonl")
     assert len(book) == 500
-    assert book["8-376"][0] == Rationale("8-376", "deep sea animals live deep in the ocean.", "A", "human (OpenBookQA fact1)", 0)
+    assert book["8-376"][0] == Rationale(
+        "8-376", "deep sea animals live deep in the ocean.", "A", "human (OpenBookQA fact1)", 0
+    )
     with pytest.raises(DataError, match="fact1"):
         import_openbookqa_facts(shared_data / "openbookqa" / "dev.jsonl")
 
@@ -153,7 +186,10 @@ def test_strategyqa_and_openbookqa_facts(shared_data):
 
 
 def test_generic_jsonl_round_trip(tmp_path):
-    rationales = [Rationale("q1", "Because.", "B", "gpt-x (teacher-v1/rationalize)", 0), Rationale("q1", "Also.", None, "human", 1)]
+    rationales = [
+        Rationale("q1", "Because.", "B", "gpt-x (teacher-v1/rationalize)", 0),
+        Rationale("q1", "Also.", None, "human", 1),
+    ]
     path = tmp_path / "out" / "r.jsonl"
     assert write_rationales(rationales, path) == 2
     assert import_jsonl(path).rationales() == rationales
@@ -161,16 +197,22 @@ def test_generic_jsonl_round_trip(tmp_path):
 
 def test_generic_jsonl_defaults_and_bad_lines(tmp_path):
     path = tmp_path / "mine.jsonl"
-    path.write_text("\n".join([
-        json.dumps({"question_id": "a", "rationale": "R1", "answer": "c"}),
-        json.dumps({"question_id": "a", "rationale": "R2", "answer": "yes", "source": "human"}),
-        json.dumps({"question_id": "b", "rationale": ""}),
-        json.dumps({"rationale": "orphan"}),
-        json.dumps({"question_id": "c", "rationale": "R", "answer": "maybe"}),
-        "not json",
-    ]))
+    path.write_text(
+        "\n".join(
+            [
+                json.dumps({"question_id": "a", "rationale": "R1", "answer": "c"}),
+                json.dumps({"question_id": "a", "rationale": "R2", "answer": "yes", "source": "human"}),
+                json.dumps({"question_id": "b", "rationale": ""}),
+                json.dumps({"rationale": "orphan"}),
+                json.dumps({"question_id": "c", "rationale": "R", "answer": "maybe"}),
+                "not json",
+            ]
+        )
+    )
     imported = import_jsonl(path)
-    assert imported == {"a": [Rationale("a", "R1", "C", "imported (mine.jsonl)", 0), Rationale("a", "R2", "A", "human", 1)]}
+    assert imported == {
+        "a": [Rationale("a", "R1", "C", "imported (mine.jsonl)", 0), Rationale("a", "R2", "A", "human", 1)]
+    }
     assert [s.line for s in imported.skipped] == [3, 4, 5, 6]
     with pytest.raises(DataError, match="mine.jsonl, line 3: no rationale text for b"):
         import_jsonl(path, strict=True)

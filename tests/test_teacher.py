@@ -7,8 +7,8 @@ import logging
 from pathlib import Path
 
 import pytest
-
 from fake_openai_server import FakeOpenAI, Reply, answer_with, by_question, last_user_message, status
+
 from kard.config import TeacherConfig
 from kard.errors import DataError, KardError
 from kard.records import Question, Rationale
@@ -63,9 +63,15 @@ def test_rationalize_prompt_shows_gold_and_answer_prompt_hides_it():
 def test_question_kind_picks_examples_per_dataset():
     assert question_kind(medqa(0)) == "medical"
     assert question_kind(Question("s", "Is it?", {"A": "yes", "B": "no"}, "A", "strategyqa")) == "yesno"
-    assert question_kind(Question("o", "Which?", {"A": "x", "B": "y", "C": "z", "D": "w"}, "A", "openbookqa")) == "science"
+    assert (
+        question_kind(Question("o", "Which?", {"A": "x", "B": "y", "C": "z", "D": "w"}, "A", "openbookqa"))
+        == "science"
+    )
     assert question_kind(Question("d", "Which?", {"A": "x", "B": "y"}, "A", "demo-medical")) == "medical"
-    assert "Paris" in build_messages(Question("s", "Is it?", {"A": "yes", "B": "no"}, "A"), "answer")[1]["content"]
+    assert (
+        "Paris"
+        in build_messages(Question("s", "Is it?", {"A": "yes", "B": "no"}, "A"), "answer")[1]["content"]
+    )
 
 
 def test_few_shot_examples_do_not_give_away_demo_questions():
@@ -90,7 +96,9 @@ def test_rationalize_parses_each_sample(server):
     server.responder = answer_with("Insulin lowers glucose.\nAnswer: B")
     with make_teacher(server) as teacher:
         rationales = teacher.rationalize(medqa(1), n=1)
-    assert rationales == [Rationale("medqa-dev-1", "Insulin lowers glucose.", "B", "fake-teacher (teacher-v1/rationalize)", 0)]
+    assert rationales == [
+        Rationale("medqa-dev-1", "Insulin lowers glucose.", "B", "fake-teacher (teacher-v1/rationalize)", 0)
+    ]
     body = server.requests[0]
     assert body["model"] == "fake-teacher"
     assert "Correct answer: B. insulin" in last_user_message(body)
@@ -101,7 +109,11 @@ def test_n_samples_in_one_request(server):
     server.responder = answer_with("One.\nAnswer: B", "Two.\nAnswer: A", "Three.\nAnswer: B")
     with make_teacher(server) as teacher:
         rationales = teacher.rationalize(medqa(2), n=3)
-    assert [(r.sample_index, r.text, r.answer) for r in rationales] == [(0, "One.", "B"), (1, "Two.", "A"), (2, "Three.", "B")]
+    assert [(r.sample_index, r.text, r.answer) for r in rationales] == [
+        (0, "One.", "B"),
+        (1, "Two.", "A"),
+        (2, "Three.", "B"),
+    ]
     assert server.count == 1 and server.requests[0]["n"] == 3
     assert [r.sample_index for r in keep_correct(rationales, medqa(2))] == [0, 2]
 
@@ -184,7 +196,7 @@ def test_cache_hits_make_no_second_request(server, tmp_path):
     assert again.kept == first.kept and again.cached == 12 and again.usage.requests == 0
     assert server.count == 2 * len(QUESTIONS)
     assert more.cached == 12 and more.usage.requests == len(QUESTIONS)
-    assert all(body.get("n") is None for body in server.requests[len(QUESTIONS):])
+    assert all(body.get("n") is None for body in server.requests[len(QUESTIONS) :])
 
 
 def test_changed_question_text_is_not_served_from_cache(server):
@@ -225,14 +237,18 @@ def test_interrupted_job_resumes_with_only_missing_requests(server, tmp_path):
 
 
 def test_wrong_key_says_check_the_key(server):
-    teacher = Teacher(TeacherConfig(model="m", base_url=server.url, max_retries=3), cache_path=None, api_key="sk-wrong")
+    teacher = Teacher(
+        TeacherConfig(model="m", base_url=server.url, max_retries=3), cache_path=None, api_key="sk-wrong"
+    )
     with teacher, pytest.raises(TeacherAuthError, match="check OPENAI_API_KEY"):
         teacher.rationalize(medqa(0), n=1)
     assert server.auth_failures == 1  # 401 is not retried
 
 
 def test_wrong_key_stops_a_job_early(server):
-    teacher = Teacher(TeacherConfig(model="m", base_url=server.url, concurrency=1), cache_path=None, api_key="sk-wrong")
+    teacher = Teacher(
+        TeacherConfig(model="m", base_url=server.url, concurrency=1), cache_path=None, api_key="sk-wrong"
+    )
     with teacher:
         report = teacher.teach(QUESTIONS, n=1)
     assert report.stopped and "check OPENAI_API_KEY" in report.stopped
@@ -277,7 +293,9 @@ def test_unreachable_server_names_the_address():
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
-    teacher = Teacher(TeacherConfig(model="m", base_url=url, max_retries=0, timeout_s=2), cache_path=None, api_key=KEY)
+    teacher = Teacher(
+        TeacherConfig(model="m", base_url=url, max_retries=0, timeout_s=2), cache_path=None, api_key=KEY
+    )
     with teacher, pytest.raises(TeacherUnreachableError, match=f"is the server at {url} running"):
         teacher.answer(medqa(0))
 
@@ -355,12 +373,30 @@ def test_cli_teach_demo_end_to_end(server, tmp_path, monkeypatch, capsys):
     def gold_or_not(body: dict) -> Reply:
         asked = last_user_message(body)
         gold = asked.split("Correct answer: ")[1][0]
-        return Reply(texts=(f"Reasoning.\nAnswer: {gold}", "Unsure, perhaps.") [: int(body.get("n") or 1)])
+        return Reply(texts=(f"Reasoning.\nAnswer: {gold}", "Unsure, perhaps.")[: int(body.get("n") or 1)])
 
     server.responder = gold_or_not
     out, cache = tmp_path / "demo.jsonl", tmp_path / "cache.sqlite"
-    args = ["teach", "--dataset", "demo", "--base-url", server.url, "--model", "fake", "--n", "2", "--limit", "5",
-            "--out", str(out), "--cache", str(cache), "--no-progress", "--max-retries", "0"]
+    args = [
+        "teach",
+        "--dataset",
+        "demo",
+        "--base-url",
+        server.url,
+        "--model",
+        "fake",
+        "--n",
+        "2",
+        "--limit",
+        "5",
+        "--out",
+        str(out),
+        "--cache",
+        str(cache),
+        "--no-progress",
+        "--max-retries",
+        "0",
+    ]
     assert run_cli(*args) == 0
     printed = capsys.readouterr().out
     rows = [json.loads(line) for line in out.read_text().splitlines()]
@@ -379,20 +415,46 @@ def test_cli_teach_reports_given_up_questions_and_bad_key(server, tmp_path, monk
     first = load_demo_questions()[0]
     server.responder = by_question({first.text: status(503, "overloaded")}, default="Fine.\nAnswer: A")
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    common = ["teach", "--dataset", "demo", "--base-url", server.url, "--limit", "3", "--no-progress",
-              "--max-retries", "1", "--cache", str(tmp_path / "c.sqlite"), "--out", str(tmp_path / "o.jsonl")]
+    common = [
+        "teach",
+        "--dataset",
+        "demo",
+        "--base-url",
+        server.url,
+        "--limit",
+        "3",
+        "--no-progress",
+        "--max-retries",
+        "1",
+        "--cache",
+        str(tmp_path / "c.sqlite"),
+        "--out",
+        str(tmp_path / "o.jsonl"),
+    ]
     assert run_cli(*common) == 1
     printed = capsys.readouterr().out
     assert f"gave up on {first.id}" in printed and "HTTP 503" in printed
     monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong-key")
-    assert run_cli(*common[:-4], "--cache", str(tmp_path / "d.sqlite"), "--out", str(tmp_path / "p.jsonl")) == 2
+    assert (
+        run_cli(*common[:-4], "--cache", str(tmp_path / "d.sqlite"), "--out", str(tmp_path / "p.jsonl")) == 2
+    )
     assert "check OPENAI_API_KEY" in capsys.readouterr().err
 
 
 def test_cli_import_rationales_medqa_gpt4(shared_data, tmp_path, capsys):
     out = tmp_path / "gpt4.jsonl"
-    code = run_cli("import-rationales", "--kind", "medqa-gpt4", "--path", str(shared_data / "medqa" / "dev_teacher_cot_gpt-4-32k.jsonl"),
-                   "--questions", str(shared_data / "medqa" / "dev.jsonl"), "--only-correct", "--out", str(out))
+    code = run_cli(
+        "import-rationales",
+        "--kind",
+        "medqa-gpt4",
+        "--path",
+        str(shared_data / "medqa" / "dev_teacher_cot_gpt-4-32k.jsonl"),
+        "--questions",
+        str(shared_data / "medqa" / "dev.jsonl"),
+        "--only-correct",
+        "--out",
+        str(out),
+    )
     assert code == 0
     assert "answers matching the gold: 516 of 636 questions (81.13 %)" in capsys.readouterr().out
     rows = [json.loads(line) for line in out.read_text().splitlines()]

@@ -28,7 +28,15 @@ _SPLIT_FILES = {  # file names tried, in order, when --path is a folder
     "obqa": ("{split}_complete.jsonl", "{split}.jsonl"),
     "demo": ("questions.jsonl",),
 }
-IMPORT_KINDS = ("medqa-gpt35", "medqa-gpt4", "medqa-recorded", "strategyqa-flan", "strategyqa-facts", "obqa-facts", "jsonl")
+IMPORT_KINDS = (
+    "medqa-gpt35",
+    "medqa-gpt4",
+    "medqa-recorded",
+    "strategyqa-flan",
+    "strategyqa-facts",
+    "obqa-facts",
+    "jsonl",
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,21 +49,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "OPENAI_API_KEY (never printed or stored).",
     )
     teach.add_argument("--dataset", required=True, choices=DATASETS)
-    teach.add_argument("--path", type=Path, help="questions file, or a folder holding <split> files (demo: optional)")
-    teach.add_argument("--split", default="dev", help="which file when --path is a folder (default %(default)s)")
+    teach.add_argument(
+        "--path", type=Path, help="questions file, or a folder holding <split> files (demo: optional)"
+    )
+    teach.add_argument(
+        "--split", default="dev", help="which file when --path is a folder (default %(default)s)"
+    )
     teach.add_argument("--model", help="teacher model (default: $KARD_TEACHER_MODEL or %s)" % defaults.model)
-    teach.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (default: $OPENAI_BASE_URL)")
-    teach.add_argument("--n", type=int, default=defaults.samples, help="samples per question (paper: 10; default %(default)s)")
+    teach.add_argument(
+        "--base-url",
+        help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (default: $OPENAI_BASE_URL)",
+    )
+    teach.add_argument(
+        "--n",
+        type=int,
+        default=defaults.samples,
+        help="samples per question (paper: 10; default %(default)s)",
+    )
     teach.add_argument("--temperature", type=float, default=defaults.temperature)
     teach.add_argument("--max-tokens", type=int, default=defaults.max_tokens)
-    teach.add_argument("--timeout", type=float, default=defaults.timeout_s, help="seconds per request (default %(default)s)")
-    teach.add_argument("--max-retries", type=int, default=defaults.max_retries, help="retries on 429/5xx/timeouts")
-    teach.add_argument("--concurrency", type=int, default=defaults.concurrency, help="questions in flight at once")
+    teach.add_argument(
+        "--timeout", type=float, default=defaults.timeout_s, help="seconds per request (default %(default)s)"
+    )
+    teach.add_argument(
+        "--max-retries", type=int, default=defaults.max_retries, help="retries on 429/5xx/timeouts"
+    )
+    teach.add_argument(
+        "--concurrency", type=int, default=defaults.concurrency, help="questions in flight at once"
+    )
     teach.add_argument("--limit", type=int, help="only the first N questions")
     teach.add_argument("--cache", type=Path, help="SQLite cache file (default: under $KARD_CACHE)")
     teach.add_argument("--price-in", type=float, help="USD per million prompt tokens, for the cost line")
     teach.add_argument("--price-out", type=float, help="USD per million completion tokens")
-    teach.add_argument("--all-samples", action="store_true", help="write every sample, not only gold-matching ones")
+    teach.add_argument(
+        "--all-samples", action="store_true", help="write every sample, not only gold-matching ones"
+    )
     teach.add_argument("--out", required=True, type=Path, help="JSONL of rationales to write")
     teach.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     teach.set_defaults(func=run_teach)
@@ -67,10 +95,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     imports.add_argument("--kind", required=True, choices=IMPORT_KINDS)
     imports.add_argument("--path", required=True, type=Path, help="the recorded file")
-    imports.add_argument("--questions", type=Path, help="questions file (MedQA dev.jsonl, StrategyQA train.json): "
-                         "needed for strategyqa-flan; gives accuracy and --only-correct for the others")
+    imports.add_argument(
+        "--questions",
+        type=Path,
+        help="questions file (MedQA dev.jsonl, StrategyQA train.json): "
+        "needed for strategyqa-flan; gives accuracy and --only-correct for the others",
+    )
     imports.add_argument("--source", help="source label for jsonl records that have none")
-    imports.add_argument("--only-correct", action="store_true", help="keep only rationales whose answer matches the gold")
+    imports.add_argument(
+        "--only-correct", action="store_true", help="keep only rationales whose answer matches the gold"
+    )
     imports.add_argument("--out", required=True, type=Path)
     imports.set_defaults(func=run_import)
 
@@ -83,14 +117,18 @@ def question_file(dataset: str, path: Path | None, split: str) -> Path:
     if path is None:
         if dataset == "demo":
             return DEMO_QUESTIONS
-        raise ConfigError(f"--path is required for --dataset {dataset}. Fix: pass the questions file or its folder")
+        raise ConfigError(
+            f"--path is required for --dataset {dataset}. Fix: pass the questions file or its folder"
+        )
     if not path.is_dir():
         return path
     names = [pattern.format(split=split) for pattern in _SPLIT_FILES[dataset]]
     for name in names:
         if (path / name).is_file():
             return path / name
-    raise ConfigError(f"no {' or '.join(names)} in {path}. Fix: pass --split matching a file there, or the file itself as --path")
+    raise ConfigError(
+        f"no {' or '.join(names)} in {path}. Fix: pass --split matching a file there, or the file itself as --path"
+    )
 
 
 def load_dataset_questions(dataset: str, path: Path) -> list[Question]:
@@ -128,7 +166,9 @@ def run_teach(args: argparse.Namespace) -> int:
     from kard.teacher import DEFAULT_CACHE, Teacher
 
     if not getattr(args, "verbose", False):
-        logging.getLogger("httpx2").setLevel(logging.WARNING)  # one INFO line per request drowns the progress bar
+        logging.getLogger("httpx2").setLevel(
+            logging.WARNING
+        )  # one INFO line per request drowns the progress bar
     source = question_file(args.dataset, args.path, args.split)
     questions = load_dataset_questions(args.dataset, source)
     if args.limit is not None:
@@ -138,8 +178,10 @@ def run_teach(args: argparse.Namespace) -> int:
         log.warning("skipping %d questions without a gold answer", len(questions) - len(gold))
     config = teacher_config(args)
     with Teacher(config, cache_path=args.cache or DEFAULT_CACHE) as teacher:
-        print(f"teaching {len(gold)} questions from {source} with {config.model} at {teacher.where}, "
-              f"{config.samples} samples each, cache {teacher.cache.path}")
+        print(
+            f"teaching {len(gold)} questions from {source} with {config.model} at {teacher.where}, "
+            f"{config.samples} samples each, cache {teacher.cache.path}"
+        )
         report = _teach_with_progress(teacher, gold, config.samples, not args.no_progress)
     written = write_rationales(report.kept + (report.rejected if args.all_samples else ()), args.out)
     print(report.summary())
@@ -174,7 +216,9 @@ def run_import(args: argparse.Namespace) -> int:
         _check_recorded_model(kind, imported)
     elif kind == "strategyqa-flan":
         if questions is None:
-            raise ConfigError("--kind strategyqa-flan needs --questions (StrategyQA train.json) to match question texts to qids")
+            raise ConfigError(
+                "--kind strategyqa-flan needs --questions (StrategyQA train.json) to match question texts to qids"
+            )
         imported = importers.import_flan_strategyqa(args.path, questions)
     elif kind == "strategyqa-facts":
         imported = importers.import_strategyqa_facts(args.path)
@@ -183,18 +227,28 @@ def run_import(args: argparse.Namespace) -> int:
     else:
         imported = importers.import_jsonl(args.path, source=args.source)
     found = imported.rationales()
-    print(f"read {imported.rows} records from {args.path}: {len(found)} rationales for {len(imported)} questions, "
-          f"{sum(r.answer is not None for r in found)} with an answer")
+    print(
+        f"read {imported.rows} records from {args.path}: {len(found)} rationales for {len(imported)} questions, "
+        f"{sum(r.answer is not None for r in found)} with an answer"
+    )
     if imported.skipped:
-        print("skipped: " + ", ".join(f"{count} {reason}" for reason, count in imported.skip_counts().items()))
+        print(
+            "skipped: " + ", ".join(f"{count} {reason}" for reason, count in imported.skip_counts().items())
+        )
     if questions is not None:
         result = importers.teacher_score(imported, questions)
-        print(f"answers matching the gold: {result.correct} of {result.total} questions ({100 * result.accuracy:.2f} %)")
+        print(
+            f"answers matching the gold: {result.correct} of {result.total} questions ({100 * result.accuracy:.2f} %)"
+        )
     if args.only_correct:
         if questions is None and not kind.endswith("facts"):
             raise ConfigError("--only-correct needs --questions to know the gold answers")
         by_id = {q.id: q for q in questions} if questions is not None else None
-        found = [r for r in found if by_id is None or (r.question_id in by_id and keep_correct([r], by_id[r.question_id]))]
+        found = [
+            r
+            for r in found
+            if by_id is None or (r.question_id in by_id and keep_correct([r], by_id[r.question_id]))
+        ]
     written = importers.write_rationales(found, args.out)
     print(f"wrote {written} rationales to {args.out}")
     return 0
@@ -221,4 +275,6 @@ def _check_recorded_model(kind: str, imported) -> None:
     expected = {"medqa-gpt35": "gpt-35", "medqa-gpt4": "gpt-4"}.get(kind)
     sources = {r.source for r in imported.rationales()}
     if expected and not any(source.startswith(expected) for source in sources):
-        raise ConfigError(f"--kind {kind} but the file holds {', '.join(sorted(sources))}. Fix: use --kind medqa-recorded or the other file")
+        raise ConfigError(
+            f"--kind {kind} but the file holds {', '.join(sorted(sources))}. Fix: use --kind medqa-recorded or the other file"
+        )
