@@ -181,6 +181,15 @@ def test_questions_without_gold_are_refused_before_any_request(server):
     assert server.count == 0
 
 
+def test_zero_samples_is_a_config_error(server):
+    with make_teacher(server) as teacher:
+        with pytest.raises(KardError, match="at least 1"):
+            teacher.teach(QUESTIONS, n=0)
+        with pytest.raises(KardError, match="at least 1"):
+            teacher.rationalize(medqa(0), n=0)
+    assert server.count == 0
+
+
 # ----------------------------------------------------------------------------- cache and resume
 
 
