@@ -76,6 +76,54 @@ def teacher_api_key() -> str | None:
 
 
 @dataclass(frozen=True)
+class StudentTrainingConfig:
+    """How `kard.training.train_student` fine-tunes the student (defaults fit a 2-core CPU)."""
+
+    learning_rate: float = 1e-4  # the paper's learning rate (full fine-tuning of Flan-T5)
+    epochs: float = 3.0  # the paper trains 3 epochs; ignored when max_steps > 0
+    max_steps: int = 0  # > 0 stops after this many optimizer steps (short CPU runs)
+    batch_size: int = 4  # per device; small so one step fits a laptop's memory
+    grad_accum: int = 8  # 4 x 8 = 32, the paper's effective batch size
+    max_length: int = 0  # 0 = fitted to the data: the longest example, capped by max_length_cap
+    max_length_cap: int = 640  # the paper's 512 input tokens plus a 128-token rationale
+    warmup_ratio: float = 0.03  # a short warm-up keeps the first full-size updates stable
+    weight_decay: float = 0.0
+    lora: bool = False  # LoRA (peft) instead of full fine-tuning: far less optimizer memory
+    lora_r: int = 16  # rank 16, as the paper's reranker LoRA
+    lora_alpha: int = 32  # alpha = 2r, the usual scaling
+    lora_dropout: float = 0.05
+    merge_lora: bool = True  # save merged weights, so Student.load(dir) needs no peft
+    gradient_checkpointing: bool = False  # trades ~30% more compute for far less activation memory
+    save_steps: int = 50  # checkpoints for resuming; the last 2 are kept
+    logging_steps: int = 1  # every step's loss goes into the loss curve
+    seed: int = 0
+    check_memory: bool = True  # refuse a batch that the estimate says cannot fit in RAM
+    bf16: bool = False  # CPU autocast to bf16 is slower than fp32 on many CPUs; enable on GPUs
+
+
+@dataclass(frozen=True)
+class RerankerTrainingConfig:
+    """How `kard.reranker_training.train_reranker` trains the KARD reranker (paper recipe)."""
+
+    candidates: int = 32  # BM25 top-32 by the rationale + top-32 by the question, as the paper
+    per_source: int = 4  # candidates sampled per step from each list: 4 + 4, as the paper
+    batch_size: int = 4  # questions per step (x 8 passages = 32 cross-encoder pairs)
+    steps: int = 300  # a few hundred steps fit a CPU in under half an hour
+    learning_rate: float = 3e-5  # usual full fine-tuning rate for a small BERT cross-encoder
+    head_learning_rate: float = 1e-3  # the fresh scoring head must grow logits of several units fast
+    tau1_start: float = 5.0  # BM25 target temperature 5 -> 1, as the paper's code
+    tau1_end: float = 1.0
+    tau2_start: float = 2.0  # reranker temperature; cross-encoder logits are O(1-10), so 2 -> 1
+    tau2_end: float = 1.0  # (the paper's 500 -> 100 fits its unnormalised dot products)
+    max_length: int = 256  # tokens per (question, passage) pair; MiniLM was trained at 256
+    lora: bool = False  # LoRA r16 as the paper; full fine-tuning is affordable for 22M params
+    lora_r: int = 16
+    warmup_steps: int = 10
+    save_steps: int = 100
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class AnnotationStoreConfig:
     """How `kard.annotations.AnnotationStore` talks to SQLite under concurrent Gradio handlers."""
 
