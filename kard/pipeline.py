@@ -1,0 +1,293 @@
+"""Answering one question the KARD way: BM25 candidates, an optional reranker, top-k passages, the student.
+
+    Pipeline(knowledge, student, reranker=None).answer(question) -> Prediction
+
+`reranker=None` is the paper's KARD-BM25 setting (the top-k BM25 hits go to the student). A reranker
+is anything with `.rerank(question, hits, k=None) -> list[Hit]` and `.name` (kard.reranker.Reranker).
+
+Timings in a Prediction: `retrieval_s` (BM25), `rerank_s` (None without a reranker), `first_token_s`
+(from the start of generation to the first new token, prompt processing included), `generation_s`,
+and `total_s` (the whole answer, retrieval included). `tokens_out` sums the new tokens of all samples.
+
+A prompt longer than the budget (GenerationConfig.max_input_tokens, and for decoder-only models the
+context length minus max_new_tokens) is cut passages first (the lowest-ranked passage is shortened,
+those after it dropped), then the question text; `Prediction.truncation` says what was cut, and
+`Prediction.passages` holds the passages exactly as the student read them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Protocol, Sequence
+
+from kard.config import DEFAULT_STUDENT, GenerationConfig, RetrievalConfig
+from kard.errors import ConfigError, DataError
+from kard.metrics import majority_vote
+from kard.prompts import PROMPT_VERSION, parse_options, student_input
+from kard.records import Hit, Prediction, Question, Sample, Timings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from kard.student import Student
+
+log = logging.getLogger(__name__)
+
+
+class Reranks(Protocol):
+    name: str
+
+    def rerank(self, question: Question | str, hits: Sequence[Hit], k: int | None = None) -> list[Hit]: ...
+
+
+class Searches(Protocol):
+    def search(self, query: str, k: int) -> list[Hit]: ...
+
+
+# ---------------------------------------------------------------- questions
+
+
+def make_question(text: str, options: str | Mapping[str, str], qid: str = "user", answer: str | None = None) -> Question:
+    """A Question from what a person typed; options as text ("A) .. B) ..") or a letter -> text dict."""
+    parsed = parse_options(options) if isinstance(options, str) else {str(k).strip().upper(): str(v).strip() for k, v in options.items()}
+    question = Question(id=qid, text=(text or "").strip(), options=parsed, answer=answer.strip().upper() if answer else None)
+    check_question(question)
+    return question
+
+
+def check_question(question: Question) -> None:
+    """Raise DataError for a question the student cannot answer: empty text, < 2 options, odd letters."""
+    if not isinstance(question, Question):
+        raise DataError(
+            f"expected a Question, got {type(question).__name__}",
+            fix="build one with kard.pipeline.make_question(text, options)",
+        )
+    if not question.text.strip():
+        raise DataError(f"question {question.id!r} has no text", fix="type a question")
+    if len(question.options) < 2:
+        raise DataError(
+            f"question {question.id!r} has {len(question.options)} option(s); a multiple-choice question needs 2 or more",
+            fix="give options as 'A) first B) second'",
+        )
+    bad = [letter for letter in question.options if len(letter) != 1 or not letter.isalpha() or not letter.isupper()]
+    empty = [letter for letter, text in question.options.items() if not str(text).strip()]
+    if bad or empty:
+        raise DataError(
+            f"question {question.id!r} has options with bad letters {bad} or empty text {empty}",
+            fix="label options with single capital letters A, B, C... and give each a text",
+        )
+
+
+# ---------------------------------------------------------------- fitting the prompt
+
+
+@dataclass(frozen=True)
+class FittedPrompt:
+    prompt: str
+    passages: tuple[Hit, ...]
+    tokens: int
+    truncation: str | None
+
+
+def input_budget(student: "Student", generation: GenerationConfig) -> int:
+    """Most prompt tokens: max_input_tokens, and room for the answer within a decoder's context."""
+    budget = generation.max_input_tokens
+    if not student.is_encoder_decoder and student.context_length:
+        budget = min(budget, student.context_length - generation.max_new_tokens)
+    if budget < 1:
+        raise ConfigError(
+            f"no room for a prompt: max_input_tokens {generation.max_input_tokens}, context "
+            f"{student.context_length}, max_new_tokens {generation.max_new_tokens}. Fix: lower max_new_tokens"
+        )
+    return budget
+
+
+def fit_prompt(question: Question, hits: Sequence[Hit], count: Callable[[str], int],
+               ids: Callable[[str], list[int]], decode: Callable[[list[int]], str], budget: int) -> FittedPrompt:
+    """The student prompt within `budget` tokens: cut passages (lowest-ranked first), then the question.
+
+    `count` gives the token count of a whole prompt, `ids`/`decode` tokenize and detokenize a
+    piece of text (Student.count_tokens, Student.text_ids, Student.decode).
+    """
+
+    def build(q: Question, used: Sequence[Hit]) -> str:
+        return student_input(q, [h.passage for h in used])
+
+    full = build(question, hits)
+    if count(full) <= budget:
+        return FittedPrompt(full, tuple(hits), count(full), None)
+    notes: list[str] = []
+    kept: list[Hit] = []
+    for position, hit in enumerate(hits):
+        if count(build(question, [*kept, hit])) <= budget:
+            kept.append(hit)
+            continue
+        cut = _longest_prefix(hit.passage.text, ids, decode, lambda t: count(build(question, [*kept, _with_text(hit, t)])) <= budget)
+        if cut is not None and cut.strip():
+            kept.append(_with_text(hit, cut))
+            notes.append(f"passage {hit.passage.id} cut from {len(ids(hit.passage.text))} to {len(ids(cut))} tokens")
+        dropped = [h.passage.id for h in hits[position + (1 if cut and cut.strip() else 0):]]
+        if dropped:
+            notes.append(f"dropped passage{'s' if len(dropped) > 1 else ''} {', '.join(dropped)}")
+        break
+    prompt_question = question
+    if not kept and count(build(question, [])) > budget:
+        text = _longest_prefix(question.text, ids, decode, lambda t: count(build(replace(question, text=t), [])) <= budget)
+        if text is None or not text.strip():
+            raise DataError(
+                f"question {question.id!r}: the options and instruction alone exceed {budget} tokens",
+                fix="shorten the options, or raise GenerationConfig.max_input_tokens",
+            )
+        prompt_question = replace(question, text=text)
+        notes.append(f"question cut from {len(ids(question.text))} to {len(ids(text))} tokens")
+    prompt = build(prompt_question, kept)
+    notes.append(f"to fit {budget} input tokens")
+    return FittedPrompt(prompt, tuple(kept), count(prompt), "; ".join(notes))
+
+
+def _with_text(hit: Hit, text: str) -> Hit:
+    return replace(hit, passage=replace(hit.passage, text=text))
+
+
+def _longest_prefix(text: str, ids: Callable[[str], list[int]], decode: Callable[[list[int]], str],
+                    fits: Callable[[str], bool]) -> str | None:
+    """The longest token prefix of `text` for which `fits` holds (binary search), or None."""
+    tokens = ids(text)
+    low, high, best = 0, len(tokens), None
+    while low <= high:
+        middle = (low + high) // 2
+        candidate = decode(tokens[:middle]).rstrip()
+        if fits(candidate):
+            best, low = candidate, middle + 1
+        else:
+            high = middle - 1
+    return best
+
+
+# ---------------------------------------------------------------- the pipeline
+
+
+class Pipeline:
+    """Knowledge base + optional reranker + student -> Prediction."""
+
+    def __init__(self, knowledge: Searches, student: "Student", reranker: Reranks | None = None,
+                 retrieval: RetrievalConfig = RetrievalConfig(), generation: GenerationConfig = GenerationConfig()):
+        if retrieval.top_k < 1 or retrieval.candidates < 1:
+            raise ConfigError("top_k and candidates must be at least 1. Fix: pass k >= 1")
+        self.knowledge = knowledge
+        self.student = student
+        self.reranker = reranker
+        self.retrieval = retrieval
+        self.generation = generation
+
+    @classmethod
+    def load(cls, student: str = DEFAULT_STUDENT, knowledge: Any = None, reranker: Any = None, dtype: str = "float32",
+             retrieval: RetrievalConfig = RetrievalConfig(), generation: GenerationConfig = GenerationConfig()) -> "Pipeline":
+        """The default set-up: the demo knowledge base (or a saved index folder / passages file), the packaged student."""
+        from kard.student import Student
+
+        return cls(_load_knowledge(knowledge, retrieval), Student.load(student, dtype=dtype),
+                   _load_reranker(reranker), retrieval, generation)
+
+    @property
+    def reranker_name(self) -> str | None:
+        return None if self.reranker is None else str(getattr(self.reranker, "name", type(self.reranker).__name__))
+
+    def retrieve(self, question: Question) -> tuple[tuple[Hit, ...], tuple[Hit, ...], Timings]:
+        """(all candidates in BM25 order, with rerank scores when reranked; top-k passages; timings)."""
+        check_question(question)
+        started = time.perf_counter()
+        candidates = list(self.knowledge.search(question.text, self.retrieval.candidates))
+        retrieval_s = time.perf_counter() - started
+        if self.reranker is None:
+            return tuple(candidates), tuple(candidates[: self.retrieval.top_k]), Timings(retrieval_s=retrieval_s)
+        started = time.perf_counter()
+        reranked = list(self.reranker.rerank(question, candidates, k=None))
+        rerank_s = time.perf_counter() - started
+        by_id = {hit.passage.id: hit for hit in reranked}
+        candidates = [by_id.get(hit.passage.id, hit) for hit in candidates]
+        return tuple(candidates), tuple(reranked[: self.retrieval.top_k]), Timings(retrieval_s=retrieval_s, rerank_s=rerank_s)
+
+    def _fit(self, question: Question, passages: Sequence[Hit]) -> FittedPrompt:
+        student = self.student
+        return fit_prompt(question, passages, student.count_tokens, student.text_ids, student.decode,
+                          input_budget(student, self.generation))
+
+    def answer(self, question: Question) -> Prediction:
+        started = time.perf_counter()
+        candidates, passages, timings = self.retrieve(question)
+        fitted = self._fit(question, passages)
+        generation_started = time.perf_counter()
+        first: list[float] = []
+        samples = self.student.generate(
+            fitted.prompt, self.generation, letters=question.letters,
+            on_first_token=lambda: first.append(time.perf_counter() - generation_started),
+        )
+        generation_s = time.perf_counter() - generation_started
+        timings = replace(timings, first_token_s=first[0] if first else None, generation_s=generation_s,
+                          total_s=time.perf_counter() - started)
+        return self._prediction(question, candidates, fitted, samples, timings)
+
+    def stream(self, question: Question) -> Iterator[str | Prediction]:
+        """Text chunks of the (first) sample as decoded, then the final Prediction.
+
+        With self-consistency, the first sample is streamed and the other n-1 are sampled after it
+        (seed + 1), so the samples differ from `answer`'s; greedy output is identical.
+        """
+        started = time.perf_counter()
+        candidates, passages, timings = self.retrieve(question)
+        fitted = self._fit(question, passages)
+        generation_started = time.perf_counter()
+        text = self.student.start_stream(fitted.prompt, self.generation, letters=question.letters)
+        yield from text
+        samples = [text.sample]
+        if self.generation.samples > 1:
+            more = replace(self.generation, seed=self.generation.seed + 1)
+            samples += self.student.generate(fitted.prompt, more, letters=question.letters, n=self.generation.samples - 1)
+        generation_s = time.perf_counter() - generation_started
+        timings = replace(timings, first_token_s=text.first_token_s, generation_s=generation_s,
+                          total_s=time.perf_counter() - started)
+        yield self._prediction(question, candidates, fitted, samples, timings)
+
+    def _prediction(self, question: Question, candidates: tuple[Hit, ...], fitted: FittedPrompt,
+                    samples: Sequence[Sample], timings: Timings) -> Prediction:
+        answer, votes = majority_vote([s.answer for s in samples])
+        chosen = next((s for s in samples if s.answer == answer), samples[0])
+        decoding = {**self.student.decoding_settings(self.generation), "prompt_version": PROMPT_VERSION,
+                    "top_k_passages": self.retrieval.top_k, "candidates": self.retrieval.candidates}
+        if fitted.truncation:
+            log.info("question %s: %s", question.id, fitted.truncation)
+        return Prediction(
+            question=question, candidates=candidates, passages=fitted.passages, prompt=fitted.prompt,
+            raw_output=chosen.raw_output, rationale=chosen.rationale, answer=answer, samples=tuple(samples),
+            votes=votes, timings=timings, tokens_in=fitted.tokens, tokens_out=sum(s.tokens_out for s in samples),
+            truncation=fitted.truncation, student_name=self.student.name, reranker_name=self.reranker_name,
+            decoding=decoding,
+        )
+
+
+def _load_knowledge(knowledge: Any, retrieval: RetrievalConfig) -> Any:
+    from pathlib import Path
+
+    from kard.knowledge import KnowledgeBase
+
+    if knowledge is None:
+        return KnowledgeBase.demo()
+    if not isinstance(knowledge, (str, Path)):
+        return knowledge
+    path = Path(knowledge).expanduser()
+    if path.is_dir():
+        return KnowledgeBase.load(path)
+    if path.is_file():
+        from kard.datasets import load_passages
+
+        return KnowledgeBase.build(load_passages(path), retrieval)
+    raise DataError("knowledge base not found", path=path, fix="pass a saved index folder or a passages .jsonl/.txt file")
+
+
+def _load_reranker(reranker: Any) -> Any:
+    if reranker is None or not isinstance(reranker, str):
+        return reranker
+    from kard.reranker import Reranker
+
+    return Reranker.load(reranker)

@@ -1,0 +1,177 @@
+"""Pipeline: BM25 -> optional reranker -> student, on a four-sentence knowledge base and tiny students."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Sequence
+
+import pytest
+
+from kard.config import GenerationConfig, RetrievalConfig
+from kard.errors import ConfigError, DataError, KardError
+from kard.knowledge import KnowledgeBase
+from kard.pipeline import Pipeline, check_question, fit_prompt, make_question
+from kard.prompts import student_input
+from kard.records import Hit, Passage, Prediction, Question
+from kard.student import Student
+from tiny_models import save_tiny_decoder, save_tiny_t5
+
+PASSAGES = [
+    Passage("sun", "Sun", "The sun is a star at the centre of the solar system."),
+    Passage("plants", "Photosynthesis", "Plants absorb carbon dioxide and release oxygen in sunlight."),
+    Passage("moon", "Moon", "The moon orbits the earth about once a month."),
+    Passage("water", "Water", "Water boils at one hundred degrees Celsius at sea level."),
+]
+QUESTION = Question(id="q-plants", text="Which gas do plants absorb from the air?",
+                    options={"A": "oxygen", "B": "carbon dioxide", "C": "helium"}, answer="B")
+SHORT = GenerationConfig(max_new_tokens=6)
+
+
+class ReverseReranker:
+    """A fake reranker: puts BM25's order upside down, so its effect is visible."""
+
+    name = "reverse"
+
+    def rerank(self, question: Question | str, hits: Sequence[Hit], k: int | None = None) -> list[Hit]:
+        ordered = list(reversed(hits))
+        scored = [hit.with_rerank(score=float(len(ordered) - i), rank=i + 1) for i, hit in enumerate(ordered)]
+        return scored[:k] if k else scored
+
+
+@pytest.fixture(scope="module")
+def knowledge() -> KnowledgeBase:
+    return KnowledgeBase.build(PASSAGES)
+
+
+@pytest.fixture(scope="module")
+def student(tmp_path_factory: pytest.TempPathFactory) -> Student:
+    return Student.load(save_tiny_decoder(tmp_path_factory.mktemp("student") / "tiny"))
+
+
+@pytest.fixture(scope="module")
+def t5(tmp_path_factory: pytest.TempPathFactory) -> Student:
+    return Student.load(save_tiny_t5(tmp_path_factory.mktemp("student") / "tiny-t5"))
+
+
+def test_answer_fills_every_field(knowledge: KnowledgeBase, student: Student) -> None:
+    prediction = Pipeline(knowledge, student, generation=SHORT).answer(QUESTION)
+    assert isinstance(prediction, Prediction) and prediction.question == QUESTION
+    assert prediction.candidates[0].passage.id == "plants" and prediction.candidates[0].bm25_rank == 1
+    assert [h.bm25_rank for h in prediction.candidates] == list(range(1, len(prediction.candidates) + 1))
+    assert [h.passage.id for h in prediction.passages] == [h.passage.id for h in prediction.candidates[:2]]
+    assert prediction.prompt == student_input(QUESTION, [h.passage for h in prediction.passages])
+    assert prediction.raw_output and len(prediction.samples) == 1
+    assert prediction.raw_output == prediction.samples[0].raw_output
+    assert prediction.rationale == prediction.samples[0].rationale and prediction.answer == prediction.samples[0].answer
+    assert prediction.tokens_in == student.count_tokens(prediction.prompt)
+    assert 1 <= prediction.tokens_out <= SHORT.max_new_tokens
+    timings = prediction.timings
+    assert timings.rerank_s is None and timings.first_token_s is not None
+    assert 0 < timings.retrieval_s <= timings.total_s and 0 < timings.first_token_s <= timings.generation_s <= timings.total_s
+    assert prediction.truncation is None
+    assert prediction.student_name == "tiny" and prediction.reranker_name is None
+    assert prediction.decoding["strategy"] == "greedy" and prediction.decoding["chat_template"] is True
+    assert prediction.decoding["prompt_version"] and prediction.decoding["top_k_passages"] == 2
+
+
+def test_reranker_orders_the_passages_and_keeps_bm25_ranks(knowledge: KnowledgeBase, student: Student) -> None:
+    pipeline = Pipeline(knowledge, student, reranker=ReverseReranker(), generation=SHORT)
+    candidates, passages, timings = pipeline.retrieve(QUESTION)
+    assert [h.bm25_rank for h in candidates] == list(range(1, len(candidates) + 1))  # BM25 order kept
+    assert all(h.rerank_rank is not None for h in candidates)
+    assert [h.passage.id for h in passages] == [h.passage.id for h in reversed(candidates)][:2]
+    assert passages[0].rerank_rank == 1 and timings.rerank_s is not None
+    assert pipeline.answer(QUESTION).reranker_name == "reverse"
+
+
+def test_self_consistency_votes_over_all_samples(knowledge: KnowledgeBase, student: Student) -> None:
+    config = GenerationConfig(max_new_tokens=6, samples=3, seed=1)
+    prediction = Pipeline(knowledge, student, generation=config).answer(QUESTION)
+    assert len(prediction.samples) == 3
+    answers = [s.answer for s in prediction.samples]
+    assert sum(prediction.votes.values()) == sum(a is not None for a in answers)
+    if prediction.answer is not None:
+        assert prediction.votes[prediction.answer] == max(prediction.votes.values())
+    assert prediction.decoding["samples"] == 3 and prediction.decoding["seed"] == 1
+    assert prediction.tokens_out == sum(s.tokens_out for s in prediction.samples)
+
+
+def test_stream_yields_text_then_the_same_prediction(knowledge: KnowledgeBase, student: Student) -> None:
+    pipeline = Pipeline(knowledge, student, generation=SHORT)
+    items = list(pipeline.stream(QUESTION))
+    chunks, final = items[:-1], items[-1]
+    assert chunks and all(isinstance(c, str) for c in chunks)
+    assert isinstance(final, Prediction)
+    assert "".join(chunks).strip() == final.raw_output
+    assert final.raw_output == pipeline.answer(QUESTION).raw_output  # greedy: stream == answer
+    assert final.timings.first_token_s is not None
+
+
+def test_stream_with_samples_gives_n_samples(knowledge: KnowledgeBase, student: Student) -> None:
+    config = GenerationConfig(max_new_tokens=4, samples=3)
+    final = list(Pipeline(knowledge, student, generation=config).stream(QUESTION))[-1]
+    assert isinstance(final, Prediction) and len(final.samples) == 3
+
+
+def test_t5_student_answers_too(knowledge: KnowledgeBase, t5: Student) -> None:
+    prediction = Pipeline(knowledge, t5, generation=SHORT).answer(QUESTION)
+    assert prediction.raw_output and prediction.decoding["chat_template"] is False
+
+
+def test_long_passages_are_cut_before_the_question(knowledge: KnowledgeBase, student: Student) -> None:
+    short_prompt = student.count_tokens(student_input(QUESTION, []))
+    generation = GenerationConfig(max_new_tokens=6, max_input_tokens=short_prompt + 12)
+    prediction = Pipeline(knowledge, student, generation=generation).answer(QUESTION)
+    assert prediction.tokens_in <= generation.max_input_tokens
+    assert prediction.truncation and "passage" in prediction.truncation and "question" not in prediction.truncation
+    assert QUESTION.text in prediction.prompt
+    assert len(prediction.passages) <= 1
+
+
+def test_question_is_cut_when_passages_are_not_enough(student: Student) -> None:
+    long_question = replace(QUESTION, text="Which gas do plants absorb? " * 60)
+    budget = student.count_tokens(student_input(QUESTION, []))
+    hits = [Hit(PASSAGES[1], 1.0, 1)]
+    fitted = fit_prompt(long_question, hits, student.count_tokens, student.text_ids, student.decode, budget)
+    assert fitted.tokens <= budget and student.count_tokens(fitted.prompt) == fitted.tokens
+    assert fitted.passages == ()
+    assert "dropped passage plants" in fitted.truncation and "question cut" in fitted.truncation
+    with pytest.raises(DataError, match="options"):
+        fit_prompt(QUESTION, hits, student.count_tokens, student.text_ids, student.decode, 5)
+
+
+def test_prompt_that_fits_is_untouched(student: Student) -> None:
+    hits = [Hit(p, 1.0, i + 1) for i, p in enumerate(PASSAGES)]
+    fitted = fit_prompt(QUESTION, hits, student.count_tokens, student.text_ids, student.decode, 10_000)
+    assert fitted.truncation is None and fitted.passages == tuple(hits)
+
+
+def test_context_length_limits_the_budget(knowledge: KnowledgeBase, tmp_path: Path) -> None:
+    small = Student.load(save_tiny_decoder(tmp_path / "small", max_positions=40))
+    with pytest.raises(ConfigError, match="max_new_tokens"):
+        Pipeline(knowledge, small, generation=GenerationConfig(max_new_tokens=64)).answer(QUESTION)
+
+
+def test_bad_questions_are_clear_errors(knowledge: KnowledgeBase, student: Student) -> None:
+    pipeline = Pipeline(knowledge, student, generation=SHORT)
+    with pytest.raises(DataError, match="no text.*Fix"):
+        pipeline.answer(replace(QUESTION, text="   "))
+    with pytest.raises(DataError, match="2 or more"):
+        pipeline.answer(replace(QUESTION, options={"A": "oxygen"}))
+    with pytest.raises(DataError, match="bad letters"):
+        check_question(replace(QUESTION, options={"A": "oxygen", "bb": "helium"}))
+    with pytest.raises(DataError, match="Question"):
+        pipeline.answer("Which gas?")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError):
+        Pipeline(knowledge, student, retrieval=RetrievalConfig(top_k=0))
+
+
+def test_make_question_reads_typed_options() -> None:
+    question = make_question(" Which gas? ", "A) oxygen B) carbon dioxide")
+    assert question.text == "Which gas?" and dict(question.options) == {"A": "oxygen", "B": "carbon dioxide"}
+    assert dict(make_question("Which?", {"a": "x", "b": "y"}).options) == {"A": "x", "B": "y"}
+    with pytest.raises(KardError, match="two options"):
+        make_question("Which gas?", "just one option")
+    with pytest.raises(DataError, match="no text"):
+        make_question("", "A) x B) y")
