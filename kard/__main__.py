@@ -12,6 +12,7 @@ from kard.errors import KardError
 COMMAND_MODULES = [
     # Each module defines `register(subparsers)`, which adds its parser(s) with `func=run`.
     "kard.cli.knowledge",
+    "kard.cli.ask",
     "kard.cli.teach",
     "kard.cli.evaluate",
     "kard.cli.loop",

@@ -78,6 +78,18 @@ def check_question(question: Question) -> None:
         )
 
 
+QUERY_MODES = ("question", "question+options")
+
+
+def retrieval_query(question: Question, mode: str = "question") -> str:
+    """The BM25 query for a question: its text, or its text and option texts (RetrievalConfig.query)."""
+    if mode == "question":
+        return question.text
+    if mode == "question+options":
+        return " ".join([question.text, *question.options.values()])
+    raise ConfigError(f"unknown retrieval query mode {mode!r}. Fix: use one of {', '.join(QUERY_MODES)}")
+
+
 # ---------------------------------------------------------------- fitting the prompt
 
 
@@ -174,6 +186,8 @@ class Pipeline:
                  retrieval: RetrievalConfig = RetrievalConfig(), generation: GenerationConfig = GenerationConfig()):
         if retrieval.top_k < 1 or retrieval.candidates < 1:
             raise ConfigError("top_k and candidates must be at least 1. Fix: pass k >= 1")
+        if retrieval.query not in QUERY_MODES:
+            raise ConfigError(f"unknown retrieval query mode {retrieval.query!r}. Fix: use one of {', '.join(QUERY_MODES)}")
         self.knowledge = knowledge
         self.student = student
         self.reranker = reranker
@@ -197,7 +211,8 @@ class Pipeline:
         """(all candidates in BM25 order, with rerank scores when reranked; top-k passages; timings)."""
         check_question(question)
         started = time.perf_counter()
-        candidates = list(self.knowledge.search(question.text, self.retrieval.candidates))
+        query = retrieval_query(question, self.retrieval.query)
+        candidates = list(self.knowledge.search(query, self.retrieval.candidates))
         retrieval_s = time.perf_counter() - started
         if self.reranker is None:
             return tuple(candidates), tuple(candidates[: self.retrieval.top_k]), Timings(retrieval_s=retrieval_s)
@@ -254,7 +269,8 @@ class Pipeline:
         answer, votes = majority_vote([s.answer for s in samples])
         chosen = next((s for s in samples if s.answer == answer), samples[0])
         decoding = {**self.student.decoding_settings(self.generation), "prompt_version": PROMPT_VERSION,
-                    "top_k_passages": self.retrieval.top_k, "candidates": self.retrieval.candidates}
+                    "top_k_passages": self.retrieval.top_k, "candidates": self.retrieval.candidates,
+                    "query": self.retrieval.query}
         if fitted.truncation:
             log.info("question %s: %s", question.id, fitted.truncation)
         return Prediction(

@@ -11,7 +11,7 @@ import pytest
 from kard.config import GenerationConfig, RetrievalConfig
 from kard.errors import ConfigError, DataError, KardError
 from kard.knowledge import KnowledgeBase
-from kard.pipeline import Pipeline, check_question, fit_prompt, make_question
+from kard.pipeline import Pipeline, check_question, fit_prompt, make_question, retrieval_query
 from kard.prompts import student_input
 from kard.records import Hit, Passage, Prediction, Question
 from kard.student import Student
@@ -167,6 +167,16 @@ def test_bad_questions_are_clear_errors(knowledge: KnowledgeBase, student: Stude
         Pipeline(knowledge, student, retrieval=RetrievalConfig(top_k=0))
 
 
+def test_query_can_include_the_options(knowledge: KnowledgeBase, student: Student) -> None:
+    question = replace(QUESTION, text="Which one is it?", options={"A": "the moon", "B": "boiling water"})
+    assert retrieval_query(question, "question+options") == "Which one is it? the moon boiling water"
+    pipeline = Pipeline(knowledge, student, retrieval=RetrievalConfig(query="question+options"), generation=SHORT)
+    _, passages, _ = pipeline.retrieve(question)
+    assert {h.passage.id for h in passages} == {"moon", "water"}
+    with pytest.raises(ConfigError, match="query"):
+        Pipeline(knowledge, student, retrieval=RetrievalConfig(query="rationale"))
+
+
 def test_make_question_reads_typed_options() -> None:
     question = make_question(" Which gas? ", "A) oxygen B) carbon dioxide")
     assert question.text == "Which gas?" and dict(question.options) == {"A": "oxygen", "B": "carbon dioxide"}
@@ -175,3 +185,26 @@ def test_make_question_reads_typed_options() -> None:
         make_question("Which gas?", "just one option")
     with pytest.raises(DataError, match="no text"):
         make_question("", "A) x B) y")
+
+
+def test_cli_ask_prints_passages_answer_and_timings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from kard.__main__ import main
+
+    folder = save_tiny_decoder(tmp_path / "cli-student")
+    facts = tmp_path / "facts.txt"
+    facts.write_text("\n".join(p.text for p in PASSAGES) + "\n", encoding="utf-8")
+    code = main(["ask", QUESTION.text, "--options", "A) oxygen B) carbon dioxide C) helium", "--student", str(folder),
+                 "--knowledge", str(facts), "--max-new-tokens", "4", "--k", "1"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "BM25 #1" in out and "carbon dioxide and release oxygen" in out
+    assert "Answer:" in out and "first token" in out and "tokens/s" in out
+
+
+def test_cli_ask_rejects_bad_input_before_loading_a_model(capsys: pytest.CaptureFixture[str]) -> None:
+    from kard.__main__ import main
+
+    assert main(["ask", "Which gas?", "--options", "only one", "--student", "/no/such/model"]) == 2
+    assert "two options" in capsys.readouterr().err
+    assert main(["ask", "--sample", "no-such-demo-id"]) == 2
+    assert "no demo question" in capsys.readouterr().err

