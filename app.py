@@ -293,7 +293,7 @@ def build_app(studio: Studio, config: AppConfig | None = None):
 
         demo.load(restore, [draft], [mode_line, question, options, picked, rerank_html, student_html, teacher_html,
                                      diff_html, item, editor, original, original_source, answer, rating, tags, note,
-                                     edit_diff, status, *marks], api_visibility="private")
+                                     edit_diff, status, *marks], api_visibility="private", show_progress="hidden")
 
         # -- browse -----------------------------------------------------------------------------------
         def browse(tag: str, curator: str, first: bool):
@@ -308,7 +308,8 @@ def build_app(studio: Studio, config: AppConfig | None = None):
         browse_outputs = [table, item_pick, curator_filter]
         for trigger in (refresh.click, tag_filter.change, curator_filter.change, disagreements.change):
             trigger(browse, [tag_filter, curator_filter, disagreements], browse_outputs, api_visibility="private")
-        demo.load(browse, [tag_filter, curator_filter, disagreements], browse_outputs, api_visibility="private")
+        demo.load(browse, [tag_filter, curator_filter, disagreements], browse_outputs, api_visibility="private",
+                  show_progress="hidden")
 
         def pick_row(event: gr.SelectData):
             row = getattr(event, "row_value", None) or []

@@ -117,7 +117,8 @@ def student_card(item: Mapping[str, Any]) -> str:
     q, s = item["question"], item["student"]
     truncation = f" ({s['truncation']})" if s.get("truncation") else ""
     return views.rationale_card(
-        "Student", f"{s['model']} · KARD prompt {item['prompt_version']}{truncation}", s["rationale"],
+        "Student", f"{s['model']} · KARD prompt {item['prompt_version']}{truncation}",
+        s.get("raw_output") or s["rationale"], note="(the student wrote nothing)",
         answer_html=views.answer_badge(s["answer"], q["answer"], q["options"]),
         timing_html=views.timing_line(_timings(item), s["tokens_out"], s["model"]))
 
@@ -321,7 +322,8 @@ class Studio:
         if teacher:
             text, source, answer = teacher["rationale"], f"teacher ({teacher['label']})", teacher["answer"]
         else:
-            text, source, answer = student["rationale"], f"student ({student['model']})", student["answer"]
+            text, source, answer = (student["rationale"] or student.get("raw_output", ""),
+                                    f"student ({student['model']})", student["answer"])
         answer = answer or question.answer or student["answer"]
         return Comparison(teacher_card(item, note), compare_html(item), text, source, answer, item, warning)
 
@@ -329,7 +331,8 @@ class Studio:
         """(text, label) of the student's or teacher's rationale for the editor."""
         item = self._require_item(item)
         if whose == "student":
-            return item["student"]["rationale"], f"student ({item['student']['model']})"
+            s = item["student"]
+            return s["rationale"] or s.get("raw_output", ""), f"student ({s['model']})"
         teacher = item.get("teacher")
         if not teacher:
             raise InputError("There is no teacher or recorded rationale for this question. " + HOW_TO_TEACHER)

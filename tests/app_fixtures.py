@@ -8,7 +8,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import pytest
+
 from kard.records import Passage, Question
+
+GRADIO_PANDAS_NOISE = [pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),
+                       pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")]
+"""Gradio 6.31's queue calls pandas options that pandas 3 deprecates; not ours to fix."""
 
 XSS_PASSAGE = Passage(
     "xss", "Thyroid <script>window.kardPwned=1</script>",

@@ -6,9 +6,10 @@ import pytest
 
 gradio_client = pytest.importorskip("gradio_client")
 
-from app_fixtures import PASSWORD, QUESTIONS, USER, launched, tiny_pipeline  # noqa: E402
+from app_fixtures import GRADIO_PANDAS_NOISE, PASSWORD, QUESTIONS, USER, launched, tiny_pipeline  # noqa: E402
 
 NO_MARKS = [None] * 5
+pytestmark = GRADIO_PANDAS_NOISE
 
 
 @pytest.fixture(scope="module")

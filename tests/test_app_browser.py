@@ -12,14 +12,17 @@ import pytest
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
-from app_fixtures import PASSWORD, QUESTIONS, USER, XSS_PASSAGE, launched, real_pipeline, tiny_pipeline  # noqa: E402
+from app_fixtures import (  # noqa: E402
+    GRADIO_PANDAS_NOISE, PASSWORD, QUESTIONS, USER, XSS_PASSAGE, launched, real_pipeline, tiny_pipeline,
+)
 
 CHROMIUM = os.environ.get("KARD_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
 XSS_NOTE = '<img src=x onerror="window.kardPwned=4">note'
 
-pytestmark = [pytest.mark.browser, pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"{CHROMIUM} not installed")]
+pytestmark = [pytest.mark.browser, *GRADIO_PANDAS_NOISE,
+              pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"{CHROMIUM} not installed")]
 
 
 def _real_stack_available() -> bool:
@@ -48,6 +51,12 @@ def page_and_studio(tmp_path_factory):
         browser.close()
 
 
+def _type(page, selector: str, text: str) -> None:
+    """Type like a person: Gradio's input events fire on key presses, not on a programmatic fill."""
+    page.fill(selector, "")
+    page.locator(selector).press_sequentially(text)
+
+
 def _pwned(page) -> object:
     return page.evaluate("window.kardPwned")
 
@@ -55,7 +64,7 @@ def _pwned(page) -> object:
 @pytest.mark.slow
 def test_ask_correct_save_browse_and_stay_inert(page_and_studio):
     page, studio = page_and_studio
-    assert "signed in as alice" in page.inner_text("#kard-mode")
+    page.wait_for_selector("#kard-mode >> text=signed in as alice")
 
     # ask a demo question picked from the dropdown
     page.click("#kard-picked input")
@@ -73,12 +82,12 @@ def test_ask_correct_save_browse_and_stay_inert(page_and_studio):
     assert page.input_value("#kard-editor textarea").startswith("Graves disease is caused by antibodies")
 
     # correct it: the draft survives a page refresh
-    page.fill("#kard-editor textarea", "Antibodies stimulate the TSH receptor in Graves disease. Answer: A")
+    _type(page, "#kard-editor textarea", "Antibodies stimulate the TSH receptor in Graves disease. Answer: A")
     page.wait_for_selector("#kard-edit-diff ins")
     page.locator("#kard-rating label", has_text="4").click()
     page.locator("#kard-tags label", has_text="wrong knowledge").click()
     page.locator("#kard-mark-0 label", has_text="relevant").first.click()
-    page.fill("#kard-note textarea", XSS_NOTE)
+    _type(page, "#kard-note textarea", XSS_NOTE)
     page.wait_for_timeout(1500)  # the draft is written to localStorage after each edit
     page.reload()
     page.wait_for_selector("#kard-ask")
@@ -99,8 +108,9 @@ def test_ask_correct_save_browse_and_stay_inert(page_and_studio):
     # browse: the saved item is in the table; its history shows the note as text
     page.get_by_role("tab", name="Browse & history").click()
     page.click("#kard-refresh")
-    page.wait_for_selector("#kard-table >> text=demo:t-graves")
-    page.locator("#kard-table").get_by_text("demo:t-graves").first.click()
+    cell = page.locator("#kard-table >> text=demo:t-graves >> visible=true").first
+    cell.wait_for()
+    cell.click()
     page.wait_for_selector("#kard-history .kard-rev")
     assert XSS_NOTE in page.inner_text("#kard-history")
     assert _pwned(page) is None  # no onerror handler or script ran anywhere
