@@ -139,10 +139,15 @@ class LoopPanel:
             prediction = self.answer_with(name, question)
             rationales.append(prediction.rationale)
             cards.append(views.rationale_card(
-                name, prediction.student_name, prediction.rationale,
+                name, _short(self.student_path(name)), prediction.rationale,
                 answer_html=views.answer_badge(prediction.answer, question.answer, question.options),
                 timing_html=views.timing_line(prediction.timings, prediction.tokens_out, prediction.student_name)))
         return cards[0], cards[1], views.diff_panel(rationales[0], rationales[1], left or BASE, right or BASE)
+
+
+def _short(path: str, keep: int = 3) -> str:
+    parts = Path(path).parts
+    return str(Path(*parts[-keep:])) if len(parts) > keep else path
 
 
 def _load_student(path: str) -> Any:

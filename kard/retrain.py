@@ -35,6 +35,7 @@ import logging
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -510,6 +511,7 @@ def _train_student(student: str, examples: Sequence, out: Path, spec: RetrainSpe
     config = student_training_config(spec.training)
     callback = progress_callback(reporter)
     result = training.train_student(student, examples, out, config, callbacks=[callback], progress=False)
+    shutil.rmtree(out / training.CHECKPOINTS, ignore_errors=True)  # a round is final: no resume state kept
     return _summary(result)
 
 

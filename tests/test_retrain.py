@@ -1,0 +1,206 @@
+"""Retrain rounds on a tiny student: a loadable checkpoint, the lock, failures, cancel, background, the app panel."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import pytest
+
+from kard import retrain
+from kard.annotations import AnnotationStore, Correction, PassageRecord
+from kard.app_handlers import InputError, Studio
+from kard.app_loop import LoopPanel
+from kard.config import AnnotationStoreConfig
+from kard.distill import StudentExample, write_examples
+from kard.knowledge import KnowledgeBase
+from kard.prompts import student_input
+from kard.records import Passage, Question
+from tests.tiny_models import save_tiny_decoder
+
+FAST = AnnotationStoreConfig(busy_timeout_s=0.05, retries=2, retry_wait_s=0.02)
+PASSAGES = [Passage("p1", "Scurvy", "Scurvy is vitamin C deficiency."),
+            Passage("p2", "Plants", "Plants absorb carbon dioxide and release oxygen."),
+            Passage("p3", "Rickets", "Rickets is vitamin D deficiency.")]
+Q1 = Question("q1", "Which vitamin deficiency causes scurvy?", {"A": "Vitamin C", "B": "Vitamin D"}, "A", "demo")
+Q2 = Question("q2", "Which gas do plants absorb?", {"A": "Oxygen", "B": "Carbon dioxide"}, "B", "demo")
+TINY_TRAINING = {"max_steps": 2, "batch_size": 2, "grad_accum": 1, "max_length_cap": 192, "learning_rate": 1e-2,
+                 "save_steps": 0, "warmup_ratio": 0.0}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> str:
+    return str(save_tiny_decoder(tmp_path_factory.mktemp("tiny") / "student"))
+
+
+@pytest.fixture
+def data(tmp_path) -> dict[str, str]:
+    examples = [StudentExample(f"{q.id}#0", student_input(q, PASSAGES[:1]), f" Teacher says {q.answer}.\nAnswer: {q.answer}",
+                               "teacher", ("p1",), q.id) for q in (Q1, Q2)]
+    write_examples(examples, tmp_path / "teacher.jsonl")
+    store = AnnotationStore(tmp_path / "annotations.db", FAST)
+    store.save(Correction(
+        item_id="demo:q1", question_id="q1", question=Q1.text, options=dict(Q1.options), answer="A", gold_answer="A",
+        rationale="Scurvy comes from too little vitamin C.", dataset="demo", student_model="tiny",
+        passages=(PassageRecord("p1", "Scurvy", PASSAGES[0].text, 1, 2.0, used=True),
+                  PassageRecord("p3", "Rickets", PASSAGES[2].text, 2, 1.0, used=True, mark="irrelevant")),
+        original_rationale="Rickets.", student_answer="B", rating=1, curator="alice"))
+    return {"examples": str(tmp_path / "teacher.jsonl"), "db": str(tmp_path / "annotations.db")}
+
+
+def spec_for(root: Path, tiny: str, data: dict[str, str], **changes) -> retrain.RetrainSpec:
+    spec = retrain.RetrainSpec(root=str(root), student=tiny, examples=data["examples"], db=data["db"],
+                               correction_weight=2, training=TINY_TRAINING, nice=0)
+    return replace(spec, **changes)
+
+
+def weights(folder: str) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(Path(folder) / "model.safetensors"))
+
+
+def test_a_round_is_a_checkpoint_the_pipeline_loads(tmp_path, tiny, data):
+    from kard.pipeline import Pipeline
+    from kard.student import Student
+
+    root = tmp_path / "rounds"
+    updates: list[retrain.JobStatus] = []
+    status = retrain.run_job(spec_for(root, tiny, data), on_update=updates.append)
+    assert status.state == "succeeded", status.error
+    assert status.round == "round-001" and retrain.list_rounds(root) == ["round-001"]
+    assert any(u.phase == "student" and u.step >= 1 and u.total_steps == 2 for u in updates)  # progress reported
+    manifest = retrain.read_manifest(root, "round-001")
+    assert manifest["parent"] == {"round": None, "student": tiny}
+    assert manifest["data"] | {"examples_file": None} == {
+        "examples_file": None, "base_examples": 2, "corrections": 1, "correction_weight": 2, "train_examples": 3,
+        "replaced_base_examples": 1, "corrected_question_ids": ["q1"]}
+    train = [json.loads(line) for line in (root / "round-001" / "train.jsonl").read_text().splitlines()]
+    assert [e["id"] for e in train] == ["q2#0", "q1#curated-r1", "q1#curated-r1~1"]
+    assert train[1]["passage_ids"] == ["p1"]  # the passage marked irrelevant is gone
+    assert (root / "round-001" / "corrections" / "hf_dataset").is_dir()
+    assert not (root / "round-001" / "student" / "checkpoints").exists()  # a round keeps no resume state
+    paths = retrain.round_paths(root)
+    assert paths == {"round": "round-001", "student": str(root / "round-001" / "student"), "reranker": None}
+    before, after = weights(tiny), weights(paths["student"])
+    assert any(not (before[k] == after[k]).all() for k in before)  # the student learned something
+
+    pipeline = Pipeline(KnowledgeBase.build(PASSAGES), Student.load(paths["student"]))
+    from kard.config import GenerationConfig
+
+    pipeline.generation = GenerationConfig(max_new_tokens=4)
+    prediction = pipeline.answer(Q1)
+    assert prediction.student_name and prediction.passages
+
+    second = retrain.run_job(spec_for(root, tiny, data))
+    assert second.state == "succeeded" and second.round == "round-002"
+    assert retrain.read_manifest(root, "round-002")["parent"] == {
+        "round": "round-001", "student": str(root / "round-001" / "student")}
+    assert retrain.current(root)["round"] == "round-002"
+    assert not any(p.name.startswith(".work-") for p in root.iterdir())
+
+
+def test_two_jobs_on_one_folder_the_second_is_refused(tmp_path, tiny, data):
+    root = tmp_path / "rounds"
+    holder = retrain.RoundsLock(root, "job-one").acquire()  # a job is running over this folder
+    try:
+        with pytest.raises(retrain.RetrainBusyError, match=r"job job-one \(pid \d+.*already retraining.*Fix: wait"):
+            retrain.run_job(spec_for(root, tiny, data))
+        with pytest.raises(retrain.RetrainBusyError, match="already retraining"):
+            retrain.start_background(spec_for(root, tiny, data))
+        assert retrain.list_jobs(root) == []  # nothing was started
+    finally:
+        holder.release()
+    retrain.check_free(root)  # free again once the job ends
+
+
+def test_a_failed_job_keeps_the_current_student_and_says_why(tmp_path, tiny, data):
+    root = tmp_path / "rounds"
+    assert retrain.run_job(spec_for(root, tiny, data)).state == "succeeded"
+    pointer = (root / "current.json").read_text()
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"id": "x", "input": "no target"}\n')
+    status = retrain.run_job(spec_for(root, tiny, data, examples=str(broken)))
+    assert status.state == "failed"
+    assert "broken.jsonl, line 1" in status.error and "missing field(s) target, source" in status.error
+    assert (root / "current.json").read_text() == pointer and retrain.list_rounds(root) == ["round-001"]
+    assert (root / "failed" / status.job_id / "corrections").is_dir()  # kept for diagnosis
+    assert retrain.read_status(root, status.job_id) == status
+    retrain.check_free(root)
+
+
+def test_cancel_stops_the_job_and_changes_nothing(tmp_path, tiny, data):
+    root = tmp_path / "rounds"
+
+    def cancel_when_training(status: retrain.JobStatus) -> None:
+        if status.phase == "student" and not (root / "jobs" / f"{status.job_id}.cancel").exists():
+            retrain.cancel(root, status.job_id)
+
+    status = retrain.run_job(spec_for(root, tiny, data), on_update=cancel_when_training)
+    assert status.state == "cancelled" and "cancelled" in status.error
+    assert retrain.list_rounds(root) == [] and retrain.current(root) is None
+    with pytest.raises(retrain.RetrainError, match="no retrain job is running"):
+        retrain.cancel(root)
+
+
+def test_a_job_whose_process_died_reads_as_failed(tmp_path):
+    dead = retrain.JobStatus("job-x", "running", "student", pid=2 ** 22 + 12345, started_at="t", updated_at="t")
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs" / "job-x.json").write_text(json.dumps(asdict(dead)))
+    status = retrain.read_status(tmp_path, "job-x")
+    assert status.state == "failed" and "exited without reporting" in status.error
+
+
+def test_background_job_runs_in_its_own_process(tmp_path, tiny, data):
+    root = tmp_path / "rounds"
+    job = retrain.start_background(spec_for(root, tiny, data, training={**TINY_TRAINING, "max_steps": 1}))
+    assert job.pid != os.getpid()
+    status = job.wait(timeout_s=240, poll_s=0.5)
+    assert status.state == "succeeded", job.log_path.read_text()[-2000:]
+    assert status.pid == job.pid and retrain.current(root)["round"] == "round-001"
+
+
+def test_cli_export_retrain_status(tmp_path, tiny, data, capsys):
+    from kard.__main__ import main
+
+    assert main(["export", "--db", data["db"], "--out", str(tmp_path / "export")]) == 0
+    assert "exported 1 correction(s)" in capsys.readouterr().out
+    root = tmp_path / "rounds"
+    args = ["retrain", "--root", str(root), "--student", tiny, "--corrections", str(tmp_path / "export"),
+            "--max-steps", "1", "--batch-size", "1", "--set", "grad_accum=1", "--set", "save_steps=0",
+            "--set", "max_length_cap=192"]
+    assert main(args) == 0
+    assert "round round-001 is now current" in capsys.readouterr().out
+    assert main(["retrain", "--root", str(root), "--status"]) == 0
+    assert "current: round-001" in capsys.readouterr().out
+    assert main(["retrain", "--root", str(root), "--student", tiny]) == 2
+    assert "nothing to train on" in capsys.readouterr().err
+
+
+def test_app_panel_starts_jobs_and_compares_two_rounds(tmp_path, tiny, data):
+    from kard.pipeline import Pipeline
+    from kard.config import GenerationConfig
+    from kard.student import Student
+
+    root = tmp_path / "rounds"
+    assert retrain.run_job(spec_for(root, tiny, data)).state == "succeeded"
+    kb = KnowledgeBase.build(PASSAGES)
+    studio = Studio(lambda: Pipeline(kb, Student.load(tiny), generation=GenerationConfig(max_new_tokens=4)),
+                    AnnotationStore(data["db"], FAST), [Q1], mode="curator")
+    started: list[retrain.RetrainSpec] = []
+    panel = LoopPanel(studio, root, base_student=tiny, db=data["db"], examples=data["examples"],
+                      launcher=lambda spec: started.append(spec) or type("J", (), {"job_id": "job-7"})())
+    assert panel.round_choices() == [("base", "base"), ("round-001 (current)", "round-001")]
+    assert panel.student_path("base") == tiny
+    assert "job-7" in panel.start("", 2, 5, False, "", "alice")
+    assert (started[0].db, started[0].examples, started[0].training) == (data["db"], data["examples"], {"max_steps": 5})
+    with pytest.raises(InputError, match="Sign in"):
+        panel.start("", 2, 5, False, "", None)
+    html = panel.status_html()
+    assert "Serving: <b>round-001</b>" in html and "succeeded" in html
+    left, right, diff = panel.compare(Q1.text, "A) Vitamin C\nB) Vitamin D", "q1", "base", "round-001")
+    assert "<b>base</b>" in left and "<b>round-001</b>" in right
+    assert "round-001/student" in right and "kard-badge" in left and "kard-badge" in right
+    assert "kard-diff" in diff
