@@ -401,15 +401,22 @@ def make_sample(text: str, letters: tuple[str, ...], tokens_out: int) -> Sample:
 
 
 class TextStream:
-    """One streamed generation: iterate for text chunks; afterwards `.sample`, `.first_token_s`, `.tokens_out`."""
+    """One streamed generation: iterate for text chunks; afterwards `.sample`, `.first_token_s`, `.tokens_out`.
+
+    Closing the iterator early (a reader that stops, e.g. a cancelled request) stops the generation
+    at its next token.
+    """
 
     def __init__(self, student: Student, kwargs: dict[str, Any], streamer: Any, seed: int | None,
                  letters: tuple[str, ...]):
+        from transformers import StoppingCriteriaList
+
         self._student, self._streamer, self._letters = student, streamer, letters
         self._error: BaseException | None = None
+        self._stop = threading.Event()
         self._started = time.perf_counter()
-        self.first_token_s: float | None = None
         self.text = ""
+        kwargs["stopping_criteria"] = StoppingCriteriaList([_stop_on(self._stop)])
         self._thread = threading.Thread(target=self._work, args=(kwargs, seed), daemon=True)
         self._thread.start()
 
@@ -421,23 +428,30 @@ class TextStream:
             self._streamer.end()
 
     def __iter__(self) -> Iterator[str]:
-        while True:
-            try:
-                chunk = next(self._streamer)
-            except StopIteration:
-                break
-            except Empty:  # nothing decoded within the timeout: keep waiting while the thread works
-                if self._thread.is_alive():
-                    continue
-                break
-            if chunk:
-                if self.first_token_s is None:
-                    self.first_token_s = time.perf_counter() - self._started
-                self.text += chunk
-                yield chunk
-        self._thread.join()
+        try:
+            while True:
+                try:
+                    chunk = next(self._streamer)
+                except StopIteration:
+                    break
+                except Empty:  # nothing decoded within the timeout: keep waiting while the thread works
+                    if self._thread.is_alive():
+                        continue
+                    break
+                if chunk:
+                    self.text += chunk
+                    yield chunk
+        finally:
+            self._stop.set()  # a no-op when generation already ended
+            self._thread.join()
         if self._error is not None:
             raise self._error
+
+    @property
+    def first_token_s(self) -> float | None:
+        """Seconds from the start to the first new token (prompt processing included)."""
+        at = self._streamer.first_token_at
+        return None if at is None else at - self._started
 
     @property
     def tokens_out(self) -> int:
@@ -473,15 +487,30 @@ def _counting_streamer_class() -> type:
         def __init__(self, *args: Any, **kwargs: Any):
             super().__init__(*args, **kwargs)
             self.tokens_out = 0
+            self.first_token_at: float | None = None
             self._seen_prompt = False
 
         def put(self, value: Any) -> None:
             if self._seen_prompt:
+                if self.first_token_at is None:
+                    self.first_token_at = time.perf_counter()
                 self.tokens_out += int(value.numel())
             self._seen_prompt = True
             super().put(value)
 
     return CountingStreamer
+
+
+def _stop_on(event: threading.Event) -> Any:
+    """A stopping criterion that ends generation once `event` is set."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class StopOnEvent(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            return torch.full((input_ids.shape[0],), event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    return StopOnEvent()
 
 
 def _CountingStreamer(*args: Any, **kwargs: Any) -> Any:  # noqa: N802 - built lazily to keep imports light

@@ -182,9 +182,24 @@ def test_self_consistency_samples_are_seeded(chat: Student) -> None:
     assert settings["strategy"] == "self-consistency" and settings["top_k"] == 50 and settings["top_p"] == 0.95
 
 
-def test_stream_reraises_errors_from_the_generation_thread(chat: Student) -> None:
+def test_stream_reraises_errors_from_the_generation_thread(chat: Student, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError, match="max_new_tokens"):
         list(chat.stream(PROMPT, GenerationConfig(max_new_tokens=0)))
+
+    def broken(**kwargs: object) -> None:
+        raise RuntimeError("out of memory in the generation thread")
+
+    monkeypatch.setattr(chat.model, "generate", broken)
+    with pytest.raises(RuntimeError, match="generation thread"):
+        list(chat.stream(PROMPT, SHORT))
+
+
+def test_closing_a_stream_stops_generation(chat: Student) -> None:
+    stream = chat.start_stream(PROMPT, GenerationConfig(max_new_tokens=200))
+    chunks = iter(stream)
+    next(chunks)
+    chunks.close()  # the reader goes away after one chunk
+    assert stream.tokens_out < 200  # uninterrupted, this tiny model writes all 200 tokens
 
 
 # ---------------------------------------------------------------- the real packaged student
