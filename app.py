@@ -185,6 +185,11 @@ def build_app(studio: Studio, config: AppConfig | None = None):
             revert_msg = gr.HTML()
             history_html = gr.HTML(elem_id="kard-history")
 
+        if is_curator:  # retrain on the corrections, compare rounds (kard/app_loop.py)
+            from kard.app_loop import add_loop_tab
+
+            add_loop_tab(studio, config, curator_name, question=question, options=options)
+
         # -- ask -> compare ---------------------------------------------------------------------------
         def ask(text: str, options_text: str, picked_id: str | None):
             try:

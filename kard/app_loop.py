@@ -8,8 +8,6 @@ visit. The checkpoint switcher answers one question with two students side by si
 pipeline's knowledge base and reranker, each side's own student, loaded once and cached).
 """
 
-from __future__ import annotations
-
 import logging
 import threading
 from pathlib import Path
