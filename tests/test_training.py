@@ -1,0 +1,162 @@
+"""Student training: tiny decoder-only and T5 students learn a few steps, save, resume; bad inputs refused."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from tiny_models import save_tiny_decoder, save_tiny_t5  # noqa: E402
+
+from kard.config import StudentTrainingConfig  # noqa: E402
+from kard.distill import StudentExample  # noqa: E402
+from kard.errors import ConfigError, DataError  # noqa: E402
+from kard.student import Student  # noqa: E402
+from kard.training import (  # noqa: E402
+    GB,
+    OutOfMemoryRisk,
+    check_memory,
+    encode_examples,
+    estimate_memory,
+    train_student,
+)
+
+EXAMPLES = [
+    StudentExample(f"q{i}#0", f"Question: Which gas do plants absorb? {letter}\nExplanation:",
+                   f" Plants absorb carbon dioxide.\nAnswer: {letter}", "teacher", ("p1",), f"q{i}")
+    for i, letter in enumerate("ABAB")
+]
+FAST = StudentTrainingConfig(learning_rate=1e-2, max_steps=12, batch_size=2, grad_accum=1, warmup_ratio=0.0,
+                             save_steps=6, logging_steps=1, check_memory=True)
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("tiny-students")
+    return {"decoder": save_tiny_decoder(root / "decoder"), "t5": save_tiny_t5(root / "t5")}
+
+
+def weights(student: Student) -> dict[str, torch.Tensor]:
+    return {name: p.detach().clone() for name, p in student.model.named_parameters()}
+
+
+@pytest.mark.parametrize("kind", ["decoder", "t5"])
+def test_tiny_student_learns_saves_and_reloads(kind, folders, tmp_path):
+    student = Student.load(folders[kind])
+    before = weights(student)
+    result = train_student(student, EXAMPLES, tmp_path / "out", FAST, progress=False)
+    losses = [row["loss"] for row in result.losses]
+    assert result.steps == 12 and len(losses) == 12
+    assert sum(losses[-3:]) / 3 < 0.75 * sum(losses[:3]) / 3
+    after = weights(student)
+    assert all(not torch.equal(before[name], after[name]) for name in ("lm_head.weight",) if name in before)
+    assert sum(not torch.equal(before[n], after[n]) for n in before) > len(before) // 2
+    assert result.seconds_per_step > 0 and result.peak_rss_mb > 0 and result.max_length > 0
+
+    saved = json.loads((tmp_path / "out" / "kard_training.json").read_text())
+    assert saved["config"]["learning_rate"] == 1e-2 and saved["data"]["examples"] == 4
+    assert saved["prompt_version"] and saved["result"]["steps"] == 12
+    assert [json.loads(x)["loss"] for x in (tmp_path / "out" / "losses.jsonl").read_text().splitlines()] == losses
+    reloaded = Student.load(tmp_path / "out")
+    assert reloaded.is_encoder_decoder == (kind == "t5")
+    for name, tensor in weights(reloaded).items():
+        assert torch.allclose(tensor, after[name]), name
+
+
+def test_prompt_is_masked_and_length_is_fitted_to_the_data(folders):
+    student = Student.load(folders["decoder"])
+    encoded, max_length, cut = encode_examples(student, EXAMPLES, FAST)
+    longest = max(len(row["input_ids"]) for row in encoded)
+    assert max_length == longest and cut == 0
+    for row, example in zip(encoded, EXAMPLES):
+        target = [t for t in row["labels"] if t != -100]
+        assert row["labels"][: len(row["labels"]) - len(target)] == [-100] * (len(row["labels"]) - len(target))
+        assert student.decode(target).strip().endswith(example.target.strip()[-9:])
+    capped, max_length, cut = encode_examples(student, EXAMPLES, replace(FAST, max_length_cap=longest - 4))
+    assert max_length == longest - 4 and cut == 4 and all(len(r["input_ids"]) <= longest - 4 for r in capped)
+
+
+def test_resume_continues_from_the_last_checkpoint(folders, tmp_path):
+    out = tmp_path / "run"
+    train_student(Student.load(folders["decoder"]), EXAMPLES, out, replace(FAST, max_steps=6), progress=False)
+    assert (out / "checkpoints" / "checkpoint-6").is_dir()
+    resumed = train_student(Student.load(folders["decoder"]), EXAMPLES, out, replace(FAST, max_steps=9),
+                            resume=True, progress=False)
+    assert resumed.steps == 9
+    assert [row["step"] for row in resumed.losses] == list(range(1, 10))  # history carried over from step 6
+
+
+def test_lora_trains_adapters_and_saves_merged_weights(folders, tmp_path):
+    student = Student.load(folders["decoder"])
+    before = weights(student)
+    config = replace(FAST, lora=True, lora_r=4, lora_alpha=8, lora_dropout=0.0, learning_rate=2e-2)
+    result = train_student(student, EXAMPLES, tmp_path / "lora", config, progress=False)
+    losses = [row["loss"] for row in result.losses]
+    assert losses[-1] < losses[0]
+    assert not hasattr(student.model, "peft_config")
+    after = weights(student)
+    assert set(after) == set(before)
+    assert any(not torch.equal(before[n], after[n]) for n in before if "proj" in n)
+    assert not (tmp_path / "lora" / "adapter_config.json").exists()
+    Student.load(tmp_path / "lora")
+
+
+def test_memory_estimate_matches_the_measured_smollm2_step():
+    """The design's measurement: SmolLM2-135M, batch 8 x 640 tokens, full fine-tuning, ~14 GB peak."""
+    from transformers import LlamaConfig
+
+    class Shape:  # the real model's shape without building 135M parameters
+        config = LlamaConfig(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, vocab_size=49152)
+
+        def parameters(self):
+            return [torch.empty(134_515_008, dtype=torch.float32, device="meta")]
+
+    estimate = estimate_memory(Shape(), 8, 640, StudentTrainingConfig())
+    assert 12 * GB < estimate.total < 16 * GB
+    lora = estimate_memory(Shape(), 8, 640, StudentTrainingConfig(lora=True))
+    checkpointed = estimate_memory(Shape(), 8, 640, StudentTrainingConfig(gradient_checkpointing=True))
+    assert lora.gradients_and_optimizer < estimate.gradients_and_optimizer / 20
+    assert checkpointed.activations < estimate.activations / 2
+
+
+def test_a_batch_that_cannot_fit_is_refused_with_the_numbers(folders, tmp_path):
+    student = Student.load(folders["decoder"])
+    estimate = estimate_memory(student.model, 64, 200, FAST)
+    free = (estimate.total - estimate.weights) // 3
+    with pytest.raises(OutOfMemoryRisk, match=r"batch of 64 x 200 tokens needs about .* GB .* only 0\.\d GB .*"
+                                              r"Fix: --batch-size \d+ --grad-accum \d+"):
+        check_memory(student.model, 64, 200, FAST, available=free)
+    with pytest.raises(OutOfMemoryRisk, match="even batch size 1 does not fit"):
+        check_memory(student.model, 64, 200, FAST, available=1)
+    assert check_memory(student.model, 2, 50, FAST, available=64 * GB).total > 0
+    with pytest.raises(OutOfMemoryRisk):
+        train_student(student, EXAMPLES, tmp_path, replace(FAST, batch_size=10**6), progress=False)
+
+
+def test_bad_inputs(folders, tmp_path):
+    student = Student.load(folders["decoder"])
+    with pytest.raises(DataError, match="no training examples"):
+        train_student(student, [], tmp_path, FAST, progress=False)
+    with pytest.raises(ConfigError, match="at least 1"):
+        train_student(student, EXAMPLES, tmp_path, replace(FAST, batch_size=0), progress=False)
+    with pytest.raises(ConfigError, match="nothing to train"):
+        train_student(student, EXAMPLES, tmp_path, replace(FAST, max_steps=0, epochs=0), progress=False)
+    with pytest.raises(DataError, match=r"1 example\(s\) have no target tokens left \(q0#0\)"):
+        encode_examples(_NothingToLearn(student), EXAMPLES[:1], FAST)
+
+
+class _NothingToLearn:
+    """A student whose encoding leaves every label masked (what a cut-away target would give)."""
+
+    def __init__(self, student: Student):
+        self._student = student
+        self.is_encoder_decoder = False
+        self.context_length = student.context_length
+
+    def encode_example(self, prompt: str, target: str, max_length: int) -> dict:
+        row = self._student.encode_example(prompt, target, max_length)
+        return {**row, "labels": [-100] * len(row["labels"])}
