@@ -242,3 +242,46 @@ def test_item_from_prediction_is_json_able():
     item = item_from_prediction(p)
     assert json.loads(json.dumps(item)) == item and item["candidates"][0]["rerank_rank"] == 1
     assert HOW_TO_TEACHER.startswith("No teacher configured")
+
+
+def test_app_module_imports_nothing_heavy():
+    import subprocess
+    import sys
+
+    code = ("import sys, app; heavy = [m for m in ('gradio', 'torch', 'transformers', 'sqlite_utils') "
+            "if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+    assert out.stdout.strip() == "[]"
+
+
+def test_curator_mode_needs_a_login():
+    import app
+
+    from kard.config import AppConfig
+    from kard.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="KARD_CURATOR_USER and KARD_CURATOR_PASSWORD"):
+        app.launch_options(AppConfig(mode="curator"))
+    options = app.launch_options(AppConfig(mode="curator", curator_user="u", curator_password="p"))
+    assert options["auth"] == ("u", "p") and "kard-save" in options["head"] and options["css"]
+    assert "auth" not in app.launch_options(AppConfig(mode="demo"))
+    assert "auth" not in app.launch_options(AppConfig(mode="curator", on_spaces=True))
+
+
+def test_app_config_from_env_and_flags(monkeypatch):
+    import app
+
+    from kard.config import AppConfig
+
+    monkeypatch.setenv("KARD_MODE", "curator")
+    monkeypatch.setenv("KARD_CURATOR_PASSWORD", "s3cret")
+    monkeypatch.setenv("KARD_CURATORS", "ann, bob")
+    config = AppConfig.from_env(**vars(app.parse_args(["--port", "7999", "--reranker", "runs/rr"])))
+    assert (config.mode, config.port, config.reranker, config.curators) == ("curator", 7999, "runs/rr", ("ann", "bob"))
+    assert "s3cret" not in repr(config)
+
+
+def test_unknown_mode_is_refused(store):
+    with pytest.raises(KardError, match="KARD_MODE=demo or KARD_MODE=curator"):
+        Studio(lambda: None, store, mode="admin")
