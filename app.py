@@ -201,16 +201,19 @@ def build_app(studio: Studio, config: AppConfig | None = None):
 
         def compare(current: dict | None):
             try:
-                c = studio.compare(current)
+                for c in studio.compare_steps(current):
+                    if c.partial:
+                        yield [gr.skip(), c.teacher_html] + [gr.skip()] * (8 + MAX_MARKED)
+                        continue
+                    if c.warning:
+                        gr.Warning(c.warning)
+                    letters = list(c.item["question"]["options"])
+                    yield [gr.skip(), c.teacher_html, c.diff_html, c.editor_text, c.editor_text, c.editor_source,
+                           f"Editing a copy of the **{c.editor_source}** rationale.",
+                           gr.update(choices=letters, value=c.editor_answer),
+                           studio.live_diff(c.editor_text, c.editor_text), c.item, *mark_updates(c.item)]
             except KardError as error:
-                return [warn(error)] + [gr.skip()] * (9 + MAX_MARKED)
-            if c.warning:
-                gr.Warning(c.warning)
-            letters = list(c.item["question"]["options"])
-            return [gr.skip(), c.teacher_html, c.diff_html, c.editor_text, c.editor_text, c.editor_source,
-                    f"Editing a copy of the **{c.editor_source}** rationale.",
-                    gr.update(choices=letters, value=c.editor_answer), studio.live_diff(c.editor_text, c.editor_text),
-                    c.item, *mark_updates(c.item)]
+                yield [warn(error)] + [gr.skip()] * (9 + MAX_MARKED)
 
         ask_outputs = [rerank_html, student_html, status, item, teacher_html]
         compare_outputs = [status, teacher_html, diff_html, editor, original, original_source, editor_label, answer,

@@ -59,6 +59,7 @@ class Comparison:
     editor_answer: str | None
     item: dict[str, Any]
     warning: str | None = None
+    partial: bool = False  # a live teacher is still writing: only teacher_html is meaningful
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,8 @@ def teacher_card(item: Mapping[str, Any], note: str = HOW_TO_TEACHER) -> str:
     q, t = item["question"], item.get("teacher")
     if not t:
         return views.rationale_card("Teacher", "not configured", "", note=note)
-    timing = views.timing_line(Timings(total_s=t["seconds"]), 0, t["model"]) if t.get("seconds") else ""
+    timing = views.timing_line(Timings(first_token_s=t.get("first_token_s"), total_s=t["seconds"]), 0,
+                               t["model"]) if t.get("seconds") else ""
     return views.rationale_card("Teacher", t["label"], t["rationale"],
                                 answer_html=views.answer_badge(t["answer"], q["answer"], q["options"]),
                                 timing_html=timing)
@@ -283,39 +285,57 @@ class Studio:
         return last
 
     # -- compare ------------------------------------------------------------------------------------
-    def _teacher_rationale(self, question: Question) -> tuple[dict[str, Any] | None, str | None]:
-        """(teacher entry for the item, warning). Live teacher first, then a recorded rationale."""
-        warning = None
+    def _live_teacher(self, question: Question) -> Iterator[str | dict[str, Any]]:
+        """Stream the live teacher's reply (text chunks), then its item entry. Raises on failure."""
+        started = time.perf_counter()
+        teacher = self._teacher_factory()  # type: ignore[misc]
+        model = str(getattr(teacher, "model", None) or getattr(getattr(teacher, "config", None), "model", "teacher"))
+        first: float | None = None
+        if hasattr(teacher, "stream_answer"):
+            text = ""
+            for chunk in teacher.stream_answer(question):
+                first = first if first is not None else time.perf_counter() - started
+                text += chunk
+                yield text
+            rationale, letter = parse_answer(text, question.letters)
+        else:
+            r = teacher.answer(question)
+            rationale, letter = r.text, r.answer
+        yield {"kind": "live", "model": model, "label": f"live teacher · {model}", "rationale": rationale,
+               "answer": letter, "seconds": time.perf_counter() - started, "first_token_s": first}
+
+    def _recorded(self, question: Question) -> dict[str, Any] | None:
+        recorded = list(self.recorded.get(question.id, ()))
+        if recorded:
+            r = recorded[0]
+            return {"kind": "recorded", "model": r.source, "label": f"recorded · {r.source}", "rationale": r.text,
+                    "answer": r.answer, "seconds": None}
+        if question.rationale:
+            source = question.rationale_source or "reference"
+            _, letter = parse_answer(question.rationale, question.letters)
+            return {"kind": "recorded", "model": source, "label": f"recorded · {source}",
+                    "rationale": question.rationale, "answer": question.answer or letter, "seconds": None}
+        return None
+
+    def compare_steps(self, item: Mapping[str, Any] | None) -> Iterator[Comparison]:
+        """Like `compare`, streaming a live teacher: partial steps carry only `teacher_html`."""
+        item = self._require_item(item)
+        question = question_from_dict(item["question"])
+        teacher, warning = None, None
         if self._teacher_factory is not None:
             try:
-                started = time.perf_counter()
-                teacher = self._teacher_factory()
-                r = teacher.answer(question)
-                model = getattr(getattr(teacher, "config", None), "model", None) or r.source
-                return ({"kind": "live", "model": model, "label": f"live teacher · {model}", "rationale": r.text,
-                         "answer": r.answer, "seconds": time.perf_counter() - started}, None)
+                for step in self._live_teacher(question):
+                    if isinstance(step, dict):
+                        teacher = step
+                    else:
+                        card = views.rationale_card("Teacher", "live teacher", step, streaming=True)
+                        yield Comparison(card, "", "", "", None, dict(item), partial=True)
             except KardError as error:
                 warning = f"The teacher could not answer: {error}"
             except Exception as error:  # noqa: BLE001 - any client failure is shown, never a dead page
                 warning = f"The teacher could not answer ({type(error).__name__}). Fix: check OPENAI_BASE_URL and the server"
                 log.warning("teacher failed: %s", type(error).__name__)
-        recorded = list(self.recorded.get(question.id, ()))
-        if recorded:
-            r = recorded[0]
-            return ({"kind": "recorded", "model": r.source, "label": f"recorded · {r.source}", "rationale": r.text,
-                     "answer": r.answer, "seconds": None}, warning)
-        if question.rationale:
-            source = question.rationale_source or "reference"
-            _, letter = parse_answer(question.rationale, question.letters)
-            return ({"kind": "recorded", "model": source, "label": f"recorded · {source}",
-                     "rationale": question.rationale, "answer": question.answer or letter, "seconds": None}, warning)
-        return None, warning
-
-    def compare(self, item: Mapping[str, Any] | None) -> Comparison:
-        """Fill the teacher's column and the diff, and pick the editor's starting text."""
-        item = self._require_item(item)
-        question = question_from_dict(item["question"])
-        teacher, warning = self._teacher_rationale(question)
+        teacher = teacher or self._recorded(question)
         item = {**item, "teacher": teacher}
         note = HOW_TO_TEACHER if warning is None else f"{warning}. {HOW_TO_TEACHER if not self.teacher_configured else ''}"
         student = item["student"]
@@ -325,7 +345,15 @@ class Studio:
             text, source, answer = (student["rationale"] or student.get("raw_output", ""),
                                     f"student ({student['model']})", student["answer"])
         answer = answer or question.answer or student["answer"]
-        return Comparison(teacher_card(item, note), compare_html(item), text, source, answer, item, warning)
+        yield Comparison(teacher_card(item, note), compare_html(item), text, source, answer, item, warning)
+
+    def compare(self, item: Mapping[str, Any] | None) -> Comparison:
+        """Fill the teacher's column and the diff, and pick the editor's starting text."""
+        last = None
+        for last in self.compare_steps(item):
+            pass
+        assert last is not None
+        return last
 
     def editor_text(self, item: Mapping[str, Any] | None, whose: str) -> tuple[str, str]:
         """(text, label) of the student's or teacher's rationale for the editor."""

@@ -285,3 +285,46 @@ def test_app_config_from_env_and_flags(monkeypatch):
 def test_unknown_mode_is_refused(store):
     with pytest.raises(KardError, match="KARD_MODE=demo or KARD_MODE=curator"):
         Studio(lambda: None, store, mode="admin")
+
+
+# -- the real kard.teacher.Teacher against a scripted OpenAI-compatible server -------------------------
+def real_teacher_factory(url: str, key: str):
+    from kard.config import TeacherConfig
+    from kard.teacher import Teacher
+
+    def make():
+        return Teacher(TeacherConfig(model="fake-teacher", base_url=url, max_retries=0, timeout_s=3.0),
+                       cache_path=None, api_key=key)
+
+    return make
+
+
+def test_live_teacher_streams_into_the_column_and_never_shows_the_key(store, tmp_path):
+    from fake_openai_server import FakeOpenAI, answer_with
+
+    key = "sk-app-test-key-0123456789"
+    with FakeOpenAI(api_key=key) as server:
+        server.responder = answer_with("Vitamin C builds collagen, so scurvy means too little of it.\nAnswer: A")
+        s = studio(store, teacher_factory=real_teacher_factory(server.url, key))
+        steps = list(s.compare_steps(asked(s, "q2")))
+    partial = [c for c in steps if c.partial]
+    final = steps[-1]
+    assert len(partial) >= 2 and "kard-cursor" in partial[0].teacher_html
+    assert "live teacher · fake-teacher" in final.teacher_html and "first token" in final.teacher_html
+    assert final.item["teacher"]["answer"] == "A" and final.editor_text.startswith("Vitamin C builds collagen")
+    s.save(final.item, final.editor_text, "A", 5, [], [], "", False, "alice")
+    pages = "".join(c.teacher_html + c.diff_html for c in steps)
+    stored = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    assert key not in pages and key.encode() not in stored
+
+
+def test_unreachable_live_teacher_gives_a_message(store):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+    s = studio(store, teacher_factory=real_teacher_factory(url, "sk-x"))
+    c = s.compare(asked(s, "q2"))
+    assert c.warning and "could not answer" in c.warning and url in c.warning
+    assert c.item["teacher"] is None and "could not answer" in c.teacher_html
