@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "kard.cli.teach",
     "kard.cli.evaluate",
     "kard.cli.loop",
+    "kard.cli.train",
 ]
 
 

@@ -165,3 +165,27 @@ def test_split_questions_is_seeded_disjoint_and_complete():
     assert len(split_questions(questions, 0.25)[1]) == 5
     with pytest.raises(ConfigError, match="leaves no training question"):
         split_questions(questions, 20)
+
+
+def test_build_examples_command_writes_jsonl(kb, tmp_path, capsys):
+    from kard.__main__ import main
+
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("\n".join(json.dumps(row) for row in [
+        {"id": "q-bird", "question": Q_BIRD.text, "options": {"A": "yes", "B": "no"}, "answer": "B",
+         "rationale": RATIONALES["q-bird"][0].text},
+        {"id": "q-wire", "question": Q_WIRE.text, "options": {"A": "yes", "B": "no"}, "answer": "A",
+         "rationale": "Copper conducts electricity, so wires use copper."},
+    ]) + "\n")
+    rationales = tmp_path / "rationales.jsonl"
+    rationales.write_text(json.dumps({"question_id": "q-wire", "rationale": "Copper conducts electricity.",
+                                      "answer": "A", "source": "teacher"}) + "\n")
+    kb.save(tmp_path / "kb")
+    out = tmp_path / "examples.jsonl"
+    argv = ["build-examples", "--questions", str(questions), "--kb", str(tmp_path / "kb"), "--out", str(out)]
+    assert main(argv + ["--rationales", str(rationales)]) == 0
+    assert [(e.id, e.passage_ids, e.source) for e in read_examples(out)] == [("q-wire#0", ("copper",), "teacher")]
+    assert "wrote 1 kard examples from 2 questions" in capsys.readouterr().out
+    assert main(argv + ["--method", "finetune"]) == 0 and len(read_examples(out)) == 2
+    assert main(argv[:-2] + ["--out", str(tmp_path / "x.jsonl"), "--kb", str(tmp_path / "none")]) == 2
+    assert "knowledge base not found" in capsys.readouterr().err

@@ -231,3 +231,27 @@ def test_training_bad_inputs(tiny_bert, tmp_path):
                        RerankerTrainingConfig(steps=0), progress=False)
     with pytest.raises(DataError, match="no \\(question, rationale\\) pairs"):
         build_reranker_items([(Question("q", "x?", {"A": "yes", "B": "no"}, "A"), "  ")], PassageStore(PASSAGES))
+
+
+def test_build_items_takes_both_candidate_lists_with_bm25_rationale_targets():
+    from kard.knowledge import KnowledgeBase
+
+    passages = PASSAGES + [
+        Passage("p-seine", "Seine", "the seine is a river of france that flows through paris to the sea."),
+        Passage("p-capital", "Capital", "a capital city is the seat of the government of a country."),
+    ]
+    kb = KnowledgeBase.build(passages)
+    question = Question("q", "which river flows through the capital of france?", {"A": "yes", "B": "no"}, "A")
+    rationale = "the seine flows through paris. paris is the capital of france."
+    (item,) = build_reranker_items([(question, rationale)], kb, candidates=2)
+    by_rationale = kb.search(rationale, len(kb))
+    by_question = kb.search(reranker_query(question), 2)
+    assert item.rationale_ids == tuple(h.passage.id for h in by_rationale[:2])
+    assert item.question_ids == tuple(h.passage.id for h in by_question if h.passage.id not in item.rationale_ids)
+    exact = {h.passage.id: h.bm25_score for h in by_rationale}
+    assert item.targets == {pid: exact.get(pid, 0.0) for pid in item.rationale_ids + item.question_ids}
+    assert item.query == question.text
+
+    shallow = build_reranker_items([(question, rationale)], kb, candidates=1, score_depth=1)[0]
+    floor = by_rationale[0].bm25_score  # beyond the scoring depth: the lowest score seen there, an upper bound
+    assert all(shallow.targets[pid] == floor for pid in shallow.question_ids)

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The KARD training run documented in docs/training.md: StrategyQA train (FLAN human rationales),
+# Wikipedia paragraphs as the knowledge base, SmolLM2-135M student, MiniLM cross-encoder reranker.
+# Run from the repository root; it reads ../shared/data and writes runs/strategyqa/ (git-ignored).
+#   nice -n 10 bash benchmarks/train_strategyqa.sh > runs/strategyqa/run.log 2>&1 &
+set -euo pipefail
+D=${KARD_DATA:-../shared/data}/strategyqa
+R=runs/strategyqa
+SPLIT="--holdout 300 --seed 0"   # the same split `python -m kard evaluate --holdout 300 --seed 0` tests on
+DATA="--questions $D/train.json --rationales $D/flan_cot_train.tsv --kb $R/kb $SPLIT"
+mkdir -p $R
+[ -d $R/kb ] || python -m kard index --passages $D/wiki_paragraphs.jsonl --out $R/kb --no-progress
+for method in kard reasoning finetune; do
+  python -m kard build-examples $DATA --method $method --out $R/examples_$method.jsonl
+done
+echo "== student $(date +%T)"
+python -m kard train-student --examples $R/examples_kard.jsonl --out $R/student-kard \
+  --steps ${STUDENT_STEPS:-40} --batch-size 8 --grad-accum 1 --lr 1e-4 --max-length-cap 320 --save-steps 20 --no-progress
+echo "== reranker $(date +%T)"
+python -m kard train-reranker $DATA --out $R/reranker-minilm \
+  --steps ${RERANKER_STEPS:-200} --batch-size 2 --max-length 128 --save-steps 0 --no-progress
+echo "== eval $(date +%T)"
+python -m kard eval-reranker $DATA --limit ${EVAL_QUESTIONS:-50} --reranker $R/reranker-minilm \
+  --json $R/reranker_eval.json --no-progress
+echo "== plot $(date +%T)"
+python benchmarks/plot_training_curves.py --run $R --out docs/training_curves.png
+echo "== done $(date +%T)"

@@ -1,0 +1,226 @@
+"""`python -m kard build-examples | train-student | train-reranker | eval-reranker`: the KARD training commands.
+
+Questions come from any file `kard.datasets.load_questions` reads; rationales from `--rationales`
+(a FLAN StrategyQA .tsv, or JSONL written by `teach`/`import-rationales`), `--facts` (the dataset's
+gold facts), or else the questions' own reference rationales. `--holdout N --seed S` drops the same
+held-out questions that `python -m kard evaluate --holdout N --seed S` tests on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from dataclasses import asdict, fields, replace
+from pathlib import Path
+
+from kard.config import DEFAULT_RERANKER_BACKBONE, DEFAULT_STUDENT, RerankerTrainingConfig, StudentTrainingConfig
+from kard.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    build = subparsers.add_parser("build-examples", help="KARD training examples (JSONL) from questions and rationales")
+    _data_arguments(build)
+    build.add_argument("--method", choices=("kard", "reasoning", "finetune"), default="kard",
+                       help="kard: with rationale-retrieved passages; reasoning: without; finetune: question -> answer")
+    build.add_argument("--top-n", type=int, default=None, help="passages per example (default: 1, 10 for OpenBookQA)")
+    build.add_argument("--on-empty", choices=("error", "skip", "keep"), default="error",
+                       help="when the knowledge base finds nothing for a rationale (default %(default)s)")
+    build.add_argument("--skip-unanswered", action="store_true", help="drop rationales without an answer")
+    build.add_argument("--out", type=Path, required=True, help="JSONL file to write")
+    build.set_defaults(func=run_build_examples)
+
+    student = subparsers.add_parser("train-student", help="fine-tune the student on KARD examples (Trainer)")
+    student.add_argument("--examples", type=Path, required=True, help="JSONL from build-examples (or export)")
+    student.add_argument("--eval-examples", type=Path, default=None, help="JSONL scored for loss after training")
+    student.add_argument("--student", default=DEFAULT_STUDENT, help="folder, hub id or package:NAME (default %(default)s)")
+    student.add_argument("--out", type=Path, required=True, help="folder for checkpoints and the trained student")
+    student.add_argument("--limit", type=int, default=None, help="first N examples only")
+    student.add_argument("--steps", type=int, default=StudentTrainingConfig.max_steps, help="optimizer steps (0 = epochs)")
+    student.add_argument("--epochs", type=float, default=StudentTrainingConfig.epochs)
+    student.add_argument("--batch-size", type=int, default=StudentTrainingConfig.batch_size)
+    student.add_argument("--grad-accum", type=int, default=StudentTrainingConfig.grad_accum)
+    student.add_argument("--lr", type=float, default=StudentTrainingConfig.learning_rate)
+    student.add_argument("--max-length", type=int, default=0, help="tokens per example (0 = fitted to the data)")
+    student.add_argument("--max-length-cap", type=int, default=StudentTrainingConfig.max_length_cap)
+    student.add_argument("--lora", action="store_true", help="train LoRA adapters (merged on save)")
+    student.add_argument("--lora-r", type=int, default=StudentTrainingConfig.lora_r)
+    student.add_argument("--gradient-checkpointing", action="store_true")
+    student.add_argument("--save-steps", type=int, default=StudentTrainingConfig.save_steps)
+    student.add_argument("--seed", type=int, default=StudentTrainingConfig.seed)
+    student.add_argument("--bf16", action="store_true", help="bf16 mixed precision (GPUs)")
+    student.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    student.add_argument("--no-memory-check", action="store_true", help="train even if the estimate says it won't fit")
+    student.add_argument("--no-progress", action="store_true")
+    student.set_defaults(func=run_train_student)
+
+    reranker = subparsers.add_parser("train-reranker", help="train the KARD reranker (KL to BM25-given-rationale)")
+    _data_arguments(reranker)
+    reranker.add_argument("--backbone", default=DEFAULT_RERANKER_BACKBONE,
+                          help="BERT-like encoder folder, hub id, or package:NAME (default %(default)s)")
+    reranker.add_argument("--kind", choices=("cross-encoder", "maxsim"), default="cross-encoder")
+    reranker.add_argument("--out", type=Path, required=True, help="folder for the trained reranker")
+    for name in ("steps", "batch_size", "candidates", "per_source", "max_length", "lora_r", "save_steps"):
+        reranker.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(RerankerTrainingConfig, name))
+    for name in ("learning_rate", "head_learning_rate", "tau1_start", "tau1_end", "tau2_start", "tau2_end"):
+        reranker.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(RerankerTrainingConfig, name))
+    reranker.add_argument("--lora", action="store_true", help="LoRA r16 on query/value, as the paper")
+    reranker.add_argument("--no-progress", action="store_true")
+    reranker.set_defaults(func=run_train_reranker)
+
+    evaluate = subparsers.add_parser("eval-reranker", help="top-1/top-3 of the reranker vs BM25 on held-back questions")
+    _data_arguments(evaluate, eval_split=True)
+    evaluate.add_argument("--reranker", required=True, help="trained reranker folder")
+    evaluate.add_argument("--eval-candidates", type=int, default=100, help="BM25-by-question candidates (default 100)")
+    evaluate.add_argument("--json", type=Path, default=None, help="also write the result (and per-question ranks) here")
+    evaluate.add_argument("--no-progress", action="store_true")
+    evaluate.set_defaults(func=run_eval_reranker)
+
+
+def _data_arguments(parser: argparse.ArgumentParser, eval_split: bool = False) -> None:
+    parser.add_argument("--questions", type=Path, required=True, help="questions file (MedQA, StrategyQA, OBQA, demo)")
+    parser.add_argument("--dataset", default=None, help="dataset name when the file layout does not say")
+    parser.add_argument("--rationales", type=Path, default=None,
+                        help="FLAN StrategyQA .tsv, or rationales JSONL (default: the questions' own rationales)")
+    parser.add_argument("--facts", action="store_true", help="use the dataset's gold facts as the rationales")
+    parser.add_argument("--kb", type=Path, required=True, help="index folder (python -m kard index) or passages file")
+    parser.add_argument("--holdout", type=float, default=None,
+                        help="hold out N questions (or a fraction), as `evaluate --holdout`; "
+                        + ("evaluate ON them" if eval_split else "train on the rest"))
+    parser.add_argument("--seed", type=int, default=0, help="seed of the held-out split (default %(default)s)")
+    parser.add_argument("--limit", type=int, default=None, help="first N questions (after the split) only")
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_training_data(args: argparse.Namespace, *, held_out: bool = False):
+    """(questions, rationales by question id) after the split and --limit."""
+    from kard.datasets import load_questions
+    from kard.distill import rationales_from_questions, split_questions
+
+    questions = load_questions(args.questions, args.dataset)
+    rationales = _rationales(args, questions)
+    if args.holdout:
+        holdout = int(args.holdout) if args.holdout >= 1 else args.holdout
+        train, test = split_questions(questions, holdout, seed=args.seed)
+        questions = test if held_out else train
+    elif held_out:
+        raise ConfigError("evaluating the reranker needs questions it did not train on. "
+                          "Fix: pass the --holdout and --seed used for train-reranker")
+    if args.limit is not None:
+        if args.limit < 1:
+            raise ConfigError(f"--limit must be at least 1, got {args.limit}")
+        questions = questions[: args.limit]
+    if rationales is None:
+        rationales = rationales_from_questions(questions)
+    return questions, rationales
+
+
+def _rationales(args: argparse.Namespace, questions):
+    from kard import rationales as importers
+
+    if args.facts:
+        return importers.rationales_from_facts(questions, "human (dataset facts)")
+    if args.rationales is None:
+        return None
+    if args.rationales.suffix.lower() == ".tsv":
+        return importers.import_flan_strategyqa(args.rationales, questions)
+    return importers.import_jsonl(args.rationales)
+
+
+def load_knowledge(path: Path):
+    from kard.datasets import load_passages
+    from kard.knowledge import KnowledgeBase
+
+    if path.is_dir():
+        return KnowledgeBase.load(path)
+    if not path.exists():
+        raise DataError("knowledge base not found", path=path,
+                        fix="pass an index folder from `python -m kard index` or a passages .jsonl/.txt file")
+    return KnowledgeBase.build(load_passages(path), show_progress=True)
+
+
+def rationale_pairs(questions, rationales) -> list:
+    """(question, rationale text) for each usable rationale (right answer), as the student data uses."""
+    from kard.distill import select_rationales
+
+    return [(q, r.text) for q, r in select_rationales(questions, rationales, skip_unanswered=True)]
+
+
+# ---------------------------------------------------------------- commands
+
+
+def run_build_examples(args: argparse.Namespace) -> int:
+    from kard.distill import build_examples, write_examples
+
+    questions, rationales = load_training_data(args)
+    knowledge = load_knowledge(args.kb) if args.method == "kard" else None
+    examples = build_examples(questions, rationales, knowledge, method=args.method, top_n=args.top_n,
+                              on_empty_retrieval=args.on_empty, skip_unanswered=args.skip_unanswered)
+    write_examples(examples, args.out)
+    print(f"wrote {len(examples)} {args.method} examples from {len(questions)} questions to {args.out}")
+    return 0
+
+
+def run_train_student(args: argparse.Namespace) -> int:
+    from kard.distill import read_examples
+    from kard.training import train_student
+
+    examples = read_examples(args.examples)
+    if args.limit is not None:
+        examples = examples[: args.limit]
+    config = StudentTrainingConfig(
+        learning_rate=args.lr, epochs=args.epochs, max_steps=args.steps, batch_size=args.batch_size,
+        grad_accum=args.grad_accum, max_length=args.max_length, max_length_cap=args.max_length_cap, lora=args.lora,
+        lora_r=args.lora_r, lora_alpha=2 * args.lora_r, gradient_checkpointing=args.gradient_checkpointing,
+        save_steps=args.save_steps, seed=args.seed, check_memory=not args.no_memory_check, bf16=args.bf16,
+    )
+    eval_examples = read_examples(args.eval_examples) if args.eval_examples else None
+    result = train_student(args.student, examples, args.out, config, eval_examples=eval_examples,
+                           resume=args.resume, progress=not args.no_progress)
+    losses = [row["loss"] for row in result.losses]
+    print(f"trained {result.steps} steps on {result.examples} examples (max_length {result.max_length}); "
+          f"loss {losses[0]:.4f} -> {losses[-1]:.4f}; {result.seconds_per_step:.2f} s/step; "
+          f"peak RSS {result.peak_rss_mb:.0f} MB; saved to {result.output_dir}" if losses else
+          f"no steps were run; saved to {result.output_dir}")
+    return 0
+
+
+def run_train_reranker(args: argparse.Namespace) -> int:
+    from kard.reranker import Reranker
+    from kard.reranker_training import build_reranker_items, train_reranker
+
+    questions, rationales = load_training_data(args)
+    knowledge = load_knowledge(args.kb)
+    items = build_reranker_items(rationale_pairs(questions, rationales), knowledge, candidates=args.candidates)
+    names = {f.name for f in fields(RerankerTrainingConfig)}
+    config = replace(RerankerTrainingConfig(), **{k: v for k, v in vars(args).items() if k in names and k != "seed"})
+    reranker = Reranker.load(args.backbone, kind=args.kind, max_length=args.max_length)
+    result = train_reranker(reranker, items, knowledge, args.out, config, progress=not args.no_progress)
+    split = {"questions": str(args.questions), "holdout": args.holdout, "seed": args.seed, "items": len(items)}
+    (Path(args.out) / "training_data.json").write_text(json.dumps(split, indent=2), encoding="utf-8")
+    print(f"trained the {args.kind} reranker {result.steps} steps on {len(items)} (question, rationale) pairs; "
+          f"loss {result.losses[0]:.4f} -> {result.losses[-1]:.4f}; {result.seconds_per_step:.2f} s/step; "
+          f"peak RSS {result.peak_rss_mb:.0f} MB; saved to {result.output_dir}")
+    return 0
+
+
+def run_eval_reranker(args: argparse.Namespace) -> int:
+    from kard.reranker import Reranker
+    from kard.reranker_eval import evaluate_reranker
+
+    questions, rationales = load_training_data(args, held_out=True)
+    knowledge = load_knowledge(args.kb)
+    reranker = Reranker.load(args.reranker)
+    pairs = rationale_pairs(questions, rationales)
+    result = evaluate_reranker(reranker, knowledge, pairs, candidates=args.eval_candidates,
+                               progress=not args.no_progress)
+    print(f"{result.questions} held-back questions, {result.candidates} BM25 candidates each, "
+          f"{result.seconds_per_question:.2f} s/question\n{result.table()}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"reranker": str(args.reranker), **asdict(result)}, indent=2), encoding="utf-8")
+    return 0
