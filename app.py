@@ -200,6 +200,9 @@ def build_app(studio: Studio, config: AppConfig | None = None):
                 yield gr.skip(), gr.skip(), warn(error), gr.skip(), gr.skip()
 
         def compare(current: dict | None):
+            if not current:  # the ask showed why it has no item; keep that message
+                yield [gr.skip()] * (10 + MAX_MARKED)
+                return
             try:
                 for c in studio.compare_steps(current):
                     if c.partial:

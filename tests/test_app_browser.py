@@ -67,8 +67,8 @@ def test_ask_correct_save_browse_and_stay_inert(page_and_studio):
     page.wait_for_selector("#kard-mode >> text=signed in as alice")
 
     # ask a demo question picked from the dropdown
-    page.click("#kard-picked input")
-    page.get_by_role("option", name=QUESTIONS[0].text[:30], exact=False).click()
+    page.locator("#kard-picked input").press_sequentially("Graves")
+    page.get_by_role("option").first.click()
     page.wait_for_function("document.querySelector('#kard-question textarea').value.length > 0")
     page.click("#kard-ask")
     page.wait_for_selector("#kard-student .kard-badge", timeout=240_000)  # the badge comes with the final answer
