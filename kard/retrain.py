@@ -311,7 +311,7 @@ def list_jobs(root: str | Path) -> list[JobStatus]:
     folder = Path(root) / JOBS_DIR
     if not folder.is_dir():
         return []
-    ids = sorted((p.stem for p in folder.glob("*.json")), reverse=True)
+    ids = sorted((p.stem for p in folder.glob("*.json") if not p.name.startswith(".")), reverse=True)
     return [read_status(root, job_id) for job_id in ids]
 
 
@@ -446,10 +446,25 @@ def _train_round(spec: RetrainSpec, work: Path, reporter: Reporter) -> str:
     }
     _write_json(work / MANIFEST_FILE, manifest)
     reporter.check()  # last chance to cancel: after this the round is published
-    os.replace(work, root / name)
-    reranker_pointer = (f"{name}/reranker" if spec.reranker else reranker_rel)
-    _set_current(root, name, reranker_pointer, reranker_external)
+    with _uninterrupted():
+        os.replace(work, root / name)
+        _set_current(root, name, f"{name}/reranker" if spec.reranker else reranker_rel, reranker_external)
     return name
+
+
+@contextlib.contextmanager
+def _uninterrupted():
+    """Hold SIGTERM off while the round is renamed and the pointer swapped (they go together)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _next_number(root: Path) -> int:
@@ -604,7 +619,7 @@ def start_background(spec: RetrainSpec, *, python: str | None = None) -> Backgro
     job_id = new_job_id()
     jobs = root / JOBS_DIR
     jobs.mkdir(parents=True, exist_ok=True)
-    spec_file = jobs / f"{job_id}.spec.json"
+    spec_file = jobs / f"{job_id}.spec"
     spec_file.write_text(spec.to_json(), encoding="utf-8")
     log_path = jobs / f"{job_id}.log"
     env = {**os.environ, "OMP_NUM_THREADS": str(spec.threads), "MKL_NUM_THREADS": str(spec.threads),

@@ -160,6 +160,7 @@ def test_background_job_runs_in_its_own_process(tmp_path, tiny, data):
     status = job.wait(timeout_s=240, poll_s=0.5)
     assert status.state == "succeeded", job.log_path.read_text()[-2000:]
     assert status.pid == job.pid and retrain.current(root)["round"] == "round-001"
+    assert [s.job_id for s in retrain.list_jobs(root)] == [job.job_id]
 
 
 def test_cli_export_retrain_status(tmp_path, tiny, data, capsys):
