@@ -250,5 +250,17 @@ def test_backends_agree_on_real_questions(strategyqa) -> None:
     assert same_top1 >= 99
 
 
+def test_own_top_k_matches_bm25s_retrieve(strategyqa) -> None:
+    """kard selects the top-k among matched passages; bm25s's retrieve argpartitions every passage."""
+    from kard.knowledge import tokenize as words
+
+    _, questions, _, kb = strategyqa
+    queries = [words(q.text) for q in questions[:300]] + [["zzzunknown"], words("julius caesar children")]
+    ours, theirs = kb._index.top_k(queries, 100), kb._index.top_k_library(queries, 100)
+    for (ids_a, scores_a), (ids_b, scores_b) in zip(ours, theirs):
+        assert scores_a == pytest.approx(scores_b, rel=1e-5)
+        assert set(ids_a[scores_a > scores_a[-1] + 1e-4]) <= set(ids_b) if len(ids_a) else len(ids_b) == 0
+
+
 def test_kard_error_is_the_base() -> None:
     assert issubclass(PassageNotFoundError, KardError) and issubclass(PassageNotFoundError, KeyError)
