@@ -57,13 +57,16 @@ def tiny_pipeline(folder: Path, passages=PASSAGES):
 
 
 def real_pipeline(extra: list[Passage]):
-    """The default stack (packaged SmolLM2, demo passages) with `extra` passages added to the base."""
+    """The default stack (packaged SmolLM2, demo passages) with `extra` passages added to the base;
+    48 new tokens instead of 128 keep the test short on a busy 2-core machine."""
+    from kard.config import GenerationConfig
     from kard.datasets import load_demo_passages
     from kard.knowledge import KnowledgeBase
     from kard.pipeline import Pipeline
     from kard.student import Student
 
-    return Pipeline(KnowledgeBase.build(load_demo_passages() + extra), Student.load())
+    return Pipeline(KnowledgeBase.build(load_demo_passages() + extra), Student.load(),
+                    generation=GenerationConfig(max_new_tokens=48))
 
 
 @contextmanager
