@@ -33,8 +33,8 @@ split on anything that is not a letter or digit, drop English function words (`S
 plural stemmer (Harman's S-stemmer: "ies" -> "y", "es" -> "e", "s" -> "", with its exceptions).
 
 Saved folder: `meta.json` (format, backend, k1, b, tokenizer version, passage count),
-`passages.jsonl`, and for bm25s its own index files under `bm25s/` (loaded memory-mapped-free, as
-plain arrays). The rank_bm25 backend has no file format of its own and pickles would run code on
+`passages.jsonl`, and for bm25s its own index files under `bm25s/` (`load(dir, mmap=True)` maps
+them from disk instead of reading them into memory, for bases larger than RAM). The rank_bm25 backend has no file format of its own and pickles would run code on
 load, so loading a rank_bm25 folder re-tokenises passages.jsonl and rebuilds the index (seconds for
 tens of thousands of passages; use bm25s for large bases).
 """
@@ -207,12 +207,12 @@ class _Bm25sIndex:
         self.retriever.save(folder / "bm25s", show_progress=False)
 
     @classmethod
-    def load(cls, folder: Path, corpus_tokens: object = None) -> "_Bm25sIndex":
+    def load(cls, folder: Path, mmap: bool = False) -> "_Bm25sIndex":
         files = folder / "bm25s"
         if not (files / "params.index.json").is_file():
             raise DataError("the bm25s index files are missing", path=files,
                             fix="rebuild the folder with: python -m kard index --passages FILE --out DIR")
-        return cls(cls._module().BM25.load(files, show_progress=False))
+        return cls(cls._module().BM25.load(files, mmap=mmap, show_progress=False))
 
 
 def _lucene_okapi_class():
@@ -325,8 +325,11 @@ class KnowledgeBase:
         return folder
 
     @classmethod
-    def load(cls, folder: str | Path, config: RetrievalConfig | None = None) -> "KnowledgeBase":
-        """A saved knowledge base; its backend, k1 and b come from meta.json (other settings from `config`)."""
+    def load(cls, folder: str | Path, config: RetrievalConfig | None = None, mmap: bool = False) -> "KnowledgeBase":
+        """A saved knowledge base; its backend, k1 and b come from meta.json (other settings from `config`).
+
+        mmap=True memory-maps the bm25s score matrix instead of reading it (ignored by rank_bm25).
+        """
         from dataclasses import replace
 
         from kard.datasets import load_passages
@@ -339,7 +342,7 @@ class KnowledgeBase:
                             path=folder, fix="rebuild the folder with: python -m kard index")
         config = replace(config or RetrievalConfig(), backend=meta["backend"], k1=meta["k1"], b=meta["b"])
         if meta["backend"] == "bm25s":
-            index: _Index = _Bm25sIndex.load(folder)
+            index: _Index = _Bm25sIndex.load(folder, mmap=mmap)
         else:
             tokens = [tokenize(p.as_knowledge()) for p in passages]
             index = _RankBm25Index.load(folder, tokens, config.k1, config.b)

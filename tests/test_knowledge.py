@@ -147,6 +147,7 @@ def test_round_trip(tmp_path: Path, backend: str) -> None:
     assert loaded.backend == backend and loaded.config.k1 == 1.2 and loaded.passages == kb.passages
     queries = ["cat purr", "animal fly", "water creature swims", "friend"]
     assert loaded.search_many(queries, 4) == kb.search_many(queries, 4)
+    assert KnowledgeBase.load(tmp_path / "kb", mmap=True).search_many(queries, 4) == kb.search_many(queries, 4)
     assert (tmp_path / "kb" / "bm25s").is_dir() == (backend == "bm25s")
 
 
@@ -187,7 +188,7 @@ def test_cli_index_and_search(tmp_path: Path, capsys: pytest.CaptureFixture) -> 
     assert main(["search", "--index", str(tmp_path / "kb"), "which bird can fly", "-k", "3", "--json"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["id"] for line in lines] == ["bird"] and lines[0]["rank"] == 1
-    assert main(["search", "--index", str(tmp_path / "kb"), "dog friend"]) == 0
+    assert main(["search", "--index", str(tmp_path / "kb"), "dog friend", "--mmap"]) == 0
     assert "dog" in capsys.readouterr().out
 
 

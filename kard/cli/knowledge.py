@@ -26,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("--index", required=True, type=Path, help="folder written by `python -m kard index`")
     search.add_argument("-k", type=int, default=10, help="number of hits (default %(default)s)")
     search.add_argument("--json", action="store_true", help="print hits as JSON lines")
+    search.add_argument("--mmap", action="store_true", help="memory-map a bm25s index instead of reading it")
     search.set_defaults(func=run_search)
 
 
@@ -46,7 +47,7 @@ def run_index(args: argparse.Namespace) -> int:
 def run_search(args: argparse.Namespace) -> int:
     from kard.knowledge import KnowledgeBase
 
-    knowledge = KnowledgeBase.load(args.index)
+    knowledge = KnowledgeBase.load(args.index, mmap=args.mmap)
     hits = knowledge.search(args.query, args.k)
     for hit in hits:
         if args.json:
