@@ -66,6 +66,10 @@ def test_ask_correct_save_browse_and_stay_inert(page_and_studio):
     page, studio = page_and_studio
     page.wait_for_selector("#kard-mode >> text=signed in as alice")
 
+    # a bad input gives a visible message, and the page keeps working
+    page.click("#kard-ask")
+    page.wait_for_selector("#kard-status >> text=The question is empty")
+
     # ask a demo question picked from the dropdown
     page.locator("#kard-picked input").press_sequentially("Graves")
     page.get_by_role("option").first.click()
