@@ -539,6 +539,7 @@ def _summary(result: Any) -> dict[str, Any]:
         data = dict(result)
     else:
         return {"result": str(result)}
+    data.pop("output_dir", None)  # the job's work folder, renamed to round-NNN/student on success
     losses = data.pop("losses", None) or data.pop("loss_history", None)
     if losses:
         values = [x["loss"] if isinstance(x, Mapping) else x for x in losses]
