@@ -1,9 +1,9 @@
 """End-to-end answer latency of the KARD pipeline on this machine: fp32 vs bf16, side by side.
 
-For each dtype: load the student (from the converted cache), answer one warm-up question, then
-answer the demo questions with the demo knowledge base (BM25 top-100, top-2 passages, greedy) and a
-rationale forced to exactly --tokens new tokens (EOS suppressed with min_new_tokens, so every run
-decodes the same length). Reports p50 (and p90) of retrieval, time to first token, total, tokens/s.
+Load the student once per dtype (from the converted cache), answer one warm-up question each, then
+answer the demo questions, each by every dtype in turn (fair on a shared, busy machine): demo
+knowledge base, BM25 top-100, top-2 passages, greedy, and a rationale forced to exactly --tokens new
+tokens (EOS suppressed with min_new_tokens, so every run decodes the same length). Reports p50 (and p90) of retrieval, time to first token, total, tokens/s.
 
     nice -n 10 python benchmarks/latency_benchmark.py --limit 20 --out /tmp/latency.json
 
@@ -32,7 +32,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def run_dtype(dtype: str, questions: list, args: argparse.Namespace) -> dict:
+def load_pipeline(dtype: str, args: argparse.Namespace) -> tuple[object, float]:
     from kard.knowledge import KnowledgeBase
     from kard.pipeline import Pipeline
     from kard.student import Student
@@ -42,24 +42,39 @@ def run_dtype(dtype: str, questions: list, args: argparse.Namespace) -> dict:
     load_s = time.perf_counter() - started
     student.model.generation_config.min_new_tokens = args.tokens  # every answer decodes exactly --tokens tokens
     generation = replace(GenerationConfig(), max_new_tokens=args.tokens)
-    pipeline = Pipeline(KnowledgeBase.demo(), student, retrieval=RetrievalConfig(query=args.query), generation=generation)
-    pipeline.answer(questions[0])  # warm-up: first-call allocations and kernels
-    rows = []
-    for question in questions:
-        p = pipeline.answer(question)
-        t = p.timings
-        rows.append({"id": question.id, "retrieval_ms": t.retrieval_s * 1000, "first_token_s": t.first_token_s,
-                     "ttft_s": t.retrieval_s + (t.first_token_s or 0.0), "total_s": t.total_s,
-                     "tokens_in": p.tokens_in, "tokens_out": p.tokens_out,
-                     "tokens_per_s": p.tokens_out / t.generation_s, "correct": p.is_correct})
-        print(f"  {dtype} {question.id}: total {t.total_s:.2f} s, first token {t.first_token_s:.2f} s, "
-              f"{p.tokens_out} tokens", file=sys.stderr, flush=True)
+    return Pipeline(KnowledgeBase.demo(), student, retrieval=RetrievalConfig(query=args.query), generation=generation), load_s
+
+
+def measure(pipeline: object, question: object) -> dict:
+    p = pipeline.answer(question)
+    t = p.timings
+    return {"id": question.id, "retrieval_ms": t.retrieval_s * 1000, "first_token_s": t.first_token_s,
+            "ttft_s": t.retrieval_s + (t.first_token_s or 0.0), "total_s": t.total_s, "tokens_in": p.tokens_in,
+            "tokens_out": p.tokens_out, "tokens_per_s": p.tokens_out / t.generation_s, "correct": p.is_correct}
+
+
+def summarize(dtype: str, load_s: float, rows: list[dict]) -> dict:
     summary = {"dtype": dtype, "load_s": load_s, "questions": len(rows), "rows": rows}
     for key in ("retrieval_ms", "first_token_s", "ttft_s", "total_s", "tokens_per_s", "tokens_in"):
         values = [row[key] for row in rows]
         summary[f"p50_{key}"] = statistics.median(values)
         summary[f"p90_{key}"] = percentile(values, 0.9)
     return summary
+
+
+def run(questions: list, args: argparse.Namespace) -> list[dict]:
+    """Each question is answered by every dtype in turn, so a busy shared machine slows them alike."""
+    pipelines = {dtype: load_pipeline(dtype, args) for dtype in args.dtypes}
+    for pipeline, _ in pipelines.values():
+        pipeline.answer(questions[0])  # warm-up: first-call allocations and kernels
+    rows: dict[str, list[dict]] = {dtype: [] for dtype in args.dtypes}
+    for question in questions:
+        for dtype, (pipeline, _) in pipelines.items():
+            row = measure(pipeline, question)
+            rows[dtype].append(row)
+            print(f"  {dtype} {question.id}: total {row['total_s']:.2f} s, first token {row['first_token_s']:.2f} s, "
+                  f"{row['tokens_out']} tokens, load avg {os.getloadavg()[0]:.1f}", file=sys.stderr, flush=True)
+    return [summarize(dtype, pipelines[dtype][1], rows[dtype]) for dtype in args.dtypes]
 
 
 def table(results: list[dict], tokens: int) -> str:
@@ -98,7 +113,7 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     questions = load_demo_questions()[: args.limit]
     load_before = os.getloadavg()
-    results = [run_dtype(dtype, questions, args) for dtype in args.dtypes]
+    results = run(questions, args)
     machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                "torch_threads": torch.get_num_threads(), "loadavg_before": load_before, "loadavg_after": os.getloadavg()}
     print(table(results, args.tokens))
