@@ -490,9 +490,10 @@ def _corrections(spec: RetrainSpec, work: Path) -> tuple[list, list]:
         revisions += [r for r in store.latest() if r.item_id in accepted]
     if spec.corrections:
         examples += read_examples(read_corrections_dir(spec.corrections))
-    seen: set[str] = set()
-    unique = [e for e in examples if not (e.id in seen or seen.add(e.id))]  # type: ignore[func-returns-value]
-    return unique, sorted(revisions, key=lambda r: r.item_id)
+    first: dict[str, Any] = {}
+    for example in examples:  # the same correction from --db and --corrections counts once
+        first.setdefault(example.id, example)
+    return list(first.values()), sorted(revisions, key=lambda r: r.item_id)
 
 
 def load_knowledge(path: str | None):
