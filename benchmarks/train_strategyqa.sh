@@ -3,6 +3,8 @@
 # Wikipedia paragraphs as the knowledge base, SmolLM2-135M student, MiniLM cross-encoder reranker.
 # Run from the repository root; it reads ../shared/data and writes runs/strategyqa/ (git-ignored).
 #   nice -n 10 bash benchmarks/train_strategyqa.sh > runs/strategyqa/run.log 2>&1 &
+# Sizes are cut to what a 2-core machine shared with other jobs finishes in about an hour; raise
+# STUDENT_STEPS / RERANKER_STEPS / EVAL_QUESTIONS (and drop OMP_NUM_THREADS=1) on a free machine.
 set -euo pipefail
 D=${KARD_DATA:-../shared/data}/strategyqa
 R=runs/strategyqa
@@ -15,12 +17,12 @@ for method in kard reasoning finetune; do
 done
 echo "== student $(date +%T)"
 python -m kard train-student --examples $R/examples_kard.jsonl --out $R/student-kard \
-  --steps ${STUDENT_STEPS:-40} --batch-size 8 --grad-accum 1 --lr 1e-4 --max-length-cap 320 --save-steps 20 --no-progress
+  --steps ${STUDENT_STEPS:-40} --batch-size 4 --grad-accum 1 --lr 1e-4 --max-length-cap 256 --save-steps 20
 echo "== reranker $(date +%T)"
-python -m kard train-reranker $DATA --out $R/reranker-minilm \
-  --steps ${RERANKER_STEPS:-200} --batch-size 2 --max-length 128 --save-steps 0 --no-progress
+OMP_NUM_THREADS=1 python -m kard train-reranker $DATA --out $R/reranker-minilm \
+  --steps ${RERANKER_STEPS:-100} --batch-size 2 --max-length 128 --save-steps 0 --no-progress
 echo "== eval $(date +%T)"
-python -m kard eval-reranker $DATA --limit ${EVAL_QUESTIONS:-50} --reranker $R/reranker-minilm \
+OMP_NUM_THREADS=1 python -m kard eval-reranker $DATA --limit ${EVAL_QUESTIONS:-40} --reranker $R/reranker-minilm \
   --json $R/reranker_eval.json --no-progress
 echo "== plot $(date +%T)"
 python benchmarks/plot_training_curves.py --run $R --out docs/training_curves.png

@@ -17,6 +17,7 @@ from kard.reranker_training import (  # noqa: E402
     RerankerItem,
     build_reranker_items,
     kard_kl_loss,
+    mean_kl,
     sample_candidates,
     temperature,
     train_reranker,
@@ -185,7 +186,9 @@ def test_tiny_reranker_learns_the_bm25_rationale_ranking(tiny_bert, tmp_path, ki
                                     tau1_start=2.0, tau1_end=2.0, tau2_start=1.0, tau2_end=1.0, warmup_steps=0,
                                     save_steps=0)
     items = items_for_training()
+    kl_before = mean_kl(reranker, items, PassageStore(PASSAGES), tau1=2.0, per_source=2)
     result = train_reranker(reranker, items, PassageStore(PASSAGES), tmp_path / "reranker", config, progress=False)
+    assert mean_kl(reranker, items, PassageStore(PASSAGES), tau1=2.0, per_source=2) < 0.7 * kl_before
     assert len(result.losses) == 40
     assert sum(result.losses[-5:]) / 5 < 0.7 * sum(result.losses[:5]) / 5
     after = params_of(reranker.module)
@@ -205,6 +208,7 @@ def test_tiny_reranker_learns_the_bm25_rationale_ranking(tiny_bert, tmp_path, ki
     assert [h.passage.id for h in loaded.rerank(query, hits())] == [h.passage.id for h in reranker.rerank(query, hits())]
     logged = [json.loads(line) for line in (tmp_path / "reranker" / "losses.jsonl").read_text().splitlines()]
     assert [row["loss"] for row in logged] == pytest.approx(result.losses)
+    assert all(row["loss_final_t"] == pytest.approx(row["loss"], abs=1e-4) for row in logged)  # fixed temperatures
     with pytest.raises(ConfigError, match="holds a"):
         Reranker.load(tmp_path / "reranker", kind="maxsim" if kind == "cross-encoder" else "cross-encoder")
 

@@ -75,6 +75,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--reranker", required=True, help="trained reranker folder")
     evaluate.add_argument("--eval-candidates", type=int, default=100, help="BM25-by-question candidates (default 100)")
     evaluate.add_argument("--json", type=Path, default=None, help="also write the result (and per-question ranks) here")
+    evaluate.add_argument("--kl", action="store_true",
+                          help="also the held-out KARD KL (tau1 = tau2 = 1) of the reranker and its untrained backbone")
     evaluate.add_argument("--no-progress", action="store_true")
     evaluate.set_defaults(func=run_eval_reranker)
 
@@ -220,7 +222,23 @@ def run_eval_reranker(args: argparse.Namespace) -> int:
                                progress=not args.no_progress)
     print(f"{result.questions} held-back questions, {result.candidates} BM25 candidates each, "
           f"{result.seconds_per_question:.2f} s/question\n{result.table()}")
+    kl = _held_out_kl(reranker, knowledge, pairs) if args.kl else None
+    if kl:
+        print(f"held-out KL at tau1 = tau2 = 1 over {kl['items']} pairs: trained {kl['trained']:.4f}, "
+              f"untrained backbone {kl['untrained']:.4f}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"reranker": str(args.reranker), **asdict(result)}, indent=2), encoding="utf-8")
+        args.json.write_text(json.dumps({"reranker": str(args.reranker), **asdict(result), "kl": kl}, indent=2),
+                             encoding="utf-8")
     return 0
+
+
+def _held_out_kl(reranker, knowledge, pairs) -> dict:
+    """The training loss on held-back pairs at the final temperatures, trained vs untrained backbone."""
+    from kard.reranker import Reranker
+    from kard.reranker_training import build_reranker_items, mean_kl
+
+    items = build_reranker_items(pairs, knowledge)
+    backbone = Reranker.load(reranker.backbone, kind=reranker.kind, max_length=reranker.max_length)
+    return {"items": len(items), "trained": mean_kl(reranker, items, knowledge),
+            "untrained": mean_kl(backbone, items, knowledge), "backbone": reranker.backbone}
