@@ -26,7 +26,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--run", type=Path, default=Path("runs/strategyqa"))
     parser.add_argument("--out", type=Path, default=Path("docs/training_curves.png"))
+    parser.add_argument("--reranker", action="append", default=None,
+                        help="reranker folder name(s) under --run (default reranker-minilm)")
+    parser.add_argument("--eval", default="reranker_eval.json", help="eval-reranker --json file under --run")
     args = parser.parse_args()
+    names = args.reranker or ["reranker-minilm"]
 
     import matplotlib
 
@@ -34,25 +38,31 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     student = read_jsonl(args.run / "student-kard" / "losses.jsonl")
-    reranker = read_jsonl(args.run / "reranker-minilm" / "losses.jsonl")
-    evaluation = json.loads((args.run / "reranker_eval.json").read_text()) if (args.run / "reranker_eval.json").exists() else None
+    rerankers = {name: read_jsonl(args.run / name / "losses.jsonl") for name in names}
+    eval_path = args.run / args.eval
+    evaluation = json.loads(eval_path.read_text()) if eval_path.exists() else None
 
     fig, axes = plt.subplots(1, 3 if evaluation else 2, figsize=(15 if evaluation else 10, 4))
     ax = axes[0]
     ax.plot([r["step"] for r in student], [r["loss"] for r in student], marker=".", label="per step")
     ax.plot([r["step"] for r in student], smooth([r["loss"] for r in student], 5), label="mean of 5")
-    ax.set(title="Student SmolLM2-135M (KARD, StrategyQA)", xlabel="optimizer step (batch 8)", ylabel="cross-entropy on target")
+    ax.set(title="Student SmolLM2-135M (KARD, StrategyQA)", xlabel="optimizer step (batch 4)", ylabel="cross-entropy on target")
     ax.legend()
 
     ax = axes[1]
-    steps = [r["step"] for r in reranker]
-    ax.plot(steps, [r["loss"] for r in reranker], alpha=0.35, label="per step")
-    ax.plot(steps, smooth([r["loss"] for r in reranker], 20), label="mean of 20")
-    ax.set(title="Reranker MiniLM cross-encoder", xlabel="step (2 questions x 8 passages)", ylabel="KL loss")
     twin = ax.twinx()
-    twin.plot(steps, [r["tau1"] for r in reranker], color="grey", linestyle="--", label="tau1 (BM25 target)")
-    twin.set_ylabel("tau1", color="grey")
-    ax.legend(loc="upper left")
+    for name, rows in rerankers.items():
+        steps = [r["step"] for r in rows]
+        line = ax.plot(steps, smooth([r["loss"] for r in rows], 10), label=f"{name}: annealed loss")[0]
+        if rows and rows[0].get("loss_final_t") is not None:
+            ax.plot(steps, smooth([r["loss_final_t"] for r in rows], 10), color=line.get_color(), linestyle="-.",
+                    label=f"{name}: loss at tau1=tau2=1")
+    first = next(iter(rerankers.values()))
+    twin.plot([r["step"] for r in first], [r["tau1"] for r in first], color="grey", linestyle="--")
+    twin.set_ylabel("tau1 (grey dashes)", color="grey")
+    ax.set(title="Reranker MiniLM cross-encoder (mean of 10 steps)", xlabel="step (2 questions x 8 passages)",
+           ylabel="KL loss")
+    ax.legend(loc="upper left", fontsize=7)
 
     if evaluation:
         ax = axes[2]

@@ -24,6 +24,13 @@ OMP_NUM_THREADS=1 python -m kard train-reranker $DATA --out $R/reranker-minilm \
 echo "== eval $(date +%T)"
 OMP_NUM_THREADS=1 python -m kard eval-reranker $DATA --limit ${EVAL_QUESTIONS:-40} --reranker $R/reranker-minilm \
   --json $R/reranker_eval.json --no-progress
+echo "== reranker run 2 $(date +%T)"
+OMP_NUM_THREADS=1 python -m kard train-reranker $DATA --out $R/reranker-minilm-lr1e-4 \
+  --steps ${RERANKER_STEPS:-100} --batch-size 2 --max-length 128 --save-steps 0 \
+  --learning-rate 1e-4 --head-learning-rate 1e-2 --no-progress
+OMP_NUM_THREADS=1 python -m kard eval-reranker $DATA --limit ${EVAL_QUESTIONS:-40} --reranker $R/reranker-minilm-lr1e-4 \
+  --json $R/reranker_eval_lr1e-4.json --kl --no-progress
 echo "== plot $(date +%T)"
-python benchmarks/plot_training_curves.py --run $R --out docs/training_curves.png
+python benchmarks/plot_training_curves.py --run $R --reranker reranker-minilm --reranker reranker-minilm-lr1e-4 \
+  --eval reranker_eval_lr1e-4.json --out docs/training_curves.png
 echo "== done $(date +%T)"

@@ -175,8 +175,9 @@ def check_memory(model: Any, batch_size: int, seq_len: int, config: StudentTrain
     per_row = estimate.activations / batch_size  # activations grow linearly with the batch
     room = (free + estimate.weights) / 1.15 - estimate.weights - estimate.gradients_and_optimizer
     fits = max(0, min(batch_size - 1, int(room // per_row)))
-    advice = (f"--batch-size {fits} --grad-accum {max(1, (batch_size * config.grad_accum) // fits)} keeps the "
-              "effective batch" if fits else "even batch size 1 does not fit: use --lora, "
+    accum = -(-batch_size * config.grad_accum // fits) if fits else 0
+    advice = (f"--batch-size {fits} --grad-accum {accum} (an effective batch of {fits * accum}, was "
+              f"{batch_size * config.grad_accum})" if fits else "even batch size 1 does not fit: use --lora, "
               "--gradient-checkpointing or a shorter --max-length")
     raise OutOfMemoryRisk(
         f"a training batch of {batch_size} x {seq_len} tokens needs {estimate.describe()}, but only "
