@@ -308,6 +308,27 @@ class KnowledgeBase:
         return cls(passages, index, config)
 
     @classmethod
+    def open(cls, *paths: str | Path, config: RetrievalConfig | None = None,
+             show_progress: bool = False) -> "KnowledgeBase":
+        """What a user names as a knowledge base: a saved index folder, or passages files indexed together.
+
+        No path at all gives the embedded demo passages.
+        """
+        from kard.datasets import load_passages
+
+        if not paths:
+            return cls.demo()
+        folders = [Path(p).expanduser() for p in paths]
+        if len(folders) == 1 and folders[0].is_dir():
+            return cls.load(folders[0], config)
+        for path in folders:
+            if not path.is_file():
+                raise DataError("knowledge base not found", path=path,
+                                fix="pass an index folder from `python -m kard index` or a passages .jsonl/.txt file")
+        passages = [passage for path in folders for passage in load_passages(path)]
+        return cls.build(passages, config, show_progress=show_progress)
+
+    @classmethod
     def demo(cls) -> "KnowledgeBase":
         """The embedded demo passages (demo/passages.jsonl), indexed once per process."""
         return _demo_knowledge_base()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Protocol, Sequence
 
 from kard.config import DEFAULT_STUDENT, GenerationConfig, RetrievalConfig
@@ -283,22 +284,11 @@ class Pipeline:
 
 
 def _load_knowledge(knowledge: Any, retrieval: RetrievalConfig) -> Any:
-    from pathlib import Path
-
     from kard.knowledge import KnowledgeBase
 
-    if knowledge is None:
-        return KnowledgeBase.demo()
-    if not isinstance(knowledge, (str, Path)):
+    if knowledge is not None and not isinstance(knowledge, (str, Path)):
         return knowledge
-    path = Path(knowledge).expanduser()
-    if path.is_dir():
-        return KnowledgeBase.load(path)
-    if path.is_file():
-        from kard.datasets import load_passages
-
-        return KnowledgeBase.build(load_passages(path), retrieval)
-    raise DataError("knowledge base not found", path=path, fix="pass a saved index folder or a passages .jsonl/.txt file")
+    return KnowledgeBase.open(*([knowledge] if knowledge is not None else []), config=retrieval)
 
 
 def _load_reranker(reranker: Any) -> Any:

@@ -502,12 +502,7 @@ def load_knowledge(path: str | None):
         raise ConfigError("this needs a knowledge base. Fix: pass --kb (a folder from `python -m kard index` or a passages file)")
     from kard.knowledge import KnowledgeBase
 
-    folder = Path(path)
-    if folder.is_dir():
-        return KnowledgeBase.load(folder)
-    from kard.datasets import load_passages
-
-    return KnowledgeBase.build(load_passages(folder))
+    return KnowledgeBase.open(path)
 
 
 def student_training_config(overrides: Mapping[str, Any]):

@@ -72,15 +72,9 @@ def load_test_questions(args: argparse.Namespace) -> list[Question]:
 
 def open_knowledge(paths: list[Path] | None, retrieval: RetrievalConfig):
     """An index folder, or one or more passages files indexed together; none -> the demo passages."""
-    from kard.datasets import load_passages
     from kard.knowledge import KnowledgeBase
 
-    if not paths:
-        return KnowledgeBase.demo()
-    if len(paths) == 1 and paths[0].is_dir():
-        return KnowledgeBase.load(paths[0], retrieval)
-    passages = [p for path in paths for p in load_passages(path)]
-    return KnowledgeBase.build(passages, retrieval)
+    return KnowledgeBase.open(*(paths or []), config=retrieval)
 
 
 def oracle_rationales(args: argparse.Namespace, questions: list[Question]) -> dict[str, str]:

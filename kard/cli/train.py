@@ -15,7 +15,7 @@ from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 from kard.config import DEFAULT_RERANKER_BACKBONE, DEFAULT_STUDENT, RerankerTrainingConfig, StudentTrainingConfig
-from kard.errors import ConfigError, DataError
+from kard.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -134,15 +134,9 @@ def _rationales(args: argparse.Namespace, questions):
 
 
 def load_knowledge(path: Path):
-    from kard.datasets import load_passages
     from kard.knowledge import KnowledgeBase
 
-    if path.is_dir():
-        return KnowledgeBase.load(path)
-    if not path.exists():
-        raise DataError("knowledge base not found", path=path,
-                        fix="pass an index folder from `python -m kard index` or a passages .jsonl/.txt file")
-    return KnowledgeBase.build(load_passages(path), show_progress=True)
+    return KnowledgeBase.open(path, show_progress=True)
 
 
 def rationale_pairs(questions, rationales) -> list:
