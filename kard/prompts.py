@@ -33,7 +33,8 @@ def format_options(options: Mapping[str, str]) -> str:
 
 
 def format_knowledge(passages: Iterable[Passage]) -> str:
-    return " ".join(p.as_knowledge() for p in passages)
+    """One passage a line, so facts without a final full stop (OpenBookQA's) do not run together."""
+    return "\n".join(p.as_knowledge() for p in passages)
 
 
 def student_input(question: Question, passages: Sequence[Passage] = (), *, with_knowledge: bool = True) -> str:

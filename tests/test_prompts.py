@@ -15,6 +15,12 @@ def test_student_input_has_question_options_knowledge_and_cue():
     assert prompt.endswith("Explanation:")
 
 
+def test_each_passage_is_on_its_own_line():
+    facts = [Passage("f1", "", "the sun is a source of heat"), Passage("f2", "", "heat melts ice")]
+    prompt = student_input(QUESTION, facts)
+    assert "Knowledge: the sun is a source of heat\nheat melts ice\nExplanation:" in prompt
+
+
 def test_reasoning_distillation_prompt_has_no_knowledge():
     assert "Knowledge:" not in student_input(QUESTION, [], with_knowledge=False)
 
