@@ -11,7 +11,9 @@ Conditions (the rows of the paper's Table 1, each with the student trained for i
 | oracle         | same                                       | BM25 top-k retrieved with the teacher's rationale |
 
 Greedy decoding is deterministic, so an evaluation run twice gives the same records. A run that
-stops part way resumes from its JSONL file: questions already there are not answered again.
+stops part way resumes from its JSONL file: questions already there are not answered again. The
+settings of a run (student, condition, retrieval and decoding) are kept beside it in
+`<name>.settings.json`; resuming with other settings is refused, so one file never mixes two runs.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Iterable, Mapping, Protocol, Sequence, Sized
 
 from kard.config import GenerationConfig, RetrievalConfig
 from kard.errors import ConfigError, DataError
@@ -215,7 +217,8 @@ def evaluate(
     if not questions:
         raise DataError("no questions to evaluate", fix="check the dataset path, split and --limit")
     path = Path(out) if out is not None else None
-    done = _resume(path, condition) if path is not None else {}
+    settings = run_settings(student, condition, knowledge, reranker, retrieval, generation)
+    done = _resume(path, condition, settings) if path is not None else {}
     todo = [q for q in questions if q.id not in done]
     if done:
         log.info("resuming %s: %d of %d questions already done", condition.name, len(questions) - len(todo), len(questions))
@@ -232,15 +235,46 @@ def evaluate(
     return EvalResult(condition.name, score([r.answer for r in records], [r.gold for r in records]), records)
 
 
-def _resume(path: Path, condition: Condition) -> dict[str, EvalRecord]:
+def run_settings(student: "Student", condition: Condition, knowledge: Searches | None, reranker: Reranks | None,
+                 retrieval: RetrievalConfig, generation: GenerationConfig) -> dict[str, object]:
+    """What decides a run's answers; two runs with equal settings may share a results file."""
+    return {
+        "student": getattr(student, "location", None) or getattr(student, "name", type(student).__name__),
+        "condition": condition.name,
+        "knowledge_passages": len(knowledge) if isinstance(knowledge, Sized) else None,
+        "reranker": getattr(reranker, "name", None),
+        "retrieval": asdict(retrieval),
+        "generation": asdict(generation),
+    }
+
+
+def settings_path(results: Path) -> Path:
+    return results.with_name(results.stem + ".settings.json")
+
+
+def _resume(path: Path, condition: Condition, settings: Mapping[str, object]) -> dict[str, EvalRecord]:
     path.parent.mkdir(parents=True, exist_ok=True)
     records = read_records(path)
     other = {r.condition for r in records.values()} - {condition.name}
     if other:
         raise ConfigError(f"{path} holds results of condition {sorted(other)}, not {condition.name!r}. "
                           "Fix: use a separate --out file per condition")
+    _check_settings(path, settings, resuming=bool(records))
     _rewrite_clean(path, records.values())
     return records
+
+
+def _check_settings(path: Path, settings: Mapping[str, object], resuming: bool) -> None:
+    """Refuse to append to results written with other settings; record the settings of a new run."""
+    saved_path = settings_path(path)
+    if resuming and saved_path.is_file():
+        saved = json.loads(saved_path.read_text(encoding="utf-8"))
+        changed = sorted(key for key in settings.keys() | saved.keys() if settings.get(key) != saved.get(key))
+        if changed:
+            raise ConfigError(f"{path} was written with other settings (changed: {', '.join(changed)}; "
+                              f"see {saved_path.name}). Fix: use a new --out folder, or delete {path.name} "
+                              "to start that run over")
+    saved_path.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
 
 
 def _rewrite_clean(path: Path, records: Iterable[EvalRecord]) -> None:

@@ -205,10 +205,11 @@ def convert_gguf(gguf: Path, folder: Path, record: dict[str, object] | None = No
 class Student:
     """A loaded model and tokenizer with KARD's generate / stream / encode_example."""
 
-    def __init__(self, model: Any, tokenizer: Any, name: str = "student"):
+    def __init__(self, model: Any, tokenizer: Any, name: str = "student", location: str | None = None):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name = name
+        self.location = location or name  # where it was loaded from: what tells two students apart
         self.is_encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
         self.uses_chat_template = not self.is_encoder_decoder and bool(getattr(tokenizer, "chat_template", None))
         self._lock = threading.Lock()  # one generation at a time: seeding uses torch's global RNG
@@ -222,7 +223,7 @@ class Student:
         started = time.perf_counter()
         model, tokenizer = _load_model(source, dtype)
         log.info("loaded student %s (%s) in %.1f s", source.name, dtype, time.perf_counter() - started)
-        return cls(model, tokenizer, name=source.name)
+        return cls(model, tokenizer, name=source.name, location=source.location)
 
     def save(self, folder: str | os.PathLike[str]) -> Path:
         folder = Path(folder)

@@ -130,6 +130,22 @@ def test_results_file_of_another_condition_is_refused(tmp_path: Path, knowledge)
         evaluate(ScriptedStudent(always("B")), QUESTIONS[:1], "kard-bm25", knowledge=knowledge, out=out, progress=False)
 
 
+def test_resuming_with_other_settings_is_refused(tmp_path: Path, knowledge):
+    out = tmp_path / "kard.jsonl"
+    evaluate(ScriptedStudent(always("B")), QUESTIONS[:1], "kard-bm25", knowledge=knowledge, out=out, progress=False,
+             retrieval=RetrievalConfig(top_k=1))
+    assert (tmp_path / "kard.settings.json").is_file()
+    with pytest.raises(ConfigError, match="other settings .changed: retrieval.*new --out folder"):
+        evaluate(ScriptedStudent(always("B")), QUESTIONS, "kard-bm25", knowledge=knowledge, out=out, progress=False,
+                 retrieval=RetrievalConfig(top_k=2))
+    other_student = ScriptedStudent(always("A"))
+    other_student.location = "runs/another-student"
+    with pytest.raises(ConfigError, match="changed: student"):
+        evaluate(other_student, QUESTIONS, "kard-bm25", knowledge=knowledge, out=out, progress=False,
+                 retrieval=RetrievalConfig(top_k=1))
+    assert len(read_records(out)) == 1  # the refused runs wrote nothing
+
+
 def test_questions_without_gold_are_refused(knowledge):
     unlabelled = Question("u", "Any question?", {"A": "x", "B": "y"})
     with pytest.raises(DataError, match="no gold answer"):
