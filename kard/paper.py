@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 from kard.config import GenerationConfig, RetrievalConfig
 from kard.evaluation import CONDITIONS, EvalResult, Reranks, Searches, evaluate
+from kard.metrics import compare_paired
 from kard.records import Question
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -87,17 +88,40 @@ def _missing(name: str, student: object, reranker: object, oracle: Mapping[str, 
 
 
 def markdown_table(rows: Sequence[Row], dataset: str, note: str = "") -> str:
+    """The rows with 95% Wilson intervals, then paired tests of KARD against each other row."""
     paper = PAPER_FLAN_T5_BASE.get(dataset, {})
     lines = [
-        "| condition | decoding | questions | accuracy % | unanswered % | paper, Flan-T5-base % |",
-        "|---|---|---:|---:|---:|---:|",
+        "| condition | decoding | questions | accuracy % | 95% CI | unanswered % | paper, Flan-T5-base % |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         score = row.result.score
+        low, high = score.interval
         reference = f"{paper[row.condition]:.2f}" if row.condition in paper and row.decoding == "greedy" else ""
         lines.append(f"| {row.condition} | {row.decoding} | {score.total} | {100 * score.accuracy:.1f} | "
-                     f"{100 * score.unanswered_share:.1f} | {reference} |")
+                     f"{100 * low:.0f}-{100 * high:.0f} | {100 * score.unanswered_share:.1f} | {reference} |")
+    comparisons = paired_lines(rows)
+    if comparisons:
+        lines += ["", "Paired on the same questions (exact McNemar test; p >= 0.05 means the difference "
+                      "may be chance at this size):", ""] + comparisons
     return "\n".join(lines) + ("\n\n" + note if note else "") + "\n"
+
+
+def paired_lines(rows: Sequence[Row], reference: str = "kard-bm25") -> list[str]:
+    """One line per other greedy row: questions only KARD got right, only the other did, and p."""
+    greedy = {row.condition: row for row in rows if row.decoding == "greedy"}
+    if reference not in greedy:
+        return []
+    kard = {r.question_id: r.correct for r in greedy[reference].result.records}
+    lines = []
+    for name, row in greedy.items():
+        if name == reference:
+            continue
+        paired = compare_paired(kard, {r.question_id: r.correct for r in row.result.records})
+        lines.append(f"- {reference} vs {name}: right only with {reference} {paired.only_first}, "
+                     f"only with {name} {paired.only_second}, both {paired.both}, neither {paired.neither}; "
+                     f"p = {paired.p_value:.2f}")
+    return lines
 
 
 def write_summary(rows: Sequence[Row], path: Path) -> Path:

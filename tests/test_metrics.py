@@ -1,6 +1,16 @@
 import pytest
 
-from kard.metrics import Score, accuracy, compare_rounds, majority_vote, score
+from kard.metrics import (
+    PairedComparison,
+    Score,
+    accuracy,
+    compare_paired,
+    compare_rounds,
+    majority_vote,
+    mcnemar_exact,
+    score,
+    wilson_interval,
+)
 
 
 def test_unanswered_counts_as_wrong():
@@ -39,3 +49,31 @@ def test_compare_rounds_lists_fixed_and_broken_in_gold_order():
     assert change.broken == ("q2",)
     assert change.still_right == ("q4",)
     assert change.still_wrong == ()
+
+
+def test_wilson_interval_brackets_the_share_and_narrows_with_more_questions():
+    low, high = wilson_interval(15, 30)
+    assert low < 0.5 < high
+    assert round(low, 3) == 0.332 and round(high, 3) == 0.668  # textbook value for 15/30
+    wide, narrow = wilson_interval(5, 10), wilson_interval(500, 1000)
+    assert wide[1] - wide[0] > narrow[1] - narrow[0]
+
+
+def test_wilson_interval_stays_inside_zero_and_one():
+    assert wilson_interval(0, 20)[0] == 0.0 and wilson_interval(20, 20)[1] == 1.0
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    assert Score(total=20, correct=0, unanswered=0).interval[1] > 0.1  # zero correct is not certainty
+
+
+def test_paired_comparison_counts_disagreements_on_shared_questions_only():
+    first = {"q1": True, "q2": True, "q3": False, "q4": False, "q5": True}
+    second = {"q1": True, "q2": False, "q3": True, "q4": False}
+    assert compare_paired(first, second) == PairedComparison(only_first=1, only_second=1, both=1, neither=1)
+
+
+def test_mcnemar_exact_values():
+    assert mcnemar_exact(0, 0) == 1.0
+    assert mcnemar_exact(3, 3) == 1.0
+    assert mcnemar_exact(6, 0) == 2 / 64  # all six disagreements one way
+    assert round(mcnemar_exact(8, 2), 4) == 0.1094
+    assert mcnemar_exact(2, 8) == mcnemar_exact(8, 2)
