@@ -25,6 +25,7 @@ _ANSWER_LINE = re.compile(r"answer\s*(?:is|:)\s*[\(\[]?\s*([A-Za-z])\b[\)\]]?", 
 _ANSWER_LINE_START = re.compile(r"^[ \t]*(?:the\s+|final\s+)?answer\s*(?:is|:)", re.IGNORECASE | re.MULTILINE)
 _LETTER_MENTION = re.compile(r"(?:\(([A-Z])\)|\boption\s+([A-Z])\b|\b([A-Z])[\.\)](?=\s|$))")
 _YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
+_BARE_LETTER = re.compile(r"^\s*[\(\[]?([A-Z])[\)\]\.:]?\s*(?:\n|$)")  # " B": the answer-only baseline's output
 _OPTION_MARK = re.compile(r"(?:^|\s|\n)\(?([A-Za-z])[\)\.:]\s+")
 
 
@@ -69,7 +70,8 @@ def strip_answer_line(text: str) -> str:
 def parse_answer(text: str, letters: Sequence[str]) -> tuple[str, str | None]:
     """Split generated text into (rationale, answer letter or None).
 
-    The letter after the last `Answer:` wins. Failing that, the last option letter mentioned
+    The letter after the last `Answer:` wins. Failing that, a bare letter alone on the first line
+    (what the fine-tuning baseline writes after its "Answer:" cue), the last option letter mentioned
     ("(B)", "option B", "B."), and for yes/no questions the last "yes"/"no". No answer -> None.
     """
     valid = {letter.upper() for letter in letters}
@@ -78,6 +80,9 @@ def parse_answer(text: str, letters: Sequence[str]) -> tuple[str, str | None]:
         letter = match.group(1).upper()
         if letter in valid:
             return rationale, letter
+    bare = _BARE_LETTER.match(text)
+    if bare and bare.group(1) in valid:
+        return "", bare.group(1)
     mentioned = [next(g for g in m.groups() if g) for m in _LETTER_MENTION.finditer(text)]
     mentioned = [letter for letter in mentioned if letter in valid]
     if mentioned:

@@ -39,6 +39,11 @@ def test_target_ends_with_single_answer_line_even_if_rationale_had_one():
         ("Option A is wrong, option B fits.", "B"),
         ("I cannot tell.", None),
         ("", None),
+        (" B", "B"),  # the fine-tuning baseline writes the bare letter after its "Answer:" cue
+        ("C\n", "C"),
+        ("(D)", "D"),
+        ("A psychic would know.", None),  # an article is not an answer
+        (" E", None),  # not an option of this question
     ],
 )
 def test_parse_answer(text, expected):
