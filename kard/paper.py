@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from kard.config import GenerationConfig, RetrievalConfig
-from kard.evaluation import CONDITIONS, EvalResult, Reranks, Searches, evaluate
-from kard.metrics import compare_paired
+from kard.evaluation import CONDITIONS, EvalRecord, EvalResult, Reranks, Searches, evaluate
+from kard.metrics import compare_paired, score
 from kard.records import Question
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -75,6 +75,21 @@ def run_rows(
             rows.append(Row(name, decoding, result))
             log.info("%s (%s): %.1f%%", name, decoding, 100 * result.score.accuracy)
     return rows
+
+
+def teacher_row(questions: Sequence[Question], answers: Mapping[str, str | None], label: str = "recorded") -> Row:
+    """The teacher's own accuracy on the same questions, from its recorded rationales (no generation).
+
+    A question the teacher has no rationale for counts as unanswered, as for the students.
+    """
+    records = tuple(
+        EvalRecord(question_id=q.id, condition="teacher", gold=q.answer or "", answer=answers.get(q.id),
+                   correct=answers.get(q.id) is not None and answers.get(q.id) == q.answer, rationale="",
+                   sample_answers=(answers.get(q.id),), votes={}, passage_ids=(), tokens_out=0, seconds=0.0)
+        for q in questions
+    )
+    return Row("teacher", label, EvalResult("teacher", score([r.answer for r in records],
+                                                                  [r.gold for r in records]), records))
 
 
 def _missing(name: str, student: object, reranker: object, oracle: Mapping[str, str] | None) -> str | None:

@@ -37,6 +37,27 @@ def test_paper_writes_a_row_per_condition_with_table_and_plot(tmp_path: Path, ti
     assert len(json.loads((out / "summary.json").read_text())) == 3
 
 
+def test_paper_adds_the_teachers_recorded_accuracy_on_the_same_questions(tmp_path: Path, tiny_student: Path):
+    from kard.datasets import load_demo_questions
+
+    first, second, third = load_demo_questions()[:3]
+    wrong = next(letter for letter in second.letters if letter != second.answer)
+    rationales = tmp_path / "teacher.jsonl"
+    rationales.write_text("".join(json.dumps(r) + "\n" for r in [
+        {"question_id": first.id, "text": "right", "answer": first.answer},
+        {"question_id": second.id, "text": "wrong", "answer": wrong},
+        {"question_id": "not-evaluated", "text": "ignored", "answer": "A"},
+    ]))  # the third question has no rationale: unanswered
+    out = tmp_path / "paper"
+    assert main(["paper", "--dataset", "demo", "--kard-student", str(tiny_student), "--limit", "3",
+                 "--max-new-tokens", "4", "--teacher-rationales", str(rationales), "--out", str(out),
+                 "--no-progress"]) == 0
+    teacher = json.loads((out / "summary.json").read_text())[0]
+    assert teacher["condition"] == "teacher" and teacher["decoding"] == "recorded (teacher)"
+    assert (teacher["questions"], teacher["correct"], teacher["unanswered"]) == (3, 1, 1)
+    assert "| teacher | recorded (teacher) | 3 | 33.3 |" in (out / "results.md").read_text()
+
+
 def test_paper_without_students_is_a_clear_error(tmp_path: Path, capsys):
     assert main(["paper", "--dataset", "demo", "--out", str(tmp_path)]) == 2
     assert "no student given" in capsys.readouterr().err

@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for condition in ("finetune", "reasoning", "kard"):
         paper.add_argument(f"--{condition}-student", default=None, help=f"student trained for the {condition} row")
     paper.add_argument("--reranker", default=None, help="trained reranker folder (adds the kard-reranker row)")
+    paper.add_argument("--teacher-rationales", type=Path, nargs="+", default=(),
+                       help="recorded teacher rationales for the test questions, all of them, not only the "
+                            "correct ones: a 'teacher' row per file, its accuracy on the same questions")
     paper.set_defaults(func=run_paper)
 
 
@@ -87,6 +90,13 @@ def oracle_rationales(args: argparse.Namespace, questions: list[Question]) -> di
     return {q.id: q.rationale for q in questions if q.rationale}
 
 
+def teacher_answers(path: Path) -> dict[str, str | None]:
+    """Question id -> the answer of its first recorded teacher rationale."""
+    from kard.rationales import import_jsonl
+
+    return {qid: group[0].answer for qid, group in import_jsonl(path).items() if group}
+
+
 def _configs(args: argparse.Namespace) -> tuple[RetrievalConfig, GenerationConfig]:
     retrieval = RetrievalConfig(top_k=args.k, candidates=args.candidates)
     generation = GenerationConfig(max_new_tokens=args.max_new_tokens, samples=args.samples)
@@ -126,7 +136,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_paper(args: argparse.Namespace) -> int:
-    from kard.paper import markdown_table, plot_rows, run_rows, write_summary
+    from kard.paper import markdown_table, plot_rows, run_rows, teacher_row, write_summary
     from kard.student import Student
 
     retrieval, generation = _configs(args)
@@ -145,6 +155,9 @@ def run_paper(args: argparse.Namespace) -> int:
     rows = run_rows(students, questions, args.out, knowledge=open_knowledge(args.kb, retrieval),
                     reranker=_reranker(args.reranker), retrieval=retrieval, generation=generation,
                     samples=args.samples, oracle=oracle_rationales(args, questions), progress=not args.no_progress)
+    teachers = [teacher_row(questions, teacher_answers(path), label=f"recorded ({path.stem})")
+                for path in args.teacher_rationales]
+    rows = teachers + rows
     dataset = {"obqa": "openbookqa"}.get(args.dataset, args.dataset)
     table = markdown_table(rows, dataset)
     (args.out / "results.md").write_text(table, encoding="utf-8")
