@@ -237,12 +237,16 @@ def evaluate(
 
 def run_settings(student: "Student", condition: Condition, knowledge: Searches | None, reranker: Reranks | None,
                  retrieval: RetrievalConfig, generation: GenerationConfig) -> dict[str, object]:
-    """What decides a run's answers; two runs with equal settings may share a results file."""
+    """What decides a run's answers; two runs with equal settings may share a results file.
+
+    Only what the condition uses counts: a reranker loaded for the paper's other rows does not make
+    its kard-bm25 results differ from those of `evaluate` without one.
+    """
     return {
         "student": getattr(student, "location", None) or getattr(student, "name", type(student).__name__),
         "condition": condition.name,
-        "knowledge_passages": len(knowledge) if isinstance(knowledge, Sized) else None,
-        "reranker": getattr(reranker, "name", None),
+        "knowledge_passages": len(knowledge) if isinstance(knowledge, Sized) and condition.knowledge != "none" else None,
+        "reranker": getattr(reranker, "name", None) if condition.knowledge == "reranker" else None,
         "retrieval": asdict(retrieval),
         "generation": asdict(generation),
     }

@@ -146,6 +146,18 @@ def test_resuming_with_other_settings_is_refused(tmp_path: Path, knowledge):
     assert len(read_records(out)) == 1  # the refused runs wrote nothing
 
 
+def test_a_reranker_the_condition_does_not_use_does_not_block_resuming(tmp_path: Path, knowledge):
+    class NamedReranker:
+        name = "some-reranker"
+
+    out = tmp_path / "kard.jsonl"
+    evaluate(ScriptedStudent(always("B")), QUESTIONS[:1], "kard-bm25", knowledge=knowledge, out=out, progress=False,
+             reranker=NamedReranker())
+    resumed = evaluate(ScriptedStudent(always("B")), QUESTIONS, "kard-bm25", knowledge=knowledge, out=out,
+                       progress=False)
+    assert len(resumed.records) == 3
+
+
 def test_questions_without_gold_are_refused(knowledge):
     unlabelled = Question("u", "Any question?", {"A": "x", "B": "y"})
     with pytest.raises(DataError, match="no gold answer"):
