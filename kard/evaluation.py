@@ -217,8 +217,8 @@ def evaluate(
     if not questions:
         raise DataError("no questions to evaluate", fix="check the dataset path, split and --limit")
     path = Path(out) if out is not None else None
-    settings = run_settings(student, condition, knowledge, reranker, retrieval, generation)
-    done = _resume(path, condition, settings) if path is not None else {}
+    done = {} if path is None else _resume(
+        path, condition, run_settings(student, condition, knowledge, reranker, retrieval, generation))
     todo = [q for q in questions if q.id not in done]
     if done:
         log.info("resuming %s: %d of %d questions already done", condition.name, len(questions) - len(todo), len(questions))

@@ -82,14 +82,15 @@ def teacher_row(questions: Sequence[Question], answers: Mapping[str, str | None]
 
     A question the teacher has no rationale for counts as unanswered, as for the students.
     """
-    records = tuple(
-        EvalRecord(question_id=q.id, condition="teacher", gold=q.answer or "", answer=answers.get(q.id),
-                   correct=answers.get(q.id) is not None and answers.get(q.id) == q.answer, rationale="",
-                   sample_answers=(answers.get(q.id),), votes={}, passage_ids=(), tokens_out=0, seconds=0.0)
-        for q in questions
-    )
+    records = tuple(_recorded(q, answers.get(q.id)) for q in questions)
     return Row("teacher", label, EvalResult("teacher", score([r.answer for r in records],
                                                                   [r.gold for r in records]), records))
+
+
+def _recorded(question: Question, answer: str | None) -> EvalRecord:
+    return EvalRecord(question_id=question.id, condition="teacher", gold=question.answer or "", answer=answer,
+                      correct=answer is not None and answer == question.answer, rationale="",
+                      sample_answers=(answer,), votes={}, passage_ids=(), tokens_out=0, seconds=0.0)
 
 
 def _missing(name: str, student: object, reranker: object, oracle: Mapping[str, str] | None) -> str | None:
