@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import random
-from dataclasses import asdict, dataclass, fields
+import re
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 METHODS = ("kard", "reasoning", "finetune")
+_LETTER_REFERENCE = re.compile(r"\(([A-E])\)|\b(?i:option|choice|answer)\s+\(?[A-E]\b|^[A-E][\.\)]\s", re.MULTILINE)
 DEFAULT_TOP_N = {"medqa": 1, "strategyqa": 1, "openbookqa": 10, "obqa": 10}
 """Passages per training example, as the paper: top-1 for MedQA and StrategyQA, top-10 for OpenBookQA."""
 ON_EMPTY = ("error", "skip", "keep")
@@ -138,12 +140,19 @@ def build_examples(
     top_n: int | None = None,
     on_empty_retrieval: str = "error",
     skip_unanswered: bool = False,
+    shuffle: bool = False,
+    conclude: bool = False,
+    seed: int = 0,
 ) -> list[StudentExample]:
     """Student examples by the KARD recipe (see the module docstring for the three methods).
 
     `rationales` maps question id -> rationales; None uses the questions' own reference rationales.
     `top_n` defaults to the paper's number for the questions' dataset. `on_empty_retrieval`: "error"
     (default), "skip" the example, or "keep" it with no passages, when the knowledge base finds nothing.
+    `shuffle` permutes each example's options (seeded by `seed` and the example id), so the student
+    cannot learn a prior over letters; yes/no questions keep their order. `conclude` ends each
+    rationale by naming the gold option's text ("So the answer is ..."), so the letter that follows
+    is read off the reasoning.
     """
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}. Fix: use one of {', '.join(METHODS)}")
@@ -152,12 +161,13 @@ def build_examples(
     if not questions:
         raise DataError("no questions to build examples from", fix="check the questions file and any --limit")
     if method == "finetune":
-        examples = _finetune_examples(questions)
+        examples = _finetune_examples(questions, shuffle, seed)
     else:
         pairs = select_rationales(
             questions, rationales if rationales is not None else rationales_from_questions(questions),
             skip_unanswered=skip_unanswered,
         )
+        pairs = [_prepared(q, r, shuffle, conclude, seed) for q, r in pairs]
         if method == "reasoning":
             examples = [_example(q, r, [], "reasoning") for q, r in pairs]
         else:
@@ -214,13 +224,66 @@ def _example(question: Question, rationale: Rationale, passages, method: str) ->
     )
 
 
-def _finetune_examples(questions: Sequence[Question]) -> list[StudentExample]:
+def _finetune_examples(questions: Sequence[Question], shuffle: bool = False, seed: int = 0) -> list[StudentExample]:
     """Question -> ` X` (the letter; the prompt ends with `Answer:`)."""
-    return [
-        StudentExample(id=q.id, input=answer_only_input(q), target=f" {q.answer}", source="gold",
-                       question_id=q.id, method="finetune")
-        for q in questions if q.answer is not None
-    ]
+    examples = []
+    for question in questions:
+        if question.answer is None:
+            continue
+        if shuffle:
+            question = shuffled_options(question, random.Random(f"{seed}:{question.id}"))
+        examples.append(StudentExample(id=question.id, input=answer_only_input(question), target=f" {question.answer}",
+                                       source="gold", question_id=question.id, method="finetune"))
+    return examples
+
+
+def _prepared(question: Question, rationale: Rationale, shuffle: bool, conclude: bool, seed: int
+              ) -> tuple[Question, Rationale]:
+    """The pair with the question's options shuffled and/or the rationale concluded by the answer's text."""
+    answer = (rationale.answer or question.answer or "").upper()
+    question = replace(question, answer=answer)
+    if shuffle and not mentions_letters(rationale.text):
+        question = shuffled_options(question, random.Random(f"{seed}:{question.id}#{rationale.sample_index}"))
+    text = concluded(rationale.text, question) if conclude else rationale.text
+    return question, replace(rationale, text=text, answer=question.answer)
+
+
+def shuffled_options(question: Question, rng: random.Random) -> Question:
+    """The question with its option texts in a random order under the same letters, the answer remapped.
+
+    Yes/no questions keep their order (A = yes, B = no is part of the prompt's meaning).
+    """
+    if is_yes_no(question.options):
+        return question
+    letters = list(question.options)
+    texts = [question.options[letter] for letter in letters]
+    rng.shuffle(texts)
+    options = dict(zip(letters, texts))
+    answer = question.answer
+    if answer in question.options:
+        answer = letters[texts.index(question.options[answer])]
+    return replace(question, options=options, answer=answer)
+
+
+def concluded(rationale: str, question: Question) -> str:
+    """The rationale ending with "So the answer is <gold option text>." (unless it already names it last)."""
+    text = strip_answer_line(rationale).rstrip()
+    answer_text = question.options.get(question.answer or "", "").strip()
+    if not answer_text:
+        return text
+    ending = f"So the answer is {answer_text.rstrip('.')}."
+    if text.lower().endswith(ending.lower()):
+        return text
+    return f"{text} {ending}" if text else ending
+
+
+def is_yes_no(options: Mapping[str, str]) -> bool:
+    return [text.strip().lower() for text in options.values()] == ["yes", "no"]
+
+
+def mentions_letters(text: str) -> bool:
+    """True when a rationale refers to options by letter ("(B)", "option C"), which a shuffle would break."""
+    return bool(_LETTER_REFERENCE.search(text))
 
 
 def split_questions(questions: Sequence[Question], holdout: int | float, seed: int = 0) -> tuple[list[Question], list[Question]]:

@@ -30,10 +30,10 @@ import re
 import shutil
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from queue import Empty
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from kard.config import DEFAULT_STUDENT, GenerationConfig, cache_dir
 from kard.errors import ConfigError, KardError, MissingDependencyError, ModelNotFoundError
@@ -102,9 +102,41 @@ def resolve(name_or_path: str | os.PathLike[str]) -> ModelSource:
     return ModelSource(location=text, name=text, is_local=False)
 
 
+def adapter_folder(name_or_path: str | os.PathLike[str]) -> Path | None:
+    """The folder when `name_or_path` is a LoRA adapter folder (adapter_config.json, no config.json)."""
+    path = Path(str(name_or_path).strip()).expanduser()
+    if path.is_dir() and (path / ADAPTER_CONFIG).is_file() and not (path / "config.json").is_file():
+        return path
+    return None
+
+
+def adapter_base(adapter: Path) -> str:
+    """The base student an adapter was trained on, as recorded in its adapter_config.json."""
+    try:
+        base = json.loads((adapter / ADAPTER_CONFIG).read_text(encoding="utf-8")).get("base_model_name_or_path")
+    except (OSError, ValueError) as error:
+        raise ModelNotFoundError(f"could not read {adapter / ADAPTER_CONFIG}: {error}. Fix: retrain or re-copy the "
+                                 "adapter folder") from error
+    if not base:
+        raise ModelNotFoundError(f"{adapter / ADAPTER_CONFIG} names no base model. Fix: set base_model_name_or_path "
+                                 f"(for example '{DEFAULT_STUDENT}')")
+    return str(base)
+
+
+def record_adapter_base(adapter: Path, base: str) -> None:
+    """Point a saved adapter at the student spec it was trained from (not this machine's cache path)."""
+    config_path = adapter / ADAPTER_CONFIG
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = base
+    config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+
+
 def _looks_like_path(text: str) -> bool:
     """A hub id is "name" or "org/name"; anything else that does not exist is a mistyped path."""
     return text.startswith((".", "/", "~")) or "\\" in text or text.count("/") > 1 or not _HUB_ID.match(text)
+
+
+ADAPTER_CONFIG = "adapter_config.json"
 
 
 def _folder(path: Path) -> ModelSource:
@@ -219,11 +251,29 @@ class Student:
         """Load from a folder, a hub id, a .gguf file or `package:NAME`; dtype float32 or bfloat16."""
         if dtype not in DTYPES:
             raise ConfigError(f"unknown dtype {dtype!r}. Fix: use one of {', '.join(DTYPES)}")
+        adapter = adapter_folder(name_or_path)
+        if adapter is not None:
+            return cls._load_with_adapter(adapter, dtype)
         source = resolve(name_or_path)
         started = time.perf_counter()
         model, tokenizer = _load_model(source, dtype)
         log.info("loaded student %s (%s) in %.1f s", source.name, dtype, time.perf_counter() - started)
         return cls(model, tokenizer, name=source.name, location=source.location)
+
+    @classmethod
+    def _load_with_adapter(cls, adapter: Path, dtype: str) -> "Student":
+        """The adapter's base model with the LoRA weights merged in (plain weights: fast to run)."""
+        if importlib.util.find_spec("peft") is None:
+            raise MissingDependencyError("peft", "Loading a LoRA student adapter")
+        from peft import PeftModel
+
+        base_name = adapter_base(adapter)
+        started = time.perf_counter()
+        model, tokenizer = _load_model(resolve(base_name), dtype)
+        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+        log.info("loaded student %s (base %s + LoRA adapter, %s) in %.1f s", adapter.name, base_name, dtype,
+                 time.perf_counter() - started)
+        return cls(model, tokenizer, name=adapter.resolve().name, location=str(adapter))
 
     def save(self, folder: str | os.PathLike[str]) -> Path:
         folder = Path(folder)
@@ -372,7 +422,7 @@ class Student:
             kwargs["streamer"] = _FirstTokenSignal(on_first_token)
         output = self._run(kwargs, seed=config.seed if sampled else None)
         start = 0 if self.is_encoder_decoder else kwargs["input_ids"].shape[1]
-        return [self._sample(row[start:].tolist(), letters) for row in output]
+        return [self.with_answer(prompt, self._sample(row[start:].tolist(), letters), letters) for row in output]
 
     def _sample(self, new_ids: list[int], letters: tuple[str, ...]) -> Sample:
         if self.is_encoder_decoder and new_ids and new_ids[0] == self.model.config.decoder_start_token_id:
@@ -381,6 +431,53 @@ class Student:
         length = new_ids.index(eos) + 1 if eos is not None and eos in new_ids else len(new_ids)
         text = self.decode(new_ids[:length]).strip()
         return make_sample(text, letters, tokens_out=length)
+
+    def generate_batch(self, prompts: Sequence[str], config: GenerationConfig = GenerationConfig(), *,
+                       letters: Sequence[tuple[str, ...]] = ()) -> list[Sample]:
+        """Greedy answers to many prompts in one left-padded `generate` call (same prompts, same parser).
+
+        Each row's output equals `generate(prompt)` up to float rounding of padded attention; a
+        sampling config is refused (self-consistency draws per prompt with `generate`).
+        """
+        import torch
+
+        if config.samples > 1:
+            raise ConfigError("batched generation is greedy only. Fix: use generate() per question for sampling")
+        if not prompts:
+            return []
+        letters = list(letters) or [()] * len(prompts)
+        rows = [self.prompt_ids(prompt) for prompt in prompts]
+        kwargs = self._generate_kwargs(prompts[0], config, sampled=False, n=1)
+        kwargs["input_ids"], kwargs["attention_mask"] = _left_padded(rows, kwargs["pad_token_id"])
+        output = self._run(kwargs, seed=None)
+        start = 0 if self.is_encoder_decoder else kwargs["input_ids"].shape[1]
+        samples = [self._sample(row[start:].tolist(), tuple(valid)) for row, valid in zip(output, letters)]
+        return [self.with_answer(prompt, sample, tuple(valid)) for prompt, sample, valid in zip(prompts, samples, letters)]
+
+    def with_answer(self, prompt: str, sample: Sample, letters: tuple[str, ...]) -> Sample:
+        """The sample with an answer: parsed from its text, else the letter the model itself finds likeliest.
+
+        The likeliest letter is read from the model's next-token distribution after the prompt, the
+        sample's rationale and "Answer:", over the valid letters only (answer_source "chosen").
+        """
+        if sample.answer is not None or self.is_encoder_decoder:
+            return sample
+        valid = tuple(letters) or ("A", "B", "C", "D", "E")
+        letter = self.likeliest_letter(prompt, sample.rationale, valid)
+        return replace(sample, answer=letter, answer_source="chosen" if letter else "none")
+
+    def likeliest_letter(self, prompt: str, rationale: str, letters: tuple[str, ...]) -> str | None:
+        """The valid letter with the highest next-token logit after `prompt + rationale + "Answer:"`."""
+        import torch
+
+        ids = self.prompt_ids(prompt) + self.text_ids(f" {rationale.strip()}\nAnswer:")
+        candidates = {letter: self.text_ids(f" {letter}") for letter in letters}
+        candidates = {letter: tokens[0] for letter, tokens in candidates.items() if tokens}
+        if not candidates:
+            return None
+        with self._lock, torch.inference_mode():
+            logits = self.model(input_ids=torch.tensor([ids], dtype=torch.long)).logits[0, -1]
+        return max(candidates, key=lambda letter: float(logits[candidates[letter]]))
 
     def start_stream(self, prompt: str, config: GenerationConfig = GenerationConfig(), *,
                      letters: tuple[str, ...] = ()) -> "TextStream":
@@ -394,6 +491,19 @@ class Student:
     def stream(self, prompt: str, config: GenerationConfig = GenerationConfig()) -> Iterator[str]:
         """Text chunks of one generation as they are decoded (greedy, or one seeded sample)."""
         yield from self.start_stream(prompt, config)
+
+
+def _left_padded(rows: Sequence[list[int]], pad_id: int) -> tuple[Any, Any]:
+    """(input_ids, attention_mask) with every row padded on the left to the longest."""
+    import torch
+
+    width = max(len(row) for row in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for index, row in enumerate(rows):
+        ids[index, width - len(row):] = torch.tensor(row, dtype=torch.long)
+        mask[index, width - len(row):] = 1
+    return ids, mask
 
 
 def make_sample(text: str, letters: tuple[str, ...], tokens_out: int) -> Sample:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
 from kard.distill import (
+    concluded,
+    shuffled_options,
     EmptyRetrievalError,
     StudentExample,
     build_examples,
@@ -189,3 +192,38 @@ def test_build_examples_command_writes_jsonl(kb, tmp_path, capsys):
     assert main(argv + ["--method", "finetune"]) == 0 and len(read_examples(out)) == 2
     assert main(argv[:-2] + ["--out", str(tmp_path / "x.jsonl"), "--kb", str(tmp_path / "none")]) == 2
     assert "knowledge base not found" in capsys.readouterr().err
+
+
+def test_shuffled_options_keep_the_gold_text_and_spread_the_letters():
+    question = Question("q-sun", "What heats the Earth?", {"A": "the sun", "B": "the moon", "C": "a lamp", "D": "ice"},
+                        "A", "openbookqa")
+    letters = set()
+    for seed in range(12):
+        moved = shuffled_options(question, random.Random(seed))
+        assert sorted(moved.options.values()) == sorted(question.options.values())
+        assert moved.options[moved.answer] == "the sun"
+        letters.add(moved.answer)
+    assert len(letters) >= 3
+    assert shuffled_options(Q_BIRD, random.Random(0)) == Q_BIRD  # yes/no keeps A = yes, B = no
+
+
+def test_concluded_rationale_names_the_gold_option_once():
+    question = Question("q-sun", "What heats the Earth?", {"A": "the moon", "B": "the sun."}, "B")
+    assert concluded("The sun gives heat.", question) == "The sun gives heat. So the answer is the sun."
+    assert concluded("The sun gives heat. So the answer is the sun.", question).count("So the answer") == 1
+
+
+def test_build_examples_shuffles_and_concludes_but_not_when_the_rationale_names_letters(kb):
+    question = Question("q-sun", "What heats the Earth?", {"A": "the sun", "B": "the moon", "C": "a lamp", "D": "ice"},
+                        "A", "openbookqa")
+    plain = {"q-sun": [Rationale("q-sun", "The sun heats the Earth.", "A", "human")]}
+    lettered = {"q-sun": [Rationale("q-sun", "Option A is the sun, which heats the Earth.", "A", "human")]}
+    moved = [build_examples([question], plain, kb, shuffle=True, conclude=True, seed=s, top_n=1)[0] for s in range(8)]
+    assert all(e.target.startswith(" The sun heats the Earth. So the answer is the sun.\nAnswer: ") for e in moved)
+    assert {e.target[-1] for e in moved} != {"A"}
+    for example in moved:  # the letter in the target is the sun's letter in that example's prompt
+        assert f"\n{example.target[-1]}. the sun\n" in example.input
+    kept = build_examples([question], lettered, kb, shuffle=True, conclude=True, seed=3, top_n=1)[0]
+    assert "\nA. the sun\n" in kept.input and kept.target.endswith("Answer: A")
+    finetune = [build_examples([question], method="finetune", shuffle=True, seed=s)[0] for s in range(8)]
+    assert {e.target for e in finetune} != {" A"}

@@ -20,8 +20,10 @@ from kard.training import (  # noqa: E402
     GB,
     OutOfMemoryRisk,
     check_memory,
+    describe_budget,
     encode_examples,
     estimate_memory,
+    optimizer_steps,
     train_student,
 )
 
@@ -160,3 +162,26 @@ class _NothingToLearn:
     def encode_example(self, prompt: str, target: str, max_length: int) -> dict:
         row = self._student.encode_example(prompt, target, max_length)
         return {**row, "labels": [-100] * len(row["labels"])}
+
+
+def test_lora_adapter_alone_is_saved_small_and_loads_onto_its_base(folders, tmp_path):
+    student = Student.load(folders["decoder"])
+    config = replace(FAST, lora=True, lora_r=4, lora_alpha=8, learning_rate=2e-2, merge_lora=False,
+                     base_student=str(folders["decoder"]))
+    train_student(student, EXAMPLES, tmp_path / "adapter", config, progress=False)
+    saved = tmp_path / "adapter"
+    assert (saved / "adapter_config.json").is_file() and not (saved / "config.json").exists()
+    assert json.loads((saved / "adapter_config.json").read_text())["base_model_name_or_path"] == str(folders["decoder"])
+    reloaded = Student.load(saved)
+    assert not hasattr(reloaded.model, "peft_config")  # merged on load: plain weights to run
+    prompt = EXAMPLES[0].input
+    trained = student.model.merge_and_unload() if hasattr(student.model, "merge_and_unload") else student.model
+    student.model = trained.eval()
+    assert reloaded.generate(prompt)[0].raw_output == student.generate(prompt)[0].raw_output
+
+
+def test_budget_line_states_effective_batch_steps_and_epochs():
+    line = describe_budget(StudentTrainingConfig(batch_size=8, grad_accum=4, max_steps=160), 6991)
+    assert line == "effective batch 32 (8 x 4 accumulation), 160 optimizer steps = 0.73 epochs of 6991 examples"
+    by_epochs = StudentTrainingConfig(batch_size=4, grad_accum=8, epochs=2.0, max_steps=0)
+    assert optimizer_steps(by_epochs, 320) == 20

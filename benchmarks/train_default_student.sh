@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# From ../shared/data to the shipped default student (demo/student-adapter) and its same-budget
+# fine-tuning baseline. Every step skips work already done, and training resumes from its latest
+# checkpoint, so an interrupted run continues where it stopped: just run it again.
+#   RUN=runs/default-student bash benchmarks/train_default_student.sh        (CPU: bf16 autocast)
+#   STEPS=... BATCH=... ACCUM=... override the budget; GPU: the same command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${DATA:-../shared/data}
+RUN=${RUN:-runs/default-student}
+STEPS=${STEPS:-160}
+BATCH=${BATCH:-8}
+ACCUM=${ACCUM:-4}
+LR=${LR:-5e-4}
+SEED=${SEED:-0}
+mkdir -p "$RUN"
+kard() { python -m kard "$@"; }
+once() { local out=$1; shift; [ -e "$out" ] || "$@"; }
+
+# Knowledge: OpenBookQA's book + crowd facts; StrategyQA's Wikipedia paragraphs; the demo passages (MedQA).
+[ -e "$RUN/obqa_passages.txt" ] || cat "$DATA/openbookqa/openbook.txt" "$DATA/openbookqa/crowdsourced-facts.txt" > "$RUN/obqa_passages.txt"
+once "$RUN/kb_obqa" kard index --passages "$RUN/obqa_passages.txt" --out "$RUN/kb_obqa" --no-progress
+once "$RUN/kb_strategyqa" kard index --passages "$DATA/strategyqa/wiki_paragraphs.jsonl" --out "$RUN/kb_strategyqa" --no-progress
+once "$RUN/medqa_gpt4.jsonl" kard import-rationales --kind medqa-gpt4 --path "$DATA/medqa/dev_teacher_cot_gpt-4-32k.jsonl" \
+  --questions "$DATA/medqa/dev.jsonl" --only-correct --out "$RUN/medqa_gpt4.jsonl"
+
+# Examples: options shuffled per example, rationales concluded by the gold option's text.
+for m in kard finetune; do
+  once "$RUN/obqa_$m.jsonl" kard build-examples --questions "$DATA/openbookqa/train_complete.jsonl" --facts \
+    --kb "$RUN/kb_obqa" --top-n 3 --method $m --shuffle-options --conclude --seed $SEED --out "$RUN/obqa_$m.jsonl"
+  once "$RUN/strategyqa_$m.jsonl" kard build-examples --questions "$DATA/strategyqa/train.json" \
+    --rationales "$DATA/strategyqa/flan_cot_train.tsv" --kb "$RUN/kb_strategyqa" --holdout 300 --seed 0 \
+    --top-n 1 --method $m --conclude --out "$RUN/strategyqa_$m.jsonl"
+  once "$RUN/medqa_$m.jsonl" kard build-examples --questions "$DATA/medqa/dev.jsonl" --rationales "$RUN/medqa_gpt4.jsonl" \
+    --kb demo/passages.jsonl --holdout 300 --seed 0 --top-n 1 --method $m --shuffle-options --conclude --out "$RUN/medqa_$m.jsonl"
+  [ -e "$RUN/all_$m.jsonl" ] || cat \
+    "$RUN/obqa_$m.jsonl" "$RUN/strategyqa_$m.jsonl" "$RUN/medqa_$m.jsonl" > "$RUN/all_$m.jsonl"
+done
+
+# The same budget for both: STEPS optimizer steps of BATCH x ACCUM examples, LoRA r16, bf16 autocast.
+for m in kard finetune; do
+  [ -e "$RUN/student-$m/adapter_config.json" ] || nice python -m kard train-student --examples "$RUN/all_$m.jsonl" \
+    --out "$RUN/student-$m" --steps $STEPS --batch-size $BATCH --grad-accum $ACCUM --lr $LR --lora --keep-adapter \
+    --bf16 --max-length-cap 512 --save-steps 10 --seed $SEED --resume --no-progress
+done
