@@ -20,24 +20,20 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Mapping, Protocol, Sequence, Sized
+from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Sequence, Sized
 
 from kard.config import GenerationConfig, RetrievalConfig
 from kard.errors import ConfigError, DataError
-from kard.metrics import Score, majority_vote, score
-from kard.prompts import answer_only_input, student_input
-from kard.records import Hit, Question
+from kard.metrics import Score, score
+from kard.pipeline import Pipeline, Reranks, Searches
+from kard.records import Prediction, Question
 
 if TYPE_CHECKING:  # pragma: no cover
     from kard.student import Student
 
 log = logging.getLogger(__name__)
-
-FINETUNE_NEW_TOKENS = 8
-"""The fine-tuning baseline writes only the answer letter."""
 
 
 @dataclass(frozen=True)
@@ -56,16 +52,6 @@ CONDITIONS: Mapping[str, Condition] = {
 }
 
 
-class Searches(Protocol):
-    def search(self, query: str, k: int) -> list[Hit]: ...
-
-
-class Reranks(Protocol):
-    name: str
-
-    def rerank(self, question: Question | str, hits: Sequence[Hit], k: int | None = None) -> list[Hit]: ...
-
-
 @dataclass(frozen=True)
 class EvalRecord:
     """One question's result under one condition: what a per-question JSONL line holds."""
@@ -82,6 +68,7 @@ class EvalRecord:
     tokens_out: int
     seconds: float
     truncation: str | None = None
+    answer_source: str = "parsed"  # "parsed" from the text, "chosen" by the model's letter probabilities, "none"
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -110,75 +97,44 @@ def get_condition(name: str) -> Condition:
     return CONDITIONS[name]
 
 
-def select_passages(
-    question: Question,
-    condition: Condition,
-    knowledge: Searches | None,
-    reranker: Reranks | None,
-    retrieval: RetrievalConfig,
-    oracle_rationale: str | None = None,
-) -> list[Hit]:
-    """The passages the student reads for `question` under `condition`."""
-    if condition.knowledge == "none":
-        return []
-    if knowledge is None:
+def condition_pipeline(student: "Student", condition: Condition, knowledge: Searches | None = None,
+                       reranker: Reranks | None = None, retrieval: RetrievalConfig = RetrievalConfig(),
+                       generation: GenerationConfig = GenerationConfig()) -> Pipeline:
+    """The Pipeline that answers under `condition` (the one answering path, set up for a paper row)."""
+    if condition.knowledge != "none" and knowledge is None:
         raise ConfigError(f"condition {condition.name!r} needs a knowledge base. Fix: pass --kb")
-    if condition.knowledge == "oracle":
-        if not oracle_rationale:
-            raise DataError(
-                f"question {question.id!r} has no teacher rationale for the oracle condition",
-                fix="pass --oracle-rationales FILE, or drop the oracle row",
-            )
-        return knowledge.search(oracle_rationale, retrieval.top_k)
-    if condition.knowledge == "reranker":
-        if reranker is None:
-            raise ConfigError("condition 'kard-reranker' needs a reranker. Fix: pass --reranker DIR")
-        candidates = knowledge.search(question.text, retrieval.candidates)
-        return list(reranker.rerank(question, candidates, k=retrieval.top_k))
-    return knowledge.search(question.text, retrieval.top_k)
+    if condition.knowledge == "reranker" and reranker is None:
+        raise ConfigError("condition 'kard-reranker' needs a reranker. Fix: pass --reranker DIR")
+    return Pipeline(None if condition.knowledge == "none" else knowledge, student,
+                    reranker if condition.knowledge == "reranker" else None, retrieval, generation,
+                    answer_only=condition.answer_only)
 
 
-def build_prompt(student: "Student", question: Question, condition: Condition, hits: Sequence[Hit],
-                 generation: GenerationConfig) -> tuple[str, tuple[Hit, ...], str | None]:
-    """(prompt, passages as read, truncation note) — knowledge prompts are fitted to the input budget."""
-    from kard.pipeline import fit_prompt, input_budget
+def oracle_queries(questions: Sequence[Question], condition: Condition, oracle: Mapping[str, str] | None
+                   ) -> dict[str, str]:
+    """The oracle row's BM25 queries (each question's teacher rationale); empty for other conditions."""
+    if condition.knowledge != "oracle":
+        return {}
+    missing = [q.id for q in questions if not (oracle or {}).get(q.id)]
+    if missing:
+        raise DataError(f"question {missing[0]!r} has no teacher rationale for the oracle condition"
+                        + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
+                        fix="pass --oracle-rationales FILE, or drop the oracle row")
+    return {q.id: (oracle or {})[q.id] for q in questions}
 
-    if condition.answer_only:
-        return answer_only_input(question), (), None
-    if condition.knowledge == "none":
-        return student_input(question, (), with_knowledge=False), (), None
-    fitted = fit_prompt(question, hits, student.count_tokens, student.text_ids, student.decode,
-                        input_budget(student, generation))
-    return fitted.prompt, fitted.passages, fitted.truncation
 
-
-def evaluate_question(
-    student: "Student",
-    question: Question,
-    condition: Condition,
-    *,
-    knowledge: Searches | None = None,
-    reranker: Reranks | None = None,
-    retrieval: RetrievalConfig = RetrievalConfig(),
-    generation: GenerationConfig = GenerationConfig(),
-    oracle_rationale: str | None = None,
-) -> EvalRecord:
-    if question.answer is None:
-        raise DataError(f"question {question.id!r} has no gold answer", fix="evaluate on a labelled split")
-    started = time.perf_counter()
-    hits = select_passages(question, condition, knowledge, reranker, retrieval, oracle_rationale)
-    prompt, used, truncation = build_prompt(student, question, condition, hits, generation)
-    if condition.answer_only:
-        generation = replace(generation, max_new_tokens=FINETUNE_NEW_TOKENS)
-    samples = student.generate(prompt, generation, letters=question.letters)
-    answer, votes = majority_vote([s.answer for s in samples])
-    chosen = next((s for s in samples if s.answer == answer), samples[0])
+def record_of(prediction: Prediction, condition: Condition) -> EvalRecord:
+    """One question's evaluation record from the pipeline's prediction."""
+    question = prediction.question
+    samples = prediction.samples
+    chosen = next((s for s in samples if s.answer == prediction.answer), samples[0]) if samples else None
     return EvalRecord(
-        question_id=question.id, condition=condition.name, gold=question.answer, answer=answer,
-        correct=answer == question.answer, rationale=chosen.rationale,
-        sample_answers=tuple(s.answer for s in samples), votes=votes,
-        passage_ids=tuple(h.passage.id for h in used), tokens_out=sum(s.tokens_out for s in samples),
-        seconds=round(time.perf_counter() - started, 3), truncation=truncation,
+        question_id=question.id, condition=condition.name, gold=question.answer or "", answer=prediction.answer,
+        correct=prediction.answer == question.answer, rationale=prediction.rationale,
+        sample_answers=tuple(s.answer for s in samples), votes=prediction.votes,
+        passage_ids=tuple(h.passage.id for h in prediction.passages), tokens_out=prediction.tokens_out,
+        seconds=round(prediction.timings.total_s, 3), truncation=prediction.truncation,
+        answer_source=chosen.answer_source if chosen else "none",
     )
 
 
@@ -211,8 +167,13 @@ def evaluate(
     generation: GenerationConfig = GenerationConfig(),
     oracle: Mapping[str, str] | None = None,
     progress: bool = True,
+    batch_size: int = 16,
 ) -> EvalResult:
-    """Answer every question under `condition`; with `out`, append each result and resume from it."""
+    """Answer every question under `condition`; with `out`, append each batch's results and resume from them.
+
+    Greedy decoding runs `batch_size` questions per `generate` call (left padding); sampling runs one
+    question at a time. A batch is written once answered, so a stop loses at most one batch.
+    """
     condition = get_condition(condition) if isinstance(condition, str) else condition
     if not questions:
         raise DataError("no questions to evaluate", fix="check the dataset path, split and --limit")
@@ -222,17 +183,24 @@ def evaluate(
     todo = [q for q in questions if q.id not in done]
     if done:
         log.info("resuming %s: %d of %d questions already done", condition.name, len(questions) - len(todo), len(questions))
-    for question in _progress(todo, progress, condition.name):
-        record = evaluate_question(
-            student, question, condition, knowledge=knowledge, reranker=reranker, retrieval=retrieval,
-            generation=generation, oracle_rationale=(oracle or {}).get(question.id),
-        )
-        done[question.id] = record
+    unlabelled = [q.id for q in todo if q.answer is None]
+    if unlabelled:
+        raise DataError(f"question {unlabelled[0]!r} has no gold answer", fix="evaluate on a labelled split")
+    pipeline = condition_pipeline(student, condition, knowledge, reranker, retrieval, generation)
+    queries = oracle_queries(todo, condition, oracle)
+    for batch in _progress(_batches(todo, batch_size), progress, condition.name, len(todo)):
+        records = [record_of(p, condition) for p in pipeline.answer_many(batch, queries, batch_size=batch_size)]
+        done.update((r.question_id, r) for r in records)
         if path is not None:
             with path.open("a", encoding="utf-8") as results:
-                results.write(record.to_json() + "\n")
+                results.write("".join(r.to_json() + "\n" for r in records))
     records = tuple(done[q.id] for q in questions)
     return EvalResult(condition.name, score([r.answer for r in records], [r.gold for r in records]), records)
+
+
+def chosen_share(records: Sequence[EvalRecord]) -> float:
+    """Share of records whose answer was chosen by letter probability, not read from the text."""
+    return sum(r.answer_source == "chosen" for r in records) / len(records) if records else 0.0
 
 
 def run_settings(student: "Student", condition: Condition, knowledge: Searches | None, reranker: Reranks | None,
@@ -287,9 +255,19 @@ def _rewrite_clean(path: Path, records: Iterable[EvalRecord]) -> None:
         path.write_text("".join(r.to_json() + "\n" for r in records), encoding="utf-8")
 
 
-def _progress(items: Sequence[Question], show: bool, name: str) -> Iterable[Question]:
+def _batches(questions: Sequence[Question], size: int) -> list[Sequence[Question]]:
+    if size < 1:
+        raise ConfigError(f"batch size must be at least 1, got {size}")
+    return [questions[start : start + size] for start in range(0, len(questions), size)]
+
+
+def _progress(batches: list[Sequence[Question]], show: bool, name: str, total: int) -> Iterator[Sequence[Question]]:
     if not show:
-        return items
+        yield from batches
+        return
     from tqdm.auto import tqdm
 
-    return tqdm(items, desc=f"evaluate {name}", unit="question")
+    with tqdm(total=total, desc=f"evaluate {name}", unit="question") as bar:
+        for batch in batches:
+            yield batch
+            bar.update(len(batch))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from kard.config import GenerationConfig, RetrievalConfig
-from kard.evaluation import CONDITIONS, EvalRecord, EvalResult, Reranks, Searches, evaluate
+from kard.evaluation import CONDITIONS, EvalRecord, EvalResult, Reranks, Searches, chosen_share, evaluate
 from kard.metrics import compare_paired, score
 from kard.records import Question
 
@@ -51,6 +51,7 @@ def run_rows(
     samples: int = 1,
     oracle: Mapping[str, str] | None = None,
     progress: bool = True,
+    batch_size: int = 16,
 ) -> list[Row]:
     """Evaluate every condition that has a student (students keyed by condition name).
 
@@ -71,7 +72,7 @@ def run_rows(
                 continue  # a single answer letter: sampling adds nothing to compare
             result = evaluate(student, questions, CONDITIONS[name], out=out_dir / f"{name}-{decoding}.jsonl",
                               knowledge=knowledge, reranker=reranker, retrieval=retrieval, generation=config,
-                              oracle=oracle, progress=progress)
+                              oracle=oracle, progress=progress, batch_size=batch_size)
             rows.append(Row(name, decoding, result))
             log.info("%s (%s): %.1f%%", name, decoding, 100 * result.score.accuracy)
     return rows
@@ -107,15 +108,17 @@ def markdown_table(rows: Sequence[Row], dataset: str, note: str = "") -> str:
     """The rows with 95% Wilson intervals, then paired tests of KARD against each other row."""
     paper = PAPER_FLAN_T5_BASE.get(dataset, {})
     lines = [
-        "| condition | decoding | questions | accuracy % | 95% CI | unanswered % | paper, Flan-T5-base % |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| condition | decoding | questions | accuracy % | 95% CI | unanswered % | chosen by letter prob. % "
+        "| paper, Flan-T5-base % |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         score = row.result.score
         low, high = score.interval
         reference = f"{paper[row.condition]:.2f}" if row.condition in paper and row.decoding == "greedy" else ""
         lines.append(f"| {row.condition} | {row.decoding} | {score.total} | {100 * score.accuracy:.1f} | "
-                     f"{100 * low:.0f}-{100 * high:.0f} | {100 * score.unanswered_share:.1f} | {reference} |")
+                     f"{100 * low:.0f}-{100 * high:.0f} | {100 * score.unanswered_share:.1f} | "
+                     f"{100 * chosen_share(row.result.records):.1f} | {reference} |")
     comparisons = paired_lines(rows)
     if comparisons:
         lines += ["", "Paired on the same questions (exact McNemar test; p >= 0.05 means the difference "

@@ -26,13 +26,17 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Protocol, Se
 from kard.config import DEFAULT_STUDENT, GenerationConfig, RetrievalConfig
 from kard.errors import ConfigError, DataError
 from kard.metrics import majority_vote
-from kard.prompts import PROMPT_VERSION, parse_options, student_input
+from kard.prompts import PROMPT_VERSION, answer_only_input, parse_options, student_input
 from kard.records import Hit, Prediction, Question, Sample, Timings
 
 if TYPE_CHECKING:  # pragma: no cover
     from kard.student import Student
 
 log = logging.getLogger(__name__)
+
+
+ANSWER_ONLY_NEW_TOKENS = 8
+"""The fine-tuning baseline writes only the answer letter."""
 
 
 class Reranks(Protocol):
@@ -181,10 +185,18 @@ def _longest_prefix(text: str, ids: Callable[[str], list[int]], decode: Callable
 
 
 class Pipeline:
-    """Knowledge base + optional reranker + student -> Prediction."""
+    """Knowledge base + optional reranker + student -> Prediction.
 
-    def __init__(self, knowledge: Searches, student: "Student", reranker: Reranks | None = None,
-                 retrieval: RetrievalConfig = RetrievalConfig(), generation: GenerationConfig = GenerationConfig()):
+    The one answering path of KARD Studio: the app, `kard ask` and evaluation all use it. Without a
+    knowledge base it is the reasoning-distillation setting (no passages); `answer_only` is the
+    fine-tuning baseline (question -> letter); `answer_many` answers a batch (greedy: one padded
+    `generate` call), and its `queries` replace the retrieval query per question (the oracle row
+    searches with the teacher's rationale).
+    """
+
+    def __init__(self, knowledge: Searches | None, student: "Student", reranker: Reranks | None = None,
+                 retrieval: RetrievalConfig = RetrievalConfig(), generation: GenerationConfig = GenerationConfig(),
+                 *, answer_only: bool = False):
         if retrieval.top_k < 1 or retrieval.candidates < 1:
             raise ConfigError("top_k and candidates must be at least 1. Fix: pass k >= 1")
         if retrieval.query not in QUERY_MODES:
@@ -193,7 +205,8 @@ class Pipeline:
         self.student = student
         self.reranker = reranker
         self.retrieval = retrieval
-        self.generation = generation
+        self.generation = replace(generation, max_new_tokens=ANSWER_ONLY_NEW_TOKENS) if answer_only else generation
+        self.answer_only = answer_only
 
     @classmethod
     def load(cls, student: str = DEFAULT_STUDENT, knowledge: Any = None, reranker: Any = None, dtype: str = "float32",
@@ -208,14 +221,19 @@ class Pipeline:
     def reranker_name(self) -> str | None:
         return None if self.reranker is None else str(getattr(self.reranker, "name", type(self.reranker).__name__))
 
-    def retrieve(self, question: Question) -> tuple[tuple[Hit, ...], tuple[Hit, ...], Timings]:
-        """(all candidates in BM25 order, with rerank scores when reranked; top-k passages; timings)."""
+    def retrieve(self, question: Question, query: str | None = None) -> tuple[tuple[Hit, ...], tuple[Hit, ...], Timings]:
+        """(all candidates in BM25 order, with rerank scores when reranked; top-k passages; timings).
+
+        `query` replaces the question-based BM25 query (the oracle setting); it is never reranked.
+        """
         check_question(question)
+        if self.knowledge is None or self.answer_only:
+            return (), (), Timings()
         started = time.perf_counter()
-        query = retrieval_query(question, self.retrieval.query)
-        candidates = list(self.knowledge.search(query, self.retrieval.candidates))
+        text = query if query is not None else retrieval_query(question, self.retrieval.query)
+        candidates = list(self.knowledge.search(text, self.retrieval.candidates))
         retrieval_s = time.perf_counter() - started
-        if self.reranker is None:
+        if self.reranker is None or query is not None:
             return tuple(candidates), tuple(candidates[: self.retrieval.top_k]), Timings(retrieval_s=retrieval_s)
         started = time.perf_counter()
         reranked = list(self.reranker.rerank(question, candidates, k=None))
@@ -226,6 +244,9 @@ class Pipeline:
 
     def _fit(self, question: Question, passages: Sequence[Hit]) -> FittedPrompt:
         student = self.student
+        if self.answer_only or self.knowledge is None:
+            prompt = answer_only_input(question) if self.answer_only else student_input(question, with_knowledge=False)
+            return FittedPrompt(prompt, (), student.count_tokens(prompt), None)
         return fit_prompt(question, passages, student.count_tokens, student.text_ids, student.decode,
                           input_budget(student, self.generation))
 
@@ -244,6 +265,45 @@ class Pipeline:
                           total_s=time.perf_counter() - started)
         return self._prediction(question, candidates, fitted, samples, timings)
 
+    def answer_many(self, questions: Sequence[Question], queries: Mapping[str, str] | None = None,
+                    batch_size: int = 16) -> list[Prediction]:
+        """Predictions for many questions: greedy in left-padded batches, sampling one question at a time.
+
+        Timings of a batched answer are its share of the batch (retrieval per question, generation
+        divided evenly); first-token time is not measured in a batch.
+        """
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+        queries = queries or {}
+        if self.generation.samples > 1:
+            return [self.answer(q) if q.id not in queries else self._answer_one(q, queries[q.id]) for q in questions]
+        predictions: list[Prediction] = []
+        for start in range(0, len(questions), batch_size):
+            predictions += self._answer_batch(questions[start : start + batch_size], queries)
+        return predictions
+
+    def _answer_one(self, question: Question, query: str) -> Prediction:
+        started = time.perf_counter()
+        candidates, passages, timings = self.retrieve(question, query)
+        fitted = self._fit(question, passages)
+        samples = self.student.generate(fitted.prompt, self.generation, letters=question.letters)
+        timings = replace(timings, generation_s=time.perf_counter() - started - timings.retrieval_s,
+                          total_s=time.perf_counter() - started)
+        return self._prediction(question, candidates, fitted, samples, timings)
+
+    def _answer_batch(self, questions: Sequence[Question], queries: Mapping[str, str]) -> list[Prediction]:
+        retrieved = [self.retrieve(q, queries.get(q.id)) for q in questions]
+        fitted = [self._fit(q, passages) for q, (_, passages, _) in zip(questions, retrieved)]
+        started = time.perf_counter()
+        samples = self.student.generate_batch([f.prompt for f in fitted], self.generation,
+                                              letters=[q.letters for q in questions])
+        share = (time.perf_counter() - started) / len(questions)
+        return [
+            self._prediction(q, candidates, fit, [sample], replace(timings, generation_s=share,
+                                                                      total_s=timings.retrieval_s + (timings.rerank_s or 0) + share))
+            for q, (candidates, _, timings), fit, sample in zip(questions, retrieved, fitted, samples)
+        ]
+
     def stream(self, question: Question) -> Iterator[str | Prediction]:
         """Text chunks of the (first) sample as decoded, then the final Prediction.
 
@@ -256,7 +316,7 @@ class Pipeline:
         generation_started = time.perf_counter()
         text = self.student.start_stream(fitted.prompt, self.generation, letters=question.letters)
         yield from text
-        samples = [text.sample]
+        samples = [self.student.with_answer(fitted.prompt, text.sample, question.letters)]
         if self.generation.samples > 1:
             more = replace(self.generation, seed=self.generation.seed + 1)
             samples += self.student.generate(fitted.prompt, more, letters=question.letters, n=self.generation.samples - 1)

@@ -98,6 +98,7 @@ class Sample:
     rationale: str
     answer: str | None
     tokens_out: int = 0
+    answer_source: str = "parsed"  # "parsed" from the text, "chosen" by letter probability, "none"
 
 
 @dataclass(frozen=True)

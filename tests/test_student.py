@@ -166,7 +166,7 @@ def test_stream_yields_the_greedy_text(kind: str, chat: Student, t5: Student) ->
     chunks = list(stream)
     assert len(chunks) >= 1
     assert "".join(chunks).strip() == greedy.raw_output
-    assert stream.sample == greedy
+    assert student.with_answer(PROMPT, stream.sample, ()) == greedy  # the parse, then the same fallback
     assert stream.first_token_s is not None
     assert "".join(student.stream(PROMPT, SHORT)).strip() == greedy.raw_output
 
@@ -218,3 +218,28 @@ def test_packaged_smollm2_answers_offline() -> None:
     assert student.uses_chat_template and not student.is_encoder_decoder
     sample = student.generate(PROMPT, GenerationConfig(max_new_tokens=48), letters=QUESTION.letters)[0]
     assert sample.raw_output.strip() and sample.tokens_out > 0
+
+
+def test_batched_greedy_equals_one_prompt_at_a_time(chat: Student) -> None:
+    other = Question(id="q2", text="What do fish breathe with underwater in lakes and rivers?",
+                     options={"A": "gills", "B": "lungs", "C": "skin"}, answer="A")
+    prompts = [PROMPT, student_input(other, []), student_input(QUESTION, [])]
+    letters = [QUESTION.letters, other.letters, QUESTION.letters]
+    batched = chat.generate_batch(prompts, SHORT, letters=letters)
+    single = [chat.generate(prompt, SHORT, letters=valid)[0] for prompt, valid in zip(prompts, letters)]
+    assert [s.raw_output for s in batched] == [s.raw_output for s in single]
+    assert batched == single
+
+
+def test_batched_generation_refuses_sampling(chat: Student) -> None:
+    with pytest.raises(ConfigError, match="greedy only"):
+        chat.generate_batch([PROMPT], GenerationConfig(max_new_tokens=4, samples=3))
+
+
+def test_unreadable_answer_is_chosen_by_the_models_letter_probabilities(chat: Student) -> None:
+    unreadable = Sample(raw_output="plants use light", rationale="plants use light", answer=None)
+    chosen = chat.with_answer(PROMPT, unreadable, ("A", "B"))
+    assert chosen.answer in ("A", "B") and chosen.answer_source == "chosen"
+    assert chosen.answer == chat.likeliest_letter(PROMPT, "plants use light", ("A", "B"))
+    parsed = Sample(raw_output="Answer: B", rationale="", answer="B")
+    assert chat.with_answer(PROMPT, parsed, ("A", "B")) is parsed

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from kard.config import GenerationConfig, RetrievalConfig
 from kard.errors import ConfigError, DataError
+from kard.evaluation import chosen_share
 from kard.records import Question
 
 DATASETS = ("strategyqa", "obqa", "medqa", "demo")
@@ -47,6 +48,10 @@ def _question_arguments(parser: argparse.ArgumentParser) -> None:
                         help="knowledge base: an index folder, or passages files (default: the demo passages)")
     parser.add_argument("--k", type=int, default=RetrievalConfig.top_k, help="passages given to the student")
     parser.add_argument("--candidates", type=int, default=RetrievalConfig.candidates, help="BM25 candidates to rerank")
+    parser.add_argument("--query", choices=("question+options", "question"), default=RetrievalConfig.query,
+                        help="BM25 query (default %(default)s; 'question' is the paper's setting)")
+    parser.add_argument("--batch-size", type=int, default=16,
+                        help="questions per greedy generate call (left-padded batches; default %(default)s)")
     parser.add_argument("--samples", type=int, default=1, help="self-consistency samples (1 = greedy only)")
     parser.add_argument("--max-new-tokens", type=int, default=GenerationConfig.max_new_tokens)
     parser.add_argument("--oracle-rationales", type=Path, default=None,
@@ -98,7 +103,7 @@ def teacher_answers(path: Path) -> dict[str, str | None]:
 
 
 def _configs(args: argparse.Namespace) -> tuple[RetrievalConfig, GenerationConfig]:
-    retrieval = RetrievalConfig(top_k=args.k, candidates=args.candidates)
+    retrieval = RetrievalConfig(top_k=args.k, candidates=args.candidates, query=args.query)
     generation = GenerationConfig(max_new_tokens=args.max_new_tokens, samples=args.samples)
     return retrieval, generation
 
@@ -125,13 +130,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     result = evaluate(student, questions, condition, out=args.out / f"{condition.name}-{decoding}.jsonl",
                       knowledge=knowledge, reranker=_reranker(args.reranker), retrieval=retrieval,
-                      generation=generation, oracle=oracle_rationales(args, questions), progress=not args.no_progress)
+                      generation=generation, oracle=oracle_rationales(args, questions), progress=not args.no_progress,
+                      batch_size=args.batch_size)
+    chosen = chosen_share(result.records)
     summary = {"dataset": args.dataset, "condition": condition.name, "decoding": decoding,
                "student": student.name, "questions": result.score.total, "accuracy": result.score.accuracy,
-               "unanswered": result.score.unanswered_share}
+               "unanswered": result.score.unanswered_share, "answer_chosen_by_letter_probability": chosen}
     (args.out / f"{condition.name}-{decoding}.summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"{args.dataset} {condition.name} ({decoding}): accuracy {100 * result.score.accuracy:.1f}% "
-          f"on {result.score.total} questions, unanswered {100 * result.score.unanswered_share:.1f}%")
+          f"on {result.score.total} questions, unanswered {100 * result.score.unanswered_share:.1f}%, "
+          f"answer chosen by letter probability (no readable 'Answer: X') {100 * chosen:.1f}%")
     return 0
 
 
@@ -154,7 +162,8 @@ def run_paper(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     rows = run_rows(students, questions, args.out, knowledge=open_knowledge(args.kb, retrieval),
                     reranker=_reranker(args.reranker), retrieval=retrieval, generation=generation,
-                    samples=args.samples, oracle=oracle_rationales(args, questions), progress=not args.no_progress)
+                    samples=args.samples, oracle=oracle_rationales(args, questions), progress=not args.no_progress,
+                    batch_size=args.batch_size)
     teachers = [teacher_row(questions, teacher_answers(path), label=f"recorded ({path.stem})")
                 for path in args.teacher_rationales]
     rows = teachers + rows
