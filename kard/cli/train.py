@@ -14,7 +14,7 @@ import logging
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 
-from kard.config import DEFAULT_RERANKER_BACKBONE, DEFAULT_STUDENT, RerankerTrainingConfig, StudentTrainingConfig
+from kard.config import BASE_STUDENT, DEFAULT_RERANKER_BACKBONE, RerankerTrainingConfig, StudentTrainingConfig
 from kard.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     student = subparsers.add_parser("train-student", help="fine-tune the student on KARD examples (Trainer)")
     student.add_argument("--examples", type=Path, required=True, help="JSONL from build-examples (or export)")
     student.add_argument("--eval-examples", type=Path, default=None, help="JSONL scored for loss after training")
-    student.add_argument("--student", default=DEFAULT_STUDENT, help="folder, hub id or package:NAME (default %(default)s)")
+    student.add_argument("--student", default=BASE_STUDENT,
+                         help="model to train: folder, adapter folder, hub id or package:NAME (default %(default)s, untrained)")
     student.add_argument("--out", type=Path, required=True, help="folder for checkpoints and the trained student")
     student.add_argument("--limit", type=int, default=None, help="first N examples only")
     student.add_argument("--steps", type=int, default=StudentTrainingConfig.max_steps, help="optimizer steps (0 = epochs)")
