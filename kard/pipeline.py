@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Protocol, Se
 from kard.config import DEFAULT_STUDENT, GenerationConfig, RetrievalConfig
 from kard.errors import ConfigError, DataError
 from kard.metrics import majority_vote
-from kard.prompts import PROMPT_VERSION, answer_only_input, parse_options, student_input
+from kard.prompts import MAX_OPTIONS, PROMPT_VERSION, answer_only_input, parse_options, student_input
 from kard.records import Hit, Prediction, Question, Sample, Timings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -61,7 +61,7 @@ def make_question(text: str, options: str | Mapping[str, str], qid: str = "user"
 
 
 def check_question(question: Question) -> None:
-    """Raise DataError for a question the student cannot answer: empty text, < 2 options, odd letters."""
+    """Raise DataError for a question the student cannot answer: empty text, < 2 or > 26 options, odd letters."""
     if not isinstance(question, Question):
         raise DataError(
             f"expected a Question, got {type(question).__name__}",
@@ -73,6 +73,11 @@ def check_question(question: Question) -> None:
         raise DataError(
             f"question {question.id!r} has {len(question.options)} option(s); a multiple-choice question needs 2 or more",
             fix="give options as 'A) first B) second'",
+        )
+    if len(question.options) > MAX_OPTIONS:
+        raise DataError(
+            f"question {question.id!r} has {len(question.options)} options; at most {MAX_OPTIONS} (A-Z) are supported",
+            fix=f"keep at most {MAX_OPTIONS} options",
         )
     bad = [letter for letter in question.options if len(letter) != 1 or not letter.isalpha() or not letter.isupper()]
     empty = [letter for letter, text in question.options.items() if not str(text).strip()]

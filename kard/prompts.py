@@ -26,7 +26,8 @@ _ANSWER_LINE_START = re.compile(r"^[ \t]*(?:the\s+|final\s+)?answer\s*(?:is|:)",
 _LETTER_MENTION = re.compile(r"(?:\(([A-Z])\)|\boption\s+([A-Z])\b|\b([A-Z])[\.\)](?=\s|$))")
 _YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 _BARE_LETTER = re.compile(r"^\s*[\(\[]?([A-Z])[\)\]\.:]?\s*(?:\n|$)")  # " B": the answer-only baseline's output
-_OPTION_MARK = re.compile(r"(?:^|\s|\n)\(?([A-Za-z])[\)\.:]\s+")
+_OPTION_MARK = re.compile(r"(?:^|\s)\(?([A-Za-z])([\)\.:])(?=\s)")  # the whitespace after stays for the next mark
+_LINE_LABEL = re.compile(r"^\(?([A-Za-z])([\)\.:])\s+")
 
 
 def format_options(options: Mapping[str, str]) -> str:
@@ -94,28 +95,80 @@ def parse_answer(text: str, letters: Sequence[str]) -> tuple[str, str | None]:
     return rationale, None
 
 
+MAX_OPTIONS = 26
+"""Options are lettered A to Z, so a question has at most 26."""
+_HOW_TO_WRITE = "write options as 'A) first B) second', or one option per line"
+_RELETTER = "letter the options once each, in order ('A) first B) second C) third'), or give one option a line without letters"
+
+
 def parse_options(text: str) -> dict[str, str]:
     """Read options typed by a person: "A) x B) y", "A. x\\nB. y", "(A) x (B) y", or one per line.
 
-    Lines without letters get A, B, C... in order. Raises DataError when fewer than two options.
+    Lines without letters get A, B, C... in order. Raises DataError when fewer than two options,
+    more than MAX_OPTIONS, or options lettered by the person with a repeated or skipped letter.
     """
     text = text.strip()
-    marks = list(_OPTION_MARK.finditer(" " + text))
-    letters = [m.group(1).upper() for m in marks]
-    expected = [chr(ord("A") + i) for i in range(len(letters))]
-    if len(marks) >= 2 and letters == expected:
-        padded = " " + text
-        options = {}
-        for i, mark in enumerate(marks):
-            end = marks[i + 1].start() if i + 1 < len(marks) else len(padded)
-            options[letters[i]] = padded[mark.end() : end].strip()
+    labelled = _labelled_options(text)
+    if labelled is not None:
+        options = labelled
     else:
         lines = [line.strip() for line in re.split(r"[\n;|]", text) if line.strip()]
-        options = {chr(ord("A") + i): line for i, line in enumerate(lines)}
+        _check_option_count(len(lines))
+        options = {_letter(i): line for i, line in enumerate(lines)}
     options = {k: v for k, v in options.items() if v}
     if len(options) < 2:
-        raise DataError(
-            f"could not read at least two options from {text[:80]!r}",
-            fix="write options as 'A) first B) second', or one option per line",
-        )
+        raise DataError(f"could not read at least two options from {text[:80]!r}", fix=_HOW_TO_WRITE)
     return options
+
+
+def _letter(position: int) -> str:
+    return chr(ord("A") + position)
+
+
+def _check_option_count(count: int) -> None:
+    if count > MAX_OPTIONS:
+        raise DataError(f"{count} options given; at most {MAX_OPTIONS} (A-Z) are supported",
+                        fix=f"keep at most {MAX_OPTIONS} options, one per line or 'A) first B) second'")
+
+
+def _labelled_options(text: str) -> dict[str, str] | None:
+    """Options the person lettered ("A) x B) y", or one "A. x" a line); None when they are not lettered.
+
+    Letters must run A, B, C...: a repeated or skipped letter raises DataError instead of being relabelled.
+    """
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) >= 2 and all(_LINE_LABEL.match(line) for line in lines):
+        marks = [_LINE_LABEL.match(line) for line in lines]
+        return _in_order([m.group(1) for m in marks], [line[m.end():].strip() for line, m in zip(lines, marks)])
+    padded = " " + text
+    marks = list(_OPTION_MARK.finditer(padded))
+    if len(marks) >= 2 and _runs_in_order([m.group(1) for m in marks]):
+        return _split_at(padded, marks)
+    if not marks or marks[0].start() != 0:
+        return None  # not lettered: one option a line
+    same_style = [m for m in marks if m.group(2) == marks[0].group(2)]  # "A) Vitamin A. B) iron": the ")" marks
+    if len(same_style) < 2:
+        return None
+    letters = [m.group(1) for m in same_style]
+    return _in_order(letters, list(_split_at(padded, same_style).values()))
+
+
+def _split_at(padded: str, marks: Sequence[re.Match[str]]) -> dict[str, str]:
+    ends = [m.start() for m in marks[1:]] + [len(padded)]
+    return {m.group(1).upper(): padded[m.end():end].strip() for m, end in zip(marks, ends)}
+
+
+def _runs_in_order(letters: Sequence[str]) -> bool:
+    return [letter.upper() for letter in letters] == [_letter(i) for i in range(len(letters))]
+
+
+def _in_order(letters: Sequence[str], texts: Sequence[str]) -> dict[str, str]:
+    """letter -> text when the letters run A, B, C...; else a DataError naming the repeated or odd letter."""
+    upper = [letter.upper() for letter in letters]
+    repeated = next((letter for i, letter in enumerate(upper) if letter in upper[:i]), None)
+    if repeated is not None:
+        raise DataError(f"option letter {repeated} is used for more than one option", fix=_RELETTER)
+    if not _runs_in_order(upper):
+        expected = ", ".join(_letter(i) for i in range(len(upper)))
+        raise DataError(f"option letters {', '.join(upper)} do not run {expected}", fix=_RELETTER)
+    return dict(zip(upper, texts))

@@ -187,6 +187,14 @@ def test_make_question_reads_typed_options() -> None:
         make_question("", "A) x B) y")
 
 
+def test_more_than_26_options_is_a_clear_error() -> None:
+    options = {f"{chr(65 + i // 26)}{chr(65 + i % 26)}" if i >= 26 else chr(65 + i): f"option {i}" for i in range(27)}
+    with pytest.raises(DataError, match=r"27 options; at most 26 \(A-Z\) are supported.*Fix"):
+        check_question(replace(QUESTION, options=options))
+    with pytest.raises(DataError, match="at most 26"):
+        make_question("Which?", "\n".join(f"option {i}" for i in range(30)))
+
+
 def test_cli_ask_prints_passages_answer_and_timings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from kard.__main__ import main
 

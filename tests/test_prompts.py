@@ -73,3 +73,31 @@ def test_parse_options_formats(text):
 def test_parse_options_needs_two():
     with pytest.raises(DataError, match="at least two options"):
         parse_options("just one")
+
+
+@pytest.mark.parametrize("text", ["A) sugar A) salt B) water", "A) sugar\nA) salt\nB) water", "a. sugar\na. salt"])
+def test_parse_options_refuses_a_repeated_letter(text):
+    with pytest.raises(DataError, match=r"option letter A is used for more than one option.*Fix: letter the options"):
+        parse_options(text)
+
+
+@pytest.mark.parametrize("text", ["A) sugar C) salt", "A) sugar\nC) salt"])
+def test_parse_options_refuses_a_skipped_letter(text):
+    with pytest.raises(DataError, match=r"option letters A, C do not run A, B.*Fix"):
+        parse_options(text)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("A) Vitamin A. B) iron", {"A": "Vitamin A.", "B": "iron"}),
+    ("A) Vitamin C. B) iron", {"A": "Vitamin C.", "B": "iron"}),
+    ("A) Vitamin A.\nB) iron", {"A": "Vitamin A.", "B": "iron"}),
+    ("A) a long\nanswer B) short", {"A": "a long\nanswer", "B": "short"}),
+])
+def test_parse_options_letters_inside_option_text(text, expected):
+    assert parse_options(text) == expected
+
+
+def test_parse_options_allows_at_most_26():
+    assert list(parse_options("\n".join(f"option {i}" for i in range(26))))[-1] == "Z"
+    with pytest.raises(DataError, match=r"30 options given; at most 26 \(A-Z\) are supported.*Fix"):
+        parse_options("\n".join(f"option {i}" for i in range(30)))
