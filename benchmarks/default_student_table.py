@@ -1,0 +1,70 @@
+"""The shipped-student comparison table from `evaluate_default_student.sh` results.
+
+    python benchmarks/default_student_table.py runs/default-student/eval > table.md
+
+One row per (question set, student): accuracy with its 95% Wilson interval, the share of answers
+read from the text vs chosen by letter probability, unanswered, and how often each letter was
+answered (a constant answer shows up here); then exact McNemar tests of KARD against the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from pathlib import Path
+
+from kard.evaluation import EvalRecord, chosen_share, read_records
+from kard.metrics import compare_paired, score
+
+STUDENTS = ("kard", "finetune", "untrained")
+SETS = {"obqa": "OpenBookQA dev", "strategyqa": "StrategyQA held-out", "medqa": "MedQA held-out", "demo": "demo questions"}
+
+
+def results_file(folder: Path) -> Path | None:
+    found = sorted(p for p in folder.glob("*.jsonl"))
+    return found[0] if found else None
+
+
+def row(set_name: str, student: str, records: list[EvalRecord]) -> str:
+    result = score([r.answer for r in records], [r.gold for r in records])
+    low, high = result.interval
+    letters = Counter(r.answer or "-" for r in records)
+    spread = " ".join(f"{letter} {count}" for letter, count in sorted(letters.items()))
+    return (f"| {SETS.get(set_name, set_name)} | {student} | {result.total} | {100 * result.accuracy:.1f} | "
+            f"{100 * low:.1f}-{100 * high:.1f} | {100 * (1 - chosen_share(records) - result.unanswered_share):.1f} | "
+            f"{100 * chosen_share(records):.1f} | {100 * result.unanswered_share:.1f} | {spread} |")
+
+
+def paired(set_name: str, records: dict[str, list[EvalRecord]]) -> list[str]:
+    if "kard" not in records:
+        return []
+    kard = {r.question_id: r.correct for r in records["kard"]}
+    lines = []
+    for other in STUDENTS[1:]:
+        if other in records:
+            test = compare_paired(kard, {r.question_id: r.correct for r in records[other]})
+            lines.append(f"- {SETS.get(set_name, set_name)}, kard vs {other}: right only with kard {test.only_first}, "
+                         f"only with {other} {test.only_second}; exact McNemar p = {test.p_value:.3f}")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("eval_dir", type=Path)
+    args = parser.parse_args()
+    lines = ["| questions | student | n | accuracy % | 95% CI | answer read % | answer chosen by letter prob. % "
+             "| unanswered % | answers given |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    tests: list[str] = []
+    for set_name in SETS:
+        loaded = {}
+        for student in STUDENTS:
+            path = results_file(args.eval_dir / set_name / student)
+            if path is not None:
+                loaded[student] = list(read_records(path).values())
+                lines.append(row(set_name, student, loaded[student]))
+        tests += paired(set_name, loaded)
+    print("\n".join(lines + ["", *tests]))
+
+
+if __name__ == "__main__":
+    main()
