@@ -82,8 +82,9 @@ def default_questions(config: AppConfig) -> list:
 
 
 def make_studio(config: AppConfig) -> Studio:
+    questions = default_questions(config)  # before the store: a bad question file must not leave a new database
     store = AnnotationStore(config.annotations_db, read_only=config.mode == "demo")
-    return Studio(default_pipeline_factory(config), store, default_questions(config),
+    return Studio(default_pipeline_factory(config), store, questions,
                   teacher_factory=default_teacher_factory(), mode=config.mode,
                   max_question_chars=config.max_question_chars, curators=config.curators)
 
@@ -387,9 +388,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = vars(parse_args(argv))
     try:
-        config = AppConfig.from_env(**args)
+        config = AppConfig.from_env(**args)  # checks every setting given
+        options = launch_options(config)  # the curator login, before make_studio creates the database
         studio = make_studio(config)
-        options = launch_options(config)
     except KardError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

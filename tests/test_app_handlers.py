@@ -282,6 +282,62 @@ def test_app_config_from_env_and_flags(monkeypatch):
     assert "s3cret" not in repr(config)
 
 
+APP_SETTINGS = ("KARD_MODE", "GRADIO_SERVER_PORT", "KARD_ANNOTATIONS_DB", "KARD_STUDENT", "KARD_RERANKER",
+                "KARD_QUESTIONS", "KARD_KNOWLEDGE", "KARD_CURATOR_USER", "KARD_CURATOR_PASSWORD", "SPACE_ID")
+
+
+@pytest.fixture
+def bare_env(monkeypatch, tmp_path):
+    """No app settings in the environment; the current folder is an empty tmp_path."""
+    import app  # imported before the chdir, which would hide it
+
+    monkeypatch.setattr(app, "build_app", lambda *args, **kwargs: pytest.fail("the app started despite a bad setting"))
+    for name in APP_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "not-a-db.db").write_text("hello, not SQLite\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize("env, flags, named", [
+    ({"GRADIO_SERVER_PORT": "abc"}, [], "GRADIO_SERVER_PORT='abc' is not a port number"),
+    ({}, ["--port", "70000"], "--port='70000' is outside the port range"),
+    ({"KARD_MODE": "admin"}, [], "KARD_MODE='admin' is not an app mode"),
+    ({"KARD_ANNOTATIONS_DB": "not-a-db.db"}, [], "KARD_ANNOTATIONS_DB='not-a-db.db' is not a SQLite database"),
+    ({"KARD_MODE": "curator", "KARD_CURATOR_USER": "u", "KARD_CURATOR_PASSWORD": "p"},
+     ["--annotations", "not-a-db.db"], "--annotations='not-a-db.db' is not a SQLite database"),
+    ({"KARD_STUDENT": "./runs/no-such-student"}, [], "KARD_STUDENT='./runs/no-such-student' is not an existing"),
+    ({"KARD_KNOWLEDGE": "no-such-passages.jsonl"}, [], "KARD_KNOWLEDGE='no-such-passages.jsonl' does not exist"),
+    ({}, ["--knowledge", "/dev/null"], "--knowledge='/dev/null' is not a regular file"),
+    ({"KARD_RERANKER": "runs/no/such-reranker"}, [], "KARD_RERANKER='runs/no/such-reranker': reranker"),
+    ({"KARD_QUESTIONS": "no-such-questions.jsonl"}, [], "KARD_QUESTIONS='no-such-questions.jsonl' does not exist"),
+    ({"KARD_MODE": "curator"}, ["--annotations", "annotations/annotations.db"], "curator mode needs a login"),
+])
+def test_bad_settings_stop_the_app_at_start(bare_env, monkeypatch, capsys, env, flags, named):
+    import app
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    before = sorted(p.name for p in bare_env.iterdir())
+    assert app.main(["--no-preload", *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and named in err and "Fix: " in err and "\n" not in err
+    assert sorted(p.name for p in bare_env.iterdir()) == before  # no database, no folder
+
+
+def test_explicit_hub_ids_and_existing_paths_are_accepted(bare_env, monkeypatch):
+    from kard.config import AppConfig
+
+    (bare_env / "passages.jsonl").write_text('{"id": "p1", "title": "", "text": "fact"}\n')
+    monkeypatch.setenv("KARD_STUDENT", "org/name")
+    config = AppConfig.from_env(knowledge=bare_env / "passages.jsonl", port=8000)
+    assert (config.student, config.knowledge, config.port) == ("org/name", bare_env / "passages.jsonl", 8000)
+    assert AppConfig.from_env().student == "org/name"
+    monkeypatch.delenv("KARD_STUDENT")
+    assert AppConfig.from_env() == AppConfig()  # defaults (even a student folder not made yet) are not checked
+
+
 def test_unknown_mode_is_refused(store):
     with pytest.raises(KardError, match="KARD_MODE=demo or KARD_MODE=curator"):
         Studio(lambda: None, store, mode="admin")
