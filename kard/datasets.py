@@ -42,6 +42,9 @@ _OPTION_LINE = re.compile(r"^Option ([A-Z]): ?", re.MULTILINE)
 
 def _read_text(path: str | Path) -> tuple[Path, str]:
     path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise DataError("the path is a device, pipe or socket, not a data file", path=path,
+                        fix="point to a saved data file (.jsonl, .json or .txt)")
     if not path.is_file():
         what = "is a folder, not a file" if path.is_dir() else "does not exist"
         raise DataError(f"the file {what}", path=path, fix="check the path (relative paths start at the current folder)")
@@ -50,6 +53,9 @@ def _read_text(path: str | Path) -> tuple[Path, str]:
     except UnicodeDecodeError as error:
         raise DataError(f"the file is not UTF-8 text ({error.reason} at byte {error.start})", path=path,
                         fix="save the file as UTF-8") from None
+    except OSError as error:
+        raise DataError(f"the file cannot be read ({error.strerror})", path=path,
+                        fix="make it readable, or point to a copy you can read") from None
     if not text.strip():
         raise DataError("the file is empty", path=path, fix="point to a file with at least one record")
     return path, text

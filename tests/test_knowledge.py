@@ -206,12 +206,30 @@ def test_cli_rank_bm25_and_facts_file(tmp_path: Path, capsys: pytest.CaptureFixt
     (["search", "--index", "{tmp}/kb", " "], "the query is empty"),
     (["search", "--index", "{tmp}/kb", "cat", "-k", "0"], "k must be a whole number of at least 1"),
     (["index", "--passages", "{tmp}/none.jsonl", "--out", "{tmp}/x"], "none.jsonl: the file does not exist"),
+    (["index", "--passages", "/dev/null", "--out", "{tmp}/x"], "/dev/null: the path is a device, pipe or socket"),
+    (["index", "--passages", "{tmp}/kb/passages.jsonl", "--out", "{tmp}/kb/meta.json"], "is a file, not a folder"),
+    (["index", "--passages", "{tmp}/kb/passages.jsonl", "--out", "{tmp}/kb/meta.json/x"], "cannot create the folder"),
 ])
 def test_cli_errors_exit_2_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture, argv, message) -> None:
     KnowledgeBase.build(FOUR).save(tmp_path / "kb")
     assert main([arg.format(tmp=tmp_path) for arg in argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and "Fix:" in err and "Traceback" not in err
+    assert err.count("\n") == 1 and not (tmp_path / "x").exists()
+
+
+def test_cli_index_write_failure_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch) -> None:
+    KnowledgeBase.build(FOUR).save(tmp_path / "kb")
+
+    def disk_full(self, folder):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(KnowledgeBase, "save", disk_full)
+    argv = ["index", "--passages", str(tmp_path / "kb" / "passages.jsonl"), "--out", str(tmp_path / "new"), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --out ") and "No space left on device" in err and "Fix:" in err
+    assert err.count("\n") == 1
 
 
 # ---------------------------------------------------------------- real StrategyQA
