@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 TABLE = "revisions"
 ERROR_TAGS: tuple[str, ...] = ("wrong knowledge", "reasoning error", "hallucination", "irrelevant passages", "other")
 RELEVANCE_MARKS: tuple[str, ...] = ("relevant", "irrelevant")
+MAX_RATIONALE_CHARS = 8_000
+"""A corrected rationale: far past the ~600 characters of the 128 tokens a student writes; refuse longer."""
+MAX_NOTE_CHARS = 2_000
+"""A curator's note on a correction."""
 _SECRET_KEY = re.compile(r"api[_-]?key|secret|passw|authori[sz]ation|(^|_)(auth|access|bearer|api)_?token", re.IGNORECASE)
 T = TypeVar("T")
 
@@ -148,7 +152,16 @@ def _scrub(decoding: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in dict(decoding).items() if not _SECRET_KEY.search(str(k))}
 
 
+def check_sizes(rationale: str, note: str) -> None:
+    """Raise DataError when the corrected rationale or the note is longer than its limit."""
+    for name, text, limit in (("corrected rationale", rationale, MAX_RATIONALE_CHARS), ("note", note, MAX_NOTE_CHARS)):
+        if len(text) > limit:
+            raise DataError(f"the {name} has {len(text):,} characters; the limit is {limit:,}",
+                            fix=f"shorten the {name} to at most {limit:,} characters")
+
+
 def _validate(c: Correction) -> None:
+    check_sizes(c.rationale, c.note)
     if not c.item_id.strip():
         raise DataError("the correction has no item id", fix="build it from the question (item_id_for)")
     if not c.rationale.strip():

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from kard import views
-from kard.annotations import ERROR_TAGS, AnnotationStore, Correction, PassageRecord, item_id_for
+from kard.annotations import ERROR_TAGS, AnnotationStore, Correction, PassageRecord, check_sizes, item_id_for
 from kard.errors import DataError, KardError
 from kard.prompts import PROMPT_VERSION, format_options, parse_answer, parse_options
 from kard.records import Hit, Passage, Prediction, Question, Rationale, Timings
@@ -395,6 +395,10 @@ class Studio:
         rationale = (rationale or "").strip()
         if not rationale:
             raise InputError("The corrected rationale is empty. Fix: write or paste a rationale before saving")
+        try:
+            check_sizes(rationale, (note or "").strip())
+        except DataError as error:
+            raise InputError(f"Not saved: {error}") from None
         if answer not in question.options:
             raise InputError(f"Choose the correct answer ({', '.join(question.letters)}) before saving")
         stated = parse_answer(rationale, question.letters)[1]

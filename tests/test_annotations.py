@@ -100,7 +100,9 @@ def test_latest_shows_only_the_current_revision(store):
     ({"answer": "E"}, "not one of the options"),
     ({"rating": 7}, "outside 1-5"),
     ({"tags": ("typo",)}, "unknown error tags"),
-])
+    ({"rationale": "x" * 8_001}, "corrected rationale has 8,001 characters; the limit is 8,000"),
+    ({"note": "n" * 1_000_000}, "note has 1,000,000 characters; the limit is 2,000"),
+], ids=["empty", "answer", "rating", "tags", "long-rationale", "long-note"])
 def test_bad_corrections_are_refused(store, bad, message):
     with pytest.raises(DataError, match=message):
         store.save(correction(**bad))

@@ -179,6 +179,18 @@ def test_bad_saves_give_messages(store, kwargs, message):
         s.save(**args)
 
 
+@pytest.mark.parametrize("rationale, note, message", [
+    ("x" * 1_000_000, "", "corrected rationale has 1,000,000 characters; the limit is 8,000"),
+    ("Vitamin C. Answer: A", "n" * 1_000_000, "note has 1,000,000 characters; the limit is 2,000"),
+], ids=["rationale", "note"])
+def test_oversized_rationale_or_note_is_refused_and_nothing_stored(store, rationale, note, message):
+    s = studio(store)
+    with pytest.raises(InputError, match=f"Not saved: the {message}. Fix: shorten the"):
+        s.save(asked(s), rationale, "A", 3, [], [], note, True, "alice")
+    assert store.count() == 0
+    assert s.save(asked(s), "x" * 8_000, "A", 3, [], [], "n" * 2_000, True, "alice").saved  # at the limits
+
+
 def test_demo_mode_is_read_only(store):
     s = studio(store, mode="demo")
     with pytest.raises(InputError, match="read-only demo"):
