@@ -98,7 +98,8 @@ def parse_answer(text: str, letters: Sequence[str]) -> tuple[str, str | None]:
 MAX_OPTIONS = 26
 """Options are lettered A to Z, so a question has at most 26."""
 _HOW_TO_WRITE = "write options as 'A) first B) second', or one option per line"
-_RELETTER = "letter the options once each, in order ('A) first B) second C) third'), or give one option a line without letters"
+_RELETTER = ("letter the options once each, in order ('A) first B) second C) third'), "
+             "or give one option a line without letters")
 
 
 def parse_options(text: str) -> dict[str, str]:

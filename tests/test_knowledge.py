@@ -225,7 +225,8 @@ def test_cli_index_write_failure_is_one_line(tmp_path: Path, capsys: pytest.Capt
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(KnowledgeBase, "save", disk_full)
-    argv = ["index", "--passages", str(tmp_path / "kb" / "passages.jsonl"), "--out", str(tmp_path / "new"), "--no-progress"]
+    argv = ["index", "--passages", str(tmp_path / "kb" / "passages.jsonl"), "--out", str(tmp_path / "new"),
+            "--no-progress"]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --out ") and "No space left on device" in err and "Fix:" in err
