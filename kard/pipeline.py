@@ -25,9 +25,15 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Protocol, Se
 
 from kard.config import DEFAULT_STUDENT, GenerationConfig, RetrievalConfig
 from kard.errors import ConfigError, DataError
+from kard.kinds import decide_kind, gold_for, options_for
 from kard.metrics import majority_vote
-from kard.prompts import MAX_OPTIONS, PROMPT_VERSION, answer_only_input, parse_options, student_input
-from kard.records import Hit, Prediction, Question, Sample, Timings
+from kard.prompts import (
+    MAX_OPTIONS, PROMPT_VERSION, answer_only_input, normalise_free_answer, parse_free_answer, parse_options,
+    student_input,
+)
+from kard.records import (
+    CHOICE, OPEN, QUESTION_KINDS, YES_NO, YES_NO_OPTIONS, Hit, Prediction, Question, Sample, Timings,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from kard.student import Student
@@ -52,16 +58,32 @@ class Searches(Protocol):
 # ---------------------------------------------------------------- questions
 
 
-def make_question(text: str, options: str | Mapping[str, str], qid: str = "user", answer: str | None = None) -> Question:
-    """A Question from what a person typed; options as text ("A) .. B) ..") or a letter -> text dict."""
-    parsed = parse_options(options) if isinstance(options, str) else {str(k).strip().upper(): str(v).strip() for k, v in options.items()}
-    question = Question(id=qid, text=(text or "").strip(), options=parsed, answer=answer.strip().upper() if answer else None)
+def make_question(text: str, options: str | Mapping[str, str] | None = None, qid: str = "user",
+                  answer: str | None = None, kind: str | None = None) -> Question:
+    """A Question from what a person typed; options as text ("A) .. B) ..") or a letter -> text dict.
+
+    Without options it is a free question: yes/no or open, as `kard.kinds.decide_kind` reads the text;
+    `kind` ("choice", "yesno", "open"; None or "auto" = decide) overrides that. `answer` is a letter,
+    "yes"/"no" for a yes/no question, or the free text of an open question.
+    """
+    decision = decide_kind(text or "", options, kind)
+    typed = _typed_options(options) if decision.kind == CHOICE else {}
+    question = Question(id=qid, text=(text or "").strip(), options=options_for(decision.kind, typed),
+                        answer=gold_for(decision.kind, answer), kind=decision.kind)
     check_question(question)
     return question
 
 
+def _typed_options(options: str | Mapping[str, str] | None) -> dict[str, str]:
+    if isinstance(options, str):
+        return parse_options(options)
+    return {str(k).strip().upper(): str(v).strip() for k, v in (options or {}).items()}
+
+
 def check_question(question: Question) -> None:
-    """Raise DataError for a question the student cannot answer: empty text, < 2 or > 26 options, odd letters."""
+    """Raise DataError for a question the student cannot answer: empty text, an unknown kind, options that
+    do not fit the kind (< 2 or > 26 lettered options, odd letters; yes/no other than A. yes B. no; an open
+    question with options)."""
     if not isinstance(question, Question):
         raise DataError(
             f"expected a Question, got {type(question).__name__}",
@@ -69,6 +91,17 @@ def check_question(question: Question) -> None:
         )
     if not question.text.strip():
         raise DataError(f"question {question.id!r} has no text", fix="type a question")
+    if question.kind not in QUESTION_KINDS:
+        raise DataError(f"question {question.id!r} has the unknown kind {question.kind!r}",
+                        fix=f"use one of {', '.join(QUESTION_KINDS)}")
+    if question.kind == OPEN:
+        if question.options:
+            raise DataError(f"question {question.id!r} is open but has options {list(question.options)}",
+                            fix="drop the options, or ask it as a multiple-choice question (kind 'choice')")
+        return
+    if question.kind == YES_NO and dict(question.options) != dict(YES_NO_OPTIONS):
+        raise DataError(f"yes/no question {question.id!r} has the options {dict(question.options)}",
+                        fix="a yes/no question has exactly A. yes, B. no (make_question(text, kind='yesno'))")
     if len(question.options) < 2:
         raise DataError(
             f"question {question.id!r} has {len(question.options)} option(s); a multiple-choice question needs 2 or more",
@@ -92,8 +125,12 @@ QUERY_MODES = ("question", "question+options")
 
 
 def retrieval_query(question: Question, mode: str = "question") -> str:
-    """The BM25 query for a question: its text, or its text and option texts (RetrievalConfig.query)."""
-    if mode == "question":
+    """The BM25 query for a question: its text, or its text and option texts (RetrievalConfig.query).
+
+    Only a multiple-choice question adds its options: a typed yes/no question's "yes no" and an open
+    question's (absent) options carry no topic.
+    """
+    if mode == "question" or (mode == "question+options" and question.kind != CHOICE):
         return question.text
     if mode == "question+options":
         return " ".join([question.text, *question.options.values()])
@@ -321,7 +358,11 @@ class Pipeline:
         generation_started = time.perf_counter()
         text = self.student.start_stream(fitted.prompt, self.generation, letters=question.letters)
         yield from text
-        samples = [self.student.with_answer(fitted.prompt, text.sample, question.letters)]
+        # an open question has no letters to fall back on: its answer is read from the text alone
+        first = text.sample
+        if question.kind != OPEN:
+            first = self.student.with_answer(fitted.prompt, first, question.letters)
+        samples = [first]
         if self.generation.samples > 1:
             more = replace(self.generation, seed=self.generation.seed + 1)
             samples += self.student.generate(fitted.prompt, more, letters=question.letters, n=self.generation.samples - 1)
@@ -332,8 +373,11 @@ class Pipeline:
 
     def _prediction(self, question: Question, candidates: tuple[Hit, ...], fitted: FittedPrompt,
                     samples: Sequence[Sample], timings: Timings) -> Prediction:
-        answer, votes = majority_vote([s.answer for s in samples])
-        chosen = next((s for s in samples if s.answer == answer), samples[0])
+        samples = read_answers(question, samples)
+        keys = [vote_key(question, s.answer) for s in samples]
+        winner, votes = majority_vote(keys)
+        chosen = next((s for s, key in zip(samples, keys) if key == winner), samples[0])
+        answer = None if winner is None else chosen.answer
         decoding = {**self.student.decoding_settings(self.generation), "prompt_version": PROMPT_VERSION,
                     "top_k_passages": self.retrieval.top_k, "candidates": self.retrieval.candidates,
                     "query": self.retrieval.query}
@@ -346,6 +390,29 @@ class Pipeline:
             truncation=fitted.truncation, student_name=self.student.name, reranker_name=self.reranker_name,
             decoding=decoding,
         )
+
+
+def read_answers(question: Question, samples: Sequence[Sample]) -> list[Sample]:
+    """Samples with answers read for the question's kind: an open question's free text, never a letter.
+
+    The student parses letters (and may fall back on letter probabilities); for an open question the
+    answer is read again from the raw output with `parse_free_answer`.
+    """
+    if question.kind != OPEN:
+        return list(samples)
+    return [_free_answer(sample) for sample in samples]
+
+
+def _free_answer(sample: Sample) -> Sample:
+    rationale, answer = parse_free_answer(sample.raw_output)
+    return replace(sample, rationale=rationale, answer=answer, answer_source="parsed" if answer else "none")
+
+
+def vote_key(question: Question, answer: str | None) -> str | None:
+    """What self-consistency counts: the letter, or an open answer up to case, punctuation and article."""
+    if answer is None or question.kind != OPEN:
+        return answer
+    return normalise_free_answer(answer) or None
 
 
 def _load_knowledge(knowledge: Any, retrieval: RetrievalConfig) -> Any:

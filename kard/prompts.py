@@ -3,6 +3,10 @@
 The student reads `student_input(question, passages)` and learns to write `student_target(...)`:
 the rationale, then a last line `Answer: X`. `parse_answer` turns any generated text back into a
 (rationale, letter) pair and never raises on model output.
+
+An open question (`Question.kind == "open"`, kard.kinds) has no options: its prompt asks for a short
+answer on the last line (`Answer: <short answer>`), and `parse_free_answer` reads that text back,
+never a letter. `parse_question_answer` picks the parser for a question's kind.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import re
 from typing import Iterable, Mapping, Sequence
 
 from kard.errors import DataError
-from kard.records import Passage, Question
+from kard.records import CHOICE, OPEN, Passage, Question
 
 PROMPT_VERSION = "kard-v1"
 """Bump when a template changes: caches and annotations record it."""
@@ -21,6 +25,12 @@ STUDENT_INSTRUCTION = (
     "step by step, then give the letter of the answer on the last line as 'Answer: <letter>'."
 )
 
+OPEN_INSTRUCTION = (
+    "Answer the question. Use the knowledge if it helps, explain your reasoning step by step, then give a "
+    "short answer on the last line as 'Answer: <short answer>'."
+)
+"""The instruction of an open question (no options): the answer is free text, not a letter."""
+
 _ANSWER_LINE = re.compile(r"answer\s*(?:is|:)\s*[\(\[]?\s*([A-Za-z])\b[\)\]]?", re.IGNORECASE)
 _ANSWER_LINE_START = re.compile(r"^[ \t]*(?:the\s+|final\s+)?answer\s*(?:is|:)", re.IGNORECASE | re.MULTILINE)
 _LETTER_MENTION = re.compile(r"(?:\(([A-Z])\)|\boption\s+([A-Z])\b|\b([A-Z])[\.\)](?=\s|$))")
@@ -28,6 +38,12 @@ _YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 _BARE_LETTER = re.compile(r"^\s*[\(\[]?([A-Z])[\)\]\.:]?\s*(?:\n|$)")  # " B": the answer-only baseline's output
 _OPTION_MARK = re.compile(r"(?:^|\s)\(?([A-Za-z])([\)\.:])(?=\s)")  # the whitespace after stays for the next mark
 _LINE_LABEL = re.compile(r"^\(?([A-Za-z])([\)\.:])\s+")
+_FREE_ANSWER_LINE = re.compile(r"^[ \t]*(?:the\s+)?(?:final\s+)?answer\s*(?:is\s*:?|:)\s*(\S.*?)[ \t]*$",
+                               re.IGNORECASE | re.MULTILINE)
+_SO_THE_ANSWER = re.compile(r"\bthe\s+(?:final\s+)?answer\s+is[ \t:]+(.+?)(?=\.\s|\.?$|\n)",
+                            re.IGNORECASE | re.MULTILINE)
+_LETTER_ONLY = re.compile(r"^[\(\[]?[A-Z][\)\]\.:]?$")
+_ARTICLES = re.compile(r"^(?:the|an|a)\s+")
 
 
 def format_options(options: Mapping[str, str]) -> str:
@@ -39,9 +55,23 @@ def format_knowledge(passages: Iterable[Passage]) -> str:
     return "\n".join(p.as_knowledge() for p in passages)
 
 
+def instruction_for(question: Question) -> str:
+    """The student's instruction: pick a letter, or (open question) write a short answer."""
+    return OPEN_INSTRUCTION if question.kind == OPEN else STUDENT_INSTRUCTION
+
+
+def _question_lines(question: Question) -> list[str]:
+    """"Question: ..." and the lettered options (an open question has none)."""
+    return [f"Question: {question.text}", *([format_options(question.options)] if question.options else [])]
+
+
 def student_input(question: Question, passages: Sequence[Passage] = (), *, with_knowledge: bool = True) -> str:
-    """The KARD student prompt. `with_knowledge=False` gives the reasoning-distillation baseline."""
-    parts = [STUDENT_INSTRUCTION, "", f"Question: {question.text}", format_options(question.options)]
+    """The KARD student prompt. `with_knowledge=False` gives the reasoning-distillation baseline.
+
+    Multiple-choice and yes/no questions list their lettered options; an open question has none and
+    its instruction asks for a short free-text answer.
+    """
+    parts = [instruction_for(question), "", *_question_lines(question)]
     if with_knowledge:
         parts.append(f"Knowledge: {format_knowledge(passages)}")
     parts.append("Explanation:")
@@ -55,7 +85,7 @@ def student_target(rationale: str, answer: str) -> str:
 
 def answer_only_input(question: Question) -> str:
     """Prompt of the plain fine-tuning baseline (question -> answer, no rationale)."""
-    return "\n".join([f"Question: {question.text}", format_options(question.options), "Answer:"])
+    return "\n".join([*_question_lines(question), "Answer:"])
 
 
 def strip_answer_line(text: str) -> str:
@@ -93,6 +123,49 @@ def parse_answer(text: str, letters: Sequence[str]) -> tuple[str, str | None]:
         if words:
             return rationale, "A" if words[-1].lower() == "yes" else "B"
     return rationale, None
+
+
+def parse_free_answer(text: str) -> tuple[str, str | None]:
+    """Split generated text into (rationale, short free-text answer or None): an open question's parser.
+
+    The text of the last "Answer: ..." line wins; failing that, the last "the answer is ..." sentence.
+    A bare letter ("Answer: B") is not an answer to a question without options, so it is skipped.
+    Never raises on model output.
+    """
+    rationale = strip_answer_line(text)
+    for pattern in (_FREE_ANSWER_LINE, _SO_THE_ANSWER):
+        for match in reversed(list(pattern.finditer(text))):
+            answer = _clean_free_answer(match.group(1))
+            if answer:
+                return rationale, answer
+    return rationale, None
+
+
+def _clean_free_answer(text: str) -> str | None:
+    answer = text.strip().strip("*_`\"'").rstrip(".;,!").strip().strip("*_`\"'").strip()
+    return None if not answer or _LETTER_ONLY.match(answer) else answer
+
+
+def parse_question_answer(text: str, question: Question) -> tuple[str, str | None]:
+    """(rationale, answer) as `question`'s kind is answered: a letter, or an open question's free text."""
+    if question.kind == OPEN:
+        return parse_free_answer(text)
+    return parse_answer(text, question.letters)
+
+
+def normalise_free_answer(text: str) -> str:
+    """An open answer for comparing: lower case, no punctuation, no leading article ("The Sun." -> "sun")."""
+    words = " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+    return _ARTICLES.sub("", words)
+
+
+def same_answer(first: str | None, second: str | None, kind: str = CHOICE) -> bool:
+    """Whether two answers agree: the same letter, or (open) the same words up to case and punctuation."""
+    if first is None or second is None:
+        return first is second
+    if kind == OPEN:
+        return normalise_free_answer(first) == normalise_free_answer(second)
+    return first == second
 
 
 MAX_OPTIONS = 26

@@ -11,6 +11,10 @@ from typing import Mapping
 
 YES_NO_OPTIONS: Mapping[str, str] = {"A": "yes", "B": "no"}
 
+CHOICE, YES_NO, OPEN = "choice", "yesno", "open"
+QUESTION_KINDS: tuple[str, ...] = (CHOICE, YES_NO, OPEN)
+"""How a question is asked: lettered options, yes/no (YES_NO_OPTIONS), or open (no options, free answer)."""
+
 
 @dataclass(frozen=True)
 class Passage:
@@ -52,10 +56,12 @@ class Hit:
 
 @dataclass(frozen=True)
 class Question:
-    """A multiple-choice question in one shape for every benchmark.
+    """A question in one shape for every benchmark and for what a person types.
 
-    `options` maps answer letters ("A", "B", ...) to option text; yes/no questions use
-    A = yes, B = no. `answer` is the gold letter, or None when it is unknown (a user's question).
+    `kind` says how it is asked (QUESTION_KINDS): "choice" (the default, every benchmark) and "yesno"
+    have lettered `options` ("A", "B", ...; yes/no questions use YES_NO_OPTIONS, A = yes, B = no) and
+    an answer letter; "open" has no options and a short free-text answer. `answer` is the gold letter
+    (the gold text for an open question), or None when it is unknown (a user's question).
     `rationale` is a reference explanation shipped with the data (human- or model-written),
     with `rationale_source` naming who wrote it. `facts` are gold supporting facts, if any.
     """
@@ -69,14 +75,22 @@ class Question:
     rationale_source: str | None = None
     facts: tuple[str, ...] = ()
     meta: Mapping[str, str] = field(default_factory=dict)  # source extras, e.g. StrategyQA term/description
+    kind: str = CHOICE  # QUESTION_KINDS; kard.kinds.decide_kind picks it for a typed question
 
     @property
     def letters(self) -> tuple[str, ...]:
+        """The answer letters; () for an open question."""
         return tuple(self.options)
 
     @property
+    def is_open(self) -> bool:
+        return self.kind == OPEN
+
+    @property
     def answer_text(self) -> str | None:
-        return None if self.answer is None else self.options.get(self.answer)
+        if self.answer is None or self.is_open:
+            return self.answer
+        return self.options.get(self.answer)
 
 
 @dataclass(frozen=True)

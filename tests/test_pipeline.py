@@ -11,9 +11,11 @@ import pytest
 from kard.config import GenerationConfig, RetrievalConfig
 from kard.errors import ConfigError, DataError, KardError
 from kard.knowledge import KnowledgeBase
-from kard.pipeline import Pipeline, check_question, fit_prompt, make_question, retrieval_query
-from kard.prompts import student_input
-from kard.records import Hit, Passage, Prediction, Question
+from kard.pipeline import (
+    Pipeline, check_question, fit_prompt, make_question, read_answers, retrieval_query, vote_key,
+)
+from kard.prompts import parse_free_answer, student_input
+from kard.records import Hit, Passage, Prediction, Question, Sample
 from kard.student import Student
 from tiny_models import save_tiny_decoder, save_tiny_t5
 
@@ -216,3 +218,60 @@ def test_cli_ask_rejects_bad_input_before_loading_a_model(capsys: pytest.Capture
     assert "two options" in capsys.readouterr().err
     assert main(["ask", "--sample", "no-such-demo-id"]) == 2
     assert "no demo question" in capsys.readouterr().err
+
+
+def test_make_question_without_options_is_yes_no_or_open() -> None:
+    yes_no = make_question("Is the sun a star?", "")
+    assert yes_no.kind == "yesno" and dict(yes_no.options) == {"A": "yes", "B": "no"}
+    assert make_question("Is the sun a star?", None, answer="no").answer == "B"
+    open_question = make_question("Which gas do plants absorb?", "", answer="carbon dioxide")
+    assert open_question.kind == "open" and open_question.options == {} and open_question.answer == "carbon dioxide"
+    switched = make_question("Is the sun a star?", "A) x B) y", kind="open")  # the person's kind wins
+    assert switched.kind == "open" and switched.options == {}
+    with pytest.raises(DataError, match="needs its options"):
+        make_question("Which gas?", "", kind="choice")
+
+
+def test_check_question_knows_the_kinds() -> None:
+    check_question(Question("o", "Which gas?", {}, kind="open"))
+    check_question(Question("y", "Is it?", {"A": "yes", "B": "no"}, kind="yesno"))
+    with pytest.raises(DataError, match="open but has options"):
+        check_question(replace(QUESTION, kind="open"))
+    with pytest.raises(DataError, match="exactly A. yes, B. no"):
+        check_question(replace(QUESTION, kind="yesno"))
+    with pytest.raises(DataError, match="unknown kind 'free'"):
+        check_question(replace(QUESTION, kind="free"))
+
+
+def test_yes_no_question_is_answered_with_a_letter_shown_as_yes_or_no(knowledge: KnowledgeBase,
+                                                                      student: Student) -> None:
+    question = make_question("Do plants absorb carbon dioxide?", "")
+    prediction = Pipeline(knowledge, student, generation=SHORT).answer(question)
+    assert "A. yes\nB. no" in prediction.prompt and prediction.answer in ("A", "B")  # letter probabilities decide
+    assert prediction.passages[0].passage.id == "plants"
+    assert retrieval_query(question, "question+options") == question.text  # "yes no" carries no topic
+
+
+def test_open_question_gets_a_free_text_answer_and_never_a_letter(knowledge: KnowledgeBase, student: Student) -> None:
+    question = make_question("Which gas do plants absorb from the air?", "")
+    pipeline = Pipeline(knowledge, student, generation=SHORT)
+    prediction = pipeline.answer(question)
+    assert "Answer: <short answer>" in prediction.prompt and "\nA. " not in prediction.prompt
+    assert prediction.answer == parse_free_answer(prediction.raw_output)[1]  # read from the text, or None
+    assert prediction.samples[0].answer_source == ("parsed" if prediction.answer else "none")
+    *chunks, streamed = list(pipeline.stream(question))
+    assert streamed.answer == prediction.answer and "".join(chunks).strip() == prediction.raw_output
+    batched = pipeline.answer_many([question, QUESTION])
+    assert batched[0].answer == parse_free_answer(batched[0].raw_output)[1] and batched[1].answer in ("A", "B", "C")
+
+
+def test_open_answers_are_read_and_voted_as_text() -> None:
+    open_question = Question("o", "Which gas?", {}, kind="open")
+    samples = [Sample("CO2 it is.\nAnswer: Carbon dioxide.", "x", "A"), Sample("Answer: B", "x", "B", 3, "chosen"),
+               Sample("so the answer is carbon dioxide", "x", None)]
+    read = read_answers(open_question, samples)
+    assert [s.answer for s in read] == ["Carbon dioxide", None, "carbon dioxide"]
+    assert [s.answer_source for s in read] == ["parsed", "none", "parsed"]
+    assert read_answers(QUESTION, samples) == samples
+    assert {vote_key(open_question, s.answer) for s in read} == {"carbon dioxide", None}
+    assert vote_key(QUESTION, "B") == "B"

@@ -1,7 +1,13 @@
+import re
+from dataclasses import replace
+
 import pytest
 
 from kard.errors import DataError
-from kard.prompts import parse_answer, parse_options, strip_answer_line, student_input, student_target
+from kard.prompts import (
+    OPEN_INSTRUCTION, STUDENT_INSTRUCTION, answer_only_input, normalise_free_answer, parse_answer, parse_free_answer,
+    parse_options, parse_question_answer, same_answer, strip_answer_line, student_input, student_target,
+)
 from kard.records import Passage, Question
 
 QUESTION = Question(id="q1", text="Which gas do plants take in?", options={"A": "oxygen", "B": "carbon dioxide"}, answer="B")
@@ -101,3 +107,61 @@ def test_parse_options_allows_at_most_26():
     assert list(parse_options("\n".join(f"option {i}" for i in range(26))))[-1] == "Z"
     with pytest.raises(DataError, match=r"30 options given; at most 26 \(A-Z\) are supported.*Fix"):
         parse_options("\n".join(f"option {i}" for i in range(30)))
+
+
+OPEN_QUESTION = Question(id="q-open", text="Which vitamin deficiency causes rickets?", options={}, kind="open")
+YES_NO_QUESTION = Question(id="q-yn", text="Is a tomato a fruit?", options={"A": "yes", "B": "no"}, kind="yesno")
+
+
+def test_open_prompt_has_no_options_and_asks_for_a_short_answer():
+    prompt = student_input(OPEN_QUESTION, [Passage("p", "Rickets", "Rickets follows vitamin D deficiency.")])
+    assert prompt.startswith(OPEN_INSTRUCTION) and "'Answer: <short answer>'" in prompt
+    assert "Question: Which vitamin deficiency causes rickets?\nKnowledge: Rickets: Rickets follows" in prompt
+    assert not re.search(r"^[A-E]\. ", prompt, re.MULTILINE) and "letter" not in prompt
+    assert answer_only_input(OPEN_QUESTION) == "Question: Which vitamin deficiency causes rickets?\nAnswer:"
+
+
+def test_yes_no_prompt_is_the_strategyqa_prompt():
+    prompt = student_input(YES_NO_QUESTION, [])
+    assert prompt.startswith(STUDENT_INSTRUCTION) and "Question: Is a tomato a fruit?\nA. yes\nB. no\n" in prompt
+    assert student_input(replace(YES_NO_QUESTION, kind="choice"), []) == prompt
+
+
+def test_open_target_is_the_rationale_then_the_answer_text():
+    assert student_target("Bones need vitamin D.\nAnswer: vitamin D", "vitamin D") == \
+        " Bones need vitamin D.\nAnswer: vitamin D"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Bones need vitamin D.\nAnswer: vitamin D", ("Bones need vitamin D.", "vitamin D")),
+    ("Bones need vitamin D, so the answer is vitamin D.", ("Bones need vitamin D, so the answer is vitamin D.",
+                                                          "vitamin D")),
+    ("Answer: x\nMore thought.\nAnswer: **Vitamin D**.", ("", "Vitamin D")),  # the last answer line wins
+    ("The answer is: the Sun.", ("", "the Sun")),
+    ("Water expands as it freezes.\nThe final answer is 100 degrees Celsius.", None),
+    ("It is D.\nAnswer: D", ("It is D.", None)),  # no fake letters: a bare letter is no open answer
+    ("Vitamin D. So the answer is vitamin D.\nAnswer: (B)", None),  # ... the sentence is used instead
+    ("I am not sure.", ("I am not sure.", None)),
+    ("", ("", None)),
+])
+def test_parse_free_answer(text, expected):
+    rationale, answer = parse_free_answer(text)
+    if expected is None:
+        assert answer in ("100 degrees Celsius", "vitamin D")
+    else:
+        assert (rationale, answer) == expected
+
+
+def test_parse_question_answer_follows_the_kind():
+    text = "A tomato grows from a flower and holds seeds. So the answer is yes.\nAnswer: A"
+    assert parse_question_answer(text, YES_NO_QUESTION)[1] == "A"
+    assert parse_question_answer("Tomatoes hold seeds, so yes.", YES_NO_QUESTION)[1] == "A"
+    assert parse_question_answer("Soft bones.\nAnswer: vitamin D", OPEN_QUESTION) == ("Soft bones.", "vitamin D")
+    assert parse_question_answer("Plants use CO2.\nAnswer: B", QUESTION) == ("Plants use CO2.", "B")
+
+
+def test_same_answer_compares_open_answers_loosely_and_letters_exactly():
+    assert same_answer("The Sun.", "sun", "open") and same_answer("Vitamin-D", "vitamin d", "open")
+    assert not same_answer("vitamin C", "vitamin D", "open") and not same_answer("a", "A")
+    assert same_answer(None, None) and not same_answer("A", None)
+    assert normalise_free_answer("  An Apple! ") == "apple"

@@ -1,0 +1,111 @@
+"""Which kind of question a person typed: multiple choice, yes/no, or open. Pure functions, no models.
+
+    decide_kind("Is a tomato a fruit?", "")                 -> yesno: no options, starts with "Is"
+    decide_kind("Why does ice float on water?", "")         -> open: no options, not a yes/no question
+    decide_kind("Which gas?", "A) oxygen B) nitrogen")      -> choice: options were typed
+    decide_kind("Is a tomato a fruit?", "", override="open") -> open: the person's choice wins
+
+A yes/no question is asked with YES_NO_OPTIONS exactly as StrategyQA is (what the student was trained
+on) and shown as "yes"/"no", never as letters. An open question is asked without options and gets a
+short free-text answer. The kind is recorded on `Question.kind`; prompts, answer parsing, the app,
+the annotation store and the export all read it from there.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Mapping
+
+from kard.errors import DataError
+from kard.records import CHOICE, OPEN, QUESTION_KINDS, YES_NO, YES_NO_OPTIONS
+
+AUTO = "auto"
+"""No override: decide from the text and the options."""
+KIND_CHOICES: tuple[str, ...] = (AUTO, *QUESTION_KINDS)
+KIND_LABELS: Mapping[str, str] = {CHOICE: "multiple choice", YES_NO: "yes/no question", OPEN: "open question"}
+
+YES_NO_OPENERS = frozenset(
+    "is are was were am do does did can could would will shall should has have had may might must "
+    "isn't aren't wasn't weren't don't doesn't didn't can't cannot couldn't wouldn't won't shouldn't "
+    "hasn't haven't hadn't mustn't".split()
+)
+"""First words of a yes/no question: the auxiliary verbs (and negations) that invert with the subject."""
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_FIRST_WORD = re.compile(r"[A-Za-z][A-Za-z']*")
+
+
+@dataclass(frozen=True)
+class KindDecision:
+    """The kind a question is asked as, and why (shown to the person, who can switch it)."""
+
+    kind: str
+    reason: str
+
+    @property
+    def label(self) -> str:
+        return KIND_LABELS[self.kind]
+
+
+def question_sentence(text: str) -> str:
+    """The sentence that asks: the last one ending in '?' (a case vignette comes before it), else the last."""
+    sentences = [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
+    asking = [s for s in sentences if s.endswith("?")]
+    return (asking or sentences or [""])[-1]
+
+
+def yes_no_opener(text: str) -> str | None:
+    """The auxiliary verb a yes/no question starts with ("Is", "Can't"...), or None."""
+    match = _FIRST_WORD.search(question_sentence(text).replace("\u2019", "'"))
+    if match is None or match.group(0).lower() not in YES_NO_OPENERS:
+        return None
+    return match.group(0)
+
+
+def decide_kind(text: str, options: Mapping[str, str] | str | None = None,
+                override: str | None = None) -> KindDecision:
+    """How to ask `text`: the person's `override` if given, else options typed -> choice, else yes/no or open.
+
+    `options` only counts as typed or not (a string is not parsed here). Raises DataError for an
+    unknown override, or "choice" without options.
+    """
+    typed = bool(options.strip() if isinstance(options, str) else options)
+    if override in (None, "", AUTO):
+        return _detected(text, typed)
+    if override not in QUESTION_KINDS:
+        raise DataError(f"unknown question kind {override!r}", fix=f"use one of {', '.join(KIND_CHOICES)}")
+    if override == CHOICE and not typed:
+        raise DataError("a multiple-choice question needs its options",
+                        fix="type at least two options ('A) first B) second'), "
+                            "or ask it as a yes/no or open question")
+    unused = "; the typed options are not used" if typed and override != CHOICE else ""
+    return KindDecision(override, f"chosen by you{unused}")
+
+
+def _detected(text: str, typed: bool) -> KindDecision:
+    if typed:
+        return KindDecision(CHOICE, "options were typed")
+    opener = yes_no_opener(text)
+    if opener:
+        return KindDecision(YES_NO, f"no options, and it starts with '{opener}'")
+    return KindDecision(OPEN, "no options, and it is not a yes/no question")
+
+
+def options_for(kind: str, typed: Mapping[str, str]) -> dict[str, str]:
+    """The options a question of `kind` is asked with: the typed ones, yes/no, or none."""
+    if kind == YES_NO:
+        return dict(YES_NO_OPTIONS)
+    return {} if kind == OPEN else dict(typed)
+
+
+def gold_for(kind: str, answer: str | None) -> str | None:
+    """A gold answer as its kind stores it: a letter (yes/no read as A/B too), or an open answer's text."""
+    if answer is None or not answer.strip():
+        return None
+    answer = answer.strip()
+    if kind == OPEN:
+        return answer
+    if kind == YES_NO:
+        return {"yes": "A", "no": "B"}.get(answer.lower(), answer.upper())
+    return answer.upper()
