@@ -22,7 +22,8 @@ from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 from kard.config import AnnotationStoreConfig
 from kard.errors import DataError, KardError
-from kard.records import Hit, Question, Rationale
+from kard.prompts import same_answer
+from kard.records import CHOICE, OPEN, QUESTION_KINDS, YES_NO, YES_NO_OPTIONS, Hit, Question, Rationale
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ MAX_RATIONALE_CHARS = 8_000
 """A corrected rationale: far past the ~600 characters of the 128 tokens a student writes; refuse longer."""
 MAX_NOTE_CHARS = 2_000
 """A curator's note on a correction."""
+MAX_FREE_ANSWER_CHARS = 300
+"""The curated answer of an open question: a short answer, not a second rationale."""
 _SECRET_KEY = re.compile(r"api[_-]?key|secret|passw|authori[sz]ation|(^|_)(auth|access|bearer|api)_?token", re.IGNORECASE)
 T = TypeVar("T")
 
@@ -76,7 +79,9 @@ class Correction:
 
     `item_id` groups the revisions of one question. `original_rationale` is the text the editor
     was pre-filled with (`original_source` says whose: "teacher:<model>", "recorded:<source>",
-    "student:<model>"); `rationale` and `answer` are the corrected ones.
+    "student:<model>"); `rationale` and `answer` are the corrected ones. `kind` is how the question
+    was asked (kard.kinds): the answers are option letters ("yesno": A = yes, B = no), or for an
+    "open" question (no options) short free texts.
     """
 
     item_id: str
@@ -103,6 +108,7 @@ class Correction:
     tags: tuple[str, ...] = ()
     note: str = ""
     curator: str = "anonymous"
+    kind: str = CHOICE  # QUESTION_KINDS; rows saved before kinds existed read as "choice"
 
     @property
     def relevance(self) -> dict[str, str]:
@@ -110,8 +116,15 @@ class Correction:
 
     @property
     def disagreement(self) -> bool:
-        """The student's answer differs from the curator's or the gold one."""
-        return self.student_answer != self.answer or (self.gold_answer is not None and self.student_answer != self.gold_answer)
+        """The student's answer differs from the curator's or the gold one (open answers: as words)."""
+        student = self.student_answer
+        return not same_answer(student, self.answer, self.kind) or (
+            self.gold_answer is not None and not same_answer(student, self.gold_answer, self.kind))
+
+    def to_question(self, answer: str | None = None) -> Question:
+        """The question as it was asked; `answer` (default: the corrected one) becomes its gold answer."""
+        return Question(id=self.question_id, text=self.question, options=dict(self.options),
+                        answer=self.answer if answer is None else answer, dataset=self.dataset, kind=self.kind)
 
 
 @dataclass(frozen=True)
@@ -136,10 +149,14 @@ class Revision:
 
 
 def item_id_for(question: Question) -> str:
-    """Stable id of an annotation item: the dataset's question id, or a hash of a typed question."""
+    """Stable id of an annotation item: the dataset's question id, or a hash of a typed question.
+
+    A typed question asked as another kind is another item (a multiple-choice hash is unchanged).
+    """
     if question.id and not question.id.startswith("custom"):
         return f"{question.dataset}:{question.id}"
-    digest = hashlib.sha1(json.dumps([question.text, dict(question.options)]).encode()).hexdigest()[:12]
+    asked = [question.text, dict(question.options)] + ([question.kind] if question.kind != CHOICE else [])
+    digest = hashlib.sha1(json.dumps(asked).encode()).hexdigest()[:12]
     return f"custom:{digest}"
 
 
@@ -166,9 +183,7 @@ def _validate(c: Correction) -> None:
         raise DataError("the correction has no item id", fix="build it from the question (item_id_for)")
     if not c.rationale.strip():
         raise DataError("the corrected rationale is empty", fix="write the rationale before saving")
-    if c.answer not in c.options:
-        raise DataError(f"answer {c.answer!r} is not one of the options {list(c.options)}",
-                        fix="choose one of the option letters")
+    _validate_answer(c)
     if c.rating is not None and not 1 <= int(c.rating) <= 5:
         raise DataError(f"rating {c.rating} is outside 1-5", fix="rate from 1 (bad) to 5 (good)")
     unknown = [t for t in c.tags if t not in ERROR_TAGS]
@@ -177,6 +192,28 @@ def _validate(c: Correction) -> None:
     bad_marks = [p.mark for p in c.passages if p.mark not in (None, *RELEVANCE_MARKS)]
     if bad_marks:
         raise DataError(f"unknown passage marks {bad_marks}", fix=f"mark passages {list(RELEVANCE_MARKS)} or leave unmarked")
+
+
+def _validate_answer(c: Correction) -> None:
+    """The answer fits the kind: an option letter, A/B of a yes/no question, or a short open answer."""
+    if c.kind not in QUESTION_KINDS:
+        raise DataError(f"unknown question kind {c.kind!r}", fix=f"use one of {', '.join(QUESTION_KINDS)}")
+    if c.kind == YES_NO and dict(c.options) != dict(YES_NO_OPTIONS):
+        raise DataError(f"a yes/no question has the options A. yes, B. no, not {dict(c.options)}",
+                        fix="save yes/no questions with kard.records.YES_NO_OPTIONS")
+    if c.kind != OPEN:
+        if c.answer not in c.options:
+            raise DataError(f"answer {c.answer!r} is not one of the options {list(c.options)}",
+                            fix="choose one of the option letters")
+        return
+    if c.options:
+        raise DataError(f"an open question has no options, got {list(c.options)}",
+                        fix="save it as a multiple-choice question (kind 'choice'), or drop the options")
+    if not (c.answer or "").strip():
+        raise DataError("the answer of the open question is empty", fix="write the short answer before saving")
+    if len(c.answer) > MAX_FREE_ANSWER_CHARS:
+        raise DataError(f"the answer has {len(c.answer):,} characters; the limit is {MAX_FREE_ANSWER_CHARS:,}",
+                        fix="write a short answer; the reasoning belongs in the rationale")
 
 
 def _row(c: Correction, revision: int, action: str, reverted_from: int | None) -> dict[str, Any]:
@@ -192,7 +229,8 @@ def _row(c: Correction, revision: int, action: str, reverted_from: int | None) -
 
 def _revision(row: Mapping[str, Any]) -> Revision:
     names = {f.name for f in fields(Correction)}
-    values = {k: row[k] for k in names}
+    values = {k: row[k] for k in names if k in row}
+    values["kind"] = row.get("kind") or CHOICE  # a store written before kinds existed
     values["options"] = json.loads(row["options"])
     values["passages"] = tuple(PassageRecord(**p) for p in json.loads(row["passages"]))
     values["decoding"] = json.loads(row["decoding"])
@@ -208,7 +246,7 @@ _COLUMNS: dict[str, type] = {
     "prompt_version": str, "decoding": str, "student_rationale": str, "student_answer": str,
     "teacher_rationale": str, "teacher_answer": str, "original_rationale": str, "original_source": str,
     "rationale": str, "answer": str, "rating": int, "tags": str, "relevance": str, "note": str,
-    "curator": str, "disagreement": int,
+    "curator": str, "disagreement": int, "kind": str,
 }
 
 _INSERT = f"INSERT INTO {TABLE} ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
@@ -289,6 +327,9 @@ class AnnotationStore:
                 db[TABLE].create(_COLUMNS, pk="id", not_null={"item_id", "revision", "rationale", "answer"})
                 db[TABLE].create_index(["item_id", "revision"], unique=True, if_not_exists=True)
                 db[TABLE].create_index(["curator"], if_not_exists=True)
+            missing = [name for name in _COLUMNS if name not in db[TABLE].columns_dict]
+            for name in missing:  # a store from an older version: new columns are added, rows kept
+                db[TABLE].add_column(name, _COLUMNS[name])
 
     def _missing(self) -> bool:
         """A read-only store over a file that does not exist yet reads as empty."""

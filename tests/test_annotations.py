@@ -239,3 +239,54 @@ def test_a_file_that_is_not_sqlite_gives_a_clear_error(tmp_path):
         AnnotationStore(path, FAST)
     with pytest.raises(AnnotationStoreError, match="file is not a database"):
         AnnotationStore(path, FAST, read_only=True).latest()
+
+
+YES_NO = dict(item_id="custom:yn", question_id="custom", question="Would a person with scurvy benefit from oranges?",
+              options={"A": "yes", "B": "no"}, kind="yesno", answer="A", gold_answer=None, student_answer="B")
+OPEN = dict(item_id="custom:open", question_id="custom", question="Which vitamin deficiency causes scurvy?",
+            options={}, kind="open", answer="vitamin C", gold_answer=None, student_answer="Vitamin C.",
+            rationale="Scurvy comes from too little vitamin C.\nAnswer: vitamin C")
+
+
+def test_yes_no_and_open_corrections_round_trip(store):
+    yes_no = store.save(correction(**YES_NO)).correction
+    assert yes_no == correction(**YES_NO) and yes_no.kind == "yesno" and yes_no.disagreement
+    free = store.save(correction(**OPEN)).correction
+    assert free == correction(**OPEN) and free.answer == "vitamin C" and free.options == {}
+    assert not free.disagreement  # "Vitamin C." and "vitamin C" are the same answer
+    assert {r.item_id: r.correction.kind for r in store.latest()} == {"custom:yn": "yesno", "custom:open": "open"}
+    question = free.to_question()
+    assert (question.kind, question.options, question.answer, question.letters) == ("open", {}, "vitamin C", ())
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({**OPEN, "answer": "  "}, "answer of the open question is empty"),
+    ({**OPEN, "answer": "x" * 301}, "the answer has 301 characters; the limit is 300"),
+    ({**OPEN, "options": {"A": "x", "B": "y"}}, "open question has no options"),
+    ({**YES_NO, "answer": "yes"}, "not one of the options"),
+    ({**YES_NO, "options": {"A": "no", "B": "yes"}}, "options A. yes, B. no"),
+    ({"kind": "free"}, "unknown question kind 'free'"),
+], ids=["open-empty", "open-long", "open-options", "yes-no-text", "yes-no-options", "kind"])
+def test_corrections_that_do_not_fit_their_kind_are_refused(store, bad, message):
+    with pytest.raises(DataError, match=message):
+        store.save(correction(**bad))
+    assert store.count() == 0
+
+
+def test_a_store_from_before_kinds_reads_as_multiple_choice_and_takes_new_saves(tmp_path):
+    path = tmp_path / "old.db"
+    AnnotationStore(path, FAST).save(correction())
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE revisions DROP COLUMN kind")  # what an older version wrote
+    conn.commit()
+    conn.close()
+    assert AnnotationStore(path, FAST, read_only=True).get("demo:q1").correction == correction()
+    store = AnnotationStore(path, FAST)  # opening it for writing adds the column
+    store.save(correction(**OPEN))
+    assert [r.correction.kind for r in store.latest()] == ["open", "choice"]
+
+
+def test_a_typed_question_asked_as_another_kind_is_another_item():
+    typed = Question("custom", "Is a tomato a fruit?", {"A": "yes", "B": "no"})
+    assert item_id_for(replace(typed, kind="yesno")) != item_id_for(typed)
+    assert item_id_for(replace(typed, options={}, kind="open")) != item_id_for(replace(typed, options={}))
