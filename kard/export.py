@@ -10,7 +10,10 @@ rationale the curator corrected: "teacher:<model>", "recorded:<source>", "studen
 `teacher_model`, `student_model`, `rating`, `tags`, `dropped_passage_ids`.
 
 The example reads the question, its options and the knowledge, and learns to write the *corrected*
-rationale and answer. Its knowledge (`knowledge_from`):
+rationale and answer, in the prompt of the question's kind (`Correction.kind`, kard.kinds): a
+multiple-choice or yes/no question (options A. yes, B. no) lists its options and ends "Answer: <letter>";
+an open question has the open prompt (no options) and the target "<rationale>\nAnswer: <answer text>".
+Its knowledge (`knowledge_from`):
 - "store" (default, needs no index): the passages the student read when the curator saw it, plus
   candidates the curator marked relevant, minus every passage marked irrelevant;
 - "kb": the KARD recipe, BM25 over a knowledge base with the corrected rationale as the query
@@ -25,8 +28,9 @@ Exclusion rule (`exclusion_reason`; each excluded item is listed with its reason
    below it, edited or not, for stores whose curators rate their own correction;
 3. **contradicts gold**: the corrected answer differs from the question's gold answer (off with
    `keep_gold_mismatch`: the paper keeps only rationales that reach the gold answer);
-4. **inconsistent**: the rationale itself concludes a different letter than the chosen answer
-   (saved with "save anyway"): training on it would teach a contradiction.
+4. **inconsistent**: the rationale itself concludes a different answer than the chosen one (a letter
+   on an answer line; for an open question its "Answer: ..." or "the answer is ..." text, compared as
+   words), saved with "save anyway": training on it would teach a contradiction.
 
 Output order is deterministic: by item id. Re-exporting an unchanged store gives identical files.
 """
@@ -43,8 +47,10 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 from kard.annotations import AnnotationStore, PassageRecord, Revision
 from kard.distill import StudentExample, default_top_n
 from kard.errors import ConfigError, DataError
-from kard.prompts import parse_answer, strip_answer_line, student_input, student_target
-from kard.records import Passage, Question
+from kard.prompts import (
+    parse_answer, parse_free_answer, same_answer, strip_answer_line, student_input, student_target,
+)
+from kard.records import OPEN, Passage, Question
 
 if TYPE_CHECKING:  # pragma: no cover
     from kard.knowledge import KnowledgeBase
@@ -129,12 +135,20 @@ def exclusion_reason(revision: Revision, config: ExportConfig = ExportConfig()) 
         return f"rated {c.rating} (<= {config.low_rating}) and the rationale was not corrected"
     if config.min_rating is not None and (c.rating is None or c.rating < config.min_rating):
         return f"rating {c.rating} below min_rating {config.min_rating}"
-    if not config.keep_gold_mismatch and c.gold_answer and c.answer != c.gold_answer:
+    if not config.keep_gold_mismatch and c.gold_answer and not same_answer(c.answer, c.gold_answer, c.kind):
         return f"corrected answer {c.answer} differs from the gold answer {c.gold_answer}"
-    stated = parse_answer(c.rationale, list(c.options))[1] if _states_answer(c.rationale) else None
-    if not config.keep_inconsistent and stated is not None and stated != c.answer:
+    stated = stated_answer(c.rationale, c.to_question())
+    if not config.keep_inconsistent and stated is not None and not same_answer(stated, c.answer, c.kind):
         return f"the rationale concludes {stated} but the chosen answer is {c.answer}"
     return None
+
+
+def stated_answer(rationale: str, question: Question) -> str | None:
+    """The answer a rationale explicitly concludes: a letter after an answer line, or an open question's
+    "Answer: ..." / "the answer is ..." text; None when it states none."""
+    if question.kind == OPEN:
+        return parse_free_answer(rationale)[1]
+    return parse_answer(rationale, question.letters)[1] if _states_answer(rationale) else None
 
 
 def _states_answer(text: str) -> bool:
@@ -143,8 +157,8 @@ def _states_answer(text: str) -> bool:
 
 
 def _question(revision: Revision) -> Question:
-    c = revision.correction
-    return Question(id=c.question_id, text=c.question, options=dict(c.options), answer=c.answer, dataset=c.dataset)
+    """The question as it was asked (kind and options), the corrected answer as gold."""
+    return revision.correction.to_question()
 
 
 def _passage(record: PassageRecord) -> Passage:
@@ -178,16 +192,24 @@ def knowledge_from_kb(revision: Revision, knowledge: "KnowledgeBase", top_n: int
     return chosen, sorted(irrelevant)
 
 
+def example_question_id(revision: Revision) -> str:
+    """The question id an example carries: the dataset's, or for a typed question (every one has the id
+    "custom") its item id, so two typed questions never share example ids or replace each other."""
+    c = revision.correction
+    return c.item_id if c.question_id.startswith("custom") else c.question_id
+
+
 def curated_example(revision: Revision, passages: Sequence[Passage], dropped: Sequence[str]) -> CuratedExample:
     c = revision.correction
     question = _question(revision)
+    question_id = example_question_id(revision)
     example = StudentExample(
-        id=f"{c.question_id}#curated-r{revision.revision}",
+        id=f"{question_id}#curated-r{revision.revision}",
         input=student_input(question, passages, with_knowledge=True),
         target=student_target(c.rationale, c.answer),
         source=f"curator:{c.curator}",
         passage_ids=tuple(p.id for p in passages),
-        question_id=c.question_id,
+        question_id=question_id,
         method="kard",
     )
     return CuratedExample(example, c.item_id, c.curator, revision.revision, revision.created_at,

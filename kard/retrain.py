@@ -563,14 +563,12 @@ def _train_reranker(source: str | None, revisions: Sequence, spec: RetrainSpec, 
     from kard.config import DEFAULT_RERANKER_BACKBONE, RerankerTrainingConfig
     from kard.reranker import Reranker
     from kard.reranker_training import build_reranker_items, train_reranker
-    from kard.records import Question
 
     if not revisions:
         raise DataError("retraining the reranker needs corrections from the annotation store",
                         fix="pass --db (the reranker reads each corrected question and rationale from it)")
     knowledge = load_knowledge(spec.kb)
-    pairs = [(Question(r.correction.question_id, r.correction.question, dict(r.correction.options),
-                       r.correction.answer, r.correction.dataset), r.correction.rationale) for r in revisions]
+    pairs = [(r.correction.to_question(), r.correction.rationale) for r in revisions]  # as asked: kind and options
     items = build_reranker_items(pairs, knowledge)
     reranker = Reranker.load(source or DEFAULT_RERANKER_BACKBONE)
     config = replace(RerankerTrainingConfig(), steps=spec.reranker_steps, save_steps=0,

@@ -174,3 +174,43 @@ def test_merge_replaces_corrected_questions_and_oversamples():
     assert {e.target for e in merged[1:]} == {"fixed"}
     with pytest.raises(ConfigError, match="at least 1"):
         merge_examples(base, fix, weight=0)
+
+
+YES_NO = dict(item_id="custom:yn", question_id="custom", question="Would a person with scurvy benefit from oranges?",
+              options={"A": "yes", "B": "no"}, kind="yesno", answer="A", gold_answer=None, rating=None,
+              rationale="Oranges are rich in vitamin C, which scurvy lacks. So the answer is yes.")
+OPEN = dict(item_id="custom:open", question_id="custom", question="Which vitamin deficiency causes scurvy?",
+            options={}, kind="open", answer="vitamin C", gold_answer=None, rating=None,
+            rationale="Scurvy comes from too little vitamin C.\nAnswer: Vitamin C.")
+
+
+def test_yes_no_and_open_corrections_export_in_their_own_prompts(tmp_path):
+    store = AnnotationStore(tmp_path / "kinds.db", FAST)
+    store.save(correction(**YES_NO))
+    store.save(correction(**OPEN))
+    result = export_corrections(store, tmp_path / "out", hf_dataset=False)
+    by_item = {row["item_id"]: row for row in records(result.examples_path)}
+    yes_no, free = by_item["custom:yn"], by_item["custom:open"]
+    asked = Question("custom", YES_NO["question"], {"A": "yes", "B": "no"}, "A", kind="yesno")
+    assert yes_no["input"] == student_input(asked, [Passage("p3", "Citrus", "Oranges and lemons are rich in vitamin C."),
+                                                    Passage("p1", "Scurvy", "Scurvy is vitamin C deficiency.")])
+    assert "A. yes\nB. no" in yes_no["input"] and yes_no["target"].endswith("So the answer is yes.\nAnswer: A")
+    assert "Answer: <short answer>" in free["input"] and "\nA. " not in free["input"]
+    assert free["target"] == " Scurvy comes from too little vitamin C.\nAnswer: vitamin C"
+    trained = {e.question_id: e for e in read_examples(result.examples_path)}  # what retraining reads
+    assert trained["custom:open"].target == free["target"] and trained["custom:yn"].input == yes_no["input"]
+    assert trained["custom:open"].id == "custom:open#curated-r1"  # typed questions (id "custom") stay apart
+
+
+@pytest.mark.parametrize("changes, reason", [
+    ({**OPEN, "rationale": "Scurvy comes from too little vitamin D.\nAnswer: vitamin D"}, "concludes vitamin D"),
+    ({**OPEN, "gold_answer": "Vitamin C", "answer": "iron"}, "differs from the gold answer"),
+    ({**YES_NO, "rationale": "Oranges cannot help.\nAnswer: B"}, "concludes B but the chosen answer is A"),
+])
+def test_open_and_yes_no_corrections_follow_the_exclusion_rule(tmp_path, changes, reason):
+    store = AnnotationStore(tmp_path / "kinds.db", FAST)
+    store.save(correction(**changes))
+    examples, excluded = build_curated(store.latest())
+    assert not examples and reason in excluded[0].reason
+    kept, _ = build_curated(store.latest(), ExportConfig(keep_gold_mismatch=True, keep_inconsistent=True))
+    assert len(kept) == 1

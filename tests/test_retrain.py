@@ -205,3 +205,28 @@ def test_app_panel_starts_jobs_and_compares_two_rounds(tmp_path, tiny, data):
     assert "<b>base</b>" in left and "<b>round-001</b>" in right
     assert "round-001/student" in right and "kard-badge" in left and "kard-badge" in right
     assert "kard-diff" in diff
+
+
+def test_a_round_reads_yes_no_and_open_corrections_as_they_were_asked(tmp_path, tiny, data):
+    from kard.reranker_training import build_reranker_items
+
+    store = AnnotationStore(data["db"], FAST)
+    base = dict(question_id="custom", dataset="custom", student_model="tiny", curator="alice",
+                passages=(PassageRecord("p1", "Scurvy", PASSAGES[0].text, 1, 2.0, used=True),))
+    store.save(Correction(item_id="custom:yn", question="Does a lack of vitamin C cause scurvy?", kind="yesno",
+                          options={"A": "yes", "B": "no"}, answer="A", rationale="Scurvy is vitamin C deficiency.",
+                          **base))
+    store.save(Correction(item_id="custom:open", question="What does a lack of vitamin C cause?", kind="open",
+                          options={}, answer="scurvy", rationale="Scurvy is vitamin C deficiency.", **base))
+    work = tmp_path / "work"
+    examples, revisions = retrain._corrections(spec_for(tmp_path / "loop", tiny, data), work)
+    targets = {e.input.split("Question: ")[1].split("\n")[0]: e.target for e in examples}
+    assert targets["What does a lack of vitamin C cause?"] == " Scurvy is vitamin C deficiency.\nAnswer: scurvy"
+    assert targets["Does a lack of vitamin C cause scurvy?"] == " Scurvy is vitamin C deficiency.\nAnswer: A"
+    assert len({e.id for e in examples}) == 3  # two typed questions never share an example id
+    assert [(r.item_id, r.correction.kind) for r in revisions] == [
+        ("custom:open", "open"), ("custom:yn", "yesno"), ("demo:q1", "choice")]
+    pairs = [(r.correction.to_question(), r.correction.rationale) for r in revisions]
+    items = build_reranker_items(pairs, KnowledgeBase.build(PASSAGES), candidates=2)
+    assert [i.query for i in items[:2]] == ["What does a lack of vitamin C cause?",
+                                            "Does a lack of vitamin C cause scurvy?"]  # no options in the query
