@@ -24,7 +24,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 from kard.config import TeacherConfig, cache_dir, teacher_api_key
 from kard.errors import ConfigError, DataError
-from kard.prompts import parse_answer
+from kard.prompts import parse_question_answer, same_answer
 from kard.records import Question, Rationale
 from kard.teacher_cache import CachedSample, CacheKey, TeacherCache
 from kard.teacher_errors import (  # noqa: F401 - re-exported: callers catch them from kard.teacher
@@ -134,7 +134,7 @@ def drop_reason(rationale: Rationale, question: Question) -> str | None:
     """Why the gold filter drops a rationale ("no answer", "wrong answer"), or None to keep it."""
     if rationale.answer is None:
         return NO_ANSWER
-    if rationale.answer != question.answer:
+    if not same_answer(rationale.answer, question.answer, question.kind):  # open answers compare as words
         return WRONG_ANSWER
     return None
 
@@ -373,8 +373,8 @@ class Teacher:
         return QuestionOutcome(question.id, rationales, cached=n - len(missing), usage=usage)
 
     def _parse(self, question: Question, mode: Mode, index: int, sample: CachedSample) -> Rationale:
-        text, letter = parse_answer(sample.text, question.letters)
-        return Rationale(question.id, text, letter, self.source(mode), index)
+        text, answer = parse_question_answer(sample.text, question)  # a letter, or an open question's text
+        return Rationale(question.id, text, answer, self.source(mode), index)
 
     def _complete(
         self, request: _Request, k: int, temperature: float
@@ -515,7 +515,8 @@ def _check_questions(questions: Sequence[Question]) -> None:
                 fix="give every question a unique id (the cache keys on it)",
             )
         seen.add(question.id)
-        if question.answer not in question.options:
+        has_gold = bool((question.answer or "").strip()) if question.is_open else question.answer in question.options
+        if not has_gold:
             raise DataError(
                 f"question {question.id!r} has no gold answer among its options",
                 fix="the teacher's rationalize mode needs gold answers; drop such questions or use answer mode",

@@ -3,7 +3,8 @@
 Two modes share the same examples. `rationalize` is the paper's training mode: the gold answer is
 shown and the teacher explains it (answer-conditioned rationales). `answer` hides the gold answer, so
 the teacher's reply can be compared with the student's. Every reply ends with `Answer: <letter>`, which
-`kard.prompts.parse_answer` reads back.
+`kard.prompts.parse_answer` reads back. An open question (`Question.kind == "open"`, no options) gets
+its own system prompt and examples, and ends with `Answer: <short answer>` (`parse_free_answer`).
 
 The examples were written for this project; they are not copied from any benchmark.
 """
@@ -17,19 +18,19 @@ from typing import Literal, Mapping
 
 from kard.errors import ConfigError, DataError
 from kard.prompts import format_options
-from kard.records import YES_NO_OPTIONS, Question
+from kard.records import OPEN, YES_NO_OPTIONS, Question
 
 TEACHER_PROMPT_VERSION = "teacher-v1"
 """Bump when a template or an example changes: the teacher cache keys on it."""
 
 Mode = Literal["rationalize", "answer"]
-Kind = Literal["medical", "yesno", "science"]
+Kind = Literal["medical", "yesno", "science", "open"]
 MODES: tuple[Mode, ...] = ("rationalize", "answer")
 
 
 @dataclass(frozen=True)
 class Example:
-    """One worked few-shot example: question, options, gold letter and the explanation."""
+    """One worked few-shot example: question, options, gold letter (an open one: the short answer), explanation."""
 
     text: str
     options: Mapping[str, str]
@@ -149,7 +150,32 @@ _SCIENCE = (
     ),
 )
 
-EXAMPLES: Mapping[Kind, tuple[Example, ...]] = {"medical": _MEDICAL, "yesno": _YES_NO, "science": _SCIENCE}
+_OPEN = (
+    Example(
+        "Why is salt spread on icy roads in winter?",
+        {},
+        "salt lowers the freezing point of water",
+        "Salt dissolves in the thin film of water on the ice. Salty water freezes at a lower temperature than "
+        "pure water, so the ice melts and the road stays wet instead of icy unless it gets much colder.",
+    ),
+    Example(
+        "Which organ pumps blood around the human body?",
+        {},
+        "the heart",
+        "Blood is moved through the arteries and veins by the contractions of a muscular organ in the chest. "
+        "That organ is the heart: its ventricles squeeze blood into the arteries with each beat.",
+    ),
+    Example(
+        "What do bees collect from flowers to make honey?",
+        {},
+        "nectar",
+        "Honey bees visit flowers to drink nectar, a sugary liquid. In the hive they pass it between bees and "
+        "let water evaporate from it until it thickens into honey.",
+    ),
+)
+
+EXAMPLES: Mapping[Kind, tuple[Example, ...]] = {"medical": _MEDICAL, "yesno": _YES_NO, "science": _SCIENCE,
+                                                 "open": _OPEN}
 
 _SYSTEM = {
     "rationalize": (
@@ -163,10 +189,24 @@ _SYSTEM = {
         "are needed, then give the letter of the best option on a last line of the form 'Answer: <letter>'."
     ),
 }
+_OPEN_SYSTEM = {
+    "rationalize": (
+        "You are an expert teacher writing explanations for a study guide. You are given a question and its "
+        "correct answer. Explain step by step, with the facts that are needed, why the answer is right. Do not "
+        "mention that the answer was given to you. End with a last line of the form 'Answer: <short answer>'."
+    ),
+    "answer": (
+        "You are an expert answering a question. Reason step by step, with the facts that are needed, then give "
+        "a short answer (a few words) on a last line of the form 'Answer: <short answer>'."
+    ),
+}
 
 
 def question_kind(question: Question) -> Kind:
-    """Which few-shot examples fit: medical (MedQA), yes/no (StrategyQA) or science (OpenBookQA, others)."""
+    """Which few-shot examples fit: medical (MedQA), yes/no (StrategyQA), science (OpenBookQA, others), or
+    open for a question without options."""
+    if question.kind == OPEN:
+        return "open"
     dataset = question.dataset.lower()
     if dataset.startswith("medqa") or dataset == "demo-medical":
         return "medical"
@@ -177,9 +217,9 @@ def question_kind(question: Question) -> Kind:
 
 
 def _user_turn(text: str, options: Mapping[str, str], gold: str | None) -> str:
-    lines = [f"Question: {text}", format_options(options)]
+    lines = [f"Question: {text}", *([format_options(options)] if options else [])]
     if gold is not None:
-        lines.append(f"Correct answer: {gold}. {options[gold]}")
+        lines.append(f"Correct answer: {gold}. {options[gold]}" if options else f"Correct answer: {gold}")
     lines.append("Explanation:")
     return "\n".join(lines)
 
@@ -196,13 +236,17 @@ def build_messages(question: Question, mode: Mode, kind: Kind | None = None) -> 
     if mode not in _SYSTEM:
         raise ConfigError(f"unknown teacher mode {mode!r}. Fix: use one of {', '.join(MODES)}")
     show_gold = mode == "rationalize"
-    if show_gold and question.answer not in question.options:
+    if show_gold and question.kind == OPEN and not (question.answer or "").strip():
+        raise DataError(f"open question {question.id!r} has no gold answer",
+                        fix="rationalize needs gold answers; use Teacher.answer for questions without one")
+    if show_gold and question.kind != OPEN and question.answer not in question.options:
         raise DataError(
             f"question {question.id!r} has no gold answer among its options {list(question.options)}",
             fix="rationalize needs gold answers; use Teacher.answer for questions without one",
         )
-    messages = [{"role": "system", "content": _SYSTEM[mode]}]
-    for example in EXAMPLES[kind or question_kind(question)]:
+    kind = "open" if question.kind == OPEN else kind or question_kind(question)
+    messages = [{"role": "system", "content": (_OPEN_SYSTEM if kind == "open" else _SYSTEM)[mode]}]
+    for example in EXAMPLES[kind]:
         messages.append(
             {
                 "role": "user",

@@ -74,6 +74,31 @@ def test_question_kind_picks_examples_per_dataset():
     )
 
 
+OPEN_QUESTION = Question("custom", "Which vitamin deficiency causes rickets?", {}, None, "custom", kind="open")
+
+
+def test_open_question_prompts_ask_for_a_short_answer_without_options():
+    answer = build_messages(OPEN_QUESTION, "answer")
+    assert question_kind(OPEN_QUESTION) == "open" and "short answer" in answer[0]["content"]
+    assert "letter" not in answer[0]["content"] and answer[-1]["content"] == (
+        "Question: Which vitamin deficiency causes rickets?\nExplanation:")
+    assert all(not m["content"].splitlines()[-1].startswith("Answer: ") or len(m["content"].splitlines()[-1]) > 10
+               for m in answer if m["role"] == "assistant")  # examples end with a short answer, not a letter
+    gold = Question("o", OPEN_QUESTION.text, {}, "vitamin D", kind="open")
+    assert build_messages(gold, "rationalize")[-1]["content"].endswith("Correct answer: vitamin D\nExplanation:")
+    with pytest.raises(DataError, match="no gold answer"):
+        build_messages(OPEN_QUESTION, "rationalize")
+
+
+def test_the_teacher_answers_an_open_question_in_free_text(server):
+    server.responder = answer_with("Soft bones in children come from too little vitamin D.\nAnswer: vitamin D.")
+    with make_teacher(server) as teacher:
+        answered = teacher.answer(OPEN_QUESTION)
+    assert (answered.text, answered.answer) == ("Soft bones in children come from too little vitamin D.", "vitamin D")
+    gold = Question("o", OPEN_QUESTION.text, {}, "Vitamin D", kind="open")
+    assert keep_correct([answered], gold) == [answered]  # open answers compare as words
+
+
 def test_few_shot_examples_do_not_give_away_demo_questions():
     from kard.datasets import load_demo_questions
     from kard.teacher_prompts import EXAMPLES
@@ -86,7 +111,8 @@ def test_few_shot_examples_do_not_give_away_demo_questions():
         for question in load_demo_questions():
             assert similarity(example.text, question.text) < 0.25, (example.text, question.text)
             gold = question.options[question.answer]
-            assert similarity(example.options[example.answer], gold) < 0.5, (example.text, question.text)
+            example_gold = example.options.get(example.answer, example.answer)  # an open example has no options
+            assert similarity(example_gold, gold) < 0.5, (example.text, question.text)
 
 
 # ----------------------------------------------------------------------------- happy path, n, filter
