@@ -209,10 +209,15 @@ def _validate_answer(c: Correction) -> None:
     if c.options:
         raise DataError(f"an open question has no options, got {list(c.options)}",
                         fix="save it as a multiple-choice question (kind 'choice'), or drop the options")
-    if not (c.answer or "").strip():
+    check_free_answer(c.answer)
+
+
+def check_free_answer(answer: str) -> None:
+    """Raise DataError when an open question's answer is empty or longer than MAX_FREE_ANSWER_CHARS."""
+    if not (answer or "").strip():
         raise DataError("the answer of the open question is empty", fix="write the short answer before saving")
-    if len(c.answer) > MAX_FREE_ANSWER_CHARS:
-        raise DataError(f"the answer has {len(c.answer):,} characters; the limit is {MAX_FREE_ANSWER_CHARS:,}",
+    if len(answer) > MAX_FREE_ANSWER_CHARS:
+        raise DataError(f"the answer has {len(answer):,} characters; the limit is {MAX_FREE_ANSWER_CHARS:,}",
                         fix="write a short answer; the reasoning belongs in the rationale")
 
 

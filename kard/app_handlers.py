@@ -8,6 +8,12 @@ A user's mistake raises `InputError`, whose message the app shows as a warning.
 The "item" passed between actions is a JSON-able dict (it also travels through the browser as the
 draft that survives a page refresh): the question, the candidate passages with both rankings, the
 student's output and timings, and the teacher's or recorded rationale once compared.
+
+Questions come in three kinds (kard.kinds): typed options make a multiple-choice question; without
+options a question is a yes/no question (answered "yes"/"no", asked with A. yes, B. no) or an open
+one (a short free-text answer, no letters). `ask` takes the person's choice of kind ("auto" decides
+from the text) and the item says which kind was used and why; answers, saves and the browse table
+follow the kind.
 """
 
 from __future__ import annotations
@@ -19,10 +25,13 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from kard import views
-from kard.annotations import ERROR_TAGS, AnnotationStore, Correction, PassageRecord, check_sizes, item_id_for
+from kard.annotations import (
+    ERROR_TAGS, AnnotationStore, Correction, PassageRecord, check_free_answer, check_sizes, item_id_for,
+)
 from kard.errors import DataError, KardError
-from kard.prompts import PROMPT_VERSION, format_options, parse_answer, parse_options
-from kard.records import Hit, Passage, Prediction, Question, Rationale, Timings
+from kard.kinds import AUTO, KindDecision, decide_kind, options_for
+from kard.prompts import PROMPT_VERSION, format_options, parse_options, parse_question_answer, same_answer
+from kard.records import CHOICE, OPEN, YES_NO, Hit, Passage, Prediction, Question, Rationale, Timings
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +82,32 @@ class SaveResult:
 # -- items: JSON-able views of a prediction ----------------------------------------------------------
 def question_to_dict(q: Question) -> dict[str, Any]:
     return {"id": q.id, "text": q.text, "options": dict(q.options), "answer": q.answer, "dataset": q.dataset,
-            "rationale": q.rationale, "rationale_source": q.rationale_source}
+            "rationale": q.rationale, "rationale_source": q.rationale_source, "kind": q.kind}
 
 
 def question_from_dict(d: Mapping[str, Any]) -> Question:
+    """The Question of an item; an item from before kinds existed is multiple choice."""
     return Question(str(d["id"]), str(d["text"]), dict(d["options"]), d.get("answer"), d.get("dataset", "custom"),
-                    d.get("rationale"), d.get("rationale_source"))
+                    d.get("rationale"), d.get("rationale_source"), kind=d.get("kind") or CHOICE)
+
+
+def answer_choices(question: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(label, value) pairs of the answer control: the letters, yes/no (values A/B), none for an open question."""
+    kind = question.get("kind") or CHOICE
+    if kind == OPEN:
+        return []
+    if kind == YES_NO:
+        return [(text, letter) for letter, text in question["options"].items()]
+    return [(letter, letter) for letter in question["options"]]
+
+
+def answer_words(answer: str | None, question: Question) -> str:
+    """An answer in a sentence: the letter, "yes"/"no", or an open answer in quotes."""
+    if answer is None:
+        return "nothing"
+    if question.kind == OPEN:
+        return f'"{answer}"'
+    return views.answer_label(answer, question.options, question.kind) if question.kind == YES_NO else answer
 
 
 def hit_to_dict(h: Hit) -> dict[str, Any]:
@@ -92,7 +121,8 @@ def hit_from_dict(d: Mapping[str, Any]) -> Hit:
                d.get("rerank_score"), d.get("rerank_rank"))
 
 
-def item_from_prediction(p: Prediction) -> dict[str, Any]:
+def item_from_prediction(p: Prediction, kind_reason: str = "") -> dict[str, Any]:
+    """The item of a prediction; `kind_reason` says why the question was asked as its kind."""
     t = p.timings
     return {
         "item_id": item_id_for(p.question),
@@ -107,11 +137,21 @@ def item_from_prediction(p: Prediction) -> dict[str, Any]:
         "prompt_version": PROMPT_VERSION,
         "decoding": dict(p.decoding),
         "teacher": None,
+        "kind_reason": kind_reason,
     }
 
 
 def _timings(item: Mapping[str, Any]) -> Timings:
     return Timings(**item["student"]["timings"])
+
+
+def _kind(item: Mapping[str, Any]) -> str:
+    return item["question"].get("kind") or CHOICE
+
+
+def kind_html(item: Mapping[str, Any]) -> str:
+    """The "Asked as: ..." line of an item."""
+    return views.kind_line(_kind(item), item.get("kind_reason", ""))
 
 
 def student_card(item: Mapping[str, Any]) -> str:
@@ -120,8 +160,8 @@ def student_card(item: Mapping[str, Any]) -> str:
     return views.rationale_card(
         "Student", f"{s['model']} · KARD prompt {item['prompt_version']}{truncation}",
         s.get("raw_output") or s["rationale"], note="(the student wrote nothing)",
-        answer_html=views.answer_badge(s["answer"], q["answer"], q["options"]),
-        timing_html=views.timing_line(_timings(item), s["tokens_out"], s["model"]))
+        answer_html=views.answer_badge(s["answer"], q["answer"], q["options"], _kind(item)),
+        timing_html=views.timing_line(_timings(item), s["tokens_out"], s["model"]), kind_html=kind_html(item))
 
 
 def teacher_card(item: Mapping[str, Any], note: str = HOW_TO_TEACHER) -> str:
@@ -131,7 +171,7 @@ def teacher_card(item: Mapping[str, Any], note: str = HOW_TO_TEACHER) -> str:
     timing = views.timing_line(Timings(first_token_s=t.get("first_token_s"), total_s=t["seconds"]), 0,
                                t["model"]) if t.get("seconds") else ""
     return views.rationale_card("Teacher", t["label"], t["rationale"],
-                                answer_html=views.answer_badge(t["answer"], q["answer"], q["options"]),
+                                answer_html=views.answer_badge(t["answer"], q["answer"], q["options"], _kind(item)),
                                 timing_html=timing)
 
 
@@ -145,6 +185,16 @@ def compare_html(item: Mapping[str, Any]) -> str:
     if not t:
         return views.diff_panel("", "", "", "")
     return views.diff_panel(t["rationale"], item["student"]["rationale"], t["label"], "student")
+
+
+def _table_answer(answer: str | None, options: Mapping[str, str], kind: str) -> str:
+    """An answer in the browse table: the letter, "yes"/"no", or an open answer (cut at 40 characters)."""
+    if answer is None:
+        return "-"
+    if kind == CHOICE:
+        return answer
+    label = views.answer_label(answer, options, kind)
+    return label if len(label) <= 40 else label[:37] + "..."
 
 
 # -- the studio --------------------------------------------------------------------------------------
@@ -224,30 +274,45 @@ class Studio:
                 return qid
         return order[0]
 
-    def resolve_question(self, text: str, options_text: str, picked_id: str | None) -> Question:
+    def resolve_question(self, text: str, options_text: str, picked_id: str | None, kind: str | None = AUTO) -> Question:
         """The listed question when the text still matches it, else a typed question (no gold)."""
+        return self.resolve(text, options_text, picked_id, kind)[0]
+
+    def resolve(self, text: str, options_text: str, picked_id: str | None,
+                kind: str | None = AUTO) -> tuple[Question, KindDecision]:
+        """(question, why it is asked as its kind). Without options a question is yes/no or open; `kind`
+        ("auto", "choice", "yesno", "open") is the person's choice."""
         text = (text or "").strip()
         if not text:
             raise InputError("The question is empty. Fix: type a question, or pick a demo question from the list")
         if len(text) > self.max_question_chars:
             raise InputError(f"The question has {len(text):,} characters; the limit is {self.max_question_chars:,}. "
                              "Fix: shorten it to the question itself (the student reads at most 512 tokens)")
-        if not (options_text or "").strip():
-            raise InputError("No answer options. Fix: give at least two options, e.g. 'A) first B) second', "
-                             "or one per line")
         try:
-            options = parse_options(options_text)
+            decision = decide_kind(text, options_text, kind)
         except DataError as error:
-            raise InputError(f"Could not read the options: {error}") from error
+            raise InputError(f"Cannot ask it that way: {error}") from error
+        options: dict[str, str] = {}
+        if decision.kind == CHOICE:
+            try:
+                options = parse_options(options_text)
+            except DataError as error:
+                raise InputError(f"Could not read the options: {error}") from error
         picked = self.questions.get(picked_id or "")
-        if picked is not None and picked.text.strip() == text and dict(picked.options) == options:
-            return picked
-        return Question("custom", text, options, None, "custom")
+        if (picked is not None and picked.text.strip() == text and picked.kind == decision.kind
+                and dict(picked.options) == options_for(decision.kind, options)):
+            return picked, decision
+        return Question("custom", text, options_for(decision.kind, options), None, "custom", kind=decision.kind), decision
 
     # -- ask ----------------------------------------------------------------------------------------
-    def ask(self, text: str, options_text: str, picked_id: str | None = None) -> Iterator[AskUpdate]:
-        """Retrieve, rerank and stream the student's rationale; the last update carries the item."""
-        question = self.resolve_question(text, options_text, picked_id)
+    def ask(self, text: str, options_text: str, picked_id: str | None = None,
+            kind: str | None = AUTO) -> Iterator[AskUpdate]:
+        """Retrieve, rerank and stream the student's rationale; the last update carries the item.
+
+        `kind` is how to ask: "auto" (options typed -> multiple choice, else yes/no or open by the
+        text), or the person's choice "choice", "yesno", "open".
+        """
+        question, decision = self.resolve(text, options_text, picked_id, kind)
         waiting = views.rationale_card("Student", "loading the model...", "", note="Loading the student model...")
         yield AskUpdate("", waiting, views.message("Loading the student model (first question only)..."))
         pipeline = self.pipeline()
@@ -272,14 +337,15 @@ class Studio:
         if prediction is None:
             raise KardError("the pipeline ended without a prediction. Fix: this is a bug in kard.pipeline; "
                             "please report it with the question")
-        item = item_from_prediction(prediction)
-        status = f"Student answered in {prediction.timings.total_s:.2f} s."
+        item = item_from_prediction(prediction, decision.reason)
+        status = f"Asked as {decision.label}. Student answered in {prediction.timings.total_s:.2f} s."
         yield AskUpdate(rerank_html(item), student_card(item), views.message(status), item)
 
-    def ask_once(self, text: str, options_text: str, picked_id: str | None = None) -> AskUpdate:
+    def ask_once(self, text: str, options_text: str, picked_id: str | None = None,
+                 kind: str | None = AUTO) -> AskUpdate:
         """The final update of `ask` (for callers that do not stream)."""
         last = None
-        for last in self.ask(text, options_text, picked_id):
+        for last in self.ask(text, options_text, picked_id, kind):
             pass
         assert last is not None
         return last
@@ -297,7 +363,7 @@ class Studio:
                 first = first if first is not None else time.perf_counter() - started
                 text += chunk
                 yield text
-            rationale, letter = parse_answer(text, question.letters)
+            rationale, letter = parse_question_answer(text, question)
         else:
             r = teacher.answer(question)
             rationale, letter = r.text, r.answer
@@ -312,7 +378,7 @@ class Studio:
                     "answer": r.answer, "seconds": None}
         if question.rationale:
             source = question.rationale_source or "reference"
-            _, letter = parse_answer(question.rationale, question.letters)
+            _, letter = parse_question_answer(question.rationale, question)
             return {"kind": "recorded", "model": source, "label": f"recorded · {source}",
                     "rationale": question.rationale, "answer": question.answer or letter, "seconds": None}
         return None
@@ -388,7 +454,10 @@ class Studio:
     def save(self, item: Mapping[str, Any] | None, rationale: str, answer: str | None, rating: int | float | None,
              tags: Sequence[str] | None, marks: Sequence[str | None], note: str, confirmed: bool,
              curator: str | None, original: str = "", original_source: str = "") -> SaveResult:
-        """Store the correction as a new revision; ask for confirmation when the rationale disagrees."""
+        """Store the correction as a new revision; ask for confirmation when the rationale disagrees.
+
+        `answer` is an option letter (a yes/no question: A = yes, B = no), or an open question's short text.
+        """
         curator = self.can_write(curator)
         item = self._require_item(item, "Ask a question first, then correct the answer and save")
         question = question_from_dict(item["question"])
@@ -399,17 +468,41 @@ class Studio:
             check_sizes(rationale, (note or "").strip())
         except DataError as error:
             raise InputError(f"Not saved: {error}") from None
-        if answer not in question.options:
-            raise InputError(f"Choose the correct answer ({', '.join(question.letters)}) before saving")
-        stated = parse_answer(rationale, question.letters)[1]
-        if stated is not None and stated != answer and not confirmed:
-            return SaveResult(f"The rationale concludes {stated} but you chose {answer}. Fix the rationale, or tick "
-                              "'save anyway' and save again.", saved=False, needs_confirmation=True)
+        answer = self._check_answer(question, answer)
+        stated = parse_question_answer(rationale, question)[1]
+        if stated is not None and not same_answer(stated, answer, question.kind) and not confirmed:
+            return SaveResult(f"The rationale concludes {answer_words(stated, question)} but you chose "
+                              f"{answer_words(answer, question)}. Fix the rationale, or tick 'save anyway' and save "
+                              "again.", saved=False, needs_confirmation=True)
         correction = self._correction(item, question, rationale, answer, rating, tags, marks, note, curator,
                                       original, original_source)
         revision = self.store.save(correction)
         return SaveResult(f"Saved revision {revision.revision} of {revision.item_id} as {curator}.", saved=True,
                           revision=revision.revision)
+
+    @staticmethod
+    def _check_answer(question: Question, answer: str | None) -> str:
+        """The chosen answer if it fits the question's kind, else an InputError saying what to choose."""
+        if question.kind == OPEN:
+            text = (answer or "").strip()
+            if not text:
+                raise InputError("Write the correct short answer before saving (an open question has no options)")
+            try:
+                check_free_answer(text)
+            except DataError as error:
+                raise InputError(f"Not saved: {error}") from None
+            return text
+        if answer not in question.options:
+            choices = " or ".join(question.options.values()) if question.kind == YES_NO else ", ".join(question.letters)
+            raise InputError(f"Choose the correct answer ({choices}) before saving")
+        return answer
+
+    @staticmethod
+    def chosen_answer(item: Mapping[str, Any] | None, letter: str | None, text: str | None) -> str | None:
+        """What the editor's controls say: the typed text for an open question, else the chosen letter."""
+        if item and "question" in item and (item["question"].get("kind") or CHOICE) == OPEN:
+            return text
+        return letter
 
     def _correction(self, item: Mapping[str, Any], question: Question, rationale: str, answer: str,
                     rating: int | float | None, tags: Sequence[str] | None, marks: Sequence[str | None], note: str,
@@ -435,7 +528,8 @@ class Studio:
             teacher_rationale=teacher.get("rationale"), teacher_answer=teacher.get("answer"),
             original_rationale=original or teacher.get("rationale") or student["rationale"],
             original_source=original_source or (teacher.get("label") or f"student {student['model']}"),
-            rating=int(rating) if rating else None, tags=tuple(tags or ()), note=(note or "").strip(), curator=curator)
+            rating=int(rating) if rating else None, tags=tuple(tags or ()), note=(note or "").strip(), curator=curator,
+            kind=question.kind)
 
     # -- browse and history -------------------------------------------------------------------------
     BROWSE_COLUMNS = ["item", "rev", "question", "student", "curated", "gold", "rating", "tags", "curator", "saved at"]
@@ -447,7 +541,8 @@ class Studio:
         for rev in self.store.latest(tag=tag or None, curator=curator or None, disagreements_first=disagreements_first):
             c = rev.correction
             question = c.question if len(c.question) <= 80 else c.question[:77] + "..."
-            rows.append([c.item_id, rev.revision, question, c.student_answer or "-", c.answer, c.gold_answer or "-",
+            shown = [_table_answer(a, c.options, c.kind) for a in (c.student_answer, c.answer, c.gold_answer)]
+            rows.append([c.item_id, rev.revision, question, *shown,
                          c.rating or "", ", ".join(c.tags), c.curator, rev.created_at[:19].replace("T", " ")])
         return rows
 

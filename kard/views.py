@@ -12,7 +12,9 @@ import html
 import re
 from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
-from kard.records import Hit, Timings
+from kard.kinds import KIND_LABELS
+from kard.prompts import same_answer
+from kard.records import CHOICE, OPEN, YES_NO, Hit, Timings
 
 if TYPE_CHECKING:
     from kard.annotations import Revision
@@ -137,17 +139,33 @@ def diff_panel(old: str, new: str, old_label: str, new_label: str) -> str:
 
 
 # -- answers, timings, cards -------------------------------------------------------------------------
-def answer_badge(answer: str | None, gold: str | None, options: Mapping[str, str]) -> str:
-    """The answer with a badge: matches gold / does not / no gold / no answer."""
+def answer_label(answer: str, options: Mapping[str, str], kind: str = CHOICE) -> str:
+    """An answer as people read it (plain text): "B. carbon dioxide", "yes" / "no", or an open answer's words."""
+    if kind == YES_NO:
+        return options.get(answer, answer)
+    if kind == OPEN:
+        return answer
+    return f"{answer}. {options.get(answer, '?')}"
+
+
+def answer_badge(answer: str | None, gold: str | None, options: Mapping[str, str], kind: str = CHOICE) -> str:
+    """The answer with a badge: matches gold / does not / no gold / no answer. Yes/no answers show as
+    "yes"/"no" and open answers as their text, never as letters."""
     if answer is None:
         return '<span class="kard-badge kard-bad">no answer found</span>'
-    text = f"{esc(answer)}. {esc(options.get(answer, '?'))}"
+    text = esc(answer_label(answer, options, kind))
     if gold is None:
         return f'<span class="kard-badge kard-nogold" title="no gold answer for this question">{text} &middot; no gold</span>'
-    if answer == gold:
+    if same_answer(answer, gold, kind):
         return f'<span class="kard-badge kard-ok">{text} &#10003; matches gold</span>'
-    return (f'<span class="kard-badge kard-bad">{text} &#10007; gold is {esc(gold)}. '
-            f"{esc(options.get(gold, '?'))}</span>")
+    return f'<span class="kard-badge kard-bad">{text} &#10007; gold is {esc(answer_label(gold, options, kind))}</span>'
+
+
+def kind_line(kind: str, reason: str = "") -> str:
+    """'Asked as: yes/no question (why)', with how to switch the kind."""
+    why = f" ({esc(reason)})" if reason else ""
+    return (f'<div class="kard-kind">Asked as: <b>{esc(KIND_LABELS.get(kind, kind))}</b>{why} '
+            '<span class="kard-muted">&middot; not right? choose another kind under "Ask as" and ask again</span></div>')
 
 
 def timing_line(timings: Timings | None, tokens_out: int = 0, model: str = "") -> str:
@@ -164,12 +182,13 @@ def timing_line(timings: Timings | None, tokens_out: int = 0, model: str = "") -
 
 
 def rationale_card(role: str, source: str, text: str, *, answer_html: str = "", timing_html: str = "",
-                   note: str = "", streaming: bool = False) -> str:
-    """A column of the teacher-vs-student view: who wrote it, the rationale, the answer badge, timings."""
+                   note: str = "", streaming: bool = False, kind_html: str = "") -> str:
+    """A column of the teacher-vs-student view: who wrote it, how the question was asked, the rationale,
+    the answer badge, timings."""
     cursor = '<span class="kard-cursor">&#9612;</span>' if streaming else ""
     body = esc(text) + cursor if (text or streaming) else f'<span class="kard-muted">{esc(note) or "&nbsp;"}</span>'
     return (f'<div class="kard-card kard-{esc(role.lower())}"><div class="kard-card-head"><b>{esc(role)}</b> '
-            f'<span class="kard-source">{esc(source)}</span></div><div class="kard-rationale">{body}</div>'
+            f'<span class="kard-source">{esc(source)}</span></div>{kind_html}<div class="kard-rationale">{body}</div>'
             f'<div class="kard-answer">{answer_html}</div>{timing_html}</div>')
 
 
@@ -190,7 +209,7 @@ def history_panel(revisions: Sequence["Revision"]) -> str:
         action = f"reverted to r{rev.reverted_from}" if rev.action == "revert" else "saved"
         tags = ", ".join(c.tags) or "no tags"
         meta = (f"<b>r{rev.revision}</b> {esc(action)} by <b>{esc(c.curator)}</b> at {esc(rev.created_at)} "
-                f"&middot; answer {esc(c.answer)} &middot; rating {esc(c.rating or '-')} &middot; {esc(tags)}")
+                f"&middot; answer {esc(answer_label(c.answer, c.options, c.kind))} &middot; rating {esc(c.rating or '-')} &middot; {esc(tags)}")
         note = f'<div class="kard-note">{esc(c.note)}</div>' if c.note else ""
         items.append(f'<li class="kard-rev"><div>{meta}</div>{note}{word_diff(previous, c.rationale)}</li>')
         previous = c.rationale
@@ -223,6 +242,7 @@ mark { background: #fde68a; color: inherit; padding: 0 1px; border-radius: 2px; 
 .kard-badge { display: inline-block; padding: 2px 8px; border-radius: 10px; font-size: 0.9em; }
 .kard-ok { background: #dcfce7; color: #166534; } .kard-bad { background: #fee2e2; color: #991b1b; }
 .kard-nogold { background: #e5e7eb; color: #374151; }
+.kard-kind { font-size: 0.9em; margin-bottom: 6px; }
 .kard-msg { padding: 6px 10px; border-radius: 6px; } .kard-msg-info { background: var(--color-accent-soft); }
 .kard-msg-warn { background: #fef3c7; color: #92400e; } .kard-msg-error { background: #fee2e2; color: #991b1b; }
 .kard-history { padding-left: 1.2em; } .kard-rev { margin-bottom: 10px; } .kard-note { font-style: italic; }

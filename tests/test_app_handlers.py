@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from kard.annotations import AnnotationStore
-from kard.app_handlers import HOW_TO_TEACHER, InputError, Studio, item_from_prediction
+from kard.app_handlers import (
+    HOW_TO_TEACHER, InputError, Studio, answer_choices, item_from_prediction, question_from_dict, student_card,
+)
 from kard.errors import KardError
 from kard.records import Hit, Passage, Prediction, Question, Rationale, Timings
 
@@ -102,7 +104,6 @@ def test_typed_question_has_no_gold(store):
 @pytest.mark.parametrize("text, options, message", [
     ("", "A) x B) y", "question is empty"),
     ("x" * 20_000, "A) x B) y", "20,000 characters"),
-    ("What?", "", "No answer options"),
     ("What?", "just one option", "Could not read the options"),
 ])
 def test_bad_questions_give_messages(store, text, options, message):
@@ -396,3 +397,104 @@ def test_unreachable_live_teacher_gives_a_message(store):
     c = s.compare(asked(s, "q2"))
     assert c.warning and "could not answer" in c.warning and url in c.warning
     assert c.item["teacher"] is None and "could not answer" in c.teacher_html
+
+
+# -- free questions: yes/no and open ------------------------------------------------------------------
+class FreePipeline(ScriptedPipeline):
+    """Answers as the real pipeline reads a free question: yes/no as A/B, an open question in words."""
+
+    OUTPUTS = {"yesno": "Oranges are rich in vitamin C, which scurvy lacks. So the answer is yes.\nAnswer: A",
+               "open": "Scurvy comes from too little vitamin C.\nAnswer: vitamin C", "choice": "It is C.\nAnswer: A"}
+
+    def stream(self, question: Question):
+        from kard.prompts import parse_question_answer
+
+        self.asked.append(question)
+        candidates, used, _ = self.retrieve(question)
+        output = self.OUTPUTS[question.kind]
+        yield output
+        rationale, answer = parse_question_answer(output, question)
+        yield Prediction(question, tuple(candidates), tuple(used), "prompt", output, rationale, answer,
+                         timings=Timings(0.001, None, 0.2, 1.0, 1.1), tokens_out=12, student_name="scripted-student")
+
+
+class OpenTeacher(ScriptedTeacher):
+    def answer(self, question: Question) -> Rationale:
+        text = "Vitamin C deficiency causes scurvy.\nAnswer: Vitamin C." if question.is_open else "Yes.\nAnswer: A"
+        from kard.prompts import parse_question_answer
+
+        rationale, answer = parse_question_answer(text, question)
+        return Rationale(question.id, rationale, answer, "teacher-model")
+
+
+FREE_YES_NO = "Would a person with scurvy benefit from eating oranges?"
+
+
+def test_a_free_yes_no_question_is_answered_yes_or_no(store):
+    s = studio(store, pipeline=FreePipeline())
+    final = s.ask_once(FREE_YES_NO, "", None)
+    q = final.item["question"]
+    assert (q["kind"], q["options"], final.item["student"]["answer"]) == ("yesno", {"A": "yes", "B": "no"}, "A")
+    assert "Asked as: <b>yes/no question</b> (no options, and it starts with &#x27;Would&#x27;)" in final.student_html
+    assert ">yes &middot; no gold<" in final.student_html and "A. yes" not in final.student_html
+    assert "Asked as yes/no question" in final.status_html
+    assert s.resolve_question(FREE_YES_NO, "", None).kind == "yesno"
+
+
+def test_the_person_can_switch_a_question_to_open_and_back(store):
+    s = studio(store, pipeline=FreePipeline())
+    yes_no = s.ask_once(FREE_YES_NO, "", None).item
+    free = s.ask_once(FREE_YES_NO, "", None, kind="open").item
+    assert free["question"]["kind"] == "open" and free["question"]["options"] == {}
+    assert free["student"]["answer"] == "vitamin C" and free["item_id"] != yes_no["item_id"]
+    assert free["kind_reason"] == "chosen by you"
+    assert "Asked as: <b>open question</b>" in student_card(free) and ">vitamin C &middot; no gold<" in student_card(free)
+    picked = s.ask_once(*s.pick("q1"), "q1", kind="open").item  # a demo question asked another way: typed
+    assert picked["question"]["id"] == "custom" and picked["question"]["answer"] is None
+    assert s.ask_once(*s.pick("q1"), "q1", kind="auto").item["question"]["id"] == "q1"
+    with pytest.raises(InputError, match="Cannot ask it that way.*needs its options"):
+        s.ask_once(FREE_YES_NO, "", None, kind="choice")
+    with pytest.raises(InputError, match="unknown question kind"):
+        s.ask_once(FREE_YES_NO, "", None, kind="maybe")
+
+
+def test_teacher_column_editor_and_save_of_a_yes_no_question(store):
+    s = studio(store, pipeline=FreePipeline(), teacher_factory=lambda: OpenTeacher())
+    c = s.compare(s.ask_once(FREE_YES_NO, "", None).item)
+    assert c.editor_answer == "A" and ">yes &middot; no gold<" in c.teacher_html and "kard-diff" in c.diff_html
+    assert answer_choices(c.item["question"]) == [("yes", "A"), ("no", "B")]
+    refused = s.save(c.item, "Oranges cannot cure it. So the answer is no.", "A", 3, [], [], "", False, "alice")
+    assert refused.needs_confirmation and "concludes no but you chose yes" in refused.message
+    with pytest.raises(InputError, match=r"Choose the correct answer \(yes or no\)"):
+        s.save(c.item, "text", "yes", 3, [], [], "", False, "alice")
+    assert s.save(c.item, "Oranges hold vitamin C. So the answer is yes.", "A", 4, [], [], "", False, "alice").saved
+    saved = store.get(c.item["item_id"]).correction
+    assert (saved.kind, saved.answer, saved.options) == ("yesno", "A", {"A": "yes", "B": "no"})
+    assert s.browse()[0][3:6] == ["yes", "yes", "-"]
+
+
+def test_teacher_column_editor_and_save_of_an_open_question(store):
+    s = studio(store, pipeline=FreePipeline(), teacher_factory=lambda: OpenTeacher())
+    c = s.compare(s.ask_once("Which vitamin deficiency causes scurvy?", "", None).item)
+    assert c.item["question"]["kind"] == "open" and c.editor_answer == "Vitamin C"
+    assert ">Vitamin C &middot; no gold<" in c.teacher_html and answer_choices(c.item["question"]) == []
+    assert Studio.chosen_answer(c.item, None, "vitamin C") == "vitamin C"
+    assert Studio.chosen_answer(asked(s), "A", "ignored") == "A"
+    refused = s.save(c.item, "Bones soften.\nAnswer: vitamin D", "vitamin C", 3, [], [], "", False, "alice")
+    assert refused.needs_confirmation and 'concludes "vitamin D" but you chose "vitamin C"' in refused.message
+    with pytest.raises(InputError, match="Write the correct short answer"):
+        s.save(c.item, "text", "  ", 3, [], [], "", False, "alice")
+    with pytest.raises(InputError, match="Not saved: the answer has 301 characters"):
+        s.save(c.item, "text", "x" * 301, 3, [], [], "", False, "alice")
+    result = s.save(c.item, "Scurvy is a lack of vitamin C.\nAnswer: Vitamin C.", " vitamin C ", 4, [], [], "", False,
+                    "alice")
+    assert result.saved  # "Vitamin C." concludes the same answer as "vitamin C"
+    saved = store.get(c.item["item_id"]).correction
+    assert (saved.kind, saved.answer, saved.options, saved.student_answer) == ("open", "vitamin C", {}, "vitamin C")
+    assert s.browse()[0][3:6] == ["vitamin C", "vitamin C", "-"]
+    assert "answer vitamin C" in s.history(c.item["item_id"])[0]
+
+
+def test_items_from_before_kinds_still_load():
+    old = {"id": "q", "text": "Which?", "options": {"A": "x", "B": "y"}, "answer": "A"}
+    assert question_from_dict(old).kind == "choice" and answer_choices(old) == [("A", "A"), ("B", "B")]

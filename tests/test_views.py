@@ -8,6 +8,8 @@ from kard.annotations import Correction, Revision
 from kard.records import Hit, Passage, Timings
 from kard.views import (
     answer_badge,
+    answer_label,
+    kind_line,
     diff_panel,
     highlight,
     history_panel,
@@ -126,3 +128,22 @@ def test_history_panel_newest_first_with_diffs():
     assert "reverted to r1" in out and "<del>first</del><ins>second</ins>" in out
     assert "<img" not in out and "&lt;img" in out
     assert "No saved revisions" in history_panel([])
+
+
+def test_yes_no_and_open_answers_show_as_words_never_letters():
+    yes_no = {"A": "yes", "B": "no"}
+    assert ">yes &middot; no gold<" in answer_badge("A", None, yes_no, "yesno")
+    wrong = answer_badge("B", "A", yes_no, "yesno")
+    assert ">no &#10007; gold is yes<" in wrong and "A." not in wrong and "B." not in wrong
+    assert "matches gold" in answer_badge("The Sun.", "sun", {}, "open")  # open answers compare as words
+    assert "gold is vitamin &lt;C&gt;" in answer_badge("iron", "vitamin <C>", {}, "open")
+    assert [answer_label("B", yes_no, "yesno"), answer_label("Mercury", {}, "open"), answer_label("B", yes_no)] == \
+        ["no", "Mercury", "B. no"]
+
+
+def test_kind_line_says_how_the_question_was_asked_and_escapes():
+    line = kind_line("open", "no options, and it starts with '<b>'")
+    assert "Asked as: <b>open question</b>" in line and "&lt;b&gt;" in line and "Ask as" in line
+    assert "multiple choice" in kind_line("choice") and "yes/no question" in kind_line("yesno")
+    card = rationale_card("Student", "m", "text", kind_html=kind_line("yesno"))
+    assert card.index("Asked as") < card.index("kard-rationale")
