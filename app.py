@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kard.annotations import ERROR_TAGS, RELEVANCE_MARKS, AnnotationStore
-from kard.app_handlers import MAX_MARKED, Studio
+from kard.app_handlers import MAX_MARKED, Studio, answer_choices
 from kard.config import AppConfig, TeacherConfig, teacher_configured
 from kard.errors import ConfigError, KardError
 from kard.views import CSS, message
@@ -37,7 +37,10 @@ document.addEventListener("keydown", (event) => {
 """
 HOW_IT_WORKS = """**How it works.** BM25 finds candidate passages for the question; a KARD reranker (if loaded)
 reorders them; the top-k go to the small student, which writes a rationale and an answer. Compare it
-with the teacher's rationale, correct it below, and every save becomes a revision for retraining."""
+with the teacher's rationale, correct it below, and every save becomes a revision for retraining.
+Leave the options empty for a free question: it is answered yes/no or in a few words."""
+KIND_CHOICES = [("auto", "auto"), ("multiple choice", "choice"), ("yes/no", "yesno"), ("open", "open")]
+"""The "Ask as" control: (label, kard.kinds kind); "auto" decides from the question and its options."""
 SHORTCUTS_HELP = "Shortcuts: **Ctrl+Enter** ask · **Ctrl+S** save · **Alt+N** next question"
 
 
@@ -132,8 +135,11 @@ def build_app(studio: Studio, config: AppConfig | None = None):
                     picked = gr.Dropdown(studio.question_choices(), value=None, label="Demo question",
                                          info="pick one, or type your own below", elem_id="kard-picked")
                     question = gr.Textbox(label="Question", lines=3, max_lines=8, elem_id="kard-question")
-                    options = gr.Textbox(label="Options", lines=3, max_lines=8, placeholder="A) first  B) second ...",
+                    options = gr.Textbox(label="Options", lines=3, max_lines=8,
+                                         placeholder="A) first  B) second ...  (leave empty for a yes/no or open question)",
                                          elem_id="kard-options")
+                    kind = gr.Radio(KIND_CHOICES, value="auto", label="Ask as", elem_id="kard-kind",
+                                    info="auto: options typed -> multiple choice, else yes/no or open by the question")
                     with gr.Row():
                         ask_btn = gr.Button("Ask the student", variant="primary", elem_id="kard-ask")
                         next_btn = gr.Button("Next question", elem_id="kard-next")
@@ -159,6 +165,8 @@ def build_app(studio: Studio, config: AppConfig | None = None):
                     edit_diff = gr.HTML(elem_id="kard-edit-diff")
                 with gr.Column(scale=2):
                     answer = gr.Radio([], label="Correct answer", elem_id="kard-answer")
+                    answer_text = gr.Textbox(label="Correct answer (a few words)", visible=False, max_lines=2,
+                                             elem_id="kard-answer-text")
                     rating = gr.Radio([1, 2, 3, 4, 5], label="Rating of the student's rationale (1 bad - 5 good)",
                                       elem_id="kard-rating")
                     tags = gr.CheckboxGroup(list(ERROR_TAGS), label="Error tags", elem_id="kard-tags")
@@ -192,47 +200,65 @@ def build_app(studio: Studio, config: AppConfig | None = None):
             add_loop_tab(studio, config, curator_name, question=question, options=options)
 
         # -- ask -> compare ---------------------------------------------------------------------------
-        def ask(text: str, options_text: str, picked_id: str | None):
+        def ask(text: str, options_text: str, picked_id: str | None, how: str | None = "auto"):
             try:
-                for update in studio.ask(text, options_text, picked_id):
+                for update in studio.ask(text, options_text, picked_id, how or "auto"):
                     teacher = "" if update.item is None else gr.skip()
                     yield update.rerank_html, update.student_html, update.status_html, update.item or gr.skip(), teacher
             except KardError as error:
                 yield gr.skip(), gr.skip(), warn(error), gr.skip(), gr.skip()
 
+        def answer_updates(question_dict: dict, value: str | None) -> list:
+            """The answer controls for a question's kind: the radio (letters, yes/no) or the text box (open)."""
+            is_open = not answer_choices(question_dict)
+            return [gr.update(choices=answer_choices(question_dict), value=None if is_open else value,
+                              visible=not is_open),
+                    gr.update(value=value if is_open else "", visible=is_open)]
+
         def compare(current: dict | None):
             if not current:  # the ask showed why it has no item; keep that message
-                yield [gr.skip()] * (10 + MAX_MARKED)
+                yield [gr.skip()] * (11 + MAX_MARKED)
                 return
             try:
                 for c in studio.compare_steps(current):
                     if c.partial:
-                        yield [gr.skip(), c.teacher_html] + [gr.skip()] * (8 + MAX_MARKED)
+                        yield [gr.skip(), c.teacher_html] + [gr.skip()] * (9 + MAX_MARKED)
                         continue
                     if c.warning:
                         gr.Warning(c.warning)
-                    letters = list(c.item["question"]["options"])
+                    radio, text_box = answer_updates(c.item["question"], c.editor_answer)
                     yield [gr.skip(), c.teacher_html, c.diff_html, c.editor_text, c.editor_text, c.editor_source,
-                           f"Editing a copy of the **{c.editor_source}** rationale.",
-                           gr.update(choices=letters, value=c.editor_answer),
-                           studio.live_diff(c.editor_text, c.editor_text), c.item, *mark_updates(c.item)]
+                           f"Editing a copy of the **{c.editor_source}** rationale.", radio,
+                           studio.live_diff(c.editor_text, c.editor_text), c.item, *mark_updates(c.item), text_box]
             except KardError as error:
-                yield [warn(error)] + [gr.skip()] * (9 + MAX_MARKED)
+                yield [warn(error)] + [gr.skip()] * (10 + MAX_MARKED)
 
+        ask_inputs = [question, options, picked, kind]
         ask_outputs = [rerank_html, student_html, status, item, teacher_html]
         compare_outputs = [status, teacher_html, diff_html, editor, original, original_source, editor_label, answer,
-                           edit_diff, item, *marks]
-        ask_event = ask_btn.click(ask, [question, options, picked], ask_outputs, api_name="ask")
+                           edit_diff, item, *marks, answer_text]
+        ask_event = ask_btn.click(ask, ask_inputs, ask_outputs, api_name="ask")
         ask_event.success(compare, [item], compare_outputs, api_name="compare")
-        picked.input(lambda qid: studio.pick(qid), [picked], [question, options], api_visibility="private")
+        picked.input(lambda qid: (*studio.pick(qid), "auto"), [picked], [question, options, kind],
+                     api_visibility="private")
+
+        def ask_again(text: str, options_text: str, picked_id: str | None, how: str | None):
+            """Switching "Ask as" re-asks the question that is there (nothing happens before one is typed)."""
+            if not (text or "").strip():
+                yield [gr.skip()] * len(ask_outputs)
+                return
+            yield from ask(text, options_text, picked_id, how)
+
+        (kind.input(ask_again, ask_inputs, ask_outputs, api_visibility="private")
+         .success(compare, [item], compare_outputs, api_visibility="private"))
 
         def next_question(current: str | None):
             qid = studio.next_question(current)
             text, opts = studio.pick(qid)
-            return gr.update(value=qid), text, opts
+            return gr.update(value=qid), text, opts, "auto"
 
-        (next_btn.click(next_question, [picked], [picked, question, options], api_visibility="private")
-         .success(ask, [question, options, picked], ask_outputs, api_visibility="private")
+        (next_btn.click(next_question, [picked], [picked, question, options, kind], api_visibility="private")
+         .success(ask, ask_inputs, ask_outputs, api_visibility="private")
          .success(compare, [item], compare_outputs, api_visibility="private"))
 
         # -- editor -----------------------------------------------------------------------------------
@@ -251,11 +277,12 @@ def build_app(studio: Studio, config: AppConfig | None = None):
                      trigger_mode="always_last", show_progress="hidden")
 
         def save(current, rationale, chosen, stars, chosen_tags, m1, m2, m3, m4, m5, text_note, confirmed, orig,
-                 orig_source, request: gr.Request, profile: gr.OAuthProfile | None):
+                 orig_source, chosen_text=None, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
             chosen_marks = [m1, m2, m3, m4, m5]  # one per mark slot (MAX_MARKED)
             try:
-                result = studio.save(current, rationale, chosen, stars, chosen_tags, chosen_marks, text_note,
-                                     bool(confirmed), curator_name(request, profile), orig, orig_source)
+                result = studio.save(current, rationale, Studio.chosen_answer(current, chosen, chosen_text), stars,
+                                     chosen_tags, chosen_marks, text_note, bool(confirmed),
+                                     curator_name(request, profile), orig, orig_source)
             except KardError as error:
                 return warn(error), gr.skip(), gr.skip()
             if result.needs_confirmation:
@@ -264,18 +291,21 @@ def build_app(studio: Studio, config: AppConfig | None = None):
             gr.Info(result.message)
             return message(result.message, "info"), gr.update(visible=False, value=False), None
 
-        save_inputs = [item, editor, answer, rating, tags, *marks, note, confirm, original, original_source]
+        save_inputs = [item, editor, answer, rating, tags, *marks, note, confirm, original, original_source,
+                       answer_text]
         save_btn.click(save, save_inputs, [save_msg, confirm, draft], api_name="save").success(
             lambda *f: browse(*f), [tag_filter, curator_filter, disagreements], [table, item_pick, curator_filter],
             api_visibility="private")
 
         # -- drafts -----------------------------------------------------------------------------------
         def keep_draft(current, rationale, chosen, stars, chosen_tags, *rest):
-            *chosen_marks, text_note, orig, orig_source = rest
-            return Studio.draft(current, rationale, chosen, stars, chosen_tags, text_note, chosen_marks, orig, orig_source)
+            *chosen_marks, text_note, orig, orig_source, chosen_text = rest
+            return Studio.draft(current, rationale, Studio.chosen_answer(current, chosen, chosen_text), stars,
+                                chosen_tags, text_note, chosen_marks, orig, orig_source)
 
-        gr.on([editor.input, answer.input, rating.input, tags.input, note.input, *[m.input for m in marks],
-               item.change], keep_draft, [item, editor, answer, rating, tags, *marks, note, original, original_source],
+        gr.on([editor.input, answer.input, answer_text.input, rating.input, tags.input, note.input,
+               *[m.input for m in marks], item.change], keep_draft,
+              [item, editor, answer, rating, tags, *marks, note, original, original_source, answer_text],
               [draft], api_visibility="private", trigger_mode="always_last", show_progress="hidden")
 
         def restore(saved: dict | None, request: gr.Request, profile: gr.OAuthProfile | None):
@@ -283,7 +313,7 @@ def build_app(studio: Studio, config: AppConfig | None = None):
             mode = (f"**Curator mode** · signed in as **{who}**" if who else "**Curator mode** · sign in to save") \
                 if is_curator else "**Demo mode** · read-only: corrections cannot be saved here"
             if not saved or not saved.get("item"):
-                return [mode] + [gr.skip()] * (17 + MAX_MARKED)
+                return [mode] + [gr.skip()] * (19 + MAX_MARKED)
             from kard.app_handlers import compare_html, rerank_html as rerank_view, student_card, teacher_card
 
             it = saved["item"]
@@ -295,17 +325,20 @@ def build_app(studio: Studio, config: AppConfig | None = None):
                            for i in range(MAX_MARKED)]
             from kard.prompts import format_options
 
+            radio, text_box = answer_updates(q, saved.get("answer"))
+            how = q.get("kind", "auto") if it.get("kind_reason", "").startswith("chosen by you") else "auto"
             return [mode, q["text"], format_options(q["options"]), q["id"] if q["id"] in studio.questions else None,
                     rerank_view(it), student_card(it), teacher_card(it), compare_html(it), it,
                     saved.get("rationale", ""), saved.get("original", ""), saved.get("original_source", ""),
-                    gr.update(choices=list(q["options"]), value=saved.get("answer")), saved.get("rating"),
+                    radio, saved.get("rating"),
                     saved.get("tags") or [], saved.get("note", ""),
                     studio.live_diff(saved.get("original", ""), saved.get("rationale", "")),
-                    message("Restored your unsaved correction from this browser.", "info"), *mark_values]
+                    message("Restored your unsaved correction from this browser.", "info"), *mark_values, text_box, how]
 
         demo.load(restore, [draft], [mode_line, question, options, picked, rerank_html, student_html, teacher_html,
                                      diff_html, item, editor, original, original_source, answer, rating, tags, note,
-                                     edit_diff, status, *marks], api_visibility="private", show_progress="hidden")
+                                     edit_diff, status, *marks, answer_text, kind],
+                  api_visibility="private", show_progress="hidden")
 
         # -- browse -----------------------------------------------------------------------------------
         def browse(tag: str, curator: str, first: bool):

@@ -86,3 +86,19 @@ def test_bad_questions_give_messages(client, text, options, expected):
 def test_wrong_password_is_refused(server):
     with pytest.raises(Exception):
         gradio_client.Client(server[0], auth=(USER, "wrong"), verbose=False)
+
+
+def test_free_questions_through_the_api(client, server):
+    rerank, student, status, item, _ = client.predict("Is scurvy caused by a lack of vitamin C?", "", None, "auto",
+                                                      api_name="/ask")
+    assert item["question"]["kind"] == "yesno" and item["student"]["answer"] in ("A", "B")
+    assert "Asked as: <b>yes/no question</b>" in student and "Asked as yes/no question" in status
+    assert 'data-passage-id="scurvy"' in rerank
+    item = client.predict("Which vitamin does the body lack in scurvy?", "", None, "open", api_name="/ask")[3]
+    assert item["question"]["kind"] == "open" and item["question"]["options"] == {}
+    item = client.predict(item, api_name="/compare")[9]
+    saved = client.predict(item, "Scurvy is a lack of vitamin C.\nAnswer: vitamin C", None, 4, [], *NO_MARKS,
+                           "", False, "", "", "vitamin C", api_name="/save")
+    assert "Saved revision 1" in saved[0]
+    c = server[1].store.get(item["item_id"]).correction
+    assert (c.kind, c.answer, c.options) == ("open", "vitamin C", {})
