@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
@@ -275,3 +276,20 @@ def test_open_answers_are_read_and_voted_as_text() -> None:
     assert read_answers(QUESTION, samples) == samples
     assert {vote_key(open_question, s.answer) for s in read} == {"carbon dioxide", None}
     assert vote_key(QUESTION, "B") == "B"
+
+
+def test_cli_ask_answers_a_free_question(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from kard.__main__ import main
+
+    folder = save_tiny_decoder(tmp_path / "cli-student")
+    facts = tmp_path / "facts.txt"
+    facts.write_text("\n".join(p.text for p in PASSAGES) + "\n", encoding="utf-8")
+    common = ["--student", str(folder), "--knowledge", str(facts), "--max-new-tokens", "4", "--k", "1"]
+    assert main(["ask", "Do plants absorb carbon dioxide?", *common]) == 0
+    out = capsys.readouterr().out
+    assert "(yes/no question): Do plants absorb" in out and re.search(r"\nAnswer: (yes|no)\b", out)
+    assert main(["ask", "Do plants absorb carbon dioxide?", "--kind", "open", *common]) == 0
+    out = capsys.readouterr().out
+    assert "(open question)" in out and "  A. " not in out and not re.search(r"\nAnswer: [A-E]\.", out)
+    assert main(["ask", "Which gas?", "--kind", "choice", "--student", "/no/such/model"]) == 2
+    assert "needs its options" in capsys.readouterr().err

@@ -10,18 +10,23 @@ from dataclasses import asdict, replace
 
 from kard.config import BASE_STUDENT, DEFAULT_STUDENT, GenerationConfig, RetrievalConfig
 from kard.errors import DataError
+from kard.kinds import AUTO, KIND_CHOICES, KIND_LABELS
 from kard.records import Prediction, Question
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     ask = subparsers.add_parser(
         "ask", help="answer one question: retrieve passages, stream the student's rationale and answer",
-        description="Answer a multiple-choice question offline with the demo knowledge base and the packaged "
-                    "student. Example: python -m kard ask \"Which gas do plants absorb?\" --options \"A) oxygen "
-                    "B) carbon dioxide\"   or   python -m kard ask --sample demo-q-med-01",
+        description="Answer a question offline with the demo knowledge base and the packaged student. "
+                    "Example: python -m kard ask \"Which gas do plants absorb?\" --options \"A) oxygen "
+                    "B) carbon dioxide\"   or   python -m kard ask --sample demo-q-med-01. Without --options "
+                    "it is a free question, answered yes/no or in a few words (--kind to choose).",
     )
     ask.add_argument("question", nargs="?", default=None, help="the question text (or use --sample)")
-    ask.add_argument("--options", default=None, help="options, e.g. \"A) first B) second\" or one per line")
+    ask.add_argument("--options", default=None, help="options, e.g. \"A) first B) second\" or one per line "
+                     "(none: a yes/no or open question)")
+    ask.add_argument("--kind", choices=KIND_CHOICES, default=AUTO,
+                     help="ask as multiple choice, yes/no or open; auto decides from the question (default %(default)s)")
     ask.add_argument("--sample", default=None, metavar="DEMO_ID", help="a question from demo/questions.jsonl by id")
     ask.add_argument("--k", type=int, default=RetrievalConfig.top_k, help="passages given to the student (default %(default)s)")
     ask.add_argument("--query", choices=("question", "question+options"), default=RetrievalConfig.query,
@@ -59,10 +64,10 @@ def _question(args: argparse.Namespace) -> Question:
             some = ", ".join(list(questions)[:5])
             raise DataError(f"no demo question with id {args.sample!r}", fix=f"use one of {some}, ...")
         return questions[args.sample]
-    if not args.question or not args.options:
-        raise DataError("ask needs a question and its options",
-                        fix='python -m kard ask "question" --options "A) .. B) .." (or --sample DEMO_ID)')
-    return make_question(args.question, args.options)
+    if not args.question:
+        raise DataError("ask needs a question",
+                        fix='python -m kard ask "question" [--options "A) .. B) .."] (or --sample DEMO_ID)')
+    return make_question(args.question, args.options or "", kind=args.kind)
 
 
 def run_ask(args: argparse.Namespace) -> int:
@@ -78,7 +83,7 @@ def run_ask(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(_jsonable(pipeline.answer(question)), ensure_ascii=False, indent=1))
         return 0
-    print(f"Question {question.id}: {question.text}")
+    print(f"Question {question.id} ({KIND_LABELS[question.kind]}): {question.text}")
     for letter, text in question.options.items():
         print(f"  {letter}. {text}")
     candidates, passages, _ = pipeline.retrieve(question)
@@ -101,8 +106,11 @@ def run_ask(args: argparse.Namespace) -> int:
 
 def _print_summary(p: Prediction, load_s: float) -> None:
     t = p.timings
+    from kard.views import answer_label
+
     gold = f" (gold {p.question.answer}: {'correct' if p.is_correct else 'wrong'})" if p.question.answer else ""
-    print(f"\n\nAnswer: {p.answer or 'none found'}{gold}")
+    shown = answer_label(p.answer, p.question.options, p.question.kind) if p.answer else "none found"
+    print(f"\n\nAnswer: {shown}{gold}")
     if len(p.samples) > 1:
         print(f"Votes over {len(p.samples)} samples: {dict(p.votes)}")
     if p.truncation:
