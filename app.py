@@ -136,10 +136,12 @@ def build_app(studio: Studio, config: AppConfig | None = None):
                                          info="pick one, or type your own below", elem_id="kard-picked")
                     question = gr.Textbox(label="Question", lines=3, max_lines=8, elem_id="kard-question")
                     options = gr.Textbox(label="Options", lines=3, max_lines=8,
-                                         placeholder="A) first  B) second ...  (leave empty for a yes/no or open question)",
+                                         placeholder="A) first  B) second ...  "
+                                                     "(leave empty for a yes/no or open question)",
                                          elem_id="kard-options")
                     kind = gr.Radio(KIND_CHOICES, value="auto", label="Ask as", elem_id="kard-kind",
-                                    info="auto: options typed -> multiple choice, else yes/no or open by the question")
+                                    info="auto: options typed -> multiple choice, "
+                                         "else yes/no or open by the question")
                     with gr.Row():
                         ask_btn = gr.Button("Ask the student", variant="primary", elem_id="kard-ask")
                         next_btn = gr.Button("Next question", elem_id="kard-next")
@@ -333,7 +335,8 @@ def build_app(studio: Studio, config: AppConfig | None = None):
                     radio, saved.get("rating"),
                     saved.get("tags") or [], saved.get("note", ""),
                     studio.live_diff(saved.get("original", ""), saved.get("rationale", "")),
-                    message("Restored your unsaved correction from this browser.", "info"), *mark_values, text_box, how]
+                    message("Restored your unsaved correction from this browser.", "info"), *mark_values,
+                    text_box, how]
 
         demo.load(restore, [draft], [mode_line, question, options, picked, rerank_html, student_html, teacher_html,
                                      diff_html, item, editor, original, original_source, answer, rating, tags, note,

@@ -171,8 +171,8 @@ def teacher_card(item: Mapping[str, Any], note: str = HOW_TO_TEACHER) -> str:
     timing = views.timing_line(Timings(first_token_s=t.get("first_token_s"), total_s=t["seconds"]), 0,
                                t["model"]) if t.get("seconds") else ""
     return views.rationale_card("Teacher", t["label"], t["rationale"],
-                                answer_html=views.answer_badge(t["answer"], q["answer"], q["options"], _kind(item)),
-                                timing_html=timing)
+                                timing_html=timing,
+                                answer_html=views.answer_badge(t["answer"], q["answer"], q["options"], _kind(item)))
 
 
 def rerank_html(item: Mapping[str, Any]) -> str:
@@ -274,7 +274,8 @@ class Studio:
                 return qid
         return order[0]
 
-    def resolve_question(self, text: str, options_text: str, picked_id: str | None, kind: str | None = AUTO) -> Question:
+    def resolve_question(self, text: str, options_text: str, picked_id: str | None,
+                         kind: str | None = AUTO) -> Question:
         """The listed question when the text still matches it, else a typed question (no gold)."""
         return self.resolve(text, options_text, picked_id, kind)[0]
 
@@ -302,7 +303,8 @@ class Studio:
         if (picked is not None and picked.text.strip() == text and picked.kind == decision.kind
                 and dict(picked.options) == options_for(decision.kind, options)):
             return picked, decision
-        return Question("custom", text, options_for(decision.kind, options), None, "custom", kind=decision.kind), decision
+        typed = Question("custom", text, options_for(decision.kind, options), None, "custom", kind=decision.kind)
+        return typed, decision
 
     # -- ask ----------------------------------------------------------------------------------------
     def ask(self, text: str, options_text: str, picked_id: str | None = None,
@@ -472,8 +474,8 @@ class Studio:
         stated = parse_question_answer(rationale, question)[1]
         if stated is not None and not same_answer(stated, answer, question.kind) and not confirmed:
             return SaveResult(f"The rationale concludes {answer_words(stated, question)} but you chose "
-                              f"{answer_words(answer, question)}. Fix the rationale, or tick 'save anyway' and save "
-                              "again.", saved=False, needs_confirmation=True)
+                              f"{answer_words(answer, question)}. Fix the rationale, or tick 'save anyway' and "
+                              "save again.", saved=False, needs_confirmation=True)
         correction = self._correction(item, question, rationale, answer, rating, tags, marks, note, curator,
                                       original, original_source)
         revision = self.store.save(correction)
@@ -493,7 +495,8 @@ class Studio:
                 raise InputError(f"Not saved: {error}") from None
             return text
         if answer not in question.options:
-            choices = " or ".join(question.options.values()) if question.kind == YES_NO else ", ".join(question.letters)
+            yes_no = question.kind == YES_NO
+            choices = " or ".join(question.options.values()) if yes_no else ", ".join(question.letters)
             raise InputError(f"Choose the correct answer ({choices}) before saving")
         return answer
 
@@ -528,8 +531,8 @@ class Studio:
             teacher_rationale=teacher.get("rationale"), teacher_answer=teacher.get("answer"),
             original_rationale=original or teacher.get("rationale") or student["rationale"],
             original_source=original_source or (teacher.get("label") or f"student {student['model']}"),
-            rating=int(rating) if rating else None, tags=tuple(tags or ()), note=(note or "").strip(), curator=curator,
-            kind=question.kind)
+            rating=int(rating) if rating else None, tags=tuple(tags or ()), note=(note or "").strip(),
+            curator=curator, kind=question.kind)
 
     # -- browse and history -------------------------------------------------------------------------
     BROWSE_COLUMNS = ["item", "rev", "question", "student", "curated", "gold", "rating", "tags", "curator", "saved at"]

@@ -138,7 +138,8 @@ class LoopPanel:
             rationales.append(prediction.rationale)
             cards.append(views.rationale_card(
                 name, _short(self.student_path(name)), prediction.rationale,
-                answer_html=views.answer_badge(prediction.answer, question.answer, question.options, question.kind),
+                answer_html=views.answer_badge(prediction.answer, question.answer, question.options,
+                                               question.kind),
                 timing_html=views.timing_line(prediction.timings, prediction.tokens_out, prediction.student_name)))
         return cards[0], cards[1], views.diff_panel(rationales[0], rationales[1], left or BASE, right or BASE)
 

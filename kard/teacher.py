@@ -515,7 +515,8 @@ def _check_questions(questions: Sequence[Question]) -> None:
                 fix="give every question a unique id (the cache keys on it)",
             )
         seen.add(question.id)
-        has_gold = bool((question.answer or "").strip()) if question.is_open else question.answer in question.options
+        answer = question.answer
+        has_gold = bool((answer or "").strip()) if question.is_open else answer in question.options
         if not has_gold:
             raise DataError(
                 f"question {question.id!r} has no gold answer among its options",

@@ -158,14 +158,16 @@ def answer_badge(answer: str | None, gold: str | None, options: Mapping[str, str
         return f'<span class="kard-badge kard-nogold" title="no gold answer for this question">{text} &middot; no gold</span>'
     if same_answer(answer, gold, kind):
         return f'<span class="kard-badge kard-ok">{text} &#10003; matches gold</span>'
-    return f'<span class="kard-badge kard-bad">{text} &#10007; gold is {esc(answer_label(gold, options, kind))}</span>'
+    gold_text = esc(answer_label(gold, options, kind))
+    return f'<span class="kard-badge kard-bad">{text} &#10007; gold is {gold_text}</span>'
 
 
 def kind_line(kind: str, reason: str = "") -> str:
     """'Asked as: yes/no question (why)', with how to switch the kind."""
     why = f" ({esc(reason)})" if reason else ""
     return (f'<div class="kard-kind">Asked as: <b>{esc(KIND_LABELS.get(kind, kind))}</b>{why} '
-            '<span class="kard-muted">&middot; not right? choose another kind under "Ask as" and ask again</span></div>')
+            '<span class="kard-muted">&middot; not right? choose another kind under "Ask as" and ask again'
+            '</span></div>')
 
 
 def timing_line(timings: Timings | None, tokens_out: int = 0, model: str = "") -> str:
@@ -188,7 +190,8 @@ def rationale_card(role: str, source: str, text: str, *, answer_html: str = "", 
     cursor = '<span class="kard-cursor">&#9612;</span>' if streaming else ""
     body = esc(text) + cursor if (text or streaming) else f'<span class="kard-muted">{esc(note) or "&nbsp;"}</span>'
     return (f'<div class="kard-card kard-{esc(role.lower())}"><div class="kard-card-head"><b>{esc(role)}</b> '
-            f'<span class="kard-source">{esc(source)}</span></div>{kind_html}<div class="kard-rationale">{body}</div>'
+            f'<span class="kard-source">{esc(source)}</span></div>{kind_html}'
+            f'<div class="kard-rationale">{body}</div>'
             f'<div class="kard-answer">{answer_html}</div>{timing_html}</div>')
 
 
@@ -209,7 +212,8 @@ def history_panel(revisions: Sequence["Revision"]) -> str:
         action = f"reverted to r{rev.reverted_from}" if rev.action == "revert" else "saved"
         tags = ", ".join(c.tags) or "no tags"
         meta = (f"<b>r{rev.revision}</b> {esc(action)} by <b>{esc(c.curator)}</b> at {esc(rev.created_at)} "
-                f"&middot; answer {esc(answer_label(c.answer, c.options, c.kind))} &middot; rating {esc(c.rating or '-')} &middot; {esc(tags)}")
+                f"&middot; answer {esc(answer_label(c.answer, c.options, c.kind))} "
+                f"&middot; rating {esc(c.rating or '-')} &middot; {esc(tags)}")
         note = f'<div class="kard-note">{esc(c.note)}</div>' if c.note else ""
         items.append(f'<li class="kard-rev"><div>{meta}</div>{note}{word_diff(previous, c.rationale)}</li>')
         previous = c.rationale

@@ -26,7 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ask.add_argument("--options", default=None, help="options, e.g. \"A) first B) second\" or one per line "
                      "(none: a yes/no or open question)")
     ask.add_argument("--kind", choices=KIND_CHOICES, default=AUTO,
-                     help="ask as multiple choice, yes/no or open; auto decides from the question (default %(default)s)")
+                     help="ask as multiple choice, yes/no or open; auto decides from the question "
+                     "(default %(default)s)")
     ask.add_argument("--sample", default=None, metavar="DEMO_ID", help="a question from demo/questions.jsonl by id")
     ask.add_argument("--k", type=int, default=RetrievalConfig.top_k, help="passages given to the student (default %(default)s)")
     ask.add_argument("--query", choices=("question", "question+options"), default=RetrievalConfig.query,
