@@ -149,6 +149,11 @@ class Prediction:
 
     @property
     def is_correct(self) -> bool | None:
+        """Whether the answer is the gold one (an open answer: the same words up to case and punctuation)."""
         if self.question.answer is None:
             return None
+        if self.question.kind == OPEN:
+            from kard.prompts import same_answer  # prompts imports this module
+
+            return same_answer(self.answer, self.question.answer, OPEN)
         return self.answer == self.question.answer

@@ -83,3 +83,12 @@ def test_existing_questions_stay_multiple_choice():
     assert question.kind == CHOICE and question.letters == ("A", "B") and question.answer_text == "x"
     free = Question("q", "Which planet is closest to the Sun?", {}, "Mercury", kind=OPEN)
     assert free.letters == () and free.answer_text == "Mercury" and free.is_open
+
+
+def test_an_open_prediction_is_correct_when_its_words_match_the_gold_answer():
+    from kard.records import Prediction
+
+    free = Question("q", "Which planet is closest to the Sun?", {}, "Mercury", kind=OPEN)
+    assert Prediction(free, (), (), "p", "raw", "r", "mercury.").is_correct
+    assert not Prediction(free, (), (), "p", "raw", "r", "Venus").is_correct
+    assert Prediction(Question("c", "Which?", {"A": "x", "B": "y"}, "A"), (), (), "p", "raw", "r", "A").is_correct
