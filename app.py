@@ -251,8 +251,14 @@ def build_app(studio: Studio, config: AppConfig | None = None):
                 return
             yield from ask(text, options_text, picked_id, how)
 
+        def compare_again(current: dict | None, text: str):
+            if not (text or "").strip():  # nothing was asked again: keep the editor as it is
+                yield [gr.skip()] * len(compare_outputs)
+                return
+            yield from compare(current)
+
         (kind.input(ask_again, ask_inputs, ask_outputs, api_visibility="private")
-         .success(compare, [item], compare_outputs, api_visibility="private"))
+         .success(compare_again, [item, question], compare_outputs, api_visibility="private"))
 
         def next_question(current: str | None):
             qid = studio.next_question(current)
