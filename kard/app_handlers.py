@@ -340,7 +340,7 @@ class Studio:
             raise KardError("the pipeline ended without a prediction. Fix: this is a bug in kard.pipeline; "
                             "please report it with the question")
         item = item_from_prediction(prediction, decision.reason)
-        status = f"Asked as {decision.label}. Student answered in {prediction.timings.total_s:.2f} s."
+        status = f"Asked as: {decision.label}. Student answered in {prediction.timings.total_s:.2f} s."
         yield AskUpdate(rerank_html(item), student_card(item), views.message(status), item)
 
     def ask_once(self, text: str, options_text: str, picked_id: str | None = None,

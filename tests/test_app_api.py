@@ -92,7 +92,7 @@ def test_free_questions_through_the_api(client, server):
     rerank, student, status, item, _ = client.predict("Is scurvy caused by a lack of vitamin C?", "", None, "auto",
                                                       api_name="/ask")
     assert item["question"]["kind"] == "yesno" and item["student"]["answer"] in ("A", "B")
-    assert "Asked as: <b>yes/no question</b>" in student and "Asked as yes/no question" in status
+    assert "Asked as: <b>yes/no question</b>" in student and "Asked as: yes/no question." in status
     assert 'data-passage-id="scurvy"' in rerank
     item = client.predict("Which vitamin does the body lack in scurvy?", "", None, "open", api_name="/ask")[3]
     assert item["question"]["kind"] == "open" and item["question"]["options"] == {}

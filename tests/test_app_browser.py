@@ -148,7 +148,7 @@ def test_free_yes_no_question_is_answered_yes_or_no_and_corrected(page_and_studi
     assert re.match(r"^(yes|no) · no gold", page.inner_text("#kard-student .kard-badge"))
     assert len(page.inner_text("#kard-student .kard-rationale").strip()) > 0
     assert "penguin" in page.locator("#kard-rerank tr.kard-used").first.inner_text().lower()
-    assert "Asked as yes/no question" in page.inner_text("#kard-status")
+    assert "Asked as: yes/no question." in page.inner_text("#kard-status")
 
     # correct it: the answer is chosen as yes/no, saved in curator mode
     page.wait_for_selector("#kard-answer label >> text=yes")

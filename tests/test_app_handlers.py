@@ -437,7 +437,7 @@ def test_a_free_yes_no_question_is_answered_yes_or_no(store):
     assert (q["kind"], q["options"], final.item["student"]["answer"]) == ("yesno", {"A": "yes", "B": "no"}, "A")
     assert "Asked as: <b>yes/no question</b> (no options, and it starts with &#x27;Would&#x27;)" in final.student_html
     assert ">yes &middot; no gold<" in final.student_html and "A. yes" not in final.student_html
-    assert "Asked as yes/no question" in final.status_html
+    assert "Asked as: yes/no question." in final.status_html
     assert s.resolve_question(FREE_YES_NO, "", None).kind == "yesno"
 
 
