@@ -458,12 +458,12 @@ class Student:
         """The sample with an answer: parsed from its text, else the letter the model itself finds likeliest.
 
         The likeliest letter is read from the model's next-token distribution after the prompt, the
-        sample's rationale and "Answer:", over the valid letters only (answer_source "chosen").
+        sample's rationale and "Answer:", over the valid letters only (answer_source "chosen"). With
+        no letters (an open question) the sample is returned as it is.
         """
-        if sample.answer is not None or self.is_encoder_decoder:
-            return sample
-        valid = tuple(letters) or ("A", "B", "C", "D", "E")
-        letter = self.likeliest_letter(prompt, sample.rationale, valid)
+        if sample.answer is not None or self.is_encoder_decoder or not letters:
+            return sample  # no letters: an open question, answered in words
+        letter = self.likeliest_letter(prompt, sample.rationale, tuple(letters))
         return replace(sample, answer=letter, answer_source="chosen" if letter else "none")
 
     def likeliest_letter(self, prompt: str, rationale: str, letters: tuple[str, ...]) -> str | None:

@@ -166,7 +166,7 @@ def test_stream_yields_the_greedy_text(kind: str, chat: Student, t5: Student) ->
     chunks = list(stream)
     assert len(chunks) >= 1
     assert "".join(chunks).strip() == greedy.raw_output
-    assert student.with_answer(PROMPT, stream.sample, ()) == greedy  # the parse, then the same fallback
+    assert student.with_answer(PROMPT, stream.sample, ()) == greedy  # the same parse (and fallback)
     assert stream.first_token_s is not None
     assert "".join(student.stream(PROMPT, SHORT)).strip() == greedy.raw_output
 
@@ -241,5 +241,6 @@ def test_unreadable_answer_is_chosen_by_the_models_letter_probabilities(chat: St
     chosen = chat.with_answer(PROMPT, unreadable, ("A", "B"))
     assert chosen.answer in ("A", "B") and chosen.answer_source == "chosen"
     assert chosen.answer == chat.likeliest_letter(PROMPT, "plants use light", ("A", "B"))
+    assert chat.with_answer(PROMPT, unreadable, ()) is unreadable  # no letters: an open question
     parsed = Sample(raw_output="Answer: B", rationale="", answer="B")
     assert chat.with_answer(PROMPT, parsed, ("A", "B")) is parsed
