@@ -244,6 +244,11 @@ def _revision(row: Mapping[str, Any]) -> Revision:
                     Correction(**values))
 
 
+def revision_from_row(row: Mapping[str, Any]) -> Revision:
+    """A stored row (as `AnnotationStore.rows` returns it) read back as a Revision."""
+    return _revision(row)
+
+
 _COLUMNS: dict[str, type] = {
     "id": int, "item_id": str, "revision": int, "created_at": str, "action": str, "reverted_from": int,
     "question_id": str, "question": str, "options": str, "gold_answer": str, "dataset": str,
@@ -253,6 +258,37 @@ _COLUMNS: dict[str, type] = {
     "rationale": str, "answer": str, "rating": int, "tags": str, "relevance": str, "note": str,
     "curator": str, "disagreement": int, "kind": str,
 }
+
+_REQUIRED = ("id", "item_id", "revision", "created_at", "action", "rationale", "answer")
+"""Columns every restored row must have (the others may be missing in a backup of an older store)."""
+
+
+def _restorable(row: Mapping[str, Any], number: int) -> dict[str, Any]:
+    """`row` as a dict, once it is known to read back as a Revision; else a DataError naming the row."""
+    fix = "restore from a revisions.jsonl written by KARD Studio's sync (python -m kard restore)"
+    unknown = sorted(set(row) - set(_COLUMNS))
+    if unknown:
+        raise DataError(f"row {number} has columns this version does not know: {unknown}",
+                        fix="update KARD Studio to the version that wrote the backup")
+    missing = [name for name in _REQUIRED if row.get(name) in (None, "")]
+    if missing:
+        raise DataError(f"row {number} lacks {missing}", fix=fix)
+    defaults = {"options": "{}", "passages": "[]", "decoding": "{}", "tags": "[]"}
+    full = {**{name: None for name in _COLUMNS}, **defaults, **dict(row)}
+    try:
+        _revision(full)
+    except (KeyError, TypeError, ValueError) as error:  # bad JSON in a column, a field of the wrong kind
+        raise DataError(f"row {number} (item {row.get('item_id')!r}) is not a valid revision: {error}", fix=fix) from None
+    return full
+
+
+def _check_unique(rows: Sequence[Mapping[str, Any]]) -> None:
+    ids = [row["id"] for row in rows]
+    keys = [(row["item_id"], row["revision"]) for row in rows]
+    if len(set(ids)) != len(ids) or len(set(keys)) != len(keys):
+        raise DataError("the rows repeat a row id or an item's revision number",
+                        fix="restore from one backup's revisions.jsonl, not several joined together")
+
 
 _INSERT = f"INSERT INTO {TABLE} ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 
@@ -435,6 +471,46 @@ class AnnotationStore:
                 return [r["curator"] for r in db.query(f"SELECT DISTINCT curator FROM {TABLE} ORDER BY curator")]
 
         return self._with_retry(read)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every stored row exactly as saved (column -> value), oldest first.
+
+        One SELECT on one connection: a consistent snapshot even while other threads save (in WAL mode a
+        reader sees the database as it was when its read began, and no half-written revision).
+        """
+        def read() -> list[dict[str, Any]]:
+            if self._missing():
+                return []
+            with self._db() as db:
+                if TABLE not in db.table_names():
+                    return []
+                return [dict(row) for row in db.query(f"SELECT * FROM {TABLE} ORDER BY id")]
+
+        return self._with_retry(read)
+
+    def restore_rows(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Write rows saved by `rows()` (e.g. a backup) into this store, which must be empty; their ids,
+        revision numbers and times are kept. Returns the number of rows written."""
+        self._require_writable()
+        checked = [_restorable(row, n) for n, row in enumerate(rows, 1)]
+        _check_unique(checked)
+
+        def write() -> int:
+            with self._db() as db:
+                db.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    if db.execute(f"SELECT COUNT(*) FROM {TABLE}").fetchone()[0]:
+                        raise AnnotationStoreError(
+                            f"the annotation database {self.path} already holds revisions; a restore only fills an "
+                            "empty store. Fix: restore into a new file (--db NEW.db), or move this one aside first")
+                    db.conn.executemany(_INSERT, [[row.get(name) for name in _COLUMNS] for row in checked])
+                    db.conn.execute("COMMIT")
+                except BaseException:
+                    db.rollback()
+                    raise
+            return len(checked)
+
+        return self._with_retry(write)
 
     def count(self) -> int:
         """Number of stored revisions (all items, all revisions)."""
