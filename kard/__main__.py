@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "kard.cli.evaluate",
     "kard.cli.loop",
     "kard.cli.train",
+    "kard.cli.space",
 ]
 
 

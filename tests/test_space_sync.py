@@ -1,0 +1,496 @@
+"""Curation on a Space, offline: settings, where the store lives, snapshots, the scheduled push (a fake Hub),
+the "last synced" line, restore, and that the token shows up nowhere."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from test_annotations import FAST, correction
+
+from kard.annotations import AnnotationStore
+from kard.config import DEFAULT_ANNOTATIONS_DB, AppConfig, default_annotations_db
+from kard.errors import ConfigError, DataError, KardError
+from kard.space_sync import (
+    CORRECTIONS_FILE,
+    MANIFEST_FILE,
+    REVISIONS_FILE,
+    HfHub,
+    SpaceSync,
+    SyncConfig,
+    SyncError,
+    describe_error,
+    read_rows,
+    restore_store,
+    space_warnings,
+    start_sync,
+    storage_notice,
+    write_snapshot,
+)
+
+TOKEN = "hf_SeCrEtToKeN0123456789abcdefXYZ"
+REPO = "alice/kard-notes"
+NOON = datetime(2025, 5, 1, 12, 3, tzinfo=timezone.utc)
+SETTINGS = ("KARD_MODE", "KARD_ANNOTATIONS_DB", "KARD_PERSISTENT_DIR", "KARD_SYNC_REPO", "KARD_SYNC_EVERY_MINUTES",
+            "HF_TOKEN", "SPACE_ID", "KARD_CURATORS", "KARD_CURATOR_USER", "KARD_CURATOR_PASSWORD", "KARD_STUDENT",
+            "KARD_RERANKER", "KARD_QUESTIONS", "KARD_KNOWLEDGE", "GRADIO_SERVER_PORT")
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path):
+    """No app settings; the current folder is an empty tmp_path; /data is a folder that does not exist."""
+    import app  # before the chdir
+
+    monkeypatch.setattr(app, "build_app", lambda *a, **k: pytest.fail("the app started despite a bad setting"))
+    for name in SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("kard.config.SPACE_PERSISTENT_DIR", tmp_path / "no-such-data")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return monkeypatch
+
+
+def save(store: AnnotationStore, item: int, **changes):
+    return store.save(correction(item_id=f"demo:q{item}", question_id=f"q{item}", **changes))
+
+
+class FakeHub:
+    """The dataset repo as a dict of files; records uploads; raises what a test asks for."""
+
+    def __init__(self, files: dict[str, bytes] | None = None):
+        self.files = dict(files or {})
+        self.uploads: list[tuple[str, str, dict[str, bytes]]] = []
+        self.upload_error: BaseException | None = None
+        self.download_error: BaseException | None = None
+
+    def upload(self, folder: Path, repo_id: str, message: str) -> None:
+        if self.upload_error is not None:
+            raise self.upload_error
+        content = {p.name: p.read_bytes() for p in folder.iterdir()}
+        self.uploads.append((repo_id, message, content))
+        self.files.update(content)
+
+    def download(self, repo_id: str, filename: str, folder: Path) -> Path | None:
+        if self.download_error is not None:
+            raise self.download_error
+        if filename not in self.files:
+            return None
+        (folder / filename).write_bytes(self.files[filename])
+        return folder / filename
+
+
+def http_error(status: int, kind: str = "HfHubHTTPError", text: str = ""):
+    import httpx2
+    from huggingface_hub import errors
+
+    request = httpx2.Request("POST", f"https://huggingface.co/api/datasets/{REPO}/commit/main")
+    return getattr(errors, kind)(f"{status} Client Error{text}", response=httpx2.Response(status, request=request))
+
+
+# -- settings -----------------------------------------------------------------------------------------
+def test_sync_settings_are_read_and_the_token_stays_out(env):
+    env.setenv("KARD_MODE", "curator")
+    env.setenv("KARD_SYNC_REPO", REPO)
+    env.setenv("KARD_SYNC_EVERY_MINUTES", "2.5")
+    env.setenv("HF_TOKEN", TOKEN)
+    config = AppConfig.from_env()
+    assert (config.sync_repo, config.sync_every_minutes, config.sync_enabled) == (REPO, 2.5, True)
+    assert SyncConfig.from_app(config) == SyncConfig(REPO, 2.5)
+    assert TOKEN not in repr(config)
+    env.delenv("KARD_SYNC_EVERY_MINUTES")
+    assert AppConfig.from_env().sync_every_minutes == 10.0
+
+
+def test_a_sync_repo_in_demo_mode_needs_no_token_and_does_nothing(env, caplog):
+    env.setenv("KARD_SYNC_REPO", REPO)
+    config = AppConfig.from_env()
+    assert config.sync_repo == REPO and not config.sync_enabled and SyncConfig.from_app(config) is None
+    with caplog.at_level(logging.WARNING):
+        assert start_sync(config, AnnotationStore(Path("a.db"), read_only=True), FakeHub()) is None
+    assert "ignored in demo mode" in caplog.text
+
+
+@pytest.mark.parametrize("settings, named", [
+    ({"KARD_SYNC_REPO": "kard-notes"}, "KARD_SYNC_REPO='kard-notes' is not a repo id owner/name"),
+    ({"KARD_SYNC_REPO": "https://huggingface.co/datasets/alice/notes"}, "is not a repo id owner/name"),
+    ({"KARD_SYNC_REPO": "datasets/alice/notes"}, "is not a repo id owner/name"),
+    ({"KARD_SYNC_REPO": "alice/no--dashes"}, "KARD_SYNC_REPO='alice/no--dashes' is not a valid repo id"),
+    ({"KARD_SYNC_EVERY_MINUTES": "0"}, "KARD_SYNC_EVERY_MINUTES='0' must be at least 1 minute"),
+    ({"KARD_SYNC_EVERY_MINUTES": "-5"}, "KARD_SYNC_EVERY_MINUTES='-5' must be at least 1 minute"),
+    ({"KARD_SYNC_EVERY_MINUTES": "nan"}, "KARD_SYNC_EVERY_MINUTES='nan' is not a number of minutes"),
+    ({"KARD_SYNC_EVERY_MINUTES": "ten"}, "KARD_SYNC_EVERY_MINUTES='ten' is not a number of minutes"),
+    ({"KARD_MODE": "curator", "KARD_SYNC_REPO": REPO}, f"KARD_SYNC_REPO='{REPO}' is set but HF_TOKEN is not"),
+    ({"KARD_PERSISTENT_DIR": "no-such-folder"}, "KARD_PERSISTENT_DIR='no-such-folder' is not an existing folder"),
+])
+def test_bad_space_settings_stop_the_app_in_one_line(env, capsys, settings, named):
+    import app
+
+    for name, value in {"KARD_CURATOR_USER": "u", "KARD_CURATOR_PASSWORD": "p", **settings}.items():
+        env.setenv(name, value)
+    assert app.main(["--no-preload"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and named in err and "Fix: " in err and "\n" not in err
+    assert list(Path.cwd().iterdir()) == []  # no database, no folder
+
+
+# -- where the store lives ------------------------------------------------------------------------------
+def test_the_store_goes_to_the_persistent_folder_unless_named(env, tmp_path):
+    assert AppConfig.from_env().annotations_db == DEFAULT_ANNOTATIONS_DB == default_annotations_db()
+    env.setenv("KARD_PERSISTENT_DIR", str(tmp_path))
+    config = AppConfig.from_env()
+    assert config.persistent_dir == tmp_path
+    assert config.annotations_db == tmp_path / "kard-studio" / "annotations.db" == default_annotations_db()
+    env.setenv("KARD_ANNOTATIONS_DB", "mine.db")
+    assert AppConfig.from_env().annotations_db == Path("mine.db") == default_annotations_db()
+    assert AppConfig.from_env(annotations_db="flag.db").annotations_db == Path("flag.db")
+
+
+def test_a_space_uses_data_only_when_it_has_storage(env, tmp_path):
+    env.setenv("SPACE_ID", "alice/kard-studio")
+    env.setenv("KARD_MODE", "curator")
+    config = AppConfig.from_env()  # the Space has no persistent storage: /data does not exist
+    assert config.persistent_dir is None and config.annotations_db == DEFAULT_ANNOTATIONS_DB
+    assert not config.store_persists
+    data = tmp_path / "data"
+    data.mkdir()
+    env.setattr("kard.config.SPACE_PERSISTENT_DIR", data)
+    config = AppConfig.from_env()
+    assert config.annotations_db == data / "kard-studio" / "annotations.db" and config.store_persists
+    env.delenv("SPACE_ID")  # off a Space, /data is nobody's persistent storage
+    assert AppConfig.from_env().annotations_db == DEFAULT_ANNOTATIONS_DB
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write any folder")
+def test_a_read_only_persistent_folder_is_refused(env, tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir(mode=0o555)
+    env.setenv("KARD_PERSISTENT_DIR", str(folder))
+    with pytest.raises(ConfigError, match="is not writable"):
+        AppConfig.from_env()
+
+
+def test_the_app_warns_when_a_spaces_saves_would_not_survive(env, tmp_path):
+    on_space = AppConfig(mode="curator", on_spaces=True)
+    assert "loses when it restarts" in storage_notice(on_space, None)
+    warnings = space_warnings(on_space)
+    assert any("KARD_CURATORS is empty" in w for w in warnings) and any("persistent storage" in w for w in warnings)
+    kept = AppConfig(mode="curator", on_spaces=True, persistent_dir=tmp_path, curators=("alice",),
+                     annotations_db=tmp_path / "kard-studio" / "annotations.db")
+    assert storage_notice(kept, None) is None and space_warnings(kept) == []
+    assert storage_notice(AppConfig(mode="curator"), None) is None  # local: the disk stays
+    assert storage_notice(AppConfig(mode="demo", on_spaces=True), None) is None  # the demo saves nothing
+
+
+# -- the local side: snapshots ----------------------------------------------------------------------
+@pytest.fixture
+def store(tmp_path) -> AnnotationStore:
+    return AnnotationStore(tmp_path / "annotations.db", FAST)
+
+
+def test_a_snapshot_holds_every_revision_the_export_and_counts(store, tmp_path):
+    from kard.export import build_curated
+
+    save(store, 1)
+    save(store, 1, rationale="A second, better rationale about vitamin C.")
+    save(store, 2, note="reject: the gold label is wrong")
+    snap = write_snapshot(store, tmp_path / "snap", now=NOON, repo_id=REPO)
+    assert sorted(p.name for p in snap.folder.iterdir()) == ["README.md", CORRECTIONS_FILE, MANIFEST_FILE,
+                                                            REVISIONS_FILE]
+    assert read_rows(snap.folder / REVISIONS_FILE) == store.rows()
+    examples, excluded = build_curated(store.latest())
+    lines = (snap.folder / CORRECTIONS_FILE).read_text().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == [e.example.id for e in examples] == ["q1#curated-r2"]
+    manifest = json.loads((snap.folder / MANIFEST_FILE).read_text())
+    assert {k: manifest[k] for k in ("revisions", "corrections", "training_examples", "excluded")} == {
+        "revisions": 3, "corrections": 2, "training_examples": 1, "excluded": len(excluded)}
+    assert manifest["created_at"] == "2025-05-01T12:03:00+00:00" and REPO in manifest["restore"]
+    assert not list(tmp_path.glob("snap/*.db*"))  # never the live SQLite file
+
+
+def test_snapshots_are_consistent_while_curators_save(store, tmp_path):
+    writers, per_writer = 4, 12
+    errors: list[BaseException] = []
+
+    def write(w: int) -> None:
+        try:
+            for k in range(per_writer):
+                save(store, w * 100 + k % 3, rationale=f"Writer {w} edit {k}: vitamin C prevents scurvy.")
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+    for t in threads:
+        t.start()
+    snapshots = []
+    while any(t.is_alive() for t in threads) or len(snapshots) < 3:
+        snapshots.append(write_snapshot(store, tmp_path / f"snap{len(snapshots)}"))
+    for t in threads:
+        t.join()
+    assert not errors
+    snapshots.append(write_snapshot(store, tmp_path / "final"))
+    for snap in snapshots:
+        rows = read_rows(snap.folder / REVISIONS_FILE)
+        manifest = json.loads((snap.folder / MANIFEST_FILE).read_text())
+        assert manifest["revisions"] == snap.revisions == len(rows)
+        assert [r["id"] for r in rows] == sorted(r["id"] for r in rows)
+        by_item: dict[str, list[int]] = {}
+        for row in rows:
+            by_item.setdefault(row["item_id"], []).append(row["revision"])
+        assert all(revs == list(range(1, len(revs) + 1)) for revs in by_item.values())  # no gap, no half save
+        assert manifest["corrections"] == len(by_item)
+        restored = AnnotationStore(snap.folder / "check.db", FAST)
+        assert restored.restore_rows(rows) == len(rows) and restored.rows() == rows
+    assert snapshots[-1].revisions == writers * per_writer and snapshots[-1].corrections == writers * 3
+
+
+def test_restore_from_a_folder_keeps_everything_and_refuses_a_full_store(store, tmp_path):
+    save(store, 1)
+    store.revert("demo:q1", 1, "bob")
+    write_snapshot(store, tmp_path / "snap")
+    assert restore_store(tmp_path / "new.db", source=tmp_path / "snap") == 2
+    new = AnnotationStore(tmp_path / "new.db")
+    assert new.rows() == store.rows() and new.history("demo:q1") == store.history("demo:q1")
+    with pytest.raises(KardError, match="already holds revisions.*Fix: restore into a new file"):
+        restore_store(tmp_path / "new.db", source=tmp_path / "snap" / REVISIONS_FILE)
+    (tmp_path / "bad.jsonl").write_text('{"id": 1}\nnot json\n')
+    with pytest.raises(DataError, match="line 2: not JSON"):
+        restore_store(tmp_path / "other.db", source=tmp_path / "bad.jsonl")
+    (tmp_path / "short.jsonl").write_text('{"id": 1, "item_id": "x"}\n')
+    with pytest.raises(DataError, match=r"row 1 lacks \['revision'"):
+        restore_store(tmp_path / "other.db", source=tmp_path / "short.jsonl")
+
+
+def test_the_restore_command(store, tmp_path, capsys):
+    from kard.__main__ import main
+
+    save(store, 1)
+    write_snapshot(store, tmp_path / "snap")
+    assert main(["restore", "--from", str(tmp_path / "snap"), "--db", str(tmp_path / "cli.db")]) == 0
+    assert "restored 1 revision(s)" in capsys.readouterr().out
+    assert AnnotationStore(tmp_path / "cli.db").rows() == store.rows()
+    assert main(["restore", "--from", str(tmp_path / "snap"), "--db", str(tmp_path / "cli.db")]) == 2
+    assert main(["restore", "--repo", "not a repo", "--db", str(tmp_path / "x.db")]) == 2
+    assert "--repo='not a repo' is not a repo id" in capsys.readouterr().err
+
+
+def test_restore_from_the_repo_through_the_hub(store, tmp_path):
+    save(store, 1)
+    hub = FakeHub()
+    SpaceSync(store, SyncConfig(REPO), hub).sync_now()
+    assert restore_store(tmp_path / "r.db", repo_id=REPO, hub=hub) == 1
+    with pytest.raises(SyncError, match=f"{REPO} holds no revisions.jsonl"):
+        restore_store(tmp_path / "empty.db", repo_id=REPO, hub=FakeHub())
+    assert not (tmp_path / "empty.db").exists()  # nothing read: no store created
+
+
+# -- the push, its status line and its errors ---------------------------------------------------------
+def make_sync(store, hub, minutes: float = 10.0) -> SpaceSync:
+    return SpaceSync(store, SyncConfig(REPO, minutes), hub, token=TOKEN, clock=lambda: NOON)
+
+
+def test_sync_pushes_changes_only_and_says_when(store):
+    hub = FakeHub()
+    sync = make_sync(store, hub)
+    assert sync.status_text() == f"Sync to {REPO}: not synced yet (every 10 min)"
+    save(store, 1)
+    save(store, 2)
+    save(store, 2, rationale="Edited again: vitamin C.")
+    sync.sync_now()
+    assert sync.status_text() == f"Last synced to {REPO}: 12:03 UTC (2 corrections, 3 revisions)"
+    assert [(r, m) for r, m, _ in hub.uploads] == [(REPO, "KARD Studio: 2 corrections, 3 revisions")]
+    assert read_rows_of(hub.files[REVISIONS_FILE]) == store.rows()
+    sync.sync_now()
+    assert len(hub.uploads) == 1  # unchanged: no empty commit
+    save(store, 3)
+    sync.sync_now()
+    assert len(hub.uploads) == 2 and "(3 corrections, 4 revisions)" in sync.status_markdown()
+    assert f"(https://huggingface.co/datasets/{REPO})" in sync.status_markdown()
+
+
+def read_rows_of(data: bytes) -> list[dict]:
+    return [json.loads(line) for line in data.decode().splitlines()]
+
+
+@pytest.mark.parametrize("error, says", [
+    (http_error(401), ("the Hub refused HF_TOKEN (401 Unauthorized). Fix: set the Space secret HF_TOKEN to a valid "
+                       "token with write access")),
+    (http_error(403), f"HF_TOKEN may not write to {REPO} (403 Forbidden). Fix: give HF_TOKEN write access"),
+    (http_error(404, "RepositoryNotFoundError"), "was not found and could not be created (404)"),
+    (http_error(503), "server error (503). Fix: nothing to do: it retries every 10 min"),
+    (ConnectionError("no route"), "cannot reach the Hub (ConnectionError). Fix: check the network"),
+])
+def test_a_failed_push_shows_its_fix_and_the_last_good_sync(store, caplog, error, says):
+    hub = FakeHub()
+    sync = make_sync(store, hub)
+    save(store, 1)
+    sync.sync_now()
+    save(store, 2)
+    hub.upload_error = error
+    with caplog.at_level(logging.INFO, logger="kard.space_sync"):
+        status = sync.sync_now()
+    text = sync.status_text()
+    assert text.startswith(f"⚠ Sync to {REPO} failed at 12:03 UTC: ") and says in text
+    assert "last synced 12:03 UTC (1 corrections, 1 revisions)" in text and status.error
+    assert says in caplog.text
+    hub.upload_error = None
+    sync.sync_now()
+    assert sync.status_text().startswith(f"Last synced to {REPO}: 12:03 UTC (2 corrections")
+
+
+def test_the_token_appears_in_no_status_log_or_file(store, caplog, tmp_path):
+    hub = FakeHub()
+    sync = make_sync(store, hub)
+    save(store, 1, note="nothing secret")
+    hub.upload_error = http_error(400, text=f" for token {TOKEN} (Authorization: Bearer {TOKEN})")
+    with caplog.at_level(logging.DEBUG):
+        sync.sync_now()
+        assert "(400: 400 Client Error for token [HF_TOKEN] (Authorization: Bearer [HF_TOKEN]))" in sync.status_text()
+        hub.upload_error = RuntimeError(f"strange failure with hf_{'x' * 30}")
+        sync.sync_now()
+        hub.upload_error = None
+        sync.sync_now()
+    failure = describe_error(http_error(400, text=TOKEN), REPO)
+    assert TOKEN in failure  # the raw description would carry it ...
+    texts = [sync.status_text(), sync.status_markdown(), caplog.text, repr(sync.status), repr(sync.config)]
+    texts += [data.decode() for _, _, files in hub.uploads for data in files.values()]
+    assert all(TOKEN not in t and "hf_xxxx" not in t for t in texts)  # ... the app shows and logs none
+    assert len(hub.uploads) == 1
+
+
+def test_a_smaller_store_never_replaces_the_backup(store, tmp_path):
+    other = AnnotationStore(tmp_path / "other.db", FAST)
+    for item in range(3):
+        save(other, item)
+    hub = FakeHub()
+    make_sync(other, hub).sync_now()
+    save(store, 7)
+    sync = make_sync(store, hub)
+    sync.sync_now()
+    assert len(hub.uploads) == 1 and f"{REPO} holds 3 revisions but the store only 1" in sync.status_text()
+    assert "Fix: stop the app, move the store aside" in sync.status_text()
+
+
+def test_an_empty_store_is_restored_at_start(store, tmp_path):
+    source = AnnotationStore(tmp_path / "before.db", FAST)
+    save(source, 1)
+    save(source, 1, rationale="Second edit: vitamin C.")
+    hub = FakeHub()
+    make_sync(source, hub).sync_now()
+    sync = make_sync(store, hub)
+    assert sync.restore_if_empty() == 2 and store.rows() == source.rows()
+    assert sync.status_text() == (f"Last synced to {REPO}: 12:03 UTC (1 corrections, 2 revisions); "
+                                  "restored 2 revisions at start")
+    sync.sync_now()
+    assert len(hub.uploads) == 1  # the restored store is what the repo holds: nothing to push
+    assert sync.restore_if_empty() == 0  # a store with revisions is never touched
+
+
+def test_a_repo_that_cannot_be_read_stops_the_restore(store):
+    hub = FakeHub()
+    hub.download_error = http_error(401, "RepositoryNotFoundError", text=f" {TOKEN}")
+    with pytest.raises(SyncError, match="cannot restore the empty annotation store .* HF_TOKEN") as caught:
+        make_sync(store, hub).restore_if_empty()
+    assert TOKEN not in str(caught.value)
+    assert make_sync(store, FakeHub()).restore_if_empty() == 0  # a new repo: nothing to restore
+
+
+def test_start_sync_restores_then_pushes_on_its_thread(env, store, tmp_path):
+    registered = []
+    env.setattr("kard.space_sync.atexit.register", registered.append)
+    env.setenv("HF_TOKEN", TOKEN)
+    config = AppConfig(mode="curator", sync_repo=REPO, sync_every_minutes=60, annotations_db=store.path)
+    hub = FakeHub()
+    sync = start_sync(config, store, hub)
+    assert sync is not None and registered == [sync.stop]
+    for _ in range(200):  # the first push runs at once on the thread; the next in an hour
+        if sync.status.synced_at is not None:
+            break
+        threading.Event().wait(0.05)
+    assert len(hub.uploads) == 1 and sync.status.revisions == 0
+    save(store, 1)
+    sync.stop()  # at exit: the last saves are pushed, and the schedule ends
+    sync._thread.join(timeout=5)
+    assert len(hub.uploads) == 2 and sync.status.revisions == 1 and not sync._thread.is_alive()
+    assert start_sync(AppConfig(mode="curator"), store, hub) is None
+
+
+# -- the Hub client over huggingface_hub's HfApi (no network: a recording stand-in) --------------------
+class RecordingApi:
+    def __init__(self, download_error: BaseException | None = None):
+        self.calls: list[tuple[str, tuple, dict]] = []
+        self.download_error = download_error
+
+    def __getattr__(self, name):
+        def call(*args, **kwargs):
+            self.calls.append((name, args, kwargs))
+            if name == "hf_hub_download":
+                if self.download_error is not None:
+                    raise self.download_error
+                return str(Path(kwargs["local_dir"]) / args[1])
+        return call
+
+
+def test_hf_hub_creates_a_private_dataset_once_and_commits_the_folder(tmp_path):
+    api = RecordingApi()
+    hub = HfHub(TOKEN, api=api)
+    hub.upload(tmp_path, REPO, "KARD Studio: 1 corrections, 1 revisions")
+    hub.upload(tmp_path, REPO, "again")
+    assert [name for name, _, _ in api.calls] == ["create_repo", "upload_folder", "upload_folder"]
+    assert api.calls[0][2] == {"repo_type": "dataset", "private": True, "exist_ok": True}
+    assert api.calls[1][2] == {"repo_id": REPO, "folder_path": str(tmp_path), "repo_type": "dataset",
+                               "commit_message": "KARD Studio: 1 corrections, 1 revisions"}
+    assert hub.download(REPO, MANIFEST_FILE, tmp_path) == tmp_path / MANIFEST_FILE
+
+
+@pytest.mark.parametrize("error, missing", [
+    (http_error(404, "RemoteEntryNotFoundError"), True),
+    (http_error(404, "RepositoryNotFoundError"), True),
+    (http_error(401, "RepositoryNotFoundError"), False),  # a refused token is not "no backup"
+    (ConnectionError("offline"), False),
+])
+def test_hf_hub_download_reads_only_missing_as_missing(tmp_path, error, missing):
+    hub = HfHub(TOKEN, api=RecordingApi(download_error=error))
+    if missing:
+        assert hub.download(REPO, REVISIONS_FILE, tmp_path) is None
+    else:
+        with pytest.raises(type(error)):
+            hub.download(REPO, REVISIONS_FILE, tmp_path)
+
+
+# -- the app ------------------------------------------------------------------------------------------
+def test_the_app_shows_the_sync_line(store, tmp_path):
+    import app
+
+    from kard.app_handlers import Studio
+
+    sync = make_sync(store, FakeHub())
+    config = AppConfig(mode="curator", sync_repo=REPO, annotations_db=store.path)
+    blocks = app.build_app(Studio(lambda: None, store, mode="curator"), config, sync)
+    lines = [c for c in blocks.config["components"] if c.get("props", {}).get("elem_id") == "kard-sync"]
+    assert len(lines) == 1 and lines[0]["props"]["value"].startswith(f"Sync to {REPO}: not synced yet")
+    assert any(c.get("type") == "timer" for c in blocks.config["components"])
+    blocks = app.build_app(Studio(lambda: None, store, mode="curator"), AppConfig(mode="curator"))
+    assert not [c for c in blocks.config["components"] if c.get("props", {}).get("elem_id") == "kard-sync"]
+
+
+def test_a_failed_restore_stops_the_app(env, capsys, tmp_path):
+    import app
+
+    env.setenv("KARD_MODE", "curator")
+    env.setenv("SPACE_ID", "alice/kard-studio")
+    env.setenv("KARD_SYNC_REPO", REPO)
+    env.setenv("HF_TOKEN", TOKEN)
+    env.setenv("KARD_PERSISTENT_DIR", str(tmp_path))
+    hub = FakeHub()
+    hub.download_error = ConnectionError("offline")
+    env.setattr("kard.space_sync.HfHub", lambda *a, **k: hub)
+    assert app.main(["--no-preload"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: cannot restore the empty annotation store from {REPO}: cannot reach the Hub")
+    assert "\n" not in err and TOKEN not in err
