@@ -7,6 +7,8 @@ launch (or on the first question).
 
 Modes: `--mode demo` (default; read-only, for a public Space) and `--mode curator` (saves need a
 login: KARD_CURATOR_USER / KARD_CURATOR_PASSWORD locally, the Hugging Face login button on a Space).
+On a Space, curator mode keeps the store on persistent storage (/data) and, with KARD_SYNC_REPO, pushes
+it to a dataset repo on a schedule (kard/space_sync.py; README "On a Hugging Face Space").
 """
 
 import argparse
@@ -20,6 +22,7 @@ from kard.annotations import ERROR_TAGS, RELEVANCE_MARKS, AnnotationStore
 from kard.app_handlers import MAX_MARKED, Studio, answer_choices
 from kard.config import AppConfig, TeacherConfig, teacher_configured
 from kard.errors import ConfigError, KardError
+from kard.space_sync import SpaceSync, space_warnings, start_sync, storage_notice
 from kard.views import CSS, message
 
 log = logging.getLogger("kard.app")
@@ -100,8 +103,8 @@ def curator_name(request: Any, profile: Any) -> str | None:
 
 
 # -- the Blocks ------------------------------------------------------------------------------------
-def build_app(studio: Studio, config: AppConfig | None = None):
-    """All components and events of KARD Studio, over `studio`'s handlers."""
+def build_app(studio: Studio, config: AppConfig | None = None, sync: SpaceSync | None = None):
+    """All components and events of KARD Studio, over `studio`'s handlers (and the store's sync, if any)."""
     import gradio as gr
 
     config = config or AppConfig()
@@ -128,6 +131,13 @@ def build_app(studio: Studio, config: AppConfig | None = None):
             mode_line = gr.Markdown(elem_id="kard-mode")
             if config.on_spaces and is_curator:
                 gr.LoginButton(size="sm", scale=0)
+        notice = storage_notice(config, sync)
+        if notice is not None:  # the sync's "last synced" line, or why saves would not survive a restart
+            sync_line = gr.Markdown(notice, elem_id="kard-sync")
+            if sync is not None:
+                refresh_sync = sync.status_markdown
+                gr.Timer(30).tick(refresh_sync, None, sync_line, api_visibility="private", show_progress="hidden")
+                demo.load(refresh_sync, None, sync_line, api_visibility="private", show_progress="hidden")
 
         with gr.Tab("Ask & correct"):
             with gr.Row():
@@ -433,12 +443,15 @@ def main(argv: list[str] | None = None) -> int:
         config = AppConfig.from_env(**args)  # checks every setting given
         options = launch_options(config)  # the curator login, before make_studio creates the database
         studio = make_studio(config)
+        sync = start_sync(config, studio.store)  # restores an empty store from KARD_SYNC_REPO first
     except KardError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    for warning in space_warnings(config):
+        log.warning("%s", warning)
     if config.preload:
         studio.warm_up()
-    build_app(studio, config).queue(default_concurrency_limit=4).launch(**options)
+    build_app(studio, config, sync).queue(default_concurrency_limit=4).launch(**options)
     return 0
 
 
