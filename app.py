@@ -14,6 +14,7 @@ it to a dataset repo on a schedule (kard/space_sync.py; README "On a Hugging Fac
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -449,6 +450,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for warning in space_warnings(config):
         log.warning("%s", warning)
+    if sync is not None:  # a Space stops the app with SIGTERM: exit normally, so the last push (atexit) runs
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # Gradio closes its server on it
     if config.preload:
         studio.warm_up()
     build_app(studio, config, sync).queue(default_concurrency_limit=4).launch(**options)
