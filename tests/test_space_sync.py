@@ -446,6 +446,7 @@ def test_hf_hub_creates_a_private_dataset_once_and_commits_the_folder(tmp_path):
     assert api.calls[1][2] == {"repo_id": REPO, "folder_path": str(tmp_path), "repo_type": "dataset",
                                "commit_message": "KARD Studio: 1 corrections, 1 revisions"}
     assert hub.download(REPO, MANIFEST_FILE, tmp_path) == tmp_path / MANIFEST_FILE
+    assert type(HfHub(TOKEN)._api).__name__ == "HfApi"  # the real client builds offline
 
 
 @pytest.mark.parametrize("error, missing", [
