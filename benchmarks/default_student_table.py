@@ -10,11 +10,14 @@ answered (a constant answer shows up here); then exact McNemar tests of KARD aga
 from __future__ import annotations
 
 import argparse
+import sys
 from collections import Counter
 from pathlib import Path
 
-from kard.evaluation import EvalRecord, chosen_share, read_records
-from kard.metrics import compare_paired, score
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from kard.evaluation import EvalRecord, chosen_share, read_records  # noqa: E402
+from kard.metrics import compare_paired, score  # noqa: E402
 
 STUDENTS = ("kard", "finetune", "untrained")
 SETS = {"obqa": "OpenBookQA dev", "strategyqa": "StrategyQA held-out", "medqa": "MedQA held-out", "demo": "demo questions"}
