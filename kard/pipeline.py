@@ -292,9 +292,10 @@ class Pipeline:
         return fit_prompt(question, passages, student.count_tokens, student.text_ids, student.decode,
                           input_budget(student, self.generation))
 
-    def answer(self, question: Question) -> Prediction:
+    def answer(self, question: Question, query: str | None = None) -> Prediction:
+        """One question's Prediction; `query` replaces the BM25 query (see `retrieve`)."""
         started = time.perf_counter()
-        candidates, passages, timings = self.retrieve(question)
+        candidates, passages, timings = self.retrieve(question, query)
         fitted = self._fit(question, passages)
         generation_started = time.perf_counter()
         first: list[float] = []
@@ -318,20 +319,11 @@ class Pipeline:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
         queries = queries or {}
         if self.generation.samples > 1:
-            return [self.answer(q) if q.id not in queries else self._answer_one(q, queries[q.id]) for q in questions]
+            return [self.answer(q, queries.get(q.id)) for q in questions]
         predictions: list[Prediction] = []
         for start in range(0, len(questions), batch_size):
             predictions += self._answer_batch(questions[start : start + batch_size], queries)
         return predictions
-
-    def _answer_one(self, question: Question, query: str) -> Prediction:
-        started = time.perf_counter()
-        candidates, passages, timings = self.retrieve(question, query)
-        fitted = self._fit(question, passages)
-        samples = self.student.generate(fitted.prompt, self.generation, letters=question.letters)
-        timings = replace(timings, generation_s=time.perf_counter() - started - timings.retrieval_s,
-                          total_s=time.perf_counter() - started)
-        return self._prediction(question, candidates, fitted, samples, timings)
 
     def _answer_batch(self, questions: Sequence[Question], queries: Mapping[str, str]) -> list[Prediction]:
         retrieved = [self.retrieve(q, queries.get(q.id)) for q in questions]
@@ -358,11 +350,7 @@ class Pipeline:
         generation_started = time.perf_counter()
         text = self.student.start_stream(fitted.prompt, self.generation, letters=question.letters)
         yield from text
-        # an open question has no letters to fall back on: its answer is read from the text alone
-        first = text.sample
-        if question.kind != OPEN:
-            first = self.student.with_answer(fitted.prompt, first, question.letters)
-        samples = [first]
+        samples = [self.student.with_answer(fitted.prompt, text.sample, question.letters)]  # open: no letters
         if self.generation.samples > 1:
             more = replace(self.generation, seed=self.generation.seed + 1)
             samples += self.student.generate(fitted.prompt, more, letters=question.letters, n=self.generation.samples - 1)
