@@ -54,7 +54,8 @@ def default_pipeline_factory(config: AppConfig):
     def load() -> Any:
         from kard.pipeline import Pipeline
 
-        return Pipeline.load(student=config.student, knowledge=config.knowledge, reranker=config.reranker)
+        return Pipeline.load(student=config.student, knowledge=config.knowledge, reranker=config.reranker,
+                             engine=config.engine)
 
     return load
 
@@ -427,6 +428,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default 7860)")
     parser.add_argument("--student", help="student folder, hub id or package:NAME (default: packaged SmolLM2)")
+    parser.add_argument("--engine", help="decoding engine: auto (CTranslate2 when it loads), ctranslate2 or "
+                        "transformers (default auto)")
     parser.add_argument("--reranker", help="trained reranker folder (default: none, BM25 only)")
     parser.add_argument("--knowledge", type=Path, help="saved knowledge-base folder or passages file (default: demo)")
     parser.add_argument("--questions", type=Path, help="benchmark question file offered beside the demo questions")

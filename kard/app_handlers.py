@@ -161,7 +161,8 @@ def student_card(item: Mapping[str, Any]) -> str:
         "Student", f"{s['model']} · KARD prompt {item['prompt_version']}{truncation}",
         s.get("raw_output") or s["rationale"], note="(the student wrote nothing)",
         answer_html=views.answer_badge(s["answer"], q["answer"], q["options"], _kind(item)),
-        timing_html=views.timing_line(_timings(item), s["tokens_out"], s["model"]), kind_html=kind_html(item))
+        timing_html=views.timing_line(_timings(item), s["tokens_out"], s["model"], item.get("decoding", {}).get("engine")),
+        kind_html=kind_html(item))
 
 
 def teacher_card(item: Mapping[str, Any], note: str = HOW_TO_TEACHER) -> str:

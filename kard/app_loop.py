@@ -140,7 +140,8 @@ class LoopPanel:
                 name, _short(self.student_path(name)), prediction.rationale,
                 answer_html=views.answer_badge(prediction.answer, question.answer, question.options,
                                                question.kind),
-                timing_html=views.timing_line(prediction.timings, prediction.tokens_out, prediction.student_name)))
+                timing_html=views.timing_line(prediction.timings, prediction.tokens_out, prediction.student_name,
+                                              prediction.decoding.get("engine"))))
         return cards[0], cards[1], views.diff_panel(rationales[0], rationales[1], left or BASE, right or BASE)
 
 

@@ -167,6 +167,7 @@ class AppConfig:
     sync_repo: str | None = None  # $KARD_SYNC_REPO: dataset repo "owner/name" the store is pushed to (curator mode)
     sync_every_minutes: float = 10.0  # $KARD_SYNC_EVERY_MINUTES: a commit per 10 min at most, far under Hub limits
     student: str = DEFAULT_STUDENT
+    engine: str = "auto"  # $KARD_ENGINE: decodes the answers (kard.engine): auto, ctranslate2 or transformers
     reranker: str | None = None  # a trained reranker folder ($KARD_RERANKER); None = KARD with BM25 only
     questions: Path | None = None  # a benchmark file offered beside the demo questions ($KARD_QUESTIONS)
     knowledge: Path | None = None  # a saved knowledge-base folder or passages file ($KARD_KNOWLEDGE); None = demo
@@ -223,7 +224,7 @@ class AppConfig:
 APP_ENV = {"mode": "KARD_MODE", "port": "GRADIO_SERVER_PORT", "annotations_db": "KARD_ANNOTATIONS_DB",
            "student": "KARD_STUDENT", "reranker": "KARD_RERANKER", "questions": "KARD_QUESTIONS",
            "knowledge": "KARD_KNOWLEDGE", "sync_repo": "KARD_SYNC_REPO",
-           "sync_every_minutes": "KARD_SYNC_EVERY_MINUTES"}
+           "sync_every_minutes": "KARD_SYNC_EVERY_MINUTES", "engine": "KARD_ENGINE"}
 """The environment variable of each AppConfig field read from one (besides the curator login and host)."""
 APP_FLAGS = {"annotations_db": "--annotations"}
 """app.py's flag for a field, where it is not --<field>."""
@@ -237,6 +238,13 @@ def _bad_setting(setting: str, value: object, problem: str, fix: str) -> ConfigE
 def _check_mode(value: object, setting: str) -> str:
     if value not in ("demo", "curator"):
         raise _bad_setting(setting, value, "is not an app mode", f"set {setting} to demo or curator")
+    return str(value)
+
+
+def _check_engine(value: object, setting: str) -> str:
+    engines = ("auto", "ctranslate2", "transformers")  # kard.engine.ENGINES (imported lazily: it loads little)
+    if value not in engines:
+        raise _bad_setting(setting, value, "is not a decoding engine", f"set {setting} to one of {', '.join(engines)}")
     return str(value)
 
 
@@ -391,7 +399,7 @@ def _check_sync_token(values: Mapping[str, object], given: Mapping[str, str]) ->
 
 
 _APP_CHECKS: dict[str, Callable[[object, str], object]] = {
-    "mode": _check_mode, "port": _check_port, "annotations_db": _check_annotations_db, "student": _check_student,
+    "mode": _check_mode, "engine": _check_engine, "port": _check_port, "annotations_db": _check_annotations_db, "student": _check_student,
     "reranker": _check_reranker, "knowledge": _check_knowledge, "questions": _check_questions,
     "sync_repo": check_repo_id, "sync_every_minutes": _check_sync_minutes,
 }

@@ -210,7 +210,7 @@ def run_settings(student: "Student", condition: Condition, knowledge: Searches |
     Only what the condition uses counts: a reranker loaded for the paper's other rows does not make
     its kard-bm25 results differ from those of `evaluate` without one.
     """
-    return {
+    settings: dict[str, object] = {
         "student": getattr(student, "location", None) or getattr(student, "name", type(student).__name__),
         "condition": condition.name,
         "knowledge_passages": len(knowledge) if isinstance(knowledge, Sized) and condition.knowledge != "none" else None,
@@ -218,6 +218,10 @@ def run_settings(student: "Student", condition: Condition, knowledge: Searches |
         "retrieval": asdict(retrieval),
         "generation": asdict(generation),
     }
+    engine = getattr(student, "engine_name", "transformers")
+    if engine != "transformers":  # absent = transformers, as in runs written before engines existed
+        settings["engine"] = engine
+    return settings
 
 
 def settings_path(results: Path) -> Path:

@@ -252,11 +252,13 @@ class Pipeline:
 
     @classmethod
     def load(cls, student: str = DEFAULT_STUDENT, knowledge: Any = None, reranker: Any = None, dtype: str = "float32",
-             retrieval: RetrievalConfig = RetrievalConfig(), generation: GenerationConfig = GenerationConfig()) -> "Pipeline":
-        """The default set-up: the demo knowledge base (or a saved index folder / passages file), the packaged student."""
+             retrieval: RetrievalConfig = RetrievalConfig(), generation: GenerationConfig = GenerationConfig(),
+             engine: str = "auto") -> "Pipeline":
+        """The default set-up: the default knowledge base (or a saved index folder / passages file), the
+        shipped student decoded by the fastest engine that loads (`engine`, see kard.engine)."""
         from kard.student import Student
 
-        return cls(_load_knowledge(knowledge, retrieval), Student.load(student, dtype=dtype),
+        return cls(_load_knowledge(knowledge, retrieval), Student.load(student, dtype=dtype, engine=engine),
                    _load_reranker(reranker), retrieval, generation)
 
     @property

