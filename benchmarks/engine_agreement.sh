@@ -17,7 +17,7 @@ for engine in transformers ctranslate2; do
 done
 echo "| questions | n | same letter % (95% CI) | transformers accuracy % | ctranslate2 accuracy % | right only with transformers / only with ctranslate2, McNemar |"
 echo "|---|---:|---:|---:|---:|---|"
-python benchmarks/engine_agreement.py "$OUT/demo/kard/kard-bm25-greedy.jsonl" \
+python benchmarks/compare_runs.py "$OUT/demo/kard/kard-bm25-greedy.jsonl" \
   "$OUT/demo/kard-ctranslate2/kard-bm25-greedy.jsonl" --name "demo questions"
-python benchmarks/engine_agreement.py "$OUT/obqa/kard/kard-bm25-greedy.jsonl" \
+python benchmarks/compare_runs.py "$OUT/obqa/kard/kard-bm25-greedy.jsonl" \
   "$OUT/obqa/kard-ctranslate2/kard-bm25-greedy.jsonl" --name "OpenBookQA dev (first 100)"

@@ -1,8 +1,8 @@
 """Do two evaluation runs give the same answers? Letters agreed, accuracy of each, and the paired test.
 
-    python benchmarks/engine_agreement.py REFERENCE.jsonl OTHER.jsonl [--name NAME]
+    python benchmarks/compare_runs.py REFERENCE.jsonl OTHER.jsonl [--name NAME]
 
-Reads the per-question JSONL files `kard evaluate` writes (one run per engine) and compares the
+Reads the per-question JSONL files `kard evaluate` writes (two engines, conditions or students) and compares the
 questions both answered, in the reference file's order.
 """
 
