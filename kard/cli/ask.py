@@ -8,7 +8,7 @@ import sys
 import time
 from dataclasses import asdict, replace
 
-from kard.config import BASE_STUDENT, DEFAULT_STUDENT, GenerationConfig, RetrievalConfig
+from kard.config import BASE_STUDENT, DEFAULT_RERANKER, DEFAULT_STUDENT, GenerationConfig, RetrievalConfig
 from kard.engine import ENGINES
 from kard.errors import DataError
 from kard.kinds import AUTO, KIND_CHOICES, KIND_LABELS
@@ -43,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ask.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     ask.add_argument("--engine", choices=ENGINES, default="auto",
                      help="decoding engine: auto = CTranslate2 int8 when it loads, else transformers (default %(default)s)")
-    ask.add_argument("--reranker", default=None, help="trained reranker folder (default: none, KARD-BM25)")
+    ask.add_argument("--reranker", default=DEFAULT_RERANKER,
+                     help="trained reranker folder, or none for BM25 only (default: the shipped one, demo/reranker)")
     ask.add_argument("--knowledge", default=None, help="index folder or passages file (default: the demo passages)")
     ask.add_argument("--json", action="store_true", help="print the whole Prediction as JSON instead of streaming")
     ask.set_defaults(func=run_ask)

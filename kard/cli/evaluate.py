@@ -115,9 +115,9 @@ def _configs(args: argparse.Namespace) -> tuple[RetrievalConfig, GenerationConfi
 def _reranker(path: str | None):
     if path is None:
         return None
-    from kard.reranker import Reranker
+    from kard.reranker import load_reranker
 
-    return Reranker.load(path)
+    return load_reranker(path)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

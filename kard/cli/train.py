@@ -68,12 +68,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _data_arguments(reranker)
     reranker.add_argument("--backbone", default=DEFAULT_RERANKER_BACKBONE,
                           help="BERT-like encoder folder, hub id, or package:NAME (default %(default)s)")
-    reranker.add_argument("--kind", choices=("cross-encoder", "maxsim"), default="cross-encoder")
+    reranker.add_argument("--kind", choices=("cross-encoder", "maxsim", "dense"), default="cross-encoder",
+                          help="dense: the shipped kind, a LoRA-trained question encoder against cached passage "
+                               "vectors blended with BM25 (kard/dense_reranker.py); default %(default)s")
     reranker.add_argument("--out", type=Path, required=True, help="folder for the trained reranker")
     for name in ("steps", "batch_size", "candidates", "per_source", "max_length", "lora_r", "save_steps"):
-        reranker.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(RerankerTrainingConfig, name))
+        reranker.add_argument(f"--{name.replace('_', '-')}", type=int, default=None,
+                              help=f"default: the kind's ({getattr(RerankerTrainingConfig, name)} for a cross-encoder)")
     for name in ("learning_rate", "head_learning_rate", "tau1_start", "tau1_end", "tau2_start", "tau2_end"):
-        reranker.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(RerankerTrainingConfig, name))
+        reranker.add_argument(f"--{name.replace('_', '-')}", type=float, default=None,
+                              help=f"default: the kind's ({getattr(RerankerTrainingConfig, name)} for a cross-encoder)")
     reranker.add_argument("--lora", action="store_true", help="LoRA r16 on query/value, as the paper")
     reranker.add_argument("--no-progress", action="store_true")
     reranker.set_defaults(func=run_train_reranker)
@@ -198,16 +202,23 @@ def run_train_student(args: argparse.Namespace) -> int:
     return 0
 
 
+def _given(args: argparse.Namespace, config_type: type) -> dict:
+    """The training flags given on the command line that `config_type` has (the rest keep its defaults)."""
+    names = {f.name for f in fields(config_type)}
+    return {k: v for k, v in vars(args).items() if k in names and k != "seed" and v is not None}
+
+
 def run_train_reranker(args: argparse.Namespace) -> int:
     from kard.reranker import Reranker
     from kard.reranker_training import build_reranker_items, train_reranker
 
+    if args.kind == "dense":
+        return _train_dense(args)
     questions, rationales = load_training_data(args)
     knowledge = load_knowledge(args.kb)
-    items = build_reranker_items(rationale_pairs(questions, rationales), knowledge, candidates=args.candidates)
-    names = {f.name for f in fields(RerankerTrainingConfig)}
-    config = replace(RerankerTrainingConfig(), **{k: v for k, v in vars(args).items() if k in names and k != "seed"})
-    reranker = Reranker.load(args.backbone, kind=args.kind, max_length=args.max_length)
+    config = replace(RerankerTrainingConfig(), **_given(args, RerankerTrainingConfig))
+    items = build_reranker_items(rationale_pairs(questions, rationales), knowledge, candidates=config.candidates)
+    reranker = Reranker.load(args.backbone, kind=args.kind, max_length=config.max_length)
     result = train_reranker(reranker, items, knowledge, args.out, config, progress=not args.no_progress)
     split = {"questions": str(args.questions), "holdout": args.holdout, "seed": args.seed, "items": len(items)}
     (Path(args.out) / "training_data.json").write_text(json.dumps(split, indent=2), encoding="utf-8")
@@ -217,19 +228,34 @@ def run_train_reranker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_dense(args: argparse.Namespace) -> int:
+    from kard.dense_reranker import DenseReranker, DenseRerankerConfig, dense_items, train_dense_reranker
+
+    questions, rationales = load_training_data(args)
+    knowledge = load_knowledge(args.kb)
+    config = replace(DenseRerankerConfig(seed=args.seed), **_given(args, DenseRerankerConfig))
+    items = dense_items(rationale_pairs(questions, rationales), knowledge)
+    reranker = DenseReranker.fresh(args.backbone)
+    losses = train_dense_reranker(reranker, items, knowledge, config, progress=not args.no_progress)
+    reranker.save(args.out, with_vectors=True)
+    print(f"trained the dense reranker {config.steps} steps on {len(items)} (question, rationale) pairs; loss "
+          f"{losses[0]:.4f} -> {sum(losses[-20:]) / len(losses[-20:]):.4f} (mean of the last 20); saved to {args.out}")
+    return 0
+
+
 def run_eval_reranker(args: argparse.Namespace) -> int:
-    from kard.reranker import Reranker
+    from kard.reranker import load_reranker
     from kard.reranker_eval import evaluate_reranker
 
     questions, rationales = load_training_data(args, held_out=True)
     knowledge = load_knowledge(args.kb)
-    reranker = Reranker.load(args.reranker)
+    reranker = load_reranker(args.reranker)
     pairs = rationale_pairs(questions, rationales)
     result = evaluate_reranker(reranker, knowledge, pairs, candidates=args.eval_candidates,
                                progress=not args.no_progress)
     print(f"{result.questions} held-back questions, {result.candidates} BM25 candidates each, "
           f"{result.seconds_per_question:.2f} s/question\n{result.table()}")
-    kl = _held_out_kl(reranker, knowledge, pairs) if args.kl else None
+    kl = _held_out_kl(reranker, knowledge, pairs) if args.kl and getattr(reranker, "kind", "") != "dense" else None
     if kl:
         print(f"held-out KL at tau1 = tau2 = 1 over {kl['items']} pairs: trained {kl['trained']:.4f}, "
               f"untrained backbone {kl['untrained']:.4f}")

@@ -1,0 +1,58 @@
+"""Reranking latency beside BM25, on the app's path: the default knowledge base, BM25's top 100 for
+each demo question, then the reranker over them (question encoder + cached passage vectors).
+
+    python benchmarks/rerank_latency.py [--reranker demo/reranker] [--repeats 3]
+
+Prints p50 / p90 / max milliseconds per question for BM25 and for reranking, after one warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere: kard is beside
+
+from kard.config import DEFAULT_RERANKER, RetrievalConfig  # noqa: E402
+from kard.datasets import load_demo_questions  # noqa: E402
+from kard.knowledge import KnowledgeBase  # noqa: E402
+from kard.pipeline import retrieval_query  # noqa: E402
+from kard.reranker import load_reranker  # noqa: E402
+
+
+def row(name: str, seconds: list[float]) -> str:
+    ordered = sorted(seconds)
+    p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
+    return f"| {name} | {len(seconds)} | {1000 * statistics.median(seconds):.1f} | {1000 * p90:.1f} | {1000 * ordered[-1]:.1f} |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reranker", default=DEFAULT_RERANKER)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    knowledge, reranker = KnowledgeBase.open(), load_reranker(args.reranker)
+    load_s = time.perf_counter() - started
+    questions = load_demo_questions()
+    reranker.rerank(questions[0], knowledge.search(retrieval_query(questions[0], RetrievalConfig.query), 100))
+    bm25, rerank = [], []
+    for _ in range(args.repeats):
+        for question in questions:
+            started = time.perf_counter()
+            hits = knowledge.search(retrieval_query(question, RetrievalConfig.query), 100)
+            bm25.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            reranker.rerank(question, hits)
+            rerank.append(time.perf_counter() - started)
+    print(f"knowledge base and reranker loaded in {load_s:.1f} s; {len(questions)} demo questions x {args.repeats}")
+    print("| step | runs | p50 ms | p90 ms | max ms |\n|---|---:|---:|---:|---:|")
+    print(row("BM25 top-100", bm25))
+    print(row(f"rerank 100 ({Path(args.reranker).name})", rerank))
+
+
+if __name__ == "__main__":
+    main()
