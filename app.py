@@ -23,6 +23,7 @@ from kard.annotations import ERROR_TAGS, RELEVANCE_MARKS, AnnotationStore
 from kard.app_handlers import MAX_MARKED, Studio, answer_choices
 from kard.config import AppConfig, TeacherConfig, teacher_configured
 from kard.errors import ConfigError, KardError
+from kard.login import ThrottledLogin
 from kard.space_sync import SpaceSync, space_warnings, start_sync, storage_notice
 from kard.views import CSS, message
 
@@ -404,6 +405,12 @@ def build_app(studio: Studio, config: AppConfig | None = None, sync: SpaceSync |
     return demo
 
 
+def queued(demo: Any, config: AppConfig) -> Any:
+    """The app's queue: 4 events at once, and past `queue_size` waiting ones Gradio says the queue is full
+    at once instead of piling up work (each waiting user sees their place and the expected wait)."""
+    return demo.queue(default_concurrency_limit=4, max_size=config.queue_size)
+
+
 def launch_options(config: AppConfig) -> dict[str, Any]:
     """Keyword arguments of `Blocks.launch` (Gradio 6 takes theme, css and head here)."""
     import gradio as gr
@@ -417,7 +424,7 @@ def launch_options(config: AppConfig) -> dict[str, Any]:
         if not (config.curator_user and config.curator_password):
             raise ConfigError("curator mode needs a login. Fix: set KARD_CURATOR_USER and KARD_CURATOR_PASSWORD "
                               "(or run the read-only demo with --mode demo)")
-        options["auth"] = (config.curator_user, config.curator_password)
+        options["auth"] = ThrottledLogin(config.curator_user, config.curator_password)  # 5 wrong a minute: locked
         options["auth_message"] = "KARD Studio curator login"
     return options
 
@@ -457,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, signal.default_int_handler)  # Gradio closes its server on it
     if config.preload:
         studio.warm_up()
-    build_app(studio, config, sync).queue(default_concurrency_limit=4).launch(**options)
+    queued(build_app(studio, config, sync), config).launch(**options)
     return 0
 
 

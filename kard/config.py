@@ -178,6 +178,7 @@ class AppConfig:
     port: int = 7860  # Gradio's usual port
     max_question_chars: int = 4000  # far past what a 512-token student input holds; refuse longer
     preload: bool = True  # load the student in a background thread at launch: the first ask waits less
+    queue_size: int = 16  # $KARD_QUEUE_SIZE: asks that may wait; past it the app says the queue is full
 
     @staticmethod
     def from_env(**overrides: object) -> "AppConfig":
@@ -227,7 +228,8 @@ class AppConfig:
 APP_ENV = {"mode": "KARD_MODE", "port": "GRADIO_SERVER_PORT", "annotations_db": "KARD_ANNOTATIONS_DB",
            "student": "KARD_STUDENT", "reranker": "KARD_RERANKER", "questions": "KARD_QUESTIONS",
            "knowledge": "KARD_KNOWLEDGE", "sync_repo": "KARD_SYNC_REPO",
-           "sync_every_minutes": "KARD_SYNC_EVERY_MINUTES", "engine": "KARD_ENGINE"}
+           "sync_every_minutes": "KARD_SYNC_EVERY_MINUTES", "engine": "KARD_ENGINE",
+           "queue_size": "KARD_QUEUE_SIZE"}
 """The environment variable of each AppConfig field read from one (besides the curator login and host)."""
 APP_FLAGS = {"annotations_db": "--annotations"}
 """app.py's flag for a field, where it is not --<field>."""
@@ -249,6 +251,17 @@ def _check_engine(value: object, setting: str) -> str:
     if value not in engines:
         raise _bad_setting(setting, value, "is not a decoding engine", f"set {setting} to one of {', '.join(engines)}")
     return str(value)
+
+
+def _check_queue_size(value: object, setting: str) -> int:
+    fix = f"set {setting} to a whole number of waiting asks, at least 1 (16 by default)"
+    try:
+        size = int(str(value).strip())
+    except ValueError:
+        raise _bad_setting(setting, value, "is not a number", fix) from None
+    if size < 1:
+        raise _bad_setting(setting, value, "is below 1", fix)
+    return size
 
 
 def _check_port(value: object, setting: str) -> int:
@@ -404,7 +417,7 @@ def _check_sync_token(values: Mapping[str, object], given: Mapping[str, str]) ->
 
 
 _APP_CHECKS: dict[str, Callable[[object, str], object]] = {
-    "mode": _check_mode, "engine": _check_engine, "port": _check_port, "annotations_db": _check_annotations_db, "student": _check_student,
+    "mode": _check_mode, "engine": _check_engine, "queue_size": _check_queue_size, "port": _check_port, "annotations_db": _check_annotations_db, "student": _check_student,
     "reranker": _check_reranker, "knowledge": _check_knowledge, "questions": _check_questions,
     "sync_repo": check_repo_id, "sync_every_minutes": _check_sync_minutes,
 }
