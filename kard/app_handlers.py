@@ -29,6 +29,7 @@ from kard.annotations import (
     ERROR_TAGS, AnnotationStore, Correction, PassageRecord, check_free_answer, check_sizes, item_id_for,
 )
 from kard.errors import DataError, KardError
+from kard.item_seal import SEAL, ForgedItemError, ItemSeal
 from kard.kinds import AUTO, KindDecision, decide_kind, options_for
 from kard.prompts import PROMPT_VERSION, format_options, parse_options, parse_question_answer, same_answer
 from kard.records import CHOICE, OPEN, YES_NO, Hit, Passage, Prediction, Question, Rationale, Timings
@@ -219,6 +220,7 @@ class Studio:
         self.mode = mode
         self.max_question_chars = max_question_chars
         self.curators = tuple(curators)
+        self._seal = ItemSeal()  # items handed out are sealed: a save stores only what this server produced
 
     # -- services -----------------------------------------------------------------------------------
     def pipeline(self) -> Any:
@@ -340,7 +342,7 @@ class Studio:
         if prediction is None:
             raise KardError("the pipeline ended without a prediction. Fix: this is a bug in kard.pipeline; "
                             "please report it with the question")
-        item = item_from_prediction(prediction, decision.reason)
+        item = self._seal.seal(item_from_prediction(prediction, decision.reason))
         status = f"Asked as: {decision.label}. Student answered in {prediction.timings.total_s:.2f} s."
         yield AskUpdate(rerank_html(item), student_card(item), views.message(status), item)
 
@@ -405,7 +407,7 @@ class Studio:
                 warning = f"The teacher could not answer ({type(error).__name__}). Fix: check OPENAI_BASE_URL and the server"
                 log.warning("teacher failed: %s", type(error).__name__)
         teacher = teacher or self._recorded(question)
-        item = {**item, "teacher": teacher}
+        item = self._seal.seal({**item, "teacher": teacher})
         note = HOW_TO_TEACHER if warning is None else f"{warning}. {HOW_TO_TEACHER if not self.teacher_configured else ''}"
         student = item["student"]
         if teacher:
@@ -576,10 +578,14 @@ class Studio:
                 "saved_at": time.time()}
 
     # -- helpers ------------------------------------------------------------------------------------
-    @staticmethod
-    def _require_item(item: Mapping[str, Any] | None,
-                      fix: str = "Ask a question first") -> dict[str, Any]:
-        if not item or "question" not in item or "student" not in item:
+    def _require_item(self, item: Mapping[str, Any] | None, fix: str = "Ask a question first") -> dict[str, Any]:
+        """The item as this server produced it (sealed); nothing, a forged or a changed item is refused."""
+        if not item:
             raise InputError(f"Nothing to work on yet. Fix: {fix}")
-        return dict(item)
+        if not isinstance(item, Mapping):
+            raise InputError("The item is not a JSON object. Fix: send the item /ask or /compare returned, unchanged")
+        try:
+            return {**self._seal.check(item), SEAL: item[SEAL]}
+        except ForgedItemError as error:
+            raise InputError(str(error)) from None
 

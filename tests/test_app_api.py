@@ -102,3 +102,23 @@ def test_free_questions_through_the_api(client, server):
     assert "Saved revision 1" in saved[0]
     c = server[1].store.get(item["item_id"]).correction
     assert (c.kind, c.answer, c.options) == ("open", "vitamin C", {})
+
+
+def test_save_stores_only_items_this_server_produced(client, server):
+    _, _, _, item, _ = ask(client)
+    compared = client.predict(item, api_name="/compare")
+    editor, item = compared[3], compared[9]
+    before = server[1].store.get(item["item_id"])
+
+    def save(sent):
+        return client.predict(sent, editor, "A", 4, [], None, None, None, None, None, "forged?", False, editor,
+                              "recorded", api_name="/save")[0]
+
+    forged = {**item, "question": {**item["question"], "text": "Is the moon made of cheese?", "answer": "B"}}
+    assert "not produced by this app" in save(forged)
+    malformed = {k: v for k, v in item.items() if k != "used"}
+    assert "not produced by this app" in save(malformed)
+    assert "not produced by this app" in save({**item, "seal": "0" * 64})
+    after = server[1].store.get(item["item_id"])
+    assert (after.revision if after else None) == (before.revision if before else None)  # nothing stored
+    assert "Saved revision" in save(item)  # the untouched item still saves
