@@ -44,6 +44,8 @@ HOW_IT_WORKS = """**How it works.** BM25 finds candidate passages for the questi
 reorders them; the top-k go to the small student, which writes a rationale and an answer. Compare it
 with the teacher's rationale, correct it below, and every save becomes a revision for retraining.
 Leave the options empty for a free question: it is answered yes/no or in a few words."""
+ANY_LETTER = [(letter, letter) for letter in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"]
+"""The answer radio's choices before a question narrows them (see build_app)."""
 KIND_CHOICES = [("auto", "auto"), ("multiple choice", "choice"), ("yes/no", "yesno"), ("open", "open")]
 """The "Ask as" control: (label, kard.kinds kind); "auto" decides from the question and its options."""
 SHORTCUTS_HELP = "Shortcuts: **Ctrl+Enter** ask · **Ctrl+S** save · **Alt+N** next question"
@@ -179,7 +181,9 @@ def build_app(studio: Studio, config: AppConfig | None = None, sync: SpaceSync |
                         use_student = gr.Button("Use student's rationale", size="sm")
                     edit_diff = gr.HTML(elem_id="kard-edit-diff")
                 with gr.Column(scale=2):
-                    answer = gr.Radio([], label="Correct answer", elem_id="kard-answer")
+                    # Every letter is a valid value from the start (hidden until a question shows its own), so an
+                    # API client can save without calling /compare first; Studio.save checks the question's options.
+                    answer = gr.Radio(ANY_LETTER, label="Correct answer", elem_id="kard-answer", visible=False)
                     answer_text = gr.Textbox(label="Correct answer (a few words)", visible=False, max_lines=2,
                                              elem_id="kard-answer-text")
                     rating = gr.Radio([1, 2, 3, 4, 5], label="Rating of the student's rationale (1 bad - 5 good)",

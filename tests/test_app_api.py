@@ -122,3 +122,12 @@ def test_save_stores_only_items_this_server_produced(client, server):
     after = server[1].store.get(item["item_id"])
     assert (after.revision if after else None) == (before.revision if before else None)  # nothing stored
     assert "Saved revision" in save(item)  # the untouched item still saves
+
+
+def test_a_fresh_client_can_ask_and_save_without_compare(server):
+    fresh = gradio_client.Client(server[0], auth=(USER, PASSWORD), verbose=False)
+    _, _, _, item, _ = ask(fresh)
+    saved = fresh.predict(item, "Graves disease: antibodies stimulate the TSH receptor. Answer: A", "A", 5, [], None,
+                          None, None, None, None, "fresh client", False, "", "", api_name="/save")
+    assert "Saved revision" in saved[0], saved[0]
+    assert server[1].store.get(item["item_id"]).correction.note == "fresh client"
