@@ -25,7 +25,7 @@ from kard.config import AppConfig, TeacherConfig, teacher_configured
 from kard.errors import ConfigError, KardError
 from kard.login import ThrottledLogin
 from kard.space_sync import SpaceSync, space_warnings, start_sync, storage_notice
-from kard.views import CSS, message
+from kard.views import CSS, esc, message
 
 log = logging.getLogger("kard.app")
 
@@ -116,7 +116,7 @@ def build_app(studio: Studio, config: AppConfig | None = None, sync: SpaceSync |
     is_curator = studio.mode == "curator"
 
     def warn(error: Exception) -> str:
-        gr.Warning(str(error))
+        gr.Warning(esc(str(error)))  # toasts render HTML: the person's own text must stay text
         return message(str(error), "error")
 
     def mark_updates(item: dict | None) -> list:
@@ -244,7 +244,7 @@ def build_app(studio: Studio, config: AppConfig | None = None, sync: SpaceSync |
                         yield [gr.skip(), c.teacher_html] + [gr.skip()] * (9 + MAX_MARKED)
                         continue
                     if c.warning:
-                        gr.Warning(c.warning)
+                        gr.Warning(esc(c.warning))
                     radio, text_box = answer_updates(c.item["question"], c.editor_answer)
                     yield [gr.skip(), c.teacher_html, c.diff_html, c.editor_text, c.editor_text, c.editor_source,
                            f"Editing a copy of the **{c.editor_source}** rationale.", radio,
@@ -311,9 +311,9 @@ def build_app(studio: Studio, config: AppConfig | None = None, sync: SpaceSync |
             except KardError as error:
                 return warn(error), gr.skip(), gr.skip()
             if result.needs_confirmation:
-                gr.Warning(result.message)
+                gr.Warning(esc(result.message))
                 return message(result.message, "warn"), gr.update(visible=True, value=False), gr.skip()
-            gr.Info(result.message)
+            gr.Info(esc(result.message))
             return message(result.message, "info"), gr.update(visible=False, value=False), None
 
         save_inputs = [item, editor, answer, rating, tags, *marks, note, confirm, original, original_source,
@@ -399,7 +399,7 @@ def build_app(studio: Studio, config: AppConfig | None = None, sync: SpaceSync |
                 text = studio.revert(item_id, revision, curator_name(request, profile))
             except KardError as error:
                 return warn(error), gr.skip(), gr.skip()
-            gr.Info(text)
+            gr.Info(esc(text))
             html, revisions = studio.history(item_id)
             return message(text), html, gr.update(choices=revisions, value=revisions[-1])
 

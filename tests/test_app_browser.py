@@ -83,6 +83,16 @@ def test_ask_correct_save_browse_and_stay_inert(page_and_studio):
     page.click("#kard-ask")
     page.wait_for_selector("#kard-status >> text=The question is empty")
 
+    # an error quoting the person's own options shows them as text in the toast, never as HTML
+    _type(page, "#kard-question textarea", "Which one?")
+    _type(page, "#kard-options textarea", 'Z) <img src=x onerror="window.kardPwned=3">')
+    page.click("#kard-ask")
+    toast = page.locator(".toast-body", has_text="could not read at least two options").first
+    toast.wait_for()
+    assert '<img src=x onerror="window.kardPwned=3">' in toast.inner_text()
+    assert toast.locator("img").count() == 0 and _pwned(page) is None
+    page.fill("#kard-options textarea", "")
+
     # ask a demo question picked from the dropdown
     page.locator("#kard-picked input").press_sequentially("Graves")
     page.get_by_role("option").first.click()
