@@ -29,6 +29,13 @@ from kard.views import CSS, esc, message
 
 log = logging.getLogger("kard.app")
 
+TAB_JS = """() => {
+  let tab = sessionStorage.getItem("kard-tab");
+  if (!tab) { tab = crypto.randomUUID(); sessionStorage.setItem("kard-tab", tab); }
+  return tab;
+}"""
+"""This tab's id: kept by the tab across reloads, different in every other tab, so drafts never cross tabs."""
+
 SHORTCUTS_JS = """
 <script>
 document.addEventListener("keydown", (event) => {
@@ -129,7 +136,8 @@ def build_app(studio: Studio, config: AppConfig | None = None, sync: SpaceSync |
         item = gr.JSON(visible=False, label="item")
         original = gr.Textbox(visible=False, label="original rationale")
         original_source = gr.Textbox(visible=False, label="original source")
-        draft = gr.BrowserState(None, storage_key="kard-studio-draft")
+        draft = gr.BrowserState(None, storage_key="kard-studio-drafts")  # {tab id: unsaved correction}
+        tab = gr.Textbox(visible=False, elem_id="kard-tab")  # this browser tab's id (TAB_JS)
 
         with gr.Row(equal_height=True):
             gr.Markdown("# KARD Studio\nKnowledge-augmented reasoning distillation: retrieve, reason, compare, correct.")
@@ -309,31 +317,35 @@ def build_app(studio: Studio, config: AppConfig | None = None, sync: SpaceSync |
                                      chosen_tags, chosen_marks, text_note, bool(confirmed),
                                      curator_name(request, profile), orig, orig_source)
             except KardError as error:
-                return warn(error), gr.skip(), gr.skip()
+                return warn(error), gr.skip()
             if result.needs_confirmation:
                 gr.Warning(esc(result.message))
-                return message(result.message, "warn"), gr.update(visible=True, value=False), gr.skip()
+                return message(result.message, "warn"), gr.update(visible=True, value=False)
             gr.Info(esc(result.message))
-            return message(result.message, "info"), gr.update(visible=False, value=False), None
+            return message(result.message, "info"), gr.update(visible=False, value=False)
 
         save_inputs = [item, editor, answer, rating, tags, *marks, note, confirm, original, original_source,
                        answer_text]
-        save_btn.click(save, save_inputs, [save_msg, confirm, draft], api_name="save").success(
-            lambda *f: browse(*f), [tag_filter, curator_filter, disagreements], [table, item_pick, curator_filter],
-            api_visibility="private")
+        saved = save_btn.click(save, save_inputs, [save_msg, confirm], api_name="save")
+        saved.success(lambda *f: browse(*f), [tag_filter, curator_filter, disagreements],
+                      [table, item_pick, curator_filter], api_visibility="private")
+        saved.success(lambda drafts, this_tab: Studio.with_tab_draft(drafts, this_tab, None), [draft, tab], [draft],
+                      api_visibility="private", show_progress="hidden")
 
         # -- drafts -----------------------------------------------------------------------------------
-        def keep_draft(current, rationale, chosen, stars, chosen_tags, *rest):
+        def keep_draft(drafts, this_tab, current, rationale, chosen, stars, chosen_tags, *rest):
             *chosen_marks, text_note, orig, orig_source, chosen_text = rest
-            return Studio.draft(current, rationale, Studio.chosen_answer(current, chosen, chosen_text), stars,
+            kept = Studio.draft(current, rationale, Studio.chosen_answer(current, chosen, chosen_text), stars,
                                 chosen_tags, text_note, chosen_marks, orig, orig_source)
+            return Studio.with_tab_draft(drafts, this_tab, kept)
 
         gr.on([editor.input, answer.input, answer_text.input, rating.input, tags.input, note.input,
                *[m.input for m in marks], item.change], keep_draft,
-              [item, editor, answer, rating, tags, *marks, note, original, original_source, answer_text],
+              [draft, tab, item, editor, answer, rating, tags, *marks, note, original, original_source, answer_text],
               [draft], api_visibility="private", trigger_mode="always_last", show_progress="hidden")
 
-        def restore(saved: dict | None, request: gr.Request, profile: gr.OAuthProfile | None):
+        def restore(drafts: dict | None, this_tab: str, request: gr.Request, profile: gr.OAuthProfile | None):
+            saved = Studio.tab_draft(drafts, this_tab)
             who = curator_name(request, profile)
             mode = (f"**Curator mode** · signed in as **{who}**" if who else "**Curator mode** · sign in to save") \
                 if is_curator else "**Demo mode** · read-only: corrections cannot be saved here"
@@ -361,10 +373,11 @@ def build_app(studio: Studio, config: AppConfig | None = None, sync: SpaceSync |
                     message("Restored your unsaved correction from this browser.", "info"), *mark_values,
                     text_box, how]
 
-        demo.load(restore, [draft], [mode_line, question, options, picked, rerank_html, student_html, teacher_html,
-                                     diff_html, item, editor, original, original_source, answer, rating, tags, note,
-                                     edit_diff, status, *marks, answer_text, kind],
-                  api_visibility="private", show_progress="hidden")
+        restored = [mode_line, question, options, picked, rerank_html, student_html, teacher_html, diff_html, item,
+                    editor, original, original_source, answer, rating, tags, note, edit_diff, status, *marks,
+                    answer_text, kind]
+        demo.load(None, None, [tab], js=TAB_JS, api_visibility="private").then(
+            restore, [draft, tab], restored, api_visibility="private", show_progress="hidden")
 
         # -- browse -----------------------------------------------------------------------------------
         def browse(tag: str, curator: str, first: bool):

@@ -44,6 +44,10 @@ HOW_TO_TEACHER = ("No teacher configured. To compare with a live teacher, set OP
                   "and KARD_TEACHER_MODEL (any OpenAI-compatible server) and restart the app.")
 
 
+MAX_TAB_DRAFTS = 8
+"""Unsaved corrections the browser keeps, one per tab, newest first."""
+
+
 class InputError(KardError):
     """Something the user typed or clicked cannot be used; the message says what to do."""
 
@@ -576,6 +580,26 @@ class Studio:
         return {"item": dict(item), "rationale": rationale, "answer": answer, "rating": rating, "tags": list(tags or []),
                 "note": note, "marks": list(marks), "original": original, "original_source": original_source,
                 "saved_at": time.time()}
+
+    @staticmethod
+    def tab_draft(drafts: Any, tab: str | None) -> dict[str, Any] | None:
+        """This browser tab's draft among the drafts the browser keeps (one per tab)."""
+        if not isinstance(drafts, Mapping) or not tab or "item" in drafts:  # "item": the old one-draft format
+            return None
+        draft = drafts.get(tab)
+        return draft if isinstance(draft, Mapping) else None
+
+    @staticmethod
+    def with_tab_draft(drafts: Any, tab: str | None, draft: Mapping[str, Any] | None,
+                       keep: int = MAX_TAB_DRAFTS) -> dict[str, Any]:
+        """The browser's drafts with this tab's replaced (None removes it); the `keep` newest are kept."""
+        if not isinstance(drafts, Mapping) or "item" in drafts:  # nothing yet, or the old one-draft format
+            drafts = {}
+        kept = {t: dict(d) for t, d in drafts.items() if isinstance(d, Mapping) and t != tab}
+        if draft is not None and tab:
+            kept[tab] = dict(draft)
+        newest = sorted(kept, key=lambda t: kept[t].get("saved_at", 0), reverse=True)[:keep]
+        return {t: kept[t] for t in newest}
 
     # -- helpers ------------------------------------------------------------------------------------
     def _require_item(self, item: Mapping[str, Any] | None, fix: str = "Ask a question first") -> dict[str, Any]:

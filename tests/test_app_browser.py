@@ -53,7 +53,7 @@ def page_and_studio(tmp_path_factory):
         pipeline = tiny_pipeline(folder, [*PASSAGES, PENGUINS])
     with launched(lambda: pipeline, folder) as (url, studio), sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()  # tabs share the context
         page.set_default_timeout(30_000)
         page.goto(url)
         page.fill("input[type=text]", USER)
@@ -179,3 +179,26 @@ def test_free_yes_no_question_is_answered_yes_or_no_and_corrected(page_and_studi
     page.wait_for_selector("#kard-student .kard-kind >> text=open question", timeout=240_000)
     page.wait_for_selector("#kard-answer-text textarea", state="visible")
     assert not page.locator("#kard-answer").is_visible()
+
+
+@pytest.mark.slow
+def test_each_tab_keeps_its_own_draft(page_and_studio):
+    page, _ = page_and_studio
+    other = page.context.new_page()
+    other.set_default_timeout(30_000)
+    for tab, question, draft in ((page, "Which gas do plants absorb?", "Tab A: plants absorb carbon dioxide."),
+                                 (other, FREE_QUESTION, "Tab B: penguins cannot fly.")):
+        tab.goto(page.url)
+        tab.wait_for_selector("#kard-ask")
+        _type(tab, "#kard-question textarea", question)
+        tab.fill("#kard-options textarea", "")
+        tab.click("#kard-ask")
+        tab.wait_for_selector("#kard-student .kard-badge", timeout=240_000)
+        _type(tab, "#kard-editor textarea", draft)
+        tab.wait_for_timeout(1500)  # the draft is written to localStorage after each edit
+    for tab, question, draft in ((page, "Which gas do plants absorb?", "Tab A"), (other, FREE_QUESTION, "Tab B")):
+        tab.reload()
+        tab.wait_for_selector("#kard-ask")
+        tab.wait_for_function(f"document.querySelector('#kard-editor textarea').value.startsWith('{draft}')")
+        assert tab.input_value("#kard-question textarea") == question
+    other.close()

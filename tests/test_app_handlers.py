@@ -501,3 +501,16 @@ def test_teacher_column_editor_and_save_of_an_open_question(store):
 def test_items_from_before_kinds_still_load():
     old = {"id": "q", "text": "Which?", "options": {"A": "x", "B": "y"}, "answer": "A"}
     assert question_from_dict(old).kind == "choice" and answer_choices(old) == [("A", "A"), ("B", "B")]
+
+
+def test_drafts_are_kept_per_tab_newest_first():
+    drafts = None
+    for i in range(10):
+        drafts = Studio.with_tab_draft(drafts, f"tab-{i}", {"item": {"i": i}, "saved_at": float(i)})
+    assert sorted(drafts) == [f"tab-{i}" for i in range(2, 10)]  # the 8 newest
+    assert Studio.tab_draft(drafts, "tab-9")["item"] == {"i": 9} and Studio.tab_draft(drafts, "tab-0") is None
+    drafts = Studio.with_tab_draft(drafts, "tab-9", None)  # saved: that tab's draft goes, the others stay
+    assert "tab-9" not in drafts and len(drafts) == 7
+    old_format = {"item": {"i": 1}, "saved_at": 1.0}  # one draft for all tabs, as before
+    assert Studio.tab_draft(old_format, "tab-1") is None
+    assert Studio.with_tab_draft(old_format, "tab-1", {"item": {}, "saved_at": 2.0}) == {"tab-1": {"item": {}, "saved_at": 2.0}}
