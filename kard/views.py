@@ -13,19 +13,15 @@ import re
 from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 from kard.kinds import KIND_LABELS
+from kard.knowledge import tokenize
 from kard.prompts import same_answer
 from kard.records import CHOICE, OPEN, YES_NO, Hit, Timings
 
 if TYPE_CHECKING:
     from kard.annotations import Revision
 
-_WORD = re.compile(r"[A-Za-z0-9]+(?:['-][A-Za-z0-9]+)*")
+_WORD = re.compile(r"[^\W_]+")  # the words kard.knowledge.tokenize reads
 _TOKENS = re.compile(r"\s+|[^\s]+")
-STOPWORDS = frozenset(
-    "a an and are as at be been but by can do does for from had has have he her his how i if in into is it "
-    "its may most of on or she should that the their them then there these they this to was were what "
-    "when where which who whom why will with would you your following likely".split()
-)
 
 
 def esc(text: object) -> str:
@@ -34,26 +30,20 @@ def esc(text: object) -> str:
 
 
 # -- query terms -------------------------------------------------------------------------------------
-def query_terms(text: str, min_length: int = 3) -> list[str]:
-    """Lower-cased content words of a question, first occurrence order, no stopwords."""
-    seen: dict[str, None] = {}
-    for word in _WORD.findall(text.lower()):
-        if len(word) >= min_length and word not in STOPWORDS:
-            seen.setdefault(word, None)
-    return list(seen)
+def query_terms(text: str) -> list[str]:
+    """The question's BM25 terms (kard.knowledge.tokenize: stopwords out, plurals folded), first seen first."""
+    return list(dict.fromkeys(tokenize(text)))
 
 
 def highlight(text: str, terms: Iterable[str]) -> str:
-    """Escaped `text` with each whole-word, case-insensitive match of `terms` wrapped in <mark>."""
-    terms = sorted({t for t in terms if t}, key=len, reverse=True)
-    if not terms:
-        return esc(text)
-    pattern = re.compile(r"\b(" + "|".join(re.escape(t) for t in terms) + r")\b", re.IGNORECASE)
+    """Escaped `text` with each word BM25 would match to `terms` (same tokenizer) wrapped in <mark>."""
+    wanted = set(terms)
     out, last = [], 0
-    for match in pattern.finditer(text):
-        out.append(esc(text[last:match.start()]))
-        out.append(f"<mark>{esc(match.group(0))}</mark>")
-        last = match.end()
+    for match in _WORD.finditer(text) if wanted else ():
+        if set(tokenize(match.group(0))) & wanted:
+            out.append(esc(text[last:match.start()]))
+            out.append(f"<mark>{esc(match.group(0))}</mark>")
+            last = match.end()
     out.append(esc(text[last:]))
     return "".join(out)
 

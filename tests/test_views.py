@@ -34,13 +34,17 @@ def hits(reranked: bool = True) -> list[Hit]:
     return [found[1].with_rerank(0.9, 1), found[0].with_rerank(0.4, 2), found[2].with_rerank(-1.0, 3)]
 
 
-def test_query_terms_drop_stopwords_and_duplicates():
-    assert query_terms("Which vitamin deficiency causes scurvy? Which vitamin?") == ["vitamin", "deficiency", "causes", "scurvy"]
+def test_query_terms_are_the_terms_bm25_searches_with():
+    from kard.knowledge import tokenize
+
+    text = "Which vitamin deficiency causes scurvy? Which vitamins?"
+    assert query_terms(text) == ["vitamin", "deficiency", "cause", "scurvy"]  # stopwords out, plurals folded
+    assert set(query_terms(text)) == set(tokenize(text))
 
 
-def test_highlight_marks_whole_words_and_escapes_the_rest():
-    out = highlight("Vitamin C <b>vitamins</b> & vitamin", ["vitamin"])
-    assert out == "<mark>Vitamin</mark> C &lt;b&gt;vitamins&lt;/b&gt; &amp; <mark>vitamin</mark>"
+def test_highlight_marks_the_words_bm25_matched_and_escapes_the_rest():
+    out = highlight("Vitamin C <b>vitamins</b> & vitaminic", ["vitamin"])
+    assert out == "<mark>Vitamin</mark> C &lt;b&gt;<mark>vitamins</mark>&lt;/b&gt; &amp; vitaminic"
     assert highlight("<x>", []) == "&lt;x&gt;"
 
 
