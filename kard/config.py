@@ -69,7 +69,7 @@ class TeacherConfig:
     max_tokens: int = 384
     timeout_s: float = 60.0
     max_retries: int = 4  # on 429 and 5xx, with exponential backoff
-    concurrency: int = 4
+    concurrency: int = 4  # at most; kard.teacher_gate starts at 1 and adds one while the server keeps up
     answer_temperature: float = 0.0  # answer mode (live comparison): the teacher's best single answer
     price_in_per_mtok: float | None = None  # USD per million prompt tokens; None: prices change, no guess
     price_out_per_mtok: float | None = None  # USD per million completion tokens

@@ -27,6 +27,7 @@ from kard.errors import ConfigError, DataError
 from kard.prompts import parse_question_answer, same_answer
 from kard.records import Question, Rationale
 from kard.teacher_cache import CachedSample, CacheKey, TeacherCache
+from kard.teacher_gate import AdaptiveGate
 from kard.teacher_errors import (  # noqa: F401 - re-exported: callers catch them from kard.teacher
     FATAL_ERRORS,
     TeacherAuthError,
@@ -185,6 +186,7 @@ class Teacher:
         self.usage = Usage()
         self._n_supported: bool | None = None  # learnt on the first request that asks for n > 1
         self._lock = threading.Lock()
+        self._gate = AdaptiveGate(self.config.concurrency, self.config.timeout_s)  # requests in flight at once
 
     @property
     def model(self) -> str:
@@ -410,15 +412,19 @@ class Teacher:
     def _call(self, request: _Request, n: int, temperature: float) -> tuple[list[CachedSample], Usage]:
         options: dict[str, object] = {"n": n} if n > 1 else {}
         try:
-            response = self._client.chat.completions.create(  # type: ignore[attr-defined]
-                model=self.model,
-                messages=request.messages,
-                temperature=temperature,
-                max_tokens=self.config.max_tokens,
-                **options,
-            )
+            with self._gate.slot():  # as many in flight as the server answers in time (kard.teacher_gate)
+                response = self._client.chat.completions.create(  # type: ignore[attr-defined]
+                    model=self.model,
+                    messages=request.messages,
+                    temperature=temperature,
+                    max_tokens=self.config.max_tokens,
+                    **options,
+                )
         except Exception as error:  # noqa: BLE001 - every client failure becomes a TeacherError
-            raise self._translate(error) from None
+            translated = self._translate(error)
+            if isinstance(translated, TeacherTimeoutError):
+                self._gate.timed_out()
+            raise translated from None
         choices = sorted(response.choices or [], key=lambda c: c.index or 0)[:n]
         tokens_in = (response.usage.prompt_tokens or 0) if response.usage else 0
         tokens_out = (response.usage.completion_tokens or 0) if response.usage else 0

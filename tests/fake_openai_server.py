@@ -84,6 +84,9 @@ class FakeOpenAI:
         self.responder: Responder = responder or answer_with("It follows.\nAnswer: A")
         self.requests: list[dict] = []
         self.auth_failures = 0
+        self.single_stream = False  # True: one request served at a time, the others wait (like a local server)
+        self.max_in_flight = 0  # the most requests the server held at once
+        self._in_flight = 0
         self._scripted: list[Reply] = []
         self._lock = threading.Lock()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -116,6 +119,7 @@ class FakeOpenAI:
 
     def _app(self) -> FastAPI:
         app = FastAPI()
+        serving = asyncio.Lock()  # the single-stream server's one seat
 
         @app.post("/v1/chat/completions")
         async def chat(request: Request) -> Response:
@@ -124,8 +128,16 @@ class FakeOpenAI:
                 return _error(401, "Incorrect API key provided.", "invalid_api_key")
             body = await request.json()
             reply = self._next_reply(body)
-            if reply.delay_s:
-                await asyncio.sleep(reply.delay_s)
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+            try:
+                if self.single_stream:
+                    async with serving:
+                        await asyncio.sleep(reply.delay_s)
+                elif reply.delay_s:
+                    await asyncio.sleep(reply.delay_s)
+            finally:
+                self._in_flight -= 1
             if reply.status != 200:
                 return _error(reply.status, reply.error, "scripted", reply.headers)
             if body.get("stream"):

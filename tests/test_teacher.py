@@ -494,3 +494,23 @@ def test_cli_import_rationales_medqa_gpt4(shared_data, tmp_path, capsys):
     assert "answers matching the gold: 516 of 636 questions (81.13 %)" in capsys.readouterr().out
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 516 and {r["source"] for r in rows} == {"gpt-4-32k (recorded, MIRAGE)"}
+
+
+# ----------------------------------------------------------------------------- a single-stream server
+
+
+def test_default_job_finishes_against_a_server_that_answers_one_request_at_a_time():
+    """Like transformers serve or llama.cpp's server: each reply takes 1 s and the others wait. With the
+    default 4 requests at once and a 2.5 s timeout, the 4th would time out and be sent again while the
+    server still works on it; the teacher learns to send them one or two at a time instead."""
+    from fake_openai_server import Reply
+
+    questions = [medqa(i, gold="A") for i in range(6)]
+    with FakeOpenAI(api_key=KEY) as slow:
+        slow.single_stream = True
+        slow.responder = lambda body: Reply(texts=("It follows.\nAnswer: A",), delay_s=1.0)
+        with make_teacher(slow, concurrency=4, timeout_s=2.5, max_retries=2) as teacher:
+            report = teacher.teach(questions, n=1)
+        assert not report.errors and len(report.kept) == 6
+        assert slow.count == 6  # every question asked once: nothing sent again while it was being served
+        assert slow.max_in_flight <= 2
