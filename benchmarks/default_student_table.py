@@ -47,7 +47,7 @@ def paired(set_name: str, records: dict[str, list[EvalRecord]]) -> list[str]:
         if other in records:
             test = compare_paired(kard, {r.question_id: r.correct for r in records[other]})
             lines.append(f"- {SETS.get(set_name, set_name)}, kard vs {other}: right only with kard {test.only_first}, "
-                         f"only with {other} {test.only_second}; exact McNemar p = {test.p_value:.3f}")
+                         f"only with {other} {test.only_second}; exact McNemar p = {test.p_value:.3g}")
     return lines
 
 
