@@ -12,6 +12,7 @@ it to a dataset repo on a schedule (kard/space_sync.py; README "On a Hugging Fac
 """
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kard.annotations import ERROR_TAGS, RELEVANCE_MARKS, AnnotationStore
-from kard.app_handlers import MAX_MARKED, Studio, answer_choices
+from kard.app_handlers import MAX_MARKED, MAX_TAB_DRAFTS, Studio, answer_choices
 from kard.config import AppConfig, TeacherConfig, teacher_configured
 from kard.errors import ConfigError, KardError
 from kard.login import ThrottledLogin
@@ -32,9 +33,19 @@ log = logging.getLogger("kard.app")
 TAB_JS = """() => {
   let tab = sessionStorage.getItem("kard-tab");
   if (!tab) { tab = crypto.randomUUID(); sessionStorage.setItem("kard-tab", tab); }
-  return tab;
+  return [tab, localStorage.getItem("kard-draft:" + tab) || ""];
 }"""
-"""This tab's id: kept by the tab across reloads, different in every other tab, so drafts never cross tabs."""
+"""(this tab's id, its saved draft): the id is kept by the tab across reloads and differs in every other
+tab; each tab keeps its draft under its own localStorage key, so tabs never overwrite each other."""
+KEEP_DRAFT_JS = """(draft, tab) => {
+  if (!tab) return;
+  const key = "kard-draft:" + tab;
+  if (draft) { localStorage.setItem(key, draft); } else { localStorage.removeItem(key); }
+  const keys = Object.keys(localStorage).filter(k => k.startsWith("kard-draft:"));
+  const time = k => { try { return JSON.parse(localStorage.getItem(k)).saved_at || 0; } catch (e) { return 0; } };
+  keys.sort((a, b) => time(b) - time(a)).slice(%d).forEach(k => localStorage.removeItem(k));
+}"""
+"""Store (or, when empty, drop) this tab's draft; keep the newest few tabs' drafts."""
 
 SHORTCUTS_JS = """
 <script>
@@ -136,7 +147,7 @@ def build_app(studio: Studio, config: AppConfig | None = None, sync: SpaceSync |
         item = gr.JSON(visible=False, label="item")
         original = gr.Textbox(visible=False, label="original rationale")
         original_source = gr.Textbox(visible=False, label="original source")
-        draft = gr.BrowserState(None, storage_key="kard-studio-drafts")  # {tab id: unsaved correction}
+        draft = gr.Textbox(visible=False, elem_id="kard-draft")  # this tab's unsaved correction, as JSON
         tab = gr.Textbox(visible=False, elem_id="kard-tab")  # this browser tab's id (TAB_JS)
 
         with gr.Row(equal_height=True):
@@ -329,23 +340,24 @@ def build_app(studio: Studio, config: AppConfig | None = None, sync: SpaceSync |
         saved = save_btn.click(save, save_inputs, [save_msg, confirm], api_name="save")
         saved.success(lambda *f: browse(*f), [tag_filter, curator_filter, disagreements],
                       [table, item_pick, curator_filter], api_visibility="private")
-        saved.success(lambda drafts, this_tab: Studio.with_tab_draft(drafts, this_tab, None), [draft, tab], [draft],
-                      api_visibility="private", show_progress="hidden")
+        saved.success(lambda: "", None, [draft], api_visibility="private", show_progress="hidden").then(
+            None, [draft, tab], None, js=KEEP_DRAFT_JS % MAX_TAB_DRAFTS, api_visibility="private")
 
         # -- drafts -----------------------------------------------------------------------------------
-        def keep_draft(drafts, this_tab, current, rationale, chosen, stars, chosen_tags, *rest):
+        def keep_draft(current, rationale, chosen, stars, chosen_tags, *rest):
             *chosen_marks, text_note, orig, orig_source, chosen_text = rest
             kept = Studio.draft(current, rationale, Studio.chosen_answer(current, chosen, chosen_text), stars,
                                 chosen_tags, text_note, chosen_marks, orig, orig_source)
-            return Studio.with_tab_draft(drafts, this_tab, kept)
+            return json.dumps(kept) if kept else ""
 
         gr.on([editor.input, answer.input, answer_text.input, rating.input, tags.input, note.input,
                *[m.input for m in marks], item.change], keep_draft,
-              [draft, tab, item, editor, answer, rating, tags, *marks, note, original, original_source, answer_text],
-              [draft], api_visibility="private", trigger_mode="always_last", show_progress="hidden")
+              [item, editor, answer, rating, tags, *marks, note, original, original_source, answer_text],
+              [draft], api_visibility="private", trigger_mode="always_last", show_progress="hidden").then(
+            None, [draft, tab], None, js=KEEP_DRAFT_JS % MAX_TAB_DRAFTS, api_visibility="private")
 
-        def restore(drafts: dict | None, this_tab: str, request: gr.Request, profile: gr.OAuthProfile | None):
-            saved = Studio.tab_draft(drafts, this_tab)
+        def restore(draft_json: str, this_tab: str, request: gr.Request, profile: gr.OAuthProfile | None):
+            saved = Studio.read_draft(draft_json)
             who = curator_name(request, profile)
             mode = (f"**Curator mode** · signed in as **{who}**" if who else "**Curator mode** · sign in to save") \
                 if is_curator else "**Demo mode** · read-only: corrections cannot be saved here"
@@ -376,7 +388,7 @@ def build_app(studio: Studio, config: AppConfig | None = None, sync: SpaceSync |
         restored = [mode_line, question, options, picked, rerank_html, student_html, teacher_html, diff_html, item,
                     editor, original, original_source, answer, rating, tags, note, edit_diff, status, *marks,
                     answer_text, kind]
-        demo.load(None, None, [tab], js=TAB_JS, api_visibility="private").then(
+        demo.load(None, None, [tab, draft], js=TAB_JS, api_visibility="private").then(
             restore, [draft, tab], restored, api_visibility="private", show_progress="hidden")
 
         # -- browse -----------------------------------------------------------------------------------

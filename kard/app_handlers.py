@@ -18,6 +18,7 @@ follow the kind.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -45,7 +46,7 @@ HOW_TO_TEACHER = ("No teacher configured. To compare with a live teacher, set OP
 
 
 MAX_TAB_DRAFTS = 8
-"""Unsaved corrections the browser keeps, one per tab, newest first."""
+"""Unsaved corrections the browser keeps, one per tab (app.KEEP_DRAFT_JS), the newest 8."""
 
 
 class InputError(KardError):
@@ -582,24 +583,13 @@ class Studio:
                 "saved_at": time.time()}
 
     @staticmethod
-    def tab_draft(drafts: Any, tab: str | None) -> dict[str, Any] | None:
-        """This browser tab's draft among the drafts the browser keeps (one per tab)."""
-        if not isinstance(drafts, Mapping) or not tab or "item" in drafts:  # "item": the old one-draft format
+    def read_draft(text: str | None) -> dict[str, Any] | None:
+        """A draft as the browser kept it (JSON); None when there is none or it is unreadable."""
+        try:
+            draft = json.loads(text) if text else None
+        except ValueError:
             return None
-        draft = drafts.get(tab)
-        return draft if isinstance(draft, Mapping) else None
-
-    @staticmethod
-    def with_tab_draft(drafts: Any, tab: str | None, draft: Mapping[str, Any] | None,
-                       keep: int = MAX_TAB_DRAFTS) -> dict[str, Any]:
-        """The browser's drafts with this tab's replaced (None removes it); the `keep` newest are kept."""
-        if not isinstance(drafts, Mapping) or "item" in drafts:  # nothing yet, or the old one-draft format
-            drafts = {}
-        kept = {t: dict(d) for t, d in drafts.items() if isinstance(d, Mapping) and t != tab}
-        if draft is not None and tab:
-            kept[tab] = dict(draft)
-        newest = sorted(kept, key=lambda t: kept[t].get("saved_at", 0), reverse=True)[:keep]
-        return {t: kept[t] for t in newest}
+        return draft if isinstance(draft, dict) and isinstance(draft.get("item"), dict) else None
 
     # -- helpers ------------------------------------------------------------------------------------
     def _require_item(self, item: Mapping[str, Any] | None, fix: str = "Ask a question first") -> dict[str, Any]:

@@ -184,12 +184,14 @@ def test_free_yes_no_question_is_answered_yes_or_no_and_corrected(page_and_studi
 @pytest.mark.slow
 def test_each_tab_keeps_its_own_draft(page_and_studio):
     page, _ = page_and_studio
+    page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('kard-draft:'))"
+                  ".forEach(k => localStorage.removeItem(k))")  # no draft left over from the tests above
     other = page.context.new_page()
     other.set_default_timeout(30_000)
     for tab, question, draft in ((page, "Which gas do plants absorb?", "Tab A: plants absorb carbon dioxide."),
                                  (other, FREE_QUESTION, "Tab B: penguins cannot fly.")):
         tab.goto(page.url)
-        tab.wait_for_selector("#kard-ask")
+        tab.wait_for_selector("#kard-mode >> text=signed in as alice")  # the page's draft restore has run
         _type(tab, "#kard-question textarea", question)
         tab.fill("#kard-options textarea", "")
         tab.click("#kard-ask")
@@ -198,7 +200,7 @@ def test_each_tab_keeps_its_own_draft(page_and_studio):
         tab.wait_for_timeout(1500)  # the draft is written to localStorage after each edit
     for tab, question, draft in ((page, "Which gas do plants absorb?", "Tab A"), (other, FREE_QUESTION, "Tab B")):
         tab.reload()
-        tab.wait_for_selector("#kard-ask")
+        tab.wait_for_selector("#kard-mode >> text=signed in as alice")
         tab.wait_for_function(f"document.querySelector('#kard-editor textarea').value.startsWith('{draft}')")
         assert tab.input_value("#kard-question textarea") == question
     other.close()

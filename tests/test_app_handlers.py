@@ -503,14 +503,10 @@ def test_items_from_before_kinds_still_load():
     assert question_from_dict(old).kind == "choice" and answer_choices(old) == [("A", "A"), ("B", "B")]
 
 
-def test_drafts_are_kept_per_tab_newest_first():
-    drafts = None
-    for i in range(10):
-        drafts = Studio.with_tab_draft(drafts, f"tab-{i}", {"item": {"i": i}, "saved_at": float(i)})
-    assert sorted(drafts) == [f"tab-{i}" for i in range(2, 10)]  # the 8 newest
-    assert Studio.tab_draft(drafts, "tab-9")["item"] == {"i": 9} and Studio.tab_draft(drafts, "tab-0") is None
-    drafts = Studio.with_tab_draft(drafts, "tab-9", None)  # saved: that tab's draft goes, the others stay
-    assert "tab-9" not in drafts and len(drafts) == 7
-    old_format = {"item": {"i": 1}, "saved_at": 1.0}  # one draft for all tabs, as before
-    assert Studio.tab_draft(old_format, "tab-1") is None
-    assert Studio.with_tab_draft(old_format, "tab-1", {"item": {}, "saved_at": 2.0}) == {"tab-1": {"item": {}, "saved_at": 2.0}}
+def test_a_draft_is_read_back_or_ignored_when_unreadable():
+    import json
+
+    draft = Studio.draft({"question": {"text": "Q"}, "student": {}}, "R", "A", 4, ["t"], "n", [None], "o", "s")
+    assert Studio.read_draft(json.dumps(draft)) == draft
+    assert Studio.read_draft("") is None and Studio.read_draft("{not json") is None
+    assert Studio.read_draft(json.dumps({"rationale": "no item"})) is None
