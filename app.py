@@ -58,8 +58,8 @@ document.addEventListener("keydown", (event) => {
 });
 </script>
 """
-HOW_IT_WORKS = """**How it works.** BM25 finds candidate passages for the question; a KARD reranker (if loaded)
-reorders them; the top-k go to the small student, which writes a rationale and an answer. Compare it
+HOW_IT_WORKS = """**How it works.** BM25 finds candidate passages for the question; the KARD reranker (trained to
+find, from the question alone, the passages a teacher's rationale would) reorders them; the top-k go to the small student, which writes a rationale and an answer. Compare it
 with the teacher's rationale, correct it below, and every save becomes a revision for retraining.
 Leave the options empty for a free question: it is answered yes/no or in a few words."""
 ANY_LETTER = [(letter, letter) for letter in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"]
