@@ -131,3 +131,14 @@ def test_a_fresh_client_can_ask_and_save_without_compare(server):
                           None, None, None, None, "fresh client", False, "", "", api_name="/save")
     assert "Saved revision" in saved[0], saved[0]
     assert server[1].store.get(item["item_id"]).correction.note == "fresh client"
+
+
+def test_oversized_note_or_rationale_is_refused_through_the_api(client, server):
+    _, _, _, item, _ = ask(client)
+    before = server[1].store.count()
+    for rationale, note, limit in (("Graves. Answer: A", "n" * 1_000_000, "the limit is 2,000"),
+                                   ("x" * 1_000_000, "", "the limit is 8,000")):
+        saved = client.predict(item, rationale, "A", 4, [], None, None, None, None, None, note, False, "", "",
+                               api_name="/save")[0]
+        assert limit in saved.replace(",", ",")
+    assert server[1].store.count() == before  # nothing stored
