@@ -140,5 +140,5 @@ def test_oversized_note_or_rationale_is_refused_through_the_api(client, server):
                                    ("x" * 1_000_000, "", "the limit is 8,000")):
         saved = client.predict(item, rationale, "A", 4, [], None, None, None, None, None, note, False, "", "",
                                api_name="/save")[0]
-        assert limit in saved.replace(",", ",")
+        assert limit in saved
     assert server[1].store.count() == before  # nothing stored
