@@ -2,7 +2,7 @@
 
 transformers stays the training path and the reference decoder. For answering (app, `kard ask`,
 `kard evaluate --engine`) a student can hand its generation to CTranslate2 (`ctranslate2` on PyPI,
-manylinux wheels, no compiler), which runs the same weights in int8 about 3x faster on a 2-core
+manylinux wheels, no compiler), which runs the same weights in int8 about 2.5x faster on a 2-core
 CPU (benchmarks/README.md, "Decoding engines"). The engine works on token ids: the student's own
 tokenizer writes the prompt ids and decodes the answer, so prompts and parsing stay one code path.
 

@@ -59,7 +59,7 @@ def _question_arguments(parser: argparse.ArgumentParser) -> None:
                         help="teacher rationales of the test questions (JSONL from import-rationales/teach)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     parser.add_argument("--engine", default="transformers", choices=("transformers", "ctranslate2"),
-                        help="decoding engine (default %(default)s, the reference; ctranslate2: int8, ~3x faster "
+                        help="decoding engine (default %(default)s, the reference; ctranslate2: int8, ~2.5x faster "
                              "on a CPU, answers may differ slightly)")
     parser.add_argument("--out", type=Path, required=True, help="folder for per-question results and summaries")
     parser.add_argument("--no-progress", action="store_true")
