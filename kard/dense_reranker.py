@@ -168,6 +168,7 @@ class DenseReranker:
         if hasattr(model, "peft_config"):
             model.save_pretrained(str(folder / ADAPTER_DIR))
             (folder / ADAPTER_DIR / "README.md").unlink(missing_ok=True)  # peft's empty model card
+            _record_base(folder / ADAPTER_DIR / "adapter_config.json", self.backbone)
         meta = {"kind": DENSE, "backbone": self.backbone, "a": self.a.item(), "b": self.b.item(),
                 "trained": self.trained, "training": self.training_info}
         (folder / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
@@ -223,6 +224,13 @@ class DenseReranker:
 
     def __repr__(self) -> str:
         return f"DenseReranker(name={self.name!r}, trained={self.trained})"
+
+
+def _record_base(config_path: Path, backbone: str) -> None:
+    """Name the backbone as the reranker does (e.g. package:...), not by this machine's path."""
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = backbone
+    config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
 
 def _encoder(backbone: str) -> Any:

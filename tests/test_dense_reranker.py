@@ -99,6 +99,9 @@ def test_training_lowers_the_kard_loss_and_survives_save_and_load(tiny_bert, kno
     hits = knowledge.search("which gas do plants absorb", 6)
     before = [h.rerank_score for h in reranker.rerank(PAIRS[0][0], hits)]
     folder = reranker.save(tmp_path / "dense", with_vectors=True)
+    import json
+
+    assert json.loads((folder / "question_lora" / "adapter_config.json").read_text())["base_model_name_or_path"] == tiny_bert
     loaded = load_reranker(folder)
     assert isinstance(loaded, DenseReranker) and loaded.trained
     assert [h.rerank_score for h in loaded.rerank(PAIRS[0][0], hits)] == pytest.approx(before, abs=1e-3)
