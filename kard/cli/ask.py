@@ -8,8 +8,7 @@ import sys
 import time
 from dataclasses import asdict, replace
 
-from kard.config import BASE_STUDENT, DEFAULT_RERANKER, DEFAULT_STUDENT, GenerationConfig, RetrievalConfig
-from kard.engine import ENGINES
+from kard.config import BASE_STUDENT, DEFAULT_RERANKER, DEFAULT_STUDENT, ENGINES, GenerationConfig, RetrievalConfig
 from kard.errors import DataError
 from kard.kinds import AUTO, KIND_CHOICES, KIND_LABELS
 from kard.records import Prediction, Question
