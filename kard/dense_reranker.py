@@ -31,7 +31,7 @@ from kard.config import DEFAULT_RERANKER_BACKBONE
 from kard.errors import ConfigError, DataError, MissingDependencyError, ModelNotFoundError
 from kard.prompts import strip_answer_line
 from kard.records import Hit, Passage, Question
-from kard.reranker import META_FILE, reranker_query, resolve_backbone
+from kard.reranker import META_FILE, rank_by_scores, reranker_query, resolve_backbone
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -126,22 +126,21 @@ class DenseReranker:
 
     kind = DENSE
 
-    def __init__(self, question_encoder: Any, passage_encoder: Any, *, a: float, b: float, name: str,
-                 backbone: str, trained: bool, training: dict | None = None):
+    def __init__(self, question_encoder: Any, *, a: float, b: float, name: str, backbone: str, trained: bool,
+                 training: dict | None = None):
         import torch
 
         self.question_encoder = question_encoder
         self.a = torch.nn.Parameter(torch.tensor(float(a)))
         self.b = torch.nn.Parameter(torch.tensor(float(b)))
         self.vectors = PassageVectors(self._encode_passages)
-        self._passage_encoder = passage_encoder
+        self._passage_encoder: Any = None  # loaded the first time a passage has no vector (shipped ones never)
         self.name, self.backbone, self.trained, self.training_info = name, backbone, trained, training
 
     @classmethod
     def fresh(cls, backbone: str = DEFAULT_RERANKER_BACKBONE, a: float = 0.4, b: float = 9.0) -> "DenseReranker":
         """An untrained one: plain MiniLM on both sides (a, b: the blend the untrained model ranks best with)."""
-        return cls(_encoder(backbone), _encoder(backbone), a=a, b=b, name=f"{DENSE}-untrained", backbone=backbone,
-                   trained=False)
+        return cls(_encoder(backbone), a=a, b=b, name=f"{DENSE}-untrained", backbone=backbone, trained=False)
 
     @classmethod
     def load(cls, folder: str | Path) -> "DenseReranker":
@@ -154,7 +153,7 @@ class DenseReranker:
 
             module = question_encoder[0]
             module.model = PeftModel.from_pretrained(module.model, str(adapter)).merge_and_unload()
-        reranker = cls(question_encoder.eval(), _encoder(meta["backbone"]), a=meta["a"], b=meta["b"],
+        reranker = cls(question_encoder.eval(), a=meta["a"], b=meta["b"],
                        name=folder.resolve().name, backbone=meta["backbone"], trained=bool(meta.get("trained")),
                        training=meta.get("training"))
         if (folder / VECTORS_FILE).is_file():
@@ -168,7 +167,9 @@ class DenseReranker:
         if hasattr(model, "peft_config"):
             model.save_pretrained(str(folder / ADAPTER_DIR))
             (folder / ADAPTER_DIR / "README.md").unlink(missing_ok=True)  # peft's empty model card
-            _record_base(folder / ADAPTER_DIR / "adapter_config.json", self.backbone)
+            from kard.student import record_adapter_base
+
+            record_adapter_base(folder / ADAPTER_DIR, self.backbone)  # the backbone's name, not this machine's path
         meta = {"kind": DENSE, "backbone": self.backbone, "a": self.a.item(), "b": self.b.item(),
                 "trained": self.trained, "training": self.training_info}
         (folder / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
@@ -178,6 +179,8 @@ class DenseReranker:
 
     # ---- scoring
     def _encode_passages(self, texts: list[str]) -> "np.ndarray":
+        if self._passage_encoder is None:
+            self._passage_encoder = _encoder(self.backbone)  # the frozen MiniLM
         return self._passage_encoder.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
                                             show_progress_bar=False)
 
@@ -213,24 +216,10 @@ class DenseReranker:
 
     def rerank(self, question: Question | str, hits: Sequence[Hit], k: int | None = None) -> list[Hit]:
         """Every hit scored, rerank_score/rerank_rank set, best first (ties keep BM25 order), cut to k."""
-        if k is not None and k < 1:
-            raise ConfigError(f"k must be at least 1, got {k}. Fix: pass k >= 1 or None for all hits")
-        if not hits:
-            return []
-        scores = self.score_hits(question, hits)
-        order = sorted(range(len(hits)), key=lambda i: (-scores[i], hits[i].bm25_rank))
-        ranked = [hits[i].with_rerank(float(scores[i]), rank) for rank, i in enumerate(order, start=1)]
-        return ranked if k is None else ranked[:k]
+        return rank_by_scores(hits, lambda: self.score_hits(question, hits), k)
 
     def __repr__(self) -> str:
         return f"DenseReranker(name={self.name!r}, trained={self.trained})"
-
-
-def _record_base(config_path: Path, backbone: str) -> None:
-    """Name the backbone as the reranker does (e.g. package:...), not by this machine's path."""
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    config["base_model_name_or_path"] = backbone
-    config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
 
 def _encoder(backbone: str) -> Any:
@@ -304,7 +293,9 @@ def train_dense_reranker(reranker: DenseReranker, items: Sequence[DenseItem], kn
     module.model = get_peft_model(module.model, LoraConfig(
         r=config.lora_r, lora_alpha=2 * config.lora_r, target_modules=["query", "key", "value", "dense"]))
     by_id = {p.id: p for p in knowledge.passages}
-    reranker.vectors.of([by_id[pid] for pid in sorted({pid for item in items for pid in item.passage_ids})])
+    ids = sorted({pid for item in items for pid in item.passage_ids})
+    vectors = torch.from_numpy(reranker.vectors.of([by_id[pid] for pid in ids]))  # every candidate's, once
+    row = {pid: i for i, pid in enumerate(ids)}
     optimizer = torch.optim.AdamW([{"params": [p for p in module.parameters() if p.requires_grad],
                                     "lr": config.learning_rate},
                                    {"params": [reranker.a, reranker.b], "lr": 1e-2}])
@@ -313,7 +304,7 @@ def train_dense_reranker(reranker: DenseReranker, items: Sequence[DenseItem], kn
     for step in tqdm(range(config.steps), desc="dense reranker", disable=not progress):
         tau1 = config.tau1_start + (config.tau1_end - config.tau1_start) * step / max(1, config.steps - 1)
         batch = rng.sample(list(items), min(config.batch_size, len(items)))
-        passages, bm25_question, bm25_rationale, mask = _padded(batch, reranker, by_id)
+        passages, bm25_question, bm25_rationale, mask = _padded(batch, vectors, row)
         scores = reranker.blend(reranker.encode_questions([item.query for item in batch]), passages, bm25_question, mask)
         target = torch.log_softmax((bm25_rationale / tau1).masked_fill(~mask, -1e4), dim=-1)
         loss = (target.exp() * (target - torch.log_softmax(scores, dim=-1))).sum(-1).mean()
@@ -328,18 +319,18 @@ def train_dense_reranker(reranker: DenseReranker, items: Sequence[DenseItem], kn
     return losses
 
 
-def _padded(batch: Sequence[DenseItem], reranker: DenseReranker, by_id: dict[str, Passage]) -> tuple[Any, Any, Any, Any]:
+def _padded(batch: Sequence[DenseItem], vectors: Any, row: dict[str, int]) -> tuple[Any, Any, Any, Any]:
+    """(candidate vectors, BM25 for the question, BM25 for the rationale, mask), padded to the widest item."""
     import torch
 
     width = max(len(item.passage_ids) for item in batch)
-    dim = reranker.vectors.of([by_id[batch[0].passage_ids[0]]]).shape[1]
-    passages = torch.zeros(len(batch), width, dim)
+    passages = torch.zeros(len(batch), width, vectors.shape[1])
     bm25_question, bm25_rationale = torch.zeros(len(batch), width), torch.zeros(len(batch), width)
     mask = torch.zeros(len(batch), width, dtype=torch.bool)
-    for row, item in enumerate(batch):
+    for index, item in enumerate(batch):
         count = len(item.passage_ids)
-        passages[row, :count] = torch.from_numpy(reranker.vectors.of([by_id[pid] for pid in item.passage_ids]))
-        bm25_question[row, :count] = torch.tensor(item.bm25_question)
-        bm25_rationale[row, :count] = torch.tensor(item.bm25_rationale)
-        mask[row, :count] = True
+        passages[index, :count] = vectors[[row[pid] for pid in item.passage_ids]]
+        bm25_question[index, :count] = torch.tensor(item.bm25_question)
+        bm25_rationale[index, :count] = torch.tensor(item.bm25_rationale)
+        mask[index, :count] = True
     return passages, bm25_question, bm25_rationale, mask

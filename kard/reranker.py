@@ -19,7 +19,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from kard.config import DEFAULT_RERANKER_BACKBONE
 from kard.errors import ConfigError, ModelNotFoundError
@@ -177,17 +177,23 @@ class Reranker:
 
     def rerank(self, question: Question | str, hits: Sequence[Hit], k: int | None = None) -> list[Hit]:
         """Every hit scored, rerank_score/rerank_rank set, best first (ties keep BM25 order), cut to k."""
-        if k is not None and k < 1:
-            raise ConfigError(f"k must be at least 1, got {k}. Fix: pass k >= 1 or None for all hits")
-        if not hits:
-            return []
-        scores = self.score_passages(question, [hit.passage for hit in hits])
-        order = sorted(range(len(hits)), key=lambda i: (-scores[i], hits[i].bm25_rank))
-        ranked = [hits[i].with_rerank(float(scores[i]), rank) for rank, i in enumerate(order, start=1)]
-        return ranked if k is None else ranked[:k]
+        return rank_by_scores(hits, lambda: self.score_passages(question, [hit.passage for hit in hits]), k)
 
     def __repr__(self) -> str:
         return f"Reranker(name={self.name!r}, kind={self.kind!r}, trained={self.trained})"
+
+
+def rank_by_scores(hits: Sequence[Hit], scores: Callable[[], Sequence[float]], k: int | None) -> list[Hit]:
+    """The hits with rerank_score/rerank_rank set, best first (ties keep BM25 order), cut to k; `scores`
+    is called only when there is something to rank. Every reranker kind ranks through this."""
+    if k is not None and k < 1:
+        raise ConfigError(f"k must be at least 1, got {k}. Fix: pass k >= 1 or None for all hits")
+    if not hits:
+        return []
+    values = list(scores())
+    order = sorted(range(len(hits)), key=lambda i: (-values[i], hits[i].bm25_rank))
+    ranked = [hits[i].with_rerank(float(values[i]), rank) for rank, i in enumerate(order, start=1)]
+    return ranked if k is None else ranked[:k]
 
 
 def load_reranker(path_or_name: str | Path | None) -> "Reranker | DenseReranker | None":
