@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere: kard is beside
 
-from kard.metrics import mcnemar_exact, wilson_interval  # noqa: E402
+from kard.metrics import compare_paired, wilson_interval  # noqa: E402
 
 
 def read(path: Path) -> dict[str, dict]:
@@ -32,13 +32,12 @@ def main() -> None:
     shared = [qid for qid in reference if qid in other]
     same = sum(reference[q]["answer"] == other[q]["answer"] for q in shared)
     right = [sum(run[q]["correct"] for q in shared) for run in (reference, other)]
-    only_reference = sum(reference[q]["correct"] and not other[q]["correct"] for q in shared)
-    only_other = sum(other[q]["correct"] and not reference[q]["correct"] for q in shared)
+    paired = compare_paired({q: reference[q]["correct"] for q in shared}, {q: other[q]["correct"] for q in shared})
     n = len(shared)
     low, high = wilson_interval(same, n)
     print(f"| {args.name} | {n} | {100 * same / n:.1f} ({100 * low:.0f}-{100 * high:.0f}) | "
-          f"{100 * right[0] / n:.1f} | {100 * right[1] / n:.1f} | {only_reference} / {only_other}, "
-          f"p = {mcnemar_exact(only_reference, only_other):.3f} |")
+          f"{100 * right[0] / n:.1f} | {100 * right[1] / n:.1f} | {paired.only_first} / {paired.only_second}, "
+          f"p = {paired.p_value:.3f} |")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from kard.datasets import load_demo_questions, load_questions  # noqa: E402
 from kard.dense_reranker import DenseReranker, DenseRerankerConfig, dense_items, train_dense_reranker  # noqa: E402
 from kard.distill import rationales_from_questions, split_questions  # noqa: E402
 from kard.knowledge import KnowledgeBase  # noqa: E402
-from kard.metrics import mcnemar_exact, wilson_interval  # noqa: E402
+from kard.metrics import compare_paired, wilson_interval  # noqa: E402
 from kard.reranker_eval import evaluate_reranker  # noqa: E402
 
 
@@ -83,12 +83,6 @@ def main() -> None:
     evaluate(reranker, knowledge, held_back, args.out)
 
 
-def top1_only(rows: list[dict], first: str, second: str) -> tuple[int, int]:
-    """(questions whose target only `first` ranks first, only `second` does)."""
-    hit = lambda row, key: row[key] == 1  # noqa: E731
-    return (sum(hit(r, first) and not hit(r, second) for r in rows), sum(hit(r, second) and not hit(r, first) for r in rows))
-
-
 def evaluate(reranker: DenseReranker, knowledge: KnowledgeBase, held_back: dict[str, list], out: Path) -> None:
     untrained = DenseReranker.fresh()
     untrained.vectors = reranker.vectors
@@ -100,9 +94,11 @@ def evaluate(reranker: DenseReranker, knowledge: KnowledgeBase, held_back: dict[
         before = evaluate_reranker(untrained, knowledge, held, progress=False)
         after = evaluate_reranker(reranker, knowledge, held, progress=False)
         n = after.questions
-        only_bm25, only_reranker = top1_only(after.per_question, "bm25_rank", "rerank_rank")
+        top1 = {key: {r["question_id"]: r[key] == 1 for r in after.per_question} for key in ("bm25_rank", "rerank_rank")}
+        paired = compare_paired(top1["bm25_rank"], top1["rerank_rank"])
+        only_bm25, only_reranker = paired.only_first, paired.only_second
         print(f"| {name} | {n} | {100 * after.reachable:.1f} | {rate(after.bm25[1], n)} | {rate(before.reranker[1], n)} | "
-              f"{rate(after.reranker[1], n)} | {only_bm25} / {only_reranker}, p = {mcnemar_exact(only_bm25, only_reranker):.3g} | "
+              f"{rate(after.reranker[1], n)} | {only_bm25} / {only_reranker}, p = {paired.p_value:.3g} | "
               f"{rate(after.bm25[3], n)} | {rate(after.reranker[3], n)} | {after.seconds_per_question:.3f} |")
         results[name] = {"n": n, "bm25": after.bm25, "untrained": before.reranker, "reranker": after.reranker,
                          "top1_only_bm25": only_bm25, "top1_only_reranker": only_reranker}

@@ -30,7 +30,7 @@ from kard.annotations import (
     ERROR_TAGS, AnnotationStore, Correction, PassageRecord, check_free_answer, check_sizes, item_id_for,
 )
 from kard.errors import DataError, KardError
-from kard.item_seal import SEAL, ForgedItemError, ItemSeal
+from kard.item_seal import ForgedItemError, ItemSeal
 from kard.kinds import AUTO, KindDecision, decide_kind, options_for
 from kard.prompts import PROMPT_VERSION, format_options, parse_options, parse_question_answer, same_answer
 from kard.records import CHOICE, OPEN, YES_NO, Hit, Passage, Prediction, Question, Rationale, Timings
@@ -599,7 +599,7 @@ class Studio:
         if not isinstance(item, Mapping):
             raise InputError("The item is not a JSON object. Fix: send the item /ask or /compare returned, unchanged")
         try:
-            return {**self._seal.check(item), SEAL: item[SEAL]}
+            return self._seal.check(item)
         except ForgedItemError as error:
             raise InputError(str(error)) from None
 

@@ -34,13 +34,13 @@ class ItemSeal:
         return {**content, SEAL: self._digest(content)}
 
     def check(self, item: Mapping[str, Any]) -> dict[str, Any]:
-        """The item without its seal, when the seal matches; ForgedItemError otherwise."""
+        """The item (seal included) when its seal matches; ForgedItemError otherwise."""
         content = {k: v for k, v in item.items() if k != SEAL}
         given = item.get(SEAL)
         if not isinstance(given, str) or not hmac.compare_digest(given, self._digest(content)):
             raise ForgedItemError("This item was not produced by this app, or it was changed after it was (or the app "
                                   "restarted since). Fix: ask the question again, then correct and save")
-        return content
+        return dict(item)
 
     def _digest(self, content: Mapping[str, Any]) -> str:
         text = json.dumps(_canonical(content), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
