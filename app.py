@@ -1,7 +1,7 @@
 """KARD Studio in the browser: ask, inspect retrieval, compare teacher and student, correct, browse.
 
 `python app.py` starts it offline on the embedded demo (http://127.0.0.1:7860). Everything the
-buttons do lives in `kard.app_handlers` (plain, tested functions); this file only wires Gradio
+buttons do lives in `kard.ui.handlers` (plain, tested functions); this file only wires Gradio
 components to them. Nothing heavy runs at import: the student loads in a background thread at
 launch (or on the first question).
 
@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from kard.annotations import ERROR_TAGS, RELEVANCE_MARKS, AnnotationStore
-from kard.app_handlers import MAX_MARKED, MAX_TAB_DRAFTS, Studio, answer_choices
+from kard.ui.handlers import MAX_MARKED, MAX_TAB_DRAFTS, Studio, answer_choices
 from kard.config import AppConfig, TeacherConfig, teacher_configured
 from kard.errors import ConfigError, KardError
-from kard.login import ThrottledLogin
+from kard.ui.login import ThrottledLogin
 from kard.space_sync import SpaceSync, space_warnings, start_sync, storage_notice
-from kard.views import CSS, esc, message
+from kard.ui.views import CSS, esc, message
 
 log = logging.getLogger("kard.app")
 
@@ -89,7 +89,7 @@ def default_teacher_factory() -> Any:
 
     def load() -> Any:
         if "teacher" not in cache:
-            from kard.teacher import Teacher
+            from kard.teacher.client import Teacher
 
             cache["teacher"] = Teacher(TeacherConfig.from_env())
         return cache["teacher"]
@@ -232,8 +232,8 @@ def build_app(studio: Studio, config: AppConfig | None = None, sync: SpaceSync |
             revert_msg = gr.HTML()
             history_html = gr.HTML(elem_id="kard-history")
 
-        if is_curator:  # retrain on the corrections, compare rounds (kard/app_loop.py)
-            from kard.app_loop import add_loop_tab
+        if is_curator:  # retrain on the corrections, compare rounds (kard/ui/loop_tab.py)
+            from kard.ui.loop_tab import add_loop_tab
 
             add_loop_tab(studio, config, curator_name, question=question, options=options)
 
@@ -363,7 +363,7 @@ def build_app(studio: Studio, config: AppConfig | None = None, sync: SpaceSync |
                 if is_curator else "**Demo mode** · read-only: corrections cannot be saved here"
             if not saved or not saved.get("item"):
                 return [mode] + [gr.skip()] * (19 + MAX_MARKED)
-            from kard.app_handlers import compare_html, rerank_html as rerank_view, student_card, teacher_card
+            from kard.ui.handlers import compare_html, rerank_html as rerank_view, student_card, teacher_card
 
             it = saved["item"]
             q = it["question"]

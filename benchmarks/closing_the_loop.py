@@ -54,7 +54,7 @@ def base(argv: list[str]) -> int:
     from kard.datasets import load_strategyqa
     from kard.distill import build_examples, write_examples
     from kard.knowledge import KnowledgeBase
-    from kard.rationales import import_flan_strategyqa
+    from kard.teacher.recorded import import_flan_strategyqa
     from kard.training import train_student
 
     questions = load_strategyqa(SHARED / "train.json")
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     from kard.evaluation import evaluate
     from kard.knowledge import KnowledgeBase
     from kard.prompts import PROMPT_VERSION
-    from kard.rationales import import_flan_strategyqa
+    from kard.teacher.recorded import import_flan_strategyqa
     from kard.student import Student
 
     records = json.loads((SHARED / "train.json").read_text())

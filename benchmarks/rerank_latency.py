@@ -20,7 +20,7 @@ from kard.config import DEFAULT_RERANKER, RetrievalConfig  # noqa: E402
 from kard.datasets import load_demo_questions  # noqa: E402
 from kard.knowledge import KnowledgeBase  # noqa: E402
 from kard.pipeline import retrieval_query  # noqa: E402
-from kard.reranker import load_reranker  # noqa: E402
+from kard.reranker.encoder import load_reranker  # noqa: E402
 
 
 def row(name: str, seconds: list[float]) -> str:

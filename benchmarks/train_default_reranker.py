@@ -5,7 +5,7 @@
 Training pairs: StrategyQA train questions outside the 300 held out (seed 0) with their FLAN
 rationales, and OpenBookQA train questions with their gold facts as rationales; knowledge: the
 app's default knowledge base (24,481 passages). The held-back measure (docs/training.md,
-kard/reranker_eval.py): the passage BM25 finds with the rationale, found from the question alone
+kard/reranker/evaluation.py): the passage BM25 finds with the rationale, found from the question alone
 among BM25's 100 candidates, top-1 and top-3, for BM25, the untrained blend and the trained reranker,
 on the 300 held-out StrategyQA questions, OpenBookQA dev (500) and the 51 demo questions (their
 recorded rationales). Prints a markdown table with Wilson 95% intervals; the passage vectors of the
@@ -23,15 +23,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere: kard is beside
 
-from kard import rationales as importers  # noqa: E402
+from kard.teacher import recorded as importers  # noqa: E402
 from kard.cli.train import rationale_pairs  # noqa: E402
 from kard.config import SHIPPED_RERANKER  # noqa: E402
 from kard.datasets import load_demo_questions, load_questions  # noqa: E402
-from kard.dense_reranker import DenseReranker, DenseRerankerConfig, dense_items, train_dense_reranker  # noqa: E402
+from kard.reranker.dense import DenseReranker, DenseRerankerConfig, dense_items, train_dense_reranker  # noqa: E402
 from kard.distill import rationales_from_questions, split_questions  # noqa: E402
 from kard.knowledge import KnowledgeBase  # noqa: E402
 from kard.metrics import compare_paired, wilson_interval  # noqa: E402
-from kard.reranker_eval import evaluate_reranker  # noqa: E402
+from kard.reranker.evaluation import evaluate_reranker  # noqa: E402
 
 
 def pairs(data: Path) -> tuple[list, dict[str, list]]:

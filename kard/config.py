@@ -70,7 +70,7 @@ class TeacherConfig:
     max_tokens: int = 384
     timeout_s: float = 60.0
     max_retries: int = 4  # on 429 and 5xx, with exponential backoff
-    concurrency: int = 4  # at most; kard.teacher_gate starts at 1 and adds one while the server keeps up
+    concurrency: int = 4  # at most; kard.teacher.gate starts at 1 and adds one while the server keeps up
     answer_temperature: float = 0.0  # answer mode (live comparison): the teacher's best single answer
     price_in_per_mtok: float | None = None  # USD per million prompt tokens; None: prices change, no guess
     price_out_per_mtok: float | None = None  # USD per million completion tokens
@@ -126,7 +126,7 @@ class StudentTrainingConfig:
 
 @dataclass(frozen=True)
 class RerankerTrainingConfig:
-    """How `kard.reranker_training.train_reranker` trains the KARD reranker (paper recipe)."""
+    """How `kard.reranker.training.train_reranker` trains the KARD reranker (paper recipe)."""
 
     candidates: int = 32  # BM25 top-32 by the rationale + top-32 by the question, as the paper
     per_source: int = 4  # candidates sampled per step from each list: 4 + 4, as the paper
@@ -310,7 +310,7 @@ def _check_student(value: object, setting: str) -> str:
 
 
 def _check_reranker(value: object, setting: str) -> str:
-    from kard.reranker import resolve_backbone  # here: kard.reranker imports this module
+    from kard.reranker.encoder import resolve_backbone  # here: kard.reranker.encoder imports this module
 
     text = str(value).strip()
     if text.lower() == NO_RERANKER:

@@ -3,7 +3,7 @@
     Pipeline(knowledge, student, reranker=None).answer(question) -> Prediction
 
 `reranker=None` is the paper's KARD-BM25 setting (the top-k BM25 hits go to the student). A reranker
-is anything with `.rerank(question, hits, k=None) -> list[Hit]` and `.name` (kard.reranker.Reranker).
+is anything with `.rerank(question, hits, k=None) -> list[Hit]` and `.name` (kard.reranker.encoder.Reranker).
 
 Timings in a Prediction: `retrieval_s` (BM25), `rerank_s` (None without a reranker), `first_token_s`
 (from the start of generation to the first new token, prompt processing included), `generation_s`,
@@ -416,6 +416,6 @@ def _load_knowledge(knowledge: Any, retrieval: RetrievalConfig) -> Any:
 def _load_reranker(reranker: Any) -> Any:
     if reranker is None or not isinstance(reranker, str):
         return reranker
-    from kard.reranker import load_reranker
+    from kard.reranker.encoder import load_reranker
 
     return load_reranker(reranker)

@@ -9,7 +9,7 @@ Once at start (so a bad token shows at once) and then every $KARD_SYNC_EVERY_MIN
 writes a snapshot of the store into a fresh staging folder and uploads that folder in one commit with
 `HfApi.upload_folder` (a repo that does not exist yet is created, private):
 - revisions.jsonl: every stored row, oldest first, exactly as saved: a complete, restorable backup;
-- corrections.jsonl: the training examples `python -m kard export` writes (kard.export, default rule);
+- corrections.jsonl: the training examples `python -m kard export` writes (kard.loop.export, default rule);
 - manifest.json: counts and time; README.md: a dataset card naming both files as configs.
 The snapshot is one SELECT (`AnnotationStore.rows`), consistent while curators save; the live SQLite file
 (WAL) is never uploaded. A snapshot whose revisions are unchanged is not pushed again.
@@ -126,7 +126,7 @@ def _export(latest: Sequence[Revision], path: Path) -> tuple[int, int, str | Non
 
     A correction the export cannot turn into an example must not stop the backup of every revision.
     """
-    from kard.export import ExportConfig, build_curated, write_curated
+    from kard.loop.export import ExportConfig, build_curated, write_curated
 
     try:
         examples, excluded = build_curated(latest, ExportConfig())

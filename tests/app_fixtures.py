@@ -63,7 +63,7 @@ def real_pipeline(extra: list[Passage]):
     from kard.datasets import load_demo_passages
     from kard.knowledge import KnowledgeBase
     from kard.pipeline import Pipeline
-    from kard.reranker import load_reranker
+    from kard.reranker.encoder import load_reranker
     from kard.student import Student
 
     return Pipeline(KnowledgeBase.build(load_demo_passages() + extra), Student.load(),
@@ -76,7 +76,7 @@ def launched(pipeline_factory, folder: Path, questions=QUESTIONS, mode: str = "c
     """(url, studio) of a running app on 127.0.0.1; closed afterwards."""
     import app as app_module
     from kard.annotations import AnnotationStore
-    from kard.app_handlers import Studio
+    from kard.ui.handlers import Studio
     from kard.config import AppConfig
 
     config = AppConfig(mode=mode, curator_user=USER, curator_password=PASSWORD, port=free_port(),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kard.annotations import AnnotationStore
-from kard.app_handlers import (
+from kard.ui.handlers import (
     HOW_TO_TEACHER, InputError, Studio, answer_choices, item_from_prediction, question_from_dict, student_card,
 )
 from kard.errors import KardError
@@ -359,10 +359,10 @@ def test_unknown_mode_is_refused(store):
         Studio(lambda: None, store, mode="admin")
 
 
-# -- the real kard.teacher.Teacher against a scripted OpenAI-compatible server -------------------------
+# -- the real kard.teacher.client.Teacher against a scripted OpenAI-compatible server -------------------------
 def real_teacher_factory(url: str, key: str):
     from kard.config import TeacherConfig
-    from kard.teacher import Teacher
+    from kard.teacher.client import Teacher
 
     def make():
         return Teacher(TeacherConfig(model="fake-teacher", base_url=url, max_retries=0, timeout_s=3.0),

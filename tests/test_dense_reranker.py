@@ -12,11 +12,11 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("sentence_transformers", reason="sentence-transformers is in requirements.txt")
 
 from kard.config import NO_RERANKER, SHIPPED_RERANKER, AppConfig  # noqa: E402
-from kard.dense_reranker import DenseReranker, DenseRerankerConfig, dense_items, train_dense_reranker  # noqa: E402
+from kard.reranker.dense import DenseReranker, DenseRerankerConfig, dense_items, train_dense_reranker  # noqa: E402
 from kard.errors import ConfigError  # noqa: E402
 from kard.knowledge import KnowledgeBase  # noqa: E402
 from kard.records import Passage, Question  # noqa: E402
-from kard.reranker import load_reranker  # noqa: E402
+from kard.reranker.encoder import load_reranker  # noqa: E402
 
 WORDS = ["plants", "absorb", "carbon", "dioxide", "oxygen", "sun", "light", "energy", "water", "roots", "magnet",
          "iron", "attracts", "metal", "which", "what", "do", "gas", "the", "a", "is", "from", "release", "leaves"]
@@ -120,7 +120,7 @@ def test_none_turns_the_reranker_off_everywhere(monkeypatch) -> None:
 def test_the_shipped_reranker_covers_the_default_knowledge_and_beats_bm25_on_the_demo_questions() -> None:
     from kard.datasets import load_demo_questions
     from kard.distill import rationales_from_questions
-    from kard.reranker_eval import evaluate_reranker
+    from kard.reranker.evaluation import evaluate_reranker
 
     reranker = load_reranker(SHIPPED_RERANKER)
     knowledge = KnowledgeBase.open()

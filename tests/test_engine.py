@@ -20,7 +20,7 @@ from kard.config import RetrievalConfig
 from kard.prompts import student_input
 from kard.records import Question
 from kard.student import EngineTextStream, Student
-from kard.views import timing_line
+from kard.ui.views import timing_line
 from kard.records import Timings
 from tiny_models import save_tiny_decoder, save_tiny_t5
 

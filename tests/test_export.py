@@ -11,7 +11,7 @@ from kard.annotations import AnnotationStore, Correction, PassageRecord
 from kard.config import AnnotationStoreConfig
 from kard.distill import StudentExample, read_examples
 from kard.errors import ConfigError, DataError
-from kard.export import (
+from kard.loop.export import (
     DATASET_DIR,
     EXAMPLES_FILE,
     MANIFEST_FILE,

@@ -9,7 +9,7 @@ import pytest
 
 from kard.config import AppConfig
 from kard.errors import ConfigError
-from kard.login import ThrottledLogin
+from kard.ui.login import ThrottledLogin
 
 
 class FakeClock:

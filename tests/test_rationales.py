@@ -8,7 +8,7 @@ import pytest
 
 from kard.datasets import load_medqa, load_strategyqa
 from kard.errors import DataError
-from kard.rationales import (
+from kard.teacher.recorded import (
     FLAN_SOURCE,
     choice_letter,
     import_flan_strategyqa,

@@ -12,8 +12,8 @@ torch = pytest.importorskip("torch")
 from kard.config import RerankerTrainingConfig  # noqa: E402
 from kard.errors import ConfigError, DataError, ModelNotFoundError  # noqa: E402
 from kard.records import Hit, Passage, Question  # noqa: E402
-from kard.reranker import Reranker, reranker_query  # noqa: E402
-from kard.reranker_training import (  # noqa: E402
+from kard.reranker.encoder import Reranker, reranker_query  # noqa: E402
+from kard.reranker.training import (  # noqa: E402
     RerankerItem,
     build_reranker_items,
     kard_kl_loss,

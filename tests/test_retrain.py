@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from kard import retrain
+from kard.loop import retrain
 from kard.annotations import AnnotationStore, Correction, PassageRecord
-from kard.app_handlers import InputError, Studio
-from kard.app_loop import LoopPanel
+from kard.ui.handlers import InputError, Studio
+from kard.ui.loop_tab import LoopPanel
 from kard.config import AnnotationStoreConfig
 from kard.distill import StudentExample, write_examples
 from kard.knowledge import KnowledgeBase
@@ -208,7 +208,7 @@ def test_app_panel_starts_jobs_and_compares_two_rounds(tmp_path, tiny, data):
 
 
 def test_a_round_reads_yes_no_and_open_corrections_as_they_were_asked(tmp_path, tiny, data):
-    from kard.reranker_training import build_reranker_items
+    from kard.reranker.training import build_reranker_items
 
     store = AnnotationStore(data["db"], FAST)
     base = dict(question_id="custom", dataset="custom", student_model="tiny", curator="alice",

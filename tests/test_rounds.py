@@ -9,7 +9,7 @@ import pytest
 from kard.errors import DataError
 from kard.metrics import Score
 from kard.records import Question
-from kard.rounds import held_out, plot_accuracy, report_markdown, round_report, rounds_with_base, write_report
+from kard.loop.rounds import held_out, plot_accuracy, report_markdown, round_report, rounds_with_base, write_report
 
 GOLD = {"q1": "A", "q2": "B", "q3": "A", "q4": "B"}
 ANSWERS = {

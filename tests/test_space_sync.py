@@ -194,7 +194,7 @@ def store(tmp_path) -> AnnotationStore:
 
 
 def test_a_snapshot_holds_every_revision_the_export_and_counts(store, tmp_path):
-    from kard.export import build_curated
+    from kard.loop.export import build_curated
 
     save(store, 1)
     save(store, 1, rationale="A second, better rationale about vitamin C.")
@@ -468,7 +468,7 @@ def test_hf_hub_download_reads_only_missing_as_missing(tmp_path, error, missing)
 def test_the_app_shows_the_sync_line(store, tmp_path):
     import app
 
-    from kard.app_handlers import Studio
+    from kard.ui.handlers import Studio
 
     sync = make_sync(store, FakeHub())
     config = AppConfig(mode="curator", sync_repo=REPO, annotations_db=store.path)

@@ -12,7 +12,7 @@ from fake_openai_server import FakeOpenAI, Reply, answer_with, by_question, last
 from kard.config import TeacherConfig
 from kard.errors import DataError, KardError
 from kard.records import Question, Rationale
-from kard.teacher import (
+from kard.teacher.client import (
     Teacher,
     TeacherAuthError,
     TeacherServerError,
@@ -20,8 +20,8 @@ from kard.teacher import (
     TeacherUnreachableError,
     keep_correct,
 )
-from kard.teacher_cache import TeacherCache
-from kard.teacher_prompts import build_messages, question_kind
+from kard.teacher.cache import TeacherCache
+from kard.teacher.prompts import build_messages, question_kind
 
 KEY = "sk-test-KARD-0123456789-SECRET"  # recognisable, so the leak test can grep for it
 OPTIONS = {"A": "aspirin", "B": "insulin", "C": "heparin", "D": "warfarin"}
@@ -101,7 +101,7 @@ def test_the_teacher_answers_an_open_question_in_free_text(server):
 
 def test_few_shot_examples_do_not_give_away_demo_questions():
     from kard.datasets import load_demo_questions
-    from kard.teacher_prompts import EXAMPLES
+    from kard.teacher.prompts import EXAMPLES
 
     def similarity(a: str, b: str) -> float:
         words_a, words_b = ({w.strip(".,?!()").lower() for w in t.split() if len(w) > 3} for t in (a, b))

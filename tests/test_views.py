@@ -6,7 +6,7 @@ import re
 
 from kard.annotations import Correction, Revision
 from kard.records import Hit, Passage, Timings
-from kard.views import (
+from kard.ui.views import (
     answer_badge,
     answer_label,
     kind_line,

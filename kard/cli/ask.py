@@ -112,7 +112,7 @@ def run_ask(args: argparse.Namespace) -> int:
 
 def _print_summary(p: Prediction, load_s: float) -> None:
     t = p.timings
-    from kard.views import answer_label
+    from kard.ui.views import answer_label
 
     gold = f" (gold {p.question.answer}: {'correct' if p.is_correct else 'wrong'})" if p.question.answer else ""
     shown = answer_label(p.answer, p.question.options, p.question.kind) if p.answer else "none found"

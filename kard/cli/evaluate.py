@@ -92,7 +92,7 @@ def open_knowledge(paths: list[Path] | None, retrieval: RetrievalConfig):
 def oracle_rationales(args: argparse.Namespace, questions: list[Question]) -> dict[str, str]:
     """Teacher rationales for the oracle row: a file if given, else those shipped with the questions."""
     if args.oracle_rationales:
-        from kard.rationales import import_jsonl
+        from kard.teacher.recorded import import_jsonl
 
         found = import_jsonl(args.oracle_rationales)
         return {qid: group[0].text for qid, group in found.items() if group}
@@ -101,7 +101,7 @@ def oracle_rationales(args: argparse.Namespace, questions: list[Question]) -> di
 
 def teacher_answers(path: Path) -> dict[str, str | None]:
     """Question id -> the answer of its first recorded teacher rationale."""
-    from kard.rationales import import_jsonl
+    from kard.teacher.recorded import import_jsonl
 
     return {qid: group[0].answer for qid, group in import_jsonl(path).items() if group}
 
@@ -115,7 +115,7 @@ def _configs(args: argparse.Namespace) -> tuple[RetrievalConfig, GenerationConfi
 def _reranker(path: str | None):
     if path is None:
         return None
-    from kard.reranker import load_reranker
+    from kard.reranker.encoder import load_reranker
 
     return load_reranker(path)
 

@@ -49,8 +49,8 @@ def _register_export(subparsers: argparse._SubParsersAction) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     from kard.annotations import AnnotationStore
-    from kard.export import ExportConfig, export_corrections
-    from kard.retrain import load_knowledge
+    from kard.loop.export import ExportConfig, export_corrections
+    from kard.loop.retrain import load_knowledge
 
     config = ExportConfig(low_rating=args.low_rating, min_rating=args.min_rating,
                           keep_gold_mismatch=args.keep_gold_mismatch, keep_inconsistent=args.keep_inconsistent,
@@ -110,7 +110,7 @@ _TRAINING_FLAGS = ("max_steps", "epochs", "learning_rate", "batch_size", "grad_a
 
 def spec_from_args(args: argparse.Namespace):
     from kard.config import DEFAULT_STUDENT
-    from kard.retrain import RetrainSpec
+    from kard.loop.retrain import RetrainSpec
 
     if args.root is None:
         raise ConfigError("no rounds folder. Fix: pass --root DIR (e.g. runs/loop)")
@@ -134,7 +134,7 @@ def spec_from_args(args: argparse.Namespace):
 
 
 def run_retrain(args: argparse.Namespace) -> int:
-    from kard import retrain
+    from kard.loop import retrain
 
     if args.spec is not None:  # the detached job process started by retrain.start_background
         spec = retrain.RetrainSpec.from_json(args.spec.read_text(encoding="utf-8"))
@@ -183,7 +183,7 @@ def _finish(status) -> int:
 
 
 def _print_status(root: Path | None, job_id: str | None) -> int:
-    from kard.retrain import current, list_jobs, list_rounds, read_status
+    from kard.loop.retrain import current, list_jobs, list_rounds, read_status
 
     if root is None:
         raise ConfigError("no rounds folder. Fix: pass --root DIR")
@@ -222,7 +222,7 @@ def _register_rounds(subparsers: argparse._SubParsersAction) -> None:
 def run_rounds(args: argparse.Namespace) -> int:
     from kard.cli.evaluate import load_test_questions, open_knowledge
     from kard.errors import DataError
-    from kard.rounds import evaluate_rounds, held_out, round_report, write_report
+    from kard.loop.rounds import evaluate_rounds, held_out, round_report, write_report
 
     retrieval = RetrievalConfig(top_k=args.k)
     generation = GenerationConfig(max_new_tokens=args.max_new_tokens)

@@ -162,8 +162,8 @@ def teacher_config(args: argparse.Namespace) -> TeacherConfig:
 
 
 def run_teach(args: argparse.Namespace) -> int:
-    from kard.rationales import write_rationales
-    from kard.teacher import DEFAULT_CACHE, Teacher
+    from kard.teacher.recorded import write_rationales
+    from kard.teacher.client import DEFAULT_CACHE, Teacher
 
     if not getattr(args, "verbose", False):
         logging.getLogger("httpx2").setLevel(
@@ -206,8 +206,8 @@ def _teach_with_progress(teacher, questions: list[Question], n: int, show: bool)
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from kard import rationales as importers
-    from kard.teacher import keep_correct
+    from kard.teacher import recorded as importers
+    from kard.teacher.client import keep_correct
 
     questions = _import_questions(args)
     kind = args.kind

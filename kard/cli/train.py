@@ -70,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help="BERT-like encoder folder, hub id, or package:NAME (default %(default)s)")
     reranker.add_argument("--kind", choices=("cross-encoder", "maxsim", "dense"), default="cross-encoder",
                           help="dense: the shipped kind, a LoRA-trained question encoder against cached passage "
-                               "vectors blended with BM25 (kard/dense_reranker.py); default %(default)s")
+                               "vectors blended with BM25 (kard/reranker/dense.py); default %(default)s")
     reranker.add_argument("--out", type=Path, required=True, help="folder for the trained reranker")
     for name in ("steps", "batch_size", "candidates", "per_source", "max_length", "lora_r", "save_steps"):
         reranker.add_argument(f"--{name.replace('_', '-')}", type=int, default=None,
@@ -134,7 +134,7 @@ def load_training_data(args: argparse.Namespace, *, held_out: bool = False):
 
 
 def _rationales(args: argparse.Namespace, questions):
-    from kard import rationales as importers
+    from kard.teacher import recorded as importers
 
     if args.facts:
         return importers.rationales_from_facts(questions, "human (dataset facts)")
@@ -209,8 +209,8 @@ def _given(args: argparse.Namespace, config_type: type) -> dict:
 
 
 def run_train_reranker(args: argparse.Namespace) -> int:
-    from kard.reranker import Reranker
-    from kard.reranker_training import build_reranker_items, train_reranker
+    from kard.reranker.encoder import Reranker
+    from kard.reranker.training import build_reranker_items, train_reranker
 
     if args.kind == "dense":
         return _train_dense(args)
@@ -229,7 +229,7 @@ def run_train_reranker(args: argparse.Namespace) -> int:
 
 
 def _train_dense(args: argparse.Namespace) -> int:
-    from kard.dense_reranker import DenseReranker, DenseRerankerConfig, dense_items, train_dense_reranker
+    from kard.reranker.dense import DenseReranker, DenseRerankerConfig, dense_items, train_dense_reranker
 
     questions, rationales = load_training_data(args)
     knowledge = load_knowledge(args.kb)
@@ -244,8 +244,8 @@ def _train_dense(args: argparse.Namespace) -> int:
 
 
 def run_eval_reranker(args: argparse.Namespace) -> int:
-    from kard.reranker import load_reranker
-    from kard.reranker_eval import evaluate_reranker
+    from kard.reranker.encoder import load_reranker
+    from kard.reranker.evaluation import evaluate_reranker
 
     questions, rationales = load_training_data(args, held_out=True)
     knowledge = load_knowledge(args.kb)
@@ -268,8 +268,8 @@ def run_eval_reranker(args: argparse.Namespace) -> int:
 
 def _held_out_kl(reranker, knowledge, pairs) -> dict:
     """The training loss on held-back pairs at the final temperatures, trained vs untrained backbone."""
-    from kard.reranker import Reranker
-    from kard.reranker_training import build_reranker_items, mean_kl
+    from kard.reranker.encoder import Reranker
+    from kard.reranker.training import build_reranker_items, mean_kl
 
     items = build_reranker_items(pairs, knowledge)
     backbone = Reranker.load(reranker.backbone, kind=reranker.kind, max_length=reranker.max_length)

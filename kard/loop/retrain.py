@@ -46,7 +46,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from kard.config import DEFAULT_STUDENT
+from kard.config import DEFAULT_STUDENT, PROJECT_ROOT
 from kard.errors import ConfigError, DataError, KardError
 
 log = logging.getLogger(__name__)
@@ -400,7 +400,7 @@ def _keep_failed(root: Path, work: Path, job_id: str) -> None:
 
 def _train_round(spec: RetrainSpec, work: Path, reporter: Reporter) -> str:
     from kard.distill import read_examples, write_examples
-    from kard.export import merge_examples
+    from kard.loop.export import merge_examples
 
     root = Path(spec.root)
     pointer = current(root)
@@ -475,7 +475,7 @@ def _next_number(root: Path) -> int:
 def _corrections(spec: RetrainSpec, work: Path) -> tuple[list, list]:
     """(StudentExamples of the accepted corrections, their Revisions for the reranker)."""
     from kard.distill import read_examples
-    from kard.export import ExportConfig, export_corrections, read_corrections_dir
+    from kard.loop.export import ExportConfig, export_corrections, read_corrections_dir
 
     examples, revisions = [], []
     if spec.db:
@@ -561,8 +561,8 @@ def progress_callback(reporter: Reporter):
 def _train_reranker(source: str | None, revisions: Sequence, spec: RetrainSpec, out: Path,
                     reporter: Reporter) -> dict[str, Any]:
     from kard.config import DEFAULT_RERANKER_BACKBONE, RerankerTrainingConfig
-    from kard.reranker import Reranker
-    from kard.reranker_training import build_reranker_items, train_reranker
+    from kard.reranker.encoder import Reranker
+    from kard.reranker.training import build_reranker_items, train_reranker
 
     if not revisions:
         raise DataError("retraining the reranker needs corrections from the annotation store",
@@ -619,7 +619,7 @@ def start_background(spec: RetrainSpec, *, python: str | None = None) -> Backgro
     log_path = jobs / f"{job_id}.log"
     env = {**os.environ, "OMP_NUM_THREADS": str(spec.threads), "MKL_NUM_THREADS": str(spec.threads),
            "TOKENIZERS_PARALLELISM": "false"}
-    project = str(Path(__file__).resolve().parent.parent)
+    project = str(PROJECT_ROOT)
     env["PYTHONPATH"] = project + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     command = [python or sys.executable, "-m", "kard", "retrain", "--spec", str(spec_file), "--job-id", job_id]
     with log_path.open("ab") as out:

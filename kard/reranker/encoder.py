@@ -9,7 +9,7 @@ Two scorers share one interface (`score(queries, texts) -> tensor`):
   with any passage token.
 
 A backbone that was never trained as a reranker (all-MiniLM-L6-v2 by default) loads with a fresh
-head: `kard.reranker_training` is what makes it rank.
+head: `kard.reranker.training` is what makes it rank.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from kard.records import YES_NO_OPTIONS, Hit, Passage, Question
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from kard.dense_reranker import DenseReranker
+    from kard.reranker.dense import DenseReranker
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ def rank_by_scores(hits: Sequence[Hit], scores: Callable[[], Sequence[float]], k
 def load_reranker(path_or_name: str | Path | None) -> "Reranker | DenseReranker | None":
     """A saved reranker folder of any kind, a backbone to start from, or None for "none" / None."""
     from kard.config import NO_RERANKER
-    from kard.dense_reranker import DenseReranker, is_dense_folder
+    from kard.reranker.dense import DenseReranker, is_dense_folder
 
     if path_or_name is None or str(path_or_name).strip().lower() == NO_RERANKER:
         return None
@@ -227,7 +227,7 @@ def _read_meta(folder: Path) -> RerankerMeta | None:
 
 def _load_module(kind: str, source: str):
     if kind == "maxsim":
-        from kard.maxsim import MaxSimScorer
+        from kard.reranker.maxsim import MaxSimScorer
 
         return MaxSimScorer.from_pretrained(source)
     from transformers import AutoModelForSequenceClassification

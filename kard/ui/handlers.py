@@ -25,12 +25,12 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from kard import views
+from kard.ui import views
 from kard.annotations import (
     ERROR_TAGS, AnnotationStore, Correction, PassageRecord, check_free_answer, check_sizes, item_id_for,
 )
 from kard.errors import DataError, KardError
-from kard.item_seal import ForgedItemError, ItemSeal
+from kard.ui.item_seal import ForgedItemError, ItemSeal
 from kard.kinds import AUTO, KindDecision, decide_kind, options_for
 from kard.prompts import PROMPT_VERSION, format_options, parse_options, parse_question_answer, same_answer
 from kard.records import CHOICE, OPEN, YES_NO, Hit, Passage, Prediction, Question, Rationale, Timings

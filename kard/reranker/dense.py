@@ -31,7 +31,7 @@ from kard.config import DEFAULT_RERANKER_BACKBONE
 from kard.errors import ConfigError, DataError, MissingDependencyError, ModelNotFoundError
 from kard.prompts import strip_answer_line
 from kard.records import Hit, Passage, Question
-from kard.reranker import META_FILE, rank_by_scores, reranker_query, resolve_backbone
+from kard.reranker.encoder import META_FILE, rank_by_scores, reranker_query, resolve_backbone
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -122,7 +122,7 @@ class PassageVectors:
 
 
 class DenseReranker:
-    """Reorders BM25 hits by a + b score (module docstring); `rerank` as `kard.reranker.Reranker`."""
+    """Reorders BM25 hits by a + b score (module docstring); `rerank` as `kard.reranker.encoder.Reranker`."""
 
     kind = DENSE
 
@@ -259,7 +259,7 @@ def dense_items(pairs: Sequence[tuple[Question, str]], knowledge: "KnowledgeBase
     """Each (question, rationale): BM25's candidates for the question with their scores for both.
 
     A candidate beyond the rationale's top `score_depth` gets the lowest score seen there (0 when the
-    rationale shares no term with it), as `kard.reranker_training` does.
+    rationale shares no term with it), as `kard.reranker.training` does.
     """
     usable = [(q, strip_answer_line(r)) for q, r in pairs if r and strip_answer_line(r)]
     if not usable:

@@ -22,7 +22,7 @@ from kard.config import GenerationConfig, RetrievalConfig
 from kard.errors import DataError
 from kard.metrics import RoundChange, Score, compare_rounds, score
 from kard.records import Question
-from kard.retrain import list_rounds, read_manifest, round_paths
+from kard.loop.retrain import list_rounds, read_manifest, round_paths
 
 if TYPE_CHECKING:  # pragma: no cover
     from kard.evaluation import Searches
@@ -109,7 +109,7 @@ def evaluate_rounds(root: str | Path, questions: Sequence[Question], *, knowledg
         student = Student.load(student_path)
         reranker = None
         if use_rerankers and reranker_path:
-            from kard.reranker import load_reranker
+            from kard.reranker.encoder import load_reranker
 
             reranker = load_reranker(reranker_path)
         result = evaluate(student, questions, condition, out=out, knowledge=knowledge, reranker=reranker,

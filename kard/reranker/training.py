@@ -31,7 +31,7 @@ from kard.config import RerankerTrainingConfig
 from kard.errors import ConfigError, DataError
 from kard.prompts import strip_answer_line
 from kard.records import Question
-from kard.reranker import Reranker, reranker_query
+from kard.reranker.encoder import Reranker, reranker_query
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch

@@ -2,7 +2,7 @@
 
 `LoopPanel` holds the handlers as plain, tested methods; `add_loop_tab(studio, config)` builds the
 tab inside the app's Blocks. A retrain runs as a separate process (`python -m kard retrain`, via
-`kard.retrain.start_background`): the app's threads keep answering while it trains, closing the
+`kard.loop.retrain.start_background`): the app's threads keep answering while it trains, closing the
 page does not stop it, and the tab picks its progress up again from the status file on the next
 visit. The checkpoint switcher answers one question with two students side by side (the serving
 pipeline's knowledge base and reranker, each side's own student, loaded once and cached).
@@ -13,12 +13,13 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from kard import retrain, views
+from kard.loop import retrain
+from kard.ui import views
 from kard.config import PROJECT_ROOT
 from kard.errors import KardError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from kard.app_handlers import Studio
+    from kard.ui.handlers import Studio
     from kard.config import AppConfig
     from kard.records import Prediction
 

@@ -26,9 +26,9 @@ from kard.config import TeacherConfig, cache_dir, teacher_api_key
 from kard.errors import ConfigError, DataError
 from kard.prompts import parse_question_answer, same_answer
 from kard.records import Question, Rationale
-from kard.teacher_cache import CachedSample, CacheKey, TeacherCache
-from kard.teacher_gate import AdaptiveGate
-from kard.teacher_errors import (  # noqa: F401 - re-exported: callers catch them from kard.teacher
+from kard.teacher.cache import CachedSample, CacheKey, TeacherCache
+from kard.teacher.gate import AdaptiveGate
+from kard.teacher.errors import (  # noqa: F401 - re-exported: callers catch them from kard.teacher.client
     FATAL_ERRORS,
     TeacherAuthError,
     TeacherError,
@@ -39,7 +39,7 @@ from kard.teacher_errors import (  # noqa: F401 - re-exported: callers catch the
     TeacherUnreachableError,
     translate_error,
 )
-from kard.teacher_prompts import Mode, build_messages, prompt_fingerprint, prompt_version
+from kard.teacher.prompts import Mode, build_messages, prompt_fingerprint, prompt_version
 
 log = logging.getLogger(__name__)
 
@@ -412,7 +412,7 @@ class Teacher:
     def _call(self, request: _Request, n: int, temperature: float) -> tuple[list[CachedSample], Usage]:
         options: dict[str, object] = {"n": n} if n > 1 else {}
         try:
-            with self._gate.slot():  # as many in flight as the server answers in time (kard.teacher_gate)
+            with self._gate.slot():  # as many in flight as the server answers in time (kard.teacher.gate)
                 response = self._client.chat.completions.create(  # type: ignore[attr-defined]
                     model=self.model,
                     messages=request.messages,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Sequence
 from kard.errors import DataError
 from kard.prompts import strip_answer_line
 from kard.records import Question
-from kard.reranker import Reranker, reranker_query
+from kard.reranker.encoder import Reranker, reranker_query
 
 if TYPE_CHECKING:  # pragma: no cover
     from kard.knowledge import KnowledgeBase

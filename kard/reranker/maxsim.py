@@ -2,7 +2,7 @@
 
 Question and passage are encoded apart; each token is projected to 128 dimensions and normalised;
 score = sum over question tokens of the best cosine with any passage token. Scores lie in
-[-Lq, Lq] for Lq question tokens, so the KL temperatures of kard.reranker_training fit them as they
+[-Lq, Lq] for Lq question tokens, so the KL temperatures of kard.reranker.training fit them as they
 fit a cross-encoder's logits.
 """
 
