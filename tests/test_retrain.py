@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kard.loop import retrain
+from kard.loop import jobs, retrain, round_folder
 from kard.annotations import AnnotationStore, Correction, PassageRecord
 from kard.ui.handlers import InputError, Studio
 from kard.ui.loop_tab import LoopPanel
@@ -67,12 +67,12 @@ def test_a_round_is_a_checkpoint_the_pipeline_loads(tmp_path, tiny, data):
     from kard.student import Student
 
     root = tmp_path / "rounds"
-    updates: list[retrain.JobStatus] = []
-    status = retrain.run_job(spec_for(root, tiny, data), on_update=updates.append)
+    updates: list[jobs.JobStatus] = []
+    status = jobs.run_job(spec_for(root, tiny, data), on_update=updates.append)
     assert status.state == "succeeded", status.error
-    assert status.round == "round-001" and retrain.list_rounds(root) == ["round-001"]
+    assert status.round == "round-001" and round_folder.list_rounds(root) == ["round-001"]
     assert any(u.phase == "student" and u.step >= 1 and u.total_steps == 2 for u in updates)  # progress reported
-    manifest = retrain.read_manifest(root, "round-001")
+    manifest = round_folder.read_manifest(root, "round-001")
     assert manifest["parent"] == {"round": None, "student": tiny}
     assert manifest["data"] | {"examples_file": None} == {
         "examples_file": None, "base_examples": 2, "corrections": 1, "correction_weight": 2, "train_examples": 3,
@@ -82,7 +82,7 @@ def test_a_round_is_a_checkpoint_the_pipeline_loads(tmp_path, tiny, data):
     assert train[1]["passage_ids"] == ["p1"]  # the passage marked irrelevant is gone
     assert (root / "round-001" / "corrections" / "hf_dataset").is_dir()
     assert not (root / "round-001" / "student" / "checkpoints").exists()  # a round keeps no resume state
-    paths = retrain.round_paths(root)
+    paths = round_folder.round_paths(root)
     assert paths == {"round": "round-001", "student": str(root / "round-001" / "student"), "reranker": None}
     before, after = weights(tiny), weights(paths["student"])
     assert any(not (before[k] == after[k]).all() for k in before)  # the student learned something
@@ -94,73 +94,73 @@ def test_a_round_is_a_checkpoint_the_pipeline_loads(tmp_path, tiny, data):
     prediction = pipeline.answer(Q1)
     assert prediction.student_name and prediction.passages
 
-    second = retrain.run_job(spec_for(root, tiny, data))
+    second = jobs.run_job(spec_for(root, tiny, data))
     assert second.state == "succeeded" and second.round == "round-002"
-    assert retrain.read_manifest(root, "round-002")["parent"] == {
+    assert round_folder.read_manifest(root, "round-002")["parent"] == {
         "round": "round-001", "student": str(root / "round-001" / "student")}
-    assert retrain.current(root)["round"] == "round-002"
+    assert round_folder.current(root)["round"] == "round-002"
     assert not any(p.name.startswith(".work-") for p in root.iterdir())
 
 
 def test_two_jobs_on_one_folder_the_second_is_refused(tmp_path, tiny, data):
     root = tmp_path / "rounds"
-    holder = retrain.RoundsLock(root, "job-one").acquire()  # a job is running over this folder
+    holder = round_folder.RoundsLock(root, "job-one").acquire()  # a job is running over this folder
     try:
-        with pytest.raises(retrain.RetrainBusyError, match=r"job job-one \(pid \d+.*already retraining.*Fix: wait"):
-            retrain.run_job(spec_for(root, tiny, data))
-        with pytest.raises(retrain.RetrainBusyError, match="already retraining"):
-            retrain.start_background(spec_for(root, tiny, data))
-        assert retrain.list_jobs(root) == []  # nothing was started
+        with pytest.raises(round_folder.RetrainBusyError, match=r"job job-one \(pid \d+.*already retraining.*Fix: wait"):
+            jobs.run_job(spec_for(root, tiny, data))
+        with pytest.raises(round_folder.RetrainBusyError, match="already retraining"):
+            jobs.start_background(spec_for(root, tiny, data))
+        assert jobs.list_jobs(root) == []  # nothing was started
     finally:
         holder.release()
-    retrain.check_free(root)  # free again once the job ends
+    round_folder.check_free(root)  # free again once the job ends
 
 
 def test_a_failed_job_keeps_the_current_student_and_says_why(tmp_path, tiny, data):
     root = tmp_path / "rounds"
-    assert retrain.run_job(spec_for(root, tiny, data)).state == "succeeded"
+    assert jobs.run_job(spec_for(root, tiny, data)).state == "succeeded"
     pointer = (root / "current.json").read_text()
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"id": "x", "input": "no target"}\n')
-    status = retrain.run_job(spec_for(root, tiny, data, examples=str(broken)))
+    status = jobs.run_job(spec_for(root, tiny, data, examples=str(broken)))
     assert status.state == "failed"
     assert "broken.jsonl, line 1" in status.error and "missing field(s) target, source" in status.error
-    assert (root / "current.json").read_text() == pointer and retrain.list_rounds(root) == ["round-001"]
+    assert (root / "current.json").read_text() == pointer and round_folder.list_rounds(root) == ["round-001"]
     assert (root / "failed" / status.job_id / "corrections").is_dir()  # kept for diagnosis
-    assert retrain.read_status(root, status.job_id) == status
-    retrain.check_free(root)
+    assert jobs.read_status(root, status.job_id) == status
+    round_folder.check_free(root)
 
 
 def test_cancel_stops_the_job_and_changes_nothing(tmp_path, tiny, data):
     root = tmp_path / "rounds"
 
-    def cancel_when_training(status: retrain.JobStatus) -> None:
+    def cancel_when_training(status: jobs.JobStatus) -> None:
         if status.phase == "student" and not (root / "jobs" / f"{status.job_id}.cancel").exists():
-            retrain.cancel(root, status.job_id)
+            jobs.cancel(root, status.job_id)
 
-    status = retrain.run_job(spec_for(root, tiny, data), on_update=cancel_when_training)
+    status = jobs.run_job(spec_for(root, tiny, data), on_update=cancel_when_training)
     assert status.state == "cancelled" and "cancelled" in status.error
-    assert retrain.list_rounds(root) == [] and retrain.current(root) is None
-    with pytest.raises(retrain.RetrainError, match="no retrain job is running"):
-        retrain.cancel(root)
+    assert round_folder.list_rounds(root) == [] and round_folder.current(root) is None
+    with pytest.raises(round_folder.RetrainError, match="no retrain job is running"):
+        jobs.cancel(root)
 
 
 def test_a_job_whose_process_died_reads_as_failed(tmp_path):
-    dead = retrain.JobStatus("job-x", "running", "student", pid=2 ** 22 + 12345, started_at="t", updated_at="t")
+    dead = jobs.JobStatus("job-x", "running", "student", pid=2 ** 22 + 12345, started_at="t", updated_at="t")
     (tmp_path / "jobs").mkdir()
     (tmp_path / "jobs" / "job-x.json").write_text(json.dumps(asdict(dead)))
-    status = retrain.read_status(tmp_path, "job-x")
+    status = jobs.read_status(tmp_path, "job-x")
     assert status.state == "failed" and "exited without reporting" in status.error
 
 
 def test_background_job_runs_in_its_own_process(tmp_path, tiny, data):
     root = tmp_path / "rounds"
-    job = retrain.start_background(spec_for(root, tiny, data, training={**TINY_TRAINING, "max_steps": 1}))
+    job = jobs.start_background(spec_for(root, tiny, data, training={**TINY_TRAINING, "max_steps": 1}))
     assert job.pid != os.getpid()
     status = job.wait(timeout_s=240, poll_s=0.5)
     assert status.state == "succeeded", job.log_path.read_text()[-2000:]
-    assert status.pid == job.pid and retrain.current(root)["round"] == "round-001"
-    assert [s.job_id for s in retrain.list_jobs(root)] == [job.job_id]
+    assert status.pid == job.pid and round_folder.current(root)["round"] == "round-001"
+    assert [s.job_id for s in jobs.list_jobs(root)] == [job.job_id]
 
 
 def test_cli_export_retrain_status(tmp_path, tiny, data, capsys):
@@ -186,7 +186,7 @@ def test_app_panel_starts_jobs_and_compares_two_rounds(tmp_path, tiny, data):
     from kard.student import Student
 
     root = tmp_path / "rounds"
-    assert retrain.run_job(spec_for(root, tiny, data)).state == "succeeded"
+    assert jobs.run_job(spec_for(root, tiny, data)).state == "succeeded"
     kb = KnowledgeBase.build(PASSAGES)
     studio = Studio(lambda: Pipeline(kb, Student.load(tiny), generation=GenerationConfig(max_new_tokens=4)),
                     AnnotationStore(data["db"], FAST), [Q1], mode="curator")

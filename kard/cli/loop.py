@@ -134,26 +134,27 @@ def spec_from_args(args: argparse.Namespace):
 
 
 def run_retrain(args: argparse.Namespace) -> int:
-    from kard.loop import retrain
+    from kard.loop import jobs
+    from kard.loop.retrain import RetrainSpec
 
-    if args.spec is not None:  # the detached job process started by retrain.start_background
-        spec = retrain.RetrainSpec.from_json(args.spec.read_text(encoding="utf-8"))
-        retrain.prepare_process(spec)
-        return _finish(retrain.run_job(spec, args.job_id, on_update=_printer()))
+    if args.spec is not None:  # the detached job process started by jobs.start_background
+        spec = RetrainSpec.from_json(args.spec.read_text(encoding="utf-8"))
+        jobs.prepare_process(spec)
+        return _finish(jobs.run_job(spec, args.job_id, on_update=_printer()))
     if args.status:
         return _print_status(args.root, args.job_id)
     if args.cancel:
         _require_root(args)
-        status = retrain.cancel(args.root, args.job_id)
+        status = jobs.cancel(args.root, args.job_id)
         print(f"asked job {status.job_id} to stop (state: {status.state})")
         return 0
     spec = spec_from_args(args)
     if args.background:
-        job = retrain.start_background(spec)
+        job = jobs.start_background(spec)
         print(f"started job {job.job_id} (pid {job.pid}); log {job.log_path}\n"
               f"progress: python -m kard retrain --root {spec.root} --status --job {job.job_id}")
         return 0
-    return _finish(retrain.run_job(spec, on_update=_printer()))
+    return _finish(jobs.run_job(spec, on_update=_printer()))
 
 
 def _require_root(args: argparse.Namespace) -> None:
@@ -183,7 +184,8 @@ def _finish(status) -> int:
 
 
 def _print_status(root: Path | None, job_id: str | None) -> int:
-    from kard.loop.retrain import current, list_jobs, list_rounds, read_status
+    from kard.loop.jobs import list_jobs, read_status
+    from kard.loop.round_folder import current, list_rounds
 
     if root is None:
         raise ConfigError("no rounds folder. Fix: pass --root DIR")

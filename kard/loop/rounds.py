@@ -22,7 +22,7 @@ from kard.config import GenerationConfig, RetrievalConfig
 from kard.errors import DataError
 from kard.metrics import RoundChange, Score, compare_rounds, score
 from kard.records import Question
-from kard.loop.retrain import list_rounds, read_manifest, round_paths
+from kard.loop.round_folder import list_rounds, read_manifest, round_paths
 
 if TYPE_CHECKING:  # pragma: no cover
     from kard.evaluation import Searches

@@ -2,7 +2,7 @@
 
 `LoopPanel` holds the handlers as plain, tested methods; `add_loop_tab(studio, config)` builds the
 tab inside the app's Blocks. A retrain runs as a separate process (`python -m kard retrain`, via
-`kard.loop.retrain.start_background`): the app's threads keep answering while it trains, closing the
+`kard.loop.jobs.start_background`): the app's threads keep answering while it trains, closing the
 page does not stop it, and the tab picks its progress up again from the status file on the next
 visit. The checkpoint switcher answers one question with two students side by side (the serving
 pipeline's knowledge base and reranker, each side's own student, loaded once and cached).
@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from kard.loop import retrain
+from kard.loop import jobs as loop_jobs, retrain, round_folder
 from kard.ui import views
 from kard.config import PROJECT_ROOT
 from kard.errors import KardError
@@ -36,7 +36,7 @@ class LoopPanel:
 
     def __init__(self, studio: "Studio", root: str | Path = DEFAULT_ROUNDS_DIR, *, base_student: str,
                  db: str | Path, examples: str | None = None, kb: str | None = None,
-                 launcher: Callable[[retrain.RetrainSpec], Any] = retrain.start_background,
+                 launcher: Callable[[retrain.RetrainSpec], Any] = loop_jobs.start_background,
                  student_loader: Callable[[str], Any] | None = None):
         self.studio = studio
         self.root = Path(root)
@@ -51,19 +51,19 @@ class LoopPanel:
 
     # -- rounds -------------------------------------------------------------------------------------
     def round_choices(self) -> list[tuple[str, str]]:
-        pointer = retrain.current(self.root)
+        pointer = round_folder.current(self.root)
         serving = pointer["round"] if pointer else BASE
-        names = [BASE, *retrain.list_rounds(self.root)]
+        names = [BASE, *round_folder.list_rounds(self.root)]
         return [(f"{name} (current)" if name == serving else name, name) for name in names]
 
     def student_path(self, name: str | None) -> str:
         if not name or name == BASE:
-            rounds = retrain.list_rounds(self.root)
+            rounds = round_folder.list_rounds(self.root)
             if rounds:
-                parent = retrain.read_manifest(self.root, rounds[0]).get("parent") or {}
+                parent = round_folder.read_manifest(self.root, rounds[0]).get("parent") or {}
                 return str(parent.get("student") or self.base_student)
             return self.base_student
-        return str(retrain.round_paths(self.root, name)["student"])
+        return str(round_folder.round_paths(self.root, name)["student"])
 
     # -- jobs ---------------------------------------------------------------------------------------
     def start(self, examples: str | None, weight: float | None, max_steps: float | None, with_reranker: bool,
@@ -82,19 +82,19 @@ class LoopPanel:
 
     def cancel(self, curator: str | None) -> str:
         self.studio.can_write(curator)
-        status = retrain.cancel(self.root)
+        status = loop_jobs.cancel(self.root)
         return views.message(f"Asked job {status.job_id} to stop.", "warn")
 
-    def latest_job(self) -> retrain.JobStatus | None:
-        jobs = retrain.list_jobs(self.root)
+    def latest_job(self) -> loop_jobs.JobStatus | None:
+        jobs = loop_jobs.list_jobs(self.root)
         return jobs[0] if jobs else None
 
     def status_html(self) -> str:
         """The newest job's progress, and which round serves."""
-        pointer = retrain.current(self.root)
+        pointer = round_folder.current(self.root)
         serving = (f"Serving: <b>{views.esc(pointer['round'])}</b>" if pointer
                    else f"Serving: <b>base</b> ({views.esc(self.base_student)})")
-        rounds = retrain.list_rounds(self.root)
+        rounds = round_folder.list_rounds(self.root)
         head = f'<div class="kard-loop-head">{serving} &middot; rounds: {views.esc(", ".join(rounds) or "none yet")}</div>'
         job = self.latest_job()
         if job is None:

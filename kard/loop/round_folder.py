@@ -1,0 +1,222 @@
+"""The rounds folder: its layout, the round pointer (current.json), atomic JSON and the folder's lock.
+
+A *rounds folder* (e.g. `runs/loop/`) holds every round and the pointer to the one serving:
+
+    runs/loop/
+      current.json            {"round": "round-002", "student": ..., "reranker": ...}: what serves now
+      round-001/              one finished round (never changed afterwards)
+        manifest.json         parent round, data counts, training config, losses, timings
+        student/              the fine-tuned student (Student.load / Pipeline.load read it)
+        reranker/             the retrained reranker, when the job retrained one
+        train.jsonl           the exact training set (teacher examples + corrections, oversampled)
+        corrections/          the export the round learned from (JSONL, HF dataset, export.json)
+      jobs/JOB.json           a job's status: state, phase, step/total, loss, message, error
+      jobs/JOB.log            the background process's output
+      .lock                   held (flock) by the running job: a second job over this folder is refused
+      failed/JOB/             what a failed or cancelled job had written, kept for diagnosis
+
+A job works in `.work-JOB/` and only at the very end renames it to the next `round-NNN` and swaps
+`current.json` (atomic replace, `publish_round`). So a job that fails or is cancelled leaves the
+serving student and the pointer exactly as they were, and its status says why.
+
+The job runner is `kard.loop.jobs`; the training step of one round is `kard.loop.retrain`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import secrets
+import signal
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from kard.errors import DataError, KardError
+
+CURRENT_FILE = "current.json"
+MANIFEST_FILE = "manifest.json"
+LOCK_FILE = ".lock"
+JOBS_DIR = "jobs"
+FAILED_DIR = "failed"
+ROUND = re.compile(r"^round-(\d{3,})$")
+
+
+class RetrainError(KardError):
+    """A retrain job cannot start or cannot finish."""
+
+
+class RetrainBusyError(RetrainError):
+    """Another job holds the rounds folder."""
+
+
+# ---------------------------------------------------------------- small file helpers
+
+
+def utc_now() -> str:
+    """The current UTC time as ISO 8601, to the second (every timestamp of the folder)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write atomically: readers see the old or the new file, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------- rounds and the pointer
+
+
+def round_name(number: int) -> str:
+    return f"round-{number:03d}"
+
+
+def list_rounds(root: str | Path) -> list[str]:
+    """Finished rounds in order (round-001, round-002, ...)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), p.name) for p in root.iterdir() if p.is_dir() and (m := ROUND.match(p.name))
+             and (p / MANIFEST_FILE).is_file()]
+    return [name for _, name in sorted(found)]
+
+
+def next_round_number(root: Path) -> int:
+    """The number the next finished round gets (1 for the first)."""
+    rounds = list_rounds(root)
+    return (int(ROUND.match(rounds[-1]).group(1)) + 1) if rounds else 1  # type: ignore[union-attr]
+
+
+def read_manifest(root: str | Path, name: str) -> dict[str, Any]:
+    path = Path(root) / name / MANIFEST_FILE
+    if not path.is_file():
+        raise DataError(f"round {name!r} has no manifest", path=path,
+                        fix=f"pick one of {list_rounds(root)} (python -m kard rounds --root {root})")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def current(root: str | Path) -> dict[str, Any] | None:
+    """The pointer: {"round", "student", "reranker", "updated_at"} with absolute paths, or None before round 1."""
+    path = Path(root) / CURRENT_FILE
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    base = Path(root)
+    for key in ("student", "reranker"):
+        if data.get(key) and not data.get(f"{key}_external"):
+            data[key] = str(base / data[key])
+    return data
+
+
+def set_current(root: Path, name: str, reranker: str | None, reranker_external: bool) -> None:
+    """Point current.json at round `name` (atomic replace)."""
+    write_json_atomic(root / CURRENT_FILE, {"round": name, "student": f"{name}/student", "reranker": reranker,
+                                            "reranker_external": reranker_external, "updated_at": utc_now()})
+
+
+def round_paths(root: str | Path, name: str | None = None) -> dict[str, str | None]:
+    """Student and reranker paths of a round (None = the current one), for Pipeline.load."""
+    root = Path(root)
+    if name is None:
+        pointer = current(root)
+        if pointer is None:
+            raise DataError("no round has finished yet", path=root,
+                            fix="run `python -m kard retrain --root ...` first")
+        return {"round": pointer["round"], "student": pointer["student"], "reranker": pointer.get("reranker")}
+    manifest = read_manifest(root, name)
+    reranker = manifest.get("reranker")
+    if reranker and not manifest.get("reranker_external"):
+        reranker = str(root / name / reranker) if not Path(reranker).is_absolute() else reranker
+    return {"round": name, "student": str(root / name / "student"), "reranker": reranker}
+
+
+def publish_round(root: Path, work: Path, manifest: Mapping[str, Any]) -> str:
+    """Rename a job's work folder to its round and point current.json at it, together; returns the round."""
+    name = manifest["round"]
+    reranker = manifest.get("reranker")
+    external = bool(manifest.get("reranker_external"))
+    pointer_reranker = f"{name}/{reranker}" if reranker and not external else reranker
+    with _uninterrupted():
+        os.replace(work, root / name)
+        set_current(root, name, pointer_reranker, external)
+    return name
+
+
+@contextlib.contextmanager
+def _uninterrupted() -> Iterator[None]:
+    """Hold SIGTERM off while the round is renamed and the pointer swapped (they go together)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# ---------------------------------------------------------------- the lock
+
+
+class RoundsLock:
+    """An exclusive flock on ROOT/.lock for a job's whole life; the kernel frees it if the process dies."""
+
+    def __init__(self, root: Path, job_id: str):
+        self.root = root
+        self.job_id = job_id
+        self.fd: int | None = None
+
+    def acquire(self) -> "RoundsLock":
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 4096).decode("utf-8", "replace").strip()
+            os.close(fd)
+            raise RetrainBusyError(_busy_message(self.root, holder)) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"job_id": self.job_id, "pid": os.getpid(), "since": utc_now()}).encode())
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.fd, 0)
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> "RoundsLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _busy_message(root: Path, holder: str) -> str:
+    """Who holds the folder (the lock file's JSON) and how to get past it."""
+    try:
+        info = json.loads(holder)
+        who = f"job {info.get('job_id')} (pid {info.get('pid')}, since {info.get('since')})"
+    except (json.JSONDecodeError, AttributeError):
+        who = "another job"
+    return (f"{who} is already retraining over {root}. Fix: wait for it to finish, cancel it "
+            f"(python -m kard retrain --root {root} --cancel), or use another --root folder")
+
+
+def check_free(root: str | Path) -> None:
+    """Raise RetrainBusyError when a job holds the rounds folder (takes the lock for an instant)."""
+    RoundsLock(Path(root), "probe").acquire().release()
+
+
+__all__ = ["CURRENT_FILE", "MANIFEST_FILE", "LOCK_FILE", "JOBS_DIR", "FAILED_DIR", "ROUND", "RetrainError",
+           "RetrainBusyError", "utc_now", "write_json_atomic", "round_name", "list_rounds", "next_round_number",
+           "read_manifest", "current", "set_current", "round_paths", "publish_round", "RoundsLock", "check_free"]
