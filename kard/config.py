@@ -77,13 +77,14 @@ class TeacherConfig:
 
     @staticmethod
     def from_env(**overrides: object) -> "TeacherConfig":
-        """Model and endpoint from $KARD_TEACHER_MODEL and $OPENAI_BASE_URL; the key stays in the env."""
+        """Model and endpoint from $KARD_TEACHER_MODEL and $OPENAI_BASE_URL, overridden by `overrides`
+        (None = not given, as in AppConfig.from_env); the key stays in the env."""
         values: dict[str, object] = {}
         if os.environ.get("KARD_TEACHER_MODEL"):
             values["model"] = os.environ["KARD_TEACHER_MODEL"]
         if os.environ.get("OPENAI_BASE_URL"):
             values["base_url"] = os.environ["OPENAI_BASE_URL"]
-        values.update(overrides)
+        values.update({name: value for name, value in overrides.items() if value is not None})
         return TeacherConfig(**values)  # type: ignore[arg-type]
 
 

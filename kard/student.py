@@ -531,10 +531,6 @@ class Student:
         kwargs["streamer"] = streamer
         return TextStream(self, kwargs, streamer, seed=config.seed if sampled else None, letters=letters)
 
-    def stream(self, prompt: str, config: GenerationConfig = GenerationConfig()) -> Iterator[str]:
-        """Text chunks of one generation as they are decoded (greedy, or one seeded sample)."""
-        yield from self.start_stream(prompt, config)
-
 
 def _left_padded(rows: Sequence[list[int]], pad_id: int) -> tuple[Any, Any]:
     """(input_ids, attention_mask) with every row padded on the left to the longest."""

@@ -168,7 +168,6 @@ def test_stream_yields_the_greedy_text(kind: str, chat: Student, t5: Student) ->
     assert "".join(chunks).strip() == greedy.raw_output
     assert student.with_answer(PROMPT, stream.sample, ()) == greedy  # the same parse (and fallback)
     assert stream.first_token_s is not None
-    assert "".join(student.stream(PROMPT, SHORT)).strip() == greedy.raw_output
 
 
 def test_self_consistency_samples_are_seeded(chat: Student) -> None:
@@ -184,14 +183,14 @@ def test_self_consistency_samples_are_seeded(chat: Student) -> None:
 
 def test_stream_reraises_errors_from_the_generation_thread(chat: Student, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError, match="max_new_tokens"):
-        list(chat.stream(PROMPT, GenerationConfig(max_new_tokens=0)))
+        list(chat.start_stream(PROMPT, GenerationConfig(max_new_tokens=0)))
 
     def broken(**kwargs: object) -> None:
         raise RuntimeError("out of memory in the generation thread")
 
     monkeypatch.setattr(chat.model, "generate", broken)
     with pytest.raises(RuntimeError, match="generation thread"):
-        list(chat.stream(PROMPT, SHORT))
+        list(chat.start_stream(PROMPT, SHORT))
 
 
 def test_closing_a_stream_stops_generation(chat: Student) -> None:

@@ -514,3 +514,12 @@ def test_default_job_finishes_against_a_server_that_answers_one_request_at_a_tim
         assert not report.errors and len(report.kept) == 6
         assert slow.count == 6  # every question asked once: nothing sent again while it was being served
         assert slow.max_in_flight <= 2
+
+
+def test_teacher_settings_from_env_ignore_overrides_not_given(monkeypatch):
+    monkeypatch.setenv("KARD_TEACHER_MODEL", "env-model")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    config = TeacherConfig.from_env(model=None, base_url=None, temperature=None, samples=3)
+    assert (config.model, config.base_url, config.samples) == ("env-model", "http://127.0.0.1:9/v1", 3)
+    assert config.temperature == TeacherConfig().temperature  # None = not given, as in AppConfig.from_env
+    assert TeacherConfig.from_env(model="flag-model").model == "flag-model"

@@ -153,11 +153,9 @@ def teacher_config(args: argparse.Namespace) -> TeacherConfig:
         concurrency=args.concurrency,
         price_in_per_mtok=args.price_in,
         price_out_per_mtok=args.price_out,
+        model=args.model or None,
+        base_url=args.base_url or None,
     )
-    if args.model:
-        overrides["model"] = args.model
-    if args.base_url:
-        overrides["base_url"] = args.base_url
     return TeacherConfig.from_env(**overrides)
 
 
