@@ -8,7 +8,6 @@ writer, and a write that meets "database is locked" is retried a few times befor
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -23,7 +22,9 @@ from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 from kard.config import AnnotationStoreConfig
 from kard.errors import DataError, KardError
 from kard.prompts import same_answer
-from kard.records import CHOICE, OPEN, QUESTION_KINDS, YES_NO, YES_NO_OPTIONS, Hit, Question, Rationale
+from kard.records import (
+    CHOICE, OPEN, QUESTION_KINDS, YES_NO, YES_NO_OPTIONS, AskedItem, Hit, Question, item_id_for,  # noqa: F401 - item_id_for: the store key
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +69,10 @@ class PassageRecord:
 
     @staticmethod
     def from_hit(hit: Hit, used: bool = False, mark: str | None = None) -> "PassageRecord":
-        p = hit.passage
-        return PassageRecord(p.id, p.title, p.text, hit.bm25_rank, float(hit.bm25_score), hit.rerank_rank,
-                             None if hit.rerank_score is None else float(hit.rerank_score), used, mark)
+        return PassageRecord(**hit.to_dict(), used=used, mark=mark)
+
+    def to_hit(self) -> Hit:
+        return Hit.from_dict(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -123,8 +125,30 @@ class Correction:
 
     def to_question(self, answer: str | None = None) -> Question:
         """The question as it was asked; `answer` (default: the corrected one) becomes its gold answer."""
-        return Question(id=self.question_id, text=self.question, options=dict(self.options),
-                        answer=self.answer if answer is None else answer, dataset=self.dataset, kind=self.kind)
+        return Question.from_dict({"id": self.question_id, "text": self.question, "options": self.options,
+                                   "answer": self.answer if answer is None else answer, "dataset": self.dataset,
+                                   "kind": self.kind})
+
+    @staticmethod
+    def from_item(item: AskedItem, *, rationale: str, answer: str, marks: Sequence[str | None] = (),
+                  rating: int | None = None, tags: Sequence[str] = (), note: str = "", curator: str = "anonymous",
+                  original: str = "", original_source: str = "") -> "Correction":
+        """A curator's correction of an asked item; `marks[i]` is the relevance mark of the i-th used passage."""
+        mark_of = {h.passage.id: (marks[i] if i < len(marks) else None) for i, h in enumerate(item.used)}
+        known = {h.passage.id for h in item.candidates}
+        seen = list(item.candidates) + [h for h in item.used if h.passage.id not in known]
+        q, s, t = item.question, item.student, item.teacher
+        return Correction(
+            item_id=item.item_id, question_id=q.id, question=q.text, options=dict(q.options), rationale=rationale,
+            answer=answer, gold_answer=q.answer, dataset=q.dataset, kind=q.kind,
+            passages=tuple(PassageRecord.from_hit(h, used=h.passage.id in mark_of, mark=mark_of.get(h.passage.id) or None)
+                           for h in seen),
+            student_model=s.model, reranker_model=item.reranker, teacher_model=t.model if t else None,
+            prompt_version=item.prompt_version, decoding=dict(item.decoding), student_rationale=s.rationale,
+            student_answer=s.answer, teacher_rationale=t.rationale if t else None, teacher_answer=t.answer if t else None,
+            original_rationale=original or (t.rationale if t else s.rationale),
+            original_source=original_source or (t.label if t else f"student {s.model}"),
+            rating=rating, tags=tuple(tags), note=note, curator=curator)
 
 
 @dataclass(frozen=True)
@@ -141,23 +165,6 @@ class Revision:
     @property
     def item_id(self) -> str:
         return self.correction.item_id
-
-    def as_rationale(self) -> Rationale:
-        """The corrected rationale as a training record for `kard.distill`."""
-        c = self.correction
-        return Rationale(c.question_id, c.rationale, c.answer, f"curator:{c.curator}", self.revision)
-
-
-def item_id_for(question: Question) -> str:
-    """Stable id of an annotation item: the dataset's question id, or a hash of a typed question.
-
-    A typed question asked as another kind is another item (a multiple-choice hash is unchanged).
-    """
-    if question.id and not question.id.startswith("custom"):
-        return f"{question.dataset}:{question.id}"
-    asked = [question.text, dict(question.options)] + ([question.kind] if question.kind != CHOICE else [])
-    digest = hashlib.sha1(json.dumps(asked).encode()).hexdigest()[:12]
-    return f"custom:{digest}"
 
 
 def _now() -> str:

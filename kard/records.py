@@ -6,8 +6,10 @@ cached or replaced on its own. They hold plain data only: no models, no file han
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Mapping
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Mapping
 
 YES_NO_OPTIONS: Mapping[str, str] = {"A": "yes", "B": "no"}
 
@@ -53,6 +55,17 @@ class Hit:
     def with_rerank(self, score: float, rank: int) -> "Hit":
         return replace(self, rerank_score=score, rerank_rank=rank)
 
+    def to_dict(self) -> dict[str, Any]:
+        p = self.passage
+        return {"id": p.id, "title": p.title, "text": p.text, "bm25_rank": self.bm25_rank,
+                "bm25_score": float(self.bm25_score), "rerank_rank": self.rerank_rank,
+                "rerank_score": None if self.rerank_score is None else float(self.rerank_score)}
+
+    @staticmethod
+    def from_dict(d: Mapping[str, Any]) -> "Hit":
+        return Hit(Passage(str(d["id"]), d.get("title") or "", d["text"]), float(d["bm25_score"]), int(d["bm25_rank"]),
+                   d.get("rerank_score"), d.get("rerank_rank"))
+
 
 @dataclass(frozen=True)
 class Question:
@@ -91,6 +104,31 @@ class Question:
         if self.answer is None or self.is_open:
             return self.answer
         return self.options.get(self.answer)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The question as an asked item carries it (facts and meta stay with the dataset)."""
+        return {"id": self.id, "text": self.text, "options": dict(self.options), "answer": self.answer,
+                "dataset": self.dataset, "rationale": self.rationale, "rationale_source": self.rationale_source,
+                "kind": self.kind}
+
+    @staticmethod
+    def from_dict(d: Mapping[str, Any]) -> "Question":
+        """Read `to_dict`'s form back; an item from before kinds existed is multiple choice."""
+        return Question(str(d["id"]), str(d["text"]), dict(d.get("options") or {}), d.get("answer"),
+                        d.get("dataset") or "custom", d.get("rationale"), d.get("rationale_source"),
+                        kind=d.get("kind") or CHOICE)
+
+
+def item_id_for(question: Question) -> str:
+    """Stable id of an asked item (and of its annotations): the dataset's question id, or a hash of a typed one.
+
+    A typed question asked as another kind is another item (a multiple-choice hash is unchanged).
+    """
+    if question.id and not question.id.startswith("custom"):
+        return f"{question.dataset}:{question.id}"
+    asked = [question.text, dict(question.options)] + ([question.kind] if question.kind != CHOICE else [])
+    digest = hashlib.sha1(json.dumps(asked).encode()).hexdigest()[:12]
+    return f"custom:{digest}"
 
 
 @dataclass(frozen=True)
@@ -157,3 +195,93 @@ class Prediction:
 
             return same_answer(self.answer, self.question.answer, OPEN)
         return self.answer == self.question.answer
+
+
+@dataclass(frozen=True)
+class StudentAnswer:
+    """What the student wrote for an asked item, and how long it took."""
+
+    model: str
+    rationale: str
+    raw_output: str
+    answer: str | None
+    tokens_out: int = 0
+    timings: Timings = Timings()
+    truncation: str | None = None
+
+
+@dataclass(frozen=True)
+class TeacherAnswer:
+    """The teacher's rationale beside the student's: a live teacher's reply or a recorded one."""
+
+    source: str  # "live" or "recorded"
+    model: str
+    label: str
+    rationale: str
+    answer: str | None
+    seconds: float | None = None
+    first_token_s: float | None = None
+
+
+@dataclass(frozen=True)
+class AskedItem:
+    """One asked question with what the app showed for it: the one record the app, the store, the
+    export and retraining share. `to_dict` is its only encoding (it travels through the browser,
+    sealed, and is kept as a tab's draft); `from_dict` reads it back.
+    """
+
+    item_id: str
+    question: Question
+    candidates: tuple[Hit, ...]
+    used: tuple[Hit, ...]
+    student: StudentAnswer
+    reranker: str | None = None
+    prompt_version: str = ""
+    decoding: Mapping[str, object] = field(default_factory=dict)
+    teacher: TeacherAnswer | None = None
+    kind_reason: str = ""
+
+    @property
+    def used_ids(self) -> list[str]:
+        return [h.passage.id for h in self.used]
+
+    @staticmethod
+    def from_prediction(p: Prediction, *, prompt_version: str, kind_reason: str = "",
+                        max_candidates: int = 20) -> "AskedItem":
+        student = StudentAnswer(p.student_name, p.rationale, p.raw_output, p.answer, p.tokens_out, p.timings,
+                                p.truncation)
+        return AskedItem(item_id_for(p.question), p.question, tuple(p.candidates[:max_candidates]), tuple(p.passages),
+                         student, p.reranker_name, prompt_version, dict(p.decoding), None, kind_reason)
+
+    def with_teacher(self, teacher: TeacherAnswer | None) -> "AskedItem":
+        return replace(self, teacher=teacher)
+
+    def to_dict(self) -> dict[str, Any]:
+        s, t = self.student, self.teacher
+        return {
+            "item_id": self.item_id, "question": self.question.to_dict(),
+            "candidates": [h.to_dict() for h in self.candidates], "used_ids": self.used_ids,
+            "used": [h.to_dict() for h in self.used],
+            "student": {"model": s.model, "rationale": s.rationale, "raw_output": s.raw_output, "answer": s.answer,
+                        "tokens_out": s.tokens_out, "timings": asdict(s.timings), "truncation": s.truncation},
+            "reranker": self.reranker, "prompt_version": self.prompt_version, "decoding": dict(self.decoding),
+            "teacher": None if t is None else {
+                "kind": t.source, "model": t.model, "label": t.label, "rationale": t.rationale, "answer": t.answer,
+                "seconds": t.seconds, "first_token_s": t.first_token_s},
+            "kind_reason": self.kind_reason,
+        }
+
+    @staticmethod
+    def from_dict(d: Mapping[str, Any]) -> "AskedItem":
+        """Read `to_dict`'s form back; raises KeyError, TypeError or ValueError when it is not one."""
+        s, t = d["student"], d.get("teacher")
+        student = StudentAnswer(str(s["model"]), s.get("rationale") or "", s.get("raw_output") or "", s.get("answer"),
+                                int(s.get("tokens_out") or 0), Timings(**(s.get("timings") or {})), s.get("truncation"))
+        teacher = None if not t else TeacherAnswer(
+            t.get("kind") or "recorded", str(t.get("model") or ""), str(t.get("label") or ""), t.get("rationale") or "",
+            t.get("answer"), t.get("seconds"), t.get("first_token_s"))
+        return AskedItem(str(d["item_id"]), Question.from_dict(d["question"]),
+                         tuple(Hit.from_dict(h) for h in d.get("candidates") or ()),
+                         tuple(Hit.from_dict(h) for h in d.get("used") or ()), student, d.get("reranker"),
+                         d.get("prompt_version") or "", dict(d.get("decoding") or {}), teacher,
+                         d.get("kind_reason") or "")

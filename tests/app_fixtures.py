@@ -75,15 +75,16 @@ def launched(pipeline_factory, folder: Path, questions=QUESTIONS, mode: str = "c
              queue_size: int = 16) -> Iterator[tuple[str, object]]:
     """(url, studio) of a running app on 127.0.0.1; closed afterwards."""
     import app as app_module
+    from kard.ui.blocks import build_app
     from kard.annotations import AnnotationStore
-    from kard.ui.handlers import Studio
+    from kard.ui.studio import Studio
     from kard.config import AppConfig
 
     config = AppConfig(mode=mode, curator_user=USER, curator_password=PASSWORD, port=free_port(),
                        annotations_db=folder / "annotations.db", queue_size=queue_size)
     studio = Studio(pipeline_factory, AnnotationStore(config.annotations_db, read_only=mode == "demo"), questions,
                     mode=mode)
-    demo = app_module.build_app(studio, config)
+    demo = build_app(studio, config)
     app_module.queued(demo, config).launch(prevent_thread_lock=True, quiet=True, **app_module.launch_options(config))
     try:
         yield f"http://127.0.0.1:{config.port}/", studio

@@ -197,7 +197,8 @@ def test_each_tab_keeps_its_own_draft(page_and_studio):
         tab.click("#kard-ask")
         tab.wait_for_selector("#kard-student .kard-badge", timeout=240_000)
         _type(tab, "#kard-editor textarea", draft)
-        tab.wait_for_timeout(1500)  # the draft is written to localStorage after each edit
+        kept = f"(localStorage.getItem('kard-draft:' + sessionStorage.getItem('kard-tab')) || '').includes('{draft}')"
+        tab.wait_for_function(kept, timeout=60_000)  # the draft is written to localStorage after each edit
     for tab, question, draft in ((page, "Which gas do plants absorb?", "Tab A"), (other, FREE_QUESTION, "Tab B")):
         tab.reload()
         tab.wait_for_selector("#kard-mode >> text=signed in as alice")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 
 from kard.annotations import AnnotationStore
-from kard.ui.handlers import (
-    HOW_TO_TEACHER, InputError, Studio, answer_choices, item_from_prediction, question_from_dict, student_card,
-)
 from kard.errors import KardError
-from kard.records import Hit, Passage, Prediction, Question, Rationale, Timings
+from kard.records import AskedItem, Hit, Passage, Prediction, Question, TeacherAnswer, Timings
+from kard.ui import asking, curating
+from kard.ui.cards import HOW_TO_TEACHER, answer_choices, student_card
+from kard.ui.curating import Edit
+from kard.ui.studio import InputError, Studio
 
 XSS = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
 QUESTIONS = [
@@ -45,14 +46,21 @@ class ScriptedPipeline:
 
 
 class ScriptedTeacher:
+    """Stands in for kard.teacher.client.Teacher: its reply streamed in two chunks."""
+
     def __init__(self, fail: bool = False):
         self.fail = fail
         self.config = type("C", (), {"model": "teacher-model"})()
 
-    def answer(self, question: Question) -> Rationale:
+    def reply(self, question: Question) -> str:
+        return "Vitamin C prevents scurvy, so A.\nAnswer: A"
+
+    def stream_answer(self, question: Question):
         if self.fail:
             raise ConnectionError("connection refused")
-        return Rationale(question.id, "Vitamin C prevents scurvy, so A.", "A", "teacher-model")
+        text = self.reply(question)
+        yield text[:10]
+        yield text[10:]
 
 
 @pytest.fixture
@@ -65,22 +73,37 @@ def studio(store, mode="curator", **kw) -> Studio:
     return Studio(lambda: pipeline, store, QUESTIONS, mode=mode, **kw)
 
 
+def ask_once(s: Studio, *args, **kwargs) -> asking.AskUpdate:
+    """The final update of an ask."""
+    return list(asking.ask(s, *args, **kwargs))[-1]
+
+
+def compare(s: Studio, item: dict) -> asking.Comparison:
+    return list(asking.compare_steps(s, item))[-1]
+
+
+def save(s: Studio, item, rationale, answer, rating, tags, marks, note, confirmed, curator, original="",
+         original_source="") -> curating.SaveResult:
+    return curating.save(s, item, Edit(rationale, answer, rating, tags, marks, note, original, original_source),
+                         curator, confirmed)
+
+
 def asked(s: Studio, qid: str = "q1") -> dict:
-    text, options = s.pick(qid)
-    return s.ask_once(text, options, qid).item
+    text, options = asking.pick(s, qid)
+    return ask_once(s, text, options, qid).item
 
 
 def test_pick_fills_text_and_options(store):
     s = studio(store)
-    assert s.pick("q1") == ("Which vitamin deficiency causes scurvy?", "A. Vitamin C\nB. Vitamin D")
-    assert [v for _, v in s.question_choices()] == ["q1", "q2"]
+    assert asking.pick(s, "q1") == ("Which vitamin deficiency causes scurvy?", "A. Vitamin C\nB. Vitamin D")
+    assert [v for _, v in asking.question_choices(s)] == ["q1", "q2"]
     with pytest.raises(InputError, match="unknown question"):
-        s.pick("nope")
+        asking.pick(s, "nope")
 
 
 def test_ask_streams_then_returns_a_full_item(store):
     s = studio(store)
-    updates = list(s.ask(*s.pick("q1"), "q1"))
+    updates = list(asking.ask(s, *asking.pick(s, "q1"), "q1"))
     assert updates[0].item is None and "Loading" in updates[0].status_html
     streaming = [u for u in updates if "kard-cursor" in u.student_html]
     assert len(streaming) >= 3  # the rationale grows word by word
@@ -95,9 +118,9 @@ def test_ask_streams_then_returns_a_full_item(store):
 
 def test_typed_question_has_no_gold(store):
     s = studio(store)
-    item = s.ask_once("Which vitamin deficiency causes scurvy?", "A) Vitamin C B) Vitamin D", None).item
+    item = ask_once(s, "Which vitamin deficiency causes scurvy?", "A) Vitamin C B) Vitamin D", None).item
     assert item["question"]["answer"] is None and item["item_id"].startswith("custom:")
-    edited = s.ask_once("Which vitamin deficiency causes SCURVY?", "A) Vitamin C B) Vitamin D", "q1").item
+    edited = ask_once(s, "Which vitamin deficiency causes SCURVY?", "A) Vitamin C B) Vitamin D", "q1").item
     assert edited["question"]["id"] == "custom"  # an edited demo question is a new question
 
 
@@ -108,12 +131,12 @@ def test_typed_question_has_no_gold(store):
 ])
 def test_bad_questions_give_messages(store, text, options, message):
     with pytest.raises(InputError, match=message):
-        list(studio(store).ask(text, options))
+        list(asking.ask(studio(store), text, options))
 
 
 def test_compare_uses_recorded_rationale_without_teacher(store):
     s = studio(store)
-    c = s.compare(asked(s))
+    c = compare(s, asked(s))
     assert "recorded · written by the KARD Studio authors" in c.teacher_html
     assert c.editor_text.startswith("Scurvy is caused") and c.editor_answer == "A"
     assert "kard-diff" in c.diff_html and c.item["teacher"]["kind"] == "recorded"
@@ -121,28 +144,28 @@ def test_compare_uses_recorded_rationale_without_teacher(store):
 
 def test_compare_without_any_teacher_says_how_to_configure(store):
     s = studio(store)
-    c = s.compare(asked(s, "q2"))
+    c = compare(s, asked(s, "q2"))
     assert "OPENAI_BASE_URL" in c.teacher_html and c.item["teacher"] is None
     assert c.editor_text == "Rickets is vitamin D." and c.editor_source.startswith("student")
 
 
 def test_compare_with_live_teacher(store):
     s = studio(store, teacher_factory=lambda: ScriptedTeacher())
-    c = s.compare(asked(s, "q2"))
+    c = compare(s, asked(s, "q2"))
     assert "live teacher · teacher-model" in c.teacher_html and c.editor_text == "Vitamin C prevents scurvy, so A."
 
 
 def test_unreachable_teacher_warns_and_falls_back(store):
     s = studio(store, teacher_factory=lambda: ScriptedTeacher(fail=True))
-    c = s.compare(asked(s))
+    c = compare(s, asked(s))
     assert c.warning and "ConnectionError" in c.warning
     assert c.item["teacher"]["kind"] == "recorded"
 
 
 def test_save_stores_everything_as_a_revision(store):
     s = studio(store)
-    item = s.compare(asked(s)).item
-    result = s.save(item, "Scurvy means too little vitamin C.\nAnswer: A", "A", 4, ["wrong knowledge"],
+    item = compare(s, asked(s)).item
+    result = save(s, item, "Scurvy means too little vitamin C.\nAnswer: A", "A", 4, ["wrong knowledge"],
                     ["relevant", "irrelevant"], "student read rickets", False, "alice",
                     original="Scurvy is caused by a lack of vitamin C.", original_source="recorded")
     assert result.saved and result.revision == 1
@@ -153,15 +176,15 @@ def test_save_stores_everything_as_a_revision(store):
     assert [(p.id, p.used) for p in c.passages] == [("p1", True), ("p2", True), ("p3", False)]
     assert c.student_model == "scripted-student" and c.decoding["max_new_tokens"] == 128
     assert c.teacher_rationale.startswith("Scurvy is caused") and c.original_source == "recorded"
-    assert s.browse()[0][:6] == ["demo:q1", 1, "Which vitamin deficiency causes scurvy?", "B", "A", "A"]
+    assert curating.browse(s)[0][:6] == ["demo:q1", 1, "Which vitamin deficiency causes scurvy?", "B", "A", "A"]
 
 
 def test_save_asks_to_confirm_when_rationale_disagrees(store):
     s = studio(store)
     item = asked(s)
-    first = s.save(item, "Vitamin D matters. Answer: B", "A", 3, [], [], "", False, "alice")
+    first = save(s, item, "Vitamin D matters. Answer: B", "A", 3, [], [], "", False, "alice")
     assert not first.saved and first.needs_confirmation and store.count() == 0
-    second = s.save(item, "Vitamin D matters. Answer: B", "A", 3, [], [], "", True, "alice")
+    second = save(s, item, "Vitamin D matters. Answer: B", "A", 3, [], [], "", True, "alice")
     assert second.saved and store.count() == 1
 
 
@@ -177,7 +200,7 @@ def test_bad_saves_give_messages(store, kwargs, message):
             "note": "", "confirmed": False, "curator": "alice"}
     args.update(kwargs)
     with pytest.raises(InputError, match=message):
-        s.save(**args)
+        save(s, **args)
 
 
 @pytest.mark.parametrize("rationale, note, message", [
@@ -187,54 +210,54 @@ def test_bad_saves_give_messages(store, kwargs, message):
 def test_oversized_rationale_or_note_is_refused_and_nothing_stored(store, rationale, note, message):
     s = studio(store)
     with pytest.raises(InputError, match=f"Not saved: the {message}. Fix: shorten the"):
-        s.save(asked(s), rationale, "A", 3, [], [], note, True, "alice")
+        save(s, asked(s), rationale, "A", 3, [], [], note, True, "alice")
     assert store.count() == 0
-    assert s.save(asked(s), "x" * 8_000, "A", 3, [], [], "n" * 2_000, True, "alice").saved  # at the limits
+    assert save(s, asked(s), "x" * 8_000, "A", 3, [], [], "n" * 2_000, True, "alice").saved  # at the limits
 
 
 def test_demo_mode_is_read_only(store):
     s = studio(store, mode="demo")
     with pytest.raises(InputError, match="read-only demo"):
-        s.save(asked(s), "text", "A", 3, [], [], "", False, "alice")
+        save(s, asked(s), "text", "A", 3, [], [], "", False, "alice")
 
 
 def test_curator_allow_list(store):
     s = studio(store, curators=["alice"])
     with pytest.raises(InputError, match="not a curator"):
-        s.save(asked(s), "text", "A", 3, [], [], "", False, "mallory")
+        save(s, asked(s), "text", "A", 3, [], [], "", False, "mallory")
 
 
 def test_browse_history_and_revert(store):
     s = studio(store)
     item = asked(s)
-    s.save(item, "first", "A", 5, [], [], "", False, "alice")
-    s.save(item, "second", "B", 2, ["hallucination"], [], "", False, "bob")
-    s.save(s.ask_once(*s.pick("q2"), "q2").item, "plants take CO2", "B", 5, [], [], "", False, "alice")
-    assert [r[0] for r in s.browse(disagreements_first=True)] == ["demo:q1", "demo:q2"]
-    assert [r[0] for r in s.browse(tag="hallucination")] == ["demo:q1"]
-    assert [r[0] for r in s.browse(curator="alice")] == ["demo:q2"]
-    html, revisions = s.history("demo:q1")
+    save(s, item, "first", "A", 5, [], [], "", False, "alice")
+    save(s, item, "second", "B", 2, ["hallucination"], [], "", False, "bob")
+    save(s, ask_once(s, *asking.pick(s, "q2"), "q2").item, "plants take CO2", "B", 5, [], [], "", False, "alice")
+    assert [r[0] for r in curating.browse(s, disagreements_first=True)] == ["demo:q1", "demo:q2"]
+    assert [r[0] for r in curating.browse(s, tag="hallucination")] == ["demo:q1"]
+    assert [r[0] for r in curating.browse(s, curator="alice")] == ["demo:q2"]
+    html, revisions = curating.history(s, "demo:q1")
     assert revisions == [1, 2] and "<del>first</del><ins>second</ins>" in html
-    assert "revision 3" in s.revert("demo:q1", 1, "carol")
+    assert "revision 3" in curating.revert(s, "demo:q1", 1, "carol")
     assert store.get("demo:q1").correction.rationale == "first"
     with pytest.raises(InputError, match="Pick an item"):
-        s.revert(None, 1, "carol")
+        curating.revert(s, None, 1, "carol")
 
 
 def test_next_question_skips_annotated_ones(store):
     s = studio(store)
-    assert s.next_question(None) == "q1"
-    s.save(asked(s, "q2"), "text", "B", 3, [], [], "", False, "alice")
-    assert s.next_question("q1") == "q2"  # nothing else open: simply the next one
-    assert s.next_question("q2") == "q1"
+    assert asking.next_question(s, None) == "q1"
+    save(s, asked(s, "q2"), "text", "B", 3, [], [], "", False, "alice")
+    assert asking.next_question(s, "q1") == "q2"  # nothing else open: simply the next one
+    assert asking.next_question(s, "q2") == "q1"
 
 
 def test_draft_keeps_everything_needed_to_restore(store):
     s = studio(store)
     item = asked(s)
-    draft = Studio.draft(item, "edited", "A", 4, ["other"], "n", ["relevant", None], "orig", "teacher")
+    draft = curating.draft(item, Edit("edited", "A", 4, ["other"], ["relevant", None], "n", "orig", "teacher"))
     assert draft["item"] == item and draft["marks"] == ["relevant", None] and draft["rationale"] == "edited"
-    assert Studio.draft(None, "", None, None, [], "", [], "", "") is None
+    assert curating.draft(None, Edit("", None)) is None
 
 
 def test_pipeline_load_error_is_shown(store):
@@ -243,7 +266,7 @@ def test_pipeline_load_error_is_shown(store):
 
     s = Studio(broken, store, QUESTIONS, mode="curator")
     with pytest.raises(KardError, match="pip install x"):
-        list(s.ask(*s.pick("q1"), "q1"))
+        list(asking.ask(s, *asking.pick(s, "q1"), "q1"))
 
 
 def test_item_from_prediction_is_json_able():
@@ -252,8 +275,12 @@ def test_item_from_prediction_is_json_able():
     q = QUESTIONS[0]
     hit = Hit(Passage("p", "t", "x"), 1.0, 1).with_rerank(0.5, 1)
     p = Prediction(q, (hit,), (hit,), "prompt", "raw", "r", "A", reranker_name="rr")
-    item = item_from_prediction(p)
+    item = AskedItem.from_prediction(p, prompt_version="kard-v1").to_dict()
     assert json.loads(json.dumps(item)) == item and item["candidates"][0]["rerank_rank"] == 1
+    assert AskedItem.from_dict(item).to_dict() == item  # one encoding, read back unchanged
+    taught = AskedItem.from_dict(item).with_teacher(TeacherAnswer("live", "m", "live teacher · m", "why", "A", 1.5, 0.2))
+    assert AskedItem.from_dict(json.loads(json.dumps(taught.to_dict()))) == taught
+    assert taught.to_dict()["teacher"]["kind"] == "live"  # the key drafts kept in browsers already use
     assert HOW_TO_TEACHER.startswith("No teacher configured")
 
 
@@ -378,13 +405,13 @@ def test_live_teacher_streams_into_the_column_and_never_shows_the_key(store, tmp
     with FakeOpenAI(api_key=key) as server:
         server.responder = answer_with("Vitamin C builds collagen, so scurvy means too little of it.\nAnswer: A")
         s = studio(store, teacher_factory=real_teacher_factory(server.url, key))
-        steps = list(s.compare_steps(asked(s, "q2")))
+        steps = list(asking.compare_steps(s, asked(s, "q2")))
     partial = [c for c in steps if c.partial]
     final = steps[-1]
     assert len(partial) >= 2 and "kard-cursor" in partial[0].teacher_html
     assert "live teacher · fake-teacher" in final.teacher_html and "first token" in final.teacher_html
     assert final.item["teacher"]["answer"] == "A" and final.editor_text.startswith("Vitamin C builds collagen")
-    s.save(final.item, final.editor_text, "A", 5, [], [], "", False, "alice")
+    save(s, final.item, final.editor_text, "A", 5, [], [], "", False, "alice")
     pages = "".join(c.teacher_html + c.diff_html for c in steps)
     stored = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
     assert key not in pages and key.encode() not in stored
@@ -397,7 +424,7 @@ def test_unreachable_live_teacher_gives_a_message(store):
         probe.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
     s = studio(store, teacher_factory=real_teacher_factory(url, "sk-x"))
-    c = s.compare(asked(s, "q2"))
+    c = compare(s, asked(s, "q2"))
     assert c.warning and "could not answer" in c.warning and url in c.warning
     assert c.item["teacher"] is None and "could not answer" in c.teacher_html
 
@@ -422,12 +449,8 @@ class FreePipeline(ScriptedPipeline):
 
 
 class OpenTeacher(ScriptedTeacher):
-    def answer(self, question: Question) -> Rationale:
-        text = "Vitamin C deficiency causes scurvy.\nAnswer: Vitamin C." if question.is_open else "Yes.\nAnswer: A"
-        from kard.prompts import parse_question_answer
-
-        rationale, answer = parse_question_answer(text, question)
-        return Rationale(question.id, rationale, answer, "teacher-model")
+    def reply(self, question: Question) -> str:
+        return "Vitamin C deficiency causes scurvy.\nAnswer: Vitamin C." if question.is_open else "Yes.\nAnswer: A"
 
 
 FREE_YES_NO = "Would a person with scurvy benefit from eating oranges?"
@@ -435,78 +458,78 @@ FREE_YES_NO = "Would a person with scurvy benefit from eating oranges?"
 
 def test_a_free_yes_no_question_is_answered_yes_or_no(store):
     s = studio(store, pipeline=FreePipeline())
-    final = s.ask_once(FREE_YES_NO, "", None)
+    final = ask_once(s, FREE_YES_NO, "", None)
     q = final.item["question"]
     assert (q["kind"], q["options"], final.item["student"]["answer"]) == ("yesno", {"A": "yes", "B": "no"}, "A")
     assert "Asked as: <b>yes/no question</b> (no options, and it starts with &#x27;Would&#x27;)" in final.student_html
     assert ">yes &middot; no gold<" in final.student_html and "A. yes" not in final.student_html
     assert "Asked as: yes/no question." in final.status_html
-    assert s.resolve_question(FREE_YES_NO, "", None).kind == "yesno"
+    assert asking.resolve(s, FREE_YES_NO, "", None)[0].kind == "yesno"
 
 
 def test_the_person_can_switch_a_question_to_open_and_back(store):
     s = studio(store, pipeline=FreePipeline())
-    yes_no = s.ask_once(FREE_YES_NO, "", None).item
-    free = s.ask_once(FREE_YES_NO, "", None, kind="open").item
+    yes_no = ask_once(s, FREE_YES_NO, "", None).item
+    free = ask_once(s, FREE_YES_NO, "", None, kind="open").item
     assert free["question"]["kind"] == "open" and free["question"]["options"] == {}
     assert free["student"]["answer"] == "vitamin C" and free["item_id"] != yes_no["item_id"]
     assert free["kind_reason"] == "chosen by you"
-    assert "Asked as: <b>open question</b>" in student_card(free) and ">vitamin C &middot; no gold<" in student_card(free)
-    picked = s.ask_once(*s.pick("q1"), "q1", kind="open").item  # a demo question asked another way: typed
+    assert "Asked as: <b>open question</b>" in student_card(AskedItem.from_dict(free)) and ">vitamin C &middot; no gold<" in student_card(AskedItem.from_dict(free))
+    picked = ask_once(s, *asking.pick(s, "q1"), "q1", kind="open").item  # a demo question asked another way: typed
     assert picked["question"]["id"] == "custom" and picked["question"]["answer"] is None
-    assert s.ask_once(*s.pick("q1"), "q1", kind="auto").item["question"]["id"] == "q1"
+    assert ask_once(s, *asking.pick(s, "q1"), "q1", kind="auto").item["question"]["id"] == "q1"
     with pytest.raises(InputError, match="Cannot ask it that way.*needs its options"):
-        s.ask_once(FREE_YES_NO, "", None, kind="choice")
+        ask_once(s, FREE_YES_NO, "", None, kind="choice")
     with pytest.raises(InputError, match="unknown question kind"):
-        s.ask_once(FREE_YES_NO, "", None, kind="maybe")
+        ask_once(s, FREE_YES_NO, "", None, kind="maybe")
 
 
 def test_teacher_column_editor_and_save_of_a_yes_no_question(store):
     s = studio(store, pipeline=FreePipeline(), teacher_factory=lambda: OpenTeacher())
-    c = s.compare(s.ask_once(FREE_YES_NO, "", None).item)
+    c = compare(s, ask_once(s, FREE_YES_NO, "", None).item)
     assert c.editor_answer == "A" and ">yes &middot; no gold<" in c.teacher_html and "kard-diff" in c.diff_html
-    assert answer_choices(c.item["question"]) == [("yes", "A"), ("no", "B")]
-    refused = s.save(c.item, "Oranges cannot cure it. So the answer is no.", "A", 3, [], [], "", False, "alice")
+    assert answer_choices(Question.from_dict(c.item["question"])) == [("yes", "A"), ("no", "B")]
+    refused = save(s, c.item, "Oranges cannot cure it. So the answer is no.", "A", 3, [], [], "", False, "alice")
     assert refused.needs_confirmation and "concludes no but you chose yes" in refused.message
     with pytest.raises(InputError, match=r"Choose the correct answer \(yes or no\)"):
-        s.save(c.item, "text", "yes", 3, [], [], "", False, "alice")
-    assert s.save(c.item, "Oranges hold vitamin C. So the answer is yes.", "A", 4, [], [], "", False, "alice").saved
+        save(s, c.item, "text", "yes", 3, [], [], "", False, "alice")
+    assert save(s, c.item, "Oranges hold vitamin C. So the answer is yes.", "A", 4, [], [], "", False, "alice").saved
     saved = store.get(c.item["item_id"]).correction
     assert (saved.kind, saved.answer, saved.options) == ("yesno", "A", {"A": "yes", "B": "no"})
-    assert s.browse()[0][3:6] == ["yes", "yes", "-"]
+    assert curating.browse(s)[0][3:6] == ["yes", "yes", "-"]
 
 
 def test_teacher_column_editor_and_save_of_an_open_question(store):
     s = studio(store, pipeline=FreePipeline(), teacher_factory=lambda: OpenTeacher())
-    c = s.compare(s.ask_once("Which vitamin deficiency causes scurvy?", "", None).item)
+    c = compare(s, ask_once(s, "Which vitamin deficiency causes scurvy?", "", None).item)
     assert c.item["question"]["kind"] == "open" and c.editor_answer == "Vitamin C"
-    assert ">Vitamin C &middot; no gold<" in c.teacher_html and answer_choices(c.item["question"]) == []
-    assert Studio.chosen_answer(c.item, None, "vitamin C") == "vitamin C"
-    assert Studio.chosen_answer(asked(s), "A", "ignored") == "A"
-    refused = s.save(c.item, "Bones soften.\nAnswer: vitamin D", "vitamin C", 3, [], [], "", False, "alice")
+    assert ">Vitamin C &middot; no gold<" in c.teacher_html and answer_choices(Question.from_dict(c.item["question"])) == []
+    assert curating.chosen_answer(c.item, None, "vitamin C") == "vitamin C"
+    assert curating.chosen_answer(asked(s), "A", "ignored") == "A"
+    refused = save(s, c.item, "Bones soften.\nAnswer: vitamin D", "vitamin C", 3, [], [], "", False, "alice")
     assert refused.needs_confirmation and 'concludes "vitamin D" but you chose "vitamin C"' in refused.message
     with pytest.raises(InputError, match="Write the correct short answer"):
-        s.save(c.item, "text", "  ", 3, [], [], "", False, "alice")
+        save(s, c.item, "text", "  ", 3, [], [], "", False, "alice")
     with pytest.raises(InputError, match="Not saved: the answer has 301 characters"):
-        s.save(c.item, "text", "x" * 301, 3, [], [], "", False, "alice")
-    result = s.save(c.item, "Scurvy is a lack of vitamin C.\nAnswer: Vitamin C.", " vitamin C ", 4, [], [], "", False,
+        save(s, c.item, "text", "x" * 301, 3, [], [], "", False, "alice")
+    result = save(s, c.item, "Scurvy is a lack of vitamin C.\nAnswer: Vitamin C.", " vitamin C ", 4, [], [], "", False,
                     "alice")
     assert result.saved  # "Vitamin C." concludes the same answer as "vitamin C"
     saved = store.get(c.item["item_id"]).correction
     assert (saved.kind, saved.answer, saved.options, saved.student_answer) == ("open", "vitamin C", {}, "vitamin C")
-    assert s.browse()[0][3:6] == ["vitamin C", "vitamin C", "-"]
-    assert "answer vitamin C" in s.history(c.item["item_id"])[0]
+    assert curating.browse(s)[0][3:6] == ["vitamin C", "vitamin C", "-"]
+    assert "answer vitamin C" in curating.history(s, c.item["item_id"])[0]
 
 
 def test_items_from_before_kinds_still_load():
     old = {"id": "q", "text": "Which?", "options": {"A": "x", "B": "y"}, "answer": "A"}
-    assert question_from_dict(old).kind == "choice" and answer_choices(old) == [("A", "A"), ("B", "B")]
+    assert Question.from_dict(old).kind == "choice" and answer_choices(Question.from_dict(old)) == [("A", "A"), ("B", "B")]
 
 
 def test_a_draft_is_read_back_or_ignored_when_unreadable():
     import json
 
-    draft = Studio.draft({"question": {"text": "Q"}, "student": {}}, "R", "A", 4, ["t"], "n", [None], "o", "s")
-    assert Studio.read_draft(json.dumps(draft)) == draft
-    assert Studio.read_draft("") is None and Studio.read_draft("{not json") is None
-    assert Studio.read_draft(json.dumps({"rationale": "no item"})) is None
+    draft = curating.draft({"question": {"text": "Q"}, "student": {}}, Edit("R", "A", 4, ["t"], [None], "n", "o", "s"))
+    assert curating.read_draft(json.dumps(draft)) == draft
+    assert curating.read_draft("") is None and curating.read_draft("{not json") is None
+    assert curating.read_draft(json.dumps({"rationale": "no item"})) is None

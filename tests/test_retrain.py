@@ -11,7 +11,7 @@ import pytest
 
 from kard.loop import jobs, retrain, round_folder
 from kard.annotations import AnnotationStore, Correction, PassageRecord
-from kard.ui.handlers import InputError, Studio
+from kard.ui.studio import InputError, Studio
 from kard.ui.loop_tab import LoopPanel
 from kard.config import AnnotationStoreConfig
 from kard.distill import StudentExample, write_examples

@@ -162,7 +162,7 @@ def _question(revision: Revision) -> Question:
 
 
 def _passage(record: PassageRecord) -> Passage:
-    return Passage(record.id, record.title, record.text)
+    return record.to_hit().passage
 
 
 def knowledge_from_store(revision: Revision) -> tuple[list[Passage], list[str]]:

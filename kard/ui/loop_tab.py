@@ -10,16 +10,17 @@ pipeline's knowledge base and reranker, each side's own student, loaded once and
 
 import logging
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from kard.loop import jobs as loop_jobs, retrain, round_folder
-from kard.ui import views
+from kard.ui import asking, curating, views
 from kard.config import PROJECT_ROOT
 from kard.errors import KardError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from kard.ui.handlers import Studio
+    from kard.ui.studio import Studio
     from kard.config import AppConfig
     from kard.records import Prediction
 
@@ -69,7 +70,7 @@ class LoopPanel:
     def start(self, examples: str | None, weight: float | None, max_steps: float | None, with_reranker: bool,
               kb: str | None, curator: str | None) -> str:
         """Start a background retrain; refuses (with the reason) while another job holds the folder."""
-        self.studio.can_write(curator)
+        curating.can_write(self.studio, curator)
         spec = retrain.RetrainSpec(
             root=str(self.root), student=self.base_student, examples=(examples or self.examples or None),
             db=str(self.db), correction_weight=int(weight or 3), kb=(kb or self.kb or None),
@@ -81,7 +82,7 @@ class LoopPanel:
         return views.message(f"Started retrain job {job.job_id}. You can close this page: it keeps running.", "info")
 
     def cancel(self, curator: str | None) -> str:
-        self.studio.can_write(curator)
+        curating.can_write(self.studio, curator)
         status = loop_jobs.cancel(self.root)
         return views.message(f"Asked job {status.job_id} to stop.", "warn")
 
@@ -132,7 +133,7 @@ class LoopPanel:
     def compare(self, text: str, options_text: str, picked_id: str | None, left: str | None,
                 right: str | None) -> tuple[str, str, str]:
         """The same question answered by two rounds' students: (left card, right card, word diff)."""
-        question = self.studio.resolve_question(text, options_text, picked_id)
+        question = asking.resolve(self.studio, text, options_text, picked_id)[0]
         cards, rationales = [], []
         for name in (left or BASE, right or BASE):
             prediction = self.answer_with(name, question)
@@ -157,6 +158,31 @@ def _load_student(path: str) -> Any:
     return Student.load(path)
 
 
+@dataclass
+class LoopTab:
+    """The components of the "Retrain & rounds" tab."""
+
+    examples: Any
+    kb: Any
+    weight: Any
+    steps: Any
+    with_reranker: Any
+    start_btn: Any
+    cancel_btn: Any
+    refresh_btn: Any
+    action_msg: Any
+    progress: Any
+    timer: Any
+    left: Any
+    right: Any
+    question: Any
+    options: Any
+    compare_btn: Any
+    left_card: Any
+    right_card: Any
+    diff: Any
+
+
 def add_loop_tab(studio: "Studio", config: "AppConfig", curator_name: Callable[[Any, Any], str | None], *,
                  question: Any = None, options: Any = None, root: str | Path = DEFAULT_ROUNDS_DIR,
                  panel: LoopPanel | None = None) -> LoopPanel:
@@ -165,15 +191,14 @@ def add_loop_tab(studio: "Studio", config: "AppConfig", curator_name: Callable[[
     `curator_name(request, profile)` says who is signed in (app.py's rule). `question`/`options`: the
     Ask tab's textboxes, so the comparison answers the question already there; None adds its own.
     """
-    import gradio as gr
-    from gradio.context import Context
-
     panel = panel or LoopPanel(studio, root, base_student=config.student, db=config.annotations_db,
                                kb=str(config.knowledge) if config.knowledge else None)
+    wire_loop_tab(loop_layout(panel, question, options), panel, curator_name)
+    return panel
 
-    def warn(error: Exception) -> str:
-        gr.Warning(str(error))
-        return views.message(str(error), "error")
+
+def loop_layout(panel: LoopPanel, question: Any, options: Any) -> LoopTab:
+    import gradio as gr
 
     with gr.Tab("Retrain & rounds", elem_id="kard-loop-tab"):
         gr.Markdown("### Retrain the student on the saved corrections\nEach run fine-tunes the serving student on "
@@ -209,13 +234,22 @@ def add_loop_tab(studio: "Studio", config: "AppConfig", curator_name: Callable[[
             left_card = gr.HTML(elem_id="kard-loop-left-card")
             right_card = gr.HTML(elem_id="kard-loop-right-card")
         diff = gr.HTML(elem_id="kard-loop-diff")
+    return LoopTab(examples, kb, weight, steps, with_reranker, start_btn, cancel_btn, refresh_btn, action_msg,
+                   progress, timer, left, right, question, options, compare_btn, left_card, right_card, diff)
+
+
+def wire_loop_tab(t: LoopTab, panel: LoopPanel, curator_name: Callable[[Any, Any], str | None]) -> None:
+    import gradio as gr
+    from gradio.context import Context
+
+    def warn(error: Exception) -> str:
+        gr.Warning(str(error))
+        return views.message(str(error), "error")
 
     def refresh():
         choices = panel.round_choices()
         return (panel.status_html(), gr.Timer(active=panel.job_active()),
                 gr.update(choices=choices), gr.update(choices=choices))
-
-    refresh_outputs = [progress, timer, left, right]
 
     def start(ex, w, s, rr, kb_path, request: gr.Request, profile: gr.OAuthProfile | None):
         try:
@@ -236,17 +270,17 @@ def add_loop_tab(studio: "Studio", config: "AppConfig", curator_name: Callable[[
         except KardError as error:
             return warn(error), "", ""
 
-    start_btn.click(start, [examples, weight, steps, with_reranker, kb], [action_msg, progress, timer],
-                    api_visibility="private")
-    cancel_btn.click(stop, None, [action_msg], api_visibility="private").then(
-        refresh, None, refresh_outputs, api_visibility="private")
-    refresh_btn.click(refresh, None, refresh_outputs, api_visibility="private")
-    timer.tick(refresh, None, refresh_outputs, api_visibility="private", show_progress="hidden")
-    compare_btn.click(compare, [question, options, left, right], [left_card, right_card, diff],
-                      api_name="compare_rounds")
+    private = {"api_visibility": "private"}
+    refresh_outputs = [t.progress, t.timer, t.left, t.right]
+    t.start_btn.click(start, [t.examples, t.weight, t.steps, t.with_reranker, t.kb], [t.action_msg, t.progress, t.timer],
+                      **private)
+    t.cancel_btn.click(stop, None, [t.action_msg], **private).then(refresh, None, refresh_outputs, **private)
+    t.refresh_btn.click(refresh, None, refresh_outputs, **private)
+    t.timer.tick(refresh, None, refresh_outputs, show_progress="hidden", **private)
+    t.compare_btn.click(compare, [t.question, t.options, t.left, t.right], [t.left_card, t.right_card, t.diff],
+                        api_name="compare_rounds")
     if Context.root_block is not None:  # a reopened page picks up a running job's progress
-        Context.root_block.load(refresh, None, refresh_outputs, api_visibility="private")
-    return panel
+        Context.root_block.load(refresh, None, refresh_outputs, **private)
 
 
 __all__ = ["LoopPanel", "add_loop_tab", "DEFAULT_ROUNDS_DIR"]

@@ -1,0 +1,222 @@
+"""Asking: pick or type a question, stream the student's answer, set the teacher's beside it.
+
+Plain functions over a `Studio` (bound to Gradio events in `kard.ui.blocks`); they take and return
+plain values, and a user's mistake raises `InputError` with what to do.
+
+Questions come in three kinds (kard.kinds): typed options make a multiple-choice question; without
+options a question is a yes/no question (answered "yes"/"no", asked with A. yes, B. no) or an open
+one (a short free-text answer, no letters). `ask` takes the person's choice of kind ("auto" decides
+from the text) and the item says which kind was used and why.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
+
+from kard.errors import DataError, KardError
+from kard.kinds import AUTO, KindDecision, decide_kind, options_for
+from kard.prompts import PROMPT_VERSION, format_options, parse_options, parse_question_answer
+from kard.records import CHOICE, AskedItem, Prediction, Question, TeacherAnswer, item_id_for
+from kard.ui import views
+from kard.ui.cards import HOW_TO_TEACHER, compare_html, rerank_html, student_card, teacher_card
+from kard.ui.studio import InputError, Studio, Teaches
+
+log = logging.getLogger(__name__)
+
+MAX_CANDIDATES_KEPT = 20
+"""Candidates kept in an item (and so in an annotation): enough to judge the reranker's top."""
+
+
+@dataclass(frozen=True)
+class AskUpdate:
+    """One step of an ask: what each panel shows now. `item` (sealed) is set once the student has finished."""
+
+    rerank_html: str
+    student_html: str
+    status_html: str
+    item: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The teacher's column, the diff and the editor's starting point for one item."""
+
+    teacher_html: str
+    diff_html: str
+    editor_text: str
+    editor_source: str
+    editor_answer: str | None
+    item: dict[str, Any]
+    warning: str | None = None
+    partial: bool = False  # a live teacher is still writing: only teacher_html is meaningful
+
+
+# -- questions --------------------------------------------------------------------------------------
+def question_choices(studio: Studio) -> list[tuple[str, str]]:
+    def label(q: Question) -> str:
+        text = q.text if len(q.text) <= 90 else q.text[:87] + "..."
+        return f"[{q.dataset}] {text}"
+
+    return [(label(q), q.id) for q in studio.questions.values()]
+
+
+def pick(studio: Studio, question_id: str | None) -> tuple[str, str]:
+    """The question text and options text of a listed question (empty when none is picked)."""
+    if not question_id:
+        return "", ""
+    q = studio.questions.get(question_id)
+    if q is None:
+        raise InputError(f"unknown question {question_id!r}. Fix: pick one from the list")
+    return q.text, format_options(q.options)
+
+
+def next_question(studio: Studio, current_id: str | None) -> str | None:
+    """The next listed question after `current_id`, preferring ones with no saved annotation."""
+    ids = list(studio.questions)
+    if not ids:
+        return None
+    start = ids.index(current_id) + 1 if current_id in ids else 0
+    order = ids[start:] + ids[:start]
+    done = {r.item_id for r in studio.store.latest()}
+    for qid in order:
+        if item_id_for(studio.questions[qid]) not in done and qid != current_id:
+            return qid
+    return order[0]
+
+
+def resolve(studio: Studio, text: str, options_text: str, picked_id: str | None,
+            kind: str | None = AUTO) -> tuple[Question, KindDecision]:
+    """(question, why it is asked as its kind): the listed question when the text still matches it, else a
+    typed question (no gold). `kind` ("auto", "choice", "yesno", "open") is the person's choice."""
+    text = (text or "").strip()
+    if not text:
+        raise InputError("The question is empty. Fix: type a question, or pick a demo question from the list")
+    if len(text) > studio.max_question_chars:
+        raise InputError(f"The question has {len(text):,} characters; the limit is {studio.max_question_chars:,}. "
+                         "Fix: shorten it to the question itself (the student reads at most 512 tokens)")
+    try:
+        decision = decide_kind(text, options_text, kind)
+    except DataError as error:
+        raise InputError(f"Cannot ask it that way: {error}") from error
+    options: dict[str, str] = {}
+    if decision.kind == CHOICE:
+        try:
+            options = parse_options(options_text)
+        except DataError as error:
+            raise InputError(f"Could not read the options: {error}") from error
+    picked = studio.questions.get(picked_id or "")
+    if (picked is not None and picked.text.strip() == text and picked.kind == decision.kind
+            and dict(picked.options) == options_for(decision.kind, options)):
+        return picked, decision
+    return Question("custom", text, options_for(decision.kind, options), None, "custom", kind=decision.kind), decision
+
+
+# -- ask --------------------------------------------------------------------------------------------
+def ask(studio: Studio, text: str, options_text: str, picked_id: str | None = None,
+        kind: str | None = AUTO) -> Iterator[AskUpdate]:
+    """Retrieve, rerank and stream the student's rationale; the last update carries the sealed item."""
+    question, decision = resolve(studio, text, options_text, picked_id, kind)
+    waiting = views.rationale_card("Student", "loading the model...", "", note="Loading the student model...")
+    yield AskUpdate("", waiting, views.message("Loading the student model (first question only)..."))
+    pipeline = studio.pipeline()
+    name = pipeline.student.name
+    shown = ""
+    if pipeline.reranker is None:
+        # BM25 alone takes milliseconds: show the passages before the rationale starts. (With a
+        # reranker they appear with the answer, so the candidates are not reranked twice.)
+        candidates, passages, _ = pipeline.retrieve(question)
+        shown = views.rerank_panel(candidates, [h.passage.id for h in passages], question.text)
+    generating = views.message("Generating the student's rationale...")
+    yield AskUpdate(shown, views.rationale_card("Student", name, "", streaming=True), generating)
+    prediction, so_far = None, ""
+    for chunk in pipeline.stream(question):
+        if isinstance(chunk, Prediction):
+            prediction = chunk
+            break
+        so_far += chunk
+        yield AskUpdate(shown, views.rationale_card("Student", name, so_far, streaming=True), generating)
+    if prediction is None:
+        raise KardError("the pipeline ended without a prediction. Fix: this is a bug in kard.pipeline; "
+                        "please report it with the question")
+    item = AskedItem.from_prediction(prediction, prompt_version=PROMPT_VERSION, kind_reason=decision.reason,
+                                     max_candidates=MAX_CANDIDATES_KEPT)
+    status = f"Asked as: {decision.label}. Student answered in {prediction.timings.total_s:.2f} s."
+    yield AskUpdate(rerank_html(item), student_card(item), views.message(status), studio.hand_out(item))
+
+
+# -- compare ----------------------------------------------------------------------------------------
+def compare_steps(studio: Studio, sealed: Mapping[str, Any] | None) -> Iterator[Comparison]:
+    """Fill the teacher's column and the diff, and pick the editor's starting text. A live teacher streams:
+    its partial steps carry only `teacher_html`."""
+    item = studio.read_item(sealed)
+    teacher, warning = None, None
+    if studio.teacher_factory is not None:
+        try:
+            for step in _live_teacher(studio.teacher_factory(), item.question):
+                if isinstance(step, TeacherAnswer):
+                    teacher = step
+                else:
+                    card = views.rationale_card("Teacher", "live teacher", step, streaming=True)
+                    yield Comparison(card, "", "", "", None, dict(sealed or {}), partial=True)
+        except KardError as error:
+            warning = f"The teacher could not answer: {error}"
+        except Exception as error:  # noqa: BLE001 - any client failure is shown, never a dead page
+            warning = f"The teacher could not answer ({type(error).__name__}). Fix: check OPENAI_BASE_URL and the server"
+            log.warning("teacher failed: %s", type(error).__name__)
+    item = item.with_teacher(teacher or recorded_teacher(studio, item.question))
+    note = HOW_TO_TEACHER if warning is None else \
+        f"{warning}. {HOW_TO_TEACHER if studio.teacher_factory is None else ''}"
+    text, source, answer = editor_start(item)
+    yield Comparison(teacher_card(item, note), compare_html(item), text, source,
+                     answer or item.question.answer or item.student.answer, studio.hand_out(item), warning)
+
+
+def editor_start(item: AskedItem) -> tuple[str, str, str | None]:
+    """(text, label, answer) the editor starts from: the teacher's rationale when there is one, else the student's."""
+    t, s = item.teacher, item.student
+    if t is not None:
+        return t.rationale, f"teacher ({t.label})", t.answer
+    return s.rationale or s.raw_output, f"student ({s.model})", s.answer
+
+
+def _live_teacher(teacher: Teaches, question: Question) -> Iterator[str | TeacherAnswer]:
+    """The live teacher's reply so far (text), then its answer. Raises on failure."""
+    started = time.perf_counter()
+    model = teacher.config.model
+    first: float | None = None
+    text = ""
+    for chunk in teacher.stream_answer(question):
+        first = first if first is not None else time.perf_counter() - started
+        text += chunk
+        yield text
+    rationale, letter = parse_question_answer(text, question)
+    yield TeacherAnswer("live", model, f"live teacher · {model}", rationale, letter, time.perf_counter() - started,
+                        first)
+
+
+def recorded_teacher(studio: Studio, question: Question) -> TeacherAnswer | None:
+    """A recorded rationale for the question (imported, or shipped with it), if there is one."""
+    recorded = list(studio.recorded.get(question.id, ()))
+    if recorded:
+        r = recorded[0]
+        return TeacherAnswer("recorded", r.source, f"recorded · {r.source}", r.text, r.answer)
+    if question.rationale:
+        source = question.rationale_source or "reference"
+        _, letter = parse_question_answer(question.rationale, question)
+        return TeacherAnswer("recorded", source, f"recorded · {source}", question.rationale,
+                             question.answer or letter)
+    return None
+
+
+def editor_text(studio: Studio, sealed: Mapping[str, Any] | None, whose: str) -> tuple[str, str]:
+    """(text, label) of the student's or teacher's rationale for the editor."""
+    item = studio.read_item(sealed)
+    if whose == "student":
+        s = item.student
+        return s.rationale or s.raw_output, f"student ({s.model})"
+    if item.teacher is None:
+        raise InputError("There is no teacher or recorded rationale for this question. " + HOW_TO_TEACHER)
+    return item.teacher.rationale, f"teacher ({item.teacher.label})"

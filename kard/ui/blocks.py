@@ -1,0 +1,531 @@
+"""The Gradio page of KARD Studio: its components, and each event bound to a function of `kard.ui.asking`
+or `kard.ui.curating` (with `functools.partial` over the `Studio`).
+
+`build_app(studio, config, sync)` returns the Blocks; `app.py` queues and launches it. The components
+of each tab are grouped in a small record (`AskTab`, `BrowseTab`), and every event is wired by a short
+function named after what the person does (ask, swap the editor's text, save, keep a draft, browse).
+"""
+
+# No `from __future__ import annotations` here: Gradio reads the gr.Request / gr.OAuthProfile annotations of
+# event functions as objects to know what to pass them.
+import json
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Callable
+
+from kard.annotations import ERROR_TAGS, RELEVANCE_MARKS
+from kard.config import AppConfig
+from kard.errors import KardError
+from kard.prompts import format_options
+from kard.records import AskedItem, Question
+from kard.space_sync import SpaceSync, storage_notice
+from kard.ui import asking, curating
+from kard.ui.cards import answer_choices, compare_html, live_diff, rerank_html, student_card, teacher_card
+from kard.ui.curating import MAX_MARKED, MAX_TAB_DRAFTS, Edit
+from kard.ui.studio import Studio
+from kard.ui.views import esc, message
+
+TAB_JS = """() => {
+  let tab = sessionStorage.getItem("kard-tab");
+  if (!tab) { tab = crypto.randomUUID(); sessionStorage.setItem("kard-tab", tab); }
+  return [tab, localStorage.getItem("kard-draft:" + tab) || ""];
+}"""
+"""(this tab's id, its saved draft): the id is kept by the tab across reloads and differs in every other
+tab; each tab keeps its draft under its own localStorage key, so tabs never overwrite each other."""
+KEEP_DRAFT_JS = """(draft, tab) => {
+  if (!tab) return;
+  const key = "kard-draft:" + tab;
+  if (draft) { localStorage.setItem(key, draft); } else { localStorage.removeItem(key); }
+  const keys = Object.keys(localStorage).filter(k => k.startsWith("kard-draft:"));
+  const time = k => { try { return JSON.parse(localStorage.getItem(k)).saved_at || 0; } catch (e) { return 0; } };
+  keys.sort((a, b) => time(b) - time(a)).slice(%d).forEach(k => localStorage.removeItem(k));
+}""" % MAX_TAB_DRAFTS
+"""Store (or, when empty, drop) this tab's draft; keep the newest few tabs' drafts."""
+SHORTCUTS_JS = """
+<script>
+document.addEventListener("keydown", (event) => {
+  const mod = event.ctrlKey || event.metaKey;
+  const click = (id) => { const el = document.getElementById(id); if (el) { event.preventDefault(); el.click(); } };
+  if (mod && event.key.toLowerCase() === "s") click("kard-save");
+  else if (mod && event.key === "Enter") click("kard-ask");
+  else if (event.altKey && event.key.toLowerCase() === "n") click("kard-next");
+});
+</script>
+"""
+HOW_IT_WORKS = """**How it works.** BM25 finds candidate passages for the question; the KARD reranker (trained to
+find, from the question alone, the passages a teacher's rationale would) reorders them; the top-k go to the small student, which writes a rationale and an answer. Compare it
+with the teacher's rationale, correct it below, and every save becomes a revision for retraining.
+Leave the options empty for a free question: it is answered yes/no or in a few words."""
+ANY_LETTER = [(letter, letter) for letter in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"]
+"""The answer radio's choices before a question narrows them: an API client can save without /compare."""
+KIND_CHOICES = [("auto", "auto"), ("multiple choice", "choice"), ("yes/no", "yesno"), ("open", "open")]
+"""The "Ask as" control: (label, kard.kinds kind); "auto" decides from the question and its options."""
+SHORTCUTS_HELP = "Shortcuts: **Ctrl+Enter** ask · **Ctrl+S** save · **Alt+N** next question"
+PRIVATE = {"api_visibility": "private"}
+QUIET = {"api_visibility": "private", "show_progress": "hidden"}
+
+
+def curator_name(request: Any, profile: Any) -> str | None:
+    """Who is saving: the Hugging Face user on a Space, else the local login name."""
+    if profile is not None:
+        return getattr(profile, "username", None)
+    return getattr(request, "username", None) if request is not None else None
+
+
+def warn(error: Exception) -> str:
+    """Show an error as a toast and return it as the status message."""
+    import gradio as gr
+
+    gr.Warning(esc(str(error)))  # toasts render HTML: the person's own text must stay text
+    return message(str(error), "error")
+
+
+def skips(count: int) -> list:
+    import gradio as gr
+
+    return [gr.skip()] * count
+
+
+@dataclass
+class AskTab:
+    """The components of the "Ask & correct" tab (and the hidden state they share)."""
+
+    item: Any
+    original: Any
+    original_source: Any
+    draft: Any
+    tab: Any
+    mode_line: Any
+    picked: Any = None
+    question: Any = None
+    options: Any = None
+    kind: Any = None
+    ask_btn: Any = None
+    next_btn: Any = None
+    status: Any = None
+    student_html: Any = None
+    teacher_html: Any = None
+    diff_html: Any = None
+    rerank_html: Any = None
+    editor_label: Any = None
+    editor: Any = None
+    use_teacher: Any = None
+    use_student: Any = None
+    edit_diff: Any = None
+    answer: Any = None
+    answer_text: Any = None
+    rating: Any = None
+    tags: Any = None
+    marks: list = field(default_factory=list)
+    note: Any = None
+    confirm: Any = None
+    save_btn: Any = None
+    save_msg: Any = None
+
+    @property
+    def ask_inputs(self) -> list:
+        return [self.question, self.options, self.picked, self.kind]
+
+    @property
+    def ask_outputs(self) -> list:
+        return [self.rerank_html, self.student_html, self.status, self.item, self.teacher_html]
+
+    @property
+    def compare_outputs(self) -> list:
+        return [self.status, self.teacher_html, self.diff_html, self.editor, self.original, self.original_source,
+                self.editor_label, self.answer, self.edit_diff, self.item, *self.marks, self.answer_text]
+
+    @property
+    def edit_inputs(self) -> list:
+        """The editor's state, in the order `read_edit` takes it."""
+        return [self.item, self.editor, self.answer, self.answer_text, self.rating, self.tags, self.note,
+                self.original, self.original_source, *self.marks]
+
+
+@dataclass
+class BrowseTab:
+    tag_filter: Any
+    curator_filter: Any
+    disagreements: Any
+    refresh: Any
+    table: Any
+    item_pick: Any
+    revision_pick: Any
+    revert_btn: Any
+    revert_msg: Any
+    history_html: Any
+
+    @property
+    def filters(self) -> list:
+        return [self.tag_filter, self.curator_filter, self.disagreements]
+
+    @property
+    def outputs(self) -> list:
+        return [self.table, self.item_pick, self.curator_filter]
+
+
+def read_edit(current: dict | None, rationale: str, letter: str | None, text: str | None, rating: Any,
+              tags: list | None, note: str, original: str, original_source: str, *marks: str | None) -> Edit:
+    """The editor's controls (AskTab.edit_inputs) as one Edit."""
+    return Edit(rationale or "", curating.chosen_answer(current, letter, text), rating, tuple(tags or ()),
+                list(marks), note or "", original or "", original_source or "")
+
+
+# -- layout -----------------------------------------------------------------------------------------
+def build_app(studio: Studio, config: AppConfig | None = None, sync: SpaceSync | None = None):
+    """All components and events of KARD Studio over `studio` (and the store's sync, if any)."""
+    import gradio as gr
+
+    config = config or AppConfig()
+    with gr.Blocks(title="KARD Studio") as demo:
+        ask_tab = AskTab(gr.JSON(visible=False, label="item"), gr.Textbox(visible=False, label="original rationale"),
+                         gr.Textbox(visible=False, label="original source"),
+                         gr.Textbox(visible=False, elem_id="kard-draft"),  # this tab's unsaved correction, as JSON
+                         gr.Textbox(visible=False, elem_id="kard-tab"),  # this browser tab's id (TAB_JS)
+                         None)
+        header(demo, ask_tab, studio, config, sync)
+        with gr.Tab("Ask & correct"):
+            ask_layout(ask_tab, studio)
+        with gr.Tab("Browse & history", elem_id="kard-browse-tab"):
+            browse_tab = browse_layout(studio)
+        if studio.is_curator:  # retrain on the corrections, compare rounds
+            from kard.ui.loop_tab import add_loop_tab
+
+            add_loop_tab(studio, config, curator_name, question=ask_tab.question, options=ask_tab.options)
+        wire_asking(ask_tab, studio)
+        wire_editor(ask_tab, studio)
+        wire_saving(ask_tab, browse_tab, studio)
+        wire_drafts(demo, ask_tab, studio)
+        wire_browsing(demo, browse_tab, studio)
+    return demo
+
+
+def header(demo: Any, t: AskTab, studio: Studio, config: AppConfig, sync: SpaceSync | None) -> None:
+    import gradio as gr
+
+    with gr.Row(equal_height=True):
+        gr.Markdown("# KARD Studio\nKnowledge-augmented reasoning distillation: retrieve, reason, compare, correct.")
+        t.mode_line = gr.Markdown(elem_id="kard-mode")
+        if config.on_spaces and studio.is_curator:
+            gr.LoginButton(size="sm", scale=0)
+    notice = storage_notice(config, sync)
+    if notice is not None:  # the sync's "last synced" line, or why saves would not survive a restart
+        sync_line = gr.Markdown(notice, elem_id="kard-sync")
+        if sync is not None:
+            gr.Timer(30).tick(sync.status_markdown, None, sync_line, **QUIET)
+            demo.load(sync.status_markdown, None, sync_line, **QUIET)
+
+
+def ask_layout(t: AskTab, studio: Studio) -> None:
+    import gradio as gr
+
+    with gr.Row():
+        with gr.Column(scale=3):
+            t.picked = gr.Dropdown(asking.question_choices(studio), value=None, label="Demo question",
+                                   info="pick one, or type your own below", elem_id="kard-picked")
+            t.question = gr.Textbox(label="Question", lines=3, max_lines=8, elem_id="kard-question")
+            t.options = gr.Textbox(label="Options", lines=3, max_lines=8, elem_id="kard-options",
+                                   placeholder="A) first  B) second ...  (leave empty for a yes/no or open question)")
+            t.kind = gr.Radio(KIND_CHOICES, value="auto", label="Ask as", elem_id="kard-kind",
+                              info="auto: options typed -> multiple choice, else yes/no or open by the question")
+            with gr.Row():
+                t.ask_btn = gr.Button("Ask the student", variant="primary", elem_id="kard-ask")
+                t.next_btn = gr.Button("Next question", elem_id="kard-next")
+        with gr.Column(scale=2):
+            t.status = gr.HTML(message("Pick a demo question or type one, then ask."), elem_id="kard-status")
+            gr.Markdown(HOW_IT_WORKS)
+            gr.Markdown(SHORTCUTS_HELP)
+    with gr.Row(equal_height=True):
+        t.student_html = gr.HTML(elem_id="kard-student")
+        t.teacher_html = gr.HTML(elem_id="kard-teacher")
+    t.diff_html = gr.HTML(elem_id="kard-compare-diff")
+    with gr.Accordion("Retrieved passages: BM25 and reranker", open=True):
+        t.rerank_html = gr.HTML(elem_id="kard-rerank")
+    gr.Markdown("## Correction")
+    with gr.Row():
+        with gr.Column(scale=3):
+            t.editor_label = gr.Markdown("Ask a question: the editor fills with the teacher's rationale.")
+            t.editor = gr.Textbox(label="Corrected rationale", lines=7, max_lines=20, elem_id="kard-editor")
+            with gr.Row():
+                t.use_teacher = gr.Button("Use teacher's rationale", size="sm")
+                t.use_student = gr.Button("Use student's rationale", size="sm")
+            t.edit_diff = gr.HTML(elem_id="kard-edit-diff")
+        with gr.Column(scale=2):
+            correction_controls(t, studio)
+
+
+def correction_controls(t: AskTab, studio: Studio) -> None:
+    import gradio as gr
+
+    # Every letter is a valid value from the start (hidden until a question shows its own), so an API client
+    # can save without calling /compare first; curating.save checks the answer against the question.
+    t.answer = gr.Radio(ANY_LETTER, label="Correct answer", elem_id="kard-answer", visible=False)
+    t.answer_text = gr.Textbox(label="Correct answer (a few words)", visible=False, max_lines=2,
+                               elem_id="kard-answer-text")
+    t.rating = gr.Radio([1, 2, 3, 4, 5], label="Rating of the student's rationale (1 bad - 5 good)",
+                        elem_id="kard-rating")
+    t.tags = gr.CheckboxGroup(list(ERROR_TAGS), label="Error tags", elem_id="kard-tags")
+    t.marks = [gr.Radio(list(RELEVANCE_MARKS), label=f"Passage {i + 1}", visible=False, elem_id=f"kard-mark-{i}")
+               for i in range(MAX_MARKED)]
+    t.note = gr.Textbox(label="Note", lines=2, elem_id="kard-note")
+    t.confirm = gr.Checkbox(label="Save anyway (the rationale states a different answer)", visible=False,
+                            elem_id="kard-confirm")
+    t.save_btn = gr.Button("Save correction" if studio.is_curator else "Save (curator mode only)",
+                           variant="primary", elem_id="kard-save", interactive=studio.is_curator)
+    t.save_msg = gr.HTML(elem_id="kard-save-msg")
+
+
+def browse_layout(studio: Studio) -> BrowseTab:
+    import gradio as gr
+
+    with gr.Row():
+        tag_filter = gr.Dropdown(["", *ERROR_TAGS], value="", label="Error tag")
+        curator_filter = gr.Dropdown([""], value="", label="Curator", allow_custom_value=True)
+        disagreements = gr.Checkbox(True, label="Disagreements first")
+        refresh = gr.Button("Refresh", elem_id="kard-refresh")
+    table = gr.Dataframe(headers=curating.BROWSE_COLUMNS, value=[], interactive=False, wrap=True, elem_id="kard-table")
+    with gr.Row():
+        item_pick = gr.Dropdown([], label="Item", allow_custom_value=True, elem_id="kard-item")
+        revision_pick = gr.Dropdown([], label="Revision", elem_id="kard-revision")
+        revert_btn = gr.Button("Revert to this revision", interactive=studio.is_curator, elem_id="kard-revert")
+    revert_msg = gr.HTML()
+    history_html = gr.HTML(elem_id="kard-history")
+    return BrowseTab(tag_filter, curator_filter, disagreements, refresh, table, item_pick, revision_pick, revert_btn,
+                     revert_msg, history_html)
+
+
+# -- updates shared by several events ---------------------------------------------------------------
+def mark_updates(item: dict | None, values: list | None = None) -> list:
+    """The relevance-mark radios: one per passage the student read, labelled with it."""
+    import gradio as gr
+
+    used = (item or {}).get("used", [])
+    values = values or []
+    return [gr.update(visible=i < len(used), value=values[i] if i < len(values) else None,
+                      label=f"Passage {i + 1}: {used[i]['title'] or used[i]['id']}" if i < len(used) else "")
+            for i in range(MAX_MARKED)]
+
+
+def answer_updates(question: Question, value: str | None) -> list:
+    """The answer controls for a question's kind: the radio (letters, yes/no) or the text box (open)."""
+    import gradio as gr
+
+    choices = answer_choices(question)
+    is_open = not choices
+    return [gr.update(choices=choices, value=None if is_open else value, visible=not is_open),
+            gr.update(value=value if is_open else "", visible=is_open)]
+
+
+def editing_label(source: str) -> str:
+    return f"Editing a copy of the **{source}** rationale."
+
+
+# -- events -----------------------------------------------------------------------------------------
+def ask(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None = "auto"):
+    import gradio as gr
+
+    try:
+        for update in asking.ask(studio, text, options_text, picked_id, how or "auto"):
+            teacher = "" if update.item is None else gr.skip()
+            yield update.rerank_html, update.student_html, update.status_html, update.item or gr.skip(), teacher
+    except KardError as error:
+        yield gr.skip(), gr.skip(), warn(error), gr.skip(), gr.skip()
+
+
+def compare(studio: Studio, current: dict | None):
+    import gradio as gr
+
+    width = 11 + MAX_MARKED  # AskTab.compare_outputs
+    if not current:  # the ask showed why it has no item; keep that message
+        yield skips(width)
+        return
+    try:
+        for c in asking.compare_steps(studio, current):
+            if c.partial:
+                yield [gr.skip(), c.teacher_html, *skips(width - 2)]
+                continue
+            if c.warning:
+                gr.Warning(esc(c.warning))
+            radio, text_box = answer_updates(Question.from_dict(c.item["question"]), c.editor_answer)
+            yield [gr.skip(), c.teacher_html, c.diff_html, c.editor_text, c.editor_text, c.editor_source,
+                   editing_label(c.editor_source), radio, live_diff(c.editor_text, c.editor_text), c.item,
+                   *mark_updates(c.item), text_box]
+    except KardError as error:
+        yield [warn(error), *skips(width - 1)]
+
+
+def only_when_asked(handler: Callable, width: int, text: str, *args):
+    """Run `handler` unless the question box is empty (then nothing changes)."""
+    if not (text or "").strip():
+        yield skips(width)
+        return
+    yield from handler(*args)
+
+
+def wire_asking(t: AskTab, studio: Studio) -> None:
+    import gradio as gr
+
+    asked, compared = partial(ask, studio), partial(compare, studio)
+    t.ask_btn.click(asked, t.ask_inputs, t.ask_outputs, api_name="ask").success(
+        compared, [t.item], t.compare_outputs, api_name="compare")
+    t.picked.input(lambda qid: (*asking.pick(studio, qid), "auto"), [t.picked], [t.question, t.options, t.kind],
+                   **PRIVATE)
+
+    # Switching "Ask as" asks the question that is there again (nothing happens before one is typed).
+    def ask_again(text, options_text, picked_id, how):
+        yield from only_when_asked(asked, len(t.ask_outputs), text, text, options_text, picked_id, how)
+
+    def compare_again(current, text):
+        yield from only_when_asked(compared, len(t.compare_outputs), text, current)
+
+    t.kind.input(ask_again, t.ask_inputs, t.ask_outputs, **PRIVATE).success(
+        compare_again, [t.item, t.question], t.compare_outputs, **PRIVATE)
+
+    def next_question(current: str | None):
+        qid = asking.next_question(studio, current)
+        return gr.update(value=qid), *asking.pick(studio, qid), "auto"
+
+    (t.next_btn.click(next_question, [t.picked], [t.picked, t.question, t.options, t.kind], **PRIVATE)
+     .success(asked, t.ask_inputs, t.ask_outputs, **PRIVATE)
+     .success(compared, [t.item], t.compare_outputs, **PRIVATE))
+
+
+def wire_editor(t: AskTab, studio: Studio) -> None:
+    def swap(whose: str, current: dict | None):
+        try:
+            text, label = asking.editor_text(studio, current, whose)
+        except KardError as error:
+            warn(error)
+            return skips(5)
+        return text, text, label, editing_label(label), live_diff(text, text)
+
+    outputs = [t.editor, t.original, t.original_source, t.editor_label, t.edit_diff]
+    t.use_teacher.click(partial(swap, "teacher"), [t.item], outputs, **PRIVATE)
+    t.use_student.click(partial(swap, "student"), [t.item], outputs, **PRIVATE)
+    t.editor.input(live_diff, [t.original, t.editor], [t.edit_diff], trigger_mode="always_last", **QUIET)
+
+
+def save(studio: Studio, current: dict | None, edit: Edit, confirmed: bool, curator: str | None):
+    """Save, or say why not (and ask for the confirmation box when the rationale disagrees)."""
+    import gradio as gr
+
+    try:
+        result = curating.save(studio, current, edit, curator, bool(confirmed))
+    except KardError as error:
+        return warn(error), gr.skip()
+    if result.needs_confirmation:
+        gr.Warning(esc(result.message))
+        return message(result.message, "warn"), gr.update(visible=True, value=False)
+    gr.Info(esc(result.message))
+    return message(result.message, "info"), gr.update(visible=False, value=False)
+
+
+def wire_saving(t: AskTab, b: BrowseTab, studio: Studio) -> None:
+    import gradio as gr
+
+    # The /save API's parameters, in the order API clients send them.
+    def save_event(current, rationale, letter, rating, tags, m1, m2, m3, m4, m5, note, confirmed, original,
+                   original_source, text=None, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        edit = read_edit(current, rationale, letter, text, rating, tags, note, original, original_source,
+                         m1, m2, m3, m4, m5)  # one mark per slot (MAX_MARKED)
+        return save(studio, current, edit, confirmed, curator_name(request, profile))
+
+    inputs = [t.item, t.editor, t.answer, t.rating, t.tags, *t.marks, t.note, t.confirm, t.original,
+              t.original_source, t.answer_text]
+    saved = t.save_btn.click(save_event, inputs, [t.save_msg, t.confirm], api_name="save")
+    saved.success(partial(browse, studio), b.filters, b.outputs, **PRIVATE)
+    saved.success(lambda: "", None, [t.draft], **QUIET).then(None, [t.draft, t.tab], None, js=KEEP_DRAFT_JS,
+                                                              **PRIVATE)
+
+
+def wire_drafts(demo: Any, t: AskTab, studio: Studio) -> None:
+    import gradio as gr
+
+    def keep_draft(*values: Any) -> str:
+        kept = curating.draft(values[0], read_edit(*values))
+        return json.dumps(kept) if kept else ""
+
+    gr.on([t.editor.input, t.answer.input, t.answer_text.input, t.rating.input, t.tags.input, t.note.input,
+           *[m.input for m in t.marks], t.item.change], keep_draft, t.edit_inputs, [t.draft],
+          trigger_mode="always_last", **QUIET).then(None, [t.draft, t.tab], None, js=KEEP_DRAFT_JS, **PRIVATE)
+
+    restored = [t.mode_line, t.question, t.options, t.picked, t.rerank_html, t.student_html, t.teacher_html,
+                t.diff_html, t.item, t.editor, t.original, t.original_source, t.answer, t.rating, t.tags, t.note,
+                t.edit_diff, t.status, *t.marks, t.answer_text, t.kind]
+
+    def restore(draft_json: str, this_tab: str, request: gr.Request, profile: gr.OAuthProfile | None):
+        return restore_draft(studio, curating.read_draft(draft_json), curator_name(request, profile), len(restored))
+
+    demo.load(None, None, [t.tab, t.draft], js=TAB_JS, **PRIVATE).then(restore, [t.draft, t.tab], restored, **QUIET)
+
+
+def mode_line(studio: Studio, who: str | None) -> str:
+    if not studio.is_curator:
+        return "**Demo mode** · read-only: corrections cannot be saved here"
+    return f"**Curator mode** · signed in as **{who}**" if who else "**Curator mode** · sign in to save"
+
+
+def restore_draft(studio: Studio, saved: dict | None, who: str | None, width: int) -> list:
+    """The page as the draft left it (the outputs `restored` lists in wire_drafts); the mode line alone without one."""
+    if not saved or not saved.get("item"):
+        return [mode_line(studio, who), *skips(width - 1)]
+    sealed = saved["item"]
+    try:
+        item = AskedItem.from_dict(sealed)
+    except (KeyError, TypeError, ValueError):  # a draft this version cannot read: start afresh
+        return [mode_line(studio, who), *skips(width - 1)]
+    q = item.question
+    radio, text_box = answer_updates(q, saved.get("answer"))
+    how = q.kind if item.kind_reason.startswith("chosen by you") else "auto"
+    original, rationale = saved.get("original", ""), saved.get("rationale", "")
+    return [mode_line(studio, who), q.text, format_options(q.options), q.id if q.id in studio.questions else None,
+            rerank_html(item), student_card(item), teacher_card(item), compare_html(item), sealed,
+            rationale, original, saved.get("original_source", ""), radio, saved.get("rating"),
+            saved.get("tags") or [], saved.get("note", ""), live_diff(original, rationale),
+            message("Restored your unsaved correction from this browser.", "info"),
+            *mark_updates(sealed, list(saved.get("marks") or [])), text_box, how]
+
+
+def browse(studio: Studio, tag: str, curator: str, first: bool):
+    import gradio as gr
+
+    try:
+        rows = curating.browse(studio, tag or None, curator or None, bool(first))
+        names = [""] + studio.store.curators()
+    except KardError as error:
+        warn(error)
+        return skips(3)
+    return rows, gr.update(choices=[r[0] for r in rows]), gr.update(choices=names)
+
+
+def wire_browsing(demo: Any, b: BrowseTab, studio: Studio) -> None:
+    import gradio as gr
+
+    browsed = partial(browse, studio)
+    for trigger in (b.refresh.click, b.tag_filter.change, b.curator_filter.change, b.disagreements.change):
+        trigger(browsed, b.filters, b.outputs, **PRIVATE)
+    demo.load(browsed, b.filters, b.outputs, **QUIET)
+
+    def pick_row(event: gr.SelectData):
+        row = getattr(event, "row_value", None) or []
+        return gr.update(value=row[0]) if row else gr.skip()
+
+    b.table.select(pick_row, None, [b.item_pick], **PRIVATE)
+
+    def show_history(item_id: str | None):
+        html, revisions = curating.history(studio, item_id)
+        return html, gr.update(choices=revisions, value=revisions[-1] if revisions else None)
+
+    b.item_pick.change(show_history, [b.item_pick], [b.history_html, b.revision_pick], **PRIVATE)
+
+    def revert(item_id, revision, request: gr.Request, profile: gr.OAuthProfile | None):
+        try:
+            text = curating.revert(studio, item_id, revision, curator_name(request, profile))
+        except KardError as error:
+            return warn(error), gr.skip(), gr.skip()
+        gr.Info(esc(text))
+        html, revisions = curating.history(studio, item_id)
+        return message(text), html, gr.update(choices=revisions, value=revisions[-1])
+
+    b.revert_btn.click(revert, [b.item_pick, b.revision_pick], [b.revert_msg, b.history_html, b.revision_pick],
+                       **PRIVATE).success(browsed, b.filters, b.outputs, **PRIVATE)

@@ -1,0 +1,87 @@
+"""The panels of one asked item as HTML: the student's and the teacher's cards, the rerank panel, the diff.
+
+Pure functions from an `AskedItem` to escaped HTML (through `kard.ui.views`), plus how an item's
+answer is offered and worded for its kind (letters, yes/no, or an open short answer).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from kard.records import CHOICE, OPEN, YES_NO, AskedItem, Question, Timings
+from kard.ui import views
+
+HOW_TO_TEACHER = ("No teacher configured. To compare with a live teacher, set OPENAI_BASE_URL, OPENAI_API_KEY "
+                  "and KARD_TEACHER_MODEL (any OpenAI-compatible server) and restart the app.")
+
+
+def answer_choices(question: Question) -> list[tuple[str, str]]:
+    """(label, value) pairs of the answer control: the letters, yes/no (values A/B), none for an open question."""
+    if question.kind == OPEN:
+        return []
+    if question.kind == YES_NO:
+        return [(text, letter) for letter, text in question.options.items()]
+    return [(letter, letter) for letter in question.options]
+
+
+def answer_words(answer: str | None, question: Question) -> str:
+    """An answer in a sentence: the letter, "yes"/"no", or an open answer in quotes."""
+    if answer is None:
+        return "nothing"
+    if question.kind == OPEN:
+        return f'"{answer}"'
+    return views.answer_label(answer, question.options, question.kind) if question.kind == YES_NO else answer
+
+
+def table_answer(answer: str | None, options: Mapping[str, str], kind: str) -> str:
+    """An answer in the browse table: the letter, "yes"/"no", or an open answer (cut at 40 characters)."""
+    if answer is None:
+        return "-"
+    if kind == CHOICE:
+        return answer
+    label = views.answer_label(answer, options, kind)
+    return label if len(label) <= 40 else label[:37] + "..."
+
+
+def kind_html(item: AskedItem) -> str:
+    """The "Asked as: ..." line of an item."""
+    return views.kind_line(item.question.kind, item.kind_reason)
+
+
+def student_card(item: AskedItem) -> str:
+    q, s = item.question, item.student
+    truncation = f" ({s.truncation})" if s.truncation else ""
+    return views.rationale_card(
+        "Student", f"{s.model} · KARD prompt {item.prompt_version}{truncation}",
+        s.raw_output or s.rationale, note="(the student wrote nothing)",
+        answer_html=views.answer_badge(s.answer, q.answer, q.options, q.kind),
+        timing_html=views.timing_line(s.timings, s.tokens_out, s.model, item.decoding.get("engine")),
+        kind_html=kind_html(item))
+
+
+def teacher_card(item: AskedItem, note: str = HOW_TO_TEACHER) -> str:
+    q, t = item.question, item.teacher
+    if t is None:
+        return views.rationale_card("Teacher", "not configured", "", note=note)
+    timing = views.timing_line(Timings(first_token_s=t.first_token_s, total_s=t.seconds), 0, t.model) \
+        if t.seconds else ""
+    return views.rationale_card("Teacher", t.label, t.rationale, timing_html=timing,
+                                answer_html=views.answer_badge(t.answer, q.answer, q.options, q.kind))
+
+
+def rerank_html(item: AskedItem) -> str:
+    return views.rerank_panel(list(item.candidates), item.used_ids, item.question.text, reranker_name=item.reranker)
+
+
+def compare_html(item: AskedItem) -> str:
+    t = item.teacher
+    if t is None:
+        return views.diff_panel("", "", "", "")
+    return views.diff_panel(t.rationale, item.student.rationale, t.label, "student")
+
+
+def live_diff(original: str, edited: str) -> str:
+    """The editor's changes against the text it started from."""
+    if (original or "").strip() == (edited or "").strip():
+        return views.message("No edits yet: change the rationale and the differences show here.")
+    return views.diff_panel(original or "", edited or "", "original", "your edit")

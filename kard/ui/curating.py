@@ -1,0 +1,170 @@
+"""Curating: save a correction as a new revision, browse the saved items, read and revert history, keep drafts.
+
+Plain functions over a `Studio` (bound to Gradio events in `kard.ui.blocks`). Only a curator may
+write (`can_write`); a save checks the answer against the question's kind and asks for confirmation
+when the rationale concludes something else. A draft is what the browser keeps of an unsaved
+correction, so it survives a page refresh.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from kard.annotations import ERROR_TAGS, Correction, check_free_answer, check_sizes
+from kard.errors import DataError
+from kard.prompts import parse_question_answer, same_answer
+from kard.records import CHOICE, OPEN, YES_NO, Question
+from kard.ui import views
+from kard.ui.cards import answer_words, table_answer
+from kard.ui.studio import InputError, Studio
+
+MAX_MARKED = 5
+"""Passages the editor offers relevance marks for: the top-k sent to the student (k <= 5)."""
+MAX_TAB_DRAFTS = 8
+"""Unsaved corrections the browser keeps, one per tab (kard.ui.blocks.KEEP_DRAFT_JS), the newest 8."""
+BROWSE_COLUMNS = ["item", "rev", "question", "student", "curated", "gold", "rating", "tags", "curator", "saved at"]
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    message: str
+    saved: bool
+    needs_confirmation: bool = False
+    revision: int | None = None
+
+
+@dataclass(frozen=True)
+class Edit:
+    """What the correction editor holds: the curator's rationale, answer, rating, tags, marks and note."""
+
+    rationale: str
+    answer: str | None
+    rating: int | float | None = None
+    tags: Sequence[str] = ()
+    marks: Sequence[str | None] = ()
+    note: str = ""
+    original: str = ""
+    original_source: str = ""
+
+
+def can_write(studio: Studio, curator: str | None) -> str:
+    """The curator's name if they may save; else an InputError saying how to get write access."""
+    if not studio.is_curator:
+        raise InputError("This is the read-only demo. Fix: run the app in curator mode "
+                         "(KARD_MODE=curator with a login) to save corrections")
+    if not curator:
+        raise InputError("Sign in to save. Fix: log in as a curator (the login button on a Space, "
+                         "or the username/password set in KARD_CURATOR_USER / KARD_CURATOR_PASSWORD)")
+    if studio.curators and curator not in studio.curators:
+        raise InputError(f"{curator} is not a curator of this app. Fix: ask its owner to add you to KARD_CURATORS")
+    return curator
+
+
+def save(studio: Studio, sealed: Mapping[str, Any] | None, edit: Edit, curator: str | None,
+         confirmed: bool = False) -> SaveResult:
+    """Store the correction as a new revision; ask for confirmation when the rationale disagrees.
+
+    `edit.answer` is an option letter (a yes/no question: A = yes, B = no), or an open question's short text.
+    """
+    curator = can_write(studio, curator)
+    item = studio.read_item(sealed, "Ask a question first, then correct the answer and save")
+    question = item.question
+    rationale, note = (edit.rationale or "").strip(), (edit.note or "").strip()
+    if not rationale:
+        raise InputError("The corrected rationale is empty. Fix: write or paste a rationale before saving")
+    try:
+        check_sizes(rationale, note)
+    except DataError as error:
+        raise InputError(f"Not saved: {error}") from None
+    answer = check_answer(question, edit.answer)
+    bad_tags = [t for t in edit.tags or () if t not in ERROR_TAGS]
+    if bad_tags:
+        raise InputError(f"Unknown error tags {bad_tags}. Fix: use {', '.join(ERROR_TAGS)}")
+    stated = parse_question_answer(rationale, question)[1]
+    if stated is not None and not same_answer(stated, answer, question.kind) and not confirmed:
+        return SaveResult(f"The rationale concludes {answer_words(stated, question)} but you chose "
+                          f"{answer_words(answer, question)}. Fix the rationale, or tick 'save anyway' and "
+                          "save again.", saved=False, needs_confirmation=True)
+    correction = Correction.from_item(
+        item, rationale=rationale, answer=answer, marks=list(edit.marks), rating=int(edit.rating) if edit.rating else None,
+        tags=tuple(edit.tags or ()), note=note, curator=curator, original=edit.original,
+        original_source=edit.original_source)
+    revision = studio.store.save(correction)
+    return SaveResult(f"Saved revision {revision.revision} of {revision.item_id} as {curator}.", saved=True,
+                      revision=revision.revision)
+
+
+def check_answer(question: Question, answer: str | None) -> str:
+    """The chosen answer if it fits the question's kind, else an InputError saying what to choose."""
+    if question.kind == OPEN:
+        text = (answer or "").strip()
+        if not text:
+            raise InputError("Write the correct short answer before saving (an open question has no options)")
+        try:
+            check_free_answer(text)
+        except DataError as error:
+            raise InputError(f"Not saved: {error}") from None
+        return text
+    if answer not in question.options:
+        choices = " or ".join(question.options.values()) if question.kind == YES_NO else ", ".join(question.letters)
+        raise InputError(f"Choose the correct answer ({choices}) before saving")
+    return answer
+
+
+def chosen_answer(item: Mapping[str, Any] | None, letter: str | None, text: str | None) -> str | None:
+    """What the editor's controls say: the typed text for an open question, else the chosen letter."""
+    if item and "question" in item and (item["question"].get("kind") or CHOICE) == OPEN:
+        return text
+    return letter
+
+
+# -- browse and history -----------------------------------------------------------------------------
+def browse(studio: Studio, tag: str | None = None, curator: str | None = None,
+           disagreements_first: bool = True) -> list[list[Any]]:
+    """Rows of the current revision of every saved item (plain text; the table escapes it)."""
+    rows = []
+    for rev in studio.store.latest(tag=tag or None, curator=curator or None, disagreements_first=disagreements_first):
+        c = rev.correction
+        question = c.question if len(c.question) <= 80 else c.question[:77] + "..."
+        shown = [table_answer(a, c.options, c.kind) for a in (c.student_answer, c.answer, c.gold_answer)]
+        rows.append([c.item_id, rev.revision, question, *shown,
+                     c.rating or "", ", ".join(c.tags), c.curator, rev.created_at[:19].replace("T", " ")])
+    return rows
+
+
+def history(studio: Studio, item_id: str | None) -> tuple[str, list[int]]:
+    """The item's revision history as HTML, and its revision numbers (for revert)."""
+    if not item_id:
+        return views.history_panel([]), []
+    revisions = studio.store.history(item_id)
+    return views.history_panel(revisions), [r.revision for r in revisions]
+
+
+def revert(studio: Studio, item_id: str | None, revision: int | float | None, curator: str | None) -> str:
+    curator = can_write(studio, curator)
+    if not item_id or not revision:
+        raise InputError("Pick an item in the table and a revision to revert to")
+    new = studio.store.revert(item_id, int(revision), curator)
+    return f"Reverted {item_id} to revision {new.reverted_from}: saved as revision {new.revision}."
+
+
+# -- drafts -----------------------------------------------------------------------------------------
+def draft(item: Mapping[str, Any] | None, edit: Edit) -> dict[str, Any] | None:
+    """What the browser keeps so an unsaved correction survives a page refresh."""
+    if not item:
+        return None
+    return {"item": dict(item), "rationale": edit.rationale, "answer": edit.answer, "rating": edit.rating,
+            "tags": list(edit.tags or []), "note": edit.note, "marks": list(edit.marks), "original": edit.original,
+            "original_source": edit.original_source, "saved_at": time.time()}
+
+
+def read_draft(text: str | None) -> dict[str, Any] | None:
+    """A draft as the browser kept it (JSON); None when there is none or it is unreadable."""
+    try:
+        kept = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return kept if isinstance(kept, dict) and isinstance(kept.get("item"), dict) else None

@@ -1,0 +1,118 @@
+"""The app's services: the answering pipeline (loaded on first use), the teacher, the store, the questions.
+
+`Studio` holds them and nothing else; what the buttons do are plain functions over it in
+`kard.ui.asking` (ask, compare, edit) and `kard.ui.curating` (save, browse, history, drafts), which
+`kard.ui.blocks` binds to Gradio events with `functools.partial`. The protocols below name exactly
+what those functions call on the pipeline and the teacher, so a test can pass a scripted one.
+
+An item handed to the browser is an `AskedItem` encoded with `to_dict` and sealed (`kard.ui.item_seal`):
+`Studio.read_item` accepts only what this server produced, unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
+
+from kard.annotations import AnnotationStore
+from kard.errors import KardError
+from kard.records import AskedItem, Hit, Prediction, Question, Rationale, Timings
+from kard.ui.item_seal import ForgedItemError, ItemSeal
+
+log = logging.getLogger(__name__)
+
+MODES = ("demo", "curator")
+
+
+class InputError(KardError):
+    """Something the user typed or clicked cannot be used; the message says what to do."""
+
+
+class Named(Protocol):
+    name: str
+
+
+class AnswersQuestions(Protocol):
+    """What the app calls on `kard.pipeline.Pipeline`."""
+
+    student: Named
+    reranker: object | None
+
+    def retrieve(self, question: Question) -> tuple[Sequence[Hit], Sequence[Hit], Timings]: ...
+
+    def stream(self, question: Question) -> Iterator[str | Prediction]: ...
+
+
+class TeacherSettings(Protocol):
+    model: str
+
+
+class Teaches(Protocol):
+    """What the app calls on `kard.teacher.client.Teacher`: its reply streamed as text chunks."""
+
+    config: TeacherSettings
+
+    def stream_answer(self, question: Question) -> Iterator[str]: ...
+
+
+class Studio:
+    """The app's services. The pipeline loads on first use (or in `warm_up`), once, under a lock."""
+
+    def __init__(self, pipeline_factory: Callable[[], AnswersQuestions], store: AnnotationStore,
+                 questions: Sequence[Question] = (), *, teacher_factory: Callable[[], Teaches] | None = None,
+                 recorded: Mapping[str, Sequence[Rationale]] | None = None, mode: str = "demo",
+                 max_question_chars: int = 4000, curators: Sequence[str] = ()):
+        if mode not in MODES:
+            raise KardError(f"unknown app mode {mode!r}. Fix: use KARD_MODE=demo or KARD_MODE=curator")
+        self._pipeline_factory = pipeline_factory
+        self._pipeline: AnswersQuestions | None = None
+        self._lock = threading.Lock()
+        self.teacher_factory = teacher_factory
+        self.store = store
+        self.questions = {q.id: q for q in questions}
+        self.recorded = dict(recorded or {})
+        self.mode = mode
+        self.max_question_chars = max_question_chars
+        self.curators = tuple(curators)
+        self._seal = ItemSeal()  # items handed out are sealed: a save stores only what this server produced
+
+    @property
+    def is_curator(self) -> bool:
+        return self.mode == "curator"
+
+    def pipeline(self) -> AnswersQuestions:
+        with self._lock:
+            if self._pipeline is None:
+                started = time.perf_counter()
+                self._pipeline = self._pipeline_factory()
+                log.info("pipeline ready in %.1f s", time.perf_counter() - started)
+            return self._pipeline
+
+    def warm_up(self) -> threading.Thread:
+        """Load the pipeline in a background thread, so the first question waits less."""
+        def load() -> None:
+            try:
+                self.pipeline()
+            except Exception:  # noqa: BLE001 - the first ask loads again and shows the error
+                log.exception("loading the pipeline in the background failed")
+
+        thread = threading.Thread(target=load, name="kard-warm-up", daemon=True)
+        thread.start()
+        return thread
+
+    def hand_out(self, item: AskedItem) -> dict[str, Any]:
+        """The item as the browser gets it: encoded once and sealed."""
+        return self._seal.seal(item.to_dict())
+
+    def read_item(self, item: Mapping[str, Any] | None, fix: str = "Ask a question first") -> AskedItem:
+        """The item as this server produced it (sealed); nothing, a forged or a changed item is refused."""
+        if not item:
+            raise InputError(f"Nothing to work on yet. Fix: {fix}")
+        if not isinstance(item, Mapping):
+            raise InputError("The item is not a JSON object. Fix: send the item /ask or /compare returned, unchanged")
+        try:
+            return AskedItem.from_dict(self._seal.check(item))
+        except ForgedItemError as error:
+            raise InputError(str(error)) from None
