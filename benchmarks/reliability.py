@@ -16,7 +16,6 @@ bounded queue, and a catalogue of bad inputs with the message each gets. Prints 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import socket
@@ -28,7 +27,6 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -256,9 +256,12 @@ class Pipeline:
              engine: str = "auto") -> "Pipeline":
         """The default set-up: the default knowledge base (or a saved index folder / passages file), the
         shipped student decoded by the fastest engine that loads (`engine`, see kard.engine)."""
+        from kard.knowledge import KnowledgeBase
         from kard.student import Student
 
-        return cls(_load_knowledge(knowledge, retrieval), Student.load(student, dtype=dtype, engine=engine),
+        if knowledge is None or isinstance(knowledge, (str, Path)):
+            knowledge = KnowledgeBase.open(*([knowledge] if knowledge is not None else []), config=retrieval)
+        return cls(knowledge, Student.load(student, dtype=dtype, engine=engine),
                    _load_reranker(reranker), retrieval, generation)
 
     @property
@@ -403,14 +406,6 @@ def vote_key(question: Question, answer: str | None) -> str | None:
     if answer is None or question.kind != OPEN:
         return answer
     return normalise_free_answer(answer) or None
-
-
-def _load_knowledge(knowledge: Any, retrieval: RetrievalConfig) -> Any:
-    from kard.knowledge import KnowledgeBase
-
-    if knowledge is not None and not isinstance(knowledge, (str, Path)):
-        return knowledge
-    return KnowledgeBase.open(*([knowledge] if knowledge is not None else []), config=retrieval)
 
 
 def _load_reranker(reranker: Any) -> Any:

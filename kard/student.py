@@ -473,7 +473,6 @@ class Student:
         Each row's output equals `generate(prompt)` up to float rounding of padded attention; a
         sampling config is refused (self-consistency draws per prompt with `generate`).
         """
-        import torch
 
         if config.samples > 1:
             raise ConfigError("batched generation is greedy only. Fix: use generate() per question for sampling")

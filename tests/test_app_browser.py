@@ -16,7 +16,7 @@ import pytest
 sync_api = pytest.importorskip("playwright.sync_api")
 
 from app_fixtures import (  # noqa: E402
-    GRADIO_PANDAS_NOISE, PASSAGES, PASSWORD, QUESTIONS, USER, XSS_PASSAGE, launched, real_pipeline, tiny_pipeline,
+    GRADIO_PANDAS_NOISE, PASSAGES, PASSWORD, USER, XSS_PASSAGE, launched, real_pipeline, tiny_pipeline,
 )
 
 from kard.records import Passage  # noqa: E402

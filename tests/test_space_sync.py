@@ -468,7 +468,7 @@ def test_hf_hub_download_reads_only_missing_as_missing(tmp_path, error, missing)
 def test_the_app_shows_the_sync_line(store, tmp_path):
     import app
 
-    from kard.ui.handlers import Studio
+    from kard.ui.studio import Studio
 
     sync = make_sync(store, FakeHub())
     config = AppConfig(mode="curator", sync_repo=REPO, annotations_db=store.path)

@@ -82,13 +82,6 @@ def load_test_questions(args: argparse.Namespace) -> list[Question]:
     return questions
 
 
-def open_knowledge(paths: list[Path] | None, retrieval: RetrievalConfig):
-    """An index folder, or one or more passages files indexed together; none -> the demo passages."""
-    from kard.knowledge import KnowledgeBase
-
-    return KnowledgeBase.open(*(paths or []), config=retrieval)
-
-
 def oracle_rationales(args: argparse.Namespace, questions: list[Question]) -> dict[str, str]:
     """Teacher rationales for the oracle row: a file if given, else those shipped with the questions."""
     if args.oracle_rationales:
@@ -121,6 +114,7 @@ def _reranker(path: str | None):
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from kard.knowledge import KnowledgeBase
     from kard.config import DEFAULT_STUDENT
     from kard.evaluation import evaluate, get_condition
     from kard.student import Student
@@ -128,7 +122,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     condition = get_condition(args.condition or ("kard-reranker" if args.reranker else "kard-bm25"))
     retrieval, generation = _configs(args)
     questions = load_test_questions(args)
-    knowledge = None if condition.knowledge == "none" else open_knowledge(args.kb, retrieval)
+    knowledge = None if condition.knowledge == "none" else KnowledgeBase.open(*(args.kb or []), config=retrieval)
     student = Student.load(args.student or DEFAULT_STUDENT, dtype=args.dtype, engine=args.engine)
     decoding = "greedy" if args.samples <= 1 else f"sc-{args.samples}"
     args.out.mkdir(parents=True, exist_ok=True)
@@ -148,6 +142,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_paper(args: argparse.Namespace) -> int:
+    from kard.knowledge import KnowledgeBase
     from kard.paper import markdown_table, plot_rows, run_rows, teacher_row, write_summary
     from kard.student import Student
 
@@ -164,7 +159,7 @@ def run_paper(args: argparse.Namespace) -> int:
     if not students:
         raise ConfigError("no student given. Fix: pass --finetune-student, --reasoning-student and/or --kard-student")
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = run_rows(students, questions, args.out, knowledge=open_knowledge(args.kb, retrieval),
+    rows = run_rows(students, questions, args.out, knowledge=KnowledgeBase.open(*(args.kb or []), config=retrieval),
                     reranker=_reranker(args.reranker), retrieval=retrieval, generation=generation,
                     samples=args.samples, oracle=oracle_rationales(args, questions), progress=not args.no_progress,
                     batch_size=args.batch_size)

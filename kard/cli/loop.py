@@ -50,12 +50,12 @@ def _register_export(subparsers: argparse._SubParsersAction) -> None:
 def run_export(args: argparse.Namespace) -> int:
     from kard.annotations import AnnotationStore
     from kard.loop.export import ExportConfig, export_corrections
-    from kard.loop.retrain import load_knowledge
+    from kard.knowledge import KnowledgeBase
 
     config = ExportConfig(low_rating=args.low_rating, min_rating=args.min_rating,
                           keep_gold_mismatch=args.keep_gold_mismatch, keep_inconsistent=args.keep_inconsistent,
                           knowledge_from=args.knowledge_from, top_n=args.top_n)
-    knowledge = load_knowledge(str(args.kb) if args.kb else None) if args.knowledge_from == "kb" else None
+    knowledge = KnowledgeBase.open(args.kb) if args.kb and args.knowledge_from == "kb" else None
     store = AnnotationStore(args.db, read_only=True)
     result = export_corrections(store, args.out, config, knowledge=knowledge, hf_dataset=not args.no_hf)
     print(f"exported {len(result.examples)} correction(s) to {result.examples_path}"
@@ -222,7 +222,8 @@ def _register_rounds(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_rounds(args: argparse.Namespace) -> int:
-    from kard.cli.evaluate import load_test_questions, open_knowledge
+    from kard.cli.evaluate import load_test_questions
+    from kard.knowledge import KnowledgeBase
     from kard.errors import DataError
     from kard.loop.rounds import evaluate_rounds, held_out, round_report, write_report
 
@@ -235,7 +236,7 @@ def run_rounds(args: argparse.Namespace) -> int:
     questions = questions[:limit] if limit else questions
     if not questions:
         raise DataError("no held-out question left", fix="pass questions that were not corrected, or raise --limit")
-    knowledge = None if args.condition in ("finetune", "reasoning") else open_knowledge(args.kb, retrieval)
+    knowledge = None if args.condition in ("finetune", "reasoning") else KnowledgeBase.open(*(args.kb or []), config=retrieval)
     answers = evaluate_rounds(args.root, questions, knowledge=knowledge, condition=args.condition,
                               retrieval=retrieval, generation=generation, use_rerankers=args.use_rerankers,
                               progress=not args.no_progress)

@@ -145,12 +145,6 @@ def _rationales(args: argparse.Namespace, questions):
     return importers.import_jsonl(args.rationales)
 
 
-def load_knowledge(path: Path):
-    from kard.knowledge import KnowledgeBase
-
-    return KnowledgeBase.open(path, show_progress=True)
-
-
 def rationale_pairs(questions, rationales) -> list:
     """(question, rationale text) for each usable rationale (right answer), as the student data uses."""
     from kard.distill import select_rationales
@@ -162,10 +156,11 @@ def rationale_pairs(questions, rationales) -> list:
 
 
 def run_build_examples(args: argparse.Namespace) -> int:
+    from kard.knowledge import KnowledgeBase
     from kard.distill import build_examples, write_examples
 
     questions, rationales = load_training_data(args)
-    knowledge = load_knowledge(args.kb) if args.method == "kard" else None
+    knowledge = KnowledgeBase.open(args.kb, show_progress=True) if args.method == "kard" else None
     examples = build_examples(questions, rationales, knowledge, method=args.method, top_n=args.top_n,
                               on_empty_retrieval=args.on_empty, skip_unanswered=args.skip_unanswered,
                               shuffle=args.shuffle_options, conclude=args.conclude, seed=args.seed)
@@ -209,13 +204,14 @@ def _given(args: argparse.Namespace, config_type: type) -> dict:
 
 
 def run_train_reranker(args: argparse.Namespace) -> int:
+    from kard.knowledge import KnowledgeBase
     from kard.reranker.encoder import Reranker
     from kard.reranker.training import build_reranker_items, train_reranker
 
     if args.kind == "dense":
         return _train_dense(args)
     questions, rationales = load_training_data(args)
-    knowledge = load_knowledge(args.kb)
+    knowledge = KnowledgeBase.open(args.kb, show_progress=True)
     config = replace(RerankerTrainingConfig(), **_given(args, RerankerTrainingConfig))
     items = build_reranker_items(rationale_pairs(questions, rationales), knowledge, candidates=config.candidates)
     reranker = Reranker.load(args.backbone, kind=args.kind, max_length=config.max_length)
@@ -229,10 +225,11 @@ def run_train_reranker(args: argparse.Namespace) -> int:
 
 
 def _train_dense(args: argparse.Namespace) -> int:
+    from kard.knowledge import KnowledgeBase
     from kard.reranker.dense import DenseReranker, DenseRerankerConfig, dense_items, train_dense_reranker
 
     questions, rationales = load_training_data(args)
-    knowledge = load_knowledge(args.kb)
+    knowledge = KnowledgeBase.open(args.kb, show_progress=True)
     config = replace(DenseRerankerConfig(seed=args.seed), **_given(args, DenseRerankerConfig))
     items = dense_items(rationale_pairs(questions, rationales), knowledge)
     reranker = DenseReranker.fresh(args.backbone)
@@ -244,11 +241,12 @@ def _train_dense(args: argparse.Namespace) -> int:
 
 
 def run_eval_reranker(args: argparse.Namespace) -> int:
+    from kard.knowledge import KnowledgeBase
     from kard.reranker.encoder import load_reranker
     from kard.reranker.evaluation import evaluate_reranker
 
     questions, rationales = load_training_data(args, held_out=True)
-    knowledge = load_knowledge(args.kb)
+    knowledge = KnowledgeBase.open(args.kb, show_progress=True)
     reranker = load_reranker(args.reranker)
     pairs = rationale_pairs(questions, rationales)
     result = evaluate_reranker(reranker, knowledge, pairs, candidates=args.eval_candidates,

@@ -154,6 +154,7 @@ def _round_reranker(spec: RetrainSpec, parent: Mapping[str, Any] | None, curated
 def _corrections(spec: RetrainSpec, work: Path) -> tuple[list, list]:
     """(StudentExamples of the accepted corrections, their Revisions for the reranker)."""
     from kard.distill import read_examples
+    from kard.knowledge import KnowledgeBase
     from kard.loop.export import ExportConfig, export_corrections, read_corrections_dir
 
     examples, revisions = [], []
@@ -161,7 +162,7 @@ def _corrections(spec: RetrainSpec, work: Path) -> tuple[list, list]:
         from kard.annotations import AnnotationStore
 
         store = AnnotationStore(spec.db, read_only=True)
-        knowledge = load_knowledge(spec.kb) if spec.knowledge_from == "kb" else None
+        knowledge = KnowledgeBase.open(spec.kb) if spec.kb and spec.knowledge_from == "kb" else None
         config = ExportConfig(knowledge_from=spec.knowledge_from)
         result = export_corrections(store, work / "corrections", config, knowledge=knowledge, allow_empty=True)
         examples += result.student_examples
@@ -173,15 +174,6 @@ def _corrections(spec: RetrainSpec, work: Path) -> tuple[list, list]:
     for example in examples:  # the same correction from --db and --corrections counts once
         first.setdefault(example.id, example)
     return list(first.values()), sorted(revisions, key=lambda r: r.item_id)
-
-
-def load_knowledge(path: str | None):
-    """A saved index folder or a passages file; ConfigError when none was given."""
-    if not path:
-        raise ConfigError("this needs a knowledge base. Fix: pass --kb (a folder from `python -m kard index` or a passages file)")
-    from kard.knowledge import KnowledgeBase
-
-    return KnowledgeBase.open(path)
 
 
 def student_training_config(overrides: Mapping[str, Any]):
@@ -240,13 +232,17 @@ def progress_callback(reporter: ProgressReporter):
 def _train_reranker(source: str | None, revisions: Sequence, spec: RetrainSpec, out: Path,
                     reporter: ProgressReporter) -> dict[str, Any]:
     from kard.config import DEFAULT_RERANKER_BACKBONE, RerankerTrainingConfig
+    from kard.knowledge import KnowledgeBase
     from kard.reranker.encoder import Reranker
     from kard.reranker.training import build_reranker_items, train_reranker
 
     if not revisions:
         raise DataError("retraining the reranker needs corrections from the annotation store",
                         fix="pass --db (the reranker reads each corrected question and rationale from it)")
-    knowledge = load_knowledge(spec.kb)
+    if not spec.kb:
+        raise ConfigError("retraining the reranker needs a knowledge base. Fix: pass --kb (a folder from "
+                          "`python -m kard index` or a passages file)")
+    knowledge = KnowledgeBase.open(spec.kb)
     pairs = [(r.correction.to_question(), r.correction.rationale) for r in revisions]  # as asked: kind and options
     items = build_reranker_items(pairs, knowledge)
     reranker = Reranker.load(source or DEFAULT_RERANKER_BACKBONE)
@@ -260,5 +256,5 @@ def _train_reranker(source: str | None, revisions: Sequence, spec: RetrainSpec, 
             "last_loss": result.losses[-1] if result.losses else None, "seconds_per_step": result.seconds_per_step}
 
 
-__all__ = ["RetrainSpec", "ProgressReporter", "train_round", "load_knowledge", "student_training_config",
+__all__ = ["RetrainSpec", "ProgressReporter", "train_round", "student_training_config",
            "progress_callback"]
