@@ -68,7 +68,8 @@ class EvalRecord:
     tokens_out: int
     seconds: float
     truncation: str | None = None
-    answer_source: str = "parsed"  # "parsed" from the text, "chosen" by the model's letter probabilities, "none"
+    answer_source: str = "parsed"  # "parsed" from the text, "stated" by the rationale's conclusion (an option's
+    # text, where it differs from the letter written), "chosen" by the model's letter probabilities, "none"
 
     def to_json(self) -> str:
         data = asdict(self)

@@ -29,7 +29,7 @@ from kard.kinds import decide_kind, gold_for, options_for
 from kard.metrics import majority_vote
 from kard.prompts import (
     MAX_OPTIONS, PROMPT_VERSION, answer_only_input, normalise_free_answer, parse_free_answer, parse_options,
-    student_input,
+    stated_option, student_input,
 )
 from kard.records import (
     CHOICE, OPEN, QUESTION_KINDS, YES_NO, YES_NO_OPTIONS, Hit, Prediction, Question, Sample, Timings,
@@ -388,12 +388,21 @@ class Pipeline:
 def read_answers(question: Question, samples: Sequence[Sample]) -> list[Sample]:
     """Samples with answers read for the question's kind: an open question's free text, never a letter.
 
-    The student parses letters (and may fall back on letter probabilities); for an open question the
-    answer is read again from the raw output with `parse_free_answer`.
+    The student parses letters (and may fall back on letter probabilities); when the rationale itself
+    concludes with one option's text ("So the answer is <text>."), that option is the answer
+    (answer_source "stated" where it differs from the letter written). For an open question the answer
+    is read again from the raw output with `parse_free_answer`.
     """
-    if question.kind != OPEN:
-        return list(samples)
-    return [_free_answer(sample) for sample in samples]
+    if question.kind == OPEN:
+        return [_free_answer(sample) for sample in samples]
+    return [_stated_answer(sample, question.options) for sample in samples]
+
+
+def _stated_answer(sample: Sample, options: Mapping[str, str]) -> Sample:
+    letter = stated_option(sample.rationale, options)
+    if letter is None or letter == sample.answer:
+        return sample
+    return replace(sample, answer=letter, answer_source="stated")
 
 
 def _free_answer(sample: Sample) -> Sample:

@@ -153,6 +153,21 @@ def parse_question_answer(text: str, question: Question) -> tuple[str, str | Non
     return parse_answer(text, question.letters)
 
 
+def stated_option(rationale: str, options: Mapping[str, str]) -> str | None:
+    """The letter of the one option whose text the rationale's last "the answer is ..." states, else None.
+
+    The trained student concludes its reasoning with "So the answer is <option text>." and then writes
+    an answer letter; with options shuffled, mapping text to letter is the step a small model gets
+    wrong, so the stated text decides (compared up to case, punctuation and a leading article).
+    """
+    matches = list(_SO_THE_ANSWER.finditer(rationale or ""))
+    if not matches or not options:
+        return None
+    stated = normalise_free_answer(matches[-1].group(1))
+    letters = [letter for letter, text in options.items() if normalise_free_answer(text) == stated]
+    return letters[0] if stated and len(letters) == 1 else None
+
+
 def normalise_free_answer(text: str) -> str:
     """An open answer for comparing: lower case, no punctuation, no leading article ("The Sun." -> "sun")."""
     words = " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())

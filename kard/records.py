@@ -150,7 +150,7 @@ class Sample:
     rationale: str
     answer: str | None
     tokens_out: int = 0
-    answer_source: str = "parsed"  # "parsed" from the text, "chosen" by letter probability, "none"
+    answer_source: str = "parsed"  # "parsed" from the text, "stated" by the rationale's conclusion, "chosen" by letter probability, "none"
 
 
 @dataclass(frozen=True)
@@ -208,6 +208,7 @@ class StudentAnswer:
     tokens_out: int = 0
     timings: Timings = Timings()
     truncation: str | None = None
+    answer_source: str = "parsed"  # as Sample.answer_source
 
 
 @dataclass(frozen=True)
@@ -248,8 +249,9 @@ class AskedItem:
     @staticmethod
     def from_prediction(p: Prediction, *, prompt_version: str, kind_reason: str = "",
                         max_candidates: int = 20) -> "AskedItem":
+        source = next((s.answer_source for s in p.samples if s.answer == p.answer), "parsed")
         student = StudentAnswer(p.student_name, p.rationale, p.raw_output, p.answer, p.tokens_out, p.timings,
-                                p.truncation)
+                                p.truncation, source)
         return AskedItem(item_id_for(p.question), p.question, tuple(p.candidates[:max_candidates]), tuple(p.passages),
                          student, p.reranker_name, prompt_version, dict(p.decoding), None, kind_reason)
 
@@ -263,7 +265,8 @@ class AskedItem:
             "candidates": [h.to_dict() for h in self.candidates], "used_ids": self.used_ids,
             "used": [h.to_dict() for h in self.used],
             "student": {"model": s.model, "rationale": s.rationale, "raw_output": s.raw_output, "answer": s.answer,
-                        "tokens_out": s.tokens_out, "timings": asdict(s.timings), "truncation": s.truncation},
+                        "tokens_out": s.tokens_out, "timings": asdict(s.timings), "truncation": s.truncation,
+                        "answer_source": s.answer_source},
             "reranker": self.reranker, "prompt_version": self.prompt_version, "decoding": dict(self.decoding),
             "teacher": None if t is None else {
                 "kind": t.source, "model": t.model, "label": t.label, "rationale": t.rationale, "answer": t.answer,
@@ -276,7 +279,8 @@ class AskedItem:
         """Read `to_dict`'s form back; raises KeyError, TypeError or ValueError when it is not one."""
         s, t = d["student"], d.get("teacher")
         student = StudentAnswer(str(s["model"]), s.get("rationale") or "", s.get("raw_output") or "", s.get("answer"),
-                                int(s.get("tokens_out") or 0), Timings(**(s.get("timings") or {})), s.get("truncation"))
+                                int(s.get("tokens_out") or 0), Timings(**(s.get("timings") or {})), s.get("truncation"),
+                                s.get("answer_source") or "parsed")
         teacher = None if not t else TeacherAnswer(
             t.get("kind") or "recorded", str(t.get("model") or ""), str(t.get("label") or ""), t.get("rationale") or "",
             t.get("answer"), t.get("seconds"), t.get("first_token_s"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from kard.annotations import AnnotationStore
@@ -533,3 +535,16 @@ def test_a_draft_is_read_back_or_ignored_when_unreadable():
     assert curating.read_draft(json.dumps(draft)) == draft
     assert curating.read_draft("") is None and curating.read_draft("{not json") is None
     assert curating.read_draft(json.dumps({"rationale": "no item"})) is None
+
+
+def test_an_answer_stated_by_the_rationale_is_shown_as_such():
+    from kard.records import Sample
+
+    text = "Scurvy is a lack of vitamin C. So the answer is Vitamin C.\nAnswer: B"
+    stated = Sample(text, "Scurvy is a lack of vitamin C. So the answer is Vitamin C.", "A", 20, "stated")
+    p = Prediction(QUESTIONS[0], (), (), "prompt", text, stated.rationale, "A", samples=(stated,), student_name="s")
+    item = AskedItem.from_prediction(p, prompt_version="kard-v1")
+    assert item.student.answer_source == "stated" and item.to_dict()["student"]["answer_source"] == "stated"
+    assert "read from the rationale&#x27;s conclusion" in student_card(item)
+    plain = AskedItem.from_prediction(replace(p, samples=(replace(stated, answer_source="parsed"),)), prompt_version="v")
+    assert "kard-answer-source" not in student_card(plain)

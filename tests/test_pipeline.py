@@ -278,6 +278,21 @@ def test_open_answers_are_read_and_voted_as_text() -> None:
     assert vote_key(QUESTION, "B") == "B"
 
 
+def test_the_option_a_rationale_concludes_with_is_the_answer() -> None:
+    concluded = Sample("Leaves take it in. So the answer is carbon dioxide.\nAnswer: A",
+                       "Leaves take it in. So the answer is carbon dioxide.", "A")
+    agreeing = Sample("So the answer is the Carbon Dioxide!\nAnswer: B", "So the answer is the Carbon Dioxide!", "B")
+    unclear = Sample("So the answer is a gas.\nAnswer: C", "So the answer is a gas.", "C")
+    chosen = Sample("So the answer is oxygen.", "So the answer is oxygen.", "B", 4, "chosen")
+    read = read_answers(QUESTION, [concluded, agreeing, unclear, chosen])
+    assert [(s.answer, s.answer_source) for s in read] == [("B", "stated"), ("B", "parsed"), ("C", "parsed"),
+                                                            ("A", "stated")]
+    yes_no = Question("y", "Do plants absorb carbon dioxide?", {"A": "yes", "B": "no"}, kind="yesno")
+    assert read_answers(yes_no, [Sample("So the answer is no.\nAnswer: A", "So the answer is no.", "A")])[0].answer == "B"
+    same_text = Question("d", "Which?", {"A": "gas", "B": "Gas.", "C": "rock"})
+    assert read_answers(same_text, [unclear])[0].answer == "C"  # "a gas" names two options: the letter stays
+
+
 def test_cli_ask_answers_a_free_question(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from kard.__main__ import main
 

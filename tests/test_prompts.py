@@ -165,3 +165,13 @@ def test_same_answer_compares_open_answers_loosely_and_letters_exactly():
     assert not same_answer("vitamin C", "vitamin D", "open") and not same_answer("a", "A")
     assert same_answer(None, None) and not same_answer("A", None)
     assert normalise_free_answer("  An Apple! ") == "apple"
+
+
+def test_stated_option_maps_the_conclusion_to_one_option():
+    from kard.prompts import stated_option
+
+    options = {"A": "the Sun", "B": "the Moon", "C": "a comet"}
+    assert stated_option("Light comes from it. So the answer is the sun.", options) == "A"
+    assert stated_option("The answer is Moon. Later: so the answer is a comet", options) == "C"  # the last one
+    assert stated_option("So the answer is Mars.", options) is None
+    assert stated_option("No conclusion here.", options) is None and stated_option("the answer is x", {}) is None

@@ -54,7 +54,7 @@ def student_card(item: AskedItem) -> str:
     return views.rationale_card(
         "Student", f"{s.model} · KARD prompt {item.prompt_version}{truncation}",
         s.raw_output or s.rationale, note="(the student wrote nothing)",
-        answer_html=views.answer_badge(s.answer, q.answer, q.options, q.kind),
+        answer_html=views.answer_badge(s.answer, q.answer, q.options, q.kind) + views.answer_source_line(s.answer_source),
         timing_html=views.timing_line(s.timings, s.tokens_out, s.model, item.decoding.get("engine")),
         kind_html=kind_html(item))
 

@@ -161,6 +161,19 @@ def kind_line(kind: str, reason: str = "") -> str:
             '</span></div>')
 
 
+ANSWER_SOURCES = {
+    "stated": "answer read from the rationale's conclusion (\"So the answer is ...\"), not from its answer line",
+    "chosen": "no answer written: the letter the model finds likeliest after its rationale",
+}
+"""What the answer badge says about an answer that was not simply read from the "Answer:" line."""
+
+
+def answer_source_line(source: str) -> str:
+    """A muted line under the answer badge saying how the answer was read (nothing for a plain answer line)."""
+    text = ANSWER_SOURCES.get(source)
+    return f'<div class="kard-answer-source kard-muted">{esc(text)}</div>' if text else ""
+
+
 def timing_line(timings: Timings | None, tokens_out: int = 0, model: str = "", engine: str | None = None) -> str:
     """'model · ctranslate2 int8 · first token 0.41 s · total 3.20 s · 38.1 tokens/s' from what was measured."""
     parts = [f"<b>{esc(model)}</b>"] if model else []
