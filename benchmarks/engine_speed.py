@@ -27,7 +27,8 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere: kard is beside
 
-ENGINES = ("transformers-float32", "transformers-bfloat16", "ctranslate2-int8", "ctranslate2-float32", "llama.cpp-q8_0")
+ENGINES = ("transformers-float32", "transformers-bfloat16", "ctranslate2-int8", "ctranslate2-int16", "ctranslate2-float32",
+           "llama.cpp-q8_0")
 
 
 def prompt_ids(count: int) -> list[list[int]]:
