@@ -3,7 +3,7 @@
     python benchmarks/default_student_table.py runs/default-student/eval > table.md
 
 One row per (question set, student): accuracy with its 95% Wilson interval, the share of answers
-read from the text vs chosen by letter probability, unanswered, and how often each letter was
+read from the text (and of those, taken from the rationale's conclusion) vs chosen by letter probability, unanswered, and how often each letter was
 answered (a constant answer shows up here); then exact McNemar tests of KARD against the others.
 """
 
@@ -35,7 +35,13 @@ def row(set_name: str, student: str, records: list[EvalRecord]) -> str:
     spread = " ".join(f"{letter} {count}" for letter, count in sorted(letters.items()))
     return (f"| {SETS.get(set_name, set_name)} | {student} | {result.total} | {100 * result.accuracy:.1f} | "
             f"{100 * low:.1f}-{100 * high:.1f} | {100 * (1 - chosen_share(records) - result.unanswered_share):.1f} | "
-            f"{100 * chosen_share(records):.1f} | {100 * result.unanswered_share:.1f} | {spread} |")
+            f"{100 * stated_share(records):.1f} | {100 * chosen_share(records):.1f} | {100 * result.unanswered_share:.1f} | "
+            f"{spread} |")
+
+
+def stated_share(records: list[EvalRecord]) -> float:
+    """Answers taken from the rationale's conclusion over a different letter (kard.pipeline.read_answers)."""
+    return sum(r.answer_source == "stated" for r in records) / len(records) if records else 0.0
 
 
 def paired(set_name: str, records: dict[str, list[EvalRecord]]) -> list[str]:
@@ -55,8 +61,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("eval_dir", type=Path)
     args = parser.parse_args()
-    lines = ["| questions | student | n | accuracy % | 95% CI | answer read % | answer chosen by letter prob. % "
-             "| unanswered % | answers given |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| questions | student | n | accuracy % | 95% CI | answer read % | of which stated by the rationale % "
+             "| answer chosen by letter prob. % | unanswered % | answers given |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     tests: list[str] = []
     for set_name in SETS:
         loaded = {}
