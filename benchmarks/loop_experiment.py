@@ -1,0 +1,257 @@
+"""Closing the loop, with a control: do curators' corrections beat the same training without them?
+
+    python benchmarks/loop_experiment.py --dataset strategyqa --corrections 10 20 --rounds 2
+    python benchmarks/loop_experiment.py --dataset obqa --corrections 10 20 --rounds 2
+
+Needs the folder `benchmarks/train_default_student.sh` writes (RUN, default runs/default-student: the
+knowledge bases and the training examples of the shipped student). Resumable: every round, evaluation
+and report is kept under --out and skipped when it exists.
+
+The design (docs/closing_the_loop.md):
+- start from the shipped student (demo/student); questions it never trained on (StrategyQA: the 300
+  held out of its training; OpenBookQA: dev) are shuffled with --seed and cut into a correction pool and
+  a disjoint held-out set (>= 200), never used for anything but measuring;
+- each round, the "corrections" arm's wrong answers on the pool, at most N not corrected before, are
+  corrected by a SCRIPTED CURATOR, not a person: the reference rationale of the data (StrategyQA: FLAN's
+  human rationale; OpenBookQA: the gold fact), concluded by the gold option's text as the shipped
+  student's rationales are, and the gold answer, saved through AnnotationStore.save as the app does;
+- both arms then retrain through the real retrain job (kard.loop.jobs.run_job): the same replay sample of
+  the student's own training examples, the same steps, batch, learning rate and seed; the corrections arm
+  also reads its annotation store (corrections oversampled, KARD retrieval with the corrected rationale),
+  the control arm does not. Each arm continues from its own previous round;
+- both arms answer the held-out questions (greedy, CTranslate2 int8, the evaluation settings of
+  evaluate_default_student.sh); the report gives accuracy with 95% intervals, fixed/broken against the
+  base student and the previous round, and the exact McNemar test of corrections vs control.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from kard.annotations import AnnotationStore, Correction, PassageRecord  # noqa: E402
+from kard.config import GenerationConfig, RetrievalConfig  # noqa: E402
+from kard.datasets import load_questions  # noqa: E402
+from kard.distill import concluded, read_examples, split_questions, write_examples  # noqa: E402
+from kard.evaluation import EvalRecord, evaluate, read_records  # noqa: E402
+from kard.knowledge import KnowledgeBase  # noqa: E402
+from kard.loop.jobs import run_job  # noqa: E402
+from kard.loop.retrain import RetrainSpec  # noqa: E402
+from kard.loop.round_folder import current  # noqa: E402
+from kard.metrics import compare_paired, compare_rounds, score  # noqa: E402
+from kard.prompts import PROMPT_VERSION  # noqa: E402
+from kard.records import Question, item_id_for  # noqa: E402
+from kard.teacher.recorded import import_flan_strategyqa, import_openbookqa_facts  # noqa: E402
+
+log = logging.getLogger("loop_experiment")
+DATA = ROOT.parent / "shared" / "data"
+BASE_STUDENT = "demo/student"
+CURATOR = "reference-rationale-bot"
+NOTE = "scripted curator: the data's reference rationale and gold answer; not a person"
+ARMS = ("corrections", "control")
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Where a dataset's questions, references, knowledge and training examples come from."""
+
+    name: str
+    questions: list[Question]  # never trained on by the shipped student
+    references: dict[str, str]  # question id -> reference rationale
+    kb: str
+    examples: str  # the shipped student's training examples of this dataset (the replay pool)
+    top_k: int
+    new_tokens: int
+
+
+def setup(dataset: str, run: Path) -> Setup:
+    if dataset == "strategyqa":
+        questions = split_questions(load_questions(DATA / "strategyqa" / "train.json"), 300, seed=0)[1]
+        flan = import_flan_strategyqa(DATA / "strategyqa" / "flan_cot_train.tsv", questions)
+        references = {qid: rs[0].text for qid, rs in flan.items() if rs}
+        return Setup(dataset, questions, references, str(run / "kb_strategyqa"), str(run / "strategyqa_kard.jsonl"), 1, 96)
+    path = DATA / "openbookqa" / "dev_complete.jsonl"
+    facts = import_openbookqa_facts(path)
+    references = {qid: rs[0].text for qid, rs in facts.items() if rs}
+    return Setup(dataset, load_questions(path), references, str(run / "kb_obqa"), str(run / "obqa_kard.jsonl"), 3, 64)
+
+
+def split(s: Setup, pool: int, heldout: int, seed: int) -> tuple[list[Question], list[Question]]:
+    usable = sorted((q for q in s.questions if q.id in s.references), key=lambda q: q.id)
+    random.Random(seed).shuffle(usable)
+    if len(usable) < pool + heldout:
+        raise SystemExit(f"{s.name}: {len(usable)} usable questions, fewer than pool {pool} + held-out {heldout}")
+    return usable[:pool], usable[pool: pool + heldout]
+
+
+def answers(student_path: str, questions: Sequence[Question], s: Setup, out: Path) -> dict[str, EvalRecord]:
+    """Greedy answers of a student (cached in `out`, resumed by kard.evaluation)."""
+    if out.is_file() and len(read_records(out)) >= len(questions):
+        return read_records(out)
+    from kard.student import Student
+
+    student = Student.load(student_path, engine="ctranslate2")
+    result = evaluate(student, questions, "kard-bm25", out=out, knowledge=KnowledgeBase.open(s.kb),
+                      retrieval=RetrievalConfig(top_k=s.top_k), generation=GenerationConfig(max_new_tokens=s.new_tokens),
+                      progress=False)
+    return {r.question_id: r for r in result.records}
+
+
+def correct(store: AnnotationStore, wrong: Sequence[tuple[Question, EvalRecord]], s: Setup, student: str) -> list[str]:
+    """Save the scripted curator's corrections of `wrong` through the store's real API; their question ids."""
+    knowledge = KnowledgeBase.open(s.kb)
+    for question, record in wrong:
+        rationale = concluded(s.references[question.id], question)
+        hits = knowledge.search(question.text, 10)
+        used = set(record.passage_ids)
+        store.save(Correction(
+            item_id=item_id_for(question), question_id=question.id, question=question.text,
+            options=dict(question.options), rationale=rationale, answer=question.answer or "",
+            gold_answer=question.answer, dataset=question.dataset, kind=question.kind,
+            passages=tuple(PassageRecord.from_hit(h, used=h.passage.id in used) for h in hits),
+            student_model=student, prompt_version=PROMPT_VERSION,
+            decoding={"strategy": "greedy", "max_new_tokens": s.new_tokens, "top_k_passages": s.top_k},
+            student_rationale=record.rationale, student_answer=record.answer, original_rationale=record.rationale,
+            original_source=f"student {student}", rating=1, tags=("reasoning error",), note=NOTE, curator=CURATOR))
+    return [q.id for q, _ in wrong]
+
+
+def replay_sample(s: Setup, size: int, seed: int, out: Path) -> str:
+    """A seeded sample of the shipped student's own training examples, the same for both arms of a round."""
+    if not out.is_file():
+        examples = read_examples(s.examples)
+        write_examples(random.Random(seed).sample(examples, min(size, len(examples))), out)
+    return str(out)
+
+
+def retrain(arm_root: Path, examples: str, store: Path | None, s: Setup, args: argparse.Namespace, seed: int) -> str:
+    """One round of one arm through the real retrain job; the new round's student folder."""
+    training = {"max_steps": args.steps, "batch_size": args.batch_size, "grad_accum": 1, "learning_rate": args.lr,
+                "lora": True, "bf16": args.bf16, "max_length_cap": 512, "save_steps": 10_000, "seed": seed}
+    spec = RetrainSpec(root=str(arm_root), student=BASE_STUDENT, examples=examples, db=str(store) if store else None,
+                       correction_weight=args.weight, knowledge_from="kb", kb=s.kb, training=training, threads=2,
+                       note=f"loop experiment, {arm_root.name}")
+    status = run_job(spec)
+    if status.state != "succeeded":
+        raise SystemExit(f"{arm_root}: the retrain job {status.state}: {status.error or status.message}")
+    return str(arm_root / current(arm_root)["round"] / "student")
+
+
+def run_setting(s: Setup, n: int, args: argparse.Namespace) -> dict:
+    """Both arms through --rounds rounds with at most `n` new corrections a round; the setting's report."""
+    pool, heldout = split(s, args.pool, args.heldout, args.seed)
+    shared, folder = args.out / s.name, args.out / f"{s.name}-n{n}"
+    folder.mkdir(parents=True, exist_ok=True)
+    base_held = answers(BASE_STUDENT, heldout, s, shared / "base-heldout.jsonl")
+    base_pool = answers(BASE_STUDENT, pool, s, shared / "base-pool.jsonl")
+    students = {arm: BASE_STUDENT for arm in ARMS}
+    held = {arm: base_held for arm in ARMS}
+    pool_answers, corrected, rounds = base_pool, [], []
+    store = AnnotationStore(folder / "corrections.db")
+    for number in range(1, args.rounds + 1):
+        done = {r.item_id for r in store.latest()}
+        by_id = {q.id: q for q in pool}
+        wrong = [(by_id[qid], r) for qid, r in pool_answers.items()
+                 if not r.correct and item_id_for(by_id[qid]) not in done][:n]
+        if not (folder / f"round-{number}.corrected.json").is_file():
+            ids = correct(store, wrong, s, students["corrections"])
+            (folder / f"round-{number}.corrected.json").write_text(json.dumps(ids))
+        corrected += json.loads((folder / f"round-{number}.corrected.json").read_text())
+        replay = replay_sample(s, args.steps * args.batch_size, args.seed + number, folder / f"round-{number}.replay.jsonl")
+        previous = dict(held)
+        for arm in ARMS:
+            arm_root = folder / arm
+            finished = arm_root / f"round-{number:03d}" / "student"
+            students[arm] = str(finished) if finished.is_dir() else retrain(
+                arm_root, replay, folder / "corrections.db" if arm == "corrections" else None, s, args, args.seed)
+            held[arm] = answers(students[arm], heldout, s, folder / f"round-{number}.{arm}.heldout.jsonl")
+        pool_answers = answers(students["corrections"], pool, s, folder / f"round-{number}.corrections.pool.jsonl")
+        rounds.append(round_row(number, len(corrected), held, previous, base_held))
+    report = {"dataset": s.name, "corrections_per_round": n, "pool": len(pool), "heldout": len(heldout),
+              "corrected_ids": corrected, "base": accuracy(base_held), "rounds": rounds,
+              "settings": {k: str(v) for k, v in vars(args).items()}}
+    (folder / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def accuracy(records: dict[str, EvalRecord]) -> dict:
+    result = score([r.answer for r in records.values()], [r.gold for r in records.values()])
+    return {"correct": result.correct, "total": result.total, "accuracy": result.accuracy,
+            "interval": list(result.interval)}
+
+
+def round_row(number: int, corrections: int, held: dict, previous: dict, base: dict) -> dict:
+    right = {arm: {qid: r.correct for qid, r in held[arm].items()} for arm in ARMS}
+    test = compare_paired(right["corrections"], right["control"])
+    row = {"round": number, "corrections_so_far": corrections,
+           "corrections_vs_control": {"only_corrections": test.only_first, "only_control": test.only_second,
+                                      "p": test.p_value}}
+    for arm in ARMS:
+        answers_now = {qid: r.answer for qid, r in held[arm].items()}
+        gold = {qid: r.gold for qid, r in held[arm].items()}
+        versus_base = compare_rounds({qid: r.answer for qid, r in base.items()}, answers_now, gold)
+        versus_previous = compare_rounds({qid: r.answer for qid, r in previous[arm].items()}, answers_now, gold)
+        row[arm] = {**accuracy(held[arm]), "fixed_vs_base": len(versus_base.fixed), "broken_vs_base": len(versus_base.broken),
+                    "fixed_vs_previous": len(versus_previous.fixed), "broken_vs_previous": len(versus_previous.broken)}
+    return row
+
+
+def markdown(reports: Sequence[dict]) -> str:
+    lines = ["| dataset | N a round | round | corrections so far | arm | held-out accuracy % (95% CI) | fixed / broken vs base "
+             "| fixed / broken vs previous round | corrections vs control: only / only, McNemar p |",
+             "|---|---:|---:|---:|---|---|---|---|---|"]
+    for report in reports:
+        base = report["base"]
+        low, high = base["interval"]
+        lines.append(f"| {report['dataset']} | {report['corrections_per_round']} | 0 | 0 | base (shipped student) | "
+                     f"{100 * base['accuracy']:.1f} ({100 * low:.0f}-{100 * high:.0f}) | | | |")
+        for row in report["rounds"]:
+            test = row["corrections_vs_control"]
+            for arm in ARMS:
+                a = row[arm]
+                low, high = a["interval"]
+                versus = f"{test['only_corrections']} / {test['only_control']}, p = {test['p']:.3g}" if arm == "corrections" else ""
+                lines.append(f"| {report['dataset']} | {report['corrections_per_round']} | {row['round']} | "
+                             f"{row['corrections_so_far']} | {arm} | {100 * a['accuracy']:.1f} ({100 * low:.0f}-{100 * high:.0f}) | "
+                             f"{a['fixed_vs_base']} / {a['broken_vs_base']} | {a['fixed_vs_previous']} / "
+                             f"{a['broken_vs_previous']} | {versus} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=["strategyqa", "obqa"], required=True)
+    parser.add_argument("--corrections", type=int, nargs="+", default=[10, 20], help="N: new corrections a round")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--pool", type=int, default=100, help="questions whose wrong answers get corrected")
+    parser.add_argument("--heldout", type=int, default=200, help="held-out questions, never corrected")
+    parser.add_argument("--steps", type=int, default=12, help="optimizer steps a round (both arms)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--weight", type=int, default=3, help="times each correction is seen per epoch")
+    parser.add_argument("--no-bf16", dest="bf16", action="store_false", help="float32 training (CPUs without bf16)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--run", type=Path, default=ROOT / "runs" / "default-student",
+                        help="the folder of benchmarks/train_default_student.sh")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "loop-experiment")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    s = setup(args.dataset, args.run)
+    reports = [run_setting(s, n, args) for n in args.corrections]
+    table = markdown(reports)
+    (args.out / f"{args.dataset}-report.md").write_text(table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
