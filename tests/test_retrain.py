@@ -205,6 +205,14 @@ def test_app_panel_starts_jobs_and_compares_two_rounds(tmp_path, tiny, data):
     assert "<b>base</b>" in left and "<b>round-001</b>" in right
     assert "round-001/student" in right and "kard-badge" in left and "kard-badge" in right
     assert "kard-diff" in diff
+    every = panel.every_round(Q1.text, "A) Vitamin C\nB) Vitamin D", "q1")
+    assert every.count("<tr><td><b>") == 2 and "<b>base</b>" in every and "<b>round-001</b>" in every
+    assert "No round report yet" in panel.report_markdown() and panel.report_plot() is None
+    from kard.loop.rounds import round_report, write_report
+
+    write_report(round_report({"round-000": ("b", {"q2": "A"}), "round-001": ("r", {"q2": "B"})}, {"q2": "B"}),
+                 root / "report")
+    assert "| round-001 | 100.0%" in panel.report_markdown() and panel.report_plot().endswith("accuracy.png")
 
 
 def test_a_round_reads_yes_no_and_open_corrections_as_they_were_asked(tmp_path, tiny, data):
@@ -230,3 +238,24 @@ def test_a_round_reads_yes_no_and_open_corrections_as_they_were_asked(tmp_path, 
     items = build_reranker_items(pairs, KnowledgeBase.build(PASSAGES), candidates=2)
     assert [i.query for i in items[:2]] == ["What does a lack of vitamin C cause?",
                                             "Does a lack of vitamin C cause scurvy?"]  # no options in the query
+
+
+def test_rounds_command_compares_each_round_with_its_control(tmp_path, tiny, data, capsys):
+    """`kard rounds --control`: the corrections arm and a control arm trained the same way without them."""
+    from kard.__main__ import main
+
+    corrected, control = tmp_path / "corrections", tmp_path / "control"
+    assert jobs.run_job(spec_for(corrected, tiny, data)).state == "succeeded"
+    assert jobs.run_job(spec_for(control, tiny, data, db=None)).state == "succeeded"
+    questions = tmp_path / "heldout.jsonl"
+    questions.write_text("".join(json.dumps({"id": q.id, "question": q.text, "options": dict(q.options),
+                                             "answer": q.answer}) + "\n" for q in (Q1, Q2)))
+    passages = tmp_path / "passages.jsonl"
+    passages.write_text("".join(json.dumps({"id": p.id, "title": p.title, "text": p.text}) + "\n" for p in PASSAGES))
+    assert main(["rounds", "--root", str(corrected), "--control", str(control), "--questions", str(questions),
+                 "--kb", str(passages), "--max-new-tokens", "4", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "left out 1 question(s) used as corrections" in out  # q1 was corrected: only q2 is held out
+    report = json.loads((corrected / "report" / "report.json").read_text())
+    assert [c["round"] for c in report["controls"]] == ["round-001"] and report["questions"] == 1
+    assert "| round-001 |" in out and "p = " in out

@@ -32,8 +32,8 @@ def test_scores_and_changes_per_round():
 
 def test_markdown_table_lists_fixed_and_broken():
     text = report_markdown(round_report(ANSWERS, GOLD))
-    assert "| round-000 | 50.0% | 2 / 4 | 1 | - | - | `base` |" in text
-    assert "| round-001 | 75.0% | 3 / 4 | 0 | 2 | 1 | `r1` |" in text
+    assert "| round-000 | 50.0% (15-85) | 2 / 4 | 1 | - | - | `base` |" in text
+    assert "| round-001 | 75.0% (30-95) | 3 / 4 | 0 | 2 / 1 | - | `r1` |" in text
     assert "**round-000 -> round-001**: fixed 2, broken 1" in text
     assert "- fixed: q2, q3" in text and "- broken: q4" in text
     assert "**round-000 -> round-002**: fixed 2, broken 1" in text  # the overall change
@@ -47,6 +47,25 @@ def test_plot_and_report_files(tmp_path):
     assert data["steps"][0]["fixed"] == ["q2", "q3"]
     single = plot_accuracy(round_report({"round-000": ANSWERS["round-000"]}, GOLD), tmp_path / "one.png")
     assert single.stat().st_size > 0
+
+
+CONTROL = {
+    "round-000": ANSWERS["round-000"],
+    "round-001": ("c1", {"q1": "A", "q2": "A", "q3": "B", "q4": "B"}),
+    "round-002": ("c2", {"q1": "A", "q2": "A", "q3": "B", "q4": "B"}),
+}
+
+
+def test_rounds_against_their_control(tmp_path):
+    report = round_report(ANSWERS, GOLD, control=CONTROL)
+    assert [c.round for c in report.controls] == ["round-001", "round-002"]  # the base has no control
+    first = report.controls[0]
+    assert (first.control.score.correct, first.change.fixed, first.change.broken) == (2, ("q2", "q3"), ("q4",))
+    assert first.p_value == 1.0
+    text = report_markdown(report)
+    assert "| round-001 | 75.0% (30-95) | 3 / 4 | 0 | 2 / 1 | 50.0%, 2 / 1, p = 1 | `r1` |" in text
+    data = json.loads(write_report(report, tmp_path / "report")["json"].read_text())
+    assert data["controls"][1]["fixed_vs_control"] == ["q2", "q3"] and data["controls"][1]["control_correct"] == 2
 
 
 def test_missing_answers_are_a_clear_error():

@@ -217,6 +217,9 @@ def _register_rounds(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--k", type=int, default=RetrievalConfig.top_k)
     parser.add_argument("--max-new-tokens", type=int, default=GenerationConfig.max_new_tokens)
     parser.add_argument("--report", type=Path, default=None, help="report folder (default ROOT/report)")
+    parser.add_argument("--control", type=Path, default=None,
+                        help="a control rounds folder (the same training without the corrections): each round is "
+                             "compared with the control round of the same number")
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(func=run_rounds)
 
@@ -237,10 +240,12 @@ def run_rounds(args: argparse.Namespace) -> int:
     if not questions:
         raise DataError("no held-out question left", fix="pass questions that were not corrected, or raise --limit")
     knowledge = None if args.condition in ("finetune", "reasoning") else KnowledgeBase.open(*(args.kb or []), config=retrieval)
-    answers = evaluate_rounds(args.root, questions, knowledge=knowledge, condition=args.condition,
-                              retrieval=retrieval, generation=generation, use_rerankers=args.use_rerankers,
-                              progress=not args.no_progress)
-    report = round_report(answers, {q.id: q.answer for q in questions if q.answer})
+    def answers_of(root: Path):
+        return evaluate_rounds(root, questions, knowledge=knowledge, condition=args.condition, retrieval=retrieval,
+                               generation=generation, use_rerankers=args.use_rerankers, progress=not args.no_progress)
+
+    control = answers_of(args.control) if args.control else None
+    report = round_report(answers_of(args.root), {q.id: q.answer for q in questions if q.answer}, control)
     files = write_report(report, args.report or args.root / "report")
     print(files["markdown"].read_text(encoding="utf-8"))
     print(f"plot: {files['plot']}")

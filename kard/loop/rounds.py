@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from kard.config import GenerationConfig, RetrievalConfig
 from kard.errors import DataError
-from kard.metrics import RoundChange, Score, compare_rounds, score
+from kard.metrics import RoundChange, Score, compare_rounds, mcnemar_exact, score
 from kard.records import Question
 from kard.loop.round_folder import list_rounds, read_manifest, round_paths
 
@@ -48,11 +48,26 @@ class Transition:
 
 
 @dataclass(frozen=True)
+class ControlComparison:
+    """A round against the control round of the same number (the same training without the corrections)."""
+
+    round: str
+    control: RoundScore
+    change: RoundChange  # fixed: right with the corrections, wrong in the control; broken: the reverse
+
+    @property
+    def p_value(self) -> float:
+        """Exact McNemar test of the round against its control on the questions they disagree on."""
+        return mcnemar_exact(len(self.change.fixed), len(self.change.broken))
+
+
+@dataclass(frozen=True)
 class RoundReport:
     question_ids: tuple[str, ...]
     scores: tuple[RoundScore, ...]
     steps: tuple[Transition, ...]  # consecutive rounds
     overall: Transition | None  # first round vs last round (None with fewer than 2 rounds)
+    controls: tuple[ControlComparison, ...] = ()  # when a control arm was run
 
     def to_dict(self) -> dict[str, Any]:
         def change(t: Transition) -> dict[str, Any]:
@@ -67,6 +82,9 @@ class RoundReport:
                        for s in self.scores],
             "steps": [change(t) for t in self.steps],
             "overall": change(self.overall) if self.overall else None,
+            "controls": [{"round": c.round, "control_student": c.control.student, "control_accuracy": c.control.score.accuracy,
+                          "control_correct": c.control.score.correct, "fixed_vs_control": list(c.change.fixed),
+                          "broken_vs_control": list(c.change.broken), "p": c.p_value} for c in self.controls],
         }
 
 
@@ -120,36 +138,53 @@ def evaluate_rounds(root: str | Path, questions: Sequence[Question], *, knowledg
     return results
 
 
-def round_report(answers: Mapping[str, tuple[str, Mapping[str, str | None]]], gold: Mapping[str, str]) -> RoundReport:
-    """Scores per round (in the mapping's order) over `gold`'s questions, and fixed/broken between rounds."""
+Answers = Mapping[str, tuple[str, Mapping[str, str | None]]]
+"""{round: (student path, {question id: answer})}, as evaluate_rounds returns it."""
+
+
+def round_report(answers: Answers, gold: Mapping[str, str], control: Answers | None = None) -> RoundReport:
+    """Scores per round (in the mapping's order) over `gold`'s questions, fixed/broken between rounds and,
+    with `control` (the same rounds trained without the corrections), against the control round of each name."""
     if not answers:
         raise DataError("no rounds to report", fix="evaluate at least one round")
     ids = tuple(gold)
-    scores = []
-    for name, (student, by_id) in answers.items():
-        missing = [qid for qid in ids if qid not in by_id]
-        if missing:
-            raise DataError(f"round {name} has no answer for {len(missing)} question(s), e.g. {missing[0]}",
-                            fix="evaluate every round on the same questions")
-        scores.append(RoundScore(name, student, score([by_id[q] for q in ids], [gold[q] for q in ids])))
+    scores = tuple(_round_score(name, student, by_id, gold) for name, (student, by_id) in answers.items())
     names = list(answers)
     steps = tuple(Transition(a, b, compare_rounds(answers[a][1], answers[b][1], gold)) for a, b in zip(names, names[1:]))
     overall = Transition(names[0], names[-1], compare_rounds(answers[names[0]][1], answers[names[-1]][1], gold)) \
         if len(names) > 1 else None
-    return RoundReport(ids, tuple(scores), steps, overall)
+    controls = tuple(
+        ControlComparison(name, _round_score(name, control[name][0], control[name][1], gold),
+                          compare_rounds(control[name][1], answers[name][1], gold))
+        for name in names if control and name in control and name != BASE_ROUND)
+    return RoundReport(ids, scores, steps, overall, controls)
+
+
+def _round_score(name: str, student: str, by_id: Mapping[str, str | None], gold: Mapping[str, str]) -> RoundScore:
+    missing = [qid for qid in gold if qid not in by_id]
+    if missing:
+        raise DataError(f"round {name} has no answer for {len(missing)} question(s), e.g. {missing[0]}",
+                        fix="evaluate every round on the same questions")
+    return RoundScore(name, student, score([by_id[q] for q in gold], list(gold.values())))
 
 
 def report_markdown(report: RoundReport, title: str = "Accuracy per round") -> str:
     lines = [f"## {title}", "", f"{len(report.question_ids)} held-out questions (none of them used as a correction).", "",
-             "| round | accuracy | correct / total | unanswered | fixed vs previous | broken vs previous | student |",
+             "| round | accuracy (95% CI) | correct / total | unanswered | fixed / broken vs previous "
+             "| control: accuracy, fixed / broken vs it, McNemar p | student |",
              "|---|---|---|---|---|---|---|"]
     changes = {t.after: t.change for t in report.steps}
+    controls = {c.round: c for c in report.controls}
     for s in report.scores:
         change = changes.get(s.round)
-        fixed = str(len(change.fixed)) if change else "-"
-        broken = str(len(change.broken)) if change else "-"
-        lines.append(f"| {s.round} | {100 * s.score.accuracy:.1f}% | {s.score.correct} / {s.score.total} | "
-                     f"{s.score.unanswered} | {fixed} | {broken} | `{_short(s.student)}` |")
+        moved = f"{len(change.fixed)} / {len(change.broken)}" if change else "-"
+        c = controls.get(s.round)
+        versus = (f"{100 * c.control.score.accuracy:.1f}%, {len(c.change.fixed)} / {len(c.change.broken)}, "
+                  f"p = {c.p_value:.3g}") if c else "-"
+        low, high = s.score.interval
+        lines.append(f"| {s.round} | {100 * s.score.accuracy:.1f}% ({100 * low:.0f}-{100 * high:.0f}) | "
+                     f"{s.score.correct} / {s.score.total} | {s.score.unanswered} | {moved} | {versus} | "
+                     f"`{_short(s.student)}` |")
     for transition in report.steps + ((report.overall,) if report.overall and len(report.steps) > 1 else ()):
         c = transition.change
         lines += ["", f"**{transition.before} -> {transition.after}**: fixed {len(c.fixed)}, broken {len(c.broken)}, "
@@ -171,8 +206,15 @@ def plot_accuracy(report: RoundReport, path: str | Path, title: str = "Held-out 
 
     names = [s.round for s in report.scores]
     values = [100 * s.score.accuracy for s in report.scores]
+    errors = [[v - 100 * s.score.interval[0] for v, s in zip(values, report.scores)],
+              [100 * s.score.interval[1] - v for v, s in zip(values, report.scores)]]
     fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(names) + 2), 3.2))
-    ax.plot(range(len(names)), values, marker="o")
+    ax.errorbar(range(len(names)), values, yerr=errors, marker="o", capsize=3, label="with corrections")
+    if report.controls:
+        at = {name: x for x, name in enumerate(names)}
+        ax.plot([at[c.round] for c in report.controls], [100 * c.control.score.accuracy for c in report.controls],
+                marker="s", linestyle="--", color="gray", label="control (no corrections)")
+        ax.legend(fontsize=8, loc="lower right")
     for x, (value, s) in enumerate(zip(values, report.scores)):
         ax.annotate(f"{value:.1f}%\n({s.score.correct}/{s.score.total})", (x, value), textcoords="offset points",
                     xytext=(0, 8), ha="center", fontsize=8)
@@ -204,5 +246,5 @@ def limit_questions(questions: Sequence[Question], limit: int | None) -> list[Qu
     return list(questions[:limit]) if limit else list(questions)
 
 
-__all__ = ["RoundReport", "RoundScore", "Transition", "evaluate_rounds", "round_report", "report_markdown",
+__all__ = ["RoundReport", "RoundScore", "Transition", "ControlComparison", "evaluate_rounds", "round_report", "report_markdown",
            "plot_accuracy", "write_report", "held_out", "rounds_with_base", "limit_questions"]

@@ -113,6 +113,36 @@ class LoopPanel:
         job = self.latest_job()
         return job is not None and not job.finished
 
+    # -- the round report (python -m kard rounds) ----------------------------------------------------
+    @property
+    def report_dir(self) -> Path:
+        return self.root / "report"
+
+    def report_markdown(self) -> str:
+        """The rounds folder's report (accuracy with intervals, fixed / broken, the control), or how to make one."""
+        path = self.report_dir / "report.md"
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+        return ("No round report yet. Make one on held-out questions (and, for a controlled comparison, a control "
+                "rounds folder trained the same way without the corrections):\n\n"
+                f"`python -m kard rounds --root {self.root} --questions HELD_OUT.jsonl [--control CONTROL_DIR]`")
+
+    def report_plot(self) -> str | None:
+        path = self.report_dir / "accuracy.png"
+        return str(path) if path.is_file() else None
+
+    def every_round(self, text: str, options_text: str, picked_id: str | None = None) -> str:
+        """The question on screen answered by the starting student and every round, one row each."""
+        question = asking.resolve(self.studio, text, options_text, picked_id)[0]
+        rows = []
+        for name in [BASE, *round_folder.list_rounds(self.root)]:
+            p = self.answer_with(name, question)
+            badge = views.answer_badge(p.answer, question.answer, question.options, question.kind)
+            rows.append(f"<tr><td><b>{views.esc(name)}</b></td><td>{badge}</td>"
+                        f'<td class="kard-rationale">{views.esc(p.rationale)}</td></tr>')
+        return ('<table class="kard-rounds"><tr><th>round</th><th>answer</th><th>rationale</th></tr>'
+                + "".join(rows) + "</table>")
+
     # -- compare two rounds -------------------------------------------------------------------------
     def _student(self, path: str) -> Any:
         with self._lock:
@@ -181,6 +211,10 @@ class LoopTab:
     left_card: Any
     right_card: Any
     diff: Any
+    report: Any
+    plot: Any
+    every_btn: Any
+    every_table: Any
 
 
 def add_loop_tab(studio: "Studio", config: "AppConfig", curator_name: Callable[[Any, Any], str | None], *,
@@ -234,8 +268,17 @@ def loop_layout(panel: LoopPanel, question: Any, options: Any) -> LoopTab:
             left_card = gr.HTML(elem_id="kard-loop-left-card")
             right_card = gr.HTML(elem_id="kard-loop-right-card")
         diff = gr.HTML(elem_id="kard-loop-diff")
+        every_btn = gr.Button("Answer with every round", elem_id="kard-loop-every")
+        every_table = gr.HTML(elem_id="kard-loop-every-table")
+
+        gr.Markdown("### Round report: held-out accuracy per round, against the control when one was run")
+        with gr.Row():
+            report = gr.Markdown(panel.report_markdown(), elem_id="kard-loop-report")
+            plot = gr.Image(panel.report_plot(), label="Held-out accuracy per round", type="filepath",
+                            interactive=False, elem_id="kard-loop-plot")
     return LoopTab(examples, kb, weight, steps, with_reranker, start_btn, cancel_btn, refresh_btn, action_msg,
-                   progress, timer, left, right, question, options, compare_btn, left_card, right_card, diff)
+                   progress, timer, left, right, question, options, compare_btn, left_card, right_card, diff,
+                   report, plot, every_btn, every_table)
 
 
 def wire_loop_tab(t: LoopTab, panel: LoopPanel, curator_name: Callable[[Any, Any], str | None]) -> None:
@@ -249,7 +292,7 @@ def wire_loop_tab(t: LoopTab, panel: LoopPanel, curator_name: Callable[[Any, Any
     def refresh():
         choices = panel.round_choices()
         return (panel.status_html(), gr.Timer(active=panel.job_active()),
-                gr.update(choices=choices), gr.update(choices=choices))
+                gr.update(choices=choices), gr.update(choices=choices), panel.report_markdown(), panel.report_plot())
 
     def start(ex, w, s, rr, kb_path, request: gr.Request, profile: gr.OAuthProfile | None):
         try:
@@ -270,8 +313,15 @@ def wire_loop_tab(t: LoopTab, panel: LoopPanel, curator_name: Callable[[Any, Any
         except KardError as error:
             return warn(error), "", ""
 
+    def every(text, opts):
+        try:
+            return panel.every_round(text, opts)
+        except KardError as error:
+            return warn(error)
+
     private = {"api_visibility": "private"}
-    refresh_outputs = [t.progress, t.timer, t.left, t.right]
+    refresh_outputs = [t.progress, t.timer, t.left, t.right, t.report, t.plot]
+    t.every_btn.click(every, [t.question, t.options], [t.every_table], **private)
     t.start_btn.click(start, [t.examples, t.weight, t.steps, t.with_reranker, t.kb], [t.action_msg, t.progress, t.timer],
                       **private)
     t.cancel_btn.click(stop, None, [t.action_msg], **private).then(refresh, None, refresh_outputs, **private)

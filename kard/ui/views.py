@@ -257,4 +257,5 @@ mark { background: #fde68a; color: inherit; padding: 0 1px; border-radius: 2px; 
 .kard-msg-warn { background: #fef3c7; color: #92400e; } .kard-msg-error { background: #fee2e2; color: #991b1b; }
 .kard-history { padding-left: 1.2em; } .kard-rev { margin-bottom: 10px; } .kard-note { font-style: italic; }
 .kard-cursor { animation: kard-blink 1s steps(1) infinite; } @keyframes kard-blink { 50% { opacity: 0; } }
+.kard-rounds td { vertical-align: top; padding: 4px 8px; } .kard-answer-source { font-size: 0.85em; }
 """
