@@ -47,6 +47,7 @@ from kard.knowledge import KnowledgeBase  # noqa: E402
 from kard.loop.jobs import run_job  # noqa: E402
 from kard.loop.retrain import RetrainSpec  # noqa: E402
 from kard.loop.round_folder import current  # noqa: E402
+from kard.loop.rounds import BASE_ROUND, round_report, write_report  # noqa: E402
 from kard.metrics import compare_paired, compare_rounds, score  # noqa: E402
 from kard.prompts import PROMPT_VERSION  # noqa: E402
 from kard.records import Question, item_id_for  # noqa: E402
@@ -155,6 +156,7 @@ def run_setting(s: Setup, n: int, args: argparse.Namespace) -> dict:
     base_pool = answers(BASE_STUDENT, pool, s, shared / "base-pool.jsonl")
     students = {arm: BASE_STUDENT for arm in ARMS}
     held = {arm: base_held for arm in ARMS}
+    history = {arm: {BASE_ROUND: (BASE_STUDENT, answer_letters(base_held))} for arm in ARMS}
     pool_answers, corrected, rounds = base_pool, [], []
     store = AnnotationStore(folder / "corrections.db")
     for number in range(1, args.rounds + 1):
@@ -174,13 +176,20 @@ def run_setting(s: Setup, n: int, args: argparse.Namespace) -> dict:
             students[arm] = str(finished) if finished.is_dir() else retrain(
                 arm_root, replay, folder / "corrections.db" if arm == "corrections" else None, s, args, args.seed)
             held[arm] = answers(students[arm], heldout, s, folder / f"round-{number}.{arm}.heldout.jsonl")
+            history[arm][f"round-{number:03d}"] = (students[arm], answer_letters(held[arm]))
         pool_answers = answers(students["corrections"], pool, s, folder / f"round-{number}.corrections.pool.jsonl")
         rounds.append(round_row(number, len(corrected), held, previous, base_held))
     report = {"dataset": s.name, "corrections_per_round": n, "pool": len(pool), "heldout": len(heldout),
               "corrected_ids": corrected, "base": accuracy(base_held), "rounds": rounds,
               "settings": {k: str(v) for k, v in vars(args).items()}}
     (folder / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    gold = {q.id: q.answer for q in heldout}  # the app's Retrain & rounds tab shows this report for the folder
+    write_report(round_report(history["corrections"], gold, control=history["control"]), folder / "corrections" / "report")
     return report
+
+
+def answer_letters(records: dict[str, EvalRecord]) -> dict[str, str | None]:
+    return {qid: r.answer for qid, r in records.items()}
 
 
 def accuracy(records: dict[str, EvalRecord]) -> dict:
