@@ -27,6 +27,7 @@ The design (docs/closing_the_loop.md):
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import random
@@ -86,6 +87,12 @@ def setup(dataset: str, run: Path) -> Setup:
     return Setup(dataset, load_questions(path), references, str(run / "kb_obqa"), str(run / "obqa_kard.jsonl"), 3, 64)
 
 
+@functools.lru_cache(maxsize=2)
+def knowledge_base(path: str) -> KnowledgeBase:
+    """The dataset's index, opened once for every evaluation and correction of the run."""
+    return KnowledgeBase.open(path)
+
+
 def split(s: Setup, pool: int, heldout: int, seed: int) -> tuple[list[Question], list[Question]]:
     usable = sorted((q for q in s.questions if q.id in s.references), key=lambda q: q.id)
     random.Random(seed).shuffle(usable)
@@ -101,7 +108,7 @@ def answers(student_path: str, questions: Sequence[Question], s: Setup, out: Pat
     from kard.student import Student
 
     student = Student.load(student_path, engine="ctranslate2")
-    result = evaluate(student, questions, "kard-bm25", out=out, knowledge=KnowledgeBase.open(s.kb),
+    result = evaluate(student, questions, "kard-bm25", out=out, knowledge=knowledge_base(s.kb),
                       retrieval=RetrievalConfig(top_k=s.top_k), generation=GenerationConfig(max_new_tokens=s.new_tokens),
                       progress=False)
     return {r.question_id: r for r in result.records}
@@ -109,7 +116,7 @@ def answers(student_path: str, questions: Sequence[Question], s: Setup, out: Pat
 
 def correct(store: AnnotationStore, wrong: Sequence[tuple[Question, EvalRecord]], s: Setup, student: str) -> list[str]:
     """Save the scripted curator's corrections of `wrong` through the store's real API; their question ids."""
-    knowledge = KnowledgeBase.open(s.kb)
+    knowledge = knowledge_base(s.kb)
     for question, record in wrong:
         rationale = concluded(s.references[question.id], question)
         hits = knowledge.search(question.text, 10)

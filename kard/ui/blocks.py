@@ -332,10 +332,10 @@ def ask(studio: Studio, text: str, options_text: str, picked_id: str | None, how
         yield gr.skip(), gr.skip(), warn(error), gr.skip(), gr.skip()
 
 
-def compare(studio: Studio, current: dict | None):
+def compare(studio: Studio, width: int, current: dict | None):
+    """The compare step's updates for `width` outputs (AskTab.compare_outputs)."""
     import gradio as gr
 
-    width = 11 + MAX_MARKED  # AskTab.compare_outputs
     if not current:  # the ask showed why it has no item; keep that message
         yield skips(width)
         return
@@ -365,7 +365,7 @@ def only_when_asked(handler: Callable, width: int, text: str, *args):
 def wire_asking(t: AskTab, studio: Studio) -> None:
     import gradio as gr
 
-    asked, compared = partial(ask, studio), partial(compare, studio)
+    asked, compared = partial(ask, studio), partial(compare, studio, len(t.compare_outputs))
     t.ask_btn.click(asked, t.ask_inputs, t.ask_outputs, api_name="ask").success(
         compared, [t.item], t.compare_outputs, api_name="compare")
     t.picked.input(lambda qid: (*asking.pick(studio, qid), "auto"), [t.picked], [t.question, t.options, t.kind],
@@ -391,15 +391,16 @@ def wire_asking(t: AskTab, studio: Studio) -> None:
 
 
 def wire_editor(t: AskTab, studio: Studio) -> None:
+    outputs = [t.editor, t.original, t.original_source, t.editor_label, t.edit_diff]
+
     def swap(whose: str, current: dict | None):
         try:
             text, label = asking.editor_text(studio, current, whose)
         except KardError as error:
             warn(error)
-            return skips(5)
+            return skips(len(outputs))
         return text, text, label, editing_label(label), live_diff(text, text)
 
-    outputs = [t.editor, t.original, t.original_source, t.editor_label, t.edit_diff]
     t.use_teacher.click(partial(swap, "teacher"), [t.item], outputs, **PRIVATE)
     t.use_student.click(partial(swap, "student"), [t.item], outputs, **PRIVATE)
     t.editor.input(live_diff, [t.original, t.editor], [t.edit_diff], trigger_mode="always_last", **QUIET)
@@ -487,6 +488,7 @@ def restore_draft(studio: Studio, saved: dict | None, who: str | None, width: in
 
 
 def browse(studio: Studio, tag: str, curator: str, first: bool):
+    """The table, the item picker's and the curator filter's choices (BrowseTab.outputs)."""
     import gradio as gr
 
     try:
@@ -494,7 +496,7 @@ def browse(studio: Studio, tag: str, curator: str, first: bool):
         names = [""] + studio.store.curators()
     except KardError as error:
         warn(error)
-        return skips(3)
+        return gr.skip(), gr.skip(), gr.skip()
     return rows, gr.update(choices=[r[0] for r in rows]), gr.update(choices=names)
 
 
