@@ -118,7 +118,8 @@ class StudentTrainingConfig:
     merge_lora: bool = True  # save merged weights; False saves the LoRA adapter alone (small, base named inside)
     base_student: str = ""  # the base named in a saved adapter (default: where the student was loaded from)
     gradient_checkpointing: bool = False  # trades ~30% more compute for far less activation memory
-    save_steps: int = 50  # checkpoints for resuming; the last 2 are kept
+    save_steps: int = 50  # checkpoints for resuming (and for `kard pick-checkpoint`)
+    keep_checkpoints: int = 2  # the newest N checkpoints are kept on disk
     logging_steps: int = 1  # every step's loss goes into the loss curve
     seed: int = 0
     check_memory: bool = True  # refuse a batch that the estimate says cannot fit in RAM

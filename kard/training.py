@@ -259,6 +259,9 @@ def _check_config(config: StudentTrainingConfig) -> None:
         raise ConfigError("nothing to train: max_steps and epochs are both 0. Fix: pass --steps or --epochs")
     if config.learning_rate <= 0:
         raise ConfigError(f"learning rate must be positive, got {config.learning_rate}")
+    if config.keep_checkpoints < 1:
+        raise ConfigError(f"keep_checkpoints must be at least 1 (the newest is needed to resume), "
+                          f"got {config.keep_checkpoints}. Fix: pass --keep-checkpoints 1 or more")
 
 
 def _prepare_model(student: "Student", config: StudentTrainingConfig):
@@ -292,7 +295,7 @@ def _trainer(student, model, encoded, output_dir, config, eval_examples, max_len
         per_device_eval_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
         learning_rate=config.learning_rate, num_train_epochs=config.epochs, max_steps=config.max_steps or -1,
         warmup_steps=config.warmup_ratio, weight_decay=config.weight_decay, logging_steps=config.logging_steps,
-        save_steps=config.save_steps, save_total_limit=2, seed=config.seed, report_to="none",
+        save_steps=config.save_steps, save_total_limit=config.keep_checkpoints, seed=config.seed, report_to="none",
         remove_unused_columns=False, disable_tqdm=not progress, dataloader_num_workers=0,
         dataloader_pin_memory=False, bf16=config.bf16 and torch.cuda.is_available(), use_cpu=not torch.cuda.is_available(),
         lr_scheduler_type="linear", train_sampling_strategy="group_by_length",  # less padding per batch

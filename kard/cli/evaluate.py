@@ -35,6 +35,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             "correct ones: a 'teacher' row per file, its accuracy on the same questions")
     paper.set_defaults(func=run_paper)
 
+    pick = subparsers.add_parser("pick-checkpoint",
+                                 help="answer dev questions with each checkpoint of a train-student run; keep the best")
+    _question_arguments(pick)
+    pick.add_argument("--run", type=Path, required=True, help="the folder train-student --lora --keep-adapter wrote")
+    pick.add_argument("--adopt", type=Path, default=None, help="copy the most accurate adapter to this folder")
+    pick.set_defaults(func=run_pick_checkpoint)
+
 
 def _question_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", choices=DATASETS, required=True)
@@ -173,4 +180,34 @@ def run_paper(args: argparse.Namespace) -> int:
     chance = 1 / len(questions[0].options) if questions else None
     plot_rows(rows, dataset, args.out / "results.png", chance=chance)
     print(table)
+    return 0
+
+
+def run_pick_checkpoint(args: argparse.Namespace) -> int:
+    """Each checkpoint answers the same dev slice (kard-bm25, greedy, resumable under --out); the best is kept."""
+    from kard.checkpoints import CHOICE_FILE, CheckpointScore, adopt_checkpoint, best_checkpoint, run_candidates
+    from kard.checkpoints import write_choice
+    from kard.evaluation import evaluate
+    from kard.knowledge import KnowledgeBase
+    from kard.student import Student
+
+    candidates = run_candidates(args.run)  # a wrong folder fails before anything loads
+    retrieval, generation = _configs(args)
+    questions = load_test_questions(args)
+    knowledge = KnowledgeBase.open(*(args.kb or []), config=retrieval)
+    args.out.mkdir(parents=True, exist_ok=True)
+    scores = []
+    for name, path in candidates:
+        student = Student.load(path, dtype=args.dtype, engine=args.engine)
+        result = evaluate(student, questions, "kard-bm25", out=args.out / f"{name}.jsonl", knowledge=knowledge,
+                          retrieval=retrieval, generation=generation, progress=not args.no_progress,
+                          batch_size=args.batch_size)
+        scores.append(CheckpointScore(name, path, result.score.correct, result.score.total))
+        print(f"{name}: {100 * scores[-1].accuracy:.1f}% ({scores[-1].right}/{scores[-1].total})")
+        del student
+    chosen = best_checkpoint(scores)
+    write_choice(scores, chosen, args.out / CHOICE_FILE)
+    print(f"chosen: {chosen.name} ({100 * chosen.accuracy:.1f}% on {chosen.total} {args.dataset} questions)")
+    if args.adopt:
+        print(f"adapter copied to {adopt_checkpoint(chosen, args.run, args.adopt)}")
     return 0

@@ -56,6 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="with --lora: save the adapter alone (a few MB, loads onto --student) instead of merged weights")
     student.add_argument("--gradient-checkpointing", action="store_true")
     student.add_argument("--save-steps", type=int, default=StudentTrainingConfig.save_steps)
+    student.add_argument("--keep-checkpoints", type=int, default=StudentTrainingConfig.keep_checkpoints,
+                         help="newest checkpoints kept (default %(default)s); more to choose from with pick-checkpoint")
     student.add_argument("--seed", type=int, default=StudentTrainingConfig.seed)
     student.add_argument("--bf16", action="store_true",
                          help="bf16 mixed precision (GPUs, and CPUs with AMX or AVX512-BF16, where it is ~2x faster)")
@@ -180,7 +182,8 @@ def run_train_student(args: argparse.Namespace) -> int:
         learning_rate=args.lr, epochs=args.epochs, max_steps=args.steps, batch_size=args.batch_size,
         grad_accum=args.grad_accum, max_length=args.max_length, max_length_cap=args.max_length_cap, lora=args.lora,
         lora_r=args.lora_r, lora_alpha=2 * args.lora_r, gradient_checkpointing=args.gradient_checkpointing,
-        save_steps=args.save_steps, seed=args.seed, check_memory=not args.no_memory_check, bf16=args.bf16,
+        save_steps=args.save_steps, keep_checkpoints=args.keep_checkpoints, seed=args.seed,
+        check_memory=not args.no_memory_check, bf16=args.bf16,
         merge_lora=not args.keep_adapter, base_student=args.student if args.keep_adapter else "",
     )
     if args.keep_adapter and not args.lora:

@@ -1,0 +1,74 @@
+"""Choosing a trained student's checkpoint by accuracy on a dev slice, not by training loss.
+
+A `train-student` run folder holds the final student and the last checkpoints the Trainer kept
+(`checkpoints/checkpoint-<step>`). `python -m kard pick-checkpoint` answers the same dev questions with
+each (kard.evaluation, greedy) and copies the most accurate one's adapter where the user asks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from kard.errors import ConfigError
+from kard.student import ADAPTER_CONFIG, adapter_base, adapter_folder, record_adapter_base
+from kard.training import CHECKPOINTS
+
+log = logging.getLogger(__name__)
+
+FINAL = "final"
+ADAPTER_FILES = (ADAPTER_CONFIG, "adapter_model.safetensors")
+CHOICE_FILE = "checkpoint_choice.json"
+
+
+@dataclass(frozen=True)
+class CheckpointScore:
+    """One candidate's accuracy on the dev slice."""
+
+    name: str  # "checkpoint-<step>" or "final"
+    path: Path
+    right: int
+    total: int
+
+    @property
+    def accuracy(self) -> float:
+        return self.right / self.total if self.total else 0.0
+
+
+def run_candidates(run: Path) -> list[tuple[str, Path]]:
+    """(name, adapter folder) of each kept checkpoint by step, then the final student: the order ties follow."""
+    kept = [p for p in (run / CHECKPOINTS).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    found = [(p.name, p) for p in sorted(kept, key=lambda p: int(p.name.split("-")[-1]))]
+    if adapter_folder(run) is not None:
+        found.append((FINAL, run))
+    unusable = [name for name, path in found if adapter_folder(path) is None]
+    if unusable or not found:
+        raise ConfigError(f"no LoRA adapters to choose from in {run} ({', '.join(unusable) or 'none found'}). "
+                          "Fix: point --run at a `train-student --lora --keep-adapter` output folder")
+    return found
+
+
+def best_checkpoint(scores: list[CheckpointScore]) -> CheckpointScore:
+    """The most accurate; on a tie the later one (more training), so a flat slice keeps the final student."""
+    if not scores:
+        raise ConfigError("no checkpoint was scored. Fix: check --run")
+    return max(reversed(scores), key=lambda s: s.accuracy)  # max keeps the first maximum: the latest
+
+
+def adopt_checkpoint(chosen: CheckpointScore, run: Path, destination: Path) -> Path:
+    """Copy the chosen adapter to `destination`, its base recorded as the run's (not a cache path)."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in ADAPTER_FILES:
+        shutil.copy2(chosen.path / name, destination / name)
+    base_of = run if adapter_folder(run) is not None else chosen.path
+    record_adapter_base(destination, adapter_base(base_of))
+    log.info("copied %s (%.1f%% on the dev slice) to %s", chosen.name, 100 * chosen.accuracy, destination)
+    return destination
+
+
+def write_choice(scores: list[CheckpointScore], chosen: CheckpointScore, path: Path) -> None:
+    rows = [{"name": s.name, "right": s.right, "total": s.total, "accuracy": s.accuracy} for s in scores]
+    path.write_text(json.dumps({"chosen": chosen.name, "scores": rows}, indent=2) + "\n", encoding="utf-8")
