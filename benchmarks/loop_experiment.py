@@ -2,6 +2,7 @@
 
     python benchmarks/loop_experiment.py --dataset strategyqa --corrections 10 20 --rounds 2
     python benchmarks/loop_experiment.py --dataset obqa --corrections 10 20 --rounds 2
+    python benchmarks/loop_experiment.py --dataset obqa --corrections 20 --rounds 2 --uncorrected-arm
 
 Needs the folder `benchmarks/train_default_student.sh` writes (RUN, default runs/default-student: the
 knowledge bases and the training examples of the shipped student). Resumable: every round, evaluation
@@ -19,6 +20,9 @@ The design (docs/closing_the_loop.md):
   the student's own training examples, the same steps, batch, learning rate and seed; the corrections arm
   also reads its annotation store (corrections oversampled, KARD retrieval with the corrected rationale),
   the control arm does not. Each arm continues from its own previous round;
+- with --uncorrected-arm, a third arm ("uncorrected") reads a store of the same questions saved with
+  the student's own rationale and answer, unchanged (a placebo: the corrected questions, not the
+  corrections' content); its rows are compared with the control the same way;
 - both arms answer the held-out questions (greedy, CTranslate2 int8, the evaluation settings of
   evaluate_default_student.sh); the report gives accuracy with 95% intervals, fixed/broken against the
   base student and the previous round, and the exact McNemar test of corrections vs control.
@@ -59,7 +63,10 @@ DATA = ROOT.parent / "shared" / "data"
 BASE_STUDENT = "demo/student"
 CURATOR = "reference-rationale-bot"
 NOTE = "scripted curator: the data's reference rationale and gold answer; not a person"
+PLACEBO_NOTE = "placebo: the student's own rationale and answer saved unchanged; not a correction"
 ARMS = ("corrections", "control")
+PLACEBO = "uncorrected"
+STORES = {"corrections": "corrections.db", PLACEBO: "uncorrected.db"}  # the control reads no store
 
 
 @dataclass(frozen=True)
@@ -114,22 +121,29 @@ def answers(student_path: str, questions: Sequence[Question], s: Setup, out: Pat
     return {r.question_id: r for r in result.records}
 
 
-def correct(store: AnnotationStore, wrong: Sequence[tuple[Question, EvalRecord]], s: Setup, student: str) -> list[str]:
-    """Save the scripted curator's corrections of `wrong` through the store's real API; their question ids."""
+def correct(store: AnnotationStore, wrong: Sequence[tuple[Question, EvalRecord]], s: Setup, student: str,
+            placebo: bool = False) -> list[str]:
+    """Save the scripted curator's corrections of `wrong` through the store's real API; their question ids.
+    With `placebo`, the student's own rationale and answer are saved unchanged instead (no gold named, no
+    rating, so the export keeps them as it keeps an accepted answer)."""
     knowledge = knowledge_base(s.kb)
     for question, record in wrong:
-        rationale = concluded(s.references[question.id], question)
         hits = knowledge.search(question.text, 10)
         used = set(record.passage_ids)
+        if placebo:
+            content = dict(rationale=record.rationale, answer=record.answer or "", gold_answer=None, rating=None,
+                           tags=(), note=PLACEBO_NOTE)
+        else:
+            content = dict(rationale=concluded(s.references[question.id], question), answer=question.answer or "",
+                           gold_answer=question.answer, rating=1, tags=("reasoning error",), note=NOTE)
         store.save(Correction(
             item_id=item_id_for(question), question_id=question.id, question=question.text,
-            options=dict(question.options), rationale=rationale, answer=question.answer or "",
-            gold_answer=question.answer, dataset=question.dataset, kind=question.kind,
+            options=dict(question.options), dataset=question.dataset, kind=question.kind,
             passages=tuple(PassageRecord.from_hit(h, used=h.passage.id in used) for h in hits),
             student_model=student, prompt_version=PROMPT_VERSION,
             decoding={"strategy": "greedy", "max_new_tokens": s.new_tokens, "top_k_passages": s.top_k},
             student_rationale=record.rationale, student_answer=record.answer, original_rationale=record.rationale,
-            original_source=f"student {student}", rating=1, tags=("reasoning error",), note=NOTE, curator=CURATOR))
+            original_source=f"student {student}", curator=CURATOR, **content))
     return [q.id for q, _ in wrong]
 
 
@@ -155,33 +169,39 @@ def retrain(arm_root: Path, examples: str, store: Path | None, s: Setup, args: a
 
 
 def run_setting(s: Setup, n: int, args: argparse.Namespace) -> dict:
-    """Both arms through --rounds rounds with at most `n` new corrections a round; the setting's report."""
+    """Every arm through --rounds rounds with at most `n` new corrections a round; the setting's report."""
+    arms = ARMS + ((PLACEBO,) if args.uncorrected_arm else ())
     pool, heldout = split(s, args.pool, args.heldout, args.seed)
     shared, folder = args.out / s.name, args.out / f"{s.name}-n{n}"
     folder.mkdir(parents=True, exist_ok=True)
     base_held = answers(BASE_STUDENT, heldout, s, shared / "base-heldout.jsonl")
     base_pool = answers(BASE_STUDENT, pool, s, shared / "base-pool.jsonl")
-    students = {arm: BASE_STUDENT for arm in ARMS}
-    held = {arm: base_held for arm in ARMS}
-    history = {arm: {BASE_ROUND: (BASE_STUDENT, answer_letters(base_held))} for arm in ARMS}
+    students = {arm: BASE_STUDENT for arm in arms}
+    held = {arm: base_held for arm in arms}
+    history = {arm: {BASE_ROUND: (BASE_STUDENT, answer_letters(base_held))} for arm in arms}
     pool_answers, corrected, rounds = base_pool, [], []
-    store = AnnotationStore(folder / "corrections.db")
+    stores = {arm: AnnotationStore(folder / STORES[arm]) for arm in arms if arm in STORES}
+    by_id = {q.id: q for q in pool}
     for number in range(1, args.rounds + 1):
-        done = {r.item_id for r in store.latest()}
-        by_id = {q.id: q for q in pool}
+        done = {r.item_id for r in stores["corrections"].latest()}
         wrong = [(by_id[qid], r) for qid, r in pool_answers.items()
                  if not r.correct and item_id_for(by_id[qid]) not in done][:n]
         if not (folder / f"round-{number}.corrected.json").is_file():
-            ids = correct(store, wrong, s, students["corrections"])
+            ids = correct(stores["corrections"], wrong, s, students["corrections"])
             (folder / f"round-{number}.corrected.json").write_text(json.dumps(ids))
-        corrected += json.loads((folder / f"round-{number}.corrected.json").read_text())
+        this_round = json.loads((folder / f"round-{number}.corrected.json").read_text())
+        corrected += this_round
+        if PLACEBO in stores:  # the same questions as this round's corrections, the student's own words
+            kept = {r.item_id for r in stores[PLACEBO].latest()}
+            correct(stores[PLACEBO], [(by_id[qid], pool_answers[qid]) for qid in this_round
+                                      if item_id_for(by_id[qid]) not in kept], s, students["corrections"], placebo=True)
         replay = replay_sample(s, args.steps * args.batch_size, args.seed + number, folder / f"round-{number}.replay.jsonl")
         previous = dict(held)
-        for arm in ARMS:
+        for arm in arms:
             arm_root = folder / arm
             finished = arm_root / f"round-{number:03d}" / "student"
-            students[arm] = str(finished) if finished.is_dir() else retrain(
-                arm_root, replay, folder / "corrections.db" if arm == "corrections" else None, s, args, args.seed)
+            store = folder / STORES[arm] if arm in STORES else None
+            students[arm] = str(finished) if finished.is_dir() else retrain(arm_root, replay, store, s, args, args.seed)
             held[arm] = answers(students[arm], heldout, s, folder / f"round-{number}.{arm}.heldout.jsonl")
             history[arm][f"round-{number:03d}"] = (students[arm], answer_letters(held[arm]))
         pool_answers = answers(students["corrections"], pool, s, folder / f"round-{number}.corrections.pool.jsonl")
@@ -206,12 +226,14 @@ def accuracy(records: dict[str, EvalRecord]) -> dict:
 
 
 def round_row(number: int, corrections: int, held: dict, previous: dict, base: dict) -> dict:
-    right = {arm: {qid: r.correct for qid, r in held[arm].items()} for arm in ARMS}
-    test = compare_paired(right["corrections"], right["control"])
-    row = {"round": number, "corrections_so_far": corrections,
-           "corrections_vs_control": {"only_corrections": test.only_first, "only_control": test.only_second,
-                                      "p": test.p_value}}
-    for arm in ARMS:
+    """One round: each arm's accuracy and fixed/broken, and each treated arm against the control."""
+    right = {arm: {qid: r.correct for qid, r in held[arm].items()} for arm in held}
+    row: dict = {"round": number, "corrections_so_far": corrections}
+    for arm in held:
+        if arm != "control":
+            test = compare_paired(right[arm], right["control"])
+            row[f"{arm}_vs_control"] = {"only_arm": test.only_first, "only_control": test.only_second, "p": test.p_value}
+    for arm in held:
         answers_now = {qid: r.answer for qid, r in held[arm].items()}
         gold = {qid: r.gold for qid, r in held[arm].items()}
         versus_base = compare_rounds({qid: r.answer for qid, r in base.items()}, answers_now, gold)
@@ -223,7 +245,7 @@ def round_row(number: int, corrections: int, held: dict, previous: dict, base: d
 
 def markdown(reports: Sequence[dict]) -> str:
     lines = ["| dataset | N a round | round | corrections so far | arm | held-out accuracy % (95% CI) | fixed / broken vs base "
-             "| fixed / broken vs previous round | corrections vs control: only / only, McNemar p |",
+             "| fixed / broken vs previous round | this arm vs control: only / only, McNemar p |",
              "|---|---:|---:|---:|---|---|---|---|---|"]
     for report in reports:
         base = report["base"]
@@ -231,11 +253,11 @@ def markdown(reports: Sequence[dict]) -> str:
         lines.append(f"| {report['dataset']} | {report['corrections_per_round']} | 0 | 0 | base (shipped student) | "
                      f"{100 * base['accuracy']:.1f} ({100 * low:.0f}-{100 * high:.0f}) | | | |")
         for row in report["rounds"]:
-            test = row["corrections_vs_control"]
-            for arm in ARMS:
+            for arm in (a for a in (*ARMS, PLACEBO) if a in row):
                 a = row[arm]
                 low, high = a["interval"]
-                versus = f"{test['only_corrections']} / {test['only_control']}, p = {test['p']:.3g}" if arm == "corrections" else ""
+                test = row.get(f"{arm}_vs_control")
+                versus = f"{test['only_arm']} / {test['only_control']}, p = {test['p']:.3g}" if test else ""
                 lines.append(f"| {report['dataset']} | {report['corrections_per_round']} | {row['round']} | "
                              f"{row['corrections_so_far']} | {arm} | {100 * a['accuracy']:.1f} ({100 * low:.0f}-{100 * high:.0f}) | "
                              f"{a['fixed_vs_base']} / {a['broken_vs_base']} | {a['fixed_vs_previous']} / "
@@ -256,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weight", type=int, default=3, help="times each correction is seen per epoch")
     parser.add_argument("--no-bf16", dest="bf16", action="store_false", help="float32 training (CPUs without bf16)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--uncorrected-arm", action="store_true",
+                        help="a third arm: the corrected questions saved with the student's own rationales (placebo)")
     parser.add_argument("--run", type=Path, default=ROOT / "runs" / "default-student",
                         help="the folder of benchmarks/train_default_student.sh")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "loop-experiment")
