@@ -1,0 +1,47 @@
+"""benchmarks/loop_experiment.py's two kinds of saved items reach training: the scripted curator's
+corrections and the placebo arm's unchanged student rationales. If the export's rules dropped either,
+that arm would silently train like the control."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+from kard.annotations import AnnotationStore
+from kard.evaluation import EvalRecord
+from kard.knowledge import KnowledgeBase
+from kard.loop.export import build_curated
+from kard.records import Passage, Question
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("loop_experiment", ROOT / "benchmarks" / "loop_experiment.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def wrong_answer(question: Question) -> EvalRecord:
+    return EvalRecord(question.id, "kard-bm25", question.answer, "B", False,
+                      "Plants make food from light. So the answer is oxygen.", ("B",), {"B": 1}, ("p1",), 12, 0.1)
+
+
+def test_corrections_and_placebo_items_are_both_exported(tmp_path):
+    script = load_script()
+    kb = KnowledgeBase.build([Passage("p1", "Photosynthesis", "Plants absorb carbon dioxide and release oxygen."),
+                              Passage("p2", "Sun", "The sun gives light.")]).save(tmp_path / "kb")
+    question = Question("q1", "Which gas do plants absorb?", {"A": "carbon dioxide", "B": "oxygen"}, "A", "obqa")
+    setup = script.Setup("obqa", [question], {"q1": "Plants absorb carbon dioxide"}, str(kb), "", 1, 32)
+    exported = {}
+    for placebo in (False, True):
+        store = AnnotationStore(tmp_path / f"{placebo}.db")
+        assert script.correct(store, [(question, wrong_answer(question))], setup, "student", placebo=placebo) == ["q1"]
+        examples, excluded = build_curated(store.latest(), knowledge=KnowledgeBase.open(kb))
+        assert not excluded and len(examples) == 1
+        exported[placebo] = examples[0].example.target
+    assert "carbon dioxide" in exported[False] and exported[False].rstrip().endswith("Answer: A")
+    assert "So the answer is oxygen." in exported[True] and exported[True].rstrip().endswith("Answer: B")
