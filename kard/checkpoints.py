@@ -15,7 +15,7 @@ from pathlib import Path
 
 from kard.errors import ConfigError
 from kard.student import ADAPTER_CONFIG, adapter_base, adapter_folder, record_adapter_base
-from kard.training import CHECKPOINTS
+from kard.training import CHECKPOINTS, checkpoints_by_step
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,7 @@ class CheckpointScore:
 
 def run_candidates(run: Path) -> list[tuple[str, Path]]:
     """(name, adapter folder) of each kept checkpoint by step, then the final student: the order ties follow."""
-    kept = [p for p in (run / CHECKPOINTS).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
-    found = [(p.name, p) for p in sorted(kept, key=lambda p: int(p.name.split("-")[-1]))]
+    found = [(p.name, p) for p in checkpoints_by_step(run / CHECKPOINTS)]
     if adapter_folder(run) is not None:
         found.append((FINAL, run))
     unusable = [name for name, path in found if adapter_folder(path) is None]

@@ -384,8 +384,14 @@ def _finished_model(model, config: StudentTrainingConfig):
     return model
 
 
+def checkpoints_by_step(folder: Path) -> list[Path]:
+    """The Trainer's `checkpoint-<step>` folders under `folder`, oldest first."""
+    kept = [p for p in folder.glob("checkpoint-*") if p.name.rsplit("-", 1)[-1].isdigit()]
+    return sorted(kept, key=lambda p: int(p.name.rsplit("-", 1)[-1]))
+
+
 def _latest_checkpoint(folder: Path) -> Path | None:
-    found = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1)
+    found = checkpoints_by_step(folder)
     return found[-1] if found else None
 
 
