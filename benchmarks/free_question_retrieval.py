@@ -5,7 +5,8 @@
 For two knowledge bases, "demo" (demo/passages.jsonl alone, 344 passages: before) and "default"
 (`KnowledgeBase.open()`: the demo passages plus demo/knowledge/*.jsonl, 24,481 passages: after),
 this retrieves the top-2 BM25 passages (what the student reads, RetrievalConfig.top_k = 2, no
-reranker) for
+reranker), and as a third list "reranked" the top-2 the app gives by default: the shipped reranker
+(demo/reranker) over BM25's 100 candidates from the default knowledge base, for
 
 - the 51 demo questions (demo/questions.jsonl), queried as `retrieval_query(question,
   "question+options")`, the default query; their gold passages are the `passage_ids` field;
@@ -44,7 +45,7 @@ log = logging.getLogger("free_question_retrieval")
 FREE_QUESTIONS = ROOT / "demo" / "free_questions.jsonl"
 JUDGEMENTS = ROOT / "demo" / "free_questions_judged.jsonl"
 REPORT = ROOT / "docs" / "retrieval_top2.md"
-KB_NAMES = ("demo", "default")
+KB_NAMES = ("demo", "default", "reranked")
 KINDS = ("yesno", "open")
 TOPICS = ("medical", "commonsense", "science")
 TOP_K = 2
@@ -60,6 +61,7 @@ class Query:
     query: str  # the BM25 query
     answer: str
     gold: tuple[str, ...] = ()  # gold passage ids (demo questions only)
+    asked: object = None  # the demo Question itself, which the reranker reads with its options
 
 
 # ---------------------------------------------------------------- inputs
@@ -105,7 +107,7 @@ def demo_queries(path: Path = DEMO_QUESTIONS) -> list[Query]:
 
     gold = {row["id"]: tuple(row.get("passage_ids") or ()) for row in read_jsonl(path)}
     return [Query(q.id, "demo", q.dataset.removeprefix("demo-"), q.text,
-                  retrieval_query(q, "question+options"), f"{q.answer}: {q.answer_text}", gold[q.id])
+                  retrieval_query(q, "question+options"), f"{q.answer}: {q.answer_text}", gold[q.id], q)
             for q in load_demo_questions(path)]
 
 
@@ -118,15 +120,36 @@ def free_queries(path: Path = FREE_QUESTIONS) -> list[Query]:
             for row in rows]
 
 
-def knowledge_bases() -> dict[str, object]:
-    """"demo": the demo passages alone (before); "default": `KnowledgeBase.open()` (after)."""
-    from kard.knowledge import KnowledgeBase
+class Reranked:
+    """A knowledge base seen through a reranker, as the app retrieves: BM25's candidates, reranked."""
 
-    return {"demo": KnowledgeBase.open(DEMO_PASSAGES), "default": KnowledgeBase.open()}
+    def __init__(self, knowledge: object, reranker: object, candidates: int):
+        self.knowledge, self.reranker, self.candidates = knowledge, reranker, candidates
+
+    def __len__(self) -> int:
+        return len(self.knowledge)
+
+    def top(self, query: Query, k: int) -> list:
+        hits = self.knowledge.search(query.query, self.candidates)
+        return self.reranker.rerank(query.asked or query.query, hits, k) if hits else []
+
+
+def knowledge_bases() -> dict[str, object]:
+    """"demo": the demo passages alone (before); "default": `KnowledgeBase.open()` (after);
+    "reranked": the default one through the shipped reranker (the app's default)."""
+    from kard.config import DEFAULT_RERANKER, RetrievalConfig
+    from kard.knowledge import KnowledgeBase
+    from kard.reranker.encoder import load_reranker
+
+    default = KnowledgeBase.open()
+    return {"demo": KnowledgeBase.open(DEMO_PASSAGES), "default": default,
+            "reranked": Reranked(default, load_reranker(DEFAULT_RERANKER), RetrievalConfig.candidates)}
 
 
 def top2(knowledge: object, queries: Sequence[Query]) -> dict[str, list]:
     """Question id -> its top-2 hits."""
+    if isinstance(knowledge, Reranked):
+        return {q.id: knowledge.top(q, TOP_K) for q in queries}
     hits = knowledge.search_many([q.query for q in queries], k=TOP_K)
     return {q.id: found for q, found in zip(queries, hits)}
 
@@ -212,9 +235,9 @@ def shares(queries: Sequence[Query], current: Mapping[tuple[str, str], list],
 
 def table_markdown(rows: Iterable[tuple[str, str, dict[str, str]]], sizes: Mapping[str, int]) -> str:
     lines = [f"| questions | measure | before: demo passages ({sizes['demo']:,}) "
-             f"| after: default KB ({sizes['default']:,}) |",
-             "|---|---|---:|---:|"]
-    lines += [f"| {name} | {measure} | {values['demo']} | {values['default']} |"
+             f"| after: default KB ({sizes['default']:,}) | default KB + shipped reranker (the app) |",
+             "|---|---|---:|---:|---:|"]
+    lines += [f"| {name} | {measure} | {values['demo']} | {values['default']} | {values['reranked']} |"
               for name, measure, values in rows]
     return "\n".join(lines)
 
@@ -233,7 +256,8 @@ def report_markdown(queries: Sequence[Query], current: Mapping[tuple[str, str], 
            "",
            "Written by `benchmarks/free_question_retrieval.py` for a reader to judge; judgements are in",
            "`demo/free_questions_judged.jsonl` and the shares in `docs/retrieval.md`. Before: the demo",
-           f"passages alone ({sizes['demo']:,}); after: the default knowledge base ({sizes['default']:,}).",
+           f"passages alone ({sizes['demo']:,}); after: the default knowledge base ({sizes['default']:,});",
+           "reranked: the default knowledge base with the shipped reranker over BM25's 100 candidates.",
            "Demo questions are queried with question + options, free questions with the question alone.",
            "`[gold]` marks a gold passage of a demo question; the verdict is the recorded judgement (`?`",
            "when none matches the current top-2).",
@@ -245,8 +269,8 @@ def report_markdown(queries: Sequence[Query], current: Mapping[tuple[str, str], 
             out += [f"### {q.id} ({q.group}): {q.question}", "", f"Answer: {q.answer}.{gold}", ""]
             for kb in KB_NAMES:
                 hits = current[(q.id, kb)]
-                row = judged.get((q.id, kb))
-                fresh = row is not None and row.get("top2") == [h.passage.id for h in hits]
+                row = judged.get((q.id, kb)) or {}
+                fresh = row.get("top2") == [h.passage.id for h in hits]
                 verdict = {True: "relevant", False: "not relevant"}.get(row.get("relevant"), "?")
                 verdict = verdict if fresh else "?"
                 note = f" ({row['note']})" if fresh and row.get("note") else ""
