@@ -259,3 +259,31 @@ def test_rounds_command_compares_each_round_with_its_control(tmp_path, tiny, dat
     report = json.loads((corrected / "report" / "report.json").read_text())
     assert [c["round"] for c in report["controls"]] == ["round-001"] and report["questions"] == 1
     assert "| round-001 |" in out and "p = " in out
+
+
+def test_passage_marks_alone_train_the_reranker(tmp_path, tiny, data):
+    """A correction that only marks passages (rationale unchanged, rated low: no student example) still
+    reaches the reranker, and its marks override BM25's targets; a rejected one reaches nothing."""
+    from kard.reranker.training import build_reranker_items
+
+    store = AnnotationStore(data["db"], FAST)
+    unchanged = "Scurvy is about vitamin C."  # the student's off-topic rationale: BM25 with it favours p1
+    marks_only = dict(question_id="q2", question=Q2.text, options=dict(Q2.options), answer="A", gold_answer="B",
+                      rationale=unchanged, original_rationale=unchanged, student_answer="A", rating=1,
+                      dataset="demo", student_model="tiny", curator="alice",
+                      passages=(PassageRecord("p2", "Plants", PASSAGES[1].text, 2, 1.0, mark="relevant"),
+                                PassageRecord("p1", "Scurvy", PASSAGES[0].text, 1, 2.0, used=True, mark="irrelevant")))
+    store.save(Correction(item_id="demo:q2", **marks_only))
+    store.save(Correction(item_id="demo:q2-rejected", note="reject: off topic", **marks_only))
+    examples, revisions = retrain._corrections(spec_for(tmp_path / "loop", tiny, data), tmp_path / "work")
+    assert {e.question_id for e in examples} == {"q1"}  # the marks-only item trains no student example
+    assert [r.item_id for r in revisions] == ["demo:q1", "demo:q2"]  # ... but the reranker reads it
+    pairs = [(r.correction.to_question(), r.correction.rationale) for r in revisions]
+    marks = [{p.id: p.mark for p in r.correction.passages if p.mark} for r in revisions]
+    plain, marked = (build_reranker_items(pairs, KnowledgeBase.build(PASSAGES), candidates=2, marks=m)
+                     for m in ([{}, {}], marks))
+    q2_plain, q2 = plain[1], marked[1]
+    assert q2_plain.targets["p1"] == max(q2_plain.targets.values()) > q2_plain.targets.get("p2", 0.0)
+    assert q2.targets["p2"] == max(q2.targets.values()) and "p2" in q2.rationale_ids
+    assert q2.targets["p1"] == 0.0 and "p1" in q2.question_ids and "p1" not in q2.rationale_ids
+    assert marked[0].targets["p3"] == 0.0  # q1's 'irrelevant' mark on rickets

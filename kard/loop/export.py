@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
-from kard.annotations import AnnotationStore, PassageRecord, Revision
+from kard.annotations import AnnotationStore, Correction, PassageRecord, Revision
 from kard.distill import StudentExample, default_top_n
 from kard.errors import ConfigError, DataError
 from kard.prompts import (
@@ -125,10 +125,15 @@ def _normalise(text: str) -> str:
     return " ".join(strip_answer_line(text or "").split())
 
 
+def is_rejected(c: Correction) -> bool:
+    """The curator rejected the item (its note starts with "reject"): it trains nothing."""
+    return bool(_REJECT.match(c.note or ""))
+
+
 def exclusion_reason(revision: Revision, config: ExportConfig = ExportConfig()) -> str | None:
     """Why the item's latest revision is not exported, or None when it is (module docstring)."""
     c = revision.correction
-    if _REJECT.match(c.note or ""):
+    if is_rejected(c):
         return "rejected (note starts with 'reject')"
     edited = _normalise(c.rationale) != _normalise(c.original_rationale)
     if c.rating is not None and c.rating <= config.low_rating and not edited:

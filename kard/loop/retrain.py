@@ -14,11 +14,14 @@ import json
 import shutil
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
 
 from kard.config import DEFAULT_STUDENT
 from kard.errors import ConfigError, DataError
 from kard.loop.round_folder import MANIFEST_FILE, current, next_round_number, round_name, utc_now, write_json_atomic
+
+if TYPE_CHECKING:  # pragma: no cover
+    from kard.annotations import Correction
 
 
 @dataclass(frozen=True)
@@ -167,13 +170,21 @@ def _corrections(spec: RetrainSpec, work: Path) -> tuple[list, list]:
         result = export_corrections(store, work / "corrections", config, knowledge=knowledge, allow_empty=True)
         examples += result.student_examples
         accepted = {c.item_id for c in result.examples}
-        revisions += [r for r in store.latest() if r.item_id in accepted]
+        revisions += [r for r in store.latest() if r.item_id in accepted or marks_passages(r.correction)]
     if spec.corrections:
         examples += read_examples(read_corrections_dir(spec.corrections))
     first: dict[str, Any] = {}
     for example in examples:  # the same correction from --db and --corrections counts once
         first.setdefault(example.id, example)
     return list(first.values()), sorted(revisions, key=lambda r: r.item_id)
+
+
+def marks_passages(correction: "Correction") -> bool:
+    """A correction whose passage marks train the reranker even when the export keeps it from the student
+    (say, rated low with the rationale unchanged), unless the curator rejected it."""
+    from kard.loop.export import is_rejected
+
+    return any(p.mark for p in correction.passages) and not is_rejected(correction)
 
 
 def student_training_config(overrides: Mapping[str, Any]):
@@ -244,7 +255,8 @@ def _train_reranker(source: str | None, revisions: Sequence, spec: RetrainSpec, 
                           "`python -m kard index` or a passages file)")
     knowledge = KnowledgeBase.open(spec.kb)
     pairs = [(r.correction.to_question(), r.correction.rationale) for r in revisions]  # as asked: kind and options
-    items = build_reranker_items(pairs, knowledge)
+    marks = [{p.id: p.mark for p in r.correction.passages if p.mark} for r in revisions]
+    items = build_reranker_items(pairs, knowledge, marks=marks)
     reranker = Reranker.load(source or DEFAULT_RERANKER_BACKBONE)
     config = replace(RerankerTrainingConfig(), steps=spec.reranker_steps, save_steps=0,
                      batch_size=min(RerankerTrainingConfig.batch_size, len(items)))

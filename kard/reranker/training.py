@@ -10,6 +10,9 @@ passages matter. The recipe (paper, section 3.2 and its code):
   exact BM25 score when it is within that depth, 0 when the rationale shares no term with it (BM25
   drops zero scores), and otherwise the lowest score seen at that depth (an upper bound, still far
   below the top candidates, so its target probability stays near zero);
+- a curator's passage marks (corrections from the app) override those targets: a passage marked
+  relevant becomes a rationale candidate with the top target, one marked irrelevant a question
+  candidate with target 0 (`apply_marks`);
 - per step and question, 4 candidates sampled from each list;
 - loss = KL( softmax(bm25 / tau1) || softmax(score / tau2) ), tau1 annealed 5 -> 1 as the paper's code;
   tau2 annealed 2 -> 1 because a cross-encoder logit (or a MaxSim sum of cosines) lives on a scale of
@@ -23,10 +26,11 @@ import logging
 import random
 import resource
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
+from kard.annotations import RELEVANCE_MARKS
 from kard.config import RerankerTrainingConfig
 from kard.errors import ConfigError, DataError
 from kard.prompts import strip_answer_line
@@ -40,6 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
+RELEVANT, IRRELEVANT = RELEVANCE_MARKS  # a curator's passage marks (PassageRecord.mark)
 MASKED = -1e4
 """Logit given to padding slots: finite (so 0 * log 0 stays 0, no NaN) and far below any real score."""
 
@@ -90,19 +95,24 @@ def temperature(step: int, steps: int, start: float, end: float) -> float:
 
 
 def build_reranker_items(pairs: Sequence[tuple[Question, str]], knowledge: "KnowledgeBase", *,
-                         candidates: int = 32, score_depth: int = 1000) -> list[RerankerItem]:
-    """Candidates and targets for each (question, rationale text) pair (module docstring)."""
+                         candidates: int = 32, score_depth: int = 1000,
+                         marks: Sequence[Mapping[str, str]] | None = None) -> list[RerankerItem]:
+    """Candidates and targets for each (question, rationale text) pair (module docstring); `marks`, one
+    {passage id: "relevant" | "irrelevant"} per pair, are a curator's and override the targets."""
     if candidates < 1:
         raise ConfigError(f"candidates must be at least 1, got {candidates}")
-    usable = [(q, strip_answer_line(r)) for q, r in pairs if r and strip_answer_line(r)]
+    marks = list(marks) if marks is not None else [{}] * len(pairs)
+    if len(marks) != len(pairs):
+        raise ConfigError(f"{len(marks)} sets of passage marks for {len(pairs)} pairs: give one per pair")
+    usable = [(q, strip_answer_line(r), m) for (q, r), m in zip(pairs, marks) if r and strip_answer_line(r)]
     if not usable:
         raise DataError("no (question, rationale) pairs to train the reranker on",
                         fix="pass questions with rationales (the same ones build-examples uses)")
     depth = max(candidates, min(score_depth, len(knowledge)))
-    by_rationale = knowledge.search_many([r for _, r in usable], depth)
-    by_question = knowledge.search_many([reranker_query(q) for q, _ in usable], candidates)
+    by_rationale = knowledge.search_many([r for _, r, _ in usable], depth)
+    by_question = knowledge.search_many([reranker_query(q) for q, _, _ in usable], candidates)
     items: list[RerankerItem] = []
-    for (question, _), deep, question_hits in zip(usable, by_rationale, by_question):
+    for (question, _, marked), deep, question_hits in zip(usable, by_rationale, by_question):
         if not deep:
             continue
         scores = {hit.passage.id: hit.bm25_score for hit in deep}
@@ -110,12 +120,32 @@ def build_reranker_items(pairs: Sequence[tuple[Question, str]], knowledge: "Know
         rationale_ids = tuple(hit.passage.id for hit in deep[:candidates])
         question_ids = tuple(h.passage.id for h in question_hits if h.passage.id not in set(rationale_ids))
         targets = {pid: scores.get(pid, floor) for pid in rationale_ids + question_ids}
-        items.append(RerankerItem(question.id, reranker_query(question), rationale_ids, question_ids, targets))
+        item = RerankerItem(question.id, reranker_query(question), rationale_ids, question_ids, targets)
+        items.append(apply_marks(item, {pid: mark for pid, mark in marked.items() if pid in knowledge}))
     if not items:
         raise DataError("the knowledge base returned no passage for any rationale",
                         fix="use a knowledge base that covers the questions' topics")
     log.info("reranker items: %d (from %d pairs)", len(items), len(usable))
     return items
+
+
+def apply_marks(item: RerankerItem, marks: Mapping[str, str]) -> RerankerItem:
+    """A curator's marks over BM25's targets: "relevant" -> a rationale candidate with the item's top
+    target, "irrelevant" -> a question candidate with target 0 (no term shared with the rationale)."""
+    if not marks:
+        return item
+    targets, top = dict(item.targets), max(item.targets.values(), default=1.0)
+    rationale_ids, question_ids = list(item.rationale_ids), list(item.question_ids)
+    for pid, mark in marks.items():
+        if mark not in (RELEVANT, IRRELEVANT):
+            continue
+        targets[pid] = top if mark == RELEVANT else 0.0
+        keep, drop = (rationale_ids, question_ids) if mark == RELEVANT else (question_ids, rationale_ids)
+        if pid in drop:
+            drop.remove(pid)
+        if pid not in keep:
+            keep.append(pid)
+    return replace(item, rationale_ids=tuple(rationale_ids), question_ids=tuple(question_ids), targets=targets)
 
 
 def sample_candidates(item: RerankerItem, per_source: int, rng: random.Random) -> list[str]:
