@@ -138,6 +138,10 @@ def _looks_like_path(text: str) -> bool:
 
 
 ADAPTER_CONFIG = "adapter_config.json"
+PROMPT_LOOKUP_TOKENS = 10
+"""Greedy decoding of one sequence drafts up to this many tokens by copying from the prompt (a KARD
+rationale quotes its passages) and keeps those the model itself would have chosen: the same tokens as
+plain greedy decoding, in fewer forward passes (1.9x on a 2-core CPU, benchmarks/README.md)."""
 
 
 def _folder(path: Path) -> ModelSource:
@@ -420,6 +424,12 @@ class Student:
             kwargs.update(do_sample=False, top_k=None, top_p=None, temperature=None)
         return kwargs
 
+    def _one_greedy_sequence(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Prompt lookup decoding for one greedy sequence of a decoder-only model (PROMPT_LOOKUP_TOKENS)."""
+        if not self.is_encoder_decoder:
+            kwargs["prompt_lookup_num_tokens"] = PROMPT_LOOKUP_TOKENS
+        return kwargs
+
     @staticmethod
     def _check_new_tokens(config: GenerationConfig) -> None:
         if config.max_new_tokens < 1:
@@ -452,6 +462,8 @@ class Student:
                                             on_first_token)
             return [self.with_answer(prompt, self._sample(row, letters), letters) for row in rows]
         kwargs = self._generate_kwargs(prompt, config, sampled=sampled, n=n)
+        if not sampled:
+            self._one_greedy_sequence(kwargs)
         if on_first_token is not None:
             kwargs["streamer"] = _FirstTokenSignal(on_first_token)
         output = self._run(kwargs, seed=config.seed if sampled else None)
@@ -526,6 +538,8 @@ class Student:
             self._check_new_tokens(config)
             return EngineTextStream(self, self.prompt_ids(prompt), config, letters)
         kwargs = self._generate_kwargs(prompt, config, sampled=sampled, n=1)
+        if not sampled:
+            self._one_greedy_sequence(kwargs)
         streamer = _CountingStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=1.0)
         kwargs["streamer"] = streamer
         return TextStream(self, kwargs, streamer, seed=config.seed if sampled else None, letters=letters)

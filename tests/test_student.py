@@ -230,6 +230,25 @@ def test_batched_greedy_equals_one_prompt_at_a_time(chat: Student) -> None:
     assert batched == single
 
 
+def test_one_greedy_sequence_uses_prompt_lookup_and_gives_plain_greedy_tokens(chat: Student, monkeypatch) -> None:
+    """Drafts copied from the prompt, kept only where the model agrees: the tokens of plain greedy decoding."""
+    from kard.student import PROMPT_LOOKUP_TOKENS
+
+    config = GenerationConfig(max_new_tokens=24)
+    plain = chat._generate_kwargs(PROMPT, config, sampled=False, n=1)
+    expected = chat._sample(chat._run(plain, None)[0][plain["input_ids"].shape[1]:].tolist(), QUESTION.letters)
+    seen: list[dict] = []
+    original = chat.model.generate
+    monkeypatch.setattr(chat.model, "generate", lambda **kw: seen.append(kw) or original(**kw))
+    greedy = chat.generate(PROMPT, config, letters=QUESTION.letters)[0]
+    streamed = chat.start_stream(PROMPT, config, letters=QUESTION.letters)
+    text = "".join(streamed)
+    chat.generate(PROMPT, GenerationConfig(max_new_tokens=4, samples=2))
+    assert [kw.get("prompt_lookup_num_tokens") for kw in seen] == [PROMPT_LOOKUP_TOKENS, PROMPT_LOOKUP_TOKENS, None]
+    assert greedy.raw_output == expected.raw_output and greedy.tokens_out == expected.tokens_out
+    assert streamed.sample.raw_output == expected.raw_output and text.strip() == expected.raw_output
+
+
 def test_batched_generation_refuses_sampling(chat: Student) -> None:
     with pytest.raises(ConfigError, match="greedy only"):
         chat.generate_batch([PROMPT], GenerationConfig(max_new_tokens=4, samples=3))
