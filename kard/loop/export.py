@@ -130,6 +130,12 @@ def is_rejected(c: Correction) -> bool:
     return bool(_REJECT.match(c.note or ""))
 
 
+def marks_passages(c: Correction) -> bool:
+    """The curator marked passages: the marks train the reranker even when the item is kept from the
+    student's training (say, rated low with the rationale unchanged), unless it was rejected."""
+    return any(p.mark for p in c.passages) and not is_rejected(c)
+
+
 def exclusion_reason(revision: Revision, config: ExportConfig = ExportConfig()) -> str | None:
     """Why the item's latest revision is not exported, or None when it is (module docstring)."""
     c = revision.correction

@@ -14,14 +14,11 @@ import json
 import shutil
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 from kard.config import DEFAULT_STUDENT
 from kard.errors import ConfigError, DataError
 from kard.loop.round_folder import MANIFEST_FILE, current, next_round_number, round_name, utc_now, write_json_atomic
-
-if TYPE_CHECKING:  # pragma: no cover
-    from kard.annotations import Correction
 
 
 @dataclass(frozen=True)
@@ -158,7 +155,7 @@ def _corrections(spec: RetrainSpec, work: Path) -> tuple[list, list]:
     """(StudentExamples of the accepted corrections, their Revisions for the reranker)."""
     from kard.distill import read_examples
     from kard.knowledge import KnowledgeBase
-    from kard.loop.export import ExportConfig, export_corrections, read_corrections_dir
+    from kard.loop.export import ExportConfig, export_corrections, marks_passages, read_corrections_dir
 
     examples, revisions = [], []
     if spec.db:
@@ -177,14 +174,6 @@ def _corrections(spec: RetrainSpec, work: Path) -> tuple[list, list]:
     for example in examples:  # the same correction from --db and --corrections counts once
         first.setdefault(example.id, example)
     return list(first.values()), sorted(revisions, key=lambda r: r.item_id)
-
-
-def marks_passages(correction: "Correction") -> bool:
-    """A correction whose passage marks train the reranker even when the export keeps it from the student
-    (say, rated low with the rationale unchanged), unless the curator rejected it."""
-    from kard.loop.export import is_rejected
-
-    return any(p.mark for p in correction.passages) and not is_rejected(correction)
 
 
 def student_training_config(overrides: Mapping[str, Any]):
