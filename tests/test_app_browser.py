@@ -196,6 +196,8 @@ def test_each_tab_keeps_its_own_draft(page_and_studio):
         tab.fill("#kard-options textarea", "")
         tab.click("#kard-ask")
         tab.wait_for_selector("#kard-student .kard-badge", timeout=240_000)
+        # the compare step fills the editor after the badge: typing before it ends would be overwritten
+        tab.wait_for_selector("#kard-edit-diff >> text=No edits yet", timeout=60_000)
         _type(tab, "#kard-editor textarea", draft)
         kept = f"(localStorage.getItem('kard-draft:' + sessionStorage.getItem('kard-tab')) || '').includes('{draft}')"
         tab.wait_for_function(kept, timeout=60_000)  # the draft is written to localStorage after each edit
