@@ -45,11 +45,11 @@ def transformers_runner(variant: str) -> Callable[[list[int], int], None]:
     the model: the same greedy tokens, fewer forward passes when the rationale quotes its passages)."""
     import torch
 
-    from kard.student import Student
+    from kard.student import PROMPT_LOOKUP_TOKENS, Student
 
     dtype, _, lookup = variant.partition("+")
     model = Student.load(dtype=dtype).model
-    drafts = {"prompt_lookup_num_tokens": 10} if lookup else {}
+    drafts = {"prompt_lookup_num_tokens": PROMPT_LOOKUP_TOKENS} if lookup else {}
 
     def run(ids: list[int], tokens: int) -> None:
         x = torch.tensor([ids])

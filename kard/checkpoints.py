@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kard.errors import ConfigError
+from kard.metrics import Score
 from kard.student import ADAPTER_CONFIG, adapter_base, adapter_folder, record_adapter_base
 from kard.training import CHECKPOINTS, checkpoints_by_step
 
@@ -30,12 +31,7 @@ class CheckpointScore:
 
     name: str  # "checkpoint-<step>" or "final"
     path: Path
-    right: int
-    total: int
-
-    @property
-    def accuracy(self) -> float:
-        return self.right / self.total if self.total else 0.0
+    score: Score
 
 
 def run_candidates(run: Path) -> list[tuple[str, Path]]:
@@ -54,7 +50,7 @@ def best_checkpoint(scores: list[CheckpointScore]) -> CheckpointScore:
     """The most accurate; on a tie the later one (more training), so a flat slice keeps the final student."""
     if not scores:
         raise ConfigError("no checkpoint was scored. Fix: check --run")
-    return max(reversed(scores), key=lambda s: s.accuracy)  # max keeps the first maximum: the latest
+    return max(reversed(scores), key=lambda s: s.score.accuracy)  # max keeps the first maximum: the latest
 
 
 def adopt_checkpoint(chosen: CheckpointScore, run: Path, destination: Path) -> Path:
@@ -64,10 +60,11 @@ def adopt_checkpoint(chosen: CheckpointScore, run: Path, destination: Path) -> P
         shutil.copy2(chosen.path / name, destination / name)
     base_of = run if adapter_folder(run) is not None else chosen.path
     record_adapter_base(destination, adapter_base(base_of))
-    log.info("copied %s (%.1f%% on the dev slice) to %s", chosen.name, 100 * chosen.accuracy, destination)
+    log.info("copied %s (%.1f%% on the dev slice) to %s", chosen.name, 100 * chosen.score.accuracy, destination)
     return destination
 
 
 def write_choice(scores: list[CheckpointScore], chosen: CheckpointScore, path: Path) -> None:
-    rows = [{"name": s.name, "right": s.right, "total": s.total, "accuracy": s.accuracy} for s in scores]
+    rows = [{"name": s.name, "right": s.score.correct, "total": s.score.total, "accuracy": s.score.accuracy}
+            for s in scores]
     path.write_text(json.dumps({"chosen": chosen.name, "scores": rows}, indent=2) + "\n", encoding="utf-8")

@@ -424,11 +424,10 @@ class Student:
             kwargs.update(do_sample=False, top_k=None, top_p=None, temperature=None)
         return kwargs
 
-    def _one_greedy_sequence(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+    def _one_greedy_sequence(self, kwargs: dict[str, Any]) -> None:
         """Prompt lookup decoding for one greedy sequence of a decoder-only model (PROMPT_LOOKUP_TOKENS)."""
         if not self.is_encoder_decoder:
             kwargs["prompt_lookup_num_tokens"] = PROMPT_LOOKUP_TOKENS
-        return kwargs
 
     @staticmethod
     def _check_new_tokens(config: GenerationConfig) -> None:

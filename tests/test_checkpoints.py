@@ -15,6 +15,7 @@ from kard.checkpoints import CheckpointScore, best_checkpoint, run_candidates  #
 from kard.config import StudentTrainingConfig  # noqa: E402
 from kard.distill import StudentExample  # noqa: E402
 from kard.errors import ConfigError  # noqa: E402
+from kard.metrics import Score  # noqa: E402
 from kard.student import Student  # noqa: E402
 from kard.training import train_student  # noqa: E402
 from tests.tiny_models import save_tiny_decoder  # noqa: E402
@@ -37,7 +38,7 @@ def lora_run(tmp_path_factory) -> Path:
 
 
 def score(name: str, right: int) -> CheckpointScore:
-    return CheckpointScore(name, Path(name), right, 10)
+    return CheckpointScore(name, Path(name), Score(10, right, 0))
 
 
 def test_the_most_accurate_wins_and_a_tie_keeps_the_later():

@@ -202,12 +202,12 @@ def run_pick_checkpoint(args: argparse.Namespace) -> int:
         result = evaluate(student, questions, "kard-bm25", out=args.out / f"{name}.jsonl", knowledge=knowledge,
                           retrieval=retrieval, generation=generation, progress=not args.no_progress,
                           batch_size=args.batch_size)
-        scores.append(CheckpointScore(name, path, result.score.correct, result.score.total))
-        print(f"{name}: {100 * scores[-1].accuracy:.1f}% ({scores[-1].right}/{scores[-1].total})")
+        scores.append(CheckpointScore(name, path, result.score))
+        print(f"{name}: {100 * result.score.accuracy:.1f}% ({result.score.correct}/{result.score.total})")
         del student
     chosen = best_checkpoint(scores)
     write_choice(scores, chosen, args.out / CHOICE_FILE)
-    print(f"chosen: {chosen.name} ({100 * chosen.accuracy:.1f}% on {chosen.total} {args.dataset} questions)")
+    print(f"chosen: {chosen.name} ({100 * chosen.score.accuracy:.1f}% on {chosen.score.total} {args.dataset} questions)")
     if args.adopt:
         print(f"adapter copied to {adopt_checkpoint(chosen, args.run, args.adopt)}")
     return 0
