@@ -3,6 +3,7 @@
     python benchmarks/loop_experiment.py --dataset strategyqa --corrections 10 20 --rounds 2
     python benchmarks/loop_experiment.py --dataset obqa --corrections 10 20 --rounds 2
     python benchmarks/loop_experiment.py --dataset obqa --corrections 20 --rounds 2 --uncorrected-arm
+    python benchmarks/loop_experiment.py --dataset obqa --corrections 20 --rounds 1 --train-seed 1  (a replicate)
 
 Needs the folder `benchmarks/train_default_student.sh` writes (RUN, default runs/default-student: the
 knowledge bases and the training examples of the shipped student). Resumable: every round, evaluation
@@ -168,11 +169,16 @@ def retrain(arm_root: Path, examples: str, store: Path | None, s: Setup, args: a
     return str(arm_root / current(arm_root)["round"] / "student")
 
 
+def replicate(args: argparse.Namespace) -> str:
+    """The folder suffix of a replicate: a training seed other than the split's."""
+    return "" if args.train_seed == args.seed else f"-t{args.train_seed}"
+
+
 def run_setting(s: Setup, n: int, args: argparse.Namespace) -> dict:
     """Every arm through --rounds rounds with at most `n` new corrections a round; the setting's report."""
     arms = ARMS + ((PLACEBO,) if args.uncorrected_arm else ())
     pool, heldout = split(s, args.pool, args.heldout, args.seed)
-    shared, folder = args.out / s.name, args.out / f"{s.name}-n{n}"
+    shared, folder = args.out / s.name, args.out / f"{s.name}-n{n}{replicate(args)}"
     folder.mkdir(parents=True, exist_ok=True)
     base_held = answers(BASE_STUDENT, heldout, s, shared / "base-heldout.jsonl")
     base_pool = answers(BASE_STUDENT, pool, s, shared / "base-pool.jsonl")
@@ -195,17 +201,18 @@ def run_setting(s: Setup, n: int, args: argparse.Namespace) -> dict:
             kept = {r.item_id for r in stores[PLACEBO].latest()}
             correct(stores[PLACEBO], [(by_id[qid], pool_answers[qid]) for qid in this_round
                                       if item_id_for(by_id[qid]) not in kept], s, students["corrections"], placebo=True)
-        replay = replay_sample(s, args.steps * args.batch_size, args.seed + number, folder / f"round-{number}.replay.jsonl")
+        replay = replay_sample(s, args.steps * args.batch_size, args.train_seed + number, folder / f"round-{number}.replay.jsonl")
         previous = dict(held)
         for arm in arms:
             arm_root = folder / arm
             finished = arm_root / f"round-{number:03d}" / "student"
             store = folder / STORES[arm] if arm in STORES else None
-            students[arm] = str(finished) if finished.is_dir() else retrain(arm_root, replay, store, s, args, args.seed)
+            students[arm] = str(finished) if finished.is_dir() else retrain(arm_root, replay, store, s, args, args.train_seed)
             held[arm] = answers(students[arm], heldout, s, folder / f"round-{number}.{arm}.heldout.jsonl")
             history[arm][f"round-{number:03d}"] = (students[arm], answer_letters(held[arm]))
         pool_answers = answers(students["corrections"], pool, s, folder / f"round-{number}.corrections.pool.jsonl")
         rounds.append(round_row(number, len(corrected), held, previous, base_held))
+        rounds[-1]["corrected_right_on_pool"] = sum(pool_answers[qid].correct for qid in corrected)
     report = {"dataset": s.name, "corrections_per_round": n, "pool": len(pool), "heldout": len(heldout),
               "corrected_ids": corrected, "base": accuracy(base_held), "rounds": rounds,
               "settings": {k: str(v) for k, v in vars(args).items()}}
@@ -245,8 +252,8 @@ def round_row(number: int, corrections: int, held: dict, previous: dict, base: d
 
 def markdown(reports: Sequence[dict]) -> str:
     lines = ["| dataset | N a round | round | corrections so far | arm | held-out accuracy % (95% CI) | fixed / broken vs base "
-             "| fixed / broken vs previous round | this arm vs control: only / only, McNemar p |",
-             "|---|---:|---:|---:|---|---|---|---|---|"]
+             "| fixed / broken vs previous round | this arm vs control: only / only, McNemar p | corrected questions right |",
+             "|---|---:|---:|---:|---|---|---|---|---|---|"]
     for report in reports:
         base = report["base"]
         low, high = base["interval"]
@@ -258,10 +265,11 @@ def markdown(reports: Sequence[dict]) -> str:
                 low, high = a["interval"]
                 test = row.get(f"{arm}_vs_control")
                 versus = f"{test['only_arm']} / {test['only_control']}, p = {test['p']:.3g}" if test else ""
+                learned = row.get("corrected_right_on_pool", "") if arm == "corrections" else ""
                 lines.append(f"| {report['dataset']} | {report['corrections_per_round']} | {row['round']} | "
                              f"{row['corrections_so_far']} | {arm} | {100 * a['accuracy']:.1f} ({100 * low:.0f}-{100 * high:.0f}) | "
                              f"{a['fixed_vs_base']} / {a['broken_vs_base']} | {a['fixed_vs_previous']} / "
-                             f"{a['broken_vs_previous']} | {versus} |")
+                             f"{a['broken_vs_previous']} | {versus} | {learned} |")
     return "\n".join(lines) + "\n"
 
 
@@ -277,18 +285,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--weight", type=int, default=3, help="times each correction is seen per epoch")
     parser.add_argument("--no-bf16", dest="bf16", action="store_false", help="float32 training (CPUs without bf16)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the pool / held-out split")
+    parser.add_argument("--train-seed", type=int, help="replay sample and training seed (default --seed); a value "
+                        "other than --seed is a replicate, kept in its own folder (<dataset>-n<N>-t<seed>)")
     parser.add_argument("--uncorrected-arm", action="store_true",
                         help="a third arm: the corrected questions saved with the student's own rationales (placebo)")
     parser.add_argument("--run", type=Path, default=ROOT / "runs" / "default-student",
                         help="the folder of benchmarks/train_default_student.sh")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "loop-experiment")
     args = parser.parse_args(argv)
+    if args.train_seed is None:
+        args.train_seed = args.seed
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     s = setup(args.dataset, args.run)
     reports = [run_setting(s, n, args) for n in args.corrections]
     table = markdown(reports)
-    (args.out / f"{args.dataset}-report.md").write_text(table)
+    (args.out / f"{args.dataset}{replicate(args)}-report.md").write_text(table)
     print(table)
     return 0
 
