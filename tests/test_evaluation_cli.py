@@ -24,6 +24,17 @@ def test_evaluate_writes_results_and_summary(tmp_path: Path, tiny_student: Path,
     assert "accuracy" in capsys.readouterr().out
 
 
+def test_evaluate_samples_at_the_temperature_asked(tmp_path: Path, tiny_student: Path):
+    out = tmp_path / "eval"
+    code = main(["evaluate", "--dataset", "demo", "--student", str(tiny_student), "--limit", "2", "--samples", "3",
+                 "--temperature", "0.5", "--max-new-tokens", "4", "--out", str(out), "--no-progress"])
+    assert code == 0
+    settings = json.loads((out / "kard-bm25-sc-3.settings.json").read_text())
+    assert settings["generation"]["samples"] == 3 and settings["generation"]["temperature"] == 0.5
+    records = [json.loads(line) for line in (out / "kard-bm25-sc-3.jsonl").read_text().splitlines()]
+    assert [len(r["sample_answers"]) for r in records] == [3, 3]
+
+
 def test_paper_writes_a_row_per_condition_with_table_and_plot(tmp_path: Path, tiny_student: Path):
     out = tmp_path / "paper"
     code = main(["paper", "--dataset", "demo", "--kard-student", str(tiny_student), "--reasoning-student",

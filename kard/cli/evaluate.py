@@ -61,6 +61,8 @@ def _question_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=16,
                         help="questions per greedy generate call (left-padded batches; default %(default)s)")
     parser.add_argument("--samples", type=int, default=1, help="self-consistency samples (1 = greedy only)")
+    parser.add_argument("--temperature", type=float, default=GenerationConfig.temperature,
+                        help="sampling temperature of the self-consistency samples (default %(default)s)")
     parser.add_argument("--max-new-tokens", type=int, default=GenerationConfig.max_new_tokens)
     parser.add_argument("--oracle-rationales", type=Path, default=None,
                         help="teacher rationales of the test questions (JSONL from import-rationales/teach)")
@@ -108,7 +110,7 @@ def teacher_answers(path: Path) -> dict[str, str | None]:
 
 def _configs(args: argparse.Namespace) -> tuple[RetrievalConfig, GenerationConfig]:
     retrieval = RetrievalConfig(top_k=args.k, candidates=args.candidates, query=args.query)
-    generation = GenerationConfig(max_new_tokens=args.max_new_tokens, samples=args.samples)
+    generation = GenerationConfig(max_new_tokens=args.max_new_tokens, samples=args.samples, temperature=args.temperature)
     return retrieval, generation
 
 
