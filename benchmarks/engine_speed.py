@@ -134,7 +134,6 @@ def onnxruntime_genai_runner(precision: str) -> Callable[[list[int], int], None]
 
 
 def build_onnxruntime_genai(student: object, folder: Path, precision: str) -> None:
-    import json as json_module
     import tempfile
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -143,9 +142,9 @@ def build_onnxruntime_genai(student: object, folder: Path, precision: str) -> No
                         "-o", str(folder), "-p", precision, "-e", "cpu", "-c", str(Path(scratch) / "cache")],
                        check=True, capture_output=True)
     settings = folder / "genai_config.json"
-    config = json_module.loads(settings.read_text())
+    config = json.loads(settings.read_text())
     config["model"]["decoder"]["session_options"]["intra_op_num_threads"] = 2
-    settings.write_text(json_module.dumps(config, indent=2))
+    settings.write_text(json.dumps(config, indent=2))
 
 
 def write_gguf(student: object, path: Path, quant: str) -> None:
