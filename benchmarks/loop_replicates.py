@@ -24,12 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere: kard is beside
 
+from kard.evaluation import read_records  # noqa: E402
 from kard.metrics import compare_paired  # noqa: E402
 
 
 def right_answers(path: Path) -> dict[str, bool]:
-    records = map(json.loads, path.read_text(encoding="utf-8").splitlines())
-    return {r["question_id"]: bool(r["correct"]) for r in records}
+    return {qid: record.correct for qid, record in read_records(path).items()}
 
 
 def replicate_folders(root: Path, dataset: str, n: int) -> list[tuple[str, Path]]:

@@ -7,13 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from kard.evaluation import EvalRecord
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_replicate(folder: Path, corrections: list[bool], control: list[bool], learned: int) -> None:
     folder.mkdir(parents=True)
     for arm, right in (("corrections", corrections), ("control", control)):
-        lines = [json.dumps({"question_id": f"q{i}", "correct": r}) for i, r in enumerate(right)]
+        lines = [EvalRecord(f"q{i}", "kard-bm25", "A", "A" if r else "B", r, "", (), {}, (), 8, 0.1).to_json()
+                 for i, r in enumerate(right)]
         (folder / f"round-1.{arm}.heldout.jsonl").write_text("\n".join(lines) + "\n")
     report = {"rounds": [{"corrected_right_on_pool": learned, "corrections_so_far": 20}]}
     (folder / "report.json").write_text(json.dumps(report))
