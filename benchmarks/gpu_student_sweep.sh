@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# On a GPU, in minutes: train the KARD student and its same-budget fine-tuned baseline at each learning
+# rate in LRS side by side, score every checkpoint from one epoch on (half-epoch steps) on OpenBookQA dev
+# and StrategyQA held-out, and score the best KARD and the best fine-tuned checkpoint on all four sets.
+# Needs the examples and knowledge bases benchmarks/train_default_student.sh builds in $RUN (run it with
+# STEPS=0 ... or let it train on the CPU first), and the question files under $DATA.
+#   RUN=runs/default-student bash benchmarks/gpu_student_sweep.sh
+# Training stops at TRAIN_SECONDS, dev scoring at EVAL_SECONDS and the final scoring at FINAL_SECONDS (a
+# lease is short); what finished by then is scored.
+# Results: $SWEEP/<run>/<set>/... (kard evaluate folders), $SWEEP/choice.json, $SWEEP/results.md.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+DATA=${DATA:-../shared/data}
+RUN=${RUN:-runs/default-student}
+SWEEP=${SWEEP:-$RUN/gpu-sweep}
+EPOCHS=${EPOCHS:-2}
+BATCH=${BATCH:-32}
+LRS=${LRS:-"5e-4 1e-3"}
+TRAIN_SECONDS=${TRAIN_SECONDS:-300}
+EVAL_SECONDS=${EVAL_SECONDS:-150}
+FINAL_SECONDS=${FINAL_SECONDS:-120}
+EVAL_BATCH=${EVAL_BATCH:-128}
+LIMIT=${LIMIT:+--limit $LIMIT}
+mkdir -p "$SWEEP"
+examples=$(wc -l < "$RUN/all_kard.jsonl")
+per_epoch=$(( (examples + BATCH - 1) / BATCH ))
+STEPS=${STEPS:-$(( EPOCHS * per_epoch ))}
+SAVE=${SAVE:-$(( (per_epoch + 1) / 2 ))}
+echo "sweep: $STEPS optimizer steps x batch $BATCH for every run (kard: $examples examples, $per_epoch steps an epoch), lrs $LRS"
+
+# name|question flags|knowledge flags, as in evaluate_default_student.sh
+declare -A SETS=(
+  [obqa]="--dataset obqa --questions $DATA/openbookqa/dev_complete.jsonl --max-new-tokens 64|--kb $RUN/kb_obqa --k 3"
+  [strategyqa]="--dataset strategyqa --questions $DATA/strategyqa/train.json --holdout 300 --seed 0 --max-new-tokens 96|--kb $RUN/kb_strategyqa --k 1"
+  [medqa]="--dataset medqa --questions $DATA/medqa/dev.jsonl --holdout 300 --seed 0 --max-new-tokens 128|--kb demo/passages.jsonl --k 1"
+  [demo]="--dataset demo --max-new-tokens 128|--k 2"
+)
+
+train() {  # method lr
+  python -m kard train-student --examples "$RUN/all_$1.jsonl" --out "$SWEEP/$1-lr$2" --steps "$STEPS" \
+    --batch-size "$BATCH" --grad-accum 1 --lr "$2" --lora --keep-adapter --bf16 --max-length-cap 512 \
+    --save-steps "$SAVE" --keep-checkpoints 20 --seed 0 --resume --no-progress > "$SWEEP/$1-lr$2.log" 2>&1
+}
+
+score() {  # student-folder set out-folder method
+  local questions knowledge
+  IFS='|' read -r questions knowledge <<< "${SETS[$2]}"
+  if [ "$4" = finetune ]; then
+    python -m kard evaluate --no-progress --batch-size "$EVAL_BATCH" $LIMIT $questions --student "$1" \
+      --condition finetune --max-new-tokens 128 --out "$3/$2" >> "$3.log" 2>&1
+  else
+    python -m kard evaluate --no-progress --batch-size "$EVAL_BATCH" $LIMIT $questions $knowledge --student "$1" \
+      --condition kard-bm25 --out "$3/$2" >> "$3.log" 2>&1
+  fi
+}
+
+candidates() {  # run folder -> checkpoints from one epoch on, then the final adapter
+  local run=$1 step
+  for checkpoint in "$run"/checkpoints/checkpoint-*; do
+    [ -e "$checkpoint/adapter_config.json" ] || continue
+    step=${checkpoint##*-}
+    [ "$step" -ge "$(( per_epoch < STEPS ? per_epoch : STEPS ))" ] && [ "$step" -lt "$STEPS" ] && echo "$checkpoint"
+  done
+  [ -e "$run/adapter_config.json" ] && echo "$run"
+}
+
+wait_until() {  # seconds pids...: wait for the pids, kill those still running after `seconds`
+  local deadline=$(( $(date +%s) + $1 )); shift
+  while :; do
+    local running=()
+    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && running+=("$pid"); done
+    [ ${#running[@]} -eq 0 ] && return 0
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "deadline: stopping ${#running[@]} process(es)"; kill "${running[@]}" 2>/dev/null; sleep 2; return 1
+    fi
+    sleep 2
+  done
+}
+
+started=$(date +%s)
+pids=()
+for lr in $LRS; do
+  for method in kard finetune; do train $method "$lr" & pids+=($!); done
+done
+wait_until "$TRAIN_SECONDS" "${pids[@]}"
+echo "training: $(( $(date +%s) - started )) s"; grep -h "^trained\|optimizer steps" "$SWEEP"/*.log
+
+started=$(date +%s)
+pids=()
+for lr in $LRS; do
+  for method in kard finetune; do
+    ( for candidate in $(candidates "$SWEEP/$method-lr$lr"); do
+        name=$(basename "$candidate"); [ "$candidate" = "$SWEEP/$method-lr$lr" ] && name=final
+        mkdir -p "$SWEEP/scores"; echo "$candidate" > "$SWEEP/scores/$method-lr$lr-$name.student"
+        for set in obqa strategyqa; do score "$candidate" $set "$SWEEP/scores/$method-lr$lr-$name" $method; done
+      done ) & pids+=($!)
+  done
+done
+wait_until "$EVAL_SECONDS" "${pids[@]}"
+echo "dev scoring: $(( $(date +%s) - started )) s"
+
+python benchmarks/sweep_choice.py "$SWEEP" > "$SWEEP/choice.json" || exit 1
+cat "$SWEEP/choice.json"
+pids=()
+for method in kard finetune; do
+  folder=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]]['student'])" "$SWEEP/choice.json" $method)
+  name=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]]['name'])" "$SWEEP/choice.json" $method)
+  for set in medqa demo; do score "$folder" $set "$SWEEP/scores/$name" $method & pids+=($!); done
+done
+wait_until "$FINAL_SECONDS" "${pids[@]}"
+python benchmarks/sweep_choice.py "$SWEEP" --table > "$SWEEP/results.md"
+cat "$SWEEP/results.md"
