@@ -49,6 +49,7 @@ import math
 import os
 import re
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Iterable, Protocol, Sequence
@@ -168,6 +169,10 @@ class _Bm25sIndex:
 
     @staticmethod
     def _module():
+        if "jax" not in sys.modules:
+            # bm25s runs a JAX top-k when it is imported; on a GPU machine with JAX installed that would
+            # take 75% of the GPU's memory away from the student. kard never uses JAX: keep it on the CPU.
+            os.environ.setdefault("JAX_PLATFORMS", "cpu")
         try:
             import bm25s
         except ImportError:

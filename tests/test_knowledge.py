@@ -315,3 +315,14 @@ def test_default_index_is_built_once_and_loaded_from_the_cache(tmp_path, monkeyp
     second.write_text("Goitre is an enlarged thyroid.\n", encoding="utf-8")  # changed content: a new index
     assert len(KnowledgeBase.default([first, second])) == 3
     assert len(list((tmp_path / "cache" / "indexes").iterdir())) == 2
+
+
+def test_importing_bm25s_keeps_jax_off_the_gpu() -> None:
+    """bm25s runs a JAX top-k on import; JAX must not grab the GPU the student runs on."""
+    import subprocess
+    import sys
+
+    code = ("import os; os.environ.pop('JAX_PLATFORMS', None); from kard.knowledge import _Bm25sIndex; "
+            "_Bm25sIndex._module(); print(os.environ.get('JAX_PLATFORMS'))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "cpu"
