@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kard.evaluation import EvalRecord, chosen_share, read_records  # noqa: E402
 from kard.metrics import compare_paired, score  # noqa: E402
 
-STUDENTS = ("kard", "finetune", "untrained")
+STUDENTS = ("kard", "finetune", "untrained", "previous")  # previous: the student shipped before, if given
 SETS = {"obqa": "OpenBookQA dev", "strategyqa": "StrategyQA held-out", "medqa": "MedQA held-out", "demo": "demo questions"}
 
 

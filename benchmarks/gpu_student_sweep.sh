@@ -3,11 +3,11 @@
 # rate in LRS side by side, score every checkpoint from one epoch on (half-epoch steps) on OpenBookQA dev
 # and StrategyQA held-out, and score the best KARD and the best fine-tuned checkpoint on all four sets.
 # Needs the examples and knowledge bases benchmarks/train_default_student.sh builds in $RUN (run it with
-# STEPS=0 ... or let it train on the CPU first), and the question files under $DATA.
+# TRAIN=0 first), and the question files under $DATA.
 #   RUN=runs/default-student bash benchmarks/gpu_student_sweep.sh
 # Training stops at TRAIN_SECONDS, dev scoring at EVAL_SECONDS and the final scoring at FINAL_SECONDS (a
 # lease is short); what finished by then is scored.
-# Results: $SWEEP/<run>/<set>/... (kard evaluate folders), $SWEEP/choice.json, $SWEEP/results.md.
+# Results: $SWEEP/scores/<candidate>/<set>/ (kard evaluate folders), $SWEEP/choice.json, $SWEEP/results.md.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data}
