@@ -103,8 +103,8 @@ python benchmarks/sweep_choice.py "$SWEEP" > "$SWEEP/choice.json" || exit 1
 cat "$SWEEP/choice.json"
 pids=()
 for method in kard finetune; do
-  folder=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]]['student'])" "$SWEEP/choice.json" $method)
-  name=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]]['name'])" "$SWEEP/choice.json" $method)
+  read -r folder name < <(python -c "import json, sys; chosen = json.load(open(sys.argv[1]))[sys.argv[2]]
+print(chosen['student'], chosen['name'])" "$SWEEP/choice.json" $method)
   for set in medqa demo; do score "$folder" $set "$SWEEP/scores/$name" $method & pids+=($!); done
 done
 wait_until "$FINAL_SECONDS" "${pids[@]}"
