@@ -157,12 +157,13 @@ def _folder(path: Path) -> ModelSource:
     )
 
 
-def resolve_device(device: str) -> str:
-    """cpu or cuda: `auto` is cuda when torch sees a GPU; cuda without one is refused with the fix."""
+def resolve_device(device: str, engine: str = TRANSFORMERS) -> str:
+    """cpu or cuda: `auto` is cuda when torch sees a GPU and transformers decodes (CTranslate2 runs on the
+    CPU here); cuda without a GPU is refused with the fix."""
     if device not in DEVICES:
         raise ConfigError(f"unknown device {device!r}. Fix: use one of {', '.join(DEVICES)}")
-    if device == "cpu":
-        return device
+    if device == "cpu" or (device == "auto" and engine != TRANSFORMERS):
+        return "cpu"
     import torch
 
     if torch.cuda.is_available():
@@ -278,12 +279,12 @@ class Student:
 
         `engine` decodes the answers: transformers (the reference), ctranslate2, or auto (CTranslate2
         when it loads, else transformers with one warning line); see kard.engine. `device` is where
-        transformers runs the model: cpu, cuda, or auto (cuda when a GPU is visible).
+        transformers runs the model: cpu, cuda, or auto (cuda when a GPU is visible and transformers decodes).
         """
         if dtype not in DTYPES:
             raise ConfigError(f"unknown dtype {dtype!r}. Fix: use one of {', '.join(DTYPES)}")
         check_engine(engine)
-        device = resolve_device(device)
+        device = resolve_device(device, engine)
         if device != "cpu" and engine != TRANSFORMERS:
             raise ConfigError(f"the {engine} engine runs on the CPU here. Fix: use --engine transformers on {device}, "
                               "or --device cpu")

@@ -116,11 +116,6 @@ def _configs(args: argparse.Namespace) -> tuple[RetrievalConfig, GenerationConfi
     return retrieval, generation
 
 
-def _device(args: argparse.Namespace) -> str:
-    """The device asked for; auto keeps CTranslate2 (a CPU engine) on the CPU."""
-    return "cpu" if args.engine != "transformers" and args.device == "auto" else args.device
-
-
 def _reranker(path: str | None):
     if path is None:
         return None
@@ -140,7 +135,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     questions = load_test_questions(args)
     knowledge = None if condition.knowledge == "none" else KnowledgeBase.open(*(args.kb or []), config=retrieval)
     student = Student.load(args.student or DEFAULT_STUDENT, dtype=args.dtype, engine=args.engine,
-                           device=_device(args))
+                           device=args.device)
     decoding = "greedy" if args.samples <= 1 else f"sc-{args.samples}"
     args.out.mkdir(parents=True, exist_ok=True)
     result = evaluate(student, questions, condition, out=args.out / f"{condition.name}-{decoding}.jsonl",
@@ -170,7 +165,7 @@ def run_paper(args: argparse.Namespace) -> int:
     for condition, path in (("finetune", args.finetune_student), ("reasoning", args.reasoning_student),
                             ("kard", args.kard_student)):
         if path:
-            loaded.setdefault(path, Student.load(path, dtype=args.dtype, engine=args.engine, device=_device(args)))
+            loaded.setdefault(path, Student.load(path, dtype=args.dtype, engine=args.engine, device=args.device))
             names = ("kard-bm25", "kard-reranker", "oracle") if condition == "kard" else (condition,)
             students.update({name: loaded[path] for name in names})
     if not students:
@@ -208,7 +203,7 @@ def run_pick_checkpoint(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     scores = []
     for name, path in candidates:
-        student = Student.load(path, dtype=args.dtype, engine=args.engine, device=_device(args))
+        student = Student.load(path, dtype=args.dtype, engine=args.engine, device=args.device)
         result = evaluate(student, questions, "kard-bm25", out=args.out / f"{name}.jsonl", knowledge=knowledge,
                           retrieval=retrieval, generation=generation, progress=not args.no_progress,
                           batch_size=args.batch_size)
