@@ -15,17 +15,10 @@ OUT=$RUN/eval
 LIMIT=${LIMIT:+--limit $LIMIT}
 ev() { nice python -m kard evaluate --no-progress --batch-size ${BATCH:-16} $LIMIT "$@"; }
 
-# name | question flags | knowledge flags (the knowledge each student was trained with; the app's for demo)
-# New tokens: 64 and 96 where the training rationales are short (OpenBookQA facts, FLAN), 128 for MedQA and the
-# app; the fine-tuned baseline writes only its answer line, so its budget (128) changes nothing.
-sets=(
-  "obqa|--dataset obqa --questions $DATA/openbookqa/dev_complete.jsonl --max-new-tokens 64|--kb $RUN/kb_obqa --k 3"
-  "strategyqa|--dataset strategyqa --questions $DATA/strategyqa/train.json --holdout 300 --seed 0 --max-new-tokens 96|--kb $RUN/kb_strategyqa --k 1"
-  "medqa|--dataset medqa --questions $DATA/medqa/dev.jsonl --holdout 300 --seed 0 --max-new-tokens 128|--kb demo/passages.jsonl --k 1"
-  "demo|--dataset demo --max-new-tokens 128|--k 2"
-)
-for entry in "${sets[@]}"; do
-  IFS='|' read -r name questions knowledge <<< "$entry"
+source benchmarks/student_eval_sets.sh
+# The fine-tuned baseline writes only its answer line, so its budget (128) changes nothing.
+for name in "${EVAL_SETS[@]}"; do
+  IFS='|' read -r questions knowledge <<< "$(eval_set $name)"
   ev $questions $knowledge --student "$KARD" --condition kard-bm25 --out "$OUT/$name/kard"
   ev $questions --student "$FINETUNE" --condition finetune --max-new-tokens 128 --out "$OUT/$name/finetune"
   ev $questions $knowledge --student "$UNTRAINED" --condition kard-bm25 --out "$OUT/$name/untrained"

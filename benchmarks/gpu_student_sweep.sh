@@ -28,13 +28,7 @@ STEPS=${STEPS:-$(( EPOCHS * per_epoch ))}
 SAVE=${SAVE:-$(( (per_epoch + 1) / 2 ))}
 echo "sweep: $STEPS optimizer steps x batch $BATCH for every run (kard: $examples examples, $per_epoch steps an epoch), lrs $LRS"
 
-# name|question flags|knowledge flags, as in evaluate_default_student.sh
-declare -A SETS=(
-  [obqa]="--dataset obqa --questions $DATA/openbookqa/dev_complete.jsonl --max-new-tokens 64|--kb $RUN/kb_obqa --k 3"
-  [strategyqa]="--dataset strategyqa --questions $DATA/strategyqa/train.json --holdout 300 --seed 0 --max-new-tokens 96|--kb $RUN/kb_strategyqa --k 1"
-  [medqa]="--dataset medqa --questions $DATA/medqa/dev.jsonl --holdout 300 --seed 0 --max-new-tokens 128|--kb demo/passages.jsonl --k 1"
-  [demo]="--dataset demo --max-new-tokens 128|--k 2"
-)
+source benchmarks/student_eval_sets.sh
 
 train() {  # method lr
   python -m kard train-student --examples "$RUN/all_$1.jsonl" --out "$SWEEP/$1-lr$2" --steps "$STEPS" \
@@ -44,7 +38,7 @@ train() {  # method lr
 
 score() {  # student-folder set out-folder method
   local questions knowledge
-  IFS='|' read -r questions knowledge <<< "${SETS[$2]}"
+  IFS='|' read -r questions knowledge <<< "$(eval_set $2)"
   if [ "$4" = finetune ]; then
     python -m kard evaluate --no-progress --batch-size "$EVAL_BATCH" $LIMIT $questions --student "$1" \
       --condition finetune --max-new-tokens 128 --out "$3/$2" >> "$3.log" 2>&1

@@ -1,0 +1,15 @@
+# The shipped student's four evaluation sets, sourced by evaluate_default_student.sh and gpu_student_sweep.sh.
+# eval_set NAME prints "question flags|knowledge flags" (the knowledge each student was trained with; the
+# app's for the demo questions). Needs DATA (../shared/data) and RUN (the folder with the knowledge bases).
+# New tokens: 64 and 96 where the training rationales are short (OpenBookQA facts, FLAN), 128 for MedQA and the app.
+EVAL_SETS=(obqa strategyqa medqa demo)
+
+eval_set() {
+  case $1 in
+    obqa) echo "--dataset obqa --questions $DATA/openbookqa/dev_complete.jsonl --max-new-tokens 64|--kb $RUN/kb_obqa --k 3" ;;
+    strategyqa) echo "--dataset strategyqa --questions $DATA/strategyqa/train.json --holdout 300 --seed 0 --max-new-tokens 96|--kb $RUN/kb_strategyqa --k 1" ;;
+    medqa) echo "--dataset medqa --questions $DATA/medqa/dev.jsonl --holdout 300 --seed 0 --max-new-tokens 128|--kb demo/passages.jsonl --k 1" ;;
+    demo) echo "--dataset demo --max-new-tokens 128|--k 2" ;;
+    *) echo "unknown evaluation set: $1" >&2; return 1 ;;
+  esac
+}
