@@ -37,7 +37,7 @@ def choose(sweep: Path, scores: dict[str, dict[str, dict]]) -> dict[str, dict]:
                   and all(dataset in scores[name] for dataset in DEV_SETS)]
         if not scored:
             raise SystemExit(f"no {method} candidate was scored on {' and '.join(DEV_SETS)} in {sweep}")
-        best = max(scored, key=lambda name: (sum(right(scores[name][d]) for d in DEV_SETS), -scored.index(name)))
+        best = max(scored, key=lambda name: sum(right(scores[name][d]) for d in DEV_SETS))  # ties: the first
         student = (sweep / "scores" / f"{best}.student").read_text(encoding="utf-8").strip()
         choice[method] = {"name": best, "student": student,
                           **{dataset: scores[best][dataset]["accuracy"] for dataset in DEV_SETS}}
