@@ -24,8 +24,8 @@ The design (docs/closing_the_loop.md):
 - with --uncorrected-arm, a third arm ("uncorrected") reads a store of the same questions saved with
   the student's own rationale and answer, unchanged (a placebo: the corrected questions, not the
   corrections' content); its rows are compared with the control the same way;
-- both arms answer the held-out questions (greedy, CTranslate2 int8, the evaluation settings of
-  evaluate_default_student.sh); the report gives accuracy with 95% intervals, fixed/broken against the
+- both arms answer the held-out questions (greedy, CTranslate2 int8 or, with --engine transformers, float32;
+  the evaluation settings of evaluate_default_student.sh); the report gives accuracy with 95% intervals, fixed/broken against the
   base student and the previous round, and the exact McNemar test of corrections vs control.
 """
 
@@ -109,13 +109,13 @@ def split(s: Setup, pool: int, heldout: int, seed: int) -> tuple[list[Question],
     return usable[:pool], usable[pool: pool + heldout]
 
 
-def answers(student_path: str, questions: Sequence[Question], s: Setup, out: Path) -> dict[str, EvalRecord]:
+def answers(student_path: str, questions: Sequence[Question], s: Setup, out: Path, engine: str) -> dict[str, EvalRecord]:
     """Greedy answers of a student (cached in `out`, resumed by kard.evaluation)."""
     if out.is_file() and len(read_records(out)) >= len(questions):
         return read_records(out)
     from kard.student import Student
 
-    student = Student.load(student_path, engine="ctranslate2")
+    student = Student.load(student_path, engine=engine)
     result = evaluate(student, questions, "kard-bm25", out=out, knowledge=knowledge_base(s.kb),
                       retrieval=RetrievalConfig(top_k=s.top_k), generation=GenerationConfig(max_new_tokens=s.new_tokens),
                       progress=False)
@@ -180,8 +180,8 @@ def run_setting(s: Setup, n: int, args: argparse.Namespace) -> dict:
     pool, heldout = split(s, args.pool, args.heldout, args.seed)
     shared, folder = args.out / s.name, args.out / f"{s.name}-n{n}{replicate(args)}"
     folder.mkdir(parents=True, exist_ok=True)
-    base_held = answers(BASE_STUDENT, heldout, s, shared / "base-heldout.jsonl")
-    base_pool = answers(BASE_STUDENT, pool, s, shared / "base-pool.jsonl")
+    base_held = answers(BASE_STUDENT, heldout, s, shared / "base-heldout.jsonl", args.engine)
+    base_pool = answers(BASE_STUDENT, pool, s, shared / "base-pool.jsonl", args.engine)
     students = {arm: BASE_STUDENT for arm in arms}
     held = {arm: base_held for arm in arms}
     history = {arm: {BASE_ROUND: (BASE_STUDENT, answer_letters(base_held))} for arm in arms}
@@ -208,9 +208,10 @@ def run_setting(s: Setup, n: int, args: argparse.Namespace) -> dict:
             finished = arm_root / f"round-{number:03d}" / "student"
             store = folder / STORES[arm] if arm in STORES else None
             students[arm] = str(finished) if finished.is_dir() else retrain(arm_root, replay, store, s, args, args.train_seed)
-            held[arm] = answers(students[arm], heldout, s, folder / f"round-{number}.{arm}.heldout.jsonl")
+            held[arm] = answers(students[arm], heldout, s, folder / f"round-{number}.{arm}.heldout.jsonl", args.engine)
             history[arm][f"round-{number:03d}"] = (students[arm], answer_letters(held[arm]))
-        pool_answers = answers(students["corrections"], pool, s, folder / f"round-{number}.corrections.pool.jsonl")
+        pool_answers = answers(students["corrections"], pool, s, folder / f"round-{number}.corrections.pool.jsonl",
+                               args.engine)
         rounds.append(round_row(number, len(corrected), held, previous, base_held))
         rounds[-1]["corrected_right_on_pool"] = sum(pool_answers[qid].correct for qid in corrected)
     report = {"dataset": s.name, "corrections_per_round": n, "pool": len(pool), "heldout": len(heldout),
@@ -284,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--weight", type=int, default=3, help="times each correction is seen per epoch")
+    parser.add_argument("--engine", choices=["ctranslate2", "transformers"], default="ctranslate2",
+                        help="how every student answers: CTranslate2 int8 (fast) or transformers float32 (the reference; "
+                             "no int8 rounding noise between two students whose weights differ a little)")
     parser.add_argument("--no-bf16", dest="bf16", action="store_false", help="float32 training (CPUs without bf16)")
     parser.add_argument("--seed", type=int, default=0, help="the pool / held-out split")
     parser.add_argument("--train-seed", type=int, help="replay sample and training seed (default --seed); a value "

@@ -8,6 +8,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
+
 from kard.annotations import AnnotationStore
 from kard.evaluation import EvalRecord
 from kard.knowledge import KnowledgeBase
@@ -45,3 +47,24 @@ def test_corrections_and_placebo_items_are_both_exported(tmp_path):
         exported[placebo] = examples[0].example.target
     assert "carbon dioxide" in exported[False] and exported[False].rstrip().endswith("Answer: A")
     assert "So the answer is oxygen." in exported[True] and exported[True].rstrip().endswith("Answer: B")
+
+
+def test_every_student_answers_with_the_engine_asked_for(tmp_path, monkeypatch):
+    """--engine transformers must reach Student.load: int8 rounding noise between two students whose
+    weights differ a little is what the float32 runs are there to remove."""
+    script = load_script()
+    from kard import student as student_module
+
+    asked = []
+
+    def fake_load(path, engine="auto", **_):
+        asked.append(engine)
+        raise RuntimeError("stop before answering")
+
+    monkeypatch.setattr(student_module.Student, "load", staticmethod(fake_load))
+    question = Question("q1", "Which gas do plants absorb?", {"A": "carbon dioxide", "B": "oxygen"}, "A", "obqa")
+    setup = script.Setup("obqa", [question], {}, "", "", 1, 32)
+    for engine in ("transformers", "ctranslate2"):
+        with pytest.raises(RuntimeError, match="stop before answering"):
+            script.answers("demo/student", [question], setup, tmp_path / f"{engine}.jsonl", engine)
+    assert asked == ["transformers", "ctranslate2"]
