@@ -4,6 +4,7 @@
     python benchmarks/loop_experiment.py --dataset obqa --corrections 10 20 --rounds 2
     python benchmarks/loop_experiment.py --dataset obqa --corrections 20 --rounds 2 --uncorrected-arm
     python benchmarks/loop_experiment.py --dataset obqa --corrections 20 --rounds 1 --train-seed 1  (a replicate)
+    python benchmarks/loop_experiment.py --dataset obqa --corrections 20 --rounds 3 --uncorrected-arm --engine transformers
 
 Needs the folder `benchmarks/train_default_student.sh` writes (RUN, default runs/default-student: the
 knowledge bases and the training examples of the shipped student). Resumable: every round, evaluation
@@ -24,9 +25,10 @@ The design (docs/closing_the_loop.md):
 - with --uncorrected-arm, a third arm ("uncorrected") reads a store of the same questions saved with
   the student's own rationale and answer, unchanged (a placebo: the corrected questions, not the
   corrections' content); its rows are compared with the control the same way;
-- both arms answer the held-out questions (greedy, CTranslate2 int8 or, with --engine transformers, float32;
-  the evaluation settings of evaluate_default_student.sh); the report gives accuracy with 95% intervals, fixed/broken against the
-  base student and the previous round, and the exact McNemar test of corrections vs control.
+- both arms answer the held-out questions (greedy, CTranslate2 int8, or float32 with --engine transformers;
+  the evaluation settings of evaluate_default_student.sh); the report gives accuracy with 95% intervals,
+  fixed/broken against the base student and the previous round, and the exact McNemar test of
+  corrections vs control.
 """
 
 from __future__ import annotations

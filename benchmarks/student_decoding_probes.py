@@ -29,7 +29,7 @@ from kard.config import GenerationConfig, RetrievalConfig  # noqa: E402
 from kard.datasets import load_questions  # noqa: E402
 from kard.distill import split_questions  # noqa: E402
 from kard.knowledge import KnowledgeBase  # noqa: E402
-from kard.pipeline import Pipeline  # noqa: E402
+from kard.pipeline import Pipeline, fit_prompt, input_budget  # noqa: E402
 from kard.student import Student  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -62,8 +62,9 @@ def option_text(args: argparse.Namespace) -> None:
     questions = [q for q in load_questions(DATA / "openbookqa" / "dev_complete.jsonl") if q.id in saved]
     retrieval = RetrievalConfig(top_k=3)
     student = Student.load("demo/student", engine="transformers")
+    generation = GenerationConfig(max_new_tokens=64)
     pipeline = Pipeline(KnowledgeBase.open(str(RUN / "kb_obqa"), config=retrieval), student, retrieval=retrieval,
-                        generation=GenerationConfig(max_new_tokens=64))
+                        generation=generation)
     rules = {"sum": sum, "mean": lambda s: sum(s) / len(s), "first token": lambda s: s[0]}
     right = {name: 0 for name in rules}
     read = 0
@@ -73,7 +74,9 @@ def option_text(args: argparse.Namespace) -> None:
         rationale = record["rationale"] or ""
         cut = list(CONCLUSION.finditer(rationale))
         fact = (rationale[: cut[-1].start()] if cut else rationale).strip()
-        prefix = student.prompt_ids(pipeline._fit(question, passages).prompt) + student.text_ids(
+        prompt = fit_prompt(question, passages, student.count_tokens, student.text_ids, student.decode,
+                            input_budget(student, generation)).prompt
+        prefix = student.prompt_ids(prompt) + student.text_ids(
             f" {fact} So the answer is" if fact else " So the answer is")
         scores = option_log_probs(student, prefix, dict(question.options))
         for name, rule in rules.items():
@@ -96,7 +99,7 @@ def no_repeat(args: argparse.Namespace) -> None:
     engine.CTranslate2Engine._options = with_no_repeat
     from kard.evaluation import evaluate
 
-    questions = split_questions(load_questions(DATA / "strategyqa" / "train.json"), 300, seed=0)[1]
+    questions = split_questions(load_questions(DATA / "strategyqa" / "train.json"), 300, seed=0)[1][: args.limit]
     retrieval = RetrievalConfig(top_k=1)
     result = evaluate(Student.load("demo/student", engine="ctranslate2"), questions, "kard-bm25", out=args.out,
                       knowledge=KnowledgeBase.open(str(RUN / "kb_strategyqa"), config=retrieval), retrieval=retrieval,
@@ -112,8 +115,12 @@ def main() -> None:
     repeat = probes.add_parser("no-repeat")
     repeat.add_argument("--ngram", type=int, default=8)
     repeat.add_argument("--out", type=Path, required=True)
+    repeat.add_argument("--limit", type=int, default=None, help="the first N held-out questions only (a quick check)")
     args = parser.parse_args()
-    option_text(args) if args.probe == "option-text" else no_repeat(args)
+    if args.probe == "option-text":
+        option_text(args)
+    else:
+        no_repeat(args)
 
 
 if __name__ == "__main__":
