@@ -89,11 +89,7 @@ class Head(torch.nn.Module):
                 torch.nn.init.zeros_(layer.bias)
 
     def forward(self, d: dict[str, torch.Tensor]) -> torch.Tensor:
-        weights = d["M"].float()
-        count = weights.sum(1, keepdim=True).clamp(min=1)
-        mean = (d["B"] * weights).sum(1, keepdim=True) / count
-        spread = (((d["B"] - mean) ** 2 * weights).sum(1, keepdim=True) / count).sqrt() + 1e-6
-        score = self.a * (d["B"] - mean) / spread + self.b * torch.einsum("bd,bnd->bn", d["Q"], d["P"])
+        score = DenseReranker.blend(self, d["Q"], d["P"], d["B"], d["M"])  # the shipped a * z(BM25) + b * cos
         if self.prior is not None:
             score = score + self.prior(d["P"]).squeeze(-1)
         if self.features is not None:
