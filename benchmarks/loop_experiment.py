@@ -25,6 +25,8 @@ The design (docs/closing_the_loop.md):
 - with --uncorrected-arm, a third arm ("uncorrected") reads a store of the same questions saved with
   the student's own rationale and answer, unchanged (a placebo: the corrected questions, not the
   corrections' content); its rows are compared with the control the same way;
+- with --replay own, each arm's replay sample carries that arm's own greedy answers (generated before
+  its round) instead of the training rationales, so the replay holds the student where it is;
 - both arms answer the held-out questions (greedy, CTranslate2 int8, or float32 with --engine transformers;
   the evaluation settings of evaluate_default_student.sh); the report gives accuracy with 95% intervals,
   fixed/broken against the base student and the previous round, and the exact McNemar test of
@@ -158,6 +160,17 @@ def replay_sample(s: Setup, size: int, seed: int, out: Path) -> str:
     return str(out)
 
 
+def own_replay(student_path: str, replay: str, out: Path, s: Setup, engine: str) -> str:
+    """The round's replay sample answered by the arm's current student (--replay own; kard.loop.self_replay)."""
+    if not out.is_file():
+        from kard.loop.self_replay import own_targets
+        from kard.student import Student
+
+        student = Student.load(student_path, engine=engine)
+        write_examples(own_targets(student, read_examples(replay), s.new_tokens), out)
+    return str(out)
+
+
 def retrain(arm_root: Path, examples: str, store: Path | None, s: Setup, args: argparse.Namespace, seed: int) -> str:
     """One round of one arm through the real retrain job; the new round's student folder."""
     training = {"max_steps": args.steps, "batch_size": args.batch_size, "grad_accum": 1, "learning_rate": args.lr,
@@ -209,7 +222,9 @@ def run_setting(s: Setup, n: int, args: argparse.Namespace) -> dict:
             arm_root = folder / arm
             finished = arm_root / f"round-{number:03d}" / "student"
             store = folder / STORES[arm] if arm in STORES else None
-            students[arm] = str(finished) if finished.is_dir() else retrain(arm_root, replay, store, s, args, args.train_seed)
+            examples = replay if args.replay == "teacher" or finished.is_dir() else own_replay(
+                students[arm], replay, folder / f"round-{number}.{arm}.own-replay.jsonl", s, args.engine)
+            students[arm] = str(finished) if finished.is_dir() else retrain(arm_root, examples, store, s, args, args.train_seed)
             held[arm] = answers(students[arm], heldout, s, folder / f"round-{number}.{arm}.heldout.jsonl", args.engine)
             history[arm][f"round-{number:03d}"] = (students[arm], answer_letters(held[arm]))
         pool_answers = answers(students["corrections"], pool, s, folder / f"round-{number}.corrections.pool.jsonl",
@@ -290,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", choices=["ctranslate2", "transformers"], default="ctranslate2",
                         help="how every student answers: CTranslate2 int8 (fast) or transformers float32 (the reference; "
                              "no int8 rounding noise between two students whose weights differ a little)")
+    parser.add_argument("--replay", choices=["teacher", "own"], default="teacher",
+                        help="the replay sample's targets: the training rationales (teacher), or each arm's own greedy "
+                             "answers to those prompts before the round (own: rehearsal, kard.loop.self_replay)")
     parser.add_argument("--no-bf16", dest="bf16", action="store_false", help="float32 training (CPUs without bf16)")
     parser.add_argument("--seed", type=int, default=0, help="the pool / held-out split")
     parser.add_argument("--train-seed", type=int, help="replay sample and training seed (default --seed); a value "
