@@ -4,8 +4,10 @@ A round retrains the student on its corrections mixed with a replay sample of tr
 does not drift away from what it learned. When that replay keeps the teacher's targets, the round also
 re-fits every teacher rationale the student does not reproduce, and answers to questions nobody
 corrected change with it. Replaying the student's own greedy outputs instead (rehearsal with
-self-generated targets) leaves the replay with little to teach: what moves the student is the
-corrections. docs/closing_the_loop.md measures both.
+self-generated targets) leaves the replay with little to teach, so that, in principle, what moves the
+student is the corrections. Measured (docs/closing_the_loop.md, 5f): on StrategyQA it did not hold the
+shipped student's yes/no prior, so `kard retrain` does not use it; benchmarks/loop_experiment.py
+offers it as `--replay own`.
 """
 
 from __future__ import annotations
