@@ -185,8 +185,8 @@ def retrain(arm_root: Path, examples: str, store: Path | None, s: Setup, args: a
 
 
 def replicate(args: argparse.Namespace) -> str:
-    """The folder suffix of a replicate: a training seed other than the split's."""
-    return "" if args.train_seed == args.seed else f"-t{args.train_seed}"
+    """The folder suffix of a replicate (a training seed other than the split's) and of self-replay runs."""
+    return ("" if args.train_seed == args.seed else f"-t{args.train_seed}") + ("-own" if args.replay == "own" else "")
 
 
 def run_setting(s: Setup, n: int, args: argparse.Namespace) -> dict:
@@ -307,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
                              "no int8 rounding noise between two students whose weights differ a little)")
     parser.add_argument("--replay", choices=["teacher", "own"], default="teacher",
                         help="the replay sample's targets: the training rationales (teacher), or each arm's own greedy "
-                             "answers to those prompts before the round (own: rehearsal, kard.loop.self_replay)")
+                             "answers to those prompts before the round (own: rehearsal, kard.loop.self_replay; "
+                             "kept in its own folder, <dataset>-n<N>-own)")
     parser.add_argument("--no-bf16", dest="bf16", action="store_false", help="float32 training (CPUs without bf16)")
     parser.add_argument("--seed", type=int, default=0, help="the pool / held-out split")
     parser.add_argument("--train-seed", type=int, help="replay sample and training seed (default --seed); a value "

@@ -68,3 +68,37 @@ def test_every_student_answers_with_the_engine_asked_for(tmp_path, monkeypatch):
         with pytest.raises(RuntimeError, match="stop before answering"):
             script.answers("demo/student", [question], setup, tmp_path / f"{engine}.jsonl", engine)
     assert asked == ["transformers", "ctranslate2"]
+
+
+def test_own_replay_answers_the_replay_with_the_arms_student_once(tmp_path, monkeypatch):
+    """--replay own: the arm's current student writes the replay targets, and a resumed run reuses them."""
+    import argparse
+
+    from kard import student as student_module
+    from kard.distill import StudentExample, read_examples, write_examples
+    from kard.student import make_sample
+
+    script = load_script()
+    loaded = []
+
+    class Scripted:
+        name = "arm student"
+
+        def generate_batch(self, prompts, config, *, letters=()):
+            return [make_sample(f"My own view of {p}.\nAnswer: B", ("A", "B"), 4) for p in prompts]
+
+    def fake_load(path, engine="auto", **_):
+        loaded.append((path, engine))
+        return Scripted()
+
+    monkeypatch.setattr(student_module.Student, "load", staticmethod(fake_load))
+    replay = tmp_path / "replay.jsonl"
+    write_examples([StudentExample("e1", "q one", " The teacher says A.\nAnswer: A", "human", (), "q1")], replay)
+    setup = script.Setup("strategyqa", [], {}, "", "", 1, 32)
+    out = tmp_path / "round-1.control.own-replay.jsonl"
+    for _ in range(2):
+        assert script.own_replay("runs/control/round-001/student", str(replay), out, setup, "transformers") == str(out)
+    assert loaded == [("runs/control/round-001/student", "transformers")]
+    assert [e.target for e in read_examples(out)] == [" My own view of q one.\nAnswer: B"]
+    own = argparse.Namespace(train_seed=0, seed=0, replay="own")
+    assert script.replicate(own) == "-own" and script.replicate(argparse.Namespace(train_seed=1, seed=0, replay="teacher")) == "-t1"
