@@ -544,16 +544,21 @@ class Student:
 
     def likeliest_letter(self, prompt: str, rationale: str, letters: tuple[str, ...]) -> str | None:
         """The valid letter with the highest next-token logit after `prompt + rationale + "Answer:"`."""
+        logits = self.letter_logits(prompt, rationale, letters)
+        return max(logits, key=logits.get) if logits else None
+
+    def letter_logits(self, prompt: str, rationale: str, letters: tuple[str, ...]) -> dict[str, float]:
+        """Each valid letter's next-token logit after `prompt + rationale + "Answer:"` (one forward pass)."""
         import torch
 
         ids = self.prompt_ids(prompt) + self.text_ids(f" {rationale.strip()}\nAnswer:")
         candidates = {letter: self.text_ids(f" {letter}") for letter in letters}
         candidates = {letter: tokens[0] for letter, tokens in candidates.items() if tokens}
         if not candidates:
-            return None
+            return {}
         with self._lock, torch.inference_mode():
             logits = self.model(input_ids=torch.tensor([ids], dtype=torch.long, device=self.model.device)).logits[0, -1]
-        return max(candidates, key=lambda letter: float(logits[candidates[letter]]))
+        return {letter: float(logits[token]) for letter, token in candidates.items()}
 
     def start_stream(self, prompt: str, config: GenerationConfig = GenerationConfig(), *,
                      letters: tuple[str, ...] = ()) -> "TextStream | EngineTextStream":
