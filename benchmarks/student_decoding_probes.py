@@ -44,6 +44,20 @@ RUN = ROOT / "runs" / "default-student"
 CONCLUSION = re.compile(r"So the answer is", re.IGNORECASE)
 
 
+def obqa_pipeline() -> Pipeline:
+    """The shipped student in float32 with the OpenBookQA settings of evaluate_default_student.sh."""
+    retrieval = RetrievalConfig(top_k=3)
+    return Pipeline(KnowledgeBase.open(str(RUN / "kb_obqa"), config=retrieval), Student.load("demo/student", engine="transformers"),
+                    retrieval=retrieval, generation=GenerationConfig(max_new_tokens=64))
+
+
+def evaluation_prompt(pipeline: Pipeline, question, passages) -> str:
+    """The prompt the evaluation gives the student for these passages (kard.pipeline.fit_prompt)."""
+    student = pipeline.student
+    return fit_prompt(question, passages, student.count_tokens, student.text_ids, student.decode,
+                      input_budget(student, pipeline.generation)).prompt
+
+
 def option_log_probs(student: Student, prefix: list[int], options: dict[str, str]) -> dict[str, list[float]]:
     """Each option's token log-probabilities after `prefix` (the prefix is run once, its cache copied)."""
     import torch
@@ -67,11 +81,8 @@ def option_log_probs(student: Student, prefix: list[int], options: dict[str, str
 def option_text(args: argparse.Namespace) -> None:
     saved = {json.loads(line)["question_id"]: json.loads(line) for line in args.saved.open(encoding="utf-8")}
     questions = [q for q in load_questions(DATA / "openbookqa" / "dev_complete.jsonl") if q.id in saved]
-    retrieval = RetrievalConfig(top_k=3)
-    student = Student.load("demo/student", engine="transformers")
-    generation = GenerationConfig(max_new_tokens=64)
-    pipeline = Pipeline(KnowledgeBase.open(str(RUN / "kb_obqa"), config=retrieval), student, retrieval=retrieval,
-                        generation=generation)
+    pipeline = obqa_pipeline()
+    student = pipeline.student
     rules = {"sum": sum, "mean": lambda s: sum(s) / len(s), "first token": lambda s: s[0]}
     right = {name: 0 for name in rules}
     read = 0
@@ -81,8 +92,7 @@ def option_text(args: argparse.Namespace) -> None:
         rationale = record["rationale"] or ""
         cut = list(CONCLUSION.finditer(rationale))
         fact = (rationale[: cut[-1].start()] if cut else rationale).strip()
-        prompt = fit_prompt(question, passages, student.count_tokens, student.text_ids, student.decode,
-                            input_budget(student, generation)).prompt
+        prompt = evaluation_prompt(pipeline, question, passages)
         prefix = student.prompt_ids(prompt) + student.text_ids(
             f" {fact} So the answer is" if fact else " So the answer is")
         scores = option_log_probs(student, prefix, dict(question.options))
@@ -124,15 +134,12 @@ def passage_variants(passages: list, candidates: list, count: int) -> list[list]
 
 
 def letter_probabilities(student: Student, prompt: str, rationale: str, letters: tuple[str, ...]) -> dict[str, float]:
-    """Softmax over the valid letters' next-token logits after the prompt, the rationale and "Answer:"."""
+    """Softmax over the valid letters' next-token logits (Student.letter_logits)."""
     import torch
 
-    ids = student.prompt_ids(prompt) + student.text_ids(f" {rationale.strip()}\nAnswer:")
-    tokens = {letter: student.text_ids(f" {letter}")[0] for letter in letters}
-    with torch.inference_mode():
-        logits = student.model(input_ids=torch.tensor([ids])).logits[0, -1].float()
-    chosen = torch.softmax(torch.stack([logits[t] for t in tokens.values()]), 0)
-    return {letter: round(float(p), 5) for letter, p in zip(tokens, chosen)}
+    logits = student.letter_logits(prompt, rationale, letters)
+    chosen = torch.softmax(torch.tensor(list(logits.values())), 0)
+    return {letter: round(float(p), 5) for letter, p in zip(logits, chosen)}
 
 
 def ensemble_answers(variants: list[dict]) -> dict[str, str | None]:
@@ -159,14 +166,10 @@ def passage_ensemble(args: argparse.Namespace) -> None:
     from kard.pipeline import read_answers
 
     questions = load_questions(DATA / "openbookqa" / "dev_complete.jsonl")[: args.limit]
-    retrieval = RetrievalConfig(top_k=3)
-    student = Student.load("demo/student", engine="transformers")
-    generation = GenerationConfig(max_new_tokens=64)
-    pipeline = Pipeline(KnowledgeBase.open(str(RUN / "kb_obqa"), config=retrieval), student, retrieval=retrieval,
-                        generation=generation)
+    pipeline = obqa_pipeline()
+    student = pipeline.student
     args.out.parent.mkdir(parents=True, exist_ok=True)
     done = {json.loads(line)["question_id"] for line in args.out.open(encoding="utf-8")} if args.out.exists() else set()
-    budget = input_budget(student, generation)
     with args.out.open("a", encoding="utf-8") as out:
         for start in range(0, len(questions), 8):
             batch = [q for q in questions[start : start + 8] if q.id not in done]
@@ -174,11 +177,11 @@ def passage_ensemble(args: argparse.Namespace) -> None:
             for question in batch:
                 candidates, passages, _ = pipeline.retrieve(question)
                 for hits in passage_variants(list(passages), list(candidates), args.variants):
-                    prompt = fit_prompt(question, hits, student.count_tokens, student.text_ids, student.decode, budget).prompt
+                    prompt = evaluation_prompt(pipeline, question, hits)
                     jobs.append((question, hits, prompt))
             if not jobs:
                 continue
-            samples = student.generate_batch([p for _, _, p in jobs], generation, letters=[q.letters for q, _, _ in jobs])
+            samples = student.generate_batch([p for _, _, p in jobs], pipeline.generation, letters=[q.letters for q, _, _ in jobs])
             rows: dict[str, list[dict]] = {}
             for (question, hits, prompt), sample in zip(jobs, samples):
                 sample = read_answers(question, [sample])[0]
