@@ -218,13 +218,21 @@ def run_setting(s: Setup, n: int, args: argparse.Namespace) -> dict:
                                       if item_id_for(by_id[qid]) not in kept], s, students["corrections"], placebo=True)
         replay = replay_sample(s, args.steps * args.batch_size, args.train_seed + number, folder / f"round-{number}.replay.jsonl")
         previous = dict(held)
+        answered: dict[str, str] = {}  # --replay own: arms that start from the same student share its answers
         for arm in arms:
             arm_root = folder / arm
             finished = arm_root / f"round-{number:03d}" / "student"
             store = folder / STORES[arm] if arm in STORES else None
-            examples = replay if args.replay == "teacher" or finished.is_dir() else own_replay(
-                students[arm], replay, folder / f"round-{number}.{arm}.own-replay.jsonl", s, args.engine)
-            students[arm] = str(finished) if finished.is_dir() else retrain(arm_root, examples, store, s, args, args.train_seed)
+            if finished.is_dir():
+                students[arm] = str(finished)
+            else:
+                examples = replay
+                if args.replay == "own":
+                    if students[arm] not in answered:
+                        answered[students[arm]] = own_replay(students[arm], replay, folder / f"round-{number}.{arm}.own-replay.jsonl",
+                                                             s, args.engine)
+                    examples = answered[students[arm]]
+                students[arm] = retrain(arm_root, examples, store, s, args, args.train_seed)
             held[arm] = answers(students[arm], heldout, s, folder / f"round-{number}.{arm}.heldout.jsonl", args.engine)
             history[arm][f"round-{number:03d}"] = (students[arm], answer_letters(held[arm]))
         pool_answers = answers(students["corrections"], pool, s, folder / f"round-{number}.corrections.pool.jsonl",
