@@ -3,6 +3,9 @@
 - "kard": BM25 over the knowledge base with the *rationale* as the query gives the passages (top-1 for
   4-option medical and yes/no questions, top-10 for science, as the paper); the student reads the
   question, its options and those passages, and learns to write the rationale and `Answer: X`.
+  `passages_from` changes where the passages come from: "question" (BM25 with the question, as the
+  student will see them at test time without a reranker) or "mixed" (the question's passages with the
+  rationale's best one among them, in a random order).
 - "reasoning": the same target without passages (the reasoning-distillation baseline).
 - "finetune": question -> answer letter only (the fine-tuning baseline), one example per question.
 
@@ -19,6 +22,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
+from kard.config import RetrievalConfig
 from kard.errors import ConfigError, DataError
 from kard.prompts import answer_only_input, strip_answer_line, student_input, student_target
 from kard.records import Question, Rationale
@@ -33,6 +37,8 @@ _LETTER_REFERENCE = re.compile(r"\(([A-E])\)|\b(?i:option|choice|answer)\s+\(?[A
 DEFAULT_TOP_N = {"medqa": 1, "strategyqa": 1, "openbookqa": 10, "obqa": 10}
 """Passages per training example, as the paper: top-1 for MedQA and StrategyQA, top-10 for OpenBookQA."""
 ON_EMPTY = ("error", "skip", "keep")
+PASSAGE_SOURCES = ("rationale", "question", "mixed")
+"""Where a kard example's passages come from: BM25 with the rationale (the paper), with the question, or both."""
 
 
 class EmptyRetrievalError(DataError):
@@ -143,6 +149,7 @@ def build_examples(
     shuffle: bool = False,
     conclude: bool = False,
     seed: int = 0,
+    passages_from: str = "rationale",
 ) -> list[StudentExample]:
     """Student examples by the KARD recipe (see the module docstring for the three methods).
 
@@ -152,12 +159,14 @@ def build_examples(
     `shuffle` permutes each example's options (seeded by `seed` and the example id), so the student
     cannot learn a prior over letters; yes/no questions keep their order. `conclude` ends each
     rationale by naming the gold option's text ("So the answer is ..."), so the letter that follows
-    is read off the reasoning.
+    is read off the reasoning. `passages_from`: see PASSAGE_SOURCES (the mixed order is seeded by `seed`).
     """
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}. Fix: use one of {', '.join(METHODS)}")
     if on_empty_retrieval not in ON_EMPTY:
         raise ConfigError(f"on_empty_retrieval must be one of {', '.join(ON_EMPTY)}, got {on_empty_retrieval!r}")
+    if passages_from not in PASSAGE_SOURCES:
+        raise ConfigError(f"unknown passage source {passages_from!r}. Fix: use one of {', '.join(PASSAGE_SOURCES)}")
     if not questions:
         raise DataError("no questions to build examples from", fix="check the questions file and any --limit")
     if method == "finetune":
@@ -171,7 +180,7 @@ def build_examples(
         if method == "reasoning":
             examples = [_example(q, r, [], "reasoning") for q, r in pairs]
         else:
-            examples = _kard_examples(pairs, knowledge, top_n, on_empty_retrieval)
+            examples = _kard_examples(pairs, knowledge, top_n, on_empty_retrieval, passages_from, seed)
     if not examples:
         raise DataError(
             f"no training examples are left after filtering {len(questions)} question(s) (method {method})",
@@ -181,7 +190,8 @@ def build_examples(
     return examples
 
 
-def _kard_examples(pairs, knowledge, top_n, on_empty_retrieval) -> list[StudentExample]:
+def _kard_examples(pairs, knowledge, top_n, on_empty_retrieval, passages_from="rationale", seed=0
+                   ) -> list[StudentExample]:
     if knowledge is None:
         raise ConfigError("the KARD method needs a knowledge base. Fix: pass knowledge= (or --kb), or use method 'reasoning'")
     if not pairs:
@@ -189,8 +199,7 @@ def _kard_examples(pairs, knowledge, top_n, on_empty_retrieval) -> list[StudentE
     n = top_n if top_n is not None else default_top_n(pairs[0][0].dataset)
     if n < 1:
         raise ConfigError(f"top_n must be at least 1, got {n}. Fix: pass --top-n 1 or more")
-    queries = [strip_answer_line(r.text) for _, r in pairs]
-    results = knowledge.search_many(queries, n)
+    results = _retrieved(pairs, knowledge, n, passages_from, seed)
     examples: list[StudentExample] = []
     empty: list[str] = []
     for (question, rationale), hits in zip(pairs, results):
@@ -209,6 +218,30 @@ def _kard_examples(pairs, knowledge, top_n, on_empty_retrieval) -> list[StudentE
     if empty:
         log.warning("%d rationale(s) retrieved no passage (%s)", len(empty), on_empty_retrieval)
     return examples
+
+
+def _retrieved(pairs, knowledge: "KnowledgeBase", n: int, passages_from: str, seed: int) -> list[list]:
+    """Each pair's top-n hits from the source `passages_from` names (PASSAGE_SOURCES)."""
+    from kard.pipeline import retrieval_query
+
+    if passages_from == "rationale":
+        return knowledge.search_many([strip_answer_line(r.text) for _, r in pairs], n)
+    by_question = knowledge.search_many([retrieval_query(q, RetrievalConfig().query) for q, _ in pairs], n)
+    if passages_from == "question":
+        return by_question
+    by_rationale = knowledge.search_many([strip_answer_line(r.text) for _, r in pairs], 1)
+    return [mixed_hits(question_hits, rationale_hits, random.Random(f"{seed}:{q.id}#{r.sample_index}"))
+            for (q, r), question_hits, rationale_hits in zip(pairs, by_question, by_rationale)]
+
+
+def mixed_hits(question_hits: Sequence, rationale_hits: Sequence, rng: random.Random) -> list:
+    """The question's hits with the rationale's best one in place of the last (unless already among them),
+    shuffled: the passage the reasoning needs is there, but not always first, beside the question's."""
+    hits = list(question_hits)
+    if rationale_hits and all(hit.passage.id != rationale_hits[0].passage.id for hit in hits):
+        hits = [*hits[:-1], rationale_hits[0]]
+    rng.shuffle(hits)
+    return hits
 
 
 def _example(question: Question, rationale: Rationale, passages, method: str) -> StudentExample:

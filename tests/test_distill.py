@@ -72,6 +72,41 @@ def test_top_n_is_configurable_and_defaults_follow_the_paper(kb):
     assert len(examples[0].passage_ids) == 4  # top-10 for science, clamped to the four passages
 
 
+Q_LAVA = Question("q-lava", "What comes out of an erupting volcano?",
+                  {"A": "molten lava and ash", "B": "fresh water", "C": "snow", "D": "copper wire"}, "A", "openbookqa")
+R_LAVA = {"q-lava": [Rationale("q-lava", "The crust of the earth melts into molten lava; copper melts too.", "A", "t")]}
+
+
+def test_passages_can_come_from_the_question_as_at_test_time(kb):
+    (by_rationale,) = build_examples([Q_LAVA], R_LAVA, kb, top_n=1)
+    (by_question,) = build_examples([Q_LAVA], R_LAVA, kb, top_n=1, passages_from="question")
+    assert by_rationale.passage_ids == ("volcano",)
+    assert by_question.passage_ids == ("volcano",)
+    rationale = {"q-lava": [Rationale("q-lava", "Copper is a metal; metals melt.", "A", "t")]}
+    assert build_examples([Q_LAVA], rationale, kb, top_n=1)[0].passage_ids == ("copper",)
+    (example,) = build_examples([Q_LAVA], rationale, kb, top_n=1, passages_from="question")
+    assert example.passage_ids == ("volcano",)  # the question+options query, the rationale's target kept
+    assert example.target == student_target(rationale["q-lava"][0].text, "A")
+    assert "Knowledge: Volcano: A volcano erupts" in example.input
+
+
+def test_mixed_passages_hold_the_rationales_best_among_the_questions_in_a_seeded_order(kb):
+    rationale = {"q-lava": [Rationale("q-lava", "Bamboo grows quickly; it is a grass.", "A", "t")]}
+    question_top2 = build_examples([Q_LAVA], rationale, kb, top_n=2, passages_from="question")[0].passage_ids
+    assert "bamboo" not in question_top2
+    orders = {build_examples([Q_LAVA], rationale, kb, top_n=2, passages_from="mixed", seed=seed)[0].passage_ids
+              for seed in range(12)}
+    assert all(sorted(ids) == sorted(["bamboo", question_top2[0]]) for ids in orders)  # the last one replaced
+    assert len(orders) == 2  # the rationale's passage is not always first
+    again = build_examples([Q_LAVA], rationale, kb, top_n=2, passages_from="mixed", seed=3)[0].passage_ids
+    assert again == build_examples([Q_LAVA], rationale, kb, top_n=2, passages_from="mixed", seed=3)[0].passage_ids
+    # already among the question's: nothing is replaced, nothing doubled
+    (example,) = build_examples([Q_LAVA], R_LAVA, kb, top_n=2, passages_from="mixed")
+    assert sorted(example.passage_ids) == sorted(question_top2)
+    with pytest.raises(ConfigError, match="passage source"):
+        build_examples([Q_LAVA], R_LAVA, kb, passages_from="answer")
+
+
 def test_reasoning_distillation_has_no_knowledge_and_finetune_is_question_to_letter(kb):
     reasoning = build_examples([Q_BIRD, Q_WIRE], RATIONALES, method="reasoning")
     assert [e.passage_ids for e in reasoning] == [(), ()]

@@ -33,6 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="permute each example's options (seeded by --seed), so no letter prior is learned")
     build.add_argument("--conclude", action="store_true",
                        help="end each rationale with 'So the answer is <gold option text>.'")
+    build.add_argument("--passages-from", choices=("rationale", "question", "mixed"), default="rationale",
+                       help="kard passages: BM25 with the rationale (the paper, default), with the question (as at "
+                       "test time), or mixed (the question's with the rationale's best among them, shuffled)")
     build.add_argument("--out", type=Path, required=True, help="JSONL file to write")
     build.set_defaults(func=run_build_examples)
 
@@ -165,7 +168,8 @@ def run_build_examples(args: argparse.Namespace) -> int:
     knowledge = KnowledgeBase.open(args.kb, show_progress=True) if args.method == "kard" else None
     examples = build_examples(questions, rationales, knowledge, method=args.method, top_n=args.top_n,
                               on_empty_retrieval=args.on_empty, skip_unanswered=args.skip_unanswered,
-                              shuffle=args.shuffle_options, conclude=args.conclude, seed=args.seed)
+                              shuffle=args.shuffle_options, conclude=args.conclude, seed=args.seed,
+                              passages_from=args.passages_from)
     write_examples(examples, args.out)
     print(f"wrote {len(examples)} {args.method} examples from {len(questions)} questions to {args.out}")
     return 0
