@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# On a GPU, in minutes: train the KARD student and its same-budget fine-tuned baseline at each learning
-# rate in LRS side by side, score every checkpoint from one epoch on (half-epoch steps) on OpenBookQA dev
-# and StrategyQA held-out, and score the best KARD and the best fine-tuned checkpoint on all four sets.
+# On a GPU, in minutes: train a student on each example set in VARIANTS (the KARD examples and the
+# same-budget fine-tuning baseline by default; $RUN/all_<variant>.jsonl) at each learning rate in LRS side
+# by side, score every checkpoint from one epoch on (half-epoch steps) on OpenBookQA dev and StrategyQA
+# held-out, and score the best KARD and the best fine-tuned checkpoint on all four sets. Every variant
+# gets the same optimizer steps (two epochs of the KARD examples); a variant named finetune* is scored
+# as fine-tuning, any other as KARD (kard-bm25), and all KARD variants compete for the one choice.
 # Needs the examples and knowledge bases benchmarks/train_default_student.sh builds in $RUN (run it with
 # TRAIN=0 first), and the question files under $DATA.
 #   RUN=runs/default-student bash benchmarks/gpu_student_sweep.sh
@@ -16,6 +19,7 @@ SWEEP=${SWEEP:-$RUN/gpu-sweep}
 EPOCHS=${EPOCHS:-2}
 BATCH=${BATCH:-32}
 LRS=${LRS:-"5e-4 1e-3"}
+VARIANTS=${VARIANTS:-"kard finetune"}
 TRAIN_SECONDS=${TRAIN_SECONDS:-300}
 EVAL_SECONDS=${EVAL_SECONDS:-150}
 FINAL_SECONDS=${FINAL_SECONDS:-120}
@@ -26,11 +30,15 @@ examples=$(wc -l < "$RUN/all_kard.jsonl")
 per_epoch=$(( (examples + BATCH - 1) / BATCH ))
 STEPS=${STEPS:-$(( EPOCHS * per_epoch ))}
 SAVE=${SAVE:-$(( (per_epoch + 1) / 2 ))}
-echo "sweep: $STEPS optimizer steps x batch $BATCH for every run (kard: $examples examples, $per_epoch steps an epoch), lrs $LRS"
+echo "sweep: $STEPS optimizer steps x batch $BATCH for every run (kard: $examples examples, $per_epoch steps an epoch), lrs $LRS, variants $VARIANTS"
 
 source benchmarks/student_eval_sets.sh
 
-train() {  # method lr
+method_of() {  # variant -> the condition it is scored as
+  case $1 in finetune*) echo finetune ;; *) echo kard ;; esac
+}
+
+train() {  # variant lr
   python -m kard train-student --examples "$RUN/all_$1.jsonl" --out "$SWEEP/$1-lr$2" --steps "$STEPS" \
     --batch-size "$BATCH" --grad-accum 1 --lr "$2" --lora --keep-adapter --bf16 --max-length-cap 512 \
     --save-steps "$SAVE" --keep-checkpoints 20 --seed 0 --resume --no-progress > "$SWEEP/$1-lr$2.log" 2>&1
@@ -48,14 +56,14 @@ score() {  # student-folder set out-folder method
   fi
 }
 
-candidates() {  # run folder -> checkpoints from one epoch on, then the final adapter
+candidates() {  # run folder -> the final adapter, then the checkpoints from one epoch on, latest first
   local run=$1 step
-  for checkpoint in "$run"/checkpoints/checkpoint-*; do
+  [ -e "$run/adapter_config.json" ] && echo "$run"
+  for checkpoint in $(ls -d "$run"/checkpoints/checkpoint-* 2>/dev/null | sort -V -r); do
     [ -e "$checkpoint/adapter_config.json" ] || continue
     step=${checkpoint##*-}
     [ "$step" -ge "$(( per_epoch < STEPS ? per_epoch : STEPS ))" ] && [ "$step" -lt "$STEPS" ] && echo "$checkpoint"
   done
-  [ -e "$run/adapter_config.json" ] && echo "$run"
 }
 
 wait_until() {  # seconds pids...: wait for the pids, kill those still running after `seconds`
@@ -74,7 +82,7 @@ wait_until() {  # seconds pids...: wait for the pids, kill those still running a
 started=$(date +%s)
 pids=()
 for lr in $LRS; do
-  for method in kard finetune; do train $method "$lr" & pids+=($!); done
+  for variant in $VARIANTS; do train "$variant" "$lr" & pids+=($!); done
 done
 wait_until "$TRAIN_SECONDS" "${pids[@]}"
 echo "training: $(( $(date +%s) - started )) s"; grep -h "^trained\|optimizer steps" "$SWEEP"/*.log
@@ -82,11 +90,13 @@ echo "training: $(( $(date +%s) - started )) s"; grep -h "^trained\|optimizer st
 started=$(date +%s)
 pids=()
 for lr in $LRS; do
-  for method in kard finetune; do
-    ( for candidate in $(candidates "$SWEEP/$method-lr$lr"); do
-        name=$(basename "$candidate"); [ "$candidate" = "$SWEEP/$method-lr$lr" ] && name=final
-        mkdir -p "$SWEEP/scores"; echo "$candidate" > "$SWEEP/scores/$method-lr$lr-$name.student"
-        for set in obqa strategyqa; do score "$candidate" $set "$SWEEP/scores/$method-lr$lr-$name" $method; done
+  for variant in $VARIANTS; do
+    ( for candidate in $(candidates "$SWEEP/$variant-lr$lr"); do
+        name=$(basename "$candidate"); [ "$candidate" = "$SWEEP/$variant-lr$lr" ] && name=final
+        mkdir -p "$SWEEP/scores"; echo "$candidate" > "$SWEEP/scores/$variant-lr$lr-$name.student"
+        for set in obqa strategyqa; do
+          score "$candidate" $set "$SWEEP/scores/$variant-lr$lr-$name" "$(method_of "$variant")"
+        done
       done ) & pids+=($!)
   done
 done

@@ -45,3 +45,13 @@ def test_a_method_with_no_complete_candidate_is_an_error(tmp_path: Path) -> None
     scored(tmp_path, "kard-lr1e-3-final", "run/a", obqa=(0.5, 500), strategyqa=(0.5, 300))
     done = run(tmp_path)
     assert done.returncode != 0 and "no finetune candidate was scored on obqa and strategyqa" in done.stderr
+
+
+def test_every_kard_variant_competes_for_the_one_kard_choice(tmp_path: Path) -> None:
+    scored(tmp_path, "kard-lr1e-3-final", "run/kard", obqa=(0.46, 500), strategyqa=(0.54, 300))  # 230 + 162
+    scored(tmp_path, "kard-question-lr1e-3-final", "run/q", obqa=(0.47, 500), strategyqa=(0.5533, 300))  # 235 + 166
+    scored(tmp_path, "kard-both-lr1e-3-final", "run/both", obqa=(0.494, 500), strategyqa=(0.49, 300))  # 247 + 147
+    scored(tmp_path, "finetune-lr1e-3-final", "run/ft", obqa=(0.534, 500), strategyqa=(0.51, 300))
+    choice = json.loads(run(tmp_path).stdout)
+    assert choice["kard"]["name"] == "kard-question-lr1e-3-final" and choice["kard"]["student"] == "run/q"
+    assert choice["finetune"]["student"] == "run/ft"
