@@ -225,6 +225,11 @@ def test_build_examples_command_writes_jsonl(kb, tmp_path, capsys):
     assert [(e.id, e.passage_ids, e.source) for e in read_examples(out)] == [("q-wire#0", ("copper",), "teacher")]
     assert "wrote 1 kard examples from 2 questions" in capsys.readouterr().out
     assert main(argv + ["--method", "finetune"]) == 0 and len(read_examples(out)) == 2
+    rationales.write_text(json.dumps({"question_id": "q-wire", "rationale": "Bamboo is a grass that grows quickly.",
+                                      "answer": "A", "source": "teacher"}) + "\n")
+    assert main(argv + ["--rationales", str(rationales)]) == 0 and read_examples(out)[0].passage_ids == ("bamboo",)
+    assert main(argv + ["--rationales", str(rationales), "--passages-from", "question"]) == 0
+    assert read_examples(out)[0].passage_ids == ("copper",)
     assert main(argv[:-2] + ["--out", str(tmp_path / "x.jsonl"), "--kb", str(tmp_path / "none")]) == 2
     assert "knowledge base not found" in capsys.readouterr().err
 

@@ -15,6 +15,7 @@ from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 from kard.config import BASE_STUDENT, DEFAULT_RERANKER_BACKBONE, RerankerTrainingConfig, StudentTrainingConfig
+from kard.distill import PASSAGE_SOURCES
 from kard.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="permute each example's options (seeded by --seed), so no letter prior is learned")
     build.add_argument("--conclude", action="store_true",
                        help="end each rationale with 'So the answer is <gold option text>.'")
-    build.add_argument("--passages-from", choices=("rationale", "question", "mixed"), default="rationale",
+    build.add_argument("--passages-from", choices=PASSAGE_SOURCES, default="rationale",
                        help="kard passages: BM25 with the rationale (the paper, default), with the question (as at "
                        "test time), or mixed (the question's with the rationale's best among them, shuffled)")
     build.add_argument("--out", type=Path, required=True, help="JSONL file to write")
