@@ -20,6 +20,7 @@ EPOCHS=${EPOCHS:-2}
 BATCH=${BATCH:-32}
 LRS=${LRS:-"5e-4 1e-3"}
 VARIANTS=${VARIANTS:-"kard finetune"}
+SEED=${SEED:-0}  # training seed (data order, LoRA init) of every run
 TRAIN_SECONDS=${TRAIN_SECONDS:-300}
 EVAL_SECONDS=${EVAL_SECONDS:-150}
 FINAL_SECONDS=${FINAL_SECONDS:-120}
@@ -30,7 +31,7 @@ examples=$(wc -l < "$RUN/all_kard.jsonl")
 per_epoch=$(( (examples + BATCH - 1) / BATCH ))
 STEPS=${STEPS:-$(( EPOCHS * per_epoch ))}
 SAVE=${SAVE:-$(( (per_epoch + 1) / 2 ))}
-echo "sweep: $STEPS optimizer steps x batch $BATCH for every run (kard: $examples examples, $per_epoch steps an epoch), lrs $LRS, variants $VARIANTS"
+echo "sweep: $STEPS optimizer steps x batch $BATCH for every run (kard: $examples examples, $per_epoch steps an epoch), lrs $LRS, variants $VARIANTS, seed $SEED"
 
 source benchmarks/student_eval_sets.sh
 
@@ -41,7 +42,7 @@ method_of() {  # variant -> the condition it is scored as
 train() {  # variant lr
   python -m kard train-student --examples "$RUN/all_$1.jsonl" --out "$SWEEP/$1-lr$2" --steps "$STEPS" \
     --batch-size "$BATCH" --grad-accum 1 --lr "$2" --lora --keep-adapter --bf16 --max-length-cap 512 \
-    --save-steps "$SAVE" --keep-checkpoints 20 --seed 0 --resume --no-progress > "$SWEEP/$1-lr$2.log" 2>&1
+    --save-steps "$SAVE" --keep-checkpoints 20 --seed "$SEED" --resume --no-progress > "$SWEEP/$1-lr$2.log" 2>&1
 }
 
 score() {  # student-folder set out-folder method
