@@ -1,0 +1,56 @@
+"""Do the loop's held-out changes come from the corrected knowledge? (docs/closing_the_loop.md 5i)
+
+For one round of a `benchmarks/loop_experiment.py` folder: the held-out questions whose retrieved
+passages include the fact of a correction so far (the first passage each correction retrieved with its
+rationale, the gold fact for OpenBookQA), and what the corrections and control arms did on those
+questions and on the rest, against the base student.
+
+    python benchmarks/loop_fact_overlap.py runs/loop-v5/obqa-n50 --base runs/loop-v5/obqa --round 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def answers(path: Path) -> dict[str, dict]:
+    with path.open(encoding="utf-8") as lines:
+        return {row["question_id"]: row for row in map(json.loads, lines)}
+
+
+def corrected_facts(folder: Path, last_round: int) -> set[str]:
+    facts = set()
+    for number in range(1, last_round + 1):
+        for path in (folder / "corrections" / f"round-{number:03d}" / "corrections").glob("corrections.jsonl"):
+            with path.open(encoding="utf-8") as lines:
+                facts.update(json.loads(line)["passage_ids"][0] for line in lines)
+    return facts
+
+
+def changes(base: dict[str, dict], arm: dict[str, dict], questions: set[str]) -> str:
+    fixed = sum(arm[q]["correct"] and not base[q]["correct"] for q in questions)
+    broken = sum(base[q]["correct"] and not arm[q]["correct"] for q in questions)
+    changed = sum(arm[q]["answer"] != base[q]["answer"] for q in questions)
+    return f"{fixed} / {broken} ({changed} changed)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path, help="an experiment folder, e.g. runs/loop-v5/obqa-n50")
+    parser.add_argument("--base", type=Path, required=True, help="the folder with base-heldout.jsonl")
+    parser.add_argument("--round", type=int, default=1)
+    args = parser.parse_args()
+    base = answers(args.base / "base-heldout.jsonl")
+    facts = corrected_facts(args.folder, args.round)
+    sharing = {q for q, row in base.items() if facts & set(row["passage_ids"])}
+    print(f"{len(facts)} corrected facts; {len(sharing)} of {len(base)} held-out questions retrieve one")
+    print("| arm | fixed / broken on those | fixed / broken on the rest |\n|---|---|---|")
+    for arm in ("corrections", "control"):
+        rows = answers(args.folder / f"round-{args.round}.{arm}.heldout.jsonl")
+        print(f"| {arm} | {changes(base, rows, sharing)} | {changes(base, rows, set(base) - sharing)} |")
+
+
+if __name__ == "__main__":
+    main()
