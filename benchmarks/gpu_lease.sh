@@ -9,7 +9,7 @@
 #   there, call 2:     bash benchmarks/gpu_lease.sh sweep     (carry .gpu/b .gpu/data.tar.xz, within 30 s)
 #   here:              bash benchmarks/gpu_lease.sh unstage   (the adapters back in the index)
 #
-# `sweep` passes VARIANTS, LRS and the *_SECONDS deadlines on to the sweep, and leaves in $OUT the sweep's
+# `sweep` passes VARIANTS, LRS, SEED and the *_SECONDS deadlines on to the sweep, and leaves in $OUT the sweep's
 # scores and logs (sweep.tar.xz) and the chosen KARD adapter in 15 MB parts (kard-adapter.tar.part-*).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +41,7 @@ print(pathlib.Path(spec.submodule_search_locations[0]) / '$GGUF_NAME')")
   git rm -r -q --cached "${HIDDEN[@]}"
   for path in "${HIDDEN[@]}"; do echo "/$path/" >> .git/info/exclude; done
   du -sh .whl .gpu/a .gpu/b .gpu/data.tar.xz
+  echo "demo/student and demo/reranker are out of the index: commit nothing before 'bash benchmarks/gpu_lease.sh unstage'"
 }
 
 unstage() {
