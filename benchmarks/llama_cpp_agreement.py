@@ -92,7 +92,7 @@ def main() -> None:
     for quant in args.quants:
         gguf = cache_dir() / "benchmarks" / f"student-{quant}.gguf"
         if not gguf.is_file():
-            from engine_speed import write_gguf  # noqa: E402 (benchmarks/ is on sys.path as the script's folder)
+            from engine_speed import write_gguf  # benchmarks/ is on sys.path: the script's own folder
 
             write_gguf(student, gguf, quant)
         engines[f"llama.cpp-{quant}"] = LlamaCppGreedy(gguf, quant, student.eos_token_id)
