@@ -62,13 +62,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=DenseRerankerConfig.steps)
     parser.add_argument("--vectors", type=Path, default=None, help="passage vectors saved before (a cache)")
     parser.add_argument("--evaluate-only", action="store_true", help="measure the reranker saved in --out")
+    parser.add_argument("--rationale-candidates", type=int, default=0,
+                        help="add the rationale's top-K passages the question's 100 candidates miss (default none)")
     args = parser.parse_args()
     knowledge = KnowledgeBase.open()
     train, held_back = pairs(args.data)
     if args.evaluate_only:
         return evaluate(DenseReranker.load(args.out), knowledge, held_back, args.out)
     started = time.perf_counter()
-    items = dense_items(train, knowledge)
+    items = dense_items(train, knowledge, rationale_candidates=args.rationale_candidates)
     reranker = DenseReranker.fresh()
     if args.vectors:
         reranker.vectors.load(args.vectors)

@@ -88,6 +88,19 @@ def test_rerank_scores_every_hit_and_cuts_to_k(tiny_bert, knowledge) -> None:
         reranker.rerank("   ", hits)
 
 
+def test_rationale_candidates_add_the_passages_the_question_misses(knowledge) -> None:
+    plain = dense_items(PAIRS, knowledge, candidates=1)
+    both = dense_items(PAIRS, knowledge, candidates=1, rationale_candidates=2)
+    assert [len(item.passage_ids) for item in plain] == [1, 1, 1, 1]
+    for (_, rationale), only_question, item in zip(PAIRS, plain, both):
+        by_rationale = [hit.passage.id for hit in knowledge.search(rationale, 2)]
+        extra = [pid for pid in by_rationale if pid not in only_question.passage_ids]
+        assert item.passage_ids == only_question.passage_ids + tuple(extra)
+        assert item.bm25_question == only_question.bm25_question * (1 + len(extra))  # the question's floor
+        assert len(item.bm25_rationale) == len(item.passage_ids)
+    assert any(len(item.passage_ids) > 1 for item in both)
+
+
 def test_training_lowers_the_kard_loss_and_survives_save_and_load(tiny_bert, knowledge, tmp_path) -> None:
     reranker = DenseReranker.fresh(tiny_bert)
     items = dense_items(PAIRS, knowledge, candidates=6)

@@ -255,11 +255,13 @@ def is_dense_folder(path: str | Path) -> bool:
 
 
 def dense_items(pairs: Sequence[tuple[Question, str]], knowledge: "KnowledgeBase", *, candidates: int = 100,
-                score_depth: int = 1000) -> list[DenseItem]:
+                score_depth: int = 1000, rationale_candidates: int = 0) -> list[DenseItem]:
     """Each (question, rationale): BM25's candidates for the question with their scores for both.
 
     A candidate beyond the rationale's top `score_depth` gets the lowest score seen there (0 when the
-    rationale shares no term with it), as `kard.reranker.training` does.
+    rationale shares no term with it), as `kard.reranker.training` does. `rationale_candidates` adds the
+    rationale's top-k passages the question's candidates miss (the paper draws candidates from both),
+    each with the question's lowest candidate score as its question score.
     """
     usable = [(q, strip_answer_line(r)) for q, r in pairs if r and strip_answer_line(r)]
     if not usable:
@@ -273,8 +275,11 @@ def dense_items(pairs: Sequence[tuple[Question, str]], knowledge: "KnowledgeBase
             continue
         scores = {h.passage.id: h.bm25_score for h in deep}
         floor = deep[-1].bm25_score if len(deep) >= score_depth else 0.0
-        items.append(DenseItem(reranker_query(question), tuple(h.passage.id for h in hits),
-                               tuple(h.bm25_score for h in hits), tuple(scores.get(h.passage.id, floor) for h in hits)))
+        found = {h.passage.id for h in hits}
+        extra = [h for h in deep[:rationale_candidates] if h.passage.id not in found]
+        items.append(DenseItem(reranker_query(question), tuple(h.passage.id for h in [*hits, *extra]),
+                               tuple(h.bm25_score for h in hits) + (hits[-1].bm25_score,) * len(extra),
+                               tuple(scores.get(h.passage.id, floor) for h in [*hits, *extra])))
     return items
 
 
