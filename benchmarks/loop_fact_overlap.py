@@ -11,28 +11,28 @@ questions and on the rest, against the base student.
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere: kard is beside
 
-def answers(path: Path) -> dict[str, dict]:
-    with path.open(encoding="utf-8") as lines:
-        return {row["question_id"]: row for row in map(json.loads, lines)}
+from kard.distill import read_examples  # noqa: E402
+from kard.evaluation import EvalRecord, read_records  # noqa: E402
 
 
 def corrected_facts(folder: Path, last_round: int) -> set[str]:
+    """The first passage of every correction saved up to `last_round` (its rationale's best: the gold fact)."""
     facts = set()
     for number in range(1, last_round + 1):
         for path in (folder / "corrections" / f"round-{number:03d}" / "corrections").glob("corrections.jsonl"):
-            with path.open(encoding="utf-8") as lines:
-                facts.update(json.loads(line)["passage_ids"][0] for line in lines)
+            facts.update(example.passage_ids[0] for example in read_examples(path) if example.passage_ids)
     return facts
 
 
-def changes(base: dict[str, dict], arm: dict[str, dict], questions: set[str]) -> str:
-    fixed = sum(arm[q]["correct"] and not base[q]["correct"] for q in questions)
-    broken = sum(base[q]["correct"] and not arm[q]["correct"] for q in questions)
-    changed = sum(arm[q]["answer"] != base[q]["answer"] for q in questions)
+def changes(base: dict[str, EvalRecord], arm: dict[str, EvalRecord], questions: set[str]) -> str:
+    fixed = sum(arm[q].correct and not base[q].correct for q in questions)
+    broken = sum(base[q].correct and not arm[q].correct for q in questions)
+    changed = sum(arm[q].answer != base[q].answer for q in questions)
     return f"{fixed} / {broken} ({changed} changed)"
 
 
@@ -42,13 +42,13 @@ def main() -> None:
     parser.add_argument("--base", type=Path, required=True, help="the folder with base-heldout.jsonl")
     parser.add_argument("--round", type=int, default=1)
     args = parser.parse_args()
-    base = answers(args.base / "base-heldout.jsonl")
+    base = read_records(args.base / "base-heldout.jsonl")
     facts = corrected_facts(args.folder, args.round)
-    sharing = {q for q, row in base.items() if facts & set(row["passage_ids"])}
+    sharing = {q for q, record in base.items() if facts & set(record.passage_ids)}
     print(f"{len(facts)} corrected facts; {len(sharing)} of {len(base)} held-out questions retrieve one")
     print("| arm | fixed / broken on those | fixed / broken on the rest |\n|---|---|---|")
     for arm in ("corrections", "control"):
-        rows = answers(args.folder / f"round-{args.round}.{arm}.heldout.jsonl")
+        rows = read_records(args.folder / f"round-{args.round}.{arm}.heldout.jsonl")
         print(f"| {arm} | {changes(base, rows, sharing)} | {changes(base, rows, set(base) - sharing)} |")
 
 
