@@ -84,27 +84,13 @@ def ctranslate2_runner(compute_type: str) -> Callable[[list[int], int], None]:
 def llama_cpp_runner(variant: str) -> Callable[[list[int], int], None]:
     """q8_0 or q4_0; "+lookup" adds llama-cpp-python's prompt lookup draft model (greedy tokens verified),
     "+repack" keeps llama.cpp's extra weight buffers (repacked Q4_0 / Q8_0 layouts) on."""
-    import llama_cpp
     from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
 
-    from kard.config import cache_dir
-    from kard.student import PROMPT_LOOKUP_TOKENS, Student
+    from kard.student import PROMPT_LOOKUP_TOKENS
 
     quant, _, option = variant.partition("+")
-    lookup, repack = option == "lookup", option == "repack"
-    path = cache_dir() / "benchmarks" / f"student-{quant}.gguf"
-    if not path.is_file():
-        write_gguf(Student.load(), path, quant)
-    params = llama_cpp.llama_model_default_params
-
-    def with_extra_buffers_or_not() -> object:
-        chosen = params()
-        chosen.use_extra_bufts = repack
-        return chosen
-
-    llama_cpp.llama.llama_cpp.llama_model_default_params = with_extra_buffers_or_not
-    draft = LlamaPromptLookupDecoding(num_pred_tokens=PROMPT_LOOKUP_TOKENS) if lookup else None
-    model = llama_cpp.Llama(str(path), n_ctx=1024, n_threads=2, n_batch=512, verbose=False, draft_model=draft)
+    draft = LlamaPromptLookupDecoding(num_pred_tokens=PROMPT_LOOKUP_TOKENS) if option == "lookup" else None
+    model = open_llama(student_gguf(quant), repack=option == "repack", draft=draft)
 
     def run(ids: list[int], tokens: int) -> None:
         model.reset()  # else llama-cpp-python reuses the cached prompt of the previous run
@@ -113,6 +99,33 @@ def llama_cpp_runner(variant: str) -> Callable[[list[int], int], None]:
                 break
 
     return run
+
+
+def student_gguf(quant: str, student: object | None = None) -> Path:
+    """The merged student (default: the shipped one) as a q8_0 or q4_0 GGUF in the cache, written once."""
+    from kard.config import cache_dir
+    from kard.student import Student
+
+    path = cache_dir() / "benchmarks" / f"student-{quant}.gguf"
+    if not path.is_file():
+        write_gguf(student if student is not None else Student.load(), path, quant)
+    return path
+
+
+def open_llama(path: Path, *, repack: bool = False, draft: object | None = None) -> object:
+    """llama-cpp-python on `path`, 2 threads; llama.cpp's extra weight buffers only with `repack` (see the
+    module docstring: the pip build crashes with them on)."""
+    import llama_cpp
+
+    defaults = llama_cpp.llama_model_default_params
+
+    def chosen_params() -> object:
+        params = defaults()
+        params.use_extra_bufts = repack
+        return params
+
+    llama_cpp.llama.llama_cpp.llama_model_default_params = chosen_params
+    return llama_cpp.Llama(str(path), n_ctx=1024, n_threads=2, n_batch=512, verbose=False, draft_model=draft)
 
 
 def onnxruntime_genai_runner(precision: str) -> Callable[[list[int], int], None]:

