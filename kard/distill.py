@@ -224,12 +224,13 @@ def _retrieved(pairs, knowledge: "KnowledgeBase", n: int, passages_from: str, se
     """Each pair's top-n hits from the source `passages_from` names (PASSAGE_SOURCES)."""
     from kard.pipeline import retrieval_query
 
+    rationale_queries = [strip_answer_line(r.text) for _, r in pairs]
     if passages_from == "rationale":
-        return knowledge.search_many([strip_answer_line(r.text) for _, r in pairs], n)
+        return knowledge.search_many(rationale_queries, n)
     by_question = knowledge.search_many([retrieval_query(q, RetrievalConfig().query) for q, _ in pairs], n)
     if passages_from == "question":
         return by_question
-    by_rationale = knowledge.search_many([strip_answer_line(r.text) for _, r in pairs], 1)
+    by_rationale = knowledge.search_many(rationale_queries, 1)
     return [mixed_hits(question_hits, rationale_hits, random.Random(f"{seed}:{q.id}#{r.sample_index}"))
             for (q, r), question_hits, rationale_hits in zip(pairs, by_question, by_rationale)]
 

@@ -277,9 +277,10 @@ def dense_items(pairs: Sequence[tuple[Question, str]], knowledge: "KnowledgeBase
         floor = deep[-1].bm25_score if len(deep) >= score_depth else 0.0
         found = {h.passage.id for h in hits}
         extra = [h for h in deep[:rationale_candidates] if h.passage.id not in found]
-        items.append(DenseItem(reranker_query(question), tuple(h.passage.id for h in [*hits, *extra]),
+        ranked = [*hits, *extra]
+        items.append(DenseItem(reranker_query(question), tuple(h.passage.id for h in ranked),
                                tuple(h.bm25_score for h in hits) + (hits[-1].bm25_score,) * len(extra),
-                               tuple(scores.get(h.passage.id, floor) for h in [*hits, *extra])))
+                               tuple(scores.get(h.passage.id, floor) for h in ranked)))
     return items
 
 
