@@ -27,29 +27,23 @@ once "$RUN/kb_strategyqa" kard index --passages "$DATA/strategyqa/wiki_paragraph
 once "$RUN/medqa_gpt4.jsonl" kard import-rationales --kind medqa-gpt4 --path "$DATA/medqa/dev_teacher_cot_gpt-4-32k.jsonl" \
   --questions "$DATA/medqa/dev.jsonl" --only-correct --out "$RUN/medqa_gpt4.jsonl"
 
-# Examples: options shuffled per example, rationales concluded by the gold option's text.
-for m in kard finetune; do
-  once "$RUN/obqa_$m.jsonl" kard build-examples --questions "$DATA/openbookqa/train_complete.jsonl" --facts \
-    --kb "$RUN/kb_obqa" --top-n 3 --method $m --shuffle-options --conclude --seed $SEED --out "$RUN/obqa_$m.jsonl"
-  once "$RUN/strategyqa_$m.jsonl" kard build-examples --questions "$DATA/strategyqa/train.json" \
+# Examples: options shuffled per example, rationales concluded by the gold option's text. examples NAME FLAGS...
+# writes obqa_NAME, strategyqa_NAME and medqa_NAME.jsonl with the build-examples FLAGS added.
+examples() {
+  local name=$1; shift
+  once "$RUN/obqa_$name.jsonl" kard build-examples --questions "$DATA/openbookqa/train_complete.jsonl" --facts \
+    --kb "$RUN/kb_obqa" --top-n 3 --shuffle-options --conclude --seed $SEED "$@" --out "$RUN/obqa_$name.jsonl"
+  once "$RUN/strategyqa_$name.jsonl" kard build-examples --questions "$DATA/strategyqa/train.json" \
     --rationales "$DATA/strategyqa/flan_cot_train.tsv" --kb "$RUN/kb_strategyqa" --holdout 300 --seed 0 \
-    --top-n 1 --method $m --conclude --out "$RUN/strategyqa_$m.jsonl"
-  once "$RUN/medqa_$m.jsonl" kard build-examples --questions "$DATA/medqa/dev.jsonl" --rationales "$RUN/medqa_gpt4.jsonl" \
-    --kb demo/passages.jsonl --holdout 300 --seed 0 --top-n 1 --method $m --shuffle-options --conclude --out "$RUN/medqa_$m.jsonl"
-done
-
-# Passage-source variants of the KARD examples for benchmarks/gpu_student_sweep.sh's VARIANTS (docs/results.md,
-# "A second GPU sweep"): passages from BM25 with the question, or mixed.
-for src in question mixed; do
-  once "$RUN/obqa_kard-$src.jsonl" kard build-examples --questions "$DATA/openbookqa/train_complete.jsonl" --facts \
-    --kb "$RUN/kb_obqa" --top-n 3 --shuffle-options --conclude --seed $SEED --passages-from $src --out "$RUN/obqa_kard-$src.jsonl"
-  once "$RUN/strategyqa_kard-$src.jsonl" kard build-examples --questions "$DATA/strategyqa/train.json" \
-    --rationales "$DATA/strategyqa/flan_cot_train.tsv" --kb "$RUN/kb_strategyqa" --holdout 300 --seed 0 \
-    --top-n 1 --conclude --passages-from $src --out "$RUN/strategyqa_kard-$src.jsonl"
-  once "$RUN/medqa_kard-$src.jsonl" kard build-examples --questions "$DATA/medqa/dev.jsonl" --rationales "$RUN/medqa_gpt4.jsonl" \
-    --kb demo/passages.jsonl --holdout 300 --seed 0 --top-n 1 --shuffle-options --conclude --passages-from $src \
-    --out "$RUN/medqa_kard-$src.jsonl"
-done
+    --top-n 1 --conclude "$@" --out "$RUN/strategyqa_$name.jsonl"
+  once "$RUN/medqa_$name.jsonl" kard build-examples --questions "$DATA/medqa/dev.jsonl" --rationales "$RUN/medqa_gpt4.jsonl" \
+    --kb demo/passages.jsonl --holdout 300 --seed 0 --top-n 1 --shuffle-options --conclude "$@" --out "$RUN/medqa_$name.jsonl"
+}
+examples kard --method kard
+examples finetune --method finetune
+# Passage-source variants for benchmarks/gpu_student_sweep.sh's VARIANTS (docs/results.md, "A second GPU sweep").
+examples kard-question --passages-from question
+examples kard-mixed --passages-from mixed
 
 # The training sets: all_<set>.jsonl joined from the per-dataset files (benchmarks/example_sets.sh).
 source benchmarks/example_sets.sh
