@@ -9,8 +9,9 @@
 #   there, call 2:     bash benchmarks/gpu_lease.sh sweep     (carry .gpu/b .gpu/data.tar.xz, within 30 s)
 #   here:              bash benchmarks/gpu_lease.sh unstage   (the adapters back in the index)
 #
-# `sweep` passes VARIANTS, LRS, SEED and the *_SECONDS deadlines on to the sweep, and leaves in $OUT the sweep's
-# scores and logs (sweep.tar.xz) and the chosen KARD adapter in 15 MB parts (kard-adapter.tar.part-*).
+# `sweep` passes VARIANTS, LRS, SEED(S), SOUP, CHECKPOINTS and the *_SECONDS deadlines on to the sweep, and
+# leaves in $OUT the sweep's scores and logs (sweep.tar.xz) and the chosen KARD and fine-tuned adapters in
+# 15 MB parts (kard-adapter.tar.part-*, finetune-adapter.tar.part-*).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${RUN:-runs/default-student}
@@ -75,11 +76,15 @@ sweep() {
   SWEEP=$sweep_dir bash benchmarks/gpu_student_sweep.sh 2>&1 | tee "$sweep_dir.log" || true
   mkdir -p "$OUT"
   tar --exclude='checkpoints' --exclude='*.safetensors' -cJf "$OUT/sweep.tar.xz" "$sweep_dir" "$sweep_dir.log"
-  local chosen
-  chosen=$(python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['kard']['student'])" "$sweep_dir/choice.json")
-  tar --exclude=./checkpoints --exclude=optimizer.pt --exclude='*.pth' --exclude=scheduler.pt \
-    --exclude=training_args.bin --exclude=tokenizer.json -cf - -C "$chosen" . | split -b 15000000 - "$OUT/kard-adapter.tar.part-"
-  echo "chosen KARD adapter: $chosen"; ls -la "$OUT"
+  local chosen method
+  for method in kard finetune; do
+    chosen=$(python3 -c "import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]]['student'])" \
+      "$sweep_dir/choice.json" "$method") || continue
+    tar --exclude=./checkpoints --exclude=optimizer.pt --exclude='*.pth' --exclude=scheduler.pt \
+      --exclude=training_args.bin --exclude=tokenizer.json -cf - -C "$chosen" . | split -b 15000000 - "$OUT/$method-adapter.tar.part-"
+    echo "chosen $method adapter: $chosen"
+  done
+  ls -la "$OUT"
 }
 
 case ${1:-} in

@@ -10,6 +10,9 @@
 #   RUN=runs/default-student bash benchmarks/gpu_student_sweep.sh
 # Training stops at TRAIN_SECONDS, dev scoring at EVAL_SECONDS and the final scoring at FINAL_SECONDS (a
 # lease is short); what finished by then is scored.
+# Several seeds: SEEDS="0 1 2" trains every variant once per seed (runs named <variant>-s<seed>-lr<lr>);
+# SOUP=1 then also scores each variant's soup, the average of its seeds' final adapters
+# (benchmarks/adapter_soup.py), named <variant>-soup-lr<lr>; CHECKPOINTS=0 scores final adapters only.
 # Results: $SWEEP/scores/<candidate>/<set>/ (kard evaluate folders), $SWEEP/choice.json, $SWEEP/results.md.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +24,9 @@ BATCH=${BATCH:-32}
 LRS=${LRS:-"5e-4 1e-3"}
 VARIANTS=${VARIANTS:-"kard finetune"}
 SEED=${SEED:-0}  # training seed (data order, LoRA init) of every run
+SEEDS=${SEEDS:-$SEED}
+SOUP=${SOUP:-0}
+CHECKPOINTS=${CHECKPOINTS:-1}
 TRAIN_SECONDS=${TRAIN_SECONDS:-300}
 EVAL_SECONDS=${EVAL_SECONDS:-150}
 FINAL_SECONDS=${FINAL_SECONDS:-120}
@@ -31,7 +37,7 @@ examples=$(wc -l < "$RUN/all_kard.jsonl")
 per_epoch=$(( (examples + BATCH - 1) / BATCH ))
 STEPS=${STEPS:-$(( EPOCHS * per_epoch ))}
 SAVE=${SAVE:-$(( (per_epoch + 1) / 2 ))}
-echo "sweep: $STEPS optimizer steps x batch $BATCH for every run (kard: $examples examples, $per_epoch steps an epoch), lrs $LRS, variants $VARIANTS, seed $SEED"
+echo "sweep: $STEPS optimizer steps x batch $BATCH for every run (kard: $examples examples, $per_epoch steps an epoch), lrs $LRS, variants $VARIANTS, seeds $SEEDS"
 
 source benchmarks/student_eval_sets.sh
 
@@ -39,10 +45,24 @@ method_of() {  # variant -> the condition it is scored as
   case $1 in finetune*) echo finetune ;; *) echo kard ;; esac
 }
 
-train() {  # variant lr
-  python -m kard train-student --examples "$RUN/all_$1.jsonl" --out "$SWEEP/$1-lr$2" --steps "$STEPS" \
+run_name() {  # variant lr seed -> the run's folder name (the seed appears when there are several)
+  if [ "$(wc -w <<< "$SEEDS")" -gt 1 ]; then echo "$1-s$3-lr$2"; else echo "$1-lr$2"; fi
+}
+
+train() {  # variant lr seed
+  local name; name=$(run_name "$1" "$2" "$3")
+  python -m kard train-student --examples "$RUN/all_$1.jsonl" --out "$SWEEP/$name" --steps "$STEPS" \
     --batch-size "$BATCH" --grad-accum 1 --lr "$2" --lora --keep-adapter --bf16 --max-length-cap 512 \
-    --save-steps "$SAVE" --keep-checkpoints 20 --seed "$SEED" --resume --no-progress > "$SWEEP/$1-lr$2.log" 2>&1
+    --save-steps "$SAVE" --keep-checkpoints 20 --seed "$3" --resume --no-progress > "$SWEEP/$name.log" 2>&1
+}
+
+soup() {  # variant lr: average the final adapters of the variant's seeds into $SWEEP/<variant>-soup-lr<lr>
+  local finals=() seed
+  for seed in $SEEDS; do
+    [ -e "$SWEEP/$(run_name "$1" "$2" "$seed")/adapter_config.json" ] && finals+=("$SWEEP/$(run_name "$1" "$2" "$seed")")
+  done
+  [ ${#finals[@]} -ge 2 ] || { echo "soup $1 lr $2: ${#finals[@]} final adapter(s), not souped"; return 0; }
+  python benchmarks/adapter_soup.py "${finals[@]}" --out "$SWEEP/$1-soup-lr$2" > "$SWEEP/$1-soup-lr$2.log" 2>&1
 }
 
 score() {  # student-folder set out-folder method
@@ -60,6 +80,7 @@ score() {  # student-folder set out-folder method
 candidates() {  # run folder -> the final adapter, then the checkpoints from one epoch on, latest first
   local run=$1 step
   [ -e "$run/adapter_config.json" ] && echo "$run"
+  [ "$CHECKPOINTS" = 1 ] || return 0
   for checkpoint in $(ls -d "$run"/checkpoints/checkpoint-* 2>/dev/null | sort -V -r); do
     [ -e "$checkpoint/adapter_config.json" ] || continue
     step=${checkpoint##*-}
@@ -83,23 +104,30 @@ wait_until() {  # seconds pids...: wait for the pids, kill those still running a
 started=$(date +%s)
 pids=()
 for lr in $LRS; do
-  for variant in $VARIANTS; do train "$variant" "$lr" & pids+=($!); done
+  for variant in $VARIANTS; do
+    for seed in $SEEDS; do train "$variant" "$lr" "$seed" & pids+=($!); done
+  done
 done
 wait_until "$TRAIN_SECONDS" "${pids[@]}"
 echo "training: $(( $(date +%s) - started )) s"; grep -h "^trained\|optimizer steps" "$SWEEP"/*.log
+runs=()  # run folders to score: every seed's run, then the soups
+for lr in $LRS; do
+  for variant in $VARIANTS; do
+    for seed in $SEEDS; do runs+=("$(run_name "$variant" "$lr" "$seed")"); done
+    if [ "$SOUP" = 1 ]; then soup "$variant" "$lr"; [ -e "$SWEEP/$variant-soup-lr$lr" ] && runs+=("$variant-soup-lr$lr"); fi
+  done
+done
 
 started=$(date +%s)
 pids=()
-for lr in $LRS; do
-  for variant in $VARIANTS; do
-    ( for candidate in $(candidates "$SWEEP/$variant-lr$lr"); do
-        name=$(basename "$candidate"); [ "$candidate" = "$SWEEP/$variant-lr$lr" ] && name=final
-        mkdir -p "$SWEEP/scores"; echo "$candidate" > "$SWEEP/scores/$variant-lr$lr-$name.student"
-        for set in obqa strategyqa; do
-          score "$candidate" $set "$SWEEP/scores/$variant-lr$lr-$name" "$(method_of "$variant")"
-        done
-      done ) & pids+=($!)
-  done
+for run in "${runs[@]}"; do
+  ( for candidate in $(candidates "$SWEEP/$run"); do
+      name=$(basename "$candidate"); [ "$candidate" = "$SWEEP/$run" ] && name=final
+      mkdir -p "$SWEEP/scores"; echo "$candidate" > "$SWEEP/scores/$run-$name.student"
+      for set in obqa strategyqa; do
+        score "$candidate" $set "$SWEEP/scores/$run-$name" "$(method_of "$run")"
+      done
+    done ) & pids+=($!)
 done
 wait_until "$EVAL_SECONDS" "${pids[@]}"
 echo "dev scoring: $(( $(date +%s) - started )) s"
