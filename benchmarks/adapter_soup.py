@@ -15,8 +15,10 @@ weighted sum of the inputs' merged changes and prints the largest difference.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
+import shutil
 import sys
 from pathlib import Path
 
@@ -25,6 +27,9 @@ from peft import PeftModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere: kard is beside
 from kard.student import Student, adapter_base, adapter_folder, record_adapter_base  # noqa: E402
+from kard.training import TRAINING_FILE  # noqa: E402
+
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 log = logging.getLogger("adapter_soup")
 SOUP = "default"  # peft saves the adapter named "default" at the folder's top
@@ -62,12 +67,23 @@ def make_soup(adapters: list[Path], weights: list[float]) -> tuple[PeftModel, fl
 
 
 def save_soup(model: PeftModel, out: Path, adapters: list[Path], weights: list[float], base: str) -> None:
+    """The soup's adapter files, kard_soup.json (what went in) and each ingredient's training record."""
     model = model.half()
     model.save_pretrained(str(out))
+    (out / "README.md").unlink(missing_ok=True)  # peft's empty model card, which names this machine's paths
     record_adapter_base(out, base)
-    record = {"soup_of": [str(path) for path in adapters], "weights": weights, "combination": "cat",
-              "stored_dtype": "float16"}
+    record = {"soup_of": [{"folder": str(path), "sha256": sha256(path / ADAPTER_WEIGHTS)} for path in adapters],
+              "weights": weights, "combination": "cat", "stored_dtype": "float16"}
     (out / "kard_soup.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    for path in adapters:  # where each came from: its training settings and losses, when it has them
+        for name in (TRAINING_FILE, "losses.jsonl"):
+            if (path / name).is_file():
+                (out / "ingredients" / path.name).mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path / name, out / "ingredients" / path.name / name)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def main() -> None:
@@ -87,7 +103,7 @@ def main() -> None:
     log.info("soup of %d adapters, weights %s: largest difference from the weighted sum of their changes %.2e",
              len(args.adapters), weights, error)
     save_soup(model, args.out, args.adapters, weights, adapter_base(args.adapters[0]))
-    size_mb = sum(path.stat().st_size for path in args.out.iterdir()) / 1e6
+    size_mb = sum(path.stat().st_size for path in args.out.rglob("*") if path.is_file()) / 1e6
     log.info("wrote %s (%.1f MB)", args.out, size_mb)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -43,9 +44,14 @@ def weights(student: str | Path) -> dict[str, torch.Tensor]:
 def test_the_soup_loads_as_the_weighted_average_of_its_adapters(base: Path, tmp_path: Path) -> None:
     first = random_adapter(base, tmp_path / "first", seed=1)
     second = random_adapter(base, tmp_path / "second", seed=2)
+    (first / "kard_training.json").write_text('{"config": {"seed": 1}}')
     done = soup(str(first), str(second), "--weights", "0.25", "0.75", "--out", str(tmp_path / "soup"))
     assert done.returncode == 0, done.stderr
     assert "largest difference" in done.stderr
+    record = json.loads((tmp_path / "soup" / "kard_soup.json").read_text())
+    assert [part["folder"] for part in record["soup_of"]] == [str(first), str(second)] and record["weights"] == [0.25, 0.75]
+    assert (tmp_path / "soup" / "ingredients" / "first" / "kard_training.json").read_text() == '{"config": {"seed": 1}}'
+    assert not (tmp_path / "soup" / "README.md").exists()  # peft's card names this machine's paths
     merged = weights(tmp_path / "soup")
     one, two, plain = weights(first), weights(second), weights(base)
     changed = [name for name in plain if not torch.equal(one[name], plain[name])]
