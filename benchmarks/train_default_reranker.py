@@ -60,6 +60,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--out", type=Path, default=SHIPPED_RERANKER)
     parser.add_argument("--steps", type=int, default=DenseRerankerConfig.steps)
+    parser.add_argument("--tau1-end", type=float, default=DenseRerankerConfig.tau1_end,
+                        help="temperature of BM25-given-the-rationale at the end of its annealing (lower: sharper target)")
     parser.add_argument("--vectors", type=Path, default=None, help="passage vectors saved before (a cache)")
     parser.add_argument("--evaluate-only", action="store_true", help="measure the reranker saved in --out")
     parser.add_argument("--rationale-candidates", type=int, default=0,
@@ -76,7 +78,7 @@ def main() -> None:
         reranker.vectors.load(args.vectors)
     reranker.vectors.of(list(knowledge.passages))  # the whole knowledge base, saved with the reranker
     vectors_s = time.perf_counter() - started
-    config = replace(DenseRerankerConfig(), steps=args.steps)
+    config = replace(DenseRerankerConfig(), steps=args.steps, tau1_end=args.tau1_end)
     losses = train_dense_reranker(reranker, items, knowledge, config)
     train_s = time.perf_counter() - started - vectors_s
     reranker.save(args.out, with_vectors=True)
