@@ -62,7 +62,8 @@ def make_soup(adapters: list[Path], weights: list[float]) -> tuple[PeftModel, fl
     model.set_adapter(SOUP)
     for name in names:
         model.delete_adapter(name)
-    error = max((merged_deltas(model, SOUP)[layer] - delta).abs().max().item() for layer, delta in expected.items())
+    souped = merged_deltas(model, SOUP)
+    error = max((souped[layer] - delta).abs().max().item() for layer, delta in expected.items())
     return model, error
 
 
