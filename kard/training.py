@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from kard.config import StudentTrainingConfig
 from kard.errors import ConfigError, DataError
 from kard.prompts import PROMPT_VERSION
-from kard.student import record_adapter_base
+from kard.model_source import record_adapter_base
 
 if TYPE_CHECKING:  # pragma: no cover
     from kard.distill import StudentExample

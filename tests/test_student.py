@@ -14,7 +14,8 @@ from kard.config import GenerationConfig
 from kard.errors import ConfigError, KardError, MissingDependencyError, ModelNotFoundError
 from kard.prompts import student_input, student_target
 from kard.records import Passage, Question, Sample
-from kard.student import PackageNotInstalledError, Student, converted_dir, resolve
+from kard.model_source import PackageNotInstalledError, converted_dir, resolve
+from kard.student import Student
 from tiny_models import save_tiny_decoder, save_tiny_t5
 
 QUESTION = Question(id="q1", text="Which gas do plants absorb?",

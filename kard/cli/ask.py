@@ -138,7 +138,8 @@ def _jsonable(prediction: Prediction) -> dict:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
-    from kard.student import Student, resolve
+    from kard.model_source import resolve
+    from kard.student import Student
 
     _quiet_transformers()
     started = time.perf_counter()

@@ -167,7 +167,7 @@ class DenseReranker:
         if hasattr(model, "peft_config"):
             model.save_pretrained(str(folder / ADAPTER_DIR))
             (folder / ADAPTER_DIR / "README.md").unlink(missing_ok=True)  # peft's empty model card
-            from kard.student import record_adapter_base
+            from kard.model_source import record_adapter_base
 
             record_adapter_base(folder / ADAPTER_DIR, self.backbone)  # the backbone's name, not this machine's path
         meta = {"kind": DENSE, "backbone": self.backbone, "a": self.a.item(), "b": self.b.item(),
