@@ -26,7 +26,7 @@ import torch
 from peft import PeftModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere: kard is beside
-from kard.model_source import adapter_base, adapter_folder, record_adapter_base  # noqa: E402
+from kard.model_source import adapter_base, adapter_folder, save_adapter  # noqa: E402
 from kard.student import Student  # noqa: E402
 from kard.training import TRAINING_FILE  # noqa: E402
 
@@ -70,10 +70,7 @@ def make_soup(adapters: list[Path], weights: list[float]) -> tuple[PeftModel, fl
 
 def save_soup(model: PeftModel, out: Path, adapters: list[Path], weights: list[float], base: str) -> None:
     """The soup's adapter files, kard_soup.json (what went in) and each ingredient's training record."""
-    model = model.half()
-    model.save_pretrained(str(out))
-    (out / "README.md").unlink(missing_ok=True)  # peft's empty model card, which names this machine's paths
-    record_adapter_base(out, base)
+    save_adapter(model.half(), out, base)
     record = {"soup_of": [{"folder": str(path), "sha256": sha256(path / ADAPTER_WEIGHTS)} for path in adapters],
               "weights": weights, "combination": "cat", "stored_dtype": "float16"}
     (out / "kard_soup.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

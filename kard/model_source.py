@@ -111,6 +111,14 @@ def record_adapter_base(adapter: Path, base: str) -> None:
     config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
 
 
+def save_adapter(model: Any, folder: Path, base: str) -> None:
+    """Save a peft model's adapter to `folder`, pointed at `base`, without peft's empty model card (it names
+    this machine's paths)."""
+    model.save_pretrained(str(folder))
+    (folder / "README.md").unlink(missing_ok=True)
+    record_adapter_base(folder, base)
+
+
 def looks_like_path(text: str) -> bool:
     """A hub id is "name" or "org/name"; anything else that does not exist is a mistyped path."""
     return text.startswith((".", "/", "~")) or "\\" in text or text.count("/") > 1 or not _HUB_ID.match(text)

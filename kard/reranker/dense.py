@@ -165,11 +165,9 @@ class DenseReranker:
         folder.mkdir(parents=True, exist_ok=True)
         model = self.question_encoder[0].model
         if hasattr(model, "peft_config"):
-            model.save_pretrained(str(folder / ADAPTER_DIR))
-            (folder / ADAPTER_DIR / "README.md").unlink(missing_ok=True)  # peft's empty model card
-            from kard.model_source import record_adapter_base
+            from kard.model_source import save_adapter
 
-            record_adapter_base(folder / ADAPTER_DIR, self.backbone)  # the backbone's name, not this machine's path
+            save_adapter(model, folder / ADAPTER_DIR, self.backbone)  # the backbone's name, not this machine's path
         meta = {"kind": DENSE, "backbone": self.backbone, "a": self.a.item(), "b": self.b.item(),
                 "trained": self.trained, "training": self.training_info}
         (folder / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
