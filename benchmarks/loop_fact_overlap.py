@@ -18,22 +18,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anyw
 
 from kard.distill import read_examples  # noqa: E402
 from kard.evaluation import EvalRecord, read_records  # noqa: E402
+from kard.metrics import compare_paired  # noqa: E402
 
 
 def corrected_facts(folder: Path, last_round: int) -> set[str]:
     """The first passage of every correction saved up to `last_round` (its rationale's best: the gold fact)."""
     facts = set()
     for number in range(1, last_round + 1):
-        for path in (folder / "corrections" / f"round-{number:03d}" / "corrections").glob("corrections.jsonl"):
+        path = folder / "corrections" / f"round-{number:03d}" / "corrections" / "corrections.jsonl"
+        if path.is_file():
             facts.update(example.passage_ids[0] for example in read_examples(path) if example.passage_ids)
     return facts
 
 
 def changes(base: dict[str, EvalRecord], arm: dict[str, EvalRecord], questions: set[str]) -> str:
-    fixed = sum(arm[q].correct and not base[q].correct for q in questions)
-    broken = sum(base[q].correct and not arm[q].correct for q in questions)
+    paired = compare_paired({q: base[q].correct for q in questions}, {q: arm[q].correct for q in questions})
     changed = sum(arm[q].answer != base[q].answer for q in questions)
-    return f"{fixed} / {broken} ({changed} changed)"
+    return f"{paired.only_second} / {paired.only_first} ({changed} changed)"  # fixed / broken
 
 
 def main() -> None:
