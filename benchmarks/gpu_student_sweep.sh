@@ -57,9 +57,10 @@ train() {  # variant lr seed
 }
 
 soup() {  # variant lr: average the final adapters of the variant's seeds into $SWEEP/<variant>-soup-lr<lr>
-  local finals=() seed
+  local finals=() seed run
   for seed in $SEEDS; do
-    [ -e "$SWEEP/$(run_name "$1" "$2" "$seed")/adapter_config.json" ] && finals+=("$SWEEP/$(run_name "$1" "$2" "$seed")")
+    run=$SWEEP/$(run_name "$1" "$2" "$seed")
+    [ -e "$run/adapter_config.json" ] && finals+=("$run")
   done
   [ ${#finals[@]} -ge 2 ] || { echo "soup $1 lr $2: ${#finals[@]} final adapter(s), not souped"; return 0; }
   python benchmarks/adapter_soup.py "${finals[@]}" --out "$SWEEP/$1-soup-lr$2" > "$SWEEP/$1-soup-lr$2.log" 2>&1
