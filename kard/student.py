@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from kard.config import DEFAULT_STUDENT, GenerationConfig
 from kard.engine import TRANSFORMERS, CTranslate2Engine, Sampling, check_engine, load_engine
-from kard.errors import ConfigError, MissingDependencyError
+from kard.errors import ConfigError, MissingDependencyError, ModelNotFoundError
 from kard.model_source import adapter_base, adapter_folder, load_model, resolve
 from kard.prompts import parse_answer
 from kard.records import Sample
@@ -123,21 +123,37 @@ class Student:
         return self.engine.name if self.engine is not None else TRANSFORMERS
 
     @classmethod
-    def _load_with_adapter(cls, adapter: Path, dtype: str) -> "Student":
-        """The adapter's base model with the LoRA weights merged in (plain weights: fast to run)."""
+    def _load_with_adapter(cls, adapter: Path, dtype: str, chain: tuple[Path, ...] = ()) -> "Student":
+        """The adapter's base model with the LoRA weights merged in (plain weights: fast to run).
+
+        The base may itself be an adapter folder (an adapter trained on top of another adapter student,
+        as `train-student --student demo/student --lora --keep-adapter` writes): it is loaded the same way
+        first, so a chain of adapters ends on a model folder, hub id or package.
+        """
         if importlib.util.find_spec("peft") is None:
             raise MissingDependencyError("peft", "Loading a LoRA student adapter")
         from peft import PeftModel
 
+        chain = (*chain, adapter.resolve())
         base_name = adapter_base(adapter)
         started = time.perf_counter()
-        base = resolve(base_name)
-        model, tokenizer = load_model(base, dtype)
+        base_adapter = adapter_folder(base_name)
+        if base_adapter is not None:
+            if base_adapter.resolve() in chain:
+                raise ModelNotFoundError(f"{adapter / 'adapter_config.json'} names {base_name} as its base, which "
+                                         "leads back to itself. Fix: set base_model_name_or_path to the model it "
+                                         f"was trained on (for example '{DEFAULT_STUDENT}')")
+            base = cls._load_with_adapter(base_adapter, dtype, chain)
+            model, tokenizer, base_sources = base.model, base.tokenizer, base.sources
+        else:
+            source = resolve(base_name)
+            model, tokenizer = load_model(source, dtype)
+            base_sources = (source.location,)
         model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
         log.info("loaded student %s (base %s + LoRA adapter, %s) in %.1f s", adapter.name, base_name, dtype,
                  time.perf_counter() - started)
         return cls(model, tokenizer, name=adapter.resolve().name, location=str(adapter),
-                   sources=(str(adapter), base.location))
+                   sources=(str(adapter), *base_sources))
 
     def save(self, folder: str | os.PathLike[str]) -> Path:
         folder = Path(folder)

@@ -14,7 +14,7 @@ from tiny_models import save_tiny_decoder, save_tiny_t5  # noqa: E402
 
 from kard.config import StudentTrainingConfig  # noqa: E402
 from kard.distill import StudentExample  # noqa: E402
-from kard.errors import ConfigError, DataError  # noqa: E402
+from kard.errors import ConfigError, DataError, ModelNotFoundError  # noqa: E402
 from kard.student import Student  # noqa: E402
 from kard.training import (  # noqa: E402
     GB,
@@ -185,3 +185,28 @@ def test_budget_line_states_effective_batch_steps_and_epochs():
     assert line == "effective batch 32 (8 x 4 accumulation), 160 optimizer steps = 0.73 epochs of 6991 examples"
     by_epochs = StudentTrainingConfig(batch_size=4, grad_accum=8, epochs=2.0, max_steps=0)
     assert optimizer_steps(by_epochs, 320) == 20
+
+
+def test_an_adapter_trained_on_an_adapter_student_loads_through_the_chain(folders, tmp_path):
+    """`train-student --student ADAPTER --lora --keep-adapter` (continuing the shipped student) names an
+    adapter folder as its base: loading it merges both adapters in order, and a loop is refused."""
+    config = replace(FAST, lora=True, lora_r=4, lora_alpha=8, learning_rate=2e-2, merge_lora=False)
+    first = tmp_path / "first"
+    train_student(Student.load(folders["decoder"]), EXAMPLES, first, config, progress=False)
+    continued = Student.load(first)
+    second = tmp_path / "second"
+    train_student(continued, EXAMPLES[:2], second, replace(config, seed=1), progress=False)
+    assert json.loads((second / "adapter_config.json").read_text())["base_model_name_or_path"] == str(first)
+    continued.model = continued.model.merge_and_unload().eval()
+    reloaded = Student.load(second)
+    assert reloaded.sources == (str(second), str(first), str(folders["decoder"]))
+    prompt = EXAMPLES[1].input
+    assert reloaded.generate(prompt)[0].raw_output == continued.generate(prompt)[0].raw_output
+    first_only = Student.load(first).model
+    assert any(not torch.equal(a, b) for a, b in zip(reloaded.model.parameters(), first_only.parameters()))
+
+    config_path = first / "adapter_config.json"
+    looped = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**looped, "base_model_name_or_path": str(second)}))
+    with pytest.raises(ModelNotFoundError, match="leads back to itself"):
+        Student.load(second)
