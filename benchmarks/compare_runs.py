@@ -1,9 +1,9 @@
 """Do two evaluation runs give the same answers? Letters agreed, accuracy of each, and the paired test.
 
-    python benchmarks/compare_runs.py REFERENCE.jsonl OTHER.jsonl [--name NAME]
+    python benchmarks/compare_runs.py REFERENCE OTHER [--name NAME]
 
-Reads the per-question JSONL files `kard evaluate` writes (two engines, conditions or students) and compares the
-questions both answered, in the reference file's order.
+Reads the per-question JSONL files `kard evaluate` writes (two engines, conditions or students), or the
+`--out` folders that hold one each, and compares the questions both answered, in the reference's order.
 """
 
 from __future__ import annotations
@@ -19,6 +19,11 @@ from kard.metrics import compare_paired, wilson_interval  # noqa: E402
 
 
 def read(path: Path) -> dict[str, dict]:
+    if path.is_dir():
+        results = sorted(path.glob("*.jsonl"))
+        if len(results) != 1:
+            sys.exit(f"{path} holds {len(results)} results files (*.jsonl), not one. Fix: name the file")
+        path = results[0]
     return {r["question_id"]: r for r in map(json.loads, path.read_text(encoding="utf-8").splitlines())}
 
 
