@@ -34,8 +34,8 @@ from kard.metrics import compare_paired, wilson_interval  # noqa: E402
 from kard.reranker.evaluation import evaluate_reranker  # noqa: E402
 
 
-def pairs(data: Path) -> tuple[list, dict[str, list]]:
-    """(training pairs, {held-back set: pairs})."""
+def pairs(data: Path, strategyqa_copies: int = 1) -> tuple[list, dict[str, list]]:
+    """(training pairs, {held-back set: pairs}); the StrategyQA pairs `strategyqa_copies` times."""
     strategyqa = load_questions(data / "strategyqa/train.json")
     flan = importers.import_flan_strategyqa(data / "strategyqa/flan_cot_train.tsv", strategyqa)
     sqa_train, sqa_test = split_questions(strategyqa, 300, seed=0)
@@ -43,7 +43,7 @@ def pairs(data: Path) -> tuple[list, dict[str, list]]:
     obqa_dev = load_questions(data / "openbookqa/dev_complete.jsonl")
     demo = load_demo_questions()
     facts = importers.rationales_from_facts
-    train = rationale_pairs(sqa_train, flan) + rationale_pairs(obqa_train, facts(obqa_train, "facts"))
+    train = strategyqa_copies * rationale_pairs(sqa_train, flan) + rationale_pairs(obqa_train, facts(obqa_train, "facts"))
     held_back = {"StrategyQA held-out": rationale_pairs(sqa_test, flan),
                  "OpenBookQA dev": rationale_pairs(obqa_dev, facts(obqa_dev, "facts")),
                  "demo questions": rationale_pairs(demo, rationales_from_questions(demo))}
@@ -66,9 +66,11 @@ def main() -> None:
     parser.add_argument("--evaluate-only", action="store_true", help="measure the reranker saved in --out")
     parser.add_argument("--rationale-candidates", type=int, default=0,
                         help="add the rationale's top-K passages the question's 100 candidates miss (default none)")
+    parser.add_argument("--strategyqa-copies", type=int, default=1,
+                        help="each StrategyQA training pair this many times (its share of the steps; default 1)")
     args = parser.parse_args()
     knowledge = KnowledgeBase.open()
-    train, held_back = pairs(args.data)
+    train, held_back = pairs(args.data, args.strategyqa_copies)
     if args.evaluate_only:
         return evaluate(DenseReranker.load(args.out), knowledge, held_back, args.out)
     started = time.perf_counter()
