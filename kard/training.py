@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from kard.config import StudentTrainingConfig
 from kard.errors import ConfigError, DataError
 from kard.prompts import PROMPT_VERSION
-from kard.model_source import record_adapter_base
+from kard.model_source import save_adapter
 
 if TYPE_CHECKING:  # pragma: no cover
     from kard.distill import StudentExample
@@ -229,9 +229,8 @@ def train_student(student: "Student | str", examples: Sequence["StudentExample"]
         truncated=cut, losses=losses, seconds_per_step=timer.mean(), peak_rss_mb=round(peak_rss_mb(), 1),
         memory_estimate_gb=round(estimate.total / GB, 2), eval_loss=eval_loss,
     )
-    _save(student, result, config, examples, output_dir)
-    if config.lora and not config.merge_lora:
-        record_adapter_base(output_dir, config.base_student or base_spec)
+    adapter_base = (config.base_student or base_spec) if config.lora and not config.merge_lora else None
+    _save(student, result, config, examples, output_dir, adapter_base)
     return result
 
 
@@ -396,10 +395,16 @@ def _latest_checkpoint(folder: Path) -> Path | None:
 
 
 def _save(student: "Student", result: StudentTrainingResult, config: StudentTrainingConfig,
-          examples: Sequence["StudentExample"], output_dir: Path) -> None:
+          examples: Sequence["StudentExample"], output_dir: Path, adapter_base: str | None) -> None:
+    """The trained student (or, given `adapter_base`, its LoRA adapter pointed at that base), its tokenizer,
+    the training record and the losses."""
     import transformers
 
-    student.save(output_dir)
+    if adapter_base is None:
+        student.save(output_dir)
+    else:
+        save_adapter(student.model, output_dir, adapter_base)
+        student.tokenizer.save_pretrained(output_dir)
     methods = sorted({e.method for e in examples})
     sources = sorted({e.source for e in examples})
     record = {

@@ -172,6 +172,7 @@ def test_lora_adapter_alone_is_saved_small_and_loads_onto_its_base(folders, tmp_
     saved = tmp_path / "adapter"
     assert (saved / "adapter_config.json").is_file() and not (saved / "config.json").exists()
     assert json.loads((saved / "adapter_config.json").read_text())["base_model_name_or_path"] == str(folders["decoder"])
+    assert not (saved / "README.md").exists()  # peft's model card would name this machine's cache path
     reloaded = Student.load(saved)
     assert not hasattr(reloaded.model, "peft_config")  # merged on load: plain weights to run
     prompt = EXAMPLES[0].input
