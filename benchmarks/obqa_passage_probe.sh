@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Probe (docs/results.md, "Is retrieval what limits the student?"): the shipped student on OpenBookQA dev
+# with 1, 3 or 5 passages from BM25 or from the shipped reranker, and with the gold fact itself retrieved
+# (the oracle: BM25 queried with the gold fact), then accuracy split by where the gold fact was
+# (benchmarks/gold_fact_breakdown.py). Greedy, transformers float32, the settings of
+# benchmarks/evaluate_default_student.sh otherwise. Resumable (kard evaluate skips answered questions).
+#   RUN=runs/default-student OUT=runs/k-probe bash benchmarks/obqa_passage_probe.sh     (~25 min on 2 CPU cores)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${DATA:-../shared/data}
+RUN=${RUN:-runs/default-student}
+P=${OUT:-runs/k-probe}
+mkdir -p "$P"
+QUESTIONS=$DATA/openbookqa/dev_complete.jsonl
+ev() { nice python -m kard evaluate --no-progress --batch-size 16 --dataset obqa --questions "$QUESTIONS" \
+  --max-new-tokens 64 --kb "$RUN/kb_obqa" --student demo/student "$@"; }
+[ -e "$P/dev_facts.jsonl" ] || python -m kard import-rationales --kind obqa-facts --path "$QUESTIONS" --out "$P/dev_facts.jsonl"
+for k in 1 3 5; do
+  ev --k $k --condition kard-bm25 --out "$P/bm25-k$k"
+  ev --k $k --condition kard-reranker --reranker demo/reranker --out "$P/rerank-k$k"
+done
+for k in 1 3; do ev --k $k --condition oracle --oracle-rationales "$P/dev_facts.jsonl" --out "$P/oracle-k$k"; done
+python benchmarks/gold_fact_breakdown.py --questions "$QUESTIONS" --passages "$RUN/kb_obqa/passages.jsonl" \
+  "$P"/bm25-k{1,3,5} "$P"/rerank-k{1,3,5} "$P"/oracle-k{1,3}
