@@ -3,8 +3,9 @@
 # with 1, 3 or 5 passages from BM25 or from the shipped reranker, and with the gold fact itself retrieved
 # (the oracle: BM25 queried with the gold fact), then accuracy split by where the gold fact was
 # (benchmarks/gold_fact_breakdown.py); and on StrategyQA held-out, the paragraph BM25 finds with the
-# question against the one it finds with the FLAN rationale (the oracle), compared question by question. Greedy, transformers float32, the settings of
-# benchmarks/evaluate_default_student.sh otherwise. Resumable (kard evaluate skips answered questions).
+# question against the one it finds with the FLAN rationale (the oracle), compared question by question.
+# Greedy, transformers float32, the settings of benchmarks/evaluate_default_student.sh otherwise
+# (benchmarks/student_eval_sets.sh). Resumable (kard evaluate skips answered questions).
 #   RUN=runs/default-student OUT=runs/k-probe bash benchmarks/retrieval_limit_probe.sh     (~35 min on 2 CPU cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,22 +13,24 @@ DATA=${DATA:-../shared/data}
 RUN=${RUN:-runs/default-student}
 P=${OUT:-runs/k-probe}
 mkdir -p "$P"
+source benchmarks/student_eval_sets.sh
+ev() {  # set flags...: the shipped student on an evaluation set, its question and knowledge flags first
+  local questions knowledge set=$1; shift
+  IFS='|' read -r questions knowledge <<< "$(eval_set "$set")"
+  nice python -m kard evaluate --no-progress --batch-size 16 $questions $knowledge --student demo/student "$@"
+}
 QUESTIONS=$DATA/openbookqa/dev_complete.jsonl
-ev() { nice python -m kard evaluate --no-progress --batch-size 16 --dataset obqa --questions "$QUESTIONS" \
-  --max-new-tokens 64 --kb "$RUN/kb_obqa" --student demo/student "$@"; }
 [ -e "$P/dev_facts.jsonl" ] || python -m kard import-rationales --kind obqa-facts --path "$QUESTIONS" --out "$P/dev_facts.jsonl"
 for k in 1 3 5; do
-  ev --k $k --condition kard-bm25 --out "$P/bm25-k$k"
-  ev --k $k --condition kard-reranker --reranker demo/reranker --out "$P/rerank-k$k"
+  ev obqa --k $k --condition kard-bm25 --out "$P/bm25-k$k"
+  ev obqa --k $k --condition kard-reranker --reranker demo/reranker --out "$P/rerank-k$k"
 done
-for k in 1 3; do ev --k $k --condition oracle --oracle-rationales "$P/dev_facts.jsonl" --out "$P/oracle-k$k"; done
+for k in 1 3; do ev obqa --k $k --condition oracle --oracle-rationales "$P/dev_facts.jsonl" --out "$P/oracle-k$k"; done
 python benchmarks/gold_fact_breakdown.py --questions "$QUESTIONS" --passages "$RUN/kb_obqa/passages.jsonl" \
   "$P"/bm25-k{1,3,5} "$P"/rerank-k{1,3,5} "$P"/oracle-k{1,3}
 
-SQA="--dataset strategyqa --questions $DATA/strategyqa/train.json --holdout 300 --seed 0 --max-new-tokens 96 --k 1"
 [ -e "$P/sqa_flan.jsonl" ] || python -m kard import-rationales --kind strategyqa-flan \
   --path "$DATA/strategyqa/flan_cot_train.tsv" --questions "$DATA/strategyqa/train.json" --out "$P/sqa_flan.jsonl"
-sqa() { nice python -m kard evaluate --no-progress --batch-size 16 $SQA --kb "$RUN/kb_strategyqa" --student demo/student "$@"; }
-sqa --condition kard-bm25 --out "$P/sqa-bm25-k1"
-sqa --condition oracle --oracle-rationales "$P/sqa_flan.jsonl" --out "$P/sqa-oracle-k1"
+ev strategyqa --condition kard-bm25 --out "$P/sqa-bm25-k1"
+ev strategyqa --condition oracle --oracle-rationales "$P/sqa_flan.jsonl" --out "$P/sqa-oracle-k1"
 python benchmarks/compare_runs.py "$P/sqa-bm25-k1" "$P/sqa-oracle-k1" --name "StrategyQA: BM25 vs oracle"
