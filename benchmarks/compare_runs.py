@@ -15,15 +15,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere: kard is beside
 
+from kard.errors import DataError  # noqa: E402
+from kard.evaluation import results_file  # noqa: E402
 from kard.metrics import compare_paired, wilson_interval  # noqa: E402
 
 
 def read(path: Path) -> dict[str, dict]:
-    if path.is_dir():
-        results = sorted(path.glob("*.jsonl"))
-        if len(results) != 1:
-            sys.exit(f"{path} holds {len(results)} results files (*.jsonl), not one. Fix: name the file")
-        path = results[0]
+    try:
+        path = results_file(path)
+    except DataError as error:
+        sys.exit(str(error))
     return {r["question_id"]: r for r in map(json.loads, path.read_text(encoding="utf-8").splitlines())}
 
 

@@ -19,7 +19,8 @@ from typing import Callable, Iterable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere: kard is beside
 
-from kard.evaluation import EvalRecord, read_records  # noqa: E402
+from kard.errors import DataError  # noqa: E402
+from kard.evaluation import EvalRecord, read_records, results_file  # noqa: E402
 
 CONCLUSION = " So the answer is"
 
@@ -30,16 +31,6 @@ def normalized(text: str) -> str:
 
 def read_jsonl(path: Path) -> Iterable[dict]:
     return map(json.loads, path.read_text(encoding="utf-8").splitlines())
-
-
-def results_file(path: Path) -> Path:
-    """The results file itself, or the one *.jsonl in an evaluation's --out folder."""
-    if not path.is_dir():
-        return path
-    files = sorted(path.glob("*.jsonl"))
-    if len(files) != 1:
-        sys.exit(f"{path} holds {len(files)} results files (*.jsonl), not one. Fix: name the file")
-    return files[0]
 
 
 def breakdown(records: Iterable[EvalRecord], gold_facts: dict[str, str], passages: dict[str, str]) -> dict[str, tuple[int, int]]:
@@ -76,7 +67,11 @@ def main() -> None:
     print("| run | all % (n) | gold fact first % (n) | gold fact among the passages % (n) | gold fact absent % (n) "
           "| rationale is the gold fact % (n) |\n|---|---:|---:|---:|---:|---:|")
     for run in args.runs:
-        counts = breakdown(read_records(results_file(run)).values(), gold_facts, passages)
+        try:
+            records = read_records(results_file(run))
+        except DataError as error:
+            sys.exit(str(error))
+        counts = breakdown(records.values(), gold_facts, passages)
         print(f"| {run} | " + " | ".join(cell(*counts[name]) for name in counts) + " |")
 
 

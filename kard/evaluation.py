@@ -225,6 +225,16 @@ def run_settings(student: "Student", condition: Condition, knowledge: Searches |
     return settings
 
 
+def results_file(path: Path) -> Path:
+    """A results file `evaluate` wrote: `path` itself, or the one *.jsonl in a `kard evaluate --out` folder."""
+    if not path.is_dir():
+        return path
+    found = sorted(path.glob("*.jsonl"))
+    if len(found) != 1:
+        raise DataError(f"{path} holds {len(found)} results files (*.jsonl), not one", fix="name the file")
+    return found[0]
+
+
 def settings_path(results: Path) -> Path:
     return results.with_name(results.stem + ".settings.json")
 
