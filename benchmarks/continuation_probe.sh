@@ -8,6 +8,7 @@
 # answer OpenBookQA dev (the settings of benchmarks/evaluate_default_student.sh), mt also by the direct
 # prompt, ctl also StrategyQA held-out, and ctl again with seed 1. Resumable: finished steps are skipped.
 #   RUN=runs/default-student OUT=runs/mt-probe bash benchmarks/continuation_probe.sh   (~1 h on 2 CPU cores)
+#   CTL_SEEDS="1 2" adds more seeds of ctl (each ~12 min: training and OpenBookQA dev)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data}
@@ -45,7 +46,9 @@ answer demo/student obqa "$P/eval/shipped"
 train ctl ctl 0 && answer "$P/ctl" obqa "$P/eval/ctl"
 train mt mt 0 && answer "$P/mt" obqa "$P/eval/mt" && answer "$P/mt" obqa "$P/eval/mt-direct" finetune
 answer "$P/ctl" strategyqa "$P/eval/ctl-sqa"
-train ctl-s1 ctl 1 && answer "$P/ctl-s1" obqa "$P/eval/ctl-s1"
-for arm in ctl mt mt-direct ctl-s1; do
+for seed in ${CTL_SEEDS:-1}; do  # more seeds of ctl: CTL_SEEDS="1 2"
+  train "ctl-s$seed" ctl "$seed" && answer "$P/ctl-s$seed" obqa "$P/eval/ctl-s$seed"
+done
+for arm in ctl mt mt-direct $(for seed in ${CTL_SEEDS:-1}; do echo "ctl-s$seed"; done); do
   python benchmarks/compare_runs.py "$P/eval/shipped" "$P/eval/$arm" --name "$arm vs shipped" || true
 done
