@@ -46,9 +46,10 @@ answer demo/student obqa "$P/eval/shipped"
 train ctl ctl 0 && answer "$P/ctl" obqa "$P/eval/ctl"
 train mt mt 0 && answer "$P/mt" obqa "$P/eval/mt" && answer "$P/mt" obqa "$P/eval/mt-direct" finetune
 answer "$P/ctl" strategyqa "$P/eval/ctl-sqa"
-for seed in ${CTL_SEEDS:-1}; do  # more seeds of ctl: CTL_SEEDS="1 2"
+read -r -a seeds <<< "${CTL_SEEDS:-1}"
+for seed in "${seeds[@]}"; do
   train "ctl-s$seed" ctl "$seed" && answer "$P/ctl-s$seed" obqa "$P/eval/ctl-s$seed"
 done
-for arm in ctl mt mt-direct $(for seed in ${CTL_SEEDS:-1}; do echo "ctl-s$seed"; done); do
+for arm in ctl mt mt-direct "${seeds[@]/#/ctl-s}"; do
   python benchmarks/compare_runs.py "$P/eval/shipped" "$P/eval/$arm" --name "$arm vs shipped" || true
 done
