@@ -11,8 +11,7 @@
 #   CTL_SEEDS="1 2" adds more seeds of ctl (each ~12 min: training and OpenBookQA dev)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=${DATA:-../shared/data}
-RUN=${RUN:-runs/default-student}
+source benchmarks/student_eval_sets.sh  # also DATA and RUN, with their defaults
 P=${OUT:-runs/mt-probe}
 mkdir -p "$P"
 [ -e "$P/mt.jsonl" ] || python - "$RUN" "$P" <<'PY'
@@ -29,7 +28,6 @@ for name in ("mt", "ctl"):
     rng.shuffle(mixes[name])
     open(f"{out}/{name}.jsonl", "w", encoding="utf-8").writelines(mixes[name])
 PY
-source benchmarks/student_eval_sets.sh
 train() {  # arm examples seed
   [ -e "$P/$1/adapter_config.json" ] || nice python -m kard train-student --student demo/student --examples "$P/$2.jsonl" \
     --out "$P/$1" --steps 48 --batch-size 8 --grad-accum 2 --lr 5e-4 --lora --keep-adapter --bf16 \

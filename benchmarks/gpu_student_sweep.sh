@@ -16,8 +16,7 @@
 # Results: $SWEEP/scores/<candidate>/<set>/ (kard evaluate folders), $SWEEP/choice.json, $SWEEP/results.md.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-DATA=${DATA:-../shared/data}
-RUN=${RUN:-runs/default-student}
+source benchmarks/student_eval_sets.sh  # also DATA and RUN, with their defaults
 SWEEP=${SWEEP:-$RUN/gpu-sweep}
 EPOCHS=${EPOCHS:-2}
 BATCH=${BATCH:-32}
@@ -39,7 +38,6 @@ STEPS=${STEPS:-$(( EPOCHS * per_epoch ))}
 SAVE=${SAVE:-$(( (per_epoch + 1) / 2 ))}
 echo "sweep: $STEPS optimizer steps x batch $BATCH for every run (kard: $examples examples, $per_epoch steps an epoch), lrs $LRS, variants $VARIANTS, seeds $SEEDS"
 
-source benchmarks/student_eval_sets.sh
 
 method_of() {  # variant -> the condition it is scored as
   case $1 in finetune*) echo finetune ;; *) echo kard ;; esac

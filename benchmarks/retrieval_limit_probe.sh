@@ -9,11 +9,9 @@
 #   RUN=runs/default-student OUT=runs/k-probe bash benchmarks/retrieval_limit_probe.sh     (~35 min on 2 CPU cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=${DATA:-../shared/data}
-RUN=${RUN:-runs/default-student}
+source benchmarks/student_eval_sets.sh  # also DATA and RUN, with their defaults
 P=${OUT:-runs/k-probe}
 mkdir -p "$P"
-source benchmarks/student_eval_sets.sh
 ev() {  # set flags...: the shipped student on an evaluation set, its question and knowledge flags first
   local questions knowledge set=$1; shift
   IFS='|' read -r questions knowledge <<< "$(eval_set "$set")"

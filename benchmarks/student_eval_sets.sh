@@ -1,7 +1,10 @@
 # The shipped student's four evaluation sets, sourced by evaluate_default_student.sh and gpu_student_sweep.sh.
 # eval_set NAME prints "question flags|knowledge flags" (the knowledge each student was trained with; the
-# app's for the demo questions). Needs DATA (../shared/data) and RUN (the folder with the knowledge bases).
+# app's for the demo questions). Uses DATA (default ../shared/data) and RUN (the folder with the knowledge
+# bases, default runs/default-student); source it from the repository root.
 # New tokens: 64 and 96 where the training rationales are short (OpenBookQA facts, FLAN), 128 for MedQA and the app.
+DATA=${DATA:-../shared/data}
+RUN=${RUN:-runs/default-student}
 EVAL_SETS=(obqa strategyqa medqa demo)
 
 eval_set() {
