@@ -91,7 +91,12 @@ def adapter_folder(name_or_path: str | os.PathLike[str]) -> Path | None:
 
 
 def adapter_base(adapter: Path) -> str:
-    """The base student an adapter was trained on, as recorded in its adapter_config.json."""
+    """The base student an adapter was trained on, as recorded in its adapter_config.json.
+
+    A base recorded as a path relative to the adapter folder (what `record_adapter_base` writes for a local
+    base) comes back as a path from the current directory, so an adapter chain loads from anywhere; a
+    package, a hub id, or a path written before bases were recorded that way comes back as recorded.
+    """
     try:
         base = json.loads((adapter / ADAPTER_CONFIG).read_text(encoding="utf-8")).get("base_model_name_or_path")
     except (OSError, ValueError) as error:
@@ -100,15 +105,31 @@ def adapter_base(adapter: Path) -> str:
     if not base:
         raise ModelNotFoundError(f"{adapter / ADAPTER_CONFIG} names no base model. Fix: set base_model_name_or_path "
                                  f"(for example '{DEFAULT_STUDENT}')")
+    beside_adapter = adapter.resolve() / str(base)  # resolved as the relative path was computed
+    if str(base).startswith(".") and beside_adapter.exists():
+        return os.path.normpath(beside_adapter)
     return str(base)
 
 
 def record_adapter_base(adapter: Path, base: str) -> None:
-    """Point a saved adapter at the student spec it was trained from (not this machine's cache path)."""
+    """Point a saved adapter at the student spec it was trained from (not this machine's cache path).
+
+    A local base folder is recorded relative to the adapter folder (`../first-round`), so the pair can be
+    moved together or loaded from any directory, and no absolute path of this machine is written.
+    """
     config_path = adapter / ADAPTER_CONFIG
     config = json.loads(config_path.read_text(encoding="utf-8"))
-    config["base_model_name_or_path"] = base
+    config["base_model_name_or_path"] = portable_base(adapter, base)
     config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+
+
+def portable_base(adapter: Path, base: str) -> str:
+    """`base` as a path relative to `adapter` (always starting with "."), when it is a local folder."""
+    local = Path(base).expanduser()
+    if base.startswith("package:") or not local.is_dir():
+        return base
+    relative = Path(os.path.relpath(local.resolve(), adapter.resolve())).as_posix()
+    return relative if relative.startswith(".") else f"./{relative}"
 
 
 def save_adapter(model: Any, folder: Path, base: str) -> None:

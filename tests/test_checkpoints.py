@@ -16,6 +16,7 @@ from kard.config import StudentTrainingConfig  # noqa: E402
 from kard.distill import StudentExample  # noqa: E402
 from kard.errors import ConfigError  # noqa: E402
 from kard.metrics import Score  # noqa: E402
+from kard.model_source import adapter_base  # noqa: E402
 from kard.student import Student  # noqa: E402
 from kard.training import train_student  # noqa: E402
 from tests.tiny_models import save_tiny_decoder  # noqa: E402
@@ -78,6 +79,7 @@ def test_pick_checkpoint_scores_each_on_the_same_questions_and_adopts_the_best(l
     assert f"chosen: {chosen}" in capsys.readouterr().out
     source = lora_run if chosen == "final" else lora_run / "checkpoints" / chosen
     assert (adopted / "adapter_model.safetensors").read_bytes() == (source / "adapter_model.safetensors").read_bytes()
-    base = json.loads((lora_run / "adapter_config.json").read_text())["base_model_name_or_path"]
-    assert json.loads((adopted / "adapter_config.json").read_text())["base_model_name_or_path"] == base
+    recorded = json.loads((adopted / "adapter_config.json").read_text())["base_model_name_or_path"]
+    assert recorded.startswith(".")  # relative to the adopted folder, which is not the run's
+    assert Path(adapter_base(adopted)).resolve() == Path(adapter_base(lora_run)).resolve()
     Student.load(adopted)

@@ -171,7 +171,8 @@ def test_lora_adapter_alone_is_saved_small_and_loads_onto_its_base(folders, tmp_
     train_student(student, EXAMPLES, tmp_path / "adapter", config, progress=False)
     saved = tmp_path / "adapter"
     assert (saved / "adapter_config.json").is_file() and not (saved / "config.json").exists()
-    assert json.loads((saved / "adapter_config.json").read_text())["base_model_name_or_path"] == str(folders["decoder"])
+    recorded = json.loads((saved / "adapter_config.json").read_text())["base_model_name_or_path"]
+    assert recorded.startswith(".") and (saved / recorded).resolve() == Path(folders["decoder"]).resolve()
     assert not (saved / "README.md").exists()  # peft's model card would name this machine's cache path
     reloaded = Student.load(saved)
     assert not hasattr(reloaded.model, "peft_config")  # merged on load: plain weights to run
@@ -197,7 +198,7 @@ def test_an_adapter_trained_on_an_adapter_student_loads_through_the_chain(folder
     continued = Student.load(first)
     second = tmp_path / "second"
     train_student(continued, EXAMPLES[:2], second, replace(config, seed=1), progress=False)
-    assert json.loads((second / "adapter_config.json").read_text())["base_model_name_or_path"] == str(first)
+    assert json.loads((second / "adapter_config.json").read_text())["base_model_name_or_path"] == "../first"
     continued.model = continued.model.merge_and_unload().eval()
     reloaded = Student.load(second)
     assert reloaded.sources == (str(second), str(first), str(folders["decoder"]))
@@ -211,3 +212,23 @@ def test_an_adapter_trained_on_an_adapter_student_loads_through_the_chain(folder
     config_path.write_text(json.dumps({**looped, "base_model_name_or_path": str(second)}))
     with pytest.raises(ModelNotFoundError, match="leads back to itself"):
         Student.load(second)
+
+
+def test_a_continued_adapter_loads_from_any_directory(folders, tmp_path, monkeypatch):
+    """Continuing `--student first` from the folder above records the base relative to the new adapter
+    (not to the directory training ran in), so the chain still loads from elsewhere or after a move."""
+    config = replace(FAST, lora=True, lora_r=4, lora_alpha=8, learning_rate=2e-2, merge_lora=False)
+    runs = tmp_path / "runs"
+    train_student(Student.load(folders["decoder"]), EXAMPLES, runs / "first", config, progress=False)
+    monkeypatch.chdir(runs)
+    train_student(Student.load("first"), EXAMPLES[:2], Path("second"), replace(config, seed=1), progress=False)
+    assert json.loads((runs / "second" / "adapter_config.json").read_text())["base_model_name_or_path"] == "../first"
+    expected = Student.load("second").generate(EXAMPLES[1].input)[0].raw_output
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert Student.load(runs / "second").generate(EXAMPLES[1].input)[0].raw_output == expected
+    moved = tmp_path / "moved"
+    runs.rename(moved)
+    assert Student.load(moved / "second").generate(EXAMPLES[1].input)[0].raw_output == expected
