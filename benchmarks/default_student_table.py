@@ -16,16 +16,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kard.evaluation import EvalRecord, chosen_share, read_records  # noqa: E402
+from kard.evaluation import EvalRecord, chosen_share, read_records, results_file  # noqa: E402
 from kard.metrics import compare_paired, score  # noqa: E402
 
 STUDENTS = ("kard", "finetune", "untrained", "previous")  # previous: the student shipped before, if given
 SETS = {"obqa": "OpenBookQA dev", "strategyqa": "StrategyQA held-out", "medqa": "MedQA held-out", "demo": "demo questions"}
-
-
-def results_file(folder: Path) -> Path | None:
-    found = sorted(p for p in folder.glob("*.jsonl"))
-    return found[0] if found else None
 
 
 def row(set_name: str, student: str, records: list[EvalRecord]) -> str:
@@ -68,9 +63,9 @@ def main() -> None:
     for set_name in SETS:
         loaded = {}
         for student in STUDENTS:
-            path = results_file(args.eval_dir / set_name / student)
-            if path is not None:
-                loaded[student] = list(read_records(path).values())
+            folder = args.eval_dir / set_name / student
+            if folder.is_dir():  # a student not evaluated on this set has no folder: no row
+                loaded[student] = list(read_records(results_file(folder)).values())
                 lines.append(row(set_name, student, loaded[student]))
         tests += paired(set_name, loaded)
     print("\n".join(lines + ["", *tests]))
