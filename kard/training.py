@@ -198,6 +198,7 @@ def train_student(student: "Student | str", examples: Sequence["StudentExample"]
     from kard.student import Student
 
     _check_config(config)
+    config = _without_emulated_bf16(config)
     if isinstance(student, (str, Path)):
         student = Student.load(str(student))
     base_spec = student.location
@@ -261,6 +262,30 @@ def _check_config(config: StudentTrainingConfig) -> None:
     if config.keep_checkpoints < 1:
         raise ConfigError(f"keep_checkpoints must be at least 1 (the newest is needed to resume), "
                           f"got {config.keep_checkpoints}. Fix: pass --keep-checkpoints 1 or more")
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AMX or AVX512-BF16); elsewhere PyTorch emulates it."""
+    import torch
+
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    known = [check for check in checks if check is not None]
+    return not known or any(check() for check in known)  # a PyTorch without the checks: trust the caller
+
+
+def _without_emulated_bf16(config: StudentTrainingConfig) -> StudentTrainingConfig:
+    """float32 where bf16 was asked for on a CPU that would emulate it (a step took 9 minutes instead of
+    seconds on an AVX2-only AMD EPYC), with a warning; the saved training record says float32."""
+    import torch
+
+    if not config.bf16 or torch.cuda.is_available() or cpu_has_bf16():
+        return config
+    log.warning("bf16 was asked for, but this CPU has neither AMX nor AVX512-BF16 (PyTorch's CPU capability: %s), "
+                "so bf16 would be emulated and many times slower: training in float32. Fix: drop --bf16 on this "
+                "machine", torch.backends.cpu.get_cpu_capability())
+    from dataclasses import replace
+
+    return replace(config, bf16=False)
 
 
 def _prepare_model(student: "Student", config: StudentTrainingConfig):

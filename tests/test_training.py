@@ -24,6 +24,7 @@ from kard.training import (  # noqa: E402
     encode_examples,
     estimate_memory,
     optimizer_steps,
+    _without_emulated_bf16,
     train_student,
 )
 
@@ -180,6 +181,25 @@ def test_lora_adapter_alone_is_saved_small_and_loads_onto_its_base(folders, tmp_
     trained = student.model.merge_and_unload() if hasattr(student.model, "merge_and_unload") else student.model
     student.model = trained.eval()
     assert reloaded.generate(prompt)[0].raw_output == student.generate(prompt)[0].raw_output
+
+
+def test_bf16_on_a_cpu_that_would_emulate_it_trains_in_float32_and_says_so(folders, tmp_path, monkeypatch, caplog):
+    """An AVX2-only CPU has no bf16 units: autocast there took 9 minutes a step, so float32 is used instead."""
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with caplog.at_level("WARNING", logger="kard.training"):
+        train_student(Student.load(folders["decoder"]), EXAMPLES, tmp_path / "out", replace(FAST, max_steps=2, bf16=True),
+                      progress=False)
+    assert "neither AMX nor AVX512-BF16" in caplog.text and "Fix: drop --bf16" in caplog.text
+    assert json.loads((tmp_path / "out" / "kard_training.json").read_text())["config"]["bf16"] is False
+
+
+def test_bf16_is_kept_where_the_cpu_has_it(monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert _without_emulated_bf16(replace(FAST, bf16=True)).bf16 is True
 
 
 def test_budget_line_states_effective_batch_steps_and_epochs():

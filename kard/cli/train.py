@@ -64,7 +64,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="newest checkpoints kept (default %(default)s); more to choose from with pick-checkpoint")
     student.add_argument("--seed", type=int, default=StudentTrainingConfig.seed)
     student.add_argument("--bf16", action="store_true",
-                         help="bf16 mixed precision (GPUs, and CPUs with AMX or AVX512-BF16, where it is ~2x faster)")
+                         help="bf16 mixed precision (GPUs, and CPUs with AMX or AVX512-BF16, where it is ~2x faster; "
+                              "a CPU without them would emulate it, so it trains in float32 with a warning)")
     student.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     student.add_argument("--no-memory-check", action="store_true", help="train even if the estimate says it won't fit")
     student.add_argument("--no-progress", action="store_true")
