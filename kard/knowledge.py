@@ -135,6 +135,21 @@ def _best_first(indices: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np
     return indices[order], scores[order]
 
 
+def _best_k(indices: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k best of `indices` by `scores`, best first; passages tied at the cut are taken by position too.
+
+    argpartition alone keeps an arbitrary subset of the passages tied with the k-th (seen here: which of
+    two facts scoring exactly 6.1503 came second differed between machines), so every passage scoring at
+    least the k-th score is kept, ordered, then cut.
+    """
+    if k < len(scores):
+        kth_best = -np.partition(-scores, k - 1)[k - 1]
+        at_least_kth = scores >= kth_best
+        indices, scores = indices[at_least_kth], scores[at_least_kth]
+    indices, scores = _best_first(indices, scores)
+    return indices[:k], scores[:k]
+
+
 def _top_k_from_postings(data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, num_docs: int,
                          token_ids: list[int], k: int) -> tuple[np.ndarray, np.ndarray]:
     """Sum the query terms' posting lists (a CSC term x passage score matrix) and keep the best k.
@@ -155,10 +170,7 @@ def _top_k_from_postings(data: np.ndarray, indices: np.ndarray, indptr: np.ndarr
         dense = np.bincount(docs, weights=weights, minlength=num_docs)
         candidates = np.flatnonzero(dense)
         totals = dense[candidates]
-    if k < len(candidates):
-        best = np.argpartition(-totals, k - 1)[:k]
-        candidates, totals = candidates[best], totals[best]
-    return _best_first(candidates, totals)
+    return _best_k(candidates, totals, k)
 
 
 class _Bm25sIndex:
@@ -257,8 +269,7 @@ class _RankBm25Index:
         for query in queries:
             # Okapi's tf part is (k1 + 1) times Lucene's: divide it out so both backends agree.
             scores = np.asarray(self.model.get_scores(query), dtype=np.float64) / (self.k1 + 1.0)
-            top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-            results.append(_best_first(top, scores[top]))
+            results.append(_best_k(np.arange(len(scores)), scores, k))
         return results
 
     def save(self, folder: Path) -> None:
