@@ -6,6 +6,8 @@ A tiny BERT built in-test stands in for MiniLM; the shipped reranker test uses t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -114,7 +116,8 @@ def test_training_lowers_the_kard_loss_and_survives_save_and_load(tiny_bert, kno
     folder = reranker.save(tmp_path / "dense", with_vectors=True)
     import json
 
-    assert json.loads((folder / "question_lora" / "adapter_config.json").read_text())["base_model_name_or_path"] == tiny_bert
+    recorded = json.loads((folder / "question_lora" / "adapter_config.json").read_text())["base_model_name_or_path"]
+    assert (folder / "question_lora" / recorded).resolve() == Path(tiny_bert).resolve()  # relative: no machine path
     loaded = load_reranker(folder)
     assert isinstance(loaded, DenseReranker) and loaded.trained
     assert [h.rerank_score for h in loaded.rerank(PAIRS[0][0], hits)] == pytest.approx(before, abs=1e-3)
