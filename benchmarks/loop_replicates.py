@@ -5,8 +5,9 @@
     python benchmarks/loop_replicates.py runs/loop-replicates --dataset obqa --corrections 20
 
 Reads each replicate's held-out answers (round 1 of `<dataset>-n<N>` and `<dataset>-n<N>-t<seed>`) and
-prints: per replicate, corrections vs control (accuracy, discordant pairs, exact McNemar p) and how
-many corrected questions the corrections arm now answers right; then the spread that retraining alone
+prints: per replicate, corrections vs control (accuracy, discordant pairs, exact McNemar p), each arm's
+held-out answers fixed / broken against the base and how many corrected questions the corrections arm
+now answers right; how many replicates meet broken <= fixed / 3; then the spread that retraining alone
 gives (every pair of control runs, which differ only by their training seed and replay sample) beside
 the corrections-minus-control gaps; a sign-flip test of the mean gap over replicates (4 replicates
 cannot go below p = 0.125); and, pooled over replicates, a Wilcoxon signed-rank test over the held-out
@@ -40,6 +41,11 @@ def replicate_folders(root: Path, dataset: str, n: int) -> list[tuple[str, Path]
             if (folder / "round-1.control.heldout.jsonl").is_file() and (folder / "report.json").is_file()]
 
 
+def fixed_and_broken(arm: dict) -> tuple[int | str, int | str]:
+    """An arm's held-out answers fixed and broken against the base student ("-" in older reports)."""
+    return arm.get("fixed_vs_base", "-"), arm.get("broken_vs_base", "-")
+
+
 def sign_flip_p(gaps: list[float]) -> float:
     """Two-sided exact p of the mean gap under random signs (the replicates' arms exchangeable)."""
     observed = abs(statistics.mean(gaps))
@@ -58,9 +64,10 @@ def main() -> None:
     if not folders:
         raise SystemExit(f"no finished replicate under {args.root}. Fix: run benchmarks/loop_experiment.py first")
     print("| training seed | corrections % | control % | corrections - control, points "
-          "| only corrections / only control, McNemar p | corrected questions right after retraining |")
-    print("|---:|---:|---:|---:|---|---:|")
-    gaps, controls, treated = [], {}, {}
+          "| only corrections / only control, McNemar p | fixed / broken vs base, corrections | control "
+          "| corrected questions right after retraining |")
+    print("|---:|---:|---:|---:|---|---|---|---:|")
+    gaps, controls, treated, changes = [], {}, {}, []
     for seed, folder in folders:
         arm = right_answers(folder / "round-1.corrections.heldout.jsonl")
         control = right_answers(folder / "round-1.control.heldout.jsonl")
@@ -69,9 +76,13 @@ def main() -> None:
         a, c = 100 * sum(arm.values()) / len(arm), 100 * sum(control.values()) / len(control)
         gaps.append(a - c)
         report = json.loads((folder / "report.json").read_text())
-        learned = report["rounds"][0].get("corrected_right_on_pool", "-")
+        first_round = report["rounds"][0]
+        learned = first_round.get("corrected_right_on_pool", "-")
+        changes.append(fixed_and_broken(first_round.get("corrections", {})))
         print(f"| {seed} | {a:.1f} | {c:.1f} | {a - c:+.1f} | {test.only_first} / {test.only_second}, "
-              f"p = {test.p_value:.3g} | {learned} of {report['rounds'][0]['corrections_so_far']} |")
+              f"p = {test.p_value:.3g} | {'%s / %s' % changes[-1]} | "
+              f"{'%s / %s' % fixed_and_broken(first_round.get('control', {}))} | "
+              f"{learned} of {first_round['corrections_so_far']} |")
     noise = [100 * (sum(controls[x].values()) - sum(controls[y].values())) / len(controls[x])
              for x, y in itertools.combinations(controls, 2)]
     print()
@@ -87,6 +98,11 @@ def main() -> None:
         behind = sum(d < 0 for d in per_question)
         print(f"- pooled over the {len(per_question)} held-out questions: corrections ahead on {ahead}, behind on "
               f"{behind}; Wilcoxon signed-rank p = {test.pvalue:.3g}")
+    counted = [(fixed, broken) for fixed, broken in changes if fixed != "-"]
+    if counted:
+        met = sum(3 * broken <= fixed for fixed, broken in counted)
+        print(f"- corrections arm against the base: broken <= fixed / 3 in {met} of {len(counted)} replicates; "
+              f"{sum(f for f, _ in counted)} fixed / {sum(b for _, b in counted)} broken in all")
     if noise:
         print(f"- control vs control (training seed alone): gaps {', '.join(f'{g:+.1f}' for g in noise)} points; "
               f"largest |gap| {max(map(abs, noise)):.1f}")
