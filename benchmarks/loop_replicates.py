@@ -41,9 +41,13 @@ def replicate_folders(root: Path, dataset: str, n: int) -> list[tuple[str, Path]
             if (folder / "round-1.control.heldout.jsonl").is_file() and (folder / "report.json").is_file()]
 
 
-def fixed_and_broken(arm: dict) -> tuple[int | str, int | str]:
-    """An arm's held-out answers fixed and broken against the base student ("-" in older reports)."""
-    return arm.get("fixed_vs_base", "-"), arm.get("broken_vs_base", "-")
+def fixed_and_broken(arm: dict) -> tuple[int, int] | None:
+    """An arm's held-out answers fixed and broken against the base student (None in older reports)."""
+    return (arm["fixed_vs_base"], arm["broken_vs_base"]) if "fixed_vs_base" in arm else None
+
+
+def as_text(pair: tuple[int, int] | None) -> str:
+    return "-" if pair is None else f"{pair[0]} / {pair[1]}"
 
 
 def sign_flip_p(gaps: list[float]) -> float:
@@ -80,8 +84,8 @@ def main() -> None:
         learned = first_round.get("corrected_right_on_pool", "-")
         changes.append(fixed_and_broken(first_round.get("corrections", {})))
         print(f"| {seed} | {a:.1f} | {c:.1f} | {a - c:+.1f} | {test.only_first} / {test.only_second}, "
-              f"p = {test.p_value:.3g} | {'%s / %s' % changes[-1]} | "
-              f"{'%s / %s' % fixed_and_broken(first_round.get('control', {}))} | "
+              f"p = {test.p_value:.3g} | {as_text(changes[-1])} | "
+              f"{as_text(fixed_and_broken(first_round.get('control', {})))} | "
               f"{learned} of {first_round['corrections_so_far']} |")
     noise = [100 * (sum(controls[x].values()) - sum(controls[y].values())) / len(controls[x])
              for x, y in itertools.combinations(controls, 2)]
@@ -98,7 +102,7 @@ def main() -> None:
         behind = sum(d < 0 for d in per_question)
         print(f"- pooled over the {len(per_question)} held-out questions: corrections ahead on {ahead}, behind on "
               f"{behind}; Wilcoxon signed-rank p = {test.pvalue:.3g}")
-    counted = [(fixed, broken) for fixed, broken in changes if fixed != "-"]
+    counted = [pair for pair in changes if pair is not None]
     if counted:
         met = sum(3 * broken <= fixed for fixed, broken in counted)
         print(f"- corrections arm against the base: broken <= fixed / 3 in {met} of {len(counted)} replicates; "

@@ -17,7 +17,7 @@ import json
 import logging
 import resource
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -283,8 +283,6 @@ def _without_emulated_bf16(config: StudentTrainingConfig) -> StudentTrainingConf
     log.warning("bf16 was asked for, but this CPU has neither AMX nor AVX512-BF16 (PyTorch's CPU capability: %s), "
                 "so bf16 would be emulated and many times slower: training in float32. Fix: drop --bf16 on this "
                 "machine", torch.backends.cpu.get_cpu_capability())
-    from dataclasses import replace
-
     return replace(config, bf16=False)
 
 
@@ -359,8 +357,6 @@ def _with_cpu_autocast(trainer_class):
 
 
 def _fixed_length(config: StudentTrainingConfig, max_length: int) -> StudentTrainingConfig:
-    from dataclasses import replace
-
     return replace(config, max_length=max_length)
 
 
