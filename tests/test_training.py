@@ -252,3 +252,50 @@ def test_a_continued_adapter_loads_from_any_directory(folders, tmp_path, monkeyp
     moved = tmp_path / "moved"
     runs.rename(moved)
     assert Student.load(moved / "second").generate(EXAMPLES[1].input)[0].raw_output == expected
+
+
+CONCLUDED = [
+    StudentExample(f"c{i}#0", f"Question: Which gas do plants absorb?\nA. oxygen\nB. carbon dioxide\n{i}\nExplanation:",
+                   " Plants take in carbon dioxide for photosynthesis. So the answer is carbon dioxide.\nAnswer: B",
+                   "teacher", ("p1",), f"c{i}")
+    for i in range(4)
+]
+
+
+def test_answer_weight_marks_the_conclusion_tokens(folders):
+    student = Student.load(folders["decoder"])
+    plain, _, _ = encode_examples(student, CONCLUDED, FAST)
+    weighted, _, _ = encode_examples(student, CONCLUDED, replace(FAST, answer_weight=5.0))
+    assert "loss_weights" not in plain[0]
+    row = weighted[0]
+    assert row["labels"] == plain[0]["labels"] and len(row["loss_weights"]) == len(row["labels"])
+    heavy = [label for label, w in zip(row["labels"], row["loss_weights"]) if w == 5.0]
+    light = [label for label, w in zip(row["labels"], row["loss_weights"]) if w == 1.0]
+    masked = [label for label, w in zip(row["labels"], row["loss_weights"]) if w == 0.0]
+    assert set(masked) == {-100} and len(heavy) + len(light) + len(masked) == len(row["labels"])
+    assert student.decode(light).strip() == "Plants take in carbon dioxide for photosynthesis. So the answer is"
+    assert student.decode(heavy).strip().startswith("carbon dioxide.\nAnswer: B")
+
+
+# T5 is left at one micro-batch a step: with accumulation, transformers 5 scales its plain loss by the steps
+@pytest.mark.parametrize("kind, grad_accum", [("decoder", 1), ("decoder", 2), ("t5", 1)])
+def test_weighted_loss_equals_the_plain_loss_at_weight_one_and_trains(kind, grad_accum, folders, tmp_path):
+    short = replace(FAST, max_steps=3, grad_accum=grad_accum)
+    plain = train_student(Student.load(folders[kind]), CONCLUDED, tmp_path / "plain", short, progress=False)
+    # a weight a hair above 1 takes the weighted path with (almost) the same weights: same losses
+    same = train_student(Student.load(folders[kind]), CONCLUDED, tmp_path / "same",
+                         replace(short, answer_weight=1.000001), progress=False)
+    assert [row["loss"] for row in same.losses] == pytest.approx([row["loss"] for row in plain.losses], rel=1e-4)
+    heavy = train_student(Student.load(folders[kind]), CONCLUDED, tmp_path / "heavy",
+                          replace(FAST, answer_weight=8.0), progress=False)
+    losses = [row["loss"] for row in heavy.losses]
+    assert losses[0] > plain.losses[0]["loss"] * 1.5  # the conclusion counts 8 times
+    assert sum(losses[-3:]) / 3 < 0.75 * sum(losses[:3]) / 3
+    saved = json.loads((tmp_path / "heavy" / "kard_training.json").read_text())
+    assert saved["config"]["answer_weight"] == 8.0
+
+
+def test_a_non_positive_answer_weight_is_refused(folders, tmp_path):
+    with pytest.raises(ConfigError, match="answer_weight must be positive"):
+        train_student(Student.load(folders["decoder"]), CONCLUDED, tmp_path / "x", replace(FAST, answer_weight=0.0),
+                      progress=False)
