@@ -373,6 +373,7 @@ class Pipeline:
         answer = None if winner is None else chosen.answer
         decoding = {**self.student.decoding_settings(self.generation), "prompt_version": PROMPT_VERSION,
                     "top_k_passages": self.retrieval.top_k, "candidates": self.retrieval.candidates,
+                    "candidates_found": len(candidates),
                     "query": self.retrieval.query}
         if fitted.truncation:
             log.info("question %s: %s", question.id, fitted.truncation)

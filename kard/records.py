@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 YES_NO_OPTIONS: Mapping[str, str] = {"A": "yes", "B": "no"}
 
@@ -224,6 +224,14 @@ class TeacherAnswer:
     first_token_s: float | None = None
 
 
+def final_order(hits: Sequence[Hit]) -> list[Hit]:
+    """Hits in the order the student's passages were taken from: the reranker's when it ranked them
+    all, else BM25's. (The pipeline keeps its candidates in BM25 order, with the reranker's ranks on them.)"""
+    if hits and all(h.rerank_rank is not None for h in hits):
+        return sorted(hits, key=lambda h: h.rerank_rank)
+    return sorted(hits, key=lambda h: h.bm25_rank)
+
+
 @dataclass(frozen=True)
 class AskedItem:
     """One asked question with what the app showed for it: the one record the app, the store, the
@@ -252,7 +260,7 @@ class AskedItem:
         source = next((s.answer_source for s in p.samples if s.answer == p.answer), "parsed")
         student = StudentAnswer(p.student_name, p.rationale, p.raw_output, p.answer, p.tokens_out, p.timings,
                                 p.truncation, source)
-        return AskedItem(item_id_for(p.question), p.question, tuple(p.candidates[:max_candidates]), tuple(p.passages),
+        return AskedItem(item_id_for(p.question), p.question, tuple(final_order(p.candidates)[:max_candidates]), tuple(p.passages),
                          student, p.reranker_name, prompt_version, dict(p.decoding), None, kind_reason)
 
     def with_teacher(self, teacher: TeacherAnswer | None) -> "AskedItem":

@@ -10,7 +10,7 @@ from kard.annotations import AnnotationStore
 from kard.errors import KardError
 from kard.records import AskedItem, Hit, Passage, Prediction, Question, TeacherAnswer, Timings
 from kard.ui import asking, curating
-from kard.ui.cards import HOW_TO_TEACHER, answer_choices, student_card
+from kard.ui.cards import HOW_TO_TEACHER, answer_choices, rerank_html, student_card
 from kard.ui.curating import Edit
 from kard.ui.studio import InputError, Studio
 
@@ -284,6 +284,20 @@ def test_item_from_prediction_is_json_able():
     assert AskedItem.from_dict(json.loads(json.dumps(taught.to_dict()))) == taught
     assert taught.to_dict()["teacher"]["kind"] == "live"  # the key drafts kept in browsers already use
     assert HOW_TO_TEACHER.startswith("No teacher configured")
+
+
+def test_item_keeps_the_candidates_the_reranker_put_first():
+    q = QUESTIONS[0]
+    found = [Hit(Passage(f"p{i}", "", f"text {i}"), 30.0 - i, i) for i in range(1, 31)]  # BM25 order
+    reranked = tuple(h.with_rerank(float(h.bm25_rank), 31 - h.bm25_rank) for h in found)  # the reranker reverses it
+    p = Prediction(q, reranked, (reranked[-1],), "prompt", "raw", "r", "A", reranker_name="rr",
+                   decoding={"candidates_found": 30})
+    item = AskedItem.from_prediction(p, prompt_version="kard-v1", max_candidates=20)
+    assert [h.passage.id for h in item.candidates][:3] == ["p30", "p29", "p28"] and len(item.candidates) == 20
+    assert item.used_ids[0] in {h.passage.id for h in item.candidates}
+    panel = rerank_html(item)
+    assert "30 candidates, the first 20 kept" in panel
+    assert panel.index('data-passage-id="p30"') < panel.index("top-1 above this line")
 
 
 def test_app_module_imports_nothing_heavy():

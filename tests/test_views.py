@@ -67,6 +67,23 @@ def test_rerank_panel_shows_both_rankings_moves_and_cut_line():
     assert "<mark>Rickets</mark>" in out and "<mark>vitamin</mark>" in out
 
 
+def test_rerank_panel_lists_candidates_in_the_order_the_student_took_them():
+    question = "Which vitamin deficiency causes rickets?"
+    bm25_order = sorted(hits(), key=lambda h: h.bm25_rank)  # how the pipeline keeps its candidates
+    assert rerank_panel(bm25_order, ["p2", "p1"], question, reranker_name="r") == \
+        rerank_panel(hits(), ["p2", "p1"], question, reranker_name="r")
+    out = rerank_panel(bm25_order, ["p2"], question, reranker_name="r")
+    assert re.findall(r'data-passage-id="(p\d)"', out) == ["p2", "p1", "p3"]
+    assert re.findall(r'<tr class="kard-(used|unused|cut)"', out) == ["used", "cut", "unused", "unused"]
+
+
+def test_rerank_panel_says_how_many_candidates_were_found_and_kept():
+    question = "vitamin"
+    assert "3 candidates &middot;" in rerank_panel(hits(), ["p2"], question, reranker_name="r")
+    assert "100 candidates, the first 3 kept" in rerank_panel(hits(), ["p2"], question, reranker_name="r", searched=100)
+    assert "3 candidates &middot;" in rerank_panel(hits(), ["p2"], question, reranker_name="r", searched=3)
+
+
 def test_rerank_panel_without_reranker_says_so():
     out = rerank_panel(hits(reranked=False), ["p1"], "vitamin C")
     assert "BM25 only, no reranker loaded" in out

@@ -70,7 +70,8 @@ def teacher_card(item: AskedItem, note: str = HOW_TO_TEACHER) -> str:
 
 
 def rerank_html(item: AskedItem) -> str:
-    return views.rerank_panel(list(item.candidates), item.used_ids, item.question.text, reranker_name=item.reranker)
+    return views.rerank_panel(list(item.candidates), item.used_ids, item.question.text, reranker_name=item.reranker,
+                              searched=item.decoding.get("candidates_found"))
 
 
 def compare_html(item: AskedItem) -> str:

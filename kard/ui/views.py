@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 from kard.kinds import KIND_LABELS
 from kard.knowledge import tokenize
 from kard.prompts import same_answer
-from kard.records import CHOICE, OPEN, YES_NO, Hit, Timings
+from kard.records import CHOICE, OPEN, YES_NO, Hit, Timings, final_order
 
 if TYPE_CHECKING:
     from kard.annotations import Revision
@@ -65,14 +65,16 @@ def _score(value: float | None) -> str:
 
 
 def rerank_panel(candidates: Sequence[Hit], used_ids: Sequence[str], question: str, *,
-                 reranker_name: str | None = None, max_rows: int = 10) -> str:
-    """Candidate passages in the order the student saw them, with both rankings and the top-k cut.
+                 reranker_name: str | None = None, max_rows: int = 10, searched: int | None = None) -> str:
+    """Candidate passages in the order the student's passages were taken from (the reranker's when it
+    ran, else BM25's), with both rankings and the top-k cut.
 
-    `candidates` are in final order (reranked when a reranker ran); `used_ids` are the passages
-    sent to the student. Rows after the last used passage sit below a visible cut line.
+    `used_ids` are the passages sent to the student; rows after them sit below a visible cut line.
+    `searched`: how many candidates BM25 found, when `candidates` keeps only the first of them.
     """
     if not candidates:
         return '<div class="kard-panel kard-empty">No passage matched the question\'s words.</div>'
+    candidates = final_order(candidates)
     terms = query_terms(question)
     reranked = reranker_name is not None and any(h.rerank_rank is not None for h in candidates)
     header = (f"Reranked by <b>{esc(reranker_name)}</b>" if reranked else
@@ -98,7 +100,9 @@ def rerank_panel(candidates: Sequence[Hit], used_ids: Sequence[str], question: s
     more = len(candidates) - max_rows
     footer = f'<div class="kard-more">{more} more candidates not shown</div>' if more > 0 else ""
     head = "".join(f"<th>{c}</th>" for c in columns) + "<th>passage</th>"
-    return (f'<div class="kard-panel"><div class="kard-panel-head">{header} &middot; {len(candidates)} candidates '
+    count = (f"{searched} candidates, the first {len(candidates)} kept" if searched and searched > len(candidates)
+             else f"{len(candidates)} candidates")
+    return (f'<div class="kard-panel"><div class="kard-panel-head">{header} &middot; {count} '
             f'&middot; top-{k} used &middot; question terms <mark>highlighted</mark></div>'
             f'<table class="kard-rerank"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
             f"{footer}</div>")
