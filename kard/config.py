@@ -124,7 +124,6 @@ class StudentTrainingConfig:
     seed: int = 0
     check_memory: bool = True  # refuse a batch that the estimate says cannot fit in RAM
     bf16: bool = False  # bf16 autocast: GPUs, and CPUs with AMX/AVX512-BF16 (2.2x faster here, shared/GPU.md)
-    answer_weight: float = 1.0  # loss weight of the conclusion's tokens (stated answer, answer line); 1 = plain mean
 
 
 @dataclass(frozen=True)

@@ -98,16 +98,6 @@ def strip_answer_line(text: str) -> str:
     return (text[: match.start()] if match else text).strip()
 
 
-def conclusion_start(target: str) -> int:
-    """Where a training target's conclusion begins: the stated answer after the last "the answer is",
-    else the answer line ("Answer: X"), else 0 (all of it). What follows decides the letter."""
-    stated = list(_SO_THE_ANSWER.finditer(target))
-    if stated:
-        return stated[-1].start(1)
-    line = _ANSWER_LINE_START.search(target)
-    return line.start() if line else 0
-
-
 def parse_answer(text: str, letters: Sequence[str]) -> tuple[str, str | None]:
     """Split generated text into (rationale, answer letter or None).
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from kard.config import StudentTrainingConfig
 from kard.errors import ConfigError, DataError
-from kard.prompts import PROMPT_VERSION, conclusion_start
+from kard.prompts import PROMPT_VERSION
 from kard.model_source import save_adapter
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -95,23 +95,7 @@ def encode_examples(student: "Student", examples: Sequence["StudentExample"], co
     if cut:
         log.warning("%d of %d examples are longer than %d tokens and were cut", cut, len(examples), limit)
     _check_targets(encoded, examples)
-    if config.answer_weight != 1.0:
-        encoded = [with_loss_weights(student, item, e.target, config.answer_weight) for item, e in zip(encoded, examples)]
     return encoded, limit, cut
-
-
-def with_loss_weights(student: "Student", item: dict, target: str, answer_weight: float) -> dict:
-    """`item` plus `loss_weights`, one per label: 0 where the label is masked, `answer_weight` on the
-    target's conclusion (the stated answer and the answer line, kard.prompts.conclusion_start), 1 elsewhere.
-
-    A KARD target is mostly reasoning copied from a passage; the few tokens that pick the option carry
-    a small share of the plain token-mean loss. The rationale's tokens count from the conclusion start.
-    """
-    labels = item["labels"]
-    first = next(i for i, label in enumerate(labels) if label != -100)
-    conclusion = first + len(student.text_ids(target[: conclusion_start(target)].rstrip()))
-    weights = [0.0 if label == -100 else (answer_weight if i >= conclusion else 1.0) for i, label in enumerate(labels)]
-    return {**item, "loss_weights": weights}
 
 
 def _length(student: "Student", item: dict) -> int:
@@ -275,9 +259,6 @@ def _check_config(config: StudentTrainingConfig) -> None:
         raise ConfigError("nothing to train: max_steps and epochs are both 0. Fix: pass --steps or --epochs")
     if config.learning_rate <= 0:
         raise ConfigError(f"learning rate must be positive, got {config.learning_rate}")
-    if config.answer_weight <= 0:
-        raise ConfigError(f"answer_weight must be positive, got {config.answer_weight}. Fix: pass --answer-weight 1 "
-                          "(every token alike) or more")
     if config.keep_checkpoints < 1:
         raise ConfigError(f"keep_checkpoints must be at least 1 (the newest is needed to resume), "
                           f"got {config.keep_checkpoints}. Fix: pass --keep-checkpoints 1 or more")
@@ -347,14 +328,12 @@ def _trainer(student, model, encoded, output_dir, config, eval_examples, max_len
     if eval_examples:
         evaluation = _Rows(encode_examples(student, eval_examples, _fixed_length(config, max_length))[0])
     trainer_class = Seq2SeqTrainer if is_t5 else Trainer
-    if config.answer_weight != 1.0:
-        trainer_class = _with_weighted_loss(trainer_class, shifted=not is_t5)
     if config.bf16 and not torch.cuda.is_available():
         trainer_class = _with_cpu_autocast(trainer_class)
     trainer = trainer_class(
         model=model, args=args, train_dataset=_Rows(encoded), eval_dataset=evaluation,
-        data_collator=_WeightPaddingCollator(DataCollatorForSeq2Seq(
-            tokenizer, model=model if is_t5 else None, label_pad_token_id=-100, padding=True)),
+        data_collator=DataCollatorForSeq2Seq(tokenizer, model=model if is_t5 else None, label_pad_token_id=-100,
+                                             padding=True),
         processing_class=tokenizer, callbacks=list(callbacks),
     )
     if not progress:
@@ -362,45 +341,6 @@ def _trainer(student, model, encoded, output_dir, config, eval_examples, max_len
 
         trainer.remove_callback(PrinterCallback)  # quiet: the caller reads losses from the result
     return trainer
-
-
-class _WeightPaddingCollator:
-    """The wrapped collator, with each row's `loss_weights` padded by 0 to its batch's label width."""
-
-    def __init__(self, collator):
-        self.collator = collator
-
-    def __call__(self, features: list[dict]) -> dict:
-        import torch
-
-        weights = [feature["loss_weights"] for feature in features if "loss_weights" in feature]
-        batch = self.collator([{k: v for k, v in feature.items() if k != "loss_weights"} for feature in features])
-        if weights:
-            width = batch["labels"].shape[1]
-            batch["loss_weights"] = torch.tensor([row + [0.0] * (width - len(row)) for row in weights])
-        return batch
-
-
-def _with_weighted_loss(trainer_class, shifted: bool):
-    """The Trainer with a token-weighted cross-entropy: sum(weight x loss) over the label tokens, divided
-    by the label-token count as transformers' own loss is (so weight 1 everywhere gives the same loss)."""
-    import torch
-
-    class WeightedLossTrainer(trainer_class):
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
-            weights = inputs.pop("loss_weights")
-            outputs = model(**inputs)
-            logits, labels = outputs.logits.float(), inputs["labels"]
-            if shifted:  # a decoder-only model's logits at i predict the token at i + 1
-                logits, labels, weights = logits[:, :-1], labels[:, 1:], weights[:, 1:]
-            losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100, reduction="none")
-            # the Trainer divides by the accumulation steps itself unless the model takes num_items_in_batch
-            whole_batch = self.model_accepts_loss_kwargs and num_items_in_batch is not None
-            count = num_items_in_batch if whole_batch else (labels != -100).sum()
-            loss = (losses * weights.to(losses.dtype)).sum() / count
-            return (loss, outputs) if return_outputs else loss
-
-    return WeightedLossTrainer
 
 
 def _with_cpu_autocast(trainer_class):

@@ -5,7 +5,7 @@ import pytest
 
 from kard.errors import DataError
 from kard.prompts import (
-    OPEN_INSTRUCTION, STUDENT_INSTRUCTION, answer_only_input, conclusion_start, normalise_free_answer, parse_answer, parse_free_answer,
+    OPEN_INSTRUCTION, STUDENT_INSTRUCTION, answer_only_input, normalise_free_answer, parse_answer, parse_free_answer,
     parse_options, parse_question_answer, same_answer, strip_answer_line, student_input, student_target,
 )
 from kard.records import Passage, Question
@@ -62,13 +62,6 @@ def test_inline_answer_stays_in_the_rationale():
 
 def test_parse_answer_yes_no_words_fall_back():
     assert parse_answer("Cats cannot fly, so no.", ["A", "B"]) == ("Cats cannot fly, so no.", "B")
-
-
-def test_conclusion_start_finds_the_stated_answer_else_the_answer_line():
-    target = " Plants need light. The answer is not water. So the answer is sunlight.\nAnswer: B"
-    assert target[conclusion_start(target):] == "sunlight.\nAnswer: B"
-    assert conclusion_start(" Plants need light.\nAnswer: B") == len(" Plants need light.\n")
-    assert conclusion_start(" B") == 0
 
 
 def test_strip_answer_line_keeps_the_reasoning():

@@ -66,9 +66,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     student.add_argument("--bf16", action="store_true",
                          help="bf16 mixed precision (GPUs, and CPUs with AMX or AVX512-BF16, where it is ~2x faster; "
                               "a CPU without them would emulate it, so it trains in float32 with a warning)")
-    student.add_argument("--answer-weight", type=float, default=StudentTrainingConfig.answer_weight,
-                         help="loss weight of each target's conclusion (the stated answer and the answer line) "
-                              "against 1 for its reasoning (default %(default)s: every token alike)")
     student.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     student.add_argument("--no-memory-check", action="store_true", help="train even if the estimate says it won't fit")
     student.add_argument("--no-progress", action="store_true")
@@ -192,7 +189,7 @@ def run_train_student(args: argparse.Namespace) -> int:
         grad_accum=args.grad_accum, max_length=args.max_length, max_length_cap=args.max_length_cap, lora=args.lora,
         lora_r=args.lora_r, lora_alpha=2 * args.lora_r, gradient_checkpointing=args.gradient_checkpointing,
         save_steps=args.save_steps, keep_checkpoints=args.keep_checkpoints, seed=args.seed,
-        check_memory=not args.no_memory_check, bf16=args.bf16, answer_weight=args.answer_weight,
+        check_memory=not args.no_memory_check, bf16=args.bf16,
         merge_lora=not args.keep_adapter, base_student=args.student if args.keep_adapter else "",
     )
     if args.keep_adapter and not args.lora:
