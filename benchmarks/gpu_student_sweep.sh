@@ -10,8 +10,6 @@
 #   RUN=runs/default-student bash benchmarks/gpu_student_sweep.sh
 # Training stops at TRAIN_SECONDS, dev scoring at EVAL_SECONDS and the final scoring at FINAL_SECONDS (a
 # lease is short); what finished by then is scored.
-# A variant ending in -aw<W> (kard-aw5) trains on the examples of the name before it with the target's
-# conclusion weighted W times in the loss (`train-student --answer-weight W`).
 # Several seeds: SEEDS="0 1 2" trains every variant once per seed (runs named <variant>-s<seed>-lr<lr>);
 # SOUP=1 then also scores each variant's soup, the average of its seeds' final adapters
 # (benchmarks/adapter_soup.py), named <variant>-soup-lr<lr>; CHECKPOINTS=0 scores final adapters only.
@@ -50,18 +48,9 @@ run_name() {  # variant lr seed -> the run's folder name (the seed appears when 
   if [ "$(wc -w <<< "$SEEDS")" -gt 1 ]; then echo "$1-s$3-lr$2"; else echo "$1-lr$2"; fi
 }
 
-examples_of() {  # variant -> its examples' name (kard-aw5 -> kard)
-  echo "${1%-aw*}"
-}
-
-answer_weight_of() {  # variant -> the loss weight of its targets' conclusions (kard-aw5 -> 5, else 1)
-  case $1 in *-aw*) echo "${1##*-aw}" ;; *) echo 1 ;; esac
-}
-
 train() {  # variant lr seed
   local name; name=$(run_name "$1" "$2" "$3")
-  python -m kard train-student --examples "$RUN/all_$(examples_of "$1").jsonl" --out "$SWEEP/$name" --steps "$STEPS" \
-    --answer-weight "$(answer_weight_of "$1")" \
+  python -m kard train-student --examples "$RUN/all_$1.jsonl" --out "$SWEEP/$name" --steps "$STEPS" \
     --batch-size "$BATCH" --grad-accum 1 --lr "$2" --lora --keep-adapter --bf16 --max-length-cap 512 \
     --save-steps "$SAVE" --keep-checkpoints 20 --seed "$3" --resume --no-progress > "$SWEEP/$name.log" 2>&1
 }
