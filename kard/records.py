@@ -260,7 +260,8 @@ class AskedItem:
         source = next((s.answer_source for s in p.samples if s.answer == p.answer), "parsed")
         student = StudentAnswer(p.student_name, p.rationale, p.raw_output, p.answer, p.tokens_out, p.timings,
                                 p.truncation, source)
-        return AskedItem(item_id_for(p.question), p.question, tuple(final_order(p.candidates)[:max_candidates]), tuple(p.passages),
+        kept = tuple(final_order(p.candidates)[:max_candidates])  # the reranker's first, which hold the passages used
+        return AskedItem(item_id_for(p.question), p.question, kept, tuple(p.passages),
                          student, p.reranker_name, prompt_version, dict(p.decoding), None, kind_reason)
 
     def with_teacher(self, teacher: TeacherAnswer | None) -> "AskedItem":
