@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere: kard is beside
 
-CONCLUSION = "So the answer is"
+from kard.distill import CONCLUSION  # noqa: E402
 
 
 def conclusion_offset(student, target: str) -> int:

@@ -38,7 +38,9 @@ def average_students(students: list[Path], out: Path) -> Path:
 
     if (out / WEIGHTS).is_file():
         return out
-    total = {name: tensor.double() for name, tensor in load_file(students[0] / WEIGHTS).items()}
+    first = load_file(students[0] / WEIGHTS)
+    dtype = next(iter(first.values())).dtype
+    total = {name: tensor.double() for name, tensor in first.items()}
     for student in students[1:]:
         for name, tensor in load_file(student / WEIGHTS).items():
             total[name] += tensor.double()
@@ -46,7 +48,6 @@ def average_students(students: list[Path], out: Path) -> Path:
     for item in students[0].iterdir():  # config, tokenizer, chat template, training record of the first
         if item.is_file() and item.name != WEIGHTS:
             shutil.copy(item, out / item.name)
-    dtype = next(iter(load_file(students[0] / WEIGHTS).values())).dtype
     save_file({name: (tensor / len(students)).to(dtype).contiguous() for name, tensor in total.items()},
               str(out / WEIGHTS), metadata={"format": "pt"})
     (out / "soup.json").write_text(json.dumps({"students": [str(s) for s in students]}, indent=2))
@@ -54,9 +55,9 @@ def average_students(students: list[Path], out: Path) -> Path:
 
 
 def fixed_and_broken(base: dict[str, bool], after: dict[str, bool]) -> tuple[int, int]:
-    fixed = sum(1 for qid, right in after.items() if right and not base.get(qid, False))
-    broken = sum(1 for qid, right in after.items() if not right and base.get(qid, False))
-    return fixed, broken
+    """Questions right only after retraining (fixed) and only before (broken)."""
+    change = compare_paired(base, after)
+    return change.only_second, change.only_first
 
 
 def main() -> None:

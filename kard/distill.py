@@ -38,6 +38,7 @@ DEFAULT_TOP_N = {"medqa": 1, "strategyqa": 1, "openbookqa": 10, "obqa": 10}
 """Passages per training example, as the paper: top-1 for MedQA and StrategyQA, top-10 for OpenBookQA."""
 ON_EMPTY = ("error", "skip", "keep")
 PASSAGE_SOURCES = ("rationale", "question", "mixed")
+CONCLUSION = "So the answer is"  # how a concluded rationale states the gold option's text
 """Where a kard example's passages come from: BM25 with the rationale (the paper), with the question, or both."""
 
 
@@ -305,7 +306,7 @@ def concluded(rationale: str, question: Question) -> str:
     answer_text = question.options.get(question.answer or "", "").strip()
     if not answer_text:
         return text
-    ending = f"So the answer is {answer_text.rstrip('.')}."
+    ending = f"{CONCLUSION} {answer_text.rstrip('.')}."
     if text.lower().endswith(ending.lower()):
         return text
     return f"{text} {ending}" if text else ending
