@@ -31,13 +31,17 @@ from kard.ui.views import CSS
 log = logging.getLogger("kard.app")
 
 # -- services --------------------------------------------------------------------------------------
-def default_pipeline_factory(config: AppConfig):
-    """The default stack: default knowledge base, shipped student and reranker (each as configured)."""
+def default_pipeline_factory(config: AppConfig, store: AnnotationStore):
+    """The default stack: default knowledge base, shipped student and reranker (each as configured); with
+    recall on, a question the store holds a saved correction for gets it as its first passage."""
     def load() -> Any:
         from kard.pipeline import Pipeline
+        from kard.recall import StoreRecall
 
-        return Pipeline.load(student=config.student, knowledge=config.knowledge, reranker=config.reranker,
-                             engine=config.engine)
+        pipeline = Pipeline.load(student=config.student, knowledge=config.knowledge, reranker=config.reranker,
+                                 engine=config.engine)
+        pipeline.recall = StoreRecall(store) if config.recall else None
+        return pipeline
 
     return load
 
@@ -74,7 +78,7 @@ def default_questions(config: AppConfig) -> list:
 def make_studio(config: AppConfig) -> Studio:
     questions = default_questions(config)  # before the store: a bad question file must not leave a new database
     store = AnnotationStore(config.annotations_db, read_only=config.mode == "demo")
-    return Studio(default_pipeline_factory(config), store, questions,
+    return Studio(default_pipeline_factory(config, store), store, questions,
                   teacher_factory=default_teacher_factory(), mode=config.mode,
                   max_question_chars=config.max_question_chars, curators=config.curators)
 
@@ -115,6 +119,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--knowledge", type=Path, help="saved knowledge-base folder or passages file (default: demo)")
     parser.add_argument("--questions", type=Path, help="benchmark question file offered beside the demo questions")
     parser.add_argument("--annotations", type=Path, dest="annotations_db", help="annotation database file")
+    parser.add_argument("--no-recall", dest="recall", action="store_false", default=None,
+                        help="do not hand saved corrections back to the student when their question is asked again")
     parser.add_argument("--no-preload", dest="preload", action="store_false", default=None,
                         help="load the student on the first question instead of at launch")
     return parser.parse_args(argv)

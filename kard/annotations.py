@@ -23,7 +23,7 @@ from kard.config import AnnotationStoreConfig
 from kard.errors import DataError, KardError
 from kard.prompts import same_answer
 from kard.records import (
-    CHOICE, OPEN, QUESTION_KINDS, YES_NO, YES_NO_OPTIONS, AskedItem, Hit, Question, item_id_for,  # noqa: F401 - item_id_for: the store key
+    CHOICE, OPEN, QUESTION_KINDS, YES_NO, YES_NO_OPTIONS, AskedItem, Hit, Question, is_recalled, item_id_for,  # noqa: F401 - item_id_for: the store key
 )
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,8 @@ class Correction:
 
     @property
     def relevance(self) -> dict[str, str]:
-        return {p.id: p.mark for p in self.passages if p.mark}
+        """Passage id -> the curator's mark; a recalled correction (kard.recall) is not knowledge to mark."""
+        return {p.id: p.mark for p in self.passages if p.mark and not is_recalled(p.id)}
 
     @property
     def disagreement(self) -> bool:

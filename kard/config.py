@@ -182,6 +182,7 @@ class AppConfig:
     max_question_chars: int = 4000  # far past what a 512-token student input holds; refuse longer
     preload: bool = True  # load the student in a background thread at launch: the first ask waits less
     queue_size: int = 16  # $KARD_QUEUE_SIZE: asks that may wait; past it the app says the queue is full
+    recall: bool = True  # $KARD_RECALL=off: saved corrections are not handed back to the student (kard.recall)
 
     @staticmethod
     def from_env(**overrides: object) -> "AppConfig":
@@ -232,9 +233,9 @@ APP_ENV = {"mode": "KARD_MODE", "port": "GRADIO_SERVER_PORT", "annotations_db": 
            "student": "KARD_STUDENT", "reranker": "KARD_RERANKER", "questions": "KARD_QUESTIONS",
            "knowledge": "KARD_KNOWLEDGE", "sync_repo": "KARD_SYNC_REPO",
            "sync_every_minutes": "KARD_SYNC_EVERY_MINUTES", "engine": "KARD_ENGINE",
-           "queue_size": "KARD_QUEUE_SIZE"}
+           "queue_size": "KARD_QUEUE_SIZE", "recall": "KARD_RECALL"}
 """The environment variable of each AppConfig field read from one (besides the curator login and host)."""
-APP_FLAGS = {"annotations_db": "--annotations"}
+APP_FLAGS = {"annotations_db": "--annotations", "recall": "--no-recall"}
 """app.py's flag for a field, where it is not --<field>."""
 SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -260,6 +261,18 @@ def _whole_number(value: object, setting: str, problem: str, fix: str) -> int:
         return int(str(value).strip())
     except ValueError:
         raise _bad_setting(setting, value, problem, fix) from None
+
+
+def _check_switch(value: object, setting: str) -> bool:
+    """on / off (also true / false, yes / no, 1 / 0); app.py's --no-X flags give False."""
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in ("on", "true", "yes", "1"):
+        return True
+    if word in ("off", "false", "no", "0"):
+        return False
+    raise _bad_setting(setting, value, "is not on or off", f"set {setting} to on or off")
 
 
 def _check_queue_size(value: object, setting: str) -> int:
@@ -420,7 +433,7 @@ def _check_sync_token(values: Mapping[str, object], given: Mapping[str, str]) ->
 
 
 _APP_CHECKS: dict[str, Callable[[object, str], object]] = {
-    "mode": _check_mode, "engine": _check_engine, "queue_size": _check_queue_size, "port": _check_port, "annotations_db": _check_annotations_db, "student": _check_student,
+    "mode": _check_mode, "engine": _check_engine, "queue_size": _check_queue_size, "recall": _check_switch, "port": _check_port, "annotations_db": _check_annotations_db, "student": _check_student,
     "reranker": _check_reranker, "knowledge": _check_knowledge, "questions": _check_questions,
     "sync_repo": check_repo_id, "sync_every_minutes": _check_sync_minutes,
 }

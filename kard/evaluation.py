@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Sequence, Sized
 from kard.config import GenerationConfig, RetrievalConfig
 from kard.errors import ConfigError, DataError
 from kard.metrics import Score, score
-from kard.pipeline import Pipeline, Reranks, Searches
+from kard.pipeline import Pipeline, Recalls, Reranks, Searches
 from kard.records import Prediction, Question
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -100,15 +100,16 @@ def get_condition(name: str) -> Condition:
 
 def condition_pipeline(student: "Student", condition: Condition, knowledge: Searches | None = None,
                        reranker: Reranks | None = None, retrieval: RetrievalConfig = RetrievalConfig(),
-                       generation: GenerationConfig = GenerationConfig()) -> Pipeline:
-    """The Pipeline that answers under `condition` (the one answering path, set up for a paper row)."""
+                       generation: GenerationConfig = GenerationConfig(), recall: Recalls | None = None) -> Pipeline:
+    """The Pipeline that answers under `condition` (the one answering path, set up for a paper row);
+    `recall` hands saved corrections back to the student (kard.recall)."""
     if condition.knowledge != "none" and knowledge is None:
         raise ConfigError(f"condition {condition.name!r} needs a knowledge base. Fix: pass --kb")
     if condition.knowledge == "reranker" and reranker is None:
         raise ConfigError("condition 'kard-reranker' needs a reranker. Fix: pass --reranker DIR")
     return Pipeline(None if condition.knowledge == "none" else knowledge, student,
                     reranker if condition.knowledge == "reranker" else None, retrieval, generation,
-                    answer_only=condition.answer_only)
+                    answer_only=condition.answer_only, recall=recall)
 
 
 def oracle_queries(questions: Sequence[Question], condition: Condition, oracle: Mapping[str, str] | None
@@ -169,25 +170,27 @@ def evaluate(
     oracle: Mapping[str, str] | None = None,
     progress: bool = True,
     batch_size: int = 16,
+    recall: Recalls | None = None,
 ) -> EvalResult:
     """Answer every question under `condition`; with `out`, append each batch's results and resume from them.
 
     Greedy decoding runs `batch_size` questions per `generate` call (left padding); sampling runs one
-    question at a time. A batch is written once answered, so a stop loses at most one batch.
+    question at a time. A batch is written once answered, so a stop loses at most one batch. `recall`
+    (kard.recall) puts a saved correction first among a matching question's passages.
     """
     condition = get_condition(condition) if isinstance(condition, str) else condition
     if not questions:
         raise DataError("no questions to evaluate", fix="check the dataset path, split and --limit")
     path = Path(out) if out is not None else None
     done = {} if path is None else _resume(
-        path, condition, run_settings(student, condition, knowledge, reranker, retrieval, generation))
+        path, condition, run_settings(student, condition, knowledge, reranker, retrieval, generation, recall))
     todo = [q for q in questions if q.id not in done]
     if done:
         log.info("resuming %s: %d of %d questions already done", condition.name, len(questions) - len(todo), len(questions))
     unlabelled = [q.id for q in todo if q.answer is None]
     if unlabelled:
         raise DataError(f"question {unlabelled[0]!r} has no gold answer", fix="evaluate on a labelled split")
-    pipeline = condition_pipeline(student, condition, knowledge, reranker, retrieval, generation)
+    pipeline = condition_pipeline(student, condition, knowledge, reranker, retrieval, generation, recall)
     queries = oracle_queries(todo, condition, oracle)
     for batch in _progress(_batches(todo, batch_size), progress, condition.name, len(todo)):
         records = [record_of(p, condition) for p in pipeline.answer_many(batch, queries, batch_size=batch_size)]
@@ -205,7 +208,8 @@ def chosen_share(records: Sequence[EvalRecord]) -> float:
 
 
 def run_settings(student: "Student", condition: Condition, knowledge: Searches | None, reranker: Reranks | None,
-                 retrieval: RetrievalConfig, generation: GenerationConfig) -> dict[str, object]:
+                 retrieval: RetrievalConfig, generation: GenerationConfig,
+                 recall: Recalls | None = None) -> dict[str, object]:
     """What decides a run's answers; two runs with equal settings may share a results file.
 
     Only what the condition uses counts: a reranker loaded for the paper's other rows does not make
@@ -222,6 +226,8 @@ def run_settings(student: "Student", condition: Condition, knowledge: Searches |
     engine = getattr(student, "engine_name", "transformers")
     if engine != "transformers":  # absent = transformers, as in runs written before engines existed
         settings["engine"] = engine
+    if recall is not None:  # absent = no recall, as in runs written before it existed
+        settings["recalled_corrections"] = len(recall) if isinstance(recall, Sized) else type(recall).__name__
     return settings
 
 

@@ -32,7 +32,7 @@ from kard.prompts import (
     stated_option, student_input,
 )
 from kard.records import (
-    CHOICE, OPEN, QUESTION_KINDS, YES_NO, YES_NO_OPTIONS, Hit, Prediction, Question, Sample, Timings,
+    CHOICE, OPEN, QUESTION_KINDS, YES_NO, YES_NO_OPTIONS, Hit, Prediction, Question, Sample, Timings, is_recalled,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -53,6 +53,12 @@ class Reranks(Protocol):
 
 class Searches(Protocol):
     def search(self, query: str, k: int) -> list[Hit]: ...
+
+
+class Recalls(Protocol):
+    """kard.recall: a saved correction for the question, handed to the student first."""
+
+    def find(self, question: Question) -> Hit | None: ...
 
 
 # ---------------------------------------------------------------- questions
@@ -238,7 +244,7 @@ class Pipeline:
 
     def __init__(self, knowledge: Searches | None, student: "Student", reranker: Reranks | None = None,
                  retrieval: RetrievalConfig = RetrievalConfig(), generation: GenerationConfig = GenerationConfig(),
-                 *, answer_only: bool = False):
+                 *, answer_only: bool = False, recall: Recalls | None = None):
         if retrieval.top_k < 1 or retrieval.candidates < 1:
             raise ConfigError("top_k and candidates must be at least 1. Fix: pass k >= 1")
         if retrieval.query not in QUERY_MODES:
@@ -249,6 +255,7 @@ class Pipeline:
         self.retrieval = retrieval
         self.generation = replace(generation, max_new_tokens=ANSWER_ONLY_NEW_TOKENS) if answer_only else generation
         self.answer_only = answer_only
+        self.recall = recall
 
     @classmethod
     def load(cls, student: str = DEFAULT_STUDENT, knowledge: Any = None, reranker: Any = None, dtype: str = "float32",
@@ -281,13 +288,22 @@ class Pipeline:
         candidates = list(self.knowledge.search(text, self.retrieval.candidates))
         retrieval_s = time.perf_counter() - started
         if self.reranker is None or query is not None:
-            return tuple(candidates), tuple(candidates[: self.retrieval.top_k]), Timings(retrieval_s=retrieval_s)
+            return self._with_recalled(question, candidates, candidates, Timings(retrieval_s=retrieval_s))
         started = time.perf_counter()
         reranked = list(self.reranker.rerank(question, candidates, k=None))
         rerank_s = time.perf_counter() - started
         by_id = {hit.passage.id: hit for hit in reranked}
         candidates = [by_id.get(hit.passage.id, hit) for hit in candidates]
-        return tuple(candidates), tuple(reranked[: self.retrieval.top_k]), Timings(retrieval_s=retrieval_s, rerank_s=rerank_s)
+        return self._with_recalled(question, candidates, reranked, Timings(retrieval_s=retrieval_s, rerank_s=rerank_s))
+
+    def _with_recalled(self, question: Question, candidates: Sequence[Hit], ranked: Sequence[Hit],
+                       timings: Timings) -> tuple[tuple[Hit, ...], tuple[Hit, ...], Timings]:
+        """(candidates, top-k, timings), a saved correction for the question first in both when recall has one."""
+        recalled = self.recall.find(question) if self.recall is not None else None
+        if recalled is None:
+            return tuple(candidates), tuple(ranked[: self.retrieval.top_k]), timings
+        log.info("question %s: recalled %s", question.id, recalled.passage.id)
+        return (recalled, *candidates), (recalled, *ranked[: self.retrieval.top_k - 1]), timings
 
     def _fit(self, question: Question, passages: Sequence[Hit]) -> FittedPrompt:
         student = self.student
@@ -375,6 +391,10 @@ class Pipeline:
                     "top_k_passages": self.retrieval.top_k, "candidates": self.retrieval.candidates,
                     "candidates_found": len(candidates),
                     "query": self.retrieval.query}
+        recalled = [hit.passage.id for hit in candidates if is_recalled(hit.passage.id)]
+        if recalled:  # the saved correction handed back first (kard.recall); BM25 found the others
+            decoding["recalled"] = recalled[0]
+            decoding["candidates_found"] = len(candidates) - len(recalled)
         if fitted.truncation:
             log.info("question %s: %s", question.id, fitted.truncation)
         return Prediction(

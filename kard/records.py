@@ -18,6 +18,14 @@ QUESTION_KINDS: tuple[str, ...] = (CHOICE, YES_NO, OPEN)
 """How a question is asked: lettered options, yes/no (YES_NO_OPTIONS), or open (no options, free answer)."""
 
 
+RECALLED_PREFIX = "correction:"
+"""Id prefix of a saved correction handed back to the student as a passage (kard.recall); never knowledge to train on."""
+
+
+def is_recalled(passage_id: str) -> bool:
+    return passage_id.startswith(RECALLED_PREFIX)
+
+
 @dataclass(frozen=True)
 class Passage:
     """One knowledge-base entry."""
@@ -225,11 +233,14 @@ class TeacherAnswer:
 
 
 def final_order(hits: Sequence[Hit]) -> list[Hit]:
-    """Hits in the order the student's passages were taken from: the reranker's when it ranked them
-    all, else BM25's. (The pipeline keeps its candidates in BM25 order, with the reranker's ranks on them.)"""
-    if hits and all(h.rerank_rank is not None for h in hits):
-        return sorted(hits, key=lambda h: h.rerank_rank)
-    return sorted(hits, key=lambda h: h.bm25_rank)
+    """Hits in the order the student's passages were taken from: a recalled correction first (kard.recall),
+    then the reranker's order when it ranked them all, else BM25's. (The pipeline keeps its candidates in
+    BM25 order, with the reranker's ranks on them.)"""
+    recalled = [h for h in hits if is_recalled(h.passage.id)]
+    found = [h for h in hits if not is_recalled(h.passage.id)]
+    if found and all(h.rerank_rank is not None for h in found):
+        return recalled + sorted(found, key=lambda h: h.rerank_rank)  # type: ignore[arg-type, return-value]
+    return recalled + sorted(found, key=lambda h: h.bm25_rank)
 
 
 @dataclass(frozen=True)

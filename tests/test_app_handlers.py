@@ -342,7 +342,7 @@ def test_app_config_from_env_and_flags(monkeypatch):
 
 APP_SETTINGS = ("KARD_MODE", "GRADIO_SERVER_PORT", "KARD_ANNOTATIONS_DB", "KARD_STUDENT", "KARD_RERANKER",
                 "KARD_QUESTIONS", "KARD_KNOWLEDGE", "KARD_CURATOR_USER", "KARD_CURATOR_PASSWORD", "SPACE_ID",
-                "KARD_PERSISTENT_DIR", "KARD_SYNC_REPO", "KARD_SYNC_EVERY_MINUTES")
+                "KARD_PERSISTENT_DIR", "KARD_SYNC_REPO", "KARD_SYNC_EVERY_MINUTES", "KARD_RECALL")
 
 
 @pytest.fixture
@@ -363,6 +363,7 @@ def bare_env(monkeypatch, tmp_path):
     ({"GRADIO_SERVER_PORT": "abc"}, [], "GRADIO_SERVER_PORT='abc' is not a port number"),
     ({}, ["--port", "70000"], "--port='70000' is outside the port range"),
     ({"KARD_MODE": "admin"}, [], "KARD_MODE='admin' is not an app mode"),
+    ({"KARD_RECALL": "maybe"}, [], "KARD_RECALL='maybe' is not on or off"),
     ({"KARD_ANNOTATIONS_DB": "not-a-db.db"}, [], "KARD_ANNOTATIONS_DB='not-a-db.db' is not a SQLite database"),
     ({"KARD_MODE": "curator", "KARD_CURATOR_USER": "u", "KARD_CURATOR_PASSWORD": "p"},
      ["--annotations", "not-a-db.db"], "--annotations='not-a-db.db' is not a SQLite database"),

@@ -7,11 +7,16 @@ import json
 import sys
 import time
 from dataclasses import asdict, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kard.config import BASE_STUDENT, DEFAULT_RERANKER, DEFAULT_STUDENT, ENGINES, GenerationConfig, RetrievalConfig
 from kard.errors import DataError
 from kard.kinds import AUTO, KIND_CHOICES, KIND_LABELS
-from kard.records import Prediction, Question
+from kard.records import Prediction, Question, is_recalled
+
+if TYPE_CHECKING:  # pragma: no cover
+    from kard.recall import CorrectionRecall
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ask.add_argument("--reranker", default=DEFAULT_RERANKER,
                      help="trained reranker folder, or none for BM25 only (default: the shipped one, demo/reranker)")
     ask.add_argument("--knowledge", default=None, help="index folder or passages file (default: the demo passages)")
+    ask.add_argument("--recall", type=Path, default=None, metavar="DB",
+                     help="an annotation database: a saved correction of this question goes first among the "
+                          "passages (kard.recall; the app does this with its own store)")
     ask.add_argument("--json", action="store_true", help="print the whole Prediction as JSON instead of streaming")
     ask.set_defaults(func=run_ask)
 
@@ -79,12 +87,14 @@ def run_ask(args: argparse.Namespace) -> int:
 
     _quiet_transformers()
     question = _question(args)  # bad input fails before any model loads
+    recall = _recall(args.recall) if args.recall is not None else None
     generation = replace(GenerationConfig(), samples=args.samples, seed=args.seed, max_new_tokens=args.max_new_tokens)
     started = time.perf_counter()
     pipeline = Pipeline.load(args.student, knowledge=args.knowledge, reranker=args.reranker, dtype=args.dtype,
                              retrieval=RetrievalConfig(top_k=args.k, query=args.query), generation=generation,
                              engine=args.engine)
     load_s = time.perf_counter() - started
+    pipeline.recall = recall
     if args.json:
         print(json.dumps(_jsonable(pipeline.answer(question)), ensure_ascii=False, indent=1))
         return 0
@@ -95,7 +105,8 @@ def run_ask(args: argparse.Namespace) -> int:
     print(f"\nPassages (top {len(passages)} of {len(candidates)} BM25 candidates):")
     for hit in passages:
         rerank = f"  rerank #{hit.rerank_rank} {hit.rerank_score:.3f}" if hit.rerank_rank else ""
-        print(f"  BM25 #{hit.bm25_rank} {hit.bm25_score:.3f}{rerank}  [{hit.passage.id}] {hit.passage.as_knowledge()}")
+        found = "saved correction" if is_recalled(hit.passage.id) else f"BM25 #{hit.bm25_rank} {hit.bm25_score:.3f}{rerank}"
+        print(f"  {found}  [{hit.passage.id}] {hit.passage.as_knowledge()}")
     engine = pipeline.student.engine_name
     print(f"\nStudent ({pipeline.student.name}, {args.dtype if engine == 'transformers' else engine}):")
     prediction = None
@@ -108,6 +119,16 @@ def run_ask(args: argparse.Namespace) -> int:
     assert prediction is not None
     _print_summary(prediction, load_s)
     return 0
+
+
+def _recall(db: Path) -> "CorrectionRecall":
+    from kard.annotations import AnnotationStore
+    from kard.recall import CorrectionRecall
+
+    if not db.is_file():
+        raise DataError(f"no annotation database at {db}", fix="pass the file the app saves to (--annotations, "
+                        "KARD_ANNOTATIONS_DB), or leave out --recall")
+    return CorrectionRecall.from_store(AnnotationStore(db, read_only=True))
 
 
 def _print_summary(p: Prediction, load_s: float) -> None:

@@ -50,7 +50,7 @@ from kard.errors import ConfigError, DataError
 from kard.prompts import (
     parse_answer, parse_free_answer, same_answer, strip_answer_line, student_input, student_target,
 )
-from kard.records import OPEN, Passage, Question
+from kard.records import OPEN, Passage, Question, is_recalled
 
 if TYPE_CHECKING:  # pragma: no cover
     from kard.knowledge import KnowledgeBase
@@ -133,7 +133,7 @@ def is_rejected(c: Correction) -> bool:
 def marks_passages(c: Correction) -> bool:
     """The curator marked passages: the marks train the reranker even when the item is kept from the
     student's training (say, rated low with the rationale unchanged), unless it was rejected."""
-    return any(p.mark for p in c.passages) and not is_rejected(c)
+    return bool(c.relevance) and not is_rejected(c)
 
 
 def exclusion_reason(revision: Revision, config: ExportConfig = ExportConfig()) -> str | None:
@@ -178,7 +178,7 @@ def _passage(record: PassageRecord) -> Passage:
 
 def knowledge_from_store(revision: Revision) -> tuple[list[Passage], list[str]]:
     """(passages the student read + those marked relevant, minus irrelevant ones; ids dropped as irrelevant)."""
-    records = revision.correction.passages
+    records = [p for p in revision.correction.passages if not is_recalled(p.id)]  # a saved correction is no knowledge
     dropped = [p.id for p in records if p.mark == "irrelevant"]
     kept = [p for p in records if (p.used or p.mark == "relevant") and p.mark != "irrelevant"]
     kept.sort(key=lambda p: (p.mark != "relevant", p.rerank_rank or p.bm25_rank, p.id))
@@ -192,7 +192,7 @@ def knowledge_from_kb(revision: Revision, knowledge: "KnowledgeBase", top_n: int
     if n < 1:
         raise ConfigError(f"top_n must be at least 1, got {n}. Fix: pass --top-n 1 or more")
     irrelevant = {p.id for p in c.passages if p.mark == "irrelevant"}
-    relevant = [_passage(p) for p in c.passages if p.mark == "relevant"]
+    relevant = [_passage(p) for p in c.passages if p.mark == "relevant" and not is_recalled(p.id)]
     hits = knowledge.search(strip_answer_line(c.rationale), n + len(irrelevant) + len(relevant))
     chosen = list(relevant)
     for hit in hits:

@@ -244,7 +244,7 @@ def _train_reranker(source: str | None, revisions: Sequence, spec: RetrainSpec, 
                           "`python -m kard index` or a passages file)")
     knowledge = KnowledgeBase.open(spec.kb)
     pairs = [(r.correction.to_question(), r.correction.rationale) for r in revisions]  # as asked: kind and options
-    marks = [{p.id: p.mark for p in r.correction.passages if p.mark} for r in revisions]
+    marks = [r.correction.relevance for r in revisions]  # recalled corrections are not marked knowledge
     items = build_reranker_items(pairs, knowledge, marks=marks)
     reranker = Reranker.load(source or DEFAULT_RERANKER_BACKBONE)
     config = replace(RerankerTrainingConfig(), steps=spec.reranker_steps, save_steps=0,

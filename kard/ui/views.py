@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 from kard.kinds import KIND_LABELS
 from kard.knowledge import tokenize
 from kard.prompts import same_answer
-from kard.records import CHOICE, OPEN, YES_NO, Hit, Timings, final_order
+from kard.records import CHOICE, OPEN, YES_NO, Hit, Timings, final_order, is_recalled
 
 if TYPE_CHECKING:
     from kard.annotations import Revision
@@ -80,12 +80,16 @@ def rerank_panel(candidates: Sequence[Hit], used_ids: Sequence[str], question: s
     header = (f"Reranked by <b>{esc(reranker_name)}</b>" if reranked else
               "<b>BM25 only, no reranker loaded</b> (the app reranks with demo/reranker unless KARD_RERANKER or "
               "--reranker says none; set either to a trained reranker folder)")
+    if any(is_recalled(h.passage.id) for h in candidates):
+        header += (" &middot; <b>a saved correction of this question went first</b> (recall; the app's --no-recall "
+                   "or KARD_RECALL=off turns it off)")
     columns = ["#", "BM25 rank", "BM25 score"] + (["reranker rank", "reranker score", "move"] if reranked else [])
     rows = []
     used = set(used_ids)
     k = len(used)
     for position, hit in enumerate(candidates[:max_rows], start=1):
-        cells = [str(position), str(hit.bm25_rank), _score(hit.bm25_score)]
+        saved = is_recalled(hit.passage.id)
+        cells = [str(position), "saved" if saved else str(hit.bm25_rank), "&ndash;" if saved else _score(hit.bm25_score)]
         if reranked:
             cells += [esc(hit.rerank_rank) if hit.rerank_rank else "&ndash;", _score(hit.rerank_score), _move(hit)]
         p = hit.passage
