@@ -33,7 +33,7 @@ log = logging.getLogger("kard.app")
 # -- services --------------------------------------------------------------------------------------
 def default_pipeline_factory(config: AppConfig, store: AnnotationStore):
     """The default stack: default knowledge base, shipped student and reranker (each as configured); with
-    recall on, a question the store holds a saved correction for gets it as its first passage."""
+    recall on, a question the store holds a saved correction for is answered reading that correction."""
     def load() -> Any:
         from kard.pipeline import Pipeline
         from kard.recall import StoreRecall

@@ -176,7 +176,7 @@ def evaluate(
 
     Greedy decoding runs `batch_size` questions per `generate` call (left padding); sampling runs one
     question at a time. A batch is written once answered, so a stop loses at most one batch. `recall`
-    (kard.recall) puts a saved correction first among a matching question's passages.
+    (kard.recall) hands a matching question's saved correction to the student in place of its passages.
     """
     condition = get_condition(condition) if isinstance(condition, str) else condition
     if not questions:

@@ -298,12 +298,15 @@ class Pipeline:
 
     def _with_recalled(self, question: Question, candidates: Sequence[Hit], ranked: Sequence[Hit],
                        timings: Timings) -> tuple[tuple[Hit, ...], tuple[Hit, ...], Timings]:
-        """(candidates, top-k, timings), a saved correction for the question first in both when recall has one."""
+        """(candidates, top-k, timings); when recall has a saved correction for the question, it is the first
+        candidate and the only passage the student reads: it is the curator's whole reasoning for the question,
+        and with BM25's passages after it the student went on copying those and concluding again
+        (docs/closing_the_loop.md, 5l)."""
         recalled = self.recall.find(question) if self.recall is not None else None
         if recalled is None:
             return tuple(candidates), tuple(ranked[: self.retrieval.top_k]), timings
         log.info("question %s: recalled %s", question.id, recalled.passage.id)
-        return (recalled, *candidates), (recalled, *ranked[: self.retrieval.top_k - 1]), timings
+        return (recalled, *candidates), (recalled,), timings
 
     def _fit(self, question: Question, passages: Sequence[Hit]) -> FittedPrompt:
         student = self.student

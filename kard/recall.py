@@ -1,13 +1,13 @@
 """Recall: a saved correction goes back to the student when its question is asked again.
 
     recall = CorrectionRecall.from_store(AnnotationStore(db))
-    Pipeline(knowledge, student, recall=recall)      # the correction is the first passage the student reads
+    Pipeline(knowledge, student, recall=recall)      # the correction is the passage the student reads
 
 Retraining on corrections is slow and, measured (docs/closing_the_loop.md), rarely makes the student
 answer the corrected questions right. Recall needs no training: when a question matches a saved item
-(the same item, or the same options and nearly the same words), the curator's rationale is put first
-among the passages, as knowledge, marked as a correction (`RECALLED_PREFIX`). Questions that match no
-saved item read exactly what they read before.
+(the same item, or the same options and nearly the same words), the curator's rationale is the passage
+the student reads, as knowledge, marked as a correction (`RECALLED_PREFIX`); BM25's candidates stay in
+the panel below it. Questions that match no saved item read exactly what they read before.
 
 Only revisions the export would train on are recalled (`kard.loop.export.exclusion_reason`): a rejected
 or inconsistent save is never handed back. Recalled passages are never exported as training knowledge

@@ -1,4 +1,4 @@
-"""Recall: a saved correction is handed back to the student, first, when its question is asked again."""
+"""Recall: a saved correction is handed back to the student, alone, when its question is asked again."""
 
 from __future__ import annotations
 
@@ -86,7 +86,8 @@ def test_the_pipeline_puts_the_correction_first_and_the_student_reads_it(store: 
     recalled = Pipeline(knowledge, student, generation=SHORT, recall=CorrectionRecall.from_store(store))
     before, after = plain.answer(QUESTION), recalled.answer(QUESTION)
     assert RATIONALE not in before.prompt and RATIONALE in after.prompt
-    assert [h.passage.id for h in after.passages] == ["correction:demo:q1", before.passages[0].passage.id]
+    assert [h.passage.id for h in after.passages] == ["correction:demo:q1"]  # alone: BM25's passages made the
+    assert len(before.passages) == 2  # student go on copying them and conclude again
     assert after.candidates[0].passage.id == "correction:demo:q1" and after.candidates[1:] == before.candidates
     assert after.decoding["recalled"] == "correction:demo:q1" and after.decoding["candidates_found"] == len(before.candidates)
     unrelated = Question("q2", "Which bones need calcium?", OPTIONS, "B", "demo")
@@ -125,7 +126,7 @@ def test_the_panel_shows_the_correction_first_and_marked(store: AnnotationStore,
     ordered = final_order(prediction.candidates)
     assert ordered[0].passage.id == "correction:demo:q1"
     html = views.rerank_panel(prediction.candidates, [h.passage.id for h in prediction.passages], QUESTION.text)
-    assert "a saved correction of this question went first" in html
+    assert "the student read a saved correction of this question" in html
     assert html.index("correction:demo:q1") < html.index('data-passage-id="p1"') and ">saved<" in html
     reranked = [Hit(Passage("x", "", "x"), 1.0, 2, 5.0, 1), Hit(Passage("y", "", "y"), 2.0, 1, 4.0, 2)]
     assert [h.passage.id for h in final_order([*reranked, ordered[0]])] == ["correction:demo:q1", "x", "y"]
@@ -158,8 +159,8 @@ def test_in_the_app_a_saved_correction_goes_first_when_the_question_is_asked_aga
                            "alice", False)
     assert result.saved
     again = ask()
-    assert again.item["used_ids"][0] == "correction:demo:t-scurvy"
-    assert "a saved correction of this question went first" in again.rerank_html
+    assert again.item["used_ids"] == ["correction:demo:t-scurvy"]
+    assert "the student read a saved correction of this question" in again.rerank_html
     assert again.rerank_html.index('data-passage-id="correction:demo:t-scurvy"') < again.rerank_html.index(
         'data-passage-id="scurvy"')
 

@@ -51,8 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="trained reranker folder, or none for BM25 only (default: the shipped one, demo/reranker)")
     ask.add_argument("--knowledge", default=None, help="index folder or passages file (default: the demo passages)")
     ask.add_argument("--recall", type=Path, default=None, metavar="DB",
-                     help="an annotation database: a saved correction of this question goes first among the "
-                          "passages (kard.recall; the app does this with its own store)")
+                     help="an annotation database: a saved correction of this question is the passage the "
+                          "student reads (kard.recall; the app does this with its own store)")
     ask.add_argument("--json", action="store_true", help="print the whole Prediction as JSON instead of streaming")
     ask.set_defaults(func=run_ask)
 

@@ -81,7 +81,7 @@ def rerank_panel(candidates: Sequence[Hit], used_ids: Sequence[str], question: s
               "<b>BM25 only, no reranker loaded</b> (the app reranks with demo/reranker unless KARD_RERANKER or "
               "--reranker says none; set either to a trained reranker folder)")
     if any(is_recalled(h.passage.id) for h in candidates):
-        header += (" &middot; <b>a saved correction of this question went first</b> (recall; the app's --no-recall "
+        header += (" &middot; <b>the student read a saved correction of this question</b> (recall; the app's --no-recall "
                    "or KARD_RECALL=off turns it off)")
     columns = ["#", "BM25 rank", "BM25 score"] + (["reranker rank", "reranker score", "move"] if reranked else [])
     rows = []
