@@ -19,6 +19,7 @@ from app_fixtures import (  # noqa: E402
     GRADIO_PANDAS_NOISE, PASSAGES, PASSWORD, USER, XSS_PASSAGE, launched, real_pipeline, tiny_pipeline,
 )
 
+from kard.recall import StoreRecall  # noqa: E402
 from kard.records import Passage  # noqa: E402
 
 CHROMIUM = os.environ.get("KARD_CHROMIUM", "/usr/bin/chromium")
@@ -52,6 +53,7 @@ def page_and_studio(tmp_path_factory):
     else:  # a fresh clone without the model package still checks the whole page
         pipeline = tiny_pipeline(folder, [*PASSAGES, PENGUINS])
     with launched(lambda: pipeline, folder) as (url, studio), sync_api.sync_playwright() as p:
+        pipeline.recall = StoreRecall(studio.store)  # as app.py wires it: saved corrections go back to the student
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()  # tabs share the context
         page.set_default_timeout(30_000)
@@ -143,6 +145,14 @@ def test_ask_correct_save_browse_and_stay_inert(page_and_studio):
     page.wait_for_selector("#kard-history .kard-rev")
     assert XSS_NOTE in page.inner_text("#kard-history")
     assert _pwned(page) is None  # no onerror handler or script ran anywhere
+
+    # asked again, the student reads the saved correction (recall), shown first in the panel
+    page.get_by_role("tab", name="Ask & correct").click()
+    page.click("#kard-ask")
+    page.wait_for_selector("#kard-rerank >> text=the student read a saved correction", timeout=240_000)
+    used = page.locator("#kard-rerank tr.kard-used")
+    assert used.count() == 1 and "Antibodies stimulate the TSH receptor" in used.first.inner_text()
+    assert used.first.get_attribute("data-passage-id") == "correction:demo:t-graves"
 
 
 @pytest.mark.slow
