@@ -4,6 +4,7 @@
 
 `reranker=None` is the paper's KARD-BM25 setting (the top-k BM25 hits go to the student). A reranker
 is anything with `.rerank(question, hits, k=None) -> list[Hit]` and `.name` (kard.reranker.encoder.Reranker).
+With `recall` (kard.recall), a question that has a saved correction is answered reading that correction.
 
 Timings in a Prediction: `retrieval_s` (BM25), `rerank_s` (None without a reranker), `first_token_s`
 (from the start of generation to the first new token, prompt processing included), `generation_s`,
@@ -56,7 +57,7 @@ class Searches(Protocol):
 
 
 class Recalls(Protocol):
-    """kard.recall: a saved correction for the question, handed to the student first."""
+    """kard.recall: a saved correction for the question, the one passage the student then reads."""
 
     def find(self, question: Question) -> Hit | None: ...
 

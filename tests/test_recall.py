@@ -198,6 +198,7 @@ def test_cli_ask_recalls_from_an_annotation_database(tmp_path: Path, capsys: pyt
             "--knowledge", str(facts), "--max-new-tokens", "4", "--k", "2", "--reranker", "none"]
     assert main([*args, "--recall", str(tmp_path / "saved.db")]) == 0
     out = capsys.readouterr().out
+    assert "Passage (a saved correction of this question, instead of BM25's 3 candidates):" in out
     assert f"saved correction  [correction:{item_id_for(typed)}] Saved correction (revision 1): {RATIONALE}" in out
     assert main([*args, "--recall", str(tmp_path / "missing.db")]) != 0
     err = capsys.readouterr().err

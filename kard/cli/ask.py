@@ -102,11 +102,15 @@ def run_ask(args: argparse.Namespace) -> int:
     for letter, text in question.options.items():
         print(f"  {letter}. {text}")
     candidates, passages, _ = pipeline.retrieve(question)
-    print(f"\nPassages (top {len(passages)} of {len(candidates)} BM25 candidates):")
+    searched = sum(not is_recalled(hit.passage.id) for hit in candidates)
+    if searched < len(candidates):
+        print(f"\nPassage (a saved correction of this question, instead of BM25's {searched} candidates):")
+    else:
+        print(f"\nPassages (top {len(passages)} of {searched} BM25 candidates):")
     for hit in passages:
         rerank = f"  rerank #{hit.rerank_rank} {hit.rerank_score:.3f}" if hit.rerank_rank else ""
-        found = "saved correction" if is_recalled(hit.passage.id) else f"BM25 #{hit.bm25_rank} {hit.bm25_score:.3f}{rerank}"
-        print(f"  {found}  [{hit.passage.id}] {hit.passage.as_knowledge()}")
+        where = "saved correction" if is_recalled(hit.passage.id) else f"BM25 #{hit.bm25_rank} {hit.bm25_score:.3f}{rerank}"
+        print(f"  {where}  [{hit.passage.id}] {hit.passage.as_knowledge()}")
     engine = pipeline.student.engine_name
     print(f"\nStudent ({pipeline.student.name}, {args.dtype if engine == 'transformers' else engine}):")
     prediction = None
