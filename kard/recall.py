@@ -47,7 +47,6 @@ class SavedAnswer:
     """A saved correction in the form recall compares and hands back."""
 
     item_id: str
-    revision: int
     kind: str
     options: frozenset[str]
     words: frozenset[str]
@@ -56,13 +55,12 @@ class SavedAnswer:
     @staticmethod
     def from_revision(revision: Revision) -> "SavedAnswer":
         c = revision.correction
-        return SavedAnswer(c.item_id, revision.revision, c.kind, options_key(c.options), frozenset(tokenize(c.question)),
-                           c.rationale.strip())
+        return SavedAnswer(c.item_id, c.kind, options_key(c.options), frozenset(tokenize(c.question)), c.rationale.strip())
 
     def hit(self, overlap: float) -> Hit:
-        """The correction as the first passage (BM25 rank 0: it was not found by BM25)."""
-        passage = Passage(f"{RECALLED_PREFIX}{self.item_id}", f"Saved correction (revision {self.revision})", self.rationale)
-        return Hit(passage, bm25_score=overlap, bm25_rank=0)
+        """The correction as a passage (BM25 rank 0: BM25 did not find it). No title: the student copies a
+        passage's title into its rationale, and the panel marks the row as a saved correction anyway."""
+        return Hit(Passage(f"{RECALLED_PREFIX}{self.item_id}", "", self.rationale), bm25_score=overlap, bm25_rank=0)
 
 
 class CorrectionRecall:

@@ -55,7 +55,7 @@ def test_the_same_item_is_recalled_with_its_latest_revision(store: AnnotationSto
     hit = CorrectionRecall.from_store(store).find(QUESTION)
     assert hit is not None and is_recalled(hit.passage.id)
     assert hit.passage.id == "correction:demo:q1" and hit.passage.text.endswith("Citrus prevents it.")
-    assert hit.passage.title == "Saved correction (revision 2)"
+    assert hit.passage.title == ""  # the student would copy a title into its rationale
 
 
 def test_a_rewording_with_the_same_options_is_recalled_a_neighbour_is_not(store: AnnotationStore) -> None:
@@ -199,7 +199,7 @@ def test_cli_ask_recalls_from_an_annotation_database(tmp_path: Path, capsys: pyt
     assert main([*args, "--recall", str(tmp_path / "saved.db")]) == 0
     out = capsys.readouterr().out
     assert "Passage (a saved correction of this question, instead of BM25's 3 candidates):" in out
-    assert f"saved correction  [correction:{item_id_for(typed)}] Saved correction (revision 1): {RATIONALE}" in out
+    assert f"saved correction  [correction:{item_id_for(typed)}] {RATIONALE}" in out
     assert main([*args, "--recall", str(tmp_path / "missing.db")]) != 0
     err = capsys.readouterr().err
     assert "no annotation database at" in err and "missing.db" in err and "Fix:" in err
