@@ -214,3 +214,17 @@ def test_open_and_yes_no_corrections_follow_the_exclusion_rule(tmp_path, changes
     assert not examples and reason in excluded[0].reason
     kept, _ = build_curated(store.latest(), ExportConfig(keep_gold_mismatch=True, keep_inconsistent=True))
     assert len(kept) == 1
+
+
+def test_a_low_rating_with_the_teachers_rationale_saved_unchanged_is_a_correction(tmp_path):
+    """The rating rates the student's rationale: saving the teacher's (the editor's starting text) over a
+    student rated 1 is a fix, kept; the student's own words rated 1 are not."""
+    store = AnnotationStore(tmp_path / "t.db", FAST)
+    teacher = "Vitamin C deficiency causes scurvy. So the answer is Vitamin C."
+    store.save(correction(item_id="demo:t", question_id="t", rationale=teacher, original_rationale=teacher,
+                          original_source="recorded", rating=1))
+    store.save(correction(item_id="demo:s", question_id="s", rationale="Rickets is about vitamin D.",
+                          original_rationale="Rickets is about vitamin D.", answer="B", gold_answer=None, rating=1))
+    kept, excluded = build_curated(store.latest())
+    assert [e.item_id for e in kept] == ["demo:t"]
+    assert {e.item_id: e.reason for e in excluded} == {"demo:s": "rated 1 (<= 2) and the rationale was not corrected"}

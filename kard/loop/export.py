@@ -22,10 +22,11 @@ Its knowledge (`knowledge_from`):
 Exclusion rule (`exclusion_reason`; each excluded item is listed with its reason in `export.json`):
 1. **rejected**: the note starts with "reject" (e.g. "reject: the gold label is wrong");
 2. **low-rated and not corrected**: the rating is <= `low_rating` (2) and the saved rationale is the
-   original one unchanged. The app's rating rates the rationale the curator was shown (the student's),
-   so a low rating *with an edit* is exactly a useful correction and is kept; a low rating *without*
-   an edit means "bad, not fixed" and is dropped. `min_rating` (off by default) drops every item rated
-   below it, edited or not, for stores whose curators rate their own correction;
+   student's own, unchanged. The app's rating rates the student's rationale, so a low rating with
+   another rationale saved (edited, or the teacher's the editor started from) is exactly a useful
+   correction and is kept; a low rating on the student's own words means "bad, not fixed" and is
+   dropped. `min_rating` (off by default) drops every item rated below it, edited or not, for stores
+   whose curators rate their own correction;
 3. **contradicts gold**: the corrected answer differs from the question's gold answer (off with
    `keep_gold_mismatch`: the paper keeps only rationales that reach the gold answer);
 4. **inconsistent**: the rationale itself concludes a different answer than the chosen one (a letter
@@ -141,7 +142,8 @@ def exclusion_reason(revision: Revision, config: ExportConfig = ExportConfig()) 
     c = revision.correction
     if is_rejected(c):
         return "rejected (note starts with 'reject')"
-    edited = _normalise(c.rationale) != _normalise(c.original_rationale)
+    rated = c.student_rationale or c.original_rationale  # what the rating rates: the student's rationale
+    edited = _normalise(c.rationale) != _normalise(rated)
     if c.rating is not None and c.rating <= config.low_rating and not edited:
         return f"rated {c.rating} (<= {config.low_rating}) and the rationale was not corrected"
     if config.min_rating is not None and (c.rating is None or c.rating < config.min_rating):
