@@ -6,8 +6,10 @@
 Retraining on corrections is slow and, measured (docs/closing_the_loop.md), rarely makes the student
 answer the corrected questions right. Recall needs no training: when a question matches a saved item
 (the same item, or the same options and nearly the same words), the curator's rationale is the passage
-the student reads, as knowledge, marked as a correction (`RECALLED_PREFIX`); BM25's candidates stay in
-the panel below it. Questions that match no saved item read exactly what they read before.
+the student reads, as knowledge, marked as a correction (`RECALLED_PREFIX`), ending as the student's
+training targets end: "So the answer is <the saved answer's option text>." (`kard.distill.concluded`).
+BM25's candidates stay in the panel below it. Questions that match no saved item read exactly what they
+read before.
 
 Only revisions the export would train on are recalled (`kard.loop.export.exclusion_reason`): a rejected
 or inconsistent save is never handed back. Recalled passages are never exported as training knowledge
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from kard.annotations import AnnotationStore, AnnotationStoreError, Revision
+from kard.distill import concluded
 from kard.knowledge import tokenize
 from kard.loop.export import exclusion_reason
 from kard.records import RECALLED_PREFIX, Hit, Passage, Question, item_id_for
@@ -55,7 +58,8 @@ class SavedAnswer:
     @staticmethod
     def from_revision(revision: Revision) -> "SavedAnswer":
         c = revision.correction
-        return SavedAnswer(c.item_id, c.kind, options_key(c.options), frozenset(tokenize(c.question)), c.rationale.strip())
+        return SavedAnswer(c.item_id, c.kind, options_key(c.options), frozenset(tokenize(c.question)),
+                           concluded(c.rationale, c.to_question()))
 
     def hit(self, overlap: float) -> Hit:
         """The correction as a passage (BM25 rank 0: BM25 did not find it). No title: the student copies a

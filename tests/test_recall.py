@@ -51,11 +51,19 @@ def student(tmp_path_factory: pytest.TempPathFactory) -> Student:
 
 
 def test_the_same_item_is_recalled_with_its_latest_revision(store: AnnotationStore) -> None:
-    store.save(correction(rationale=RATIONALE + " Citrus prevents it."))
+    store.save(correction(rationale="Citrus prevents scurvy. " + RATIONALE))
     hit = CorrectionRecall.from_store(store).find(QUESTION)
     assert hit is not None and is_recalled(hit.passage.id)
-    assert hit.passage.id == "correction:demo:q1" and hit.passage.text.endswith("Citrus prevents it.")
+    assert hit.passage.id == "correction:demo:q1" and hit.passage.text == "Citrus prevents scurvy. " + RATIONALE
     assert hit.passage.title == ""  # the student would copy a title into its rationale
+
+
+def test_the_recalled_rationale_ends_with_the_saved_answer_as_training_targets_do(tmp_path: Path) -> None:
+    store = AnnotationStore(tmp_path / "c.db", FAST)
+    store.save(correction(rationale="Scurvy is too little vitamin C, so sailors ate lemons.\nAnswer: A"))
+    hit = CorrectionRecall.from_store(store).find(QUESTION)
+    assert hit is not None
+    assert hit.passage.text == "Scurvy is too little vitamin C, so sailors ate lemons. So the answer is Vitamin C."
 
 
 def test_a_rewording_with_the_same_options_is_recalled_a_neighbour_is_not(store: AnnotationStore) -> None:
