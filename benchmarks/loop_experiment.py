@@ -61,7 +61,7 @@ from kard.loop.rounds import BASE_ROUND, round_report, write_report  # noqa: E40
 from kard.metrics import compare_paired, compare_rounds, score  # noqa: E402
 from kard.prompts import PROMPT_VERSION  # noqa: E402
 from kard.records import Question, item_id_for  # noqa: E402
-from kard.teacher.recorded import import_flan_strategyqa, import_openbookqa_facts  # noqa: E402
+from kard.teacher.recorded import import_flan_strategyqa, import_medqa_recorded, import_openbookqa_facts  # noqa: E402
 
 log = logging.getLogger("loop_experiment")
 DATA = ROOT.parent / "shared" / "data"
@@ -88,6 +88,12 @@ class Setup:
 
 
 def setup(dataset: str, run: Path) -> Setup:
+    if dataset == "medqa":  # the 300 held out of the student's MedQA training; GPT-4's right answers as references
+        questions = split_questions(load_questions(DATA / "medqa" / "dev.jsonl"), 300, seed=0)[1]
+        gold = {q.id: q.answer for q in questions}
+        gpt4 = import_medqa_recorded(DATA / "medqa" / "dev_teacher_cot_gpt-4-32k.jsonl", questions)
+        references = {qid: rs[0].text for qid, rs in gpt4.items() if rs and rs[0].answer == gold[qid]}
+        return Setup(dataset, questions, references, str(ROOT / "demo" / "passages.jsonl"), str(run / "medqa_kard.jsonl"), 1, 128)
     if dataset == "strategyqa":
         questions = split_questions(load_questions(DATA / "strategyqa" / "train.json"), 300, seed=0)[1]
         flan = import_flan_strategyqa(DATA / "strategyqa" / "flan_cot_train.tsv", questions)

@@ -3,6 +3,7 @@
     python benchmarks/loop_recall.py --dataset obqa --corrections 20 --heldout 400 --out runs/loop-rep5 \
         --student seed0=runs/loop-rep5/obqa-n20/corrections/round-001/student
     python benchmarks/loop_recall.py --dataset strategyqa --corrections 20
+    python benchmarks/loop_recall.py --dataset medqa --corrections 20   (its 300 held-out questions, demo passages)
 
 The split, the scripted curator and the evaluation settings are those of benchmarks/loop_experiment.py
 (docs/closing_the_loop.md, section 5): the shipped student answers the correction pool, its first N wrong
@@ -13,7 +14,7 @@ without any training, kard.recall hands each saved correction back to the studen
   a loop experiment's retrained students), with and without recall;
 - the held-out questions: those whose question matches a saved correction are answered again with
   recall, the others read exactly the prompt they read before (recall finds nothing), so their answers
-  are the base answers; fixed / broken against the base.
+  are the base answers; fixed / broken against the base (when none matches, none is answered).
 
 Resumable: answers are cached under --out/<dataset>-recall-n<N>/ (base answers under --out/<dataset>/,
 shared with loop_experiment.py).
@@ -74,7 +75,7 @@ def right(records: dict[str, EvalRecord], ids: Sequence[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", choices=["strategyqa", "obqa"], required=True)
+    parser.add_argument("--dataset", choices=["strategyqa", "obqa", "medqa"], required=True)
     parser.add_argument("--corrections", type=int, default=20, help="N: wrong pool answers corrected")
     parser.add_argument("--pool", type=int, default=100)
     parser.add_argument("--heldout", type=int, default=200)
@@ -91,7 +92,6 @@ def main(argv: list[str] | None = None) -> int:
     shared, folder = args.out / s.name, args.out / f"{s.name}-recall-n{args.corrections}"
     folder.mkdir(parents=True, exist_ok=True)
     base_pool = answers(BASE_STUDENT, pool, s, shared / "base-pool.jsonl", args.engine)
-    base_held = answers(BASE_STUDENT, heldout, s, shared / "base-heldout.jsonl", args.engine)
     recall = CorrectionRecall.from_store(corrections_store(folder, pool, base_pool, s, args.corrections))
     corrected = [q for q in pool if item_id_for(q) in recall.saved]
     ids = [q.id for q in corrected]
@@ -104,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         with_recall = recalled_answers(path, corrected, s, recall, folder / f"s{number}.pool.recall.jsonl", args.engine)
         print(f"| {name} | {right(without, ids)} of {len(ids)} | {right(with_recall, ids)} of {len(ids)} |")
     matched = [q for q in heldout if recall.find(q) is not None]
+    if not matched:  # recall finds nothing: every held-out prompt is the one read before, no answer can change
+        print(f"\nheld-out: 0 of {len(heldout)} match a saved correction; their prompts are unchanged")
+        return 0
+    base_held = answers(BASE_STUDENT, heldout, s, shared / "base-heldout.jsonl", args.engine)
     again = recalled_answers(BASE_STUDENT, matched, s, recall, folder / "heldout.recall.jsonl", args.engine)
     after = {qid: again.get(qid, record) for qid, record in base_held.items()}
     test = compare_paired({q: r.correct for q, r in base_held.items()}, {q: r.correct for q, r in after.items()})

@@ -136,6 +136,7 @@ def test_the_panel_shows_the_correction_first_and_marked(store: AnnotationStore,
     html = views.rerank_panel(prediction.candidates, [h.passage.id for h in prediction.passages], QUESTION.text)
     assert "the student read a saved correction of this question" in html
     assert html.index("correction:demo:q1") < html.index('data-passage-id="p1"') and ">saved<" in html
+    assert "Saved correction of this question" in html
     reranked = [Hit(Passage("x", "", "x"), 1.0, 2, 5.0, 1), Hit(Passage("y", "", "y"), 2.0, 1, 4.0, 2)]
     assert [h.passage.id for h in final_order([*reranked, ordered[0]])] == ["correction:demo:q1", "x", "y"]
     item = AskedItem.from_prediction(prediction, prompt_version="kard-v1", max_candidates=2)

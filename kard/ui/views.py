@@ -93,7 +93,8 @@ def rerank_panel(candidates: Sequence[Hit], used_ids: Sequence[str], question: s
         if reranked:
             cells += [esc(hit.rerank_rank) if hit.rerank_rank else "&ndash;", _score(hit.rerank_score), _move(hit)]
         p = hit.passage
-        body = (f'<div class="kard-title">{highlight(p.title, terms)}</div>' if p.title else "") + \
+        title = "Saved correction of this question" if saved else highlight(p.title, terms)  # untitled for the student
+        body = (f'<div class="kard-title">{title}</div>' if title else "") + \
                f'<div class="kard-text">{highlight(p.text, terms)}</div>'
         css = "kard-used" if p.id in used else "kard-unused"
         rows.append(f'<tr class="{css}" data-passage-id="{esc(p.id)}">' +
