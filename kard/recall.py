@@ -85,7 +85,7 @@ class CorrectionRecall:
     def find(self, question: Question) -> Hit | None:
         """The saved correction for this question (its own item first, else the closest rewording), or None."""
         own = self.saved.get(item_id_for(question))
-        if own is not None:
+        if own is not None and own.kind == question.kind:  # a listed question asked as another kind keeps its id
             return own.hit(1.0)
         words, options = frozenset(tokenize(question.text)), options_key(question.options)
         best, best_overlap = None, self.min_overlap

@@ -55,6 +55,8 @@ def test_the_same_item_is_recalled_with_its_latest_revision(store: AnnotationSto
     hit = CorrectionRecall.from_store(store).find(QUESTION)
     assert hit is not None and is_recalled(hit.passage.id)
     assert hit.passage.id == "correction:demo:q1" and hit.passage.text == "Citrus prevents scurvy. " + RATIONALE
+    as_open = replace(QUESTION, options={}, kind="open")  # the same listed question asked as another kind
+    assert item_id_for(as_open) == item_id_for(QUESTION) and CorrectionRecall.from_store(store).find(as_open) is None
     assert hit.passage.title == ""  # the student would copy a title into its rationale
 
 
