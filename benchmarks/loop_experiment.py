@@ -59,6 +59,7 @@ from kard.loop.retrain import RetrainSpec  # noqa: E402
 from kard.loop.round_folder import current  # noqa: E402
 from kard.loop.rounds import BASE_ROUND, round_report, write_report  # noqa: E402
 from kard.metrics import compare_paired, compare_rounds, score  # noqa: E402
+from kard.pipeline import Recalls  # noqa: E402
 from kard.prompts import PROMPT_VERSION  # noqa: E402
 from kard.records import Question, item_id_for  # noqa: E402
 from kard.teacher.recorded import import_flan_strategyqa, import_medqa_recorded, import_openbookqa_facts  # noqa: E402
@@ -119,8 +120,12 @@ def split(s: Setup, pool: int, heldout: int, seed: int) -> tuple[list[Question],
     return usable[:pool], usable[pool: pool + heldout]
 
 
-def answers(student_path: str, questions: Sequence[Question], s: Setup, out: Path, engine: str) -> dict[str, EvalRecord]:
-    """Greedy answers of a student (cached in `out`, resumed by kard.evaluation)."""
+def answers(student_path: str, questions: Sequence[Question], s: Setup, out: Path, engine: str,
+            recall: "Recalls | None" = None) -> dict[str, EvalRecord]:
+    """Greedy answers of a student (cached in `out`, resumed by kard.evaluation); `recall` hands saved
+    corrections back (kard.recall; benchmarks/loop_recall.py)."""
+    if not questions:
+        return {}
     if out.is_file() and len(read_records(out)) >= len(questions):
         return read_records(out)
     from kard.student import Student
@@ -128,7 +133,7 @@ def answers(student_path: str, questions: Sequence[Question], s: Setup, out: Pat
     student = Student.load(student_path, engine=engine)
     result = evaluate(student, questions, "kard-bm25", out=out, knowledge=knowledge_base(s.kb),
                       retrieval=RetrievalConfig(top_k=s.top_k), generation=GenerationConfig(max_new_tokens=s.new_tokens),
-                      progress=False)
+                      progress=False, recall=recall)
     return {r.question_id: r for r in result.records}
 
 

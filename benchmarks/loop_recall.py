@@ -30,32 +30,13 @@ from typing import Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # loop_experiment, beside this file
 
-from loop_experiment import BASE_STUDENT, ROOT, Setup, answers, correct, knowledge_base, setup, split  # noqa: E402
+from loop_experiment import BASE_STUDENT, ROOT, Setup, answers, correct, setup, split  # noqa: E402
 
 from kard.annotations import AnnotationStore  # noqa: E402
-from kard.config import GenerationConfig, RetrievalConfig  # noqa: E402
-from kard.evaluation import EvalRecord, evaluate, read_records  # noqa: E402
+from kard.evaluation import EvalRecord  # noqa: E402
 from kard.metrics import compare_paired  # noqa: E402
 from kard.recall import CorrectionRecall  # noqa: E402
 from kard.records import Question, item_id_for  # noqa: E402
-
-log = logging.getLogger("loop_recall")
-
-
-def recalled_answers(student_path: str, questions: Sequence[Question], s: Setup, recall: CorrectionRecall, out: Path,
-                     engine: str) -> dict[str, EvalRecord]:
-    """Greedy answers with recall on (cached in `out`)."""
-    if not questions:
-        return {}
-    if out.is_file() and len(read_records(out)) >= len(questions):
-        return read_records(out)
-    from kard.student import Student
-
-    student = Student.load(student_path, engine=engine)
-    result = evaluate(student, questions, "kard-bm25", out=out, knowledge=knowledge_base(s.kb),
-                      retrieval=RetrievalConfig(top_k=s.top_k), generation=GenerationConfig(max_new_tokens=s.new_tokens),
-                      progress=False, recall=recall)
-    return {r.question_id: r for r in result.records}
 
 
 def corrections_store(folder: Path, pool: Sequence[Question], base_pool: dict[str, EvalRecord], s: Setup,
@@ -101,14 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     students = [("shipped (demo/student)", BASE_STUDENT)] + [tuple(spec.split("=", 1)) for spec in args.student]
     for number, (name, path) in enumerate(students):
         without = base_pool if path == BASE_STUDENT else answers(path, corrected, s, folder / f"s{number}.pool.jsonl", args.engine)
-        with_recall = recalled_answers(path, corrected, s, recall, folder / f"s{number}.pool.recall.jsonl", args.engine)
+        with_recall = answers(path, corrected, s, folder / f"s{number}.pool.recall.jsonl", args.engine, recall)
         print(f"| {name} | {right(without, ids)} of {len(ids)} | {right(with_recall, ids)} of {len(ids)} |")
     matched = [q for q in heldout if recall.find(q) is not None]
     if not matched:  # recall finds nothing: every held-out prompt is the one read before, no answer can change
         print(f"\nheld-out: 0 of {len(heldout)} match a saved correction; their prompts are unchanged")
         return 0
     base_held = answers(BASE_STUDENT, heldout, s, shared / "base-heldout.jsonl", args.engine)
-    again = recalled_answers(BASE_STUDENT, matched, s, recall, folder / "heldout.recall.jsonl", args.engine)
+    again = answers(BASE_STUDENT, matched, s, folder / "heldout.recall.jsonl", args.engine, recall)
     after = {qid: again.get(qid, record) for qid, record in base_held.items()}
     test = compare_paired({q: r.correct for q, r in base_held.items()}, {q: r.correct for q, r in after.items()})
     print(f"\nheld-out: {len(matched)} of {len(heldout)} match a saved correction; right {right(base_held, list(base_held))} "

@@ -38,8 +38,9 @@ DEFAULT_TOP_N = {"medqa": 1, "strategyqa": 1, "openbookqa": 10, "obqa": 10}
 """Passages per training example, as the paper: top-1 for MedQA and StrategyQA, top-10 for OpenBookQA."""
 ON_EMPTY = ("error", "skip", "keep")
 PASSAGE_SOURCES = ("rationale", "question", "mixed")
-CONCLUSION = "So the answer is"  # how a concluded rationale states the gold option's text
 """Where a kard example's passages come from: BM25 with the rationale (the paper), with the question, or both."""
+CONCLUSION = "So the answer is"
+"""How a concluded rationale states the gold option's text (`concluded`)."""
 
 
 class EmptyRetrievalError(DataError):
