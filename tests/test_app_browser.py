@@ -153,6 +153,9 @@ def test_ask_correct_save_browse_and_stay_inert(page_and_studio):
     used = page.locator("#kard-rerank tr.kard-used")
     assert used.count() == 1 and "Antibodies stimulate the TSH receptor" in used.first.inner_text()
     assert used.first.get_attribute("data-passage-id") == "correction:demo:t-graves"
+    page.wait_for_function(  # and the editor goes on from the saved correction, not from the teacher's rationale
+        "document.querySelector('#kard-editor textarea').value.startsWith('Antibodies stimulate')", timeout=60_000)
+    assert "saved correction (revision 1" in page.inner_text("#kard-editor-label")
     page.evaluate("localStorage.clear()")  # the re-ask left a draft; the next test starts from a clean page
 
 

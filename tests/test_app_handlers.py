@@ -181,6 +181,22 @@ def test_save_stores_everything_as_a_revision(store):
     assert curating.browse(s)[0][:6] == ["demo:q1", 1, "Which vitamin deficiency causes scurvy?", "B", "A", "A"]
 
 
+def test_the_editor_goes_on_from_the_saved_correction_when_the_question_is_asked_again(store, tmp_path):
+    s = studio(store)
+    item = compare(s, asked(s)).item
+    assert save(s, item, "Sailors lacked vitamin C.\nAnswer: A", "A", 4, [], [], "", False, "alice").saved
+    again = compare(s, asked(s))
+    assert again.editor_text == "Sailors lacked vitamin C.\nAnswer: A" and again.editor_answer == "A"
+    assert again.editor_source == "saved correction (revision 1, alice)"
+    assert compare(s, asked(s, "q2")).editor_source.startswith("student")  # another question: as before
+    locked = studio(AnnotationStore(tmp_path / "a.db", read_only=True))
+    unreadable = tmp_path / "not-a-db.db"
+    unreadable.write_text("this is not SQLite")
+    broken = studio(AnnotationStore(unreadable, read_only=True))
+    assert compare(locked, asked(locked)).editor_source.startswith("saved correction")  # read-only still reads
+    assert compare(broken, asked(broken)).editor_text.startswith("Scurvy is caused")  # unreadable: the teacher's
+
+
 def test_save_asks_to_confirm_when_rationale_disagrees(store):
     s = studio(store)
     item = asked(s)

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
+from kard.annotations import AnnotationStoreError, Revision
 from kard.errors import DataError, KardError
 from kard.kinds import AUTO, KindDecision, decide_kind, options_for
 from kard.prompts import PROMPT_VERSION, format_options, parse_options, parse_question_answer
@@ -169,17 +170,32 @@ def compare_steps(studio: Studio, sealed: Mapping[str, Any] | None) -> Iterator[
     item = item.with_teacher(teacher or recorded_teacher(studio, item.question))
     note = HOW_TO_TEACHER if warning is None else \
         f"{warning}. {HOW_TO_TEACHER if studio.teacher_factory is None else ''}"
-    text, source, answer = editor_start(item)
+    text, source, answer = editor_start(item, saved_revision(studio, item.question))
     yield Comparison(teacher_card(item, note), compare_html(item), text, source,
                      answer or item.question.answer or item.student.answer, studio.hand_out(item), warning)
 
 
-def editor_start(item: AskedItem) -> tuple[str, str, str | None]:
-    """(text, label, answer) the editor starts from: the teacher's rationale when there is one, else the student's."""
+def editor_start(item: AskedItem, saved: Revision | None = None) -> tuple[str, str, str | None]:
+    """(text, label, answer) the editor starts from: the saved correction of this question when there is one
+    (a curator goes on from what was saved, not from scratch), else the teacher's rationale, else the student's."""
+    if saved is not None:
+        c = saved.correction
+        return c.rationale, f"saved correction (revision {saved.revision}, {c.curator or 'no curator'})", c.answer
     t, s = item.teacher, item.student
     if t is not None:
         return t.rationale, f"teacher ({t.label})", t.answer
     return s.rationale or s.raw_output, f"student ({s.model})", s.answer
+
+
+def saved_revision(studio: Studio, question: Question) -> Revision | None:
+    """The latest saved revision of this question as this kind, or None (also when the store cannot be read:
+    the editor then starts from the teacher's or the student's rationale, and saving says what is wrong)."""
+    try:
+        saved = studio.store.get(item_id_for(question))
+    except AnnotationStoreError as error:
+        log.warning("could not read the saved correction: %s", error)
+        return None
+    return saved if saved is not None and saved.correction.kind == question.kind else None
 
 
 def _live_teacher(teacher: Teaches, question: Question) -> Iterator[str | TeacherAnswer]:

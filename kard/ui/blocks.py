@@ -244,7 +244,8 @@ def ask_layout(t: AskTab, studio: Studio) -> None:
     gr.Markdown("## Correction")
     with gr.Row():
         with gr.Column(scale=3):
-            t.editor_label = gr.Markdown("Ask a question: the editor fills with the teacher's rationale.")
+            t.editor_label = gr.Markdown("Ask a question: the editor fills with the teacher's rationale "
+                                         "(or with your saved correction of it).", elem_id="kard-editor-label")
             t.editor = gr.Textbox(label="Corrected rationale", lines=7, max_lines=20, elem_id="kard-editor")
             with gr.Row():
                 t.use_teacher = gr.Button("Use teacher's rationale", size="sm")
@@ -317,6 +318,8 @@ def answer_updates(question: Question, value: str | None) -> list:
 
 
 def editing_label(source: str) -> str:
+    if source.startswith("saved correction"):
+        return f"Editing the **{source}** of this question; saving adds a revision."
     return f"Editing a copy of the **{source}** rationale."
 
 
