@@ -16,6 +16,7 @@ from kard.recall import CorrectionRecall, StoreRecall, word_overlap
 from kard.records import AskedItem, Hit, Passage, Question, final_order, is_recalled, item_id_for
 from kard.student import Student
 from kard.ui import views
+from kard.ui.cards import student_card
 from tiny_models import save_tiny_decoder
 
 FAST = AnnotationStoreConfig(busy_timeout_s=0.05, retries=2, retry_wait_s=0.02)
@@ -144,6 +145,9 @@ def test_the_panel_shows_the_correction_first_and_marked(store: AnnotationStore,
     item = AskedItem.from_prediction(prediction, prompt_version="kard-v1", max_candidates=2)
     assert [h.passage.id for h in item.candidates][0] == "correction:demo:q1"  # kept in what the store saves
     assert item.used[0].passage.id == "correction:demo:q1"
+    assert "read the saved correction of this question" in student_card(item)  # its answer is read as such
+    plain = Pipeline(KnowledgeBase.build(PASSAGES), student, generation=SHORT).answer(QUESTION)
+    assert "saved correction" not in student_card(AskedItem.from_prediction(plain, prompt_version="kard-v1"))
 
 
 def test_in_the_app_a_saved_correction_goes_first_when_the_question_is_asked_again(tmp_path: Path) -> None:

@@ -51,8 +51,9 @@ def kind_html(item: AskedItem) -> str:
 def student_card(item: AskedItem) -> str:
     q, s = item.question, item.student
     truncation = f" ({s.truncation})" if s.truncation else ""
+    recalled = " · read the saved correction of this question" if item.decoding.get("recalled") else ""
     return views.rationale_card(
-        "Student", f"{s.model} · KARD prompt {item.prompt_version}{truncation}",
+        "Student", f"{s.model} · KARD prompt {item.prompt_version}{truncation}{recalled}",
         s.raw_output or s.rationale, note="(the student wrote nothing)",
         answer_html=views.answer_badge(s.answer, q.answer, q.options, q.kind) + views.answer_source_line(s.answer_source),
         timing_html=views.timing_line(s.timings, s.tokens_out, s.model, item.decoding.get("engine")),
