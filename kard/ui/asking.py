@@ -111,6 +111,8 @@ def resolve(studio: Studio, text: str, options_text: str, picked_id: str | None,
     picked = studio.questions.get(picked_id or "")
     if (picked is not None and picked.text.strip() == text and picked.kind == decision.kind
             and dict(picked.options) == options_for(decision.kind, options)):
+        if decision.kind == CHOICE and kind in (None, "", AUTO):  # its options were filled in, not typed
+            decision = KindDecision(CHOICE, "a listed question, asked with its options")
         return picked, decision
     return Question("custom", text, options_for(decision.kind, options), None, "custom", kind=decision.kind), decision
 
