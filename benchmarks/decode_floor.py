@@ -21,25 +21,16 @@ that format's row, so 128 tokens cost at least 128 times it.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere: kard is beside
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing, beside this file
 
-
-def median_seconds(work: Callable[[], object], repeats: int) -> float:
-    work()  # warm-up
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+from timing import median_seconds  # noqa: E402
 
 
 def weight_matrices(model: torch.nn.Module) -> list[torch.Tensor]:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import argparse
 import random
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere: kard is beside
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing, beside this file
+
+from timing import median_seconds  # noqa: E402
 
 from kard.annotations import AnnotationStore, Correction  # noqa: E402
 from kard.recall import CorrectionRecall  # noqa: E402
@@ -40,16 +41,6 @@ def fill(store: AnnotationStore, questions: list[Question]) -> None:
                               answer="A", gold_answer="A", dataset=q.dataset, curator="bench"))
 
 
-def timed(call, repeats: int) -> float:
-    """Median seconds of `repeats` calls."""
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corrections", type=int, nargs="+", default=[200, 2000, 10000])
@@ -63,9 +54,9 @@ def main() -> int:
             questions = [question(i, rng) for i in range(n)]
             fill(store, questions)
             recall = CorrectionRecall.from_store(store)
-            reread = timed(lambda: CorrectionRecall.from_store(store), 3)
-            saved = timed(lambda: recall.find(questions[n // 2]), 50)
-            unsaved = timed(lambda: recall.find(question(n + 1, rng)), 50)
+            reread = median_seconds(lambda: CorrectionRecall.from_store(store), 3, warm_up=False)
+            saved = median_seconds(lambda: recall.find(questions[n // 2]), 50, warm_up=False)
+            unsaved = median_seconds(lambda: recall.find(question(n + 1, rng)), 50, warm_up=False)
             print(f"| {n:,} | {reread:.2f} | {1000 * saved:.3f} | {1000 * unsaved:.2f} |")
     return 0
 

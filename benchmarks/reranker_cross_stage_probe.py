@@ -37,6 +37,7 @@ from kard.records import Hit, Question  # noqa: E402
 from kard.reranker.dense import DenseItem, DenseReranker, dense_items  # noqa: E402
 from kard.reranker.encoder import rank_by_scores, reranker_query, resolve_backbone  # noqa: E402
 from kard.reranker.evaluation import evaluate_reranker  # noqa: E402
+from kard.reranker.training import kard_kl_loss, temperature  # noqa: E402
 
 log = logging.getLogger("cross-stage")
 
@@ -118,14 +119,13 @@ def train(second: PairScorer, data: list, steps: int, batch: int, seed: int, lr_
     second.train()
     losses = []
     for step in range(steps):
-        tau1 = 3.0 + (1.0 - 3.0) * step / max(1, steps - 1)
+        tau1 = temperature(step, steps, 3.0, 1.0)
         chosen = rng.sample(data, batch)
         queries = [query for query, texts, _, _ in chosen for _ in texts]
         texts = [text for _, texts, _, _ in chosen for text in texts]
         extra = second(queries, texts).view(len(chosen), -1)
         scores = torch.stack([first for _, _, first, _ in chosen]) + extra
-        target = torch.log_softmax(torch.stack([rationale for *_, rationale in chosen]) / tau1, dim=-1)
-        loss = (target.exp() * (target - torch.log_softmax(scores, dim=-1))).sum(-1).mean()
+        loss = kard_kl_loss(torch.stack([rationale for *_, rationale in chosen]), scores, tau1, 1.0)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

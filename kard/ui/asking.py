@@ -27,6 +27,9 @@ from kard.ui.studio import InputError, Studio, Teaches
 
 log = logging.getLogger(__name__)
 
+SAVED_SOURCE = "saved correction"
+"""How the editor's source label starts when it opens on the question's saved correction."""
+
 MAX_CANDIDATES_KEPT = 20
 """Candidates kept in an item (and so in an annotation): enough to judge the reranker's top."""
 
@@ -182,7 +185,7 @@ def editor_start(item: AskedItem, saved: Revision | None = None) -> tuple[str, s
     (a curator goes on from what was saved, not from scratch), else the teacher's rationale, else the student's."""
     if saved is not None:
         c = saved.correction
-        return c.rationale, f"saved correction (revision {saved.revision}, {c.curator or 'no curator'})", c.answer
+        return c.rationale, f"{SAVED_SOURCE} (revision {saved.revision}, {c.curator or 'no curator'})", c.answer
     t, s = item.teacher, item.student
     if t is not None:
         return t.rationale, f"teacher ({t.label})", t.answer

@@ -318,7 +318,7 @@ def answer_updates(question: Question, value: str | None) -> list:
 
 
 def editing_label(source: str) -> str:
-    if source.startswith("saved correction"):
+    if source.startswith(asking.SAVED_SOURCE):
         return f"Editing the **{source}** of this question; saving adds a revision."
     return f"Editing a copy of the **{source}** rationale."
 
