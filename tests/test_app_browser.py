@@ -55,15 +55,20 @@ def page_and_studio(tmp_path_factory):
     with launched(lambda: pipeline, folder) as (url, studio), sync_api.sync_playwright() as p:
         pipeline.recall = StoreRecall(studio.store)  # as app.py wires it: saved corrections go back to the student
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()  # tabs share the context
-        page.set_default_timeout(30_000)
-        page.goto(url)
-        page.fill("input[type=text]", USER)
-        page.fill("input[type=password]", PASSWORD)
-        page.keyboard.press("Enter")
-        page.wait_for_selector("#kard-ask")
-        yield page, studio
+        yield _signed_in_page(browser, url), studio
         browser.close()
+
+
+def _signed_in_page(browser, url: str):
+    """A page in a new browser context (its own localStorage and login), signed in as the curator."""
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()  # tabs share the context
+    page.set_default_timeout(30_000)
+    page.goto(url)
+    page.fill("input[type=text]", USER)
+    page.fill("input[type=password]", PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#kard-ask")
+    return page
 
 
 def _type(page, selector: str, text: str) -> None:
@@ -197,21 +202,21 @@ def test_free_yes_no_question_is_answered_yes_or_no_and_corrected(page_and_studi
 
 @pytest.mark.slow
 def test_each_tab_keeps_its_own_draft(page_and_studio):
-    page, _ = page_and_studio
-    page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('kard-draft:'))"
-                  ".forEach(k => localStorage.removeItem(k))")  # no draft left over from the tests above
+    # A new context: a late event of the tests above (their page's last compare) cannot write a draft into it.
+    page = _signed_in_page(page_and_studio[0].context.browser, page_and_studio[0].url)
     other = page.context.new_page()
     other.set_default_timeout(30_000)
     for tab, question, draft in ((page, "Which gas do plants absorb?", "Tab A: plants absorb carbon dioxide."),
                                  (other, FREE_QUESTION, "Tab B: penguins cannot fly.")):
         tab.goto(page.url)
         tab.wait_for_selector("#kard-mode >> text=signed in as alice")  # the page's draft restore has run
+        assert tab.input_value("#kard-editor textarea") == ""  # nothing restored: each tab starts clean
         _type(tab, "#kard-question textarea", question)
         tab.fill("#kard-options textarea", "")
         tab.click("#kard-ask")
         tab.wait_for_selector("#kard-student .kard-badge", timeout=240_000)
-        # the compare step fills the editor after the badge: typing before it ends would be overwritten
-        tab.wait_for_selector("#kard-edit-diff >> text=No edits yet", timeout=60_000)
+        # the compare step fills the editor (and its label) after the badge: typing before it would be overwritten
+        tab.wait_for_selector("#kard-editor-label >> text=Editing", timeout=60_000)
         _type(tab, "#kard-editor textarea", draft)
         kept = f"(localStorage.getItem('kard-draft:' + sessionStorage.getItem('kard-tab')) || '').includes('{draft}')"
         tab.wait_for_function(kept, timeout=60_000)  # the draft is written to localStorage after each edit
@@ -220,4 +225,4 @@ def test_each_tab_keeps_its_own_draft(page_and_studio):
         tab.wait_for_selector("#kard-mode >> text=signed in as alice")
         tab.wait_for_function(f"document.querySelector('#kard-editor textarea').value.startsWith('{draft}')")
         assert tab.input_value("#kard-question textarea") == question
-    other.close()
+    page.context.close()
