@@ -582,3 +582,16 @@ def test_an_answer_stated_by_the_rationale_is_shown_as_such():
     assert "read from the rationale&#x27;s conclusion" in student_card(item)
     plain = AskedItem.from_prediction(replace(p, samples=(replace(stated, answer_source="parsed"),)), prompt_version="v")
     assert "kard-answer-source" not in student_card(plain)
+
+
+def test_the_page_compares_only_after_an_ask_that_handed_out_a_new_item(store):
+    from kard.ui import blocks
+
+    s = studio(store)
+    failed = list(blocks.ask_on_page(s, "", "A) x B) y", None))
+    assert [step[-1] for step in failed] == [False] and "question is empty" in failed[0][2]
+    answered = list(blocks.ask_on_page(s, "Which vitamin deficiency causes scurvy?", "A) Vitamin C B) Vitamin D", None))
+    assert answered[-1][-1] is True and answered[-1][3]["question"]["text"].endswith("scurvy?")
+    compared = lambda current: iter([["compared", current]])  # noqa: E731 - a stand-in for the compare step
+    assert list(blocks.compare_when_handed_out(compared, 2, {"item": 1}, True)) == [["compared", {"item": 1}]]
+    assert list(blocks.compare_when_handed_out(compared, 2, {"item": 1}, False)) == [blocks.skips(2)]

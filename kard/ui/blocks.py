@@ -121,6 +121,8 @@ class AskTab:
     confirm: Any = None
     save_btn: Any = None
     save_msg: Any = None
+    handed_out: Any = None  # gr.State: whether the page's last ask handed out a new item (then it compares)
+    api_ask: Any = None  # a hidden button that carries the API's /ask and /compare
 
     @property
     def ask_inputs(self) -> list:
@@ -231,6 +233,8 @@ def ask_layout(t: AskTab, studio: Studio) -> None:
             with gr.Row():
                 t.ask_btn = gr.Button("Ask the student", variant="primary", elem_id="kard-ask")
                 t.next_btn = gr.Button("Next question", elem_id="kard-next")
+                t.api_ask = gr.Button(visible=False)
+                t.handed_out = gr.State(False)
         with gr.Column(scale=2):
             t.status = gr.HTML(message("Pick a demo question or type one, then ask."), elem_id="kard-status")
             gr.Markdown(HOW_IT_WORKS)
@@ -325,14 +329,29 @@ def editing_label(source: str) -> str:
 
 # -- events -----------------------------------------------------------------------------------------
 def ask(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None = "auto"):
+    """The API's /ask: the outputs of AskTab.ask_outputs, step by step."""
+    for outputs, _ in ask_steps(studio, text, options_text, picked_id, how):
+        yield outputs
+
+
+def ask_on_page(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None = "auto"):
+    """The page's ask: /ask's outputs and whether this step handed out a new item (AskTab.handed_out), so that a
+    failed ask (an empty question box, unreadable options) leaves the correction being edited alone instead of
+    comparing the old item again and refilling the editor."""
+    for outputs, handed_out in ask_steps(studio, text, options_text, picked_id, how):
+        yield [*outputs, handed_out]
+
+
+def ask_steps(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None):
     import gradio as gr
 
     try:
         for update in asking.ask(studio, text, options_text, picked_id, how or "auto"):
             teacher = "" if update.item is None else gr.skip()
-            yield update.rerank_html, update.student_html, update.status_html, update.item or gr.skip(), teacher
+            outputs = [update.rerank_html, update.student_html, update.status_html, update.item or gr.skip(), teacher]
+            yield outputs, update.item is not None
     except KardError as error:
-        yield gr.skip(), gr.skip(), warn(error), gr.skip(), gr.skip()
+        yield [gr.skip(), gr.skip(), warn(error), gr.skip(), gr.skip()], False
 
 
 def compare(studio: Studio, width: int, current: dict | None):
@@ -357,40 +376,47 @@ def compare(studio: Studio, width: int, current: dict | None):
         yield [warn(error), *skips(width - 1)]
 
 
-def only_when_asked(handler: Callable, width: int, text: str, *args):
-    """Run `handler` unless the question box is empty (then nothing changes)."""
-    if not (text or "").strip():
+def compare_when_handed_out(compared: Callable, width: int, current: dict | None, handed_out: bool):
+    """The page's compare step: only after an ask that handed out a new item (else nothing changes)."""
+    if not handed_out:
         yield skips(width)
         return
-    yield from handler(*args)
+    yield from compared(current)
 
 
 def wire_asking(t: AskTab, studio: Studio) -> None:
     import gradio as gr
 
     asked, compared = partial(ask, studio), partial(compare, studio, len(t.compare_outputs))
-    t.ask_btn.click(asked, t.ask_inputs, t.ask_outputs, api_name="ask").success(
+    # The API: /ask, then /compare with the item it returned (or either alone); the page's events are private.
+    t.api_ask.click(asked, t.ask_inputs, t.ask_outputs, api_name="ask").success(
         compared, [t.item], t.compare_outputs, api_name="compare")
+
+    ask_outputs = [*t.ask_outputs, t.handed_out]
+    asked_on_page = partial(ask_on_page, studio)
+    compared_on_page = partial(compare_when_handed_out, compared, len(t.compare_outputs))
+    t.ask_btn.click(asked_on_page, t.ask_inputs, ask_outputs, **PRIVATE).success(
+        compared_on_page, [t.item, t.handed_out], t.compare_outputs, **PRIVATE)
     t.picked.input(lambda qid: (*asking.pick(studio, qid), "auto"), [t.picked], [t.question, t.options, t.kind],
                    **PRIVATE)
 
     # Switching "Ask as" asks the question that is there again (nothing happens before one is typed).
     def ask_again(text, options_text, picked_id, how):
-        yield from only_when_asked(asked, len(t.ask_outputs), text, text, options_text, picked_id, how)
+        if not (text or "").strip():
+            yield [*skips(len(t.ask_outputs)), False]
+            return
+        yield from asked_on_page(text, options_text, picked_id, how)
 
-    def compare_again(current, text):
-        yield from only_when_asked(compared, len(t.compare_outputs), text, current)
-
-    t.kind.input(ask_again, t.ask_inputs, t.ask_outputs, **PRIVATE).success(
-        compare_again, [t.item, t.question], t.compare_outputs, **PRIVATE)
+    t.kind.input(ask_again, t.ask_inputs, ask_outputs, **PRIVATE).success(
+        compared_on_page, [t.item, t.handed_out], t.compare_outputs, **PRIVATE)
 
     def next_question(current: str | None):
         qid = asking.next_question(studio, current)
         return gr.update(value=qid), *asking.pick(studio, qid), "auto"
 
     (t.next_btn.click(next_question, [t.picked], [t.picked, t.question, t.options, t.kind], **PRIVATE)
-     .success(asked, t.ask_inputs, t.ask_outputs, **PRIVATE)
-     .success(compared, [t.item], t.compare_outputs, **PRIVATE))
+     .success(asked_on_page, t.ask_inputs, ask_outputs, **PRIVATE)
+     .success(compared_on_page, [t.item, t.handed_out], t.compare_outputs, **PRIVATE))
 
 
 def wire_editor(t: AskTab, studio: Studio) -> None:
