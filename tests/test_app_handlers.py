@@ -588,10 +588,23 @@ def test_the_page_compares_only_after_an_ask_that_handed_out_a_new_item(store):
     from kard.ui import blocks
 
     s = studio(store)
-    failed = list(blocks.ask_on_page(s, "", "A) x B) y", None))
-    assert [step[-1] for step in failed] == [False] and "question is empty" in failed[0][2]
+    failed = list(blocks.ask_on_page(s, "", "A) x B) y", None))  # outputs..., handed out, editor, label
+    assert [step[5] for step in failed] == [False] and "question is empty" in failed[0][2]
+    assert failed[0][6]["interactive"] is True and failed[0][7] == blocks.skips(1)[0]  # nothing was locked
     answered = list(blocks.ask_on_page(s, "Which vitamin deficiency causes scurvy?", "A) Vitamin C B) Vitamin D", None))
-    assert answered[-1][-1] is True and answered[-1][3]["question"]["text"].endswith("scurvy?")
+    assert answered[-1][5] is True and answered[-1][3]["question"]["text"].endswith("scurvy?")
+    assert answered[0][6]["interactive"] is False and answered[0][7] == blocks.WAITING_LABEL  # read-only meanwhile
+
     compared = lambda current: iter([["compared", current]])  # noqa: E731 - a stand-in for the compare step
-    assert list(blocks.compare_when_handed_out(compared, 2, {"item": 1}, True)) == [["compared", {"item": 1}]]
-    assert list(blocks.compare_when_handed_out(compared, 2, {"item": 1}, False)) == [blocks.skips(2)]
+    steps = list(blocks.compare_when_handed_out(compared, 2, 0, {"item": 1}, True))
+    assert steps[0] == ["compared", {"item": 1}] and steps[-1][0]["interactive"] is True  # then the editor opens
+    assert list(blocks.compare_when_handed_out(compared, 2, 0, {"item": 1}, False)) == [blocks.skips(2)]
+
+    def broken(current):
+        raise RuntimeError("the teacher's client crashed")
+        yield
+
+    opened = blocks.compare_when_handed_out(broken, 2, 0, {"item": 1}, True)
+    assert next(opened)[0]["interactive"] is True  # a crashed compare still opens the editor
+    with pytest.raises(RuntimeError):
+        next(opened)

@@ -328,6 +328,13 @@ def editing_label(source: str) -> str:
 
 
 # -- events -----------------------------------------------------------------------------------------
+ANSWERING, HANDED_OUT, FAILED = "answering", "handed out", "failed"
+"""The steps of an ask: the student is still answering, the new item is out, or the ask failed."""
+WAITING_LABEL = ("The student is answering; the editor opens with the teacher's rationale (or your saved correction) "
+                 "when the comparison is ready.")
+UNANSWERED_LABEL = "The question could not be answered (see the message above); the editor keeps its text."
+
+
 def ask(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None = "auto"):
     """The API's /ask: the outputs of AskTab.ask_outputs, step by step."""
     for outputs, _ in ask_steps(studio, text, options_text, picked_id, how):
@@ -335,23 +342,34 @@ def ask(studio: Studio, text: str, options_text: str, picked_id: str | None, how
 
 
 def ask_on_page(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None = "auto"):
-    """The page's ask: /ask's outputs and whether this step handed out a new item (AskTab.handed_out), so that a
-    failed ask (an empty question box, unreadable options) leaves the correction being edited alone instead of
-    comparing the old item again and refilling the editor."""
-    for outputs, handed_out in ask_steps(studio, text, options_text, picked_id, how):
-        yield [*outputs, handed_out]
+    """The page's ask: /ask's outputs, whether it handed out a new item (AskTab.handed_out), the editor and its label.
+
+    The compare step that follows refills the editor, so while the student answers the editor is read-only (text
+    typed meanwhile would be lost); it opens again when the compare step ends. A failed ask (an empty question box,
+    unreadable options) is not compared: the correction being edited stays, and the editor opens at once."""
+    import gradio as gr
+
+    locked = False
+    for outputs, step in ask_steps(studio, text, options_text, picked_id, how):
+        editor, label = gr.skip(), gr.skip()
+        if step == ANSWERING and not locked:
+            locked, editor, label = True, gr.update(interactive=False), WAITING_LABEL
+        elif step == FAILED:
+            editor, label = gr.update(interactive=True), UNANSWERED_LABEL if locked else gr.skip()
+        yield [*outputs, step == HANDED_OUT, editor, label]
 
 
 def ask_steps(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None):
+    """(AskTab.ask_outputs, ANSWERING / HANDED_OUT / FAILED) for each step of the ask."""
     import gradio as gr
 
     try:
         for update in asking.ask(studio, text, options_text, picked_id, how or "auto"):
             teacher = "" if update.item is None else gr.skip()
             outputs = [update.rerank_html, update.student_html, update.status_html, update.item or gr.skip(), teacher]
-            yield outputs, update.item is not None
+            yield outputs, ANSWERING if update.item is None else HANDED_OUT
     except KardError as error:
-        yield [gr.skip(), gr.skip(), warn(error), gr.skip(), gr.skip()], False
+        yield [gr.skip(), gr.skip(), warn(error), gr.skip(), gr.skip()], FAILED
 
 
 def compare(studio: Studio, width: int, current: dict | None):
@@ -376,12 +394,22 @@ def compare(studio: Studio, width: int, current: dict | None):
         yield [warn(error), *skips(width - 1)]
 
 
-def compare_when_handed_out(compared: Callable, width: int, current: dict | None, handed_out: bool):
-    """The page's compare step: only after an ask that handed out a new item (else nothing changes)."""
+def compare_when_handed_out(compared: Callable, width: int, editor_at: int, current: dict | None, handed_out: bool):
+    """The page's compare step: only after an ask that handed out a new item (else nothing changes); it ends by
+    opening the editor (`editor_at` in the outputs) that the ask made read-only, whether it succeeded or not."""
+    import gradio as gr
+
     if not handed_out:
         yield skips(width)
         return
-    yield from compared(current)
+    opened = skips(width)
+    opened[editor_at] = gr.update(interactive=True)
+    try:
+        yield from compared(current)
+    except Exception:
+        yield opened
+        raise
+    yield opened
 
 
 def wire_asking(t: AskTab, studio: Studio) -> None:
@@ -392,9 +420,10 @@ def wire_asking(t: AskTab, studio: Studio) -> None:
     t.api_ask.click(asked, t.ask_inputs, t.ask_outputs, api_name="ask").success(
         compared, [t.item], t.compare_outputs, api_name="compare")
 
-    ask_outputs = [*t.ask_outputs, t.handed_out]
+    ask_outputs = [*t.ask_outputs, t.handed_out, t.editor, t.editor_label]
     asked_on_page = partial(ask_on_page, studio)
-    compared_on_page = partial(compare_when_handed_out, compared, len(t.compare_outputs))
+    compared_on_page = partial(compare_when_handed_out, compared, len(t.compare_outputs),
+                               t.compare_outputs.index(t.editor))
     t.ask_btn.click(asked_on_page, t.ask_inputs, ask_outputs, **PRIVATE).success(
         compared_on_page, [t.item, t.handed_out], t.compare_outputs, **PRIVATE)
     t.picked.input(lambda qid: (*asking.pick(studio, qid), "auto"), [t.picked], [t.question, t.options, t.kind],
@@ -403,7 +432,7 @@ def wire_asking(t: AskTab, studio: Studio) -> None:
     # Switching "Ask as" asks the question that is there again (nothing happens before one is typed).
     def ask_again(text, options_text, picked_id, how):
         if not (text or "").strip():
-            yield [*skips(len(t.ask_outputs)), False]
+            yield [*skips(len(t.ask_outputs)), False, *skips(2)]
             return
         yield from asked_on_page(text, options_text, picked_id, how)
 
