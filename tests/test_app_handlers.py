@@ -608,3 +608,17 @@ def test_the_page_compares_only_after_an_ask_that_handed_out_a_new_item(store):
     assert next(opened)[0]["interactive"] is True  # a crashed compare still opens the editor
     with pytest.raises(RuntimeError):
         next(opened)
+
+
+def test_every_way_to_ask_shares_one_concurrency_limit(store):
+    from kard.ui.blocks import build_app
+
+    demo = build_app(studio(store))
+    groups: dict[str, set] = {}
+    for event in demo.fns.values():
+        fn = getattr(event.fn, "func", event.fn)
+        if getattr(fn, "__module__", "") == "kard.ui.blocks":  # the Ask tab's events (not the rounds tab's)
+            groups.setdefault(fn.__name__, set()).add(event.concurrency_id)
+    assert groups["ask"] | groups["ask_on_page"] | groups["ask_again"] == {"ask"}  # the API's, the page's, re-asks
+    assert groups["compare"] | groups["compare_when_handed_out"] == {"compare"}
+    assert {"ask", "compare"} <= {event.api_name for event in demo.fns.values()}  # the API keeps its names

@@ -416,16 +416,18 @@ def wire_asking(t: AskTab, studio: Studio) -> None:
     import gradio as gr
 
     asked, compared = partial(ask, studio), partial(compare, studio, len(t.compare_outputs))
+    # Every way to ask shares one concurrency limit (the queue's default), and every compare another.
+    asking_group, comparing_group = {"concurrency_id": "ask"}, {"concurrency_id": "compare"}
     # The API: /ask, then /compare with the item it returned (or either alone); the page's events are private.
-    t.api_ask.click(asked, t.ask_inputs, t.ask_outputs, api_name="ask").success(
-        compared, [t.item], t.compare_outputs, api_name="compare")
+    t.api_ask.click(asked, t.ask_inputs, t.ask_outputs, api_name="ask", **asking_group).success(
+        compared, [t.item], t.compare_outputs, api_name="compare", **comparing_group)
 
     ask_outputs = [*t.ask_outputs, t.handed_out, t.editor, t.editor_label]
     asked_on_page = partial(ask_on_page, studio)
     compared_on_page = partial(compare_when_handed_out, compared, len(t.compare_outputs),
                                t.compare_outputs.index(t.editor))
-    t.ask_btn.click(asked_on_page, t.ask_inputs, ask_outputs, **PRIVATE).success(
-        compared_on_page, [t.item, t.handed_out], t.compare_outputs, **PRIVATE)
+    t.ask_btn.click(asked_on_page, t.ask_inputs, ask_outputs, **PRIVATE, **asking_group).success(
+        compared_on_page, [t.item, t.handed_out], t.compare_outputs, **PRIVATE, **comparing_group)
     t.picked.input(lambda qid: (*asking.pick(studio, qid), "auto"), [t.picked], [t.question, t.options, t.kind],
                    **PRIVATE)
 
@@ -436,16 +438,16 @@ def wire_asking(t: AskTab, studio: Studio) -> None:
             return
         yield from asked_on_page(text, options_text, picked_id, how)
 
-    t.kind.input(ask_again, t.ask_inputs, ask_outputs, **PRIVATE).success(
-        compared_on_page, [t.item, t.handed_out], t.compare_outputs, **PRIVATE)
+    t.kind.input(ask_again, t.ask_inputs, ask_outputs, **PRIVATE, **asking_group).success(
+        compared_on_page, [t.item, t.handed_out], t.compare_outputs, **PRIVATE, **comparing_group)
 
     def next_question(current: str | None):
         qid = asking.next_question(studio, current)
         return gr.update(value=qid), *asking.pick(studio, qid), "auto"
 
     (t.next_btn.click(next_question, [t.picked], [t.picked, t.question, t.options, t.kind], **PRIVATE)
-     .success(asked_on_page, t.ask_inputs, ask_outputs, **PRIVATE)
-     .success(compared_on_page, [t.item, t.handed_out], t.compare_outputs, **PRIVATE))
+     .success(asked_on_page, t.ask_inputs, ask_outputs, **PRIVATE, **asking_group)
+     .success(compared_on_page, [t.item, t.handed_out], t.compare_outputs, **PRIVATE, **comparing_group))
 
 
 def wire_editor(t: AskTab, studio: Studio) -> None:
