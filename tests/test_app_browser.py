@@ -124,7 +124,9 @@ def test_ask_correct_save_browse_and_stay_inert(page_and_studio):
     page.locator("#kard-tags label", has_text="wrong knowledge").click()
     page.locator("#kard-mark-0 label", has_text="relevant").first.click()
     _type(page, "#kard-note textarea", XSS_NOTE)
-    page.wait_for_timeout(1500)  # the draft is written to localStorage after each edit
+    page.wait_for_function(  # the draft is written to localStorage after each edit (a queued event, then JS)
+        "note => { const d = localStorage.getItem('kard-draft:' + sessionStorage.getItem('kard-tab'));"
+        " return d !== null && JSON.parse(d).note === note; }", arg=XSS_NOTE)
     page.reload()
     page.wait_for_selector("#kard-ask")
     page.wait_for_function(
