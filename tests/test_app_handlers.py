@@ -590,6 +590,7 @@ def test_the_page_compares_only_after_an_ask_that_handed_out_a_new_item(store):
     s = studio(store)
     failed = list(blocks.ask_on_page(s, "", "A) x B) y", None))  # outputs..., handed out, editor, label
     assert [step[5] for step in failed] == [False] and "question is empty" in failed[0][2]
+    assert len(failed[0]) == blocks.ASK_OUTPUTS + 3
     assert failed[0][6]["interactive"] is True and failed[0][7] == blocks.skips(1)[0]  # nothing was locked
     answered = list(blocks.ask_on_page(s, "Which vitamin deficiency causes scurvy?", "A) Vitamin C B) Vitamin D", None))
     assert answered[-1][5] is True and answered[-1][3]["question"]["text"].endswith("scurvy?")
@@ -599,6 +600,17 @@ def test_the_page_compares_only_after_an_ask_that_handed_out_a_new_item(store):
     steps = list(blocks.compare_when_handed_out(compared, 2, 0, {"item": 1}, True))
     assert steps[0] == ["compared", {"item": 1}] and steps[-1][0]["interactive"] is True  # then the editor opens
     assert list(blocks.compare_when_handed_out(compared, 2, 0, {"item": 1}, False)) == [blocks.skips(2)]
+
+    def crashing_stream(question):
+        raise RuntimeError("the model crashed")
+        yield
+
+    s.pipeline().stream = crashing_stream
+    steps = []
+    with pytest.raises(RuntimeError):
+        for step in blocks.ask_on_page(s, "Which vitamin deficiency causes scurvy?", "A) Vitamin C B) Vitamin D", None):
+            steps.append(step)
+    assert steps[0][6]["interactive"] is False and steps[-1][6]["interactive"] is True  # an unexpected crash opens it
 
     def broken(current):
         raise RuntimeError("the teacher's client crashed")

@@ -328,6 +328,8 @@ def editing_label(source: str) -> str:
 
 
 # -- events -----------------------------------------------------------------------------------------
+ASK_OUTPUTS = 5
+"""How many outputs /ask has (AskTab.ask_outputs)."""
 ANSWERING, HANDED_OUT, FAILED = "answering", "handed out", "failed"
 """The steps of an ask: the student is still answering, the new item is out, or the ask failed."""
 WAITING_LABEL = ("The student is answering; the editor opens with the teacher's rationale (or your saved correction) "
@@ -350,13 +352,18 @@ def ask_on_page(studio: Studio, text: str, options_text: str, picked_id: str | N
     import gradio as gr
 
     locked = False
-    for outputs, step in ask_steps(studio, text, options_text, picked_id, how):
-        editor, label = gr.skip(), gr.skip()
-        if step == ANSWERING and not locked:
-            locked, editor, label = True, gr.update(interactive=False), WAITING_LABEL
-        elif step == FAILED:
-            editor, label = gr.update(interactive=True), UNANSWERED_LABEL if locked else gr.skip()
-        yield [*outputs, step == HANDED_OUT, editor, label]
+    try:
+        for outputs, step in ask_steps(studio, text, options_text, picked_id, how):
+            editor, label = gr.skip(), gr.skip()
+            if step == ANSWERING and not locked:
+                locked, editor, label = True, gr.update(interactive=False), WAITING_LABEL
+            elif step == FAILED:
+                editor, label = gr.update(interactive=True), UNANSWERED_LABEL if locked else gr.skip()
+            yield [*outputs, step == HANDED_OUT, editor, label]
+    except Exception:  # an unexpected failure (Gradio shows it): the editor must not stay read-only
+        if locked:
+            yield [*skips(ASK_OUTPUTS), False, gr.update(interactive=True), UNANSWERED_LABEL]
+        raise
 
 
 def ask_steps(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None):
