@@ -6,6 +6,7 @@ import re
 
 from kard.annotations import Correction, Revision
 from kard.records import Hit, Passage, Timings
+from kard.ui import views
 from kard.ui.views import (
     answer_badge,
     answer_label,
@@ -168,3 +169,11 @@ def test_kind_line_says_how_the_question_was_asked_and_escapes():
     assert "multiple choice" in kind_line("choice") and "yes/no question" in kind_line("yesno")
     card = rationale_card("Student", "m", "text", kind_html=kind_line("yesno"))
     assert card.index("Asked as") < card.index("kard-rationale")
+
+
+def test_paths_on_the_page_are_shown_relative_to_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert views.shown_path(tmp_path / "demo" / "student") == "demo/student"  # not where the checkout lies
+    assert views.shown_path("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    outside = tmp_path.parent / "elsewhere"
+    assert views.shown_path(outside) == str(outside)

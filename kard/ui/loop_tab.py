@@ -94,7 +94,7 @@ class LoopPanel:
         """The newest job's progress, and which round serves."""
         pointer = round_folder.current(self.root)
         serving = (f"Serving: <b>{views.esc(pointer['round'])}</b>" if pointer
-                   else f"Serving: <b>base</b> ({views.esc(self.base_student)})")
+                   else f"Serving: <b>base</b> ({views.esc(views.shown_path(self.base_student))})")
         rounds = round_folder.list_rounds(self.root)
         head = f'<div class="kard-loop-head">{serving} &middot; rounds: {views.esc(", ".join(rounds) or "none yet")}</div>'
         job = self.latest_job()
@@ -125,7 +125,8 @@ class LoopPanel:
             return path.read_text(encoding="utf-8")
         return ("No round report yet. Make one on held-out questions (and, for a controlled comparison, a control "
                 "rounds folder trained the same way without the corrections):\n\n"
-                f"`python -m kard rounds --root {self.root} --questions HELD_OUT.jsonl [--control CONTROL_DIR]`")
+                f"`python -m kard rounds --root {views.shown_path(self.root)} --questions HELD_OUT.jsonl "
+                "[--control CONTROL_DIR]`")
 
     def report_plot(self) -> str | None:
         path = self.report_dir / "accuracy.png"
@@ -274,8 +275,9 @@ def loop_layout(panel: LoopPanel, question: Any, options: Any) -> LoopTab:
         gr.Markdown("### Round report: held-out accuracy per round, against the control when one was run")
         with gr.Row():
             report = gr.Markdown(panel.report_markdown(), elem_id="kard-loop-report")
-            plot = gr.Image(panel.report_plot(), label="Held-out accuracy per round", type="filepath",
-                            interactive=False, elem_id="kard-loop-plot")
+            plot_path = panel.report_plot()
+            plot = gr.Image(plot_path, label="Held-out accuracy per round", type="filepath", interactive=False,
+                            elem_id="kard-loop-plot", visible=plot_path is not None)
     return LoopTab(examples, kb, weight, steps, with_reranker, start_btn, cancel_btn, refresh_btn, action_msg,
                    progress, timer, left, right, question, options, compare_btn, left_card, right_card, diff,
                    report, plot, every_btn, every_table)
@@ -289,10 +291,15 @@ def wire_loop_tab(t: LoopTab, panel: LoopPanel, curator_name: Callable[[Any, Any
         gr.Warning(str(error))
         return views.message(str(error), "error")
 
+    def plot_update():
+        """The report's plot, shown only once there is one (an empty image box shows a broken icon)."""
+        path = panel.report_plot()
+        return gr.update(value=path, visible=path is not None)
+
     def refresh():
         choices = panel.round_choices()
         return (panel.status_html(), gr.Timer(active=panel.job_active()),
-                gr.update(choices=choices), gr.update(choices=choices), panel.report_markdown(), panel.report_plot())
+                gr.update(choices=choices), gr.update(choices=choices), panel.report_markdown(), plot_update())
 
     def start(ex, w, s, rr, kb_path, request: gr.Request, profile: gr.OAuthProfile | None):
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import html
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 from kard.kinds import KIND_LABELS
@@ -208,6 +209,15 @@ def rationale_card(role: str, source: str, text: str, *, answer_html: str = "", 
             f'<span class="kard-source">{esc(source)}</span></div>{kind_html}'
             f'<div class="kard-rationale">{body}</div>'
             f'<div class="kard-answer">{answer_html}</div>{timing_html}</div>')
+
+
+def shown_path(path: str | Path) -> str:
+    """A path as the page shows it: relative to the working directory when it lies inside it (`demo/student`, not
+    where this machine keeps the checkout); anything else (a hub id, a path outside) as given."""
+    try:
+        return Path(path).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except (ValueError, OSError):
+        return str(path)
 
 
 def message(text: str, kind: str = "info") -> str:
