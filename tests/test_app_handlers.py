@@ -248,6 +248,19 @@ def test_curator_allow_list(store):
         save(s, asked(s), "text", "A", 3, [], [], "", False, "mallory")
 
 
+def test_an_empty_browse_table_says_why(store):
+    from kard.ui import blocks
+
+    s = studio(store)
+    rows, _, _, note = blocks.browse(s, "", "", True)
+    assert rows == [] and "No corrections saved yet" in note and "save it" in note
+    assert "read-only" in blocks.browse(studio(store, mode="demo"), "", "", True)[3]
+    save(s, asked(s), "first", "A", 5, [], [], "", False, "alice")
+    rows, _, _, note = blocks.browse(s, "", "", True)
+    assert len(rows) == 1 and note == ""
+    assert "matches these filters" in blocks.browse(s, "hallucination", "", True)[3]
+
+
 def test_browse_history_and_revert(store):
     s = studio(store)
     item = asked(s)

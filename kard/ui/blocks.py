@@ -156,6 +156,7 @@ class BrowseTab:
     revert_btn: Any
     revert_msg: Any
     history_html: Any
+    empty_note: Any  # says why the table is empty (nothing saved yet, or nothing matches the filters)
 
     @property
     def filters(self) -> list:
@@ -163,7 +164,7 @@ class BrowseTab:
 
     @property
     def outputs(self) -> list:
-        return [self.table, self.item_pick, self.curator_filter]
+        return [self.table, self.item_pick, self.curator_filter, self.empty_note]
 
 
 def read_edit(current: dict | None, rationale: str, letter: str | None, text: str | None, rating: Any,
@@ -289,6 +290,7 @@ def browse_layout(studio: Studio) -> BrowseTab:
         disagreements = gr.Checkbox(True, label="Disagreements first")
         refresh = gr.Button("Refresh", elem_id="kard-refresh")
     table = gr.Dataframe(headers=curating.BROWSE_COLUMNS, value=[], interactive=False, wrap=True, elem_id="kard-table")
+    empty_note = gr.HTML(elem_id="kard-browse-empty")
     with gr.Row():
         item_pick = gr.Dropdown([], label="Item", allow_custom_value=True, elem_id="kard-item")
         revision_pick = gr.Dropdown([], label="Revision", elem_id="kard-revision")
@@ -296,7 +298,7 @@ def browse_layout(studio: Studio) -> BrowseTab:
     revert_msg = gr.HTML()
     history_html = gr.HTML(elem_id="kard-history")
     return BrowseTab(tag_filter, curator_filter, disagreements, refresh, table, item_pick, revision_pick, revert_btn,
-                     revert_msg, history_html)
+                     revert_msg, history_html, empty_note)
 
 
 # -- updates shared by several events ---------------------------------------------------------------
@@ -555,7 +557,7 @@ def restore_draft(studio: Studio, saved: dict | None, who: str | None, width: in
 
 
 def browse(studio: Studio, tag: str, curator: str, first: bool):
-    """The table, the item picker's and the curator filter's choices (BrowseTab.outputs)."""
+    """The table, the item picker's and the curator filter's choices, and why the table is empty (BrowseTab.outputs)."""
     import gradio as gr
 
     try:
@@ -563,8 +565,9 @@ def browse(studio: Studio, tag: str, curator: str, first: bool):
         names = [""] + studio.store.curators()
     except KardError as error:
         warn(error)
-        return gr.skip(), gr.skip(), gr.skip()
-    return rows, gr.update(choices=[r[0] for r in rows]), gr.update(choices=names)
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    note = "" if rows else message(curating.empty_table_reason(studio, tag or None, curator or None))
+    return rows, gr.update(choices=[r[0] for r in rows]), gr.update(choices=names), note
 
 
 def wire_browsing(demo: Any, b: BrowseTab, studio: Studio) -> None:

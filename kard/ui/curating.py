@@ -135,6 +135,15 @@ def browse(studio: Studio, tag: str | None = None, curator: str | None = None,
     return rows
 
 
+def empty_table_reason(studio: Studio, tag: str | None, curator: str | None) -> str:
+    """Why `browse` found no rows: the filters, or nothing saved yet (and how to save)."""
+    if tag or curator:
+        return "No saved correction matches these filters. Fix: clear the error tag or curator filter"
+    if not studio.is_curator:
+        return "Nothing saved here yet: this demo is read-only (corrections are saved in curator mode)"
+    return "No corrections saved yet: ask a question in Ask & correct, correct the rationale and save it"
+
+
 def history(studio: Studio, item_id: str | None) -> tuple[str, list[int]]:
     """The item's revision history as HTML, and its revision numbers (for revert)."""
     if not item_id:
