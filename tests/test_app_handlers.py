@@ -647,3 +647,11 @@ def test_every_way_to_ask_shares_one_concurrency_limit(store):
     assert groups["ask"] | groups["ask_on_page"] | groups["ask_again"] == {"ask"}  # the API's, the page's, re-asks
     assert groups["compare"] | groups["compare_when_handed_out"] == {"compare"}
     assert {"ask", "compare"} <= {event.api_name for event in demo.fns.values()}  # the API keeps its names
+
+
+def test_a_failed_save_keeps_the_draft_and_a_good_one_drops_it():
+    from kard.ui import blocks
+
+    assert blocks.draft_after_save("Saved text.", "Saved text. ") == ""
+    assert blocks.draft_after_save("", "Unsaved text.") == blocks.skips(1)[0]
+    assert blocks.draft_after_save("Saved earlier.", "Edited since.") == blocks.skips(1)[0]

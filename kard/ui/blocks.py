@@ -122,6 +122,7 @@ class AskTab:
     save_btn: Any = None
     save_msg: Any = None
     handed_out: Any = None  # gr.State: whether the page's last ask handed out a new item (then it compares)
+    last_saved: Any = None  # gr.State: the rationale this page saved last
     api_ask: Any = None  # a hidden button that carries the API's /ask and /compare
 
     @property
@@ -236,6 +237,7 @@ def ask_layout(t: AskTab, studio: Studio) -> None:
                 t.next_btn = gr.Button("Next question", elem_id="kard-next")
                 t.api_ask = gr.Button(visible=False)
                 t.handed_out = gr.State(False)
+                t.last_saved = gr.State("")
         with gr.Column(scale=2):
             t.status = gr.HTML(message("Pick a demo question or type one, then ask."), elem_id="kard-status")
             gr.Markdown(HOW_IT_WORKS)
@@ -476,18 +478,28 @@ def wire_editor(t: AskTab, studio: Studio) -> None:
 
 
 def save(studio: Studio, current: dict | None, edit: Edit, confirmed: bool, curator: str | None):
-    """Save, or say why not (and ask for the confirmation box when the rationale disagrees)."""
+    """Save, or say why not (and ask for the confirmation box when the rationale disagrees); the third output is
+    the rationale just saved (AskTab.last_saved, a State the API does not show), unchanged when nothing was."""
     import gradio as gr
 
     try:
         result = curating.save(studio, current, edit, curator, bool(confirmed))
     except KardError as error:
-        return warn(error), gr.skip()
+        return warn(error), gr.skip(), gr.skip()
     if result.needs_confirmation:
         gr.Warning(esc(result.message))
-        return message(result.message, "warn"), gr.update(visible=True, value=False)
+        return message(result.message, "warn"), gr.update(visible=True, value=False), gr.skip()
     gr.Info(esc(result.message))
-    return message(result.message, "info"), gr.update(visible=False, value=False)
+    return message(result.message, "info"), gr.update(visible=False, value=False), edit.rationale
+
+
+def draft_after_save(last_saved: str | None, rationale: str | None):
+    """The tab's draft once a save ended: dropped when the editor's text is saved, kept when the save failed
+    (a locked database, a missing confirmation), so a page refresh still brings the correction back."""
+    import gradio as gr
+
+    saved = bool(last_saved) and last_saved.strip() == (rationale or "").strip()
+    return "" if saved else gr.skip()
 
 
 def wire_saving(t: AskTab, b: BrowseTab, studio: Studio) -> None:
@@ -502,10 +514,10 @@ def wire_saving(t: AskTab, b: BrowseTab, studio: Studio) -> None:
 
     inputs = [t.item, t.editor, t.answer, t.rating, t.tags, *t.marks, t.note, t.confirm, t.original,
               t.original_source, t.answer_text]
-    saved = t.save_btn.click(save_event, inputs, [t.save_msg, t.confirm], api_name="save")
+    saved = t.save_btn.click(save_event, inputs, [t.save_msg, t.confirm, t.last_saved], api_name="save")
     saved.success(partial(browse, studio), b.filters, b.outputs, **PRIVATE)
-    saved.success(lambda: "", None, [t.draft], **QUIET).then(None, [t.draft, t.tab], None, js=KEEP_DRAFT_JS,
-                                                              **PRIVATE)
+    saved.success(draft_after_save, [t.last_saved, t.editor], [t.draft], **QUIET).then(
+        None, [t.draft, t.tab], None, js=KEEP_DRAFT_JS, **PRIVATE)
 
 
 def wire_drafts(demo: Any, t: AskTab, studio: Studio) -> None:
