@@ -611,8 +611,11 @@ def test_the_page_compares_only_after_an_ask_that_handed_out_a_new_item(store):
 
     compared = lambda current: iter([["compared", current]])  # noqa: E731 - a stand-in for the compare step
     steps = list(blocks.compare_when_handed_out(compared, 2, 0, {"item": 1}, True))
-    assert steps[0] == ["compared", {"item": 1}] and steps[-1][0]["interactive"] is True  # then the editor opens
+    assert steps == [[{"__type__": "update", "value": "compared", "interactive": True}, {"item": 1}]]  # filled, open
     assert list(blocks.compare_when_handed_out(compared, 2, 0, {"item": 1}, False)) == [blocks.skips(2)]
+    failed = lambda current: iter([[blocks.skips(1)[0], "the teacher failed"]])  # noqa: E731 - no editor text
+    steps = list(blocks.compare_when_handed_out(failed, 2, 0, {"item": 1}, True))
+    assert len(steps) == 2 and steps[-1][0]["interactive"] is True  # opened in a step of its own
 
     def crashing_stream(question):
         raise RuntimeError("the model crashed")

@@ -406,8 +406,9 @@ def compare(studio: Studio, width: int, current: dict | None):
 
 
 def compare_when_handed_out(compared: Callable, width: int, editor_at: int, current: dict | None, handed_out: bool):
-    """The page's compare step: only after an ask that handed out a new item (else nothing changes); it ends by
-    opening the editor (`editor_at` in the outputs) that the ask made read-only, whether it succeeded or not."""
+    """The page's compare step: only after an ask that handed out a new item (else nothing changes). It opens the
+    editor (`editor_at` in the outputs) that the ask made read-only: in its final step, which fills the editor,
+    or, when the compare fails before that, in one more step of its own."""
     import gradio as gr
 
     if not handed_out:
@@ -415,12 +416,18 @@ def compare_when_handed_out(compared: Callable, width: int, editor_at: int, curr
         return
     opened = skips(width)
     opened[editor_at] = gr.update(interactive=True)
+    filled = False
     try:
-        yield from compared(current)
+        for outputs in compared(current):
+            if isinstance(outputs[editor_at], str):  # the final step: the editor's new text, editable again
+                outputs, filled = list(outputs), True
+                outputs[editor_at] = gr.update(value=outputs[editor_at], interactive=True)
+            yield outputs
     except Exception:
         yield opened
         raise
-    yield opened
+    if not filled:
+        yield opened
 
 
 def wire_asking(t: AskTab, studio: Studio) -> None:
