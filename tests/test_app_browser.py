@@ -134,6 +134,13 @@ def test_ask_correct_save_browse_and_stay_inert(page_and_studio):
     assert page.input_value("#kard-note textarea") == XSS_NOTE
     assert "Restored your unsaved correction" in page.inner_text("#kard-status")
 
+    # Next question would replace the unsaved correction: it warns and leaves the page as it is
+    question = page.input_value("#kard-question textarea")
+    page.click("#kard-next")
+    page.wait_for_selector("#kard-status >> text=a correction you have not saved")
+    assert page.input_value("#kard-question textarea") == question
+    assert page.input_value("#kard-editor textarea").startswith("Antibodies stimulate")
+
     # save with the keyboard shortcut
     page.locator("#kard-answer label", has_text="A").first.click()
     page.click("#kard-editor textarea")

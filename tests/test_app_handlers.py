@@ -647,7 +647,7 @@ def test_every_way_to_ask_shares_one_concurrency_limit(store):
         fn = getattr(event.fn, "func", event.fn)
         if getattr(fn, "__module__", "") == "kard.ui.blocks":  # the Ask tab's events (not the rounds tab's)
             groups.setdefault(fn.__name__, set()).add(event.concurrency_id)
-    assert groups["ask"] | groups["ask_on_page"] | groups["ask_again"] == {"ask"}  # the API's, the page's, re-asks
+    assert groups["ask"] | groups["ask_checked"] | groups["ask_if"] == {"ask"}  # the API's, the page's, re-asks
     assert groups["compare"] | groups["compare_when_handed_out"] == {"compare"}
     assert {"ask", "compare"} <= {event.api_name for event in demo.fns.values()}  # the API keeps its names
 
@@ -658,3 +658,33 @@ def test_a_failed_save_keeps_the_draft_and_a_good_one_drops_it():
     assert blocks.draft_after_save("Saved text.", "Saved text. ") == ""
     assert blocks.draft_after_save("", "Unsaved text.") == blocks.skips(1)[0]
     assert blocks.draft_after_save("Saved earlier.", "Edited since.") == blocks.skips(1)[0]
+
+
+def test_an_unsaved_correction_stops_the_first_ask_and_the_same_click_again_goes_on(store):
+    from kard.ui import blocks
+
+    s = studio(store)
+    item = asked(s)
+    mine, teachers = "My own correction.", "The teacher's text."
+
+    def ask(warned_about: str = "", saved: str = "", question: str = "Which vitamin?", who: Studio = s) -> list:
+        return list(blocks.ask_checked(who, question, "A) x B) y", None, "auto", item, mine, teachers, saved,
+                                       warned_about))
+
+    stopped = ask()
+    assert len(stopped) == 1 and "have not saved" in stopped[0][2]  # warned, in the status line
+    assert stopped[0][5] is False and stopped[0][-1] == mine  # nothing handed out to compare; armed for this text
+    went_on = ask(warned_about=mine)  # the same click again: discard it and ask
+    assert went_on[-1][5] is True and went_on[-1][3]["question"]["text"] == "Which vitamin?" and went_on[-1][-1] == ""
+    assert ask(warned_about="An older text.")[0][5] is False  # edited since the warning: warned again
+    assert ask(saved=mine)[-1][5] is True  # saved: nothing to lose
+    assert ask(question="  ")[-1][5] is False and "question is empty" in ask(question="  ")[-1][2]  # fails anyway
+    assert ask(who=studio(store, mode="demo"))[-1][5] is True  # nothing can be saved in the demo
+
+    picked = blocks.next_question(s, None, item, mine, teachers, "", "")
+    assert list(picked[:4]) == blocks.skips(4) and "have not saved" in picked[4] and picked[5:] == (mine, False)
+    moved = blocks.next_question(s, None, item, mine, teachers, "", mine)
+    assert moved[0]["value"] and moved[1] and moved[5:] == ("", True)  # the next demo question, to be asked
+    assert blocks.next_question(s, None, item, teachers, teachers, "", "")[-1] is True  # the editor is unchanged
+    assert not curating.unsaved_edit(None, mine, "", "")  # no item: nothing was asked
+    assert not curating.unsaved_edit(item, teachers + " ", teachers, "")  # whitespace is no edit

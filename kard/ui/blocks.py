@@ -123,6 +123,8 @@ class AskTab:
     save_msg: Any = None
     handed_out: Any = None  # gr.State: whether the page's last ask handed out a new item (then it compares)
     last_saved: Any = None  # gr.State: the rationale this page saved last
+    warned_about: Any = None  # gr.State: the unsaved correction the last warning was about ("" when none)
+    proceed: Any = None  # gr.State: whether Next question passed the unsaved-correction check (then it asks)
     api_ask: Any = None  # a hidden button that carries the API's /ask and /compare
 
     @property
@@ -238,6 +240,7 @@ def ask_layout(t: AskTab, studio: Studio) -> None:
                 t.api_ask = gr.Button(visible=False)
                 t.handed_out = gr.State(False)
                 t.last_saved = gr.State("")
+                t.warned_about, t.proceed = gr.State(""), gr.State(True)
         with gr.Column(scale=2):
             t.status = gr.HTML(message("Pick a demo question or type one, then ask."), elem_id="kard-status")
             gr.Markdown(HOW_IT_WORKS)
@@ -339,6 +342,31 @@ ANSWERING, HANDED_OUT, FAILED = "answering", "handed out", "failed"
 WAITING_LABEL = ("The student is answering; the editor opens with the teacher's rationale (or your saved correction) "
                  "when the comparison is ready.")
 UNANSWERED_LABEL = "The question could not be answered (see the message above); the editor keeps its text."
+UNSAVED_WARNING = ("The editor holds a correction you have not saved, and asking now would replace it. Fix: save it "
+                   "(Ctrl+S), or click the same button again to discard it")
+
+
+def unsaved_warning(studio: Studio, question_text: str | None, current: dict | None, rationale: str | None,
+                    original: str | None, last_saved: str | None, warned_about: str | None) -> str:
+    """The warning that stops an ask which would replace an unsaved correction, or "" to go on.
+
+    Only a curator can lose one (the demo saves nothing). Asking the same correction again after a warning goes on
+    (the curator chose to discard it); so does an ask that fails anyway (an empty question box), as it leaves the
+    editor alone. `question_text` is None for Next question, which fills the question box itself."""
+    if not studio.is_curator or (question_text is not None and not question_text.strip()):
+        return ""
+    if not curating.unsaved_edit(current, rationale, original, last_saved):
+        return ""
+    return "" if (rationale or "").strip() == (warned_about or "").strip() else UNSAVED_WARNING
+
+
+def stopped_ask(warning: str) -> list:
+    """The page's ask outputs (AskTab.ask_outputs, handed_out, editor, label) when the unsaved-correction check
+    stopped it: the warning in the status line, nothing else touched, nothing to compare."""
+    import gradio as gr
+
+    gr.Warning(esc(warning))
+    return [*skips(2), message(warning, "warn"), *skips(ASK_OUTPUTS - 3), False, *skips(2)]
 
 
 def ask(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None = "auto"):
@@ -368,6 +396,34 @@ def ask_on_page(studio: Studio, text: str, options_text: str, picked_id: str | N
         if locked:
             yield [*skips(ASK_OUTPUTS), False, gr.update(interactive=True), UNANSWERED_LABEL]
         raise
+
+
+def ask_checked(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None,
+                current: dict | None, rationale: str | None, original: str | None, last_saved: str | None,
+                warned_about: str | None):
+    """The Ask button: `ask_on_page`'s outputs and the correction warned about (AskTab.warned_about), or, where the
+    ask would replace an unsaved correction, one step with the warning and nothing asked."""
+    warning = unsaved_warning(studio, text, current, rationale, original, last_saved, warned_about)
+    if warning:
+        yield [*stopped_ask(warning), rationale]
+        return
+    for outputs in ask_on_page(studio, text, options_text, picked_id, how):
+        yield [*outputs, ""]
+
+
+def next_question(studio: Studio, picked_id: str | None, current: dict | None, rationale: str | None,
+                  original: str | None, last_saved: str | None, warned_about: str | None) -> tuple:
+    """Next question: the demo question after `picked_id` in the boxes (picked, question, options, kind), the
+    status, the correction warned about and whether to ask it; or only the warning, where asking it would replace
+    an unsaved correction."""
+    import gradio as gr
+
+    warning = unsaved_warning(studio, None, current, rationale, original, last_saved, warned_about)
+    if warning:
+        gr.Warning(esc(warning))
+        return *skips(4), message(warning, "warn"), rationale, False
+    qid = asking.next_question(studio, picked_id)
+    return gr.update(value=qid), *asking.pick(studio, qid), "auto", gr.skip(), "", True
 
 
 def ask_steps(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None):
@@ -431,8 +487,6 @@ def compare_when_handed_out(compared: Callable, width: int, editor_at: int, curr
 
 
 def wire_asking(t: AskTab, studio: Studio) -> None:
-    import gradio as gr
-
     asked, compared = partial(ask, studio), partial(compare, studio, len(t.compare_outputs))
     # Every way to ask shares one concurrency limit (the queue's default), and every compare another.
     asking_group, comparing_group = {"concurrency_id": "ask"}, {"concurrency_id": "compare"}
@@ -444,27 +498,30 @@ def wire_asking(t: AskTab, studio: Studio) -> None:
     asked_on_page = partial(ask_on_page, studio)
     compared_on_page = partial(compare_when_handed_out, compared, len(t.compare_outputs),
                                t.compare_outputs.index(t.editor))
-    t.ask_btn.click(asked_on_page, t.ask_inputs, ask_outputs, **PRIVATE, **asking_group).success(
+    # Ask and Next question stop once, with a warning, where they would replace an unsaved correction.
+    check_inputs = [t.item, t.editor, t.original, t.last_saved, t.warned_about]
+
+    t.ask_btn.click(partial(ask_checked, studio), [*t.ask_inputs, *check_inputs], [*ask_outputs, t.warned_about],
+                    **PRIVATE, **asking_group).success(
         compared_on_page, [t.item, t.handed_out], t.compare_outputs, **PRIVATE, **comparing_group)
     t.picked.input(lambda qid: (*asking.pick(studio, qid), "auto"), [t.picked], [t.question, t.options, t.kind],
                    **PRIVATE)
 
-    # Switching "Ask as" asks the question that is there again (nothing happens before one is typed).
-    def ask_again(text, options_text, picked_id, how):
-        if not (text or "").strip():
+    def ask_if(text, options_text, picked_id, how, go_on: bool = True):
+        """Ask what the boxes hold, unless nothing is typed or the unsaved-correction check stopped it."""
+        if not go_on or not (text or "").strip():
             yield [*skips(len(t.ask_outputs)), False, *skips(2)]
             return
         yield from asked_on_page(text, options_text, picked_id, how)
 
-    t.kind.input(ask_again, t.ask_inputs, ask_outputs, **PRIVATE, **asking_group).success(
+    # Switching "Ask as" asks the question that is there again. It is not checked for an unsaved correction: a
+    # radio that already shows the new kind cannot be clicked "again" to go on.
+    t.kind.input(ask_if, t.ask_inputs, ask_outputs, **PRIVATE, **asking_group).success(
         compared_on_page, [t.item, t.handed_out], t.compare_outputs, **PRIVATE, **comparing_group)
 
-    def next_question(current: str | None):
-        qid = asking.next_question(studio, current)
-        return gr.update(value=qid), *asking.pick(studio, qid), "auto"
-
-    (t.next_btn.click(next_question, [t.picked], [t.picked, t.question, t.options, t.kind], **PRIVATE)
-     .success(asked_on_page, t.ask_inputs, ask_outputs, **PRIVATE, **asking_group)
+    (t.next_btn.click(partial(next_question, studio), [t.picked, *check_inputs],
+                      [t.picked, t.question, t.options, t.kind, t.status, t.warned_about, t.proceed], **PRIVATE)
+     .success(ask_if, [*t.ask_inputs, t.proceed], ask_outputs, **PRIVATE, **asking_group)
      .success(compared_on_page, [t.item, t.handed_out], t.compare_outputs, **PRIVATE, **comparing_group))
 
 

@@ -135,6 +135,14 @@ def browse(studio: Studio, tag: str | None = None, curator: str | None = None,
     return rows
 
 
+def unsaved_edit(current: Mapping[str, Any] | None, rationale: str | None, original: str | None,
+                 last_saved: str | None) -> bool:
+    """Whether the editor holds a correction nobody saved: there is an item, and the editor's text differs both from
+    the text it started from and from what this page saved last."""
+    text = (rationale or "").strip()
+    return bool(current) and bool(text) and text not in ((original or "").strip(), (last_saved or "").strip())
+
+
 def empty_table_reason(studio: Studio, tag: str | None, curator: str | None) -> str:
     """Why `browse` found no rows: the filters, or nothing saved yet (and how to save)."""
     if tag or curator:
