@@ -269,8 +269,8 @@ class Pipeline:
 
         if knowledge is None or isinstance(knowledge, (str, Path)):
             knowledge = KnowledgeBase.open(*([knowledge] if knowledge is not None else []), config=retrieval)
-        return cls(knowledge, Student.load(student, dtype=dtype, engine=engine),
-                   _load_reranker(reranker), retrieval, generation)
+        reranker = _load_reranker(reranker)  # a wrong reranker path fails before the slower student loads
+        return cls(knowledge, Student.load(student, dtype=dtype, engine=engine), reranker, retrieval, generation)
 
     @property
     def reranker_name(self) -> str | None:

@@ -221,6 +221,21 @@ def test_cli_ask_rejects_bad_input_before_loading_a_model(capsys: pytest.Capture
     assert "no demo question" in capsys.readouterr().err
 
 
+def test_cli_ask_reports_a_missing_reranker_before_loading_the_student(monkeypatch, tmp_path, capsys) -> None:
+    from kard.__main__ import main
+    from kard.student import Student
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("the student was loaded before the reranker was checked")
+
+    monkeypatch.setattr(Student, "load", must_not_load)
+    facts = tmp_path / "facts.txt"
+    facts.write_text("\n".join(p.text for p in PASSAGES) + "\n", encoding="utf-8")
+    assert main(["ask", "Which gas?", "--options", "A) x B) y", "--knowledge", str(facts),
+                 "--reranker", str(tmp_path / "no-such-reranker")]) == 2
+    assert "no-such-reranker' not found" in capsys.readouterr().err
+
+
 def test_make_question_without_options_is_yes_no_or_open() -> None:
     yes_no = make_question("Is the sun a star?", "")
     assert yes_no.kind == "yesno" and dict(yes_no.options) == {"A": "yes", "B": "no"}
