@@ -598,23 +598,24 @@ def test_an_answer_stated_by_the_rationale_is_shown_as_such():
 
 
 def test_the_page_compares_only_after_an_ask_that_handed_out_a_new_item(store):
-    from kard.ui import blocks
+    from kard.ui import ask_events
+    from kard.ui.updates import skips
 
     s = studio(store)
-    failed = list(blocks.ask_on_page(s, "", "A) x B) y", None))  # outputs..., handed out, editor, label
+    failed = list(ask_events.ask_on_page(s, "", "A) x B) y", None))  # outputs..., handed out, editor, label
     assert [step[5] for step in failed] == [False] and "question is empty" in failed[0][2]
-    assert len(failed[0]) == blocks.ASK_OUTPUTS + 3
-    assert failed[0][6]["interactive"] is True and failed[0][7] == blocks.skips(1)[0]  # nothing was locked
-    answered = list(blocks.ask_on_page(s, "Which vitamin deficiency causes scurvy?", "A) Vitamin C B) Vitamin D", None))
+    assert len(failed[0]) == ask_events.ASK_OUTPUTS + 3
+    assert failed[0][6]["interactive"] is True and failed[0][7] == skips(1)[0]  # nothing was locked
+    answered = list(ask_events.ask_on_page(s, "Which vitamin deficiency causes scurvy?", "A) Vitamin C B) Vitamin D", None))
     assert answered[-1][5] is True and answered[-1][3]["question"]["text"].endswith("scurvy?")
-    assert answered[0][6]["interactive"] is False and answered[0][7] == blocks.WAITING_LABEL  # read-only meanwhile
+    assert answered[0][6]["interactive"] is False and answered[0][7] == ask_events.WAITING_LABEL  # read-only meanwhile
 
     compared = lambda current: iter([["compared", current]])  # noqa: E731 - a stand-in for the compare step
-    steps = list(blocks.compare_when_handed_out(compared, 2, 0, {"item": 1}, True))
+    steps = list(ask_events.compare_when_handed_out(compared, 2, 0, {"item": 1}, True))
     assert steps == [[{"__type__": "update", "value": "compared", "interactive": True}, {"item": 1}]]  # filled, open
-    assert list(blocks.compare_when_handed_out(compared, 2, 0, {"item": 1}, False)) == [blocks.skips(2)]
-    failed = lambda current: iter([[blocks.skips(1)[0], "the teacher failed"]])  # noqa: E731 - no editor text
-    steps = list(blocks.compare_when_handed_out(failed, 2, 0, {"item": 1}, True))
+    assert list(ask_events.compare_when_handed_out(compared, 2, 0, {"item": 1}, False)) == [skips(2)]
+    failed = lambda current: iter([[skips(1)[0], "the teacher failed"]])  # noqa: E731 - no editor text
+    steps = list(ask_events.compare_when_handed_out(failed, 2, 0, {"item": 1}, True))
     assert len(steps) == 2 and steps[-1][0]["interactive"] is True  # opened in a step of its own
 
     def crashing_stream(question):
@@ -624,7 +625,7 @@ def test_the_page_compares_only_after_an_ask_that_handed_out_a_new_item(store):
     s.pipeline().stream = crashing_stream
     steps = []
     with pytest.raises(RuntimeError):
-        for step in blocks.ask_on_page(s, "Which vitamin deficiency causes scurvy?", "A) Vitamin C B) Vitamin D", None):
+        for step in ask_events.ask_on_page(s, "Which vitamin deficiency causes scurvy?", "A) Vitamin C B) Vitamin D", None):
             steps.append(step)
     assert steps[0][6]["interactive"] is False and steps[-1][6]["interactive"] is True  # an unexpected crash opens it
 
@@ -632,7 +633,7 @@ def test_the_page_compares_only_after_an_ask_that_handed_out_a_new_item(store):
         raise RuntimeError("the teacher's client crashed")
         yield
 
-    opened = blocks.compare_when_handed_out(broken, 2, 0, {"item": 1}, True)
+    opened = ask_events.compare_when_handed_out(broken, 2, 0, {"item": 1}, True)
     assert next(opened)[0]["interactive"] is True  # a crashed compare still opens the editor
     with pytest.raises(RuntimeError):
         next(opened)
@@ -645,7 +646,7 @@ def test_every_way_to_ask_shares_one_concurrency_limit(store):
     groups: dict[str, set] = {}
     for event in demo.fns.values():
         fn = getattr(event.fn, "func", event.fn)
-        if getattr(fn, "__module__", "") == "kard.ui.blocks":  # the Ask tab's events (not the rounds tab's)
+        if getattr(fn, "__module__", "") in ("kard.ui.blocks", "kard.ui.ask_events"):  # not the rounds tab's events
             groups.setdefault(fn.__name__, set()).add(event.concurrency_id)
     assert groups["ask"] | groups["ask_checked"] | groups["ask_if"] == {"ask"}  # the API's, the page's, re-asks
     assert groups["compare"] | groups["compare_when_handed_out"] == {"compare"}
@@ -654,21 +655,23 @@ def test_every_way_to_ask_shares_one_concurrency_limit(store):
 
 def test_a_failed_save_keeps_the_draft_and_a_good_one_drops_it():
     from kard.ui import blocks
+    from kard.ui.updates import skips
 
     assert blocks.draft_after_save("Saved text.", "Saved text. ") == ""
-    assert blocks.draft_after_save("", "Unsaved text.") == blocks.skips(1)[0]
-    assert blocks.draft_after_save("Saved earlier.", "Edited since.") == blocks.skips(1)[0]
+    assert blocks.draft_after_save("", "Unsaved text.") == skips(1)[0]
+    assert blocks.draft_after_save("Saved earlier.", "Edited since.") == skips(1)[0]
 
 
 def test_an_unsaved_correction_stops_the_first_ask_and_the_same_click_again_goes_on(store):
-    from kard.ui import blocks
+    from kard.ui import ask_events
+    from kard.ui.updates import skips
 
     s = studio(store)
     item = asked(s)
     mine, teachers = "My own correction.", "The teacher's text."
 
     def ask(warned_about: str = "", saved: str = "", question: str = "Which vitamin?", who: Studio = s) -> list:
-        return list(blocks.ask_checked(who, question, "A) x B) y", None, "auto", item, mine, teachers, saved,
+        return list(ask_events.ask_checked(who, question, "A) x B) y", None, "auto", item, mine, teachers, saved,
                                        warned_about))
 
     stopped = ask()
@@ -681,10 +684,10 @@ def test_an_unsaved_correction_stops_the_first_ask_and_the_same_click_again_goes
     assert ask(question="  ")[-1][5] is False and "question is empty" in ask(question="  ")[-1][2]  # fails anyway
     assert ask(who=studio(store, mode="demo"))[-1][5] is True  # nothing can be saved in the demo
 
-    picked = blocks.next_question(s, None, item, mine, teachers, "", "")
-    assert list(picked[:4]) == blocks.skips(4) and "have not saved" in picked[4] and picked[5:] == (mine, False)
-    moved = blocks.next_question(s, None, item, mine, teachers, "", mine)
+    picked = ask_events.next_question(s, None, item, mine, teachers, "", "")
+    assert list(picked[:4]) == skips(4) and "have not saved" in picked[4] and picked[5:] == (mine, False)
+    moved = ask_events.next_question(s, None, item, mine, teachers, "", mine)
     assert moved[0]["value"] and moved[1] and moved[5:] == ("", True)  # the next demo question, to be asked
-    assert blocks.next_question(s, None, item, teachers, teachers, "", "")[-1] is True  # the editor is unchanged
+    assert ask_events.next_question(s, None, item, teachers, teachers, "", "")[-1] is True  # the editor is unchanged
     assert not curating.unsaved_edit(None, mine, "", "")  # no item: nothing was asked
     assert not curating.unsaved_edit(item, teachers + " ", teachers, "")  # whitespace is no edit

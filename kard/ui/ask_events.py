@@ -1,0 +1,169 @@
+"""The Ask tab's events: ask (the API's /ask, and the page's with the editor locked while the student answers and
+an unsaved correction guarded), Next question, and the compare step that follows an ask (the API's /compare, and
+the page's, which runs only after an ask that handed out a new item).
+
+Each is a generator of the outputs `kard.ui.blocks` wires it to (AskTab.ask_outputs, AskTab.compare_outputs),
+over the plain functions of `kard.ui.asking`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from kard.errors import KardError
+from kard.records import Question
+from kard.ui import asking, curating
+from kard.ui.cards import live_diff
+from kard.ui.studio import Studio
+from kard.ui.updates import answer_updates, editing_label, mark_updates, skips, warn
+from kard.ui.views import esc, message
+
+ASK_OUTPUTS = 5
+"""How many outputs /ask has (AskTab.ask_outputs)."""
+ANSWERING, HANDED_OUT, FAILED = "answering", "handed out", "failed"
+"""The steps of an ask: the student is still answering, the new item is out, or the ask failed."""
+WAITING_LABEL = ("The student is answering; the editor opens with the teacher's rationale (or your saved correction) "
+                 "when the comparison is ready.")
+UNANSWERED_LABEL = "The question could not be answered (see the message above); the editor keeps its text."
+UNSAVED_WARNING = ("The editor holds a correction you have not saved, and asking now would replace it. Fix: save it "
+                   "(Ctrl+S), or click the same button again to discard it")
+
+
+def unsaved_warning(studio: Studio, question_text: str | None, current: dict | None, rationale: str | None,
+                    original: str | None, last_saved: str | None, warned_about: str | None) -> str:
+    """The warning that stops an ask which would replace an unsaved correction, or "" to go on.
+
+    Only a curator can lose one (the demo saves nothing). Asking the same correction again after a warning goes on
+    (the curator chose to discard it); so does an ask that fails anyway (an empty question box), as it leaves the
+    editor alone. `question_text` is None for Next question, which fills the question box itself."""
+    if not studio.is_curator or (question_text is not None and not question_text.strip()):
+        return ""
+    if not curating.unsaved_edit(current, rationale, original, last_saved):
+        return ""
+    return "" if (rationale or "").strip() == (warned_about or "").strip() else UNSAVED_WARNING
+
+
+def stopped_ask(warning: str) -> list:
+    """The page's ask outputs (AskTab.ask_outputs, handed_out, editor, label) when the unsaved-correction check
+    stopped it: the warning in the status line, nothing else touched, nothing to compare."""
+    import gradio as gr
+
+    gr.Warning(esc(warning))
+    return [*skips(2), message(warning, "warn"), *skips(ASK_OUTPUTS - 3), False, *skips(2)]
+
+
+def ask(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None = "auto"):
+    """The API's /ask: the outputs of AskTab.ask_outputs, step by step."""
+    for outputs, _ in ask_steps(studio, text, options_text, picked_id, how):
+        yield outputs
+
+
+def ask_on_page(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None = "auto"):
+    """The page's ask: /ask's outputs, whether it handed out a new item (AskTab.handed_out), the editor and its label.
+
+    The compare step that follows refills the editor, so while the student answers the editor is read-only (text
+    typed meanwhile would be lost); it opens again when the compare step ends. A failed ask (an empty question box,
+    unreadable options) is not compared: the correction being edited stays, and the editor opens at once."""
+    import gradio as gr
+
+    locked = False
+    try:
+        for outputs, step in ask_steps(studio, text, options_text, picked_id, how):
+            editor, label = gr.skip(), gr.skip()
+            if step == ANSWERING and not locked:
+                locked, editor, label = True, gr.update(interactive=False), WAITING_LABEL
+            elif step == FAILED:
+                editor, label = gr.update(interactive=True), UNANSWERED_LABEL if locked else gr.skip()
+            yield [*outputs, step == HANDED_OUT, editor, label]
+    except Exception:  # an unexpected failure (Gradio shows it): the editor must not stay read-only
+        if locked:
+            yield [*skips(ASK_OUTPUTS), False, gr.update(interactive=True), UNANSWERED_LABEL]
+        raise
+
+
+def ask_checked(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None,
+                current: dict | None, rationale: str | None, original: str | None, last_saved: str | None,
+                warned_about: str | None):
+    """The Ask button: `ask_on_page`'s outputs and the correction warned about (AskTab.warned_about), or, where the
+    ask would replace an unsaved correction, one step with the warning and nothing asked."""
+    warning = unsaved_warning(studio, text, current, rationale, original, last_saved, warned_about)
+    if warning:
+        yield [*stopped_ask(warning), rationale]
+        return
+    for outputs in ask_on_page(studio, text, options_text, picked_id, how):
+        yield [*outputs, ""]
+
+
+def next_question(studio: Studio, picked_id: str | None, current: dict | None, rationale: str | None,
+                  original: str | None, last_saved: str | None, warned_about: str | None) -> tuple:
+    """Next question: the demo question after `picked_id` in the boxes (picked, question, options, kind), the
+    status, the correction warned about and whether to ask it; or only the warning, where asking it would replace
+    an unsaved correction."""
+    import gradio as gr
+
+    warning = unsaved_warning(studio, None, current, rationale, original, last_saved, warned_about)
+    if warning:
+        gr.Warning(esc(warning))
+        return *skips(4), message(warning, "warn"), rationale, False
+    qid = asking.next_question(studio, picked_id)
+    return gr.update(value=qid), *asking.pick(studio, qid), "auto", gr.skip(), "", True
+
+
+def ask_steps(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None):
+    """(AskTab.ask_outputs, ANSWERING / HANDED_OUT / FAILED) for each step of the ask."""
+    import gradio as gr
+
+    try:
+        for update in asking.ask(studio, text, options_text, picked_id, how or "auto"):
+            teacher = "" if update.item is None else gr.skip()
+            outputs = [update.rerank_html, update.student_html, update.status_html, update.item or gr.skip(), teacher]
+            yield outputs, ANSWERING if update.item is None else HANDED_OUT
+    except KardError as error:
+        yield [gr.skip(), gr.skip(), warn(error), gr.skip(), gr.skip()], FAILED
+
+
+def compare(studio: Studio, width: int, current: dict | None):
+    """The compare step's updates for `width` outputs (AskTab.compare_outputs)."""
+    import gradio as gr
+
+    if not current:  # the ask showed why it has no item; keep that message
+        yield skips(width)
+        return
+    try:
+        for c in asking.compare_steps(studio, current):
+            if c.partial:
+                yield [gr.skip(), c.teacher_html, *skips(width - 2)]
+                continue
+            if c.warning:
+                gr.Warning(esc(c.warning))
+            radio, text_box = answer_updates(Question.from_dict(c.item["question"]), c.editor_answer)
+            yield [gr.skip(), c.teacher_html, c.diff_html, c.editor_text, c.editor_text, c.editor_source,
+                   editing_label(c.editor_source), radio, live_diff(c.editor_text, c.editor_text), c.item,
+                   *mark_updates(c.item), text_box]
+    except KardError as error:
+        yield [warn(error), *skips(width - 1)]
+
+
+def compare_when_handed_out(compared: Callable, width: int, editor_at: int, current: dict | None, handed_out: bool):
+    """The page's compare step: only after an ask that handed out a new item (else nothing changes). It opens the
+    editor (`editor_at` in the outputs) that the ask made read-only: in its final step, which fills the editor,
+    or, when the compare fails before that, in one more step of its own."""
+    import gradio as gr
+
+    if not handed_out:
+        yield skips(width)
+        return
+    opened = skips(width)
+    opened[editor_at] = gr.update(interactive=True)
+    filled = False
+    try:
+        for outputs in compared(current):
+            if isinstance(outputs[editor_at], str):  # the final step: the editor's new text, editable again
+                outputs, filled = list(outputs), True
+                outputs[editor_at] = gr.update(value=outputs[editor_at], interactive=True)
+            yield outputs
+    except Exception:
+        yield opened
+        raise
+    if not filled:
+        yield opened
