@@ -1,9 +1,10 @@
 """End to end in headless Chromium: log in, ask a demo question on the real default stack (packaged
 SmolLM2 student, demo passages plus one hostile passage), see passages and a rationale, correct it,
-refresh (the draft survives), save with Ctrl+S, find it in the browse table, and check that the
-hostile passage and note stayed inert text. Then type a free yes/no question (no options): it is
-answered "yes" or "no" with a rationale and passages on topic, a correction is saved, and switching
-"Ask as" to open asks it again for a free-text answer."""
+refresh (the draft survives), see Next question warn instead of replacing the unsaved correction, save
+with Ctrl+S, find it in the browse table, and check that the hostile passage and note stayed inert text.
+Then type a free yes/no question (no options): it is answered "yes" or "no" with a rationale and passages
+on topic; switching "Ask as" to open while a correction is unsaved warns and asks nothing, and once it is
+saved Ask asks it again as open for a free-text answer."""
 
 from __future__ import annotations
 
@@ -195,6 +196,13 @@ def test_free_yes_no_question_is_answered_yes_or_no_and_corrected(page_and_studi
     _type(page, "#kard-editor textarea", "Penguins are flightless seabirds: their wings are flippers for "
                                          "swimming. So the answer is no.")
     page.locator("#kard-answer label", has_text="no").first.click()
+
+    # switching "Ask as" to open now would replace the unsaved correction: it warns and asks nothing
+    page.locator("#kard-kind label", has_text="open").click()
+    page.wait_for_selector("#kard-status >> text=as another kind would replace it")
+    assert page.input_value("#kard-editor textarea").endswith("So the answer is no.")
+    assert "Asked as: yes/no question" in page.inner_text("#kard-student .kard-kind")
+
     page.click("#kard-save")
     page.wait_for_selector("#kard-save-msg >> text=Saved revision 1")
     saved = [r.correction for r in studio.store.latest() if r.correction.question == FREE_QUESTION]
@@ -202,8 +210,8 @@ def test_free_yes_no_question_is_answered_yes_or_no_and_corrected(page_and_studi
         ("yesno", "B", {"A": "yes", "B": "no"}, "alice")]
     assert saved[0].rationale.endswith("So the answer is no.")
 
-    # switch "Ask as" to open: asked again, answered in words, corrected in a text box
-    page.locator("#kard-kind label", has_text="open").click()
+    # saved, Ask asks it again as open: answered in words, corrected in a text box
+    page.click("#kard-ask")
     page.wait_for_selector("#kard-student .kard-kind >> text=open question", timeout=240_000)
     page.wait_for_selector("#kard-answer-text textarea", state="visible")
     assert not page.locator("#kard-answer").is_visible()

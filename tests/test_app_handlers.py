@@ -648,7 +648,8 @@ def test_every_way_to_ask_shares_one_concurrency_limit(store):
         fn = getattr(event.fn, "func", event.fn)
         if getattr(fn, "__module__", "") in ("kard.ui.blocks", "kard.ui.ask_events"):  # not the rounds tab's events
             groups.setdefault(fn.__name__, set()).add(event.concurrency_id)
-    assert groups["ask"] | groups["ask_checked"] | groups["ask_if"] == {"ask"}  # the API's, the page's, re-asks
+    page_asks = groups["ask_checked"] | groups["ask_if_checked"] | groups["ask_as_switched"]  # Ask, Next, Ask as
+    assert groups["ask"] | page_asks == {"ask"}  # the API's and the page's
     assert groups["compare"] | groups["compare_when_handed_out"] == {"compare"}
     assert {"ask", "compare"} <= {event.api_name for event in demo.fns.values()}  # the API keeps its names
 
@@ -683,6 +684,16 @@ def test_an_unsaved_correction_stops_the_first_ask_and_the_same_click_again_goes
     assert ask(saved=mine)[-1][5] is True  # saved: nothing to lose
     assert ask(question="  ")[-1][5] is False and "question is empty" in ask(question="  ")[-1][2]  # fails anyway
     assert ask(who=studio(store, mode="demo"))[-1][5] is True  # nothing can be saved in the demo
+
+    def switch(question: str = "Which vitamin?", warned_about: str = "") -> list:
+        return list(ask_events.ask_as_switched(s, question, "A) x B) y", None, "open", item, mine, teachers, "",
+                                               warned_about))
+
+    switched = switch()
+    assert len(switched) == 1 and "as another kind" in switched[0][2] and switched[0][-1] == mine  # "Ask as" warns
+    assert ask(warned_about=switched[0][-1])[-1][5] is True  # and the Ask button then goes on
+    assert switch(warned_about=mine)[-1][3]["question"]["kind"] == "open"  # as does switching again
+    assert switch(question="") == [[*skips(ask_events.ASK_OUTPUTS), False, *skips(3)]]  # nothing typed: no ask
 
     picked = ask_events.next_question(s, None, item, mine, teachers, "", "")
     assert list(picked[:4]) == skips(4) and "have not saved" in picked[4] and picked[5:] == (mine, False)

@@ -27,20 +27,22 @@ WAITING_LABEL = ("The student is answering; the editor opens with the teacher's 
 UNANSWERED_LABEL = "The question could not be answered (see the message above); the editor keeps its text."
 UNSAVED_WARNING = ("The editor holds a correction you have not saved, and asking now would replace it. Fix: save it "
                    "(Ctrl+S), or click the same button again to discard it")
+SWITCH_WARNING = ("The editor holds a correction you have not saved, and asking the question again as another kind would "
+                  "replace it. Fix: save it (Ctrl+S), or click Ask to discard it and ask as the kind now chosen")
 
 
-def unsaved_warning(studio: Studio, question_text: str | None, current: dict | None, rationale: str | None,
-                    original: str | None, last_saved: str | None, warned_about: str | None) -> str:
-    """The warning that stops an ask which would replace an unsaved correction, or "" to go on.
+def loses_correction(studio: Studio, question_text: str | None, current: dict | None, rationale: str | None,
+                     original: str | None, last_saved: str | None, warned_about: str | None) -> bool:
+    """Whether an ask now would replace an unsaved correction the curator has not been warned about.
 
-    Only a curator can lose one (the demo saves nothing). Asking the same correction again after a warning goes on
-    (the curator chose to discard it); so does an ask that fails anyway (an empty question box), as it leaves the
+    Only a curator can lose one (the demo saves nothing). Asking with the same correction again after a warning goes
+    on (the curator chose to discard it); so does an ask that fails anyway (an empty question box), as it leaves the
     editor alone. `question_text` is None for Next question, which fills the question box itself."""
     if not studio.is_curator or (question_text is not None and not question_text.strip()):
-        return ""
+        return False
     if not curating.unsaved_edit(current, rationale, original, last_saved):
-        return ""
-    return "" if (rationale or "").strip() == (warned_about or "").strip() else UNSAVED_WARNING
+        return False
+    return (rationale or "").strip() != (warned_about or "").strip()
 
 
 def stopped_ask(warning: str) -> list:
@@ -83,15 +85,25 @@ def ask_on_page(studio: Studio, text: str, options_text: str, picked_id: str | N
 
 def ask_checked(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None,
                 current: dict | None, rationale: str | None, original: str | None, last_saved: str | None,
-                warned_about: str | None):
+                warned_about: str | None, warning: str = UNSAVED_WARNING):
     """The Ask button: `ask_on_page`'s outputs and the correction warned about (AskTab.warned_about), or, where the
-    ask would replace an unsaved correction, one step with the warning and nothing asked."""
-    warning = unsaved_warning(studio, text, current, rationale, original, last_saved, warned_about)
-    if warning:
+    ask would replace an unsaved correction, one step with `warning` and nothing asked."""
+    if loses_correction(studio, text, current, rationale, original, last_saved, warned_about):
         yield [*stopped_ask(warning), rationale]
         return
     for outputs in ask_on_page(studio, text, options_text, picked_id, how):
         yield [*outputs, ""]
+
+
+def ask_as_switched(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None,
+                    *check: dict | str | None):
+    """Switching "Ask as": the question in the box asked again as the kind chosen (nothing happens before one is
+    typed), checked as the Ask button is (`check`: its last five inputs). When it would replace an unsaved
+    correction, the radio keeps the new kind and Ask goes on with it."""
+    if not (text or "").strip():
+        yield [*skips(ASK_OUTPUTS), False, *skips(3)]
+        return
+    yield from ask_checked(studio, text, options_text, picked_id, how, *check, warning=SWITCH_WARNING)
 
 
 def next_question(studio: Studio, picked_id: str | None, current: dict | None, rationale: str | None,
@@ -101,10 +113,9 @@ def next_question(studio: Studio, picked_id: str | None, current: dict | None, r
     an unsaved correction."""
     import gradio as gr
 
-    warning = unsaved_warning(studio, None, current, rationale, original, last_saved, warned_about)
-    if warning:
-        gr.Warning(esc(warning))
-        return *skips(4), message(warning, "warn"), rationale, False
+    if loses_correction(studio, None, current, rationale, original, last_saved, warned_about):
+        gr.Warning(esc(UNSAVED_WARNING))
+        return *skips(4), message(UNSAVED_WARNING, "warn"), rationale, False
     qid = asking.next_question(studio, picked_id)
     return gr.update(value=qid), *asking.pick(studio, qid), "auto", gr.skip(), "", True
 

@@ -20,7 +20,9 @@ from kard.prompts import format_options
 from kard.records import AskedItem
 from kard.space_sync import SpaceSync, storage_notice
 from kard.ui import asking, curating
-from kard.ui.ask_events import ask, ask_checked, ask_on_page, compare, compare_when_handed_out, next_question
+from kard.ui.ask_events import (
+    ask, ask_as_switched, ask_checked, ask_on_page, compare, compare_when_handed_out, next_question,
+)
 from kard.ui.cards import compare_html, live_diff, rerank_html, student_card, teacher_card
 from kard.ui.curating import MAX_MARKED, MAX_TAB_DRAFTS, Edit
 from kard.ui.studio import Studio
@@ -306,7 +308,8 @@ def wire_asking(t: AskTab, studio: Studio) -> None:
     asked_on_page = partial(ask_on_page, studio)
     compared_on_page = partial(compare_when_handed_out, compared, len(t.compare_outputs),
                                t.compare_outputs.index(t.editor))
-    # Ask and Next question stop once, with a warning, where they would replace an unsaved correction.
+    # Ask, Next question and an "Ask as" switch stop once, with a warning, where they would replace an unsaved
+    # correction.
     check_inputs = [t.item, t.editor, t.original, t.last_saved, t.warned_about]
 
     t.ask_btn.click(partial(ask_checked, studio), [*t.ask_inputs, *check_inputs], [*ask_outputs, t.warned_about],
@@ -315,21 +318,20 @@ def wire_asking(t: AskTab, studio: Studio) -> None:
     t.picked.input(lambda qid: (*asking.pick(studio, qid), "auto"), [t.picked], [t.question, t.options, t.kind],
                    **PRIVATE)
 
-    def ask_if(text, options_text, picked_id, how, go_on: bool = True):
-        """Ask what the boxes hold, unless nothing is typed or the unsaved-correction check stopped it."""
-        if not go_on or not (text or "").strip():
+    def ask_if_checked(text, options_text, picked_id, how, go_on: bool):
+        """Next question's ask, unless the unsaved-correction check stopped it."""
+        if not go_on:
             yield [*skips(len(t.ask_outputs)), False, *skips(2)]
             return
         yield from asked_on_page(text, options_text, picked_id, how)
 
-    # Switching "Ask as" asks the question that is there again. It is not checked for an unsaved correction: a
-    # radio that already shows the new kind cannot be clicked "again" to go on.
-    t.kind.input(ask_if, t.ask_inputs, ask_outputs, **PRIVATE, **asking_group).success(
+    t.kind.input(partial(ask_as_switched, studio), [*t.ask_inputs, *check_inputs], [*ask_outputs, t.warned_about],
+                 **PRIVATE, **asking_group).success(
         compared_on_page, [t.item, t.handed_out], t.compare_outputs, **PRIVATE, **comparing_group)
 
     (t.next_btn.click(partial(next_question, studio), [t.picked, *check_inputs],
                       [t.picked, t.question, t.options, t.kind, t.status, t.warned_about, t.proceed], **PRIVATE)
-     .success(ask_if, [*t.ask_inputs, t.proceed], ask_outputs, **PRIVATE, **asking_group)
+     .success(ask_if_checked, [*t.ask_inputs, t.proceed], ask_outputs, **PRIVATE, **asking_group)
      .success(compared_on_page, [t.item, t.handed_out], t.compare_outputs, **PRIVATE, **comparing_group))
 
 
