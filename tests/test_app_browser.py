@@ -1,10 +1,10 @@
 """End to end in headless Chromium: log in, ask a demo question on the real default stack (packaged
 SmolLM2 student, demo passages plus one hostile passage), see passages and a rationale, correct it,
-refresh (the draft survives), see Next question warn instead of replacing the unsaved correction, save
-with Ctrl+S, find it in the browse table, and check that the hostile passage and note stayed inert text.
-Then type a free yes/no question (no options): it is answered "yes" or "no" with a rationale and passages
-on topic; switching "Ask as" to open while a correction is unsaved warns and asks nothing, and once it is
-saved Ask asks it again as open for a free-text answer."""
+refresh (the draft survives), see Next question and "Use student's rationale" warn instead of replacing
+the unsaved correction, save with Ctrl+S, find it in the browse table, and check that the hostile passage
+and note stayed inert text. Then type a free yes/no question (no options): it is answered "yes" or "no"
+with a rationale and passages on topic; switching "Ask as" to open while a correction is unsaved warns
+and asks nothing, and once it is saved Ask asks it again as open for a free-text answer."""
 
 from __future__ import annotations
 
@@ -140,6 +140,9 @@ def test_ask_correct_save_browse_and_stay_inert(page_and_studio):
     page.click("#kard-next")
     page.wait_for_selector("#kard-status >> text=a correction you have not saved")
     assert page.input_value("#kard-question textarea") == question
+    assert page.input_value("#kard-editor textarea").startswith("Antibodies stimulate")
+    page.click("#kard-use-student")  # so does starting the editor again from the student's rationale
+    page.locator(".toast-body", has_text="replace it with the student's rationale").first.wait_for()
     assert page.input_value("#kard-editor textarea").startswith("Antibodies stimulate")
 
     # save with the keyboard shortcut

@@ -671,34 +671,51 @@ def test_an_unsaved_correction_stops_the_first_ask_and_the_same_click_again_goes
     item = asked(s)
     mine, teachers = "My own correction.", "The teacher's text."
 
-    def ask(warned_about: str = "", saved: str = "", question: str = "Which vitamin?", who: Studio = s) -> list:
+    def ask(warned=None, saved: str = "", question: str = "Which vitamin?", who: Studio = s) -> list:
         return list(ask_events.ask_checked(who, question, "A) x B) y", None, "auto", item, mine, teachers, saved,
-                                       warned_about))
+                                           warned))
 
     stopped = ask()
     assert len(stopped) == 1 and "have not saved" in stopped[0][2]  # warned, in the status line
-    assert stopped[0][5] is False and stopped[0][-1] == mine  # nothing handed out to compare; armed for this text
-    went_on = ask(warned_about=mine)  # the same click again: discard it and ask
-    assert went_on[-1][5] is True and went_on[-1][3]["question"]["text"] == "Which vitamin?" and went_on[-1][-1] == ""
-    assert ask(warned_about="An older text.")[0][5] is False  # edited since the warning: warned again
+    assert stopped[0][5] is False and stopped[0][-1] == ("ask", mine)  # nothing to compare; Ask armed for this text
+    went_on = ask(warned=stopped[0][-1])  # the same click again: discard it and ask
+    assert went_on[-1][5] is True and went_on[-1][3]["question"]["text"] == "Which vitamin?" and went_on[-1][-1] is None
+    assert ask(warned=("ask", "An older text."))[0][5] is False  # edited since the warning: warned again
+    assert ask(warned=("next", mine))[0][5] is False  # warned by another button: warned again
     assert ask(saved=mine)[-1][5] is True  # saved: nothing to lose
     assert ask(question="  ")[-1][5] is False and "question is empty" in ask(question="  ")[-1][2]  # fails anyway
     assert ask(who=studio(store, mode="demo"))[-1][5] is True  # nothing can be saved in the demo
 
-    def switch(question: str = "Which vitamin?", warned_about: str = "") -> list:
+    def switch(question: str = "Which vitamin?", warned=None) -> list:
         return list(ask_events.ask_as_switched(s, question, "A) x B) y", None, "open", item, mine, teachers, "",
-                                               warned_about))
+                                               warned))
 
     switched = switch()
-    assert len(switched) == 1 and "as another kind" in switched[0][2] and switched[0][-1] == mine  # "Ask as" warns
-    assert ask(warned_about=switched[0][-1])[-1][5] is True  # and the Ask button then goes on
-    assert switch(warned_about=mine)[-1][3]["question"]["kind"] == "open"  # as does switching again
+    assert len(switched) == 1 and "as another kind" in switched[0][2]  # "Ask as" warns
+    assert ask(warned=switched[0][-1])[-1][5] is True  # and the Ask button then goes on, as the warning says
+    assert switch(warned=switched[0][-1])[0][5] is False  # switching again warns again
     assert switch(question="") == [[*skips(ask_events.ASK_OUTPUTS), False, *skips(3)]]  # nothing typed: no ask
 
-    picked = ask_events.next_question(s, None, item, mine, teachers, "", "")
-    assert list(picked[:4]) == skips(4) and "have not saved" in picked[4] and picked[5:] == (mine, False)
-    moved = ask_events.next_question(s, None, item, mine, teachers, "", mine)
-    assert moved[0]["value"] and moved[1] and moved[5:] == ("", True)  # the next demo question, to be asked
-    assert ask_events.next_question(s, None, item, teachers, teachers, "", "")[-1] is True  # the editor is unchanged
+    picked = ask_events.next_question(s, None, item, mine, teachers, "", None)
+    assert list(picked[:4]) == skips(4) and "have not saved" in picked[4] and picked[5:] == (("next", mine), False)
+    moved = ask_events.next_question(s, None, item, mine, teachers, "", picked[5])
+    assert moved[0]["value"] and moved[1] and moved[5:] == (None, True)  # the next demo question, to be asked
+    assert ask_events.next_question(s, None, item, mine, teachers, "", ("ask", mine))[-1] is False  # another button's
+    assert ask_events.next_question(s, None, item, teachers, teachers, "", None)[-1] is True  # the editor is unchanged
     assert not curating.unsaved_edit(None, mine, "", "")  # no item: nothing was asked
     assert not curating.unsaved_edit(item, teachers + " ", teachers, "")  # whitespace is no edit
+
+
+def test_starting_the_editor_again_warns_before_it_replaces_an_unsaved_correction(store):
+    from kard.ui import blocks
+    from kard.ui.updates import skips
+
+    s = studio(store)
+    item = asked(s)
+    teachers, mine = compare(s, item).editor_text, "My own correction."
+    stopped = blocks.use_rationale(s, "student", item, mine, teachers, "", None)
+    assert stopped[:blocks.EDITOR_OUTPUTS] == tuple(skips(blocks.EDITOR_OUTPUTS)) and stopped[-1] == ("student", mine)
+    assert blocks.use_rationale(s, "student", item, mine, teachers, "", ("next", mine))[-1] == ("student", mine)
+    again = blocks.use_rationale(s, "student", item, mine, teachers, "", stopped[-1])
+    assert again[0] == again[1] and again[0] != mine and again[-1] is None  # replaced: the same button twice
+    assert blocks.use_rationale(s, "student", item, teachers, teachers, "", None)[-1] is None  # nothing unsaved

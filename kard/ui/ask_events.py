@@ -8,7 +8,7 @@ over the plain functions of `kard.ui.asking`.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 from kard.errors import KardError
 from kard.records import Question
@@ -27,22 +27,29 @@ WAITING_LABEL = ("The student is answering; the editor opens with the teacher's 
 UNANSWERED_LABEL = "The question could not be answered (see the message above); the editor keeps its text."
 UNSAVED_WARNING = ("The editor holds a correction you have not saved, and asking now would replace it. Fix: save it "
                    "(Ctrl+S), or click the same button again to discard it")
+REPLACE_WARNING = ("The editor holds a correction you have not saved, and this would replace it with the "
+                   "{whose}'s rationale. Fix: save it (Ctrl+S), or click the same button again to discard it")
 SWITCH_WARNING = ("The editor holds a correction you have not saved, and asking the question again as another kind would "
                   "replace it. Fix: save it (Ctrl+S), or click Ask to discard it and ask as the kind now chosen")
 
 
-def loses_correction(studio: Studio, question_text: str | None, current: dict | None, rationale: str | None,
-                     original: str | None, last_saved: str | None, warned_about: str | None) -> bool:
-    """Whether an ask now would replace an unsaved correction the curator has not been warned about.
+def warned_for(action: str, rationale: str | None) -> tuple[str, str]:
+    """What a warning arms (AskTab.warned): doing `action` again with this correction in the editor discards it."""
+    return action, (rationale or "").strip()
 
-    Only a curator can lose one (the demo saves nothing). Asking with the same correction again after a warning goes
-    on (the curator chose to discard it); so does an ask that fails anyway (an empty question box), as it leaves the
-    editor alone. `question_text` is None for Next question, which fills the question box itself."""
+
+def loses_correction(studio: Studio, question_text: str | None, current: dict | None, rationale: str | None,
+                     original: str | None, last_saved: str | None, warned: Sequence[str] | None, action: str) -> bool:
+    """Whether `action` now would replace an unsaved correction without the curator having been warned.
+
+    Only a curator can lose one (the demo saves nothing). Doing the same action again with the same correction after
+    its warning goes on (the curator chose to discard it); so does an ask that fails anyway (an empty question box),
+    as it leaves the editor alone. `question_text` is None where no question box is read (Next question fills it)."""
     if not studio.is_curator or (question_text is not None and not question_text.strip()):
         return False
     if not curating.unsaved_edit(current, rationale, original, last_saved):
         return False
-    return (rationale or "").strip() != (warned_about or "").strip()
+    return tuple(warned or ()) != warned_for(action, rationale)
 
 
 def stopped_ask(warning: str) -> list:
@@ -85,39 +92,39 @@ def ask_on_page(studio: Studio, text: str, options_text: str, picked_id: str | N
 
 def ask_checked(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None,
                 current: dict | None, rationale: str | None, original: str | None, last_saved: str | None,
-                warned_about: str | None, warning: str = UNSAVED_WARNING):
-    """The Ask button: `ask_on_page`'s outputs and the correction warned about (AskTab.warned_about), or, where the
-    ask would replace an unsaved correction, one step with `warning` and nothing asked."""
-    if loses_correction(studio, text, current, rationale, original, last_saved, warned_about):
-        yield [*stopped_ask(warning), rationale]
+                warned: Sequence[str] | None, action: str = "ask", warning: str = UNSAVED_WARNING):
+    """The Ask button: `ask_on_page`'s outputs and what a warning armed (AskTab.warned: nothing, once it asks), or,
+    where the ask would replace an unsaved correction, one step with `warning` that arms the Ask button."""
+    if loses_correction(studio, text, current, rationale, original, last_saved, warned, action):
+        yield [*stopped_ask(warning), warned_for("ask", rationale)]
         return
     for outputs in ask_on_page(studio, text, options_text, picked_id, how):
-        yield [*outputs, ""]
+        yield [*outputs, None]
 
 
 def ask_as_switched(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None,
                     *check: dict | str | None):
     """Switching "Ask as": the question in the box asked again as the kind chosen (nothing happens before one is
     typed), checked as the Ask button is (`check`: its last five inputs). When it would replace an unsaved
-    correction, the radio keeps the new kind and Ask goes on with it."""
+    correction, it warns; the radio keeps the new kind and Ask goes on with it."""
     if not (text or "").strip():
         yield [*skips(ASK_OUTPUTS), False, *skips(3)]
         return
-    yield from ask_checked(studio, text, options_text, picked_id, how, *check, warning=SWITCH_WARNING)
+    yield from ask_checked(studio, text, options_text, picked_id, how, *check, action="switch", warning=SWITCH_WARNING)
 
 
 def next_question(studio: Studio, picked_id: str | None, current: dict | None, rationale: str | None,
-                  original: str | None, last_saved: str | None, warned_about: str | None) -> tuple:
+                  original: str | None, last_saved: str | None, warned: Sequence[str] | None) -> tuple:
     """Next question: the demo question after `picked_id` in the boxes (picked, question, options, kind), the
-    status, the correction warned about and whether to ask it; or only the warning, where asking it would replace
-    an unsaved correction."""
+    status, what a warning armed (AskTab.warned) and whether to ask it; or only the warning, where asking it would
+    replace an unsaved correction."""
     import gradio as gr
 
-    if loses_correction(studio, None, current, rationale, original, last_saved, warned_about):
+    if loses_correction(studio, None, current, rationale, original, last_saved, warned, "next"):
         gr.Warning(esc(UNSAVED_WARNING))
-        return *skips(4), message(UNSAVED_WARNING, "warn"), rationale, False
+        return *skips(4), message(UNSAVED_WARNING, "warn"), warned_for("next", rationale), False
     qid = asking.next_question(studio, picked_id)
-    return gr.update(value=qid), *asking.pick(studio, qid), "auto", gr.skip(), "", True
+    return gr.update(value=qid), *asking.pick(studio, qid), "auto", gr.skip(), None, True
 
 
 def ask_steps(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None):

@@ -11,7 +11,7 @@ function named after what the person does (ask, swap the editor's text, save, ke
 import json
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Sequence
 
 from kard.annotations import ERROR_TAGS, RELEVANCE_MARKS
 from kard.config import AppConfig
@@ -21,7 +21,8 @@ from kard.records import AskedItem
 from kard.space_sync import SpaceSync, storage_notice
 from kard.ui import asking, curating
 from kard.ui.ask_events import (
-    ask, ask_as_switched, ask_checked, ask_on_page, compare, compare_when_handed_out, next_question,
+    REPLACE_WARNING, ask, ask_as_switched, ask_checked, ask_on_page, compare, compare_when_handed_out, loses_correction,
+    next_question, warned_for,
 )
 from kard.ui.cards import compare_html, live_diff, rerank_html, student_card, teacher_card
 from kard.ui.curating import MAX_MARKED, MAX_TAB_DRAFTS, Edit
@@ -113,7 +114,7 @@ class AskTab:
     save_msg: Any = None
     handed_out: Any = None  # gr.State: whether the page's last ask handed out a new item (then it compares)
     last_saved: Any = None  # gr.State: the rationale this page saved last
-    warned_about: Any = None  # gr.State: the unsaved correction the last warning was about ("" when none)
+    warned: Any = None  # gr.State: (action, correction) a warning armed: that action again discards it; else None
     proceed: Any = None  # gr.State: whether Next question passed the unsaved-correction check (then it asks)
     api_ask: Any = None  # a hidden button that carries the API's /ask and /compare
 
@@ -230,7 +231,7 @@ def ask_layout(t: AskTab, studio: Studio) -> None:
                 t.api_ask = gr.Button(visible=False)
                 t.handed_out = gr.State(False)
                 t.last_saved = gr.State("")
-                t.warned_about, t.proceed = gr.State(""), gr.State(True)
+                t.warned, t.proceed = gr.State(None), gr.State(True)
         with gr.Column(scale=2):
             t.status = gr.HTML(message("Pick a demo question or type one, then ask."), elem_id="kard-status")
             gr.Markdown(HOW_IT_WORKS)
@@ -248,8 +249,8 @@ def ask_layout(t: AskTab, studio: Studio) -> None:
                                          "(or with your saved correction of it).", elem_id="kard-editor-label")
             t.editor = gr.Textbox(label="Corrected rationale", lines=7, max_lines=20, elem_id="kard-editor")
             with gr.Row():
-                t.use_teacher = gr.Button("Use teacher's rationale", size="sm")
-                t.use_student = gr.Button("Use student's rationale", size="sm")
+                t.use_teacher = gr.Button("Use teacher's rationale", size="sm", elem_id="kard-use-teacher")
+                t.use_student = gr.Button("Use student's rationale", size="sm", elem_id="kard-use-student")
             t.edit_diff = gr.HTML(elem_id="kard-edit-diff")
         with gr.Column(scale=2):
             correction_controls(t, studio)
@@ -310,9 +311,9 @@ def wire_asking(t: AskTab, studio: Studio) -> None:
                                t.compare_outputs.index(t.editor))
     # Ask, Next question and an "Ask as" switch stop once, with a warning, where they would replace an unsaved
     # correction.
-    check_inputs = [t.item, t.editor, t.original, t.last_saved, t.warned_about]
+    check_inputs = [t.item, t.editor, t.original, t.last_saved, t.warned]
 
-    t.ask_btn.click(partial(ask_checked, studio), [*t.ask_inputs, *check_inputs], [*ask_outputs, t.warned_about],
+    t.ask_btn.click(partial(ask_checked, studio), [*t.ask_inputs, *check_inputs], [*ask_outputs, t.warned],
                     **PRIVATE, **asking_group).success(
         compared_on_page, [t.item, t.handed_out], t.compare_outputs, **PRIVATE, **comparing_group)
     t.picked.input(lambda qid: (*asking.pick(studio, qid), "auto"), [t.picked], [t.question, t.options, t.kind],
@@ -325,29 +326,42 @@ def wire_asking(t: AskTab, studio: Studio) -> None:
             return
         yield from asked_on_page(text, options_text, picked_id, how)
 
-    t.kind.input(partial(ask_as_switched, studio), [*t.ask_inputs, *check_inputs], [*ask_outputs, t.warned_about],
+    t.kind.input(partial(ask_as_switched, studio), [*t.ask_inputs, *check_inputs], [*ask_outputs, t.warned],
                  **PRIVATE, **asking_group).success(
         compared_on_page, [t.item, t.handed_out], t.compare_outputs, **PRIVATE, **comparing_group)
 
     (t.next_btn.click(partial(next_question, studio), [t.picked, *check_inputs],
-                      [t.picked, t.question, t.options, t.kind, t.status, t.warned_about, t.proceed], **PRIVATE)
+                      [t.picked, t.question, t.options, t.kind, t.status, t.warned, t.proceed], **PRIVATE)
      .success(ask_if_checked, [*t.ask_inputs, t.proceed], ask_outputs, **PRIVATE, **asking_group)
      .success(compared_on_page, [t.item, t.handed_out], t.compare_outputs, **PRIVATE, **comparing_group))
 
 
+EDITOR_OUTPUTS = 5
+"""What starting the editor again changes: the editor, its original and source, its label and the word diff."""
+
+
+def use_rationale(studio: Studio, whose: str, current: dict | None, rationale: str, original: str, last_saved: str,
+                  warned: Sequence[str] | None) -> tuple:
+    """"Use teacher's / student's rationale": the editor starts again from it (EDITOR_OUTPUTS updates, then what a
+    warning armed). An unsaved correction is kept after a warning; the same click again replaces it."""
+    import gradio as gr
+
+    if loses_correction(studio, None, current, rationale, original, last_saved, warned, whose):
+        gr.Warning(esc(REPLACE_WARNING.format(whose=whose)))
+        return *skips(EDITOR_OUTPUTS), warned_for(whose, rationale)
+    try:
+        text, label = asking.editor_text(studio, current, whose)
+    except KardError as error:
+        warn(error)
+        return *skips(EDITOR_OUTPUTS), gr.skip()
+    return text, text, label, editing_label(label), live_diff(text, text), None
+
+
 def wire_editor(t: AskTab, studio: Studio) -> None:
-    outputs = [t.editor, t.original, t.original_source, t.editor_label, t.edit_diff]
-
-    def swap(whose: str, current: dict | None):
-        try:
-            text, label = asking.editor_text(studio, current, whose)
-        except KardError as error:
-            warn(error)
-            return skips(len(outputs))
-        return text, text, label, editing_label(label), live_diff(text, text)
-
-    t.use_teacher.click(partial(swap, "teacher"), [t.item], outputs, **PRIVATE)
-    t.use_student.click(partial(swap, "student"), [t.item], outputs, **PRIVATE)
+    inputs = [t.item, t.editor, t.original, t.last_saved, t.warned]
+    outputs = [t.editor, t.original, t.original_source, t.editor_label, t.edit_diff, t.warned]
+    t.use_teacher.click(partial(use_rationale, studio, "teacher"), inputs, outputs, **PRIVATE)
+    t.use_student.click(partial(use_rationale, studio, "student"), inputs, outputs, **PRIVATE)
     t.editor.input(live_diff, [t.original, t.editor], [t.edit_diff], trigger_mode="always_last", **QUIET)
 
 
