@@ -8,7 +8,7 @@ over the plain functions of `kard.ui.asking`.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from kard.errors import KardError
 from kard.records import Question
@@ -103,7 +103,7 @@ def ask_checked(studio: Studio, text: str, options_text: str, picked_id: str | N
 
 
 def ask_as_switched(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None,
-                    *check: dict | str | None):
+                    *check: Any):
     """Switching "Ask as": the question in the box asked again as the kind chosen (nothing happens before one is
     typed), checked as the Ask button is (`check`: its last five inputs). When it would replace an unsaved
     correction, it warns; the radio keeps the new kind and Ask goes on with it."""
