@@ -174,7 +174,17 @@ def test_ask_correct_save_browse_and_stay_inert(page_and_studio):
     page.wait_for_function(  # and the editor goes on from the saved correction, not from the teacher's rationale
         "document.querySelector('#kard-editor textarea').value.startsWith('Antibodies stimulate')", timeout=60_000)
     assert "saved correction (revision 1" in page.inner_text("#kard-editor-label")
-    page.evaluate("localStorage.clear()")  # the re-ask left a draft; the next test starts from a clean page
+    assert page.input_value("#kard-note textarea") == XSS_NOTE  # with its saved note
+
+    # the next question starts its review afresh: no rating, tags or note carried over from this one
+    page.click("#kard-next")
+    page.wait_for_function("document.querySelector('#kard-note textarea').value === ''", timeout=240_000)
+    assert page.locator("#kard-tags input:checked").count() == 0
+    assert page.locator("#kard-rating input:checked").count() == 0
+    page.wait_for_function(  # its draft is written (after the compare step); then the next test starts clean
+        "() => { const d = localStorage.getItem('kard-draft:' + sessionStorage.getItem('kard-tab'));"
+        " return d !== null && JSON.parse(d).note === '' && JSON.parse(d).rating === null; }")
+    page.evaluate("localStorage.clear()")
 
 
 @pytest.mark.slow

@@ -719,3 +719,22 @@ def test_starting_the_editor_again_warns_before_it_replaces_an_unsaved_correctio
     again = blocks.use_rationale(s, "student", item, mine, teachers, "", stopped[-1])
     assert again[0] == again[1] and again[0] != mine and again[-1] is None  # replaced: the same button twice
     assert blocks.use_rationale(s, "student", item, teachers, teachers, "", None)[-1] is None  # nothing unsaved
+
+
+def test_a_new_item_starts_its_rating_tags_and_note_afresh_or_from_its_saved_correction(store):
+    from kard.ui import ask_events
+
+    s = studio(store)
+    first = asked(s)
+    save(s, first, "Scurvy is a lack of vitamin C. Answer: A", "A", 4, ["wrong knowledge"], [], "checked", False, "alice")
+
+    def review_after_compare(item: dict) -> list:
+        steps = list(ask_events.compare(s, 3, item, review=True))  # width 3 stands for AskTab.compare_outputs
+        return steps[-1][-3:]
+
+    second = ask_once(s, *asking.pick(s, "q2"), "q2").item
+    assert review_after_compare(second) == [None, [], ""]  # not the first item's rating, tags and note
+    assert review_after_compare(asked(s)) == [4, ["wrong knowledge"], "checked"]  # its saved correction's
+    assert len(list(ask_events.compare(s, 3, None, review=True))[0]) == 6  # nothing to compare: all skipped
+    page, api = list(ask_events.compare(s, 3, first, review=True))[-1], list(ask_events.compare(s, 3, first))[-1]
+    assert len(page) == len(api) + 3 and "checked" not in api  # the API's /compare keeps its outputs

@@ -140,10 +140,12 @@ def ask_steps(studio: Studio, text: str, options_text: str, picked_id: str | Non
         yield [gr.skip(), gr.skip(), warn(error), gr.skip(), gr.skip()], FAILED
 
 
-def compare(studio: Studio, width: int, current: dict | None):
-    """The compare step's updates for `width` outputs (AskTab.compare_outputs)."""
+def compare(studio: Studio, width: int, current: dict | None, review: bool = False):
+    """The compare step's updates for `width` outputs (AskTab.compare_outputs); with `review` (the page's), three
+    more: the rating, tags and note, which a new item starts from its saved correction's, or empty."""
     import gradio as gr
 
+    width += 3 if review else 0
     if not current:  # the ask showed why it has no item; keep that message
         yield skips(width)
         return
@@ -155,9 +157,10 @@ def compare(studio: Studio, width: int, current: dict | None):
             if c.warning:
                 gr.Warning(esc(c.warning))
             radio, text_box = answer_updates(Question.from_dict(c.item["question"]), c.editor_answer)
-            yield [gr.skip(), c.teacher_html, c.diff_html, c.editor_text, c.editor_text, c.editor_source,
-                   editing_label(c.editor_source), radio, live_diff(c.editor_text, c.editor_text), c.item,
-                   *mark_updates(c.item), text_box]
+            final = [gr.skip(), c.teacher_html, c.diff_html, c.editor_text, c.editor_text, c.editor_source,
+                     editing_label(c.editor_source), radio, live_diff(c.editor_text, c.editor_text), c.item,
+                     *mark_updates(c.item), text_box]
+            yield final + ([c.editor_rating, list(c.editor_tags), c.editor_note] if review else [])
     except KardError as error:
         yield [warn(error), *skips(width - 1)]
 

@@ -56,6 +56,9 @@ class Comparison:
     item: dict[str, Any]
     warning: str | None = None
     partial: bool = False  # a live teacher is still writing: only teacher_html is meaningful
+    editor_rating: int | None = None  # the review controls start from the saved correction's, else empty
+    editor_tags: tuple[str, ...] = ()
+    editor_note: str = ""
 
 
 # -- questions --------------------------------------------------------------------------------------
@@ -175,9 +178,13 @@ def compare_steps(studio: Studio, sealed: Mapping[str, Any] | None) -> Iterator[
     item = item.with_teacher(teacher or recorded_teacher(studio, item.question))
     note = HOW_TO_TEACHER if warning is None else \
         f"{warning}. {HOW_TO_TEACHER if studio.teacher_factory is None else ''}"
-    text, source, answer = editor_start(item, saved_revision(studio, item.question))
+    saved = saved_revision(studio, item.question)
+    text, source, answer = editor_start(item, saved)
+    c = saved.correction if saved else None
+    review = (c.rating, tuple(c.tags), c.note or "") if c else (None, (), "")
     yield Comparison(teacher_card(item, note), compare_html(item), text, source,
-                     answer or item.question.answer or item.student.answer, studio.hand_out(item), warning)
+                     answer or item.question.answer or item.student.answer, studio.hand_out(item), warning, False,
+                     *review)
 
 
 def editor_start(item: AskedItem, saved: Revision | None = None) -> tuple[str, str, str | None]:

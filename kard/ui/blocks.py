@@ -307,15 +307,16 @@ def wire_asking(t: AskTab, studio: Studio) -> None:
 
     ask_outputs = [*t.ask_outputs, t.handed_out, t.editor, t.editor_label]
     asked_on_page = partial(ask_on_page, studio)
-    compared_on_page = partial(compare_when_handed_out, compared, len(t.compare_outputs),
-                               t.compare_outputs.index(t.editor))
+    page_compare_outputs = [*t.compare_outputs, t.rating, t.tags, t.note]  # a new item resets the review controls
+    compared_on_page = partial(compare_when_handed_out, partial(compare, studio, len(t.compare_outputs), review=True),
+                               len(page_compare_outputs), t.compare_outputs.index(t.editor))
     # Ask, Next question and an "Ask as" switch stop once, with a warning, where they would replace an unsaved
     # correction.
     check_inputs = [t.item, t.editor, t.original, t.last_saved, t.warned]
 
     t.ask_btn.click(partial(ask_checked, studio), [*t.ask_inputs, *check_inputs], [*ask_outputs, t.warned],
                     **PRIVATE, **asking_group).success(
-        compared_on_page, [t.item, t.handed_out], t.compare_outputs, **PRIVATE, **comparing_group)
+        compared_on_page, [t.item, t.handed_out], page_compare_outputs, **PRIVATE, **comparing_group)
     t.picked.input(lambda qid: (*asking.pick(studio, qid), "auto"), [t.picked], [t.question, t.options, t.kind],
                    **PRIVATE)
 
@@ -328,12 +329,12 @@ def wire_asking(t: AskTab, studio: Studio) -> None:
 
     t.kind.input(partial(ask_as_switched, studio), [*t.ask_inputs, *check_inputs], [*ask_outputs, t.warned],
                  **PRIVATE, **asking_group).success(
-        compared_on_page, [t.item, t.handed_out], t.compare_outputs, **PRIVATE, **comparing_group)
+        compared_on_page, [t.item, t.handed_out], page_compare_outputs, **PRIVATE, **comparing_group)
 
     (t.next_btn.click(partial(next_question, studio), [t.picked, *check_inputs],
                       [t.picked, t.question, t.options, t.kind, t.status, t.warned, t.proceed], **PRIVATE)
      .success(ask_if_checked, [*t.ask_inputs, t.proceed], ask_outputs, **PRIVATE, **asking_group)
-     .success(compared_on_page, [t.item, t.handed_out], t.compare_outputs, **PRIVATE, **comparing_group))
+     .success(compared_on_page, [t.item, t.handed_out], page_compare_outputs, **PRIVATE, **comparing_group))
 
 
 EDITOR_OUTPUTS = 5
@@ -415,8 +416,10 @@ def wire_drafts(demo: Any, t: AskTab, studio: Studio) -> None:
         kept = curating.draft(values[0], read_edit(*values))
         return json.dumps(kept) if kept else ""
 
-    gr.on([t.editor.input, t.answer.input, t.answer_text.input, t.rating.input, t.tags.input, t.note.input,
-           *[m.input for m in t.marks], t.item.change], keep_draft, t.edit_inputs, [t.draft],
+    # On change, not input: a new item resets the review controls in the update that sets the item, and a draft
+    # written on the item's change alone could read them before that update reached them.
+    gr.on([t.editor.change, t.answer.change, t.answer_text.change, t.rating.change, t.tags.change, t.note.change,
+           *[m.change for m in t.marks], t.item.change], keep_draft, t.edit_inputs, [t.draft],
           trigger_mode="always_last", **QUIET).then(None, [t.draft, t.tab], None, js=KEEP_DRAFT_JS, **PRIVATE)
 
     restored = [t.mode_line, t.question, t.options, t.picked, t.rerank_html, t.student_html, t.teacher_html,
