@@ -2,7 +2,8 @@
 SmolLM2 student, demo passages plus one hostile passage), see passages and a rationale, correct it,
 refresh (the draft survives), see Next question and "Use student's rationale" warn instead of replacing
 the unsaved correction, save with Ctrl+S, find it in the browse table, and check that the hostile passage
-and note stayed inert text. Then type a free yes/no question (no options): it is answered "yes" or "no"
+and note stayed inert text; asked again it reopens with its saved note, and the next question starts its
+rating, tags and note afresh. Then type a free yes/no question (no options): it is answered "yes" or "no"
 with a rationale and passages on topic; switching "Ask as" to open while a correction is unsaved warns
 and asks nothing, and once it is saved Ask asks it again as open for a free-text answer."""
 
