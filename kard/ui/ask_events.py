@@ -25,6 +25,8 @@ ANSWERING, HANDED_OUT, FAILED = "answering", "handed out", "failed"
 WAITING_LABEL = ("The student is answering; the editor opens with the teacher's rationale (or your saved correction) "
                  "when the comparison is ready.")
 UNANSWERED_LABEL = "The question could not be answered (see the message above); the editor keeps its text."
+REVIEW_OUTPUTS = 3
+"""The review controls the page's compare step also sets (rating, tags, note; AskTab), after /compare's outputs."""
 UNSAVED_WARNING = ("The editor holds a correction you have not saved, and asking now would replace it. Fix: save it "
                    "(Ctrl+S), or click the same button again to discard it")
 REPLACE_WARNING = ("The editor holds a correction you have not saved, and this would replace it with the "
@@ -145,7 +147,7 @@ def compare(studio: Studio, width: int, current: dict | None, review: bool = Fal
     more: the rating, tags and note, which a new item starts from its saved correction's, or empty."""
     import gradio as gr
 
-    width += 3 if review else 0
+    width += REVIEW_OUTPUTS if review else 0
     if not current:  # the ask showed why it has no item; keep that message
         yield skips(width)
         return

@@ -180,11 +180,11 @@ def compare_steps(studio: Studio, sealed: Mapping[str, Any] | None) -> Iterator[
         f"{warning}. {HOW_TO_TEACHER if studio.teacher_factory is None else ''}"
     saved = saved_revision(studio, item.question)
     text, source, answer = editor_start(item, saved)
-    c = saved.correction if saved else None
-    review = (c.rating, tuple(c.tags), c.note or "") if c else (None, (), "")
+    review = {} if saved is None else {"editor_rating": saved.correction.rating,
+                                       "editor_tags": tuple(saved.correction.tags),
+                                       "editor_note": saved.correction.note or ""}
     yield Comparison(teacher_card(item, note), compare_html(item), text, source,
-                     answer or item.question.answer or item.student.answer, studio.hand_out(item), warning, False,
-                     *review)
+                     answer or item.question.answer or item.student.answer, studio.hand_out(item), warning, **review)
 
 
 def editor_start(item: AskedItem, saved: Revision | None = None) -> tuple[str, str, str | None]:
