@@ -4,6 +4,7 @@
     decide_kind("Why does ice float on water?", "")         -> open: no options, not a yes/no question
     decide_kind("Which gas?", "A) oxygen B) nitrogen")      -> choice: options were typed
     decide_kind("Is a tomato a fruit?", "", override="open") -> open: the person's choice wins
+    read_question("Which gas? A) oxygen B) nitrogen", "")   -> choice: options typed into the question
 
 A yes/no question is asked with YES_NO_OPTIONS exactly as StrategyQA is (what the student was trained
 on) and shown as "yes"/"no", never as letters. An open question is asked without options and gets a
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from kard.errors import DataError
+from kard.prompts import split_inline_options
 from kard.records import CHOICE, OPEN, QUESTION_KINDS, YES_NO, YES_NO_OPTIONS
 
 AUTO = "auto"
@@ -81,6 +83,25 @@ def decide_kind(text: str, options: Mapping[str, str] | str | None = None,
                             "or ask it as a yes/no or open question")
     unused = "; the typed options are not used" if typed and override != CHOICE else ""
     return KindDecision(override, f"chosen by you{unused}")
+
+
+OptionsTyped = Mapping[str, str] | str | None
+
+
+def read_question(text: str, options: OptionsTyped = None,
+                  override: str | None = None) -> tuple[str, OptionsTyped, KindDecision]:
+    """(question text, options, kind) of what a person typed: as `decide_kind`, except that options typed
+    into the question itself ("Which gas? A) oxygen B) nitrogen", nothing in the options box) move out
+    of it and make it multiple choice, unless the person chose to ask it as yes/no or open."""
+    typed = bool(options.strip() if isinstance(options, str) else options)
+    inline = None if typed or override in (YES_NO, OPEN) else split_inline_options(text)
+    if inline is None:
+        return text, options, decide_kind(text, options, override)
+    stem, options_text = inline
+    decision = decide_kind(stem, options_text, override)
+    if override in (None, "", AUTO):
+        decision = KindDecision(CHOICE, "options read from the question")
+    return stem, options_text, decision
 
 
 def _detected(text: str, typed: bool) -> KindDecision:

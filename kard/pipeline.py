@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Protocol, Se
 
 from kard.config import DEFAULT_STUDENT, GenerationConfig, RetrievalConfig
 from kard.errors import ConfigError, DataError
-from kard.kinds import decide_kind, gold_for, options_for
+from kard.kinds import gold_for, options_for, read_question
 from kard.metrics import majority_vote
 from kard.prompts import (
     MAX_OPTIONS, PROMPT_VERSION, answer_only_input, normalise_free_answer, parse_free_answer, parse_options,
@@ -69,13 +69,14 @@ def make_question(text: str, options: str | Mapping[str, str] | None = None, qid
                   answer: str | None = None, kind: str | None = None) -> Question:
     """A Question from what a person typed; options as text ("A) .. B) ..") or a letter -> text dict.
 
-    Without options it is a free question: yes/no or open, as `kard.kinds.decide_kind` reads the text;
+    Options typed into the text ("Which? A) x B) y") are read from it. Without options it is a free
+    question: yes/no or open, as `kard.kinds.decide_kind` reads the text;
     `kind` ("choice", "yesno", "open"; None or "auto" = decide) overrides that. `answer` is a letter,
     "yes"/"no" for a yes/no question, or the free text of an open question.
     """
-    decision = decide_kind(text or "", options, kind)
+    text, options, decision = read_question(text or "", options, kind)
     typed = _typed_options(options) if decision.kind == CHOICE else {}
-    question = Question(id=qid, text=(text or "").strip(), options=options_for(decision.kind, typed),
+    question = Question(id=qid, text=text.strip(), options=options_for(decision.kind, typed),
                         answer=gold_for(decision.kind, answer), kind=decision.kind)
     check_question(question)
     return question

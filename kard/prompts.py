@@ -43,6 +43,7 @@ _FREE_ANSWER_LINE = re.compile(r"^[ \t]*(?:the\s+)?(?:final\s+)?answer\s*(?:is\s
 _SO_THE_ANSWER = re.compile(r"\bthe\s+(?:final\s+)?answer\s+is[ \t:]+(.+?)(?=\.\s|\.?$|\n)",
                             re.IGNORECASE | re.MULTILINE)
 _LETTER_ONLY = re.compile(r"^[\(\[]?[A-Z][\)\]\.:]?$")
+_TEMPLATE_SLOT = re.compile(r"^<[^<>]*>$")  # "<short answer>": the prompt's format, copied, is no answer
 _ARTICLES = re.compile(r"^(?:the|an|a)\s+")
 
 
@@ -129,8 +130,9 @@ def parse_free_answer(text: str) -> tuple[str, str | None]:
     """Split generated text into (rationale, short free-text answer or None): an open question's parser.
 
     The text of the last "Answer: ..." line wins; failing that, the last "the answer is ..." sentence.
-    A bare letter ("Answer: B") is not an answer to a question without options, so it is skipped.
-    Never raises on model output.
+    A bare letter ("Answer: B") is not an answer to a question without options, and the prompt's own
+    slot copied back ("Answer: <short answer>") is none either, so both are skipped. Never raises on
+    model output.
     """
     rationale = strip_answer_line(text)
     for pattern in (_FREE_ANSWER_LINE, _SO_THE_ANSWER):
@@ -143,7 +145,7 @@ def parse_free_answer(text: str) -> tuple[str, str | None]:
 
 def _clean_free_answer(text: str) -> str | None:
     answer = text.strip().strip("*_`\"'").rstrip(".;,!").strip().strip("*_`\"'").strip()
-    return None if not answer or _LETTER_ONLY.match(answer) else answer
+    return None if not answer or _LETTER_ONLY.match(answer) or _TEMPLATE_SLOT.match(answer) else answer
 
 
 def parse_question_answer(text: str, question: Question) -> tuple[str, str | None]:
@@ -208,6 +210,31 @@ def parse_options(text: str) -> dict[str, str]:
     if len(options) < 2:
         raise DataError(f"could not read at least two options from {text[:80]!r}", fix=_HOW_TO_WRITE)
     return options
+
+
+def split_inline_options(text: str) -> tuple[str, str] | None:
+    """(question, options) when lettered options were typed into the question itself, else None.
+
+    "Which is a mammal? A) shark B) dolphin" -> ("Which is a mammal?", "A) shark B) dolphin"). The options
+    must start at A after a '?' or ':' or on a new line, run in order to the end of the text, and be at
+    least two; anything else (a "vitamin A." in a sentence) leaves the text alone.
+    """
+    for mark in _OPTION_MARK.finditer(text):
+        if mark.group(1) not in "Aa":
+            continue
+        stem = text[:mark.start(1)].rstrip(" \t(")
+        if not stem.strip() or not (stem.endswith(("?", ":")) or stem.endswith("\n")):
+            continue
+        tail = text[mark.start(1):].strip()
+        if mark.group(0).lstrip().startswith("("):
+            tail = "(" + tail
+        try:
+            options = _labelled_options(tail)
+        except DataError:
+            return None
+        if options is not None and len(options) >= 2 and all(options.values()):
+            return stem.strip(), tail
+    return None
 
 
 def _letter(position: int) -> str:

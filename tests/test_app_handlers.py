@@ -100,6 +100,10 @@ def test_pick_fills_text_and_options(store):
     assert asking.pick(s, "q1") == ("Which vitamin deficiency causes scurvy?", "A. Vitamin C\nB. Vitamin D")
     assert asking.resolve(s, *asking.pick(s, "q1"), "q1")[1].reason == "a listed question, asked with its options"
     assert asking.resolve(s, "Which gas do we breathe?", "A. oxygen\nB. neon", None)[1].reason == "options were typed"
+    inline, why = asking.resolve(s, "Which gas do we breathe? A. oxygen B. neon", "", None)
+    assert (inline.text, dict(inline.options), inline.kind) == ("Which gas do we breathe?",
+                                                               {"A": "oxygen", "B": "neon"}, "choice")
+    assert why.reason == "options read from the question"
     assert asking.resolve(s, *asking.pick(s, "q1"), "q1", "choice")[1].reason == "chosen by you"
     assert [v for _, v in asking.question_choices(s)] == ["q1", "q2"]
     with pytest.raises(InputError, match="unknown question"):

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from kard.errors import DataError
-from kard.kinds import AUTO, KIND_LABELS, decide_kind, gold_for, options_for, question_sentence, yes_no_opener
+from kard.kinds import (
+    AUTO, KIND_LABELS, KindDecision, decide_kind, gold_for, options_for, question_sentence, read_question, yes_no_opener,
+)
 from kard.records import CHOICE, OPEN, YES_NO, YES_NO_OPTIONS, Question
 
 FREE_QUESTIONS = Path(__file__).resolve().parents[1] / "demo" / "free_questions.jsonl"
@@ -92,3 +94,17 @@ def test_an_open_prediction_is_correct_when_its_words_match_the_gold_answer():
     assert Prediction(free, (), (), "p", "raw", "r", "mercury.").is_correct
     assert not Prediction(free, (), (), "p", "raw", "r", "Venus").is_correct
     assert Prediction(Question("c", "Which?", {"A": "x", "B": "y"}, "A"), (), (), "p", "raw", "r", "A").is_correct
+
+
+def test_options_typed_into_the_question_make_it_multiple_choice():
+    text, options, decision = read_question("Which is a mammal? A) shark B) dolphin", "")
+    assert (text, options, decision) == ("Which is a mammal?", "A) shark B) dolphin",
+                                         KindDecision(CHOICE, "options read from the question"))
+    assert read_question("Which is a mammal? A) shark B) dolphin", "", "choice")[2].reason == "chosen by you"
+    # the options box wins; a person's yes/no or open choice keeps the text whole
+    assert read_question("Which? A) x B) y", "A) p B) q")[:2] == ("Which? A) x B) y", "A) p B) q")
+    for override in (YES_NO, OPEN):
+        assert read_question("Which? A) x B) y", "", override) == ("Which? A) x B) y", "",
+                                                                    decide_kind("Which? A) x B) y", "", override))
+    assert read_question("Is a tomato a fruit?", None) == ("Is a tomato a fruit?", None,
+                                                          decide_kind("Is a tomato a fruit?", None))

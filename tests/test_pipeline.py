@@ -188,6 +188,9 @@ def test_make_question_reads_typed_options() -> None:
         make_question("Which gas?", "just one option")
     with pytest.raises(DataError, match="no text"):
         make_question("", "A) x B) y")
+    inline = make_question("Which gas do plants take in? A) oxygen B) carbon dioxide")  # options in the text
+    assert (inline.text, inline.kind, dict(inline.options)) == ("Which gas do plants take in?", "choice",
+                                                               {"A": "oxygen", "B": "carbon dioxide"})
 
 
 def test_more_than_26_options_is_a_clear_error() -> None:

@@ -5,7 +5,7 @@ import pytest
 
 from kard.errors import DataError
 from kard.prompts import (
-    OPEN_INSTRUCTION, STUDENT_INSTRUCTION, answer_only_input, normalise_free_answer, parse_answer, parse_free_answer,
+    OPEN_INSTRUCTION, STUDENT_INSTRUCTION, answer_only_input, normalise_free_answer, parse_answer, parse_free_answer, split_inline_options,
     parse_options, parse_question_answer, same_answer, strip_answer_line, student_input, student_target,
 )
 from kard.records import Passage, Question
@@ -141,6 +141,9 @@ def test_open_target_is_the_rationale_then_the_answer_text():
     ("Water expands as it freezes.\nThe final answer is 100 degrees Celsius.", None),
     ("It is D.\nAnswer: D", ("It is D.", None)),  # no fake letters: a bare letter is no open answer
     ("Vitamin D. So the answer is vitamin D.\nAnswer: (B)", None),  # ... the sentence is used instead
+    ("Asdf is a word. So the answer is Asdf qwer.\nAnswer: <short answer>", ("Asdf is a word. So the answer is "
+                                                                            "Asdf qwer.", "Asdf qwer")),
+    ("No idea.\nAnswer: <short answer>", ("No idea.", None)),  # the prompt's slot copied back is no answer
     ("I am not sure.", ("I am not sure.", None)),
     ("", ("", None)),
 ])
@@ -175,3 +178,21 @@ def test_stated_option_maps_the_conclusion_to_one_option():
     assert stated_option("The answer is Moon. Later: so the answer is a comet", options) == "C"  # the last one
     assert stated_option("So the answer is Mars.", options) is None
     assert stated_option("No conclusion here.", options) is None and stated_option("the answer is x", {}) is None
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Which is a mammal? A) shark B) dolphin C) trout", ("Which is a mammal?", "A) shark B) dolphin C) trout")),
+    ("Which is a mammal?\nA. shark\nB. dolphin", ("Which is a mammal?", "A. shark\nB. dolphin")),
+    ("Which is a mammal? (A) shark (B) dolphin", ("Which is a mammal?", "(A) shark (B) dolphin")),
+    ("Pick the gas: a) oxygen b) neon", ("Pick the gas:", "a) oxygen b) neon")),
+    ("A woman is tired. Which vitamin? A) Vitamin A. B) iron", ("A woman is tired. Which vitamin?",
+                                                               "A) Vitamin A. B) iron")),
+    ("Is vitamin A good for the eyes?", None),       # a letter in a sentence is no option
+    ("Does vitamin A. B) help?", None),              # no '?', ':' or new line before the options
+    ("Which is it? A) x", None),                     # one option is not a choice
+    ("Which is it? A) x B) ", None),                 # an empty option
+    ("Which is it? A) x A) y", None),                # letters that do not run A, B, C...
+    ("A) x B) y", None),                             # options only, no question
+])
+def test_split_inline_options(text, expected):
+    assert split_inline_options(text) == expected

@@ -18,7 +18,7 @@ from typing import Any, Iterator, Mapping
 
 from kard.annotations import AnnotationStoreError, Revision
 from kard.errors import DataError, KardError
-from kard.kinds import AUTO, KindDecision, decide_kind, options_for
+from kard.kinds import AUTO, KindDecision, options_for, read_question
 from kard.prompts import PROMPT_VERSION, format_options, parse_options, parse_question_answer
 from kard.records import CHOICE, AskedItem, Prediction, Question, TeacherAnswer, item_id_for
 from kard.ui import views
@@ -105,7 +105,7 @@ def resolve(studio: Studio, text: str, options_text: str, picked_id: str | None,
         raise InputError(f"The question has {len(text):,} characters; the limit is {studio.max_question_chars:,}. "
                          "Fix: shorten it to the question itself (the student reads at most 512 tokens)")
     try:
-        decision = decide_kind(text, options_text, kind)
+        text, options_text, decision = read_question(text, options_text, kind)
     except DataError as error:
         raise InputError(f"Cannot ask it that way: {error}") from error
     options: dict[str, str] = {}
