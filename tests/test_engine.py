@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from kard.config import AppConfig, GenerationConfig
+from kard import engine
 from kard.engine import CTranslate2Engine, fingerprint
 from kard.errors import ConfigError
 from kard.evaluation import get_condition, run_settings
@@ -164,3 +165,14 @@ def test_run_settings_name_a_fast_engine_so_runs_never_mix(pair: tuple[Student, 
 def test_the_app_timing_line_shows_which_engine_answered() -> None:
     line = timing_line(Timings(total_s=1.0), 10, "student", "ctranslate2 int8")
     assert '<span class="kard-engine">ctranslate2 int8</span>' in line
+
+
+def test_the_conversion_keeps_older_objects_out_of_the_collectors_scans() -> None:
+    """ctranslate2 collects garbage after every layer: what existed before is frozen meanwhile, then freed."""
+    import gc
+
+    before = gc.get_freeze_count()
+    with pytest.raises(RuntimeError), engine._older_objects_frozen():
+        assert gc.get_freeze_count() > before
+        raise RuntimeError("a conversion that fails")
+    assert gc.get_freeze_count() == 0

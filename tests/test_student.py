@@ -14,7 +14,7 @@ from kard.config import GenerationConfig
 from kard.errors import ConfigError, KardError, MissingDependencyError, ModelNotFoundError
 from kard.prompts import student_input, student_target
 from kard.records import Passage, Question, Sample
-from kard.model_source import PackageNotInstalledError, converted_dir, resolve
+from kard.model_source import PackageNotInstalledError, converted_dir, gguf_read_once, resolve
 from kard.student import Student
 from tiny_models import save_tiny_decoder, save_tiny_t5
 
@@ -203,6 +203,18 @@ def test_closing_a_stream_stops_generation(chat: Student) -> None:
 
 
 # ---------------------------------------------------------------- the real packaged student
+
+
+def test_a_conversion_builds_each_gguf_name_map_once_and_puts_gguf_back() -> None:
+    gguf = pytest.importorskip("gguf")
+    reader, name_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    arch = next(iter(gguf.MODEL_ARCH_NAMES))
+    with pytest.raises(RuntimeError), gguf_read_once():
+        assert gguf.get_tensor_name_map(arch, 30) is gguf.get_tensor_name_map(arch, 30)
+        assert gguf.GGUFReader is not reader
+        raise RuntimeError("a conversion that fails")
+    assert (gguf.GGUFReader, gguf.get_tensor_name_map) == (reader, name_map)
+    assert gguf.get_tensor_name_map(arch, 30) is not gguf.get_tensor_name_map(arch, 30)  # uncached again
 
 
 @pytest.mark.slow
