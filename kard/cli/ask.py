@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     ask.add_argument("question", nargs="?", default=None, help="the question text (or use --sample)")
     ask.add_argument("--options", default=None, help="options, e.g. \"A) first B) second\" or one per line "
-                     "(none: a yes/no or open question)")
+                     "(none: options typed after the question are used, else a yes/no or open question)")
     ask.add_argument("--kind", choices=KIND_CHOICES, default=AUTO,
                      help="ask as multiple choice, yes/no or open; auto decides from the question "
                      "(default %(default)s)")
