@@ -139,7 +139,7 @@ def test_ask_correct_save_browse_and_stay_inert(page_and_studio):
     # Next question would replace the unsaved correction: it warns and leaves the page as it is
     question = page.input_value("#kard-question textarea")
     page.click("#kard-next")
-    page.wait_for_selector("#kard-status >> text=a correction you have not saved")
+    page.wait_for_selector("#kard-status >> text=you have not saved")
     assert page.input_value("#kard-question textarea") == question
     assert page.input_value("#kard-editor textarea").startswith("Antibodies stimulate")
     page.click("#kard-use-student")  # so does starting the editor again from the student's rationale
@@ -177,7 +177,14 @@ def test_ask_correct_save_browse_and_stay_inert(page_and_studio):
     assert "saved correction (revision 1" in page.inner_text("#kard-editor-label")
     assert page.input_value("#kard-note textarea") == XSS_NOTE  # with its saved note
 
-    # the next question starts its review afresh: no rating, tags or note carried over from this one
+    # a rating changed and not saved is unsaved work too: Next question warns once and keeps it
+    page.locator("#kard-rating label", has_text="2").click()
+    page.click("#kard-next")
+    page.wait_for_selector("#kard-status >> text=you have not saved")
+    assert page.locator("#kard-rating input:checked").get_attribute("value") == "2"
+    assert page.input_value("#kard-note textarea") == XSS_NOTE
+
+    # clicked again, the next question starts its review afresh: no rating, tags or note carried over
     page.click("#kard-next")
     page.wait_for_function("document.querySelector('#kard-note textarea').value === ''", timeout=240_000)
     assert page.locator("#kard-tags input:checked").count() == 0

@@ -710,6 +710,44 @@ def test_an_unsaved_correction_stops_the_first_ask_and_the_same_click_again_goes
     assert not curating.unsaved_edit(item, teachers + " ", teachers, "")  # whitespace is no edit
 
 
+def test_a_rating_tags_or_note_not_saved_stop_the_first_ask_and_next_question_too(store):
+    from kard.ui import ask_events
+
+    s = studio(store)
+    item = asked(s)
+    teachers = compare(s, item).editor_text  # the editor unchanged: only the review controls differ
+
+    def ask(*review, warned=None) -> list:
+        return list(ask_events.ask_checked(s, "Which vitamin?", "A) x B) y", None, "auto", item, teachers, teachers,
+                                           "", warned, *review))
+
+    assert ask(None, [], "")[-1][5] is True  # as the item started them: nothing to lose
+    for review in ((2, [], ""), (None, ["hallucination"], ""), (None, [], "Check the dose.")):
+        stopped = ask(*review)
+        assert len(stopped) == 1 and "have not saved" in stopped[0][2] and stopped[0][5] is False
+        assert ask(*review, warned=stopped[0][-1])[-1][5] is True  # the same click again discards them
+    assert ask(3, [], "", warned=ask(2, [], "")[0][-1])[0][5] is False  # changed since the warning: warned again
+    assert ask(2, [], "", warned=("next", teachers, curating.review_of(2, [], "")))[0][5] is False  # another button's
+    picked = ask_events.next_question(s, None, item, teachers, teachers, "", None, None, ["other"], "")
+    assert picked[-1] is False and "have not saved" in picked[4]
+    assert ask_events.next_question(s, None, item, teachers, teachers, "", picked[5], None, ["other"], "")[-1] is True
+
+    save(s, item, "Scurvy is a lack of vitamin C. Answer: A", "A", 4, ["other"], [], "checked", False, "alice")
+    reopened = ask_once(s, *asking.pick(s, "q1"), "q1").item  # it starts from the saved rating, tags and note
+    saved_text = compare(s, reopened).editor_text
+    assert list(ask_events.ask_checked(s, "Which vitamin?", "A) x B) y", None, "auto", reopened, saved_text,
+                                       saved_text, "", None, 4, ["other"], " checked "))[-1][5] is True
+    assert list(ask_events.ask_checked(s, "Which vitamin?", "A) x B) y", None, "auto", reopened, saved_text,
+                                       saved_text, "", None, 5, ["other"], "checked"))[0][5] is False
+    assert ask_events.next_question(studio(store, mode="demo"), None, item, teachers, teachers, "", None, 2, [], "")[-1]
+
+
+def test_unsaved_review_compares_with_where_the_item_started_them():
+    assert not curating.unsaved_review(None, None, [], "  ") and not curating.unsaved_review(None, "", None, None)
+    assert curating.unsaved_review(None, 1, [], "") and curating.unsaved_review(None, None, [], "n")
+    assert curating.review_of("4", ["b", "a"], " n ") == (4, ("a", "b"), "n")
+
+
 def test_starting_the_editor_again_warns_before_it_replaces_an_unsaved_correction(store):
     from kard.ui import blocks
     from kard.ui.updates import skips

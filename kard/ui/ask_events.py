@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from kard.errors import KardError
-from kard.records import Question
+from kard.records import AskedItem, Question
 from kard.ui import asking, curating
 from kard.ui.cards import live_diff
 from kard.ui.studio import Studio
@@ -27,31 +27,42 @@ WAITING_LABEL = ("The student is answering; the editor opens with the teacher's 
 UNANSWERED_LABEL = "The question could not be answered (see the message above); the editor keeps its text."
 REVIEW_OUTPUTS = 3
 """The review controls the page's compare step also sets (rating, tags, note; AskTab), after /compare's outputs."""
-UNSAVED_WARNING = ("The editor holds a correction you have not saved, and asking now would replace it. Fix: save it "
-                   "(Ctrl+S), or click the same button again to discard it")
+UNSAVED_WARNING = ("The editor holds a correction (rationale, rating, tags or note) you have not saved, and asking "
+                   "now would replace it. Fix: save it (Ctrl+S), or click the same button again to discard it")
 REPLACE_WARNING = ("The editor holds a correction you have not saved, and this would replace it with the "
                    "{whose}'s rationale. Fix: save it (Ctrl+S), or click the same button again to discard it")
-SWITCH_WARNING = ("The editor holds a correction you have not saved, and asking the question again as another kind would "
-                  "replace it. Fix: save it (Ctrl+S), or click Ask to discard it and ask as the kind now chosen")
+SWITCH_WARNING = ("The editor holds a correction (rationale, rating, tags or note) you have not saved, and asking "
+                  "the question again as another kind would replace it. Fix: save it (Ctrl+S), or click Ask to "
+                  "discard it and ask as the kind now chosen")
 
 
-def warned_for(action: str, rationale: str | None) -> tuple[str, str]:
-    """What a warning arms (AskTab.warned): doing `action` again with this correction in the editor discards it."""
-    return action, (rationale or "").strip()
+ReviewInputs = Sequence[Any]
+"""The review controls as the page's checks read them: rating, error tags, note (empty where not read)."""
+
+
+def warned_for(action: str, rationale: str | None, review: ReviewInputs = ()) -> tuple:
+    """What a warning arms (AskTab.warned): doing `action` again with this correction in the editor (and these
+    review controls) discards it."""
+    return (action, (rationale or "").strip(), *([curating.review_of(*review)] if review else []))
 
 
 def loses_correction(studio: Studio, question_text: str | None, current: dict | None, rationale: str | None,
-                     original: str | None, last_saved: str | None, warned: Sequence[str] | None, action: str) -> bool:
+                     original: str | None, last_saved: str | None, warned: Sequence[Any] | None, action: str,
+                     review: ReviewInputs = ()) -> bool:
     """Whether `action` now would replace an unsaved correction without the curator having been warned.
 
-    Only a curator can lose one (the demo saves nothing). Doing the same action again with the same correction after
-    its warning goes on (the curator chose to discard it); so does an ask that fails anyway (an empty question box),
-    as it leaves the editor alone. `question_text` is None where no question box is read (Next question fills it)."""
+    Unsaved: the editor's text (`curating.unsaved_edit`) or, given `review` (rating, tags, note), the review
+    controls (`curating.unsaved_review`) changed since the item started them. Only a curator can lose one (the demo
+    saves nothing). Doing the same action again with the same correction after its warning goes on (the curator
+    chose to discard it); so does an ask that fails anyway (an empty question box), as it leaves the editor alone.
+    `question_text` is None where no question box is read (Next question fills it)."""
     if not studio.is_curator or (question_text is not None and not question_text.strip()):
         return False
-    if not curating.unsaved_edit(current, rationale, original, last_saved):
+    if not (curating.unsaved_edit(current, rationale, original, last_saved)
+            or (current and review and curating.unsaved_review(
+                asking.saved_revision(studio, AskedItem.from_dict(current).question), *review))):
         return False
-    return tuple(warned or ()) != warned_for(action, rationale)
+    return tuple(warned or ()) != warned_for(action, rationale, review)
 
 
 def stopped_ask(warning: str) -> list:
@@ -94,11 +105,12 @@ def ask_on_page(studio: Studio, text: str, options_text: str, picked_id: str | N
 
 def ask_checked(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None,
                 current: dict | None, rationale: str | None, original: str | None, last_saved: str | None,
-                warned: Sequence[str] | None, action: str = "ask", warning: str = UNSAVED_WARNING):
+                warned: Sequence[Any] | None, *review: Any, action: str = "ask", warning: str = UNSAVED_WARNING):
     """The Ask button: `ask_on_page`'s outputs and what a warning armed (AskTab.warned: nothing, once it asks), or,
-    where the ask would replace an unsaved correction, one step with `warning` that arms the Ask button."""
-    if loses_correction(studio, text, current, rationale, original, last_saved, warned, action):
-        yield [*stopped_ask(warning), warned_for("ask", rationale)]
+    where the ask would replace an unsaved correction (`review`: the rating, tags and note, where read), one step
+    with `warning` that arms the Ask button."""
+    if loses_correction(studio, text, current, rationale, original, last_saved, warned, action, review):
+        yield [*stopped_ask(warning), warned_for("ask", rationale, review)]
         return
     for outputs in ask_on_page(studio, text, options_text, picked_id, how):
         yield [*outputs, None]
@@ -107,7 +119,7 @@ def ask_checked(studio: Studio, text: str, options_text: str, picked_id: str | N
 def ask_as_switched(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None,
                     *check: Any):
     """Switching "Ask as": the question in the box asked again as the kind chosen (nothing happens before one is
-    typed), checked as the Ask button is (`check`: its last five inputs). When it would replace an unsaved
+    typed), checked as the Ask button is (`check`: its inputs after the question's four). When it would replace an unsaved
     correction, it warns; the radio keeps the new kind and Ask goes on with it."""
     if not (text or "").strip():
         yield [*skips(ASK_OUTPUTS), False, *skips(3)]
@@ -116,15 +128,15 @@ def ask_as_switched(studio: Studio, text: str, options_text: str, picked_id: str
 
 
 def next_question(studio: Studio, picked_id: str | None, current: dict | None, rationale: str | None,
-                  original: str | None, last_saved: str | None, warned: Sequence[str] | None) -> tuple:
+                  original: str | None, last_saved: str | None, warned: Sequence[Any] | None, *review: Any) -> tuple:
     """Next question: the demo question after `picked_id` in the boxes (picked, question, options, kind), the
     status, what a warning armed (AskTab.warned) and whether to ask it; or only the warning, where asking it would
     replace an unsaved correction."""
     import gradio as gr
 
-    if loses_correction(studio, None, current, rationale, original, last_saved, warned, "next"):
+    if loses_correction(studio, None, current, rationale, original, last_saved, warned, "next", review):
         gr.Warning(esc(UNSAVED_WARNING))
-        return *skips(4), message(UNSAVED_WARNING, "warn"), warned_for("next", rationale), False
+        return *skips(4), message(UNSAVED_WARNING, "warn"), warned_for("next", rationale, review), False
     qid = asking.next_question(studio, picked_id)
     return gr.update(value=qid), *asking.pick(studio, qid), "auto", gr.skip(), None, True
 

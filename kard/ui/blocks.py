@@ -312,7 +312,7 @@ def wire_asking(t: AskTab, studio: Studio) -> None:
                                len(page_compare_outputs), t.compare_outputs.index(t.editor))
     # Ask, Next question and an "Ask as" switch stop once, with a warning, where they would replace an unsaved
     # correction.
-    check_inputs = [t.item, t.editor, t.original, t.last_saved, t.warned]
+    check_inputs = [t.item, t.editor, t.original, t.last_saved, t.warned, t.rating, t.tags, t.note]
 
     t.ask_btn.click(partial(ask_checked, studio), [*t.ask_inputs, *check_inputs], [*ask_outputs, t.warned],
                     **PRIVATE, **asking_group).success(
@@ -342,9 +342,10 @@ EDITOR_OUTPUTS = 5
 
 
 def use_rationale(studio: Studio, whose: str, current: dict | None, rationale: str, original: str, last_saved: str,
-                  warned: Sequence[str] | None) -> tuple:
+                  warned: Sequence[Any] | None) -> tuple:
     """"Use teacher's / student's rationale": the editor starts again from it (EDITOR_OUTPUTS updates, then what a
-    warning armed). An unsaved correction is kept after a warning; the same click again replaces it."""
+    warning armed). An unsaved correction is kept after a warning; the same click again replaces it. (The rating,
+    tags and note stay as they are, so only the editor's text is checked.)"""
     import gradio as gr
 
     if loses_correction(studio, None, current, rationale, original, last_saved, warned, whose):

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from kard.annotations import ERROR_TAGS, Correction, check_free_answer, check_sizes
+from kard.annotations import ERROR_TAGS, Correction, Revision, check_free_answer, check_sizes
 from kard.errors import DataError
 from kard.prompts import parse_question_answer, same_answer
 from kard.records import CHOICE, OPEN, YES_NO, Question
@@ -141,6 +141,23 @@ def unsaved_edit(current: Mapping[str, Any] | None, rationale: str | None, origi
     the text it started from and from what this page saved last."""
     text = (rationale or "").strip()
     return bool(current) and bool(text) and text not in ((original or "").strip(), (last_saved or "").strip())
+
+
+Review = tuple[int | None, tuple[str, ...], str]
+"""The review controls' values as compared: rating, error tags (sorted), note (stripped)."""
+
+
+def review_of(rating: int | str | None, tags: Sequence[str] | None, note: str | None) -> Review:
+    return (None if rating in (None, "") else int(rating), tuple(sorted(tags or ())), (note or "").strip())
+
+
+def unsaved_review(saved: Revision | None, rating: int | str | None, tags: Sequence[str] | None,
+                   note: str | None) -> bool:
+    """Whether the rating, error tags or note were changed and not saved: they differ from where the item started
+    them, the `saved` correction's values for a question corrected before (a save updates it), else empty."""
+    start = review_of(None, (), "") if saved is None else \
+        review_of(saved.correction.rating, saved.correction.tags, saved.correction.note)
+    return review_of(rating, tags, note) != start
 
 
 def empty_table_reason(studio: Studio, tag: str | None, curator: str | None) -> str:
