@@ -189,9 +189,16 @@ def test_ask_correct_save_browse_and_stay_inert(page_and_studio):
     page.wait_for_function("document.querySelector('#kard-note textarea').value === ''", timeout=240_000)
     assert page.locator("#kard-tags input:checked").count() == 0
     assert page.locator("#kard-rating input:checked").count() == 0
-    page.wait_for_function(  # its draft is written (after the compare step); then the next test starts clean
+
+    # on it, a passage marked alone and not saved stops Next question too
+    page.locator("#kard-mark-0 label", has_text="irrelevant").first.click()
+    page.click("#kard-next")
+    page.wait_for_selector("#kard-status >> text=you have not saved")
+    assert page.locator("#kard-mark-0 input:checked").get_attribute("value") == "irrelevant"
+    page.wait_for_function(  # its draft is written; then the next test starts clean
         "() => { const d = localStorage.getItem('kard-draft:' + sessionStorage.getItem('kard-tab'));"
-        " return d !== null && JSON.parse(d).note === '' && JSON.parse(d).rating === null; }")
+        " return d !== null && JSON.parse(d).note === '' && JSON.parse(d).rating === null"
+        " && JSON.parse(d).marks[0] === 'irrelevant'; }")
     page.evaluate("localStorage.clear()")
 
 

@@ -722,6 +722,7 @@ def test_a_rating_tags_or_note_not_saved_stop_the_first_ask_and_next_question_to
                                            "", warned, *review))
 
     assert ask(None, [], "")[-1][5] is True  # as the item started them: nothing to lose
+    assert ask(None, [], "", None, "irrelevant")[0][5] is False  # a passage marked and not saved
     for review in ((2, [], ""), (None, ["hallucination"], ""), (None, [], "Check the dose.")):
         stopped = ask(*review)
         assert len(stopped) == 1 and "have not saved" in stopped[0][2] and stopped[0][5] is False
@@ -742,10 +743,22 @@ def test_a_rating_tags_or_note_not_saved_stop_the_first_ask_and_next_question_to
     assert ask_events.next_question(studio(store, mode="demo"), None, item, teachers, teachers, "", None, 2, [], "")[-1]
 
 
-def test_unsaved_review_compares_with_where_the_item_started_them():
-    assert not curating.unsaved_review(None, None, [], "  ") and not curating.unsaved_review(None, "", None, None)
-    assert curating.unsaved_review(None, 1, [], "") and curating.unsaved_review(None, None, [], "n")
+def test_unsaved_review_compares_with_where_the_item_started_them(store):
+    used = ["p1", "p2"]
+    assert not curating.unsaved_review(None, used, None, [], "  ") and not curating.unsaved_review(None, used, "", None, None)
+    assert curating.unsaved_review(None, used, 1, [], "") and curating.unsaved_review(None, used, None, [], "n")
     assert curating.review_of("4", ["b", "a"], " n ") == (4, ("a", "b"), "n")
+    assert curating.unsaved_review(None, used, None, [], "", None, "irrelevant")  # a passage marked, not saved
+    assert not curating.unsaved_review(None, used, None, [], "", None, None)
+    assert not curating.unsaved_review(None, ["correction:x"], None, [], "", "relevant")  # a recalled correction
+
+    s = studio(store)
+    item = asked(s)
+    used_ids = [hit.passage.id for hit in AskedItem.from_dict(item).used]
+    save(s, item, "Scurvy is a lack of vitamin C. Answer: A", "A", None, [], ["relevant"], "", False, "alice")
+    saved = store.get(item["item_id"])
+    assert not curating.unsaved_review(saved, used_ids, None, [], "", "relevant")  # what was saved
+    assert curating.unsaved_review(saved, used_ids, None, [], "", "irrelevant")  # changed since
 
 
 def test_starting_the_editor_again_warns_before_it_replaces_an_unsaved_correction(store):

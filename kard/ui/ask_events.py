@@ -27,23 +27,24 @@ WAITING_LABEL = ("The student is answering; the editor opens with the teacher's 
 UNANSWERED_LABEL = "The question could not be answered (see the message above); the editor keeps its text."
 REVIEW_OUTPUTS = 3
 """The review controls the page's compare step also sets (rating, tags, note; AskTab), after /compare's outputs."""
-UNSAVED_WARNING = ("The editor holds a correction (rationale, rating, tags or note) you have not saved, and asking "
+UNSAVED_WARNING = ("The editor holds a correction (rationale, rating, tags, note or marks) you have not saved, and asking "
                    "now would replace it. Fix: save it (Ctrl+S), or click the same button again to discard it")
 REPLACE_WARNING = ("The editor holds a correction you have not saved, and this would replace it with the "
                    "{whose}'s rationale. Fix: save it (Ctrl+S), or click the same button again to discard it")
-SWITCH_WARNING = ("The editor holds a correction (rationale, rating, tags or note) you have not saved, and asking "
+SWITCH_WARNING = ("The editor holds a correction (rationale, rating, tags, note or marks) you have not saved, and asking "
                   "the question again as another kind would replace it. Fix: save it (Ctrl+S), or click Ask to "
                   "discard it and ask as the kind now chosen")
 
 
 ReviewInputs = Sequence[Any]
-"""The review controls as the page's checks read them: rating, error tags, note (empty where not read)."""
+"""The review controls as the page's checks read them: rating, error tags, note, then the passage marks (empty
+where not read)."""
 
 
 def warned_for(action: str, rationale: str | None, review: ReviewInputs = ()) -> tuple:
     """What a warning arms (AskTab.warned): doing `action` again with this correction in the editor (and these
     review controls) discards it."""
-    return (action, (rationale or "").strip(), *([curating.review_of(*review)] if review else []))
+    return (action, (rationale or "").strip(), *([curating.review_of(*review[:3]), tuple(review[3:])] if review else []))
 
 
 def loses_correction(studio: Studio, question_text: str | None, current: dict | None, rationale: str | None,
@@ -51,7 +52,7 @@ def loses_correction(studio: Studio, question_text: str | None, current: dict | 
                      review: ReviewInputs = ()) -> bool:
     """Whether `action` now would replace an unsaved correction without the curator having been warned.
 
-    Unsaved: the editor's text (`curating.unsaved_edit`) or, given `review` (rating, tags, note), the review
+    Unsaved: the editor's text (`curating.unsaved_edit`) or, given `review` (rating, tags, note, marks), the review
     controls (`curating.unsaved_review`) changed since the item started them. Only a curator can lose one (the demo
     saves nothing). Doing the same action again with the same correction after its warning goes on (the curator
     chose to discard it); so does an ask that fails anyway (an empty question box), as it leaves the editor alone.
@@ -59,10 +60,14 @@ def loses_correction(studio: Studio, question_text: str | None, current: dict | 
     if not studio.is_curator or (question_text is not None and not question_text.strip()):
         return False
     if not (curating.unsaved_edit(current, rationale, original, last_saved)
-            or (current and review and curating.unsaved_review(
-                asking.saved_revision(studio, AskedItem.from_dict(current).question), *review))):
+            or (current and review and _unsaved_review(studio, AskedItem.from_dict(current), review))):
         return False
     return tuple(warned or ()) != warned_for(action, rationale, review)
+
+
+def _unsaved_review(studio: Studio, item: AskedItem, review: ReviewInputs) -> bool:
+    used_ids = [hit.passage.id for hit in item.used]
+    return curating.unsaved_review(asking.saved_revision(studio, item.question), used_ids, *review)
 
 
 def stopped_ask(warning: str) -> list:

@@ -312,7 +312,7 @@ def wire_asking(t: AskTab, studio: Studio) -> None:
                                len(page_compare_outputs), t.compare_outputs.index(t.editor))
     # Ask, Next question and an "Ask as" switch stop once, with a warning, where they would replace an unsaved
     # correction.
-    check_inputs = [t.item, t.editor, t.original, t.last_saved, t.warned, t.rating, t.tags, t.note]
+    check_inputs = [t.item, t.editor, t.original, t.last_saved, t.warned, t.rating, t.tags, t.note, *t.marks]
 
     t.ask_btn.click(partial(ask_checked, studio), [*t.ask_inputs, *check_inputs], [*ask_outputs, t.warned],
                     **PRIVATE, **asking_group).success(

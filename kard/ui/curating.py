@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 from kard.annotations import ERROR_TAGS, Correction, Revision, check_free_answer, check_sizes
 from kard.errors import DataError
 from kard.prompts import parse_question_answer, same_answer
-from kard.records import CHOICE, OPEN, YES_NO, Question
+from kard.records import CHOICE, OPEN, YES_NO, Question, is_recalled
 from kard.ui import views
 from kard.ui.cards import answer_words, table_answer
 from kard.ui.studio import InputError, Studio
@@ -144,20 +144,26 @@ def unsaved_edit(current: Mapping[str, Any] | None, rationale: str | None, origi
 
 
 Review = tuple[int | None, tuple[str, ...], str]
-"""The review controls' values as compared: rating, error tags (sorted), note (stripped)."""
+"""The rating, error tags (sorted) and note (stripped) as compared."""
 
 
 def review_of(rating: int | str | None, tags: Sequence[str] | None, note: str | None) -> Review:
     return (None if rating in (None, "") else int(rating), tuple(sorted(tags or ())), (note or "").strip())
 
 
-def unsaved_review(saved: Revision | None, rating: int | str | None, tags: Sequence[str] | None,
-                   note: str | None) -> bool:
-    """Whether the rating, error tags or note were changed and not saved: they differ from where the item started
-    them, the `saved` correction's values for a question corrected before (a save updates it), else empty."""
+def unsaved_review(saved: Revision | None, used_ids: Sequence[str], rating: int | str | None,
+                   tags: Sequence[str] | None, note: str | None, *marks: str | None) -> bool:
+    """Whether the rating, error tags, note or passage marks were changed and not saved.
+
+    The rating, tags and note start from the `saved` correction's values for a question corrected before (a save
+    updates it), else empty; the marks (of the passages `used_ids`, in order) start empty, so a mark counts when the
+    saved correction does not hold it (a recalled correction is no passage to mark)."""
     start = review_of(None, (), "") if saved is None else \
         review_of(saved.correction.rating, saved.correction.tags, saved.correction.note)
-    return review_of(rating, tags, note) != start
+    if review_of(rating, tags, note) != start:
+        return True
+    held = saved.correction.relevance if saved is not None else {}
+    return any(mark and not is_recalled(pid) and held.get(pid) != mark for pid, mark in zip(used_ids, marks))
 
 
 def empty_table_reason(studio: Studio, tag: str | None, curator: str | None) -> str:
