@@ -249,7 +249,7 @@ def gguf_read_once() -> Iterator[None]:
 
     transformers parses the whole file (metadata and all) for the tokenizer, again for the config and
     again for the weights, and builds a `gguf.TensorNameMap` afresh for every module of the model (397
-    for SmolLM2-135M). With both memoized the conversion takes 21 s instead of 40 s on a 2-core CPU, with
+    for SmolLM2-135M). With both memoized the conversion takes 21 s instead of 46 s on a 2-core CPU, with
     the same weights bit for bit (benchmarks/conversion_speed.py). A reader is only read and a map depends
     only on its arguments, so both are memoized while converting and restored on the way out.
     """

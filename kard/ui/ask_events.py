@@ -27,13 +27,14 @@ WAITING_LABEL = ("The student is answering; the editor opens with the teacher's 
 UNANSWERED_LABEL = "The question could not be answered (see the message above); the editor keeps its text."
 REVIEW_OUTPUTS = 3
 """The review controls the page's compare step also sets (rating, tags, note; AskTab), after /compare's outputs."""
-UNSAVED_WARNING = ("The editor holds a correction (rationale, rating, tags, note or marks) you have not saved, and asking "
-                   "now would replace it. Fix: save it (Ctrl+S), or click the same button again to discard it")
+UNSAVED_WARNING = ("The editor holds a correction (rationale, rating, tags, note or marks) you have not saved, "
+                   "and asking now would replace it. Fix: save it (Ctrl+S), or click the same button again to "
+                   "discard it")
 REPLACE_WARNING = ("The editor holds a correction you have not saved, and this would replace it with the "
                    "{whose}'s rationale. Fix: save it (Ctrl+S), or click the same button again to discard it")
-SWITCH_WARNING = ("The editor holds a correction (rationale, rating, tags, note or marks) you have not saved, and asking "
-                  "the question again as another kind would replace it. Fix: save it (Ctrl+S), or click Ask to "
-                  "discard it and ask as the kind now chosen")
+SWITCH_WARNING = ("The editor holds a correction (rationale, rating, tags, note or marks) you have not saved, "
+                  "and asking the question again as another kind would replace it. Fix: save it (Ctrl+S), or "
+                  "click Ask to discard it and ask as the kind now chosen")
 
 
 ReviewInputs = Sequence[Any]
@@ -44,7 +45,8 @@ where not read)."""
 def warned_for(action: str, rationale: str | None, review: ReviewInputs = ()) -> tuple:
     """What a warning arms (AskTab.warned): doing `action` again with this correction in the editor (and these
     review controls) discards it."""
-    return (action, (rationale or "").strip(), *([curating.review_of(*review[:3]), tuple(review[3:])] if review else []))
+    reviewed = [curating.review_of(*review[:3]), tuple(review[3:])] if review else []
+    return (action, (rationale or "").strip(), *reviewed)
 
 
 def loses_correction(studio: Studio, question_text: str | None, current: dict | None, rationale: str | None,
@@ -112,8 +114,8 @@ def ask_checked(studio: Studio, text: str, options_text: str, picked_id: str | N
                 current: dict | None, rationale: str | None, original: str | None, last_saved: str | None,
                 warned: Sequence[Any] | None, *review: Any, action: str = "ask", warning: str = UNSAVED_WARNING):
     """The Ask button: `ask_on_page`'s outputs and what a warning armed (AskTab.warned: nothing, once it asks), or,
-    where the ask would replace an unsaved correction (`review`: the rating, tags and note, where read), one step
-    with `warning` that arms the Ask button."""
+    where the ask would replace an unsaved correction (`review`: the rating, tags, note and passage marks, where
+    read), one step with `warning` that arms the Ask button."""
     if loses_correction(studio, text, current, rationale, original, last_saved, warned, action, review):
         yield [*stopped_ask(warning), warned_for("ask", rationale, review)]
         return
@@ -124,8 +126,8 @@ def ask_checked(studio: Studio, text: str, options_text: str, picked_id: str | N
 def ask_as_switched(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None,
                     *check: Any):
     """Switching "Ask as": the question in the box asked again as the kind chosen (nothing happens before one is
-    typed), checked as the Ask button is (`check`: its inputs after the question's four). When it would replace an unsaved
-    correction, it warns; the radio keeps the new kind and Ask goes on with it."""
+    typed), checked as the Ask button is (`check`: its inputs after the question's four). When it would replace an
+    unsaved correction, it warns; the radio keeps the new kind and Ask goes on with it."""
     if not (text or "").strip():
         yield [*skips(ASK_OUTPUTS), False, *skips(3)]
         return
