@@ -242,7 +242,9 @@ def loop_layout(panel: LoopPanel, question: Any, options: Any) -> LoopTab:
         with gr.Row():
             examples = gr.Textbox(value=panel.examples or "", label="Teacher examples (JSONL from build-examples)",
                                   placeholder="optional: corrections only when empty", elem_id="kard-loop-examples")
-            kb = gr.Textbox(value=panel.kb or "", label="Knowledge base (for the reranker)", elem_id="kard-loop-kb")
+            kb = gr.Textbox(value=panel.kb or "", label="Knowledge base (for the reranker)", elem_id="kard-loop-kb",
+                            placeholder="needed with 'Also retrain the reranker': a knowledge-base folder "
+                                        "(kard index) or a passages file")
         with gr.Row():
             weight = gr.Number(3, precision=0, minimum=1, label="Correction weight (times per epoch)")
             steps = gr.Number(20, precision=0, minimum=1, label="Training steps")
