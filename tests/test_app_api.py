@@ -102,6 +102,12 @@ def test_free_questions_through_the_api(client, server):
     assert "Saved revision 1" in saved[0]
     c = server[1].store.get(item["item_id"]).correction
     assert (c.kind, c.answer, c.options) == ("open", "vitamin C", {})
+    # options typed after the question, the options box empty: asked as multiple choice, the stem as its text
+    _, student, _, item, _ = client.predict("Which vitamin prevents scurvy?\nA) vitamin C\nB) vitamin D", "", None,
+                                            "auto", api_name="/ask")
+    assert item["question"]["kind"] == "choice" and item["question"]["text"] == "Which vitamin prevents scurvy?"
+    assert item["question"]["options"] == {"A": "vitamin C", "B": "vitamin D"}
+    assert "options read from the question" in student
 
 
 def test_save_stores_only_items_this_server_produced(client, server):
