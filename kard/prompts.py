@@ -45,6 +45,7 @@ _SO_THE_ANSWER = re.compile(r"\bthe\s+(?:final\s+)?answer\s+is[ \t:]+(.+?)(?=\.\
 _LETTER_ONLY = re.compile(r"^[\(\[]?[A-Z][\)\]\.:]?$")
 _TEMPLATE_SLOT = re.compile(r"^<[^<>]*>$")  # "<short answer>": the prompt's format, copied, is no answer
 _ARTICLES = re.compile(r"^(?:the|an|a)\s+")
+_SENTENCE_ENDS = ("?", ":", ".", "!")
 
 
 def format_options(options: Mapping[str, str]) -> str:
@@ -216,14 +217,15 @@ def split_inline_options(text: str) -> tuple[str, str] | None:
     """(question, options) when lettered options were typed into the question itself, else None.
 
     "Which is a mammal? A) shark B) dolphin" -> ("Which is a mammal?", "A) shark B) dolphin"). The options
-    must start at A after a '?' or ':' or on a new line, run in order to the end of the text, and be at
-    least two; anything else (a "vitamin A." in a sentence) leaves the text alone.
+    must start at A on a new line or after the end of a sentence ('?', ':', '.' or '!', a closing quote or
+    bracket after it allowed), run in order to the end of the text, and be at least two; anything else (a
+    "vitamin A." in a sentence, "Plan A: ... or Plan B: ...") leaves the text alone.
     """
     for mark in _OPTION_MARK.finditer(text):
         if mark.group(1) not in "Aa":
             continue
         stem = text[:mark.start(1)].rstrip(" \t(")
-        if not stem.strip() or not (stem.endswith(("?", ":")) or stem.endswith("\n")):
+        if not stem.strip() or not (stem.endswith("\n") or stem.rstrip("\"'\u201d\u2019)]").endswith(_SENTENCE_ENDS)):
             continue
         tail = text[mark.start(1):].strip()
         if mark.group(0).lstrip().startswith("("):

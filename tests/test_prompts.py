@@ -187,7 +187,11 @@ def test_stated_option_maps_the_conclusion_to_one_option():
     ("Pick the gas: a) oxygen b) neon", ("Pick the gas:", "a) oxygen b) neon")),
     ("A woman is tired. Which vitamin? A) Vitamin A. B) iron", ("A woman is tired. Which vitamin?",
                                                                "A) Vitamin A. B) iron")),
+    ('He says "which is it?" A) x B) y', ('He says "which is it?"', "A) x B) y")),  # a closing quote after '?'
+    ("Name the mammal. A. shark B. dolphin", ("Name the mammal.", "A. shark B. dolphin")),
     ("Is vitamin A good for the eyes?", None),       # a letter in a sentence is no option
+    ("Is Plan A: go home, or Plan B: stay?", None),  # letters in a sentence, not after its end
+    ("Sharks live in the A) sea B) desert", None),   # no sentence end before them: could be words
     ("Does vitamin A. B) help?", None),              # no '?', ':' or new line before the options
     ("Which is it? A) x", None),                     # one option is not a choice
     ("Which is it? A) x B) ", None),                 # an empty option
