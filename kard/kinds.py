@@ -72,7 +72,7 @@ def decide_kind(text: str, options: Mapping[str, str] | str | None = None,
     `options` only counts as typed or not (a string is not parsed here). Raises DataError for an
     unknown override, or "choice" without options.
     """
-    typed = bool(options.strip() if isinstance(options, str) else options)
+    typed = _typed(options)
     if override in (None, "", AUTO):
         return _detected(text, typed)
     if override not in QUESTION_KINDS:
@@ -93,7 +93,7 @@ def read_question(text: str, options: OptionsTyped = None,
     """(question text, options, kind) of what a person typed: as `decide_kind`, except that options typed
     into the question itself ("Which gas? A) oxygen B) nitrogen", nothing in the options box) move out
     of it and make it multiple choice, unless the person chose to ask it as yes/no or open."""
-    typed = bool(options.strip() if isinstance(options, str) else options)
+    typed = _typed(options)
     inline = None if typed or override in (YES_NO, OPEN) else split_inline_options(text)
     if inline is None:
         return text, options, decide_kind(text, options, override)
@@ -102,6 +102,11 @@ def read_question(text: str, options: OptionsTyped = None,
     if override in (None, "", AUTO):
         decision = KindDecision(CHOICE, "options read from the question")
     return stem, options_text, decision
+
+
+def _typed(options: OptionsTyped) -> bool:
+    """Whether options were given: a non-blank text or a non-empty mapping (a string is not parsed here)."""
+    return bool(options.strip() if isinstance(options, str) else options)
 
 
 def _detected(text: str, typed: bool) -> KindDecision:

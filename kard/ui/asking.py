@@ -23,6 +23,7 @@ from kard.prompts import PROMPT_VERSION, format_options, parse_options, parse_qu
 from kard.records import CHOICE, AskedItem, Prediction, Question, TeacherAnswer, item_id_for
 from kard.ui import views
 from kard.ui.cards import HOW_TO_TEACHER, compare_html, rerank_html, student_card, teacher_card
+from kard.ui.curating import review_start
 from kard.ui.studio import InputError, Studio, Teaches
 
 log = logging.getLogger(__name__)
@@ -180,11 +181,10 @@ def compare_steps(studio: Studio, sealed: Mapping[str, Any] | None) -> Iterator[
         f"{warning}. {HOW_TO_TEACHER if studio.teacher_factory is None else ''}"
     saved = saved_revision(studio, item.question)
     text, source, answer = editor_start(item, saved)
-    review = {} if saved is None else {"editor_rating": saved.correction.rating,
-                                       "editor_tags": tuple(saved.correction.tags),
-                                       "editor_note": saved.correction.note or ""}
+    rating, tags, review_note = review_start(saved)
     yield Comparison(teacher_card(item, note), compare_html(item), text, source,
-                     answer or item.question.answer or item.student.answer, studio.hand_out(item), warning, **review)
+                     answer or item.question.answer or item.student.answer, studio.hand_out(item), warning,
+                     editor_rating=rating, editor_tags=tags, editor_note=review_note)
 
 
 def editor_start(item: AskedItem, saved: Revision | None = None) -> tuple[str, str, str | None]:

@@ -151,6 +151,13 @@ def review_of(rating: int | str | None, tags: Sequence[str] | None, note: str | 
     return (None if rating in (None, "") else int(rating), tuple(sorted(tags or ())), (note or "").strip())
 
 
+def review_start(saved: Revision | None) -> tuple[int | None, tuple[str, ...], str]:
+    """The rating, error tags and note an item's editor starts from: its saved correction's, else empty."""
+    if saved is None:
+        return None, (), ""
+    return saved.correction.rating, tuple(saved.correction.tags), saved.correction.note or ""
+
+
 def unsaved_review(saved: Revision | None, used_ids: Sequence[str], rating: int | str | None,
                    tags: Sequence[str] | None, note: str | None, *marks: str | None) -> bool:
     """Whether the rating, error tags, note or passage marks were changed and not saved.
@@ -158,9 +165,7 @@ def unsaved_review(saved: Revision | None, used_ids: Sequence[str], rating: int 
     The rating, tags and note start from the `saved` correction's values for a question corrected before (a save
     updates it), else empty; the marks (of the passages `used_ids`, in order) start empty, so a mark counts when the
     saved correction does not hold it (a recalled correction is no passage to mark)."""
-    start = review_of(None, (), "") if saved is None else \
-        review_of(saved.correction.rating, saved.correction.tags, saved.correction.note)
-    if review_of(rating, tags, note) != start:
+    if review_of(rating, tags, note) != review_of(*review_start(saved)):
         return True
     held = saved.correction.relevance if saved is not None else {}
     return any(mark and not is_recalled(pid) and held.get(pid) != mark for pid, mark in zip(used_ids, marks))
