@@ -5,7 +5,8 @@ the unsaved correction, save with Ctrl+S, find it in the browse table, and check
 and note stayed inert text; asked again it reopens with its saved note, and the next question starts its
 rating, tags and note afresh. Then type a free yes/no question (no options): it is answered "yes" or "no"
 with a rationale and passages on topic; switching "Ask as" to open while a correction is unsaved warns
-and asks nothing, and once it is saved Ask asks it again as open for a free-text answer."""
+and asks nothing, and once it is saved Ask asks it again as open for a free-text answer. Each browser tab keeps its
+own draft; and on a phone-sized page the cards stack and the passages stay readable."""
 
 from __future__ import annotations
 
@@ -61,9 +62,13 @@ def page_and_studio(tmp_path_factory):
         browser.close()
 
 
-def _signed_in_page(browser, url: str):
+DESKTOP = {"width": 1400, "height": 1000}
+PHONE = {"width": 390, "height": 844}
+
+
+def _signed_in_page(browser, url: str, viewport: dict = DESKTOP):
     """A page in a new browser context (its own localStorage and login), signed in as the curator."""
-    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()  # tabs share the context
+    page = browser.new_context(viewport=viewport).new_page()  # tabs share the context
     page.set_default_timeout(30_000)
     page.goto(url)
     page.fill("input[type=text]", USER)
@@ -277,4 +282,31 @@ def test_each_tab_keeps_its_own_draft(page_and_studio):
         tab.wait_for_selector("#kard-mode >> text=signed in as alice")
         tab.wait_for_function(f"document.querySelector('#kard-editor textarea').value.startsWith('{draft}')")
         assert tab.input_value("#kard-question textarea") == question
+    page.context.close()
+
+
+@pytest.mark.slow
+def test_a_phone_shows_the_cards_stacked_and_the_passages_readable(page_and_studio):
+    """On a 390-pixel-wide page the student's and the teacher's cards stack at full width (side by side they were
+    150 pixels each), each passage's text is as wide as the page (its numbers on a labelled line above it, where
+    the table's number columns left it a sliver), and nothing scrolls sideways; on a desktop the cards sit side
+    by side."""
+    page = _signed_in_page(page_and_studio[0].context.browser, page_and_studio[0].url, PHONE)
+    _type(page, "#kard-question textarea", FREE_QUESTION)
+    page.fill("#kard-options textarea", "")
+    page.click("#kard-ask")
+    page.wait_for_selector("#kard-student .kard-badge", timeout=240_000)
+    page.wait_for_selector("#kard-teacher .kard-card")
+    student, teacher = (page.locator(f"#kard-{role} .kard-card").bounding_box() for role in ("student", "teacher"))
+    assert student["width"] > 300 and teacher["width"] > 300
+    assert teacher["y"] >= student["y"] + student["height"]  # below it, not beside it
+    passage = page.locator("#kard-rerank tr.kard-used td.kard-passage").first.bounding_box()
+    assert passage["width"] > 200
+    labels = page.evaluate("[...document.querySelectorAll('#kard-rerank tr.kard-used td.kard-num')]"
+                           ".map(td => getComputedStyle(td, '::before').content)")
+    assert '"BM25 rank "' in labels  # each number shows its column's name (the header row is hidden)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    page.set_viewport_size(DESKTOP)
+    page.wait_for_function("document.querySelector('#kard-teacher .kard-card').getBoundingClientRect().y"
+                           " < document.querySelector('#kard-student .kard-card').getBoundingClientRect().bottom")
     page.context.close()

@@ -60,12 +60,23 @@ def test_rerank_panel_shows_both_rankings_moves_and_cut_line():
     rows = re.findall(r'<tr class="kard-(used|unused|cut)"', out)
     assert rows == ["used", "used", "cut", "unused"]
     p2_row = out[out.index('data-passage-id="p2"'):out.index('data-passage-id="p1"')]
-    cells = re.findall(r'<td class="kard-num">(.*?)</td>', p2_row)
+    cells = re.findall(r'<td class="kard-num" data-label="[^"]*">(.*?)</td>', p2_row)
     assert cells[:5] == ["1", "2", "3.25", "1", "0.90"] and "&#9650;1" in cells[5]
     p1_row = out[out.index('data-passage-id="p1"'):]
     assert "&#9660;1" in p1_row
     assert "top-2 above this line went to the student" in out
     assert "<mark>Rickets</mark>" in out and "<mark>vitamin</mark>" in out
+
+
+def test_rerank_panel_labels_each_number_with_its_column_for_a_phone():
+    # on a narrow page the header row is hidden (CSS) and each number shows its own label instead
+    for reranked, columns in ((True, ["#", "BM25 rank", "BM25 score", "reranker rank", "reranker score", "move"]),
+                              (False, ["#", "BM25 rank", "BM25 score"])):
+        out = rerank_panel(hits(reranked), ["p1"], "vitamin", reranker_name="r" if reranked else None)
+        first_row = out[out.index("<tbody>"):out.index("</tr>", out.index("<tbody>"))]
+        assert re.findall(r'data-label="([^"]*)"', first_row) == columns
+        assert '<td class="kard-passage">' in first_row
+    assert "@media (max-width: 640px)" in views.CSS and "attr(data-label)" in views.CSS
 
 
 def test_rerank_panel_lists_candidates_in_the_order_the_student_took_them():

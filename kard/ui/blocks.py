@@ -28,7 +28,7 @@ from kard.ui.cards import compare_html, live_diff, rerank_html, student_card, te
 from kard.ui.curating import MAX_MARKED, MAX_TAB_DRAFTS, Edit
 from kard.ui.studio import Studio
 from kard.ui.updates import answer_updates, editing_label, mark_updates, skips, warn
-from kard.ui.views import esc, message
+from kard.ui.views import CARD_MIN_WIDTH, esc, message
 
 TAB_JS = """() => {
   let tab = sessionStorage.getItem("kard-tab");
@@ -237,8 +237,10 @@ def ask_layout(t: AskTab, studio: Studio) -> None:
             gr.Markdown(HOW_IT_WORKS)
             gr.Markdown(SHORTCUTS_HELP)
     with gr.Row(equal_height=True):
-        t.student_html = gr.HTML(elem_id="kard-student")
-        t.teacher_html = gr.HTML(elem_id="kard-teacher")
+        with gr.Column(min_width=CARD_MIN_WIDTH):  # gr.HTML's own min_width does not reach the page (Gradio 6.31)
+            t.student_html = gr.HTML(elem_id="kard-student")
+        with gr.Column(min_width=CARD_MIN_WIDTH):
+            t.teacher_html = gr.HTML(elem_id="kard-teacher")
     t.diff_html = gr.HTML(elem_id="kard-compare-diff")
     with gr.Accordion("Retrieved passages: BM25 and reranker", open=True):
         t.rerank_html = gr.HTML(elem_id="kard-rerank")

@@ -268,8 +268,10 @@ def loop_layout(panel: LoopPanel, question: Any, options: Any) -> LoopTab:
                 options = gr.Textbox(label="Options", lines=2, elem_id="kard-loop-options")
         compare_btn = gr.Button("Answer with both", elem_id="kard-loop-compare")
         with gr.Row(equal_height=True):
-            left_card = gr.HTML(elem_id="kard-loop-left-card")
-            right_card = gr.HTML(elem_id="kard-loop-right-card")
+            with gr.Column(min_width=views.CARD_MIN_WIDTH):  # stacked on a phone (see blocks.ask_layout)
+                left_card = gr.HTML(elem_id="kard-loop-left-card")
+            with gr.Column(min_width=views.CARD_MIN_WIDTH):
+                right_card = gr.HTML(elem_id="kard-loop-right-card")
         diff = gr.HTML(elem_id="kard-loop-diff")
         every_btn = gr.Button("Answer with every round", elem_id="kard-loop-every")
         every_table = gr.HTML(elem_id="kard-loop-every-table")

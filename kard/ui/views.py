@@ -99,7 +99,8 @@ def rerank_panel(candidates: Sequence[Hit], used_ids: Sequence[str], question: s
                f'<div class="kard-text">{highlight(p.text, terms)}</div>'
         css = "kard-used" if p.id in used else "kard-unused"
         rows.append(f'<tr class="{css}" data-passage-id="{esc(p.id)}">' +
-                    "".join(f'<td class="kard-num">{c}</td>' for c in cells) + f"<td>{body}</td></tr>")
+                    "".join(f'<td class="kard-num" data-label="{name}">{c}</td>' for name, c in zip(columns, cells))
+                    + f'<td class="kard-passage">{body}</td></tr>')
         if position == k and len(candidates) > k:
             rows.append(f'<tr class="kard-cut"><td colspan="{len(cells) + 1}">&#9986; top-{k} above this line '
                         "went to the student</td></tr>")
@@ -245,6 +246,9 @@ def history_panel(revisions: Sequence["Revision"]) -> str:
     return f'<ol class="kard-history" reversed>{"".join(reversed(items))}</ol>'
 
 
+CARD_MIN_WIDTH = 320
+"""Pixels below which two side-by-side cards (student | teacher, one round | another) stack instead: a phone."""
+
 CSS = """
 .kard-panel-head, .kard-diff-head { font-size: 0.9em; margin-bottom: 6px; color: var(--body-text-color-subdued); }
 table.kard-rerank { width: 100%; border-collapse: collapse; font-size: 0.9em; }
@@ -277,4 +281,13 @@ mark { background: #fde68a; color: inherit; padding: 0 1px; border-radius: 2px; 
 .kard-history { padding-left: 1.2em; } .kard-rev { margin-bottom: 10px; } .kard-note { font-style: italic; }
 .kard-cursor { animation: kard-blink 1s steps(1) infinite; } @keyframes kard-blink { 50% { opacity: 0; } }
 .kard-rounds td { vertical-align: top; padding: 4px 8px; } .kard-answer-source { font-size: 0.85em; }
+@media (max-width: 640px) {  /* a phone: each passage a block, its numbers on one labelled line above its text */
+  table.kard-rerank thead { display: none; }
+  table.kard-rerank, table.kard-rerank tbody, table.kard-rerank tr, table.kard-rerank td { display: block; }
+  table.kard-rerank tr { border-bottom: 1px solid var(--border-color-primary); padding: 4px 0; }
+  table.kard-rerank td { border: 0 !important; }
+  table.kard-rerank td.kard-num { display: inline-block; text-align: left; padding-right: 2px; }
+  td.kard-num::before { content: attr(data-label) " "; color: var(--body-text-color-subdued); }
+  td.kard-num:first-child::before { content: "#"; }
+}
 """
