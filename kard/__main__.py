@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import sqlite3
 import sys
 
+from kard.cli.failures import explain
 from kard.errors import KardError
 
 COMMAND_MODULES = [
@@ -37,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KardError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except (OSError, sqlite3.Error) as error:  # not foreseen by the command, but still about a path or database
+        logging.getLogger("kard").debug("unforeseen failure", exc_info=True)
+        print(f"error: {explain(error)}", file=sys.stderr)
         return 2
 
 
