@@ -113,7 +113,8 @@ def test_ask_correct_save_browse_and_stay_inert(page_and_studio):
     page.wait_for_function("document.querySelector('#kard-question textarea').value.length > 0")
     page.click("#kard-ask")
     page.wait_for_selector("#kard-student .kard-badge", timeout=240_000)  # the badge comes with the final answer
-    page.wait_for_selector("#kard-teacher .kard-card-head >> text=recorded")
+    # the compare step after the badge fills the teacher's card, as it fills the editor (60 s: a busy machine)
+    page.wait_for_selector("#kard-teacher .kard-card-head >> text=recorded", timeout=60_000)
 
     rerank = page.inner_text("#kard-rerank")
     assert "BM25 rank" in rerank and "top-2 above this line" in rerank
