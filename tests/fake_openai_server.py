@@ -33,6 +33,8 @@ class Reply:
     delay_s: float = 0.0
     headers: Mapping[str, str] = field(default_factory=dict)
     error: str = ""
+    body: str | None = None  # sent as is instead of a chat completion (a server that is not OpenAI's kind)
+    media_type: str = "application/json"
 
 
 Responder = Callable[[dict], Reply]
@@ -41,6 +43,11 @@ Responder = Callable[[dict], Reply]
 def status(code: int, message: str = "scripted failure", retry_after_ms: int = 1) -> Reply:
     """An error reply; `retry-after-ms` keeps the client's backoff tiny in tests."""
     return Reply(status=code, error=message, headers={"retry-after-ms": str(retry_after_ms)})
+
+
+def raw_body(body: str, media_type: str = "application/json") -> Reply:
+    """A 200 reply whose body is `body` as is, not a chat completion."""
+    return Reply(body=body, media_type=media_type)
 
 
 def last_user_message(body: dict) -> str:
@@ -138,6 +145,8 @@ class FakeOpenAI:
                     await asyncio.sleep(reply.delay_s)
             finally:
                 self._in_flight -= 1
+            if reply.body is not None:
+                return Response(reply.body, status_code=reply.status, media_type=reply.media_type)
             if reply.status != 200:
                 return _error(reply.status, reply.error, "scripted", reply.headers)
             if body.get("stream"):

@@ -7,7 +7,15 @@ import logging
 from pathlib import Path
 
 import pytest
-from fake_openai_server import FakeOpenAI, Reply, answer_with, by_question, last_user_message, status
+from fake_openai_server import (
+    FakeOpenAI,
+    Reply,
+    answer_with,
+    by_question,
+    last_user_message,
+    raw_body,
+    status,
+)
 
 from kard.config import TeacherConfig
 from kard.errors import DataError, KardError
@@ -15,6 +23,7 @@ from kard.records import Question, Rationale
 from kard.teacher.client import (
     Teacher,
     TeacherAuthError,
+    TeacherReplyError,
     TeacherServerError,
     TeacherTimeoutError,
     TeacherUnreachableError,
@@ -320,6 +329,28 @@ def test_slow_server_times_out_with_a_clear_error(server):
         with pytest.raises(TeacherTimeoutError, match="within 0.2 s"):
             teacher.rationalize(medqa(0), n=1)
         assert teacher.cache.count() == 0
+
+
+NOT_COMPLETIONS = {
+    "a web page": raw_body("<html><body>Welcome</body></html>", "text/html"),
+    "a web page labelled JSON": raw_body("<html><body>Welcome</body></html>"),
+    "a JSON string": raw_body('"ok"'),
+    "a JSON list": raw_body("[1, 2]"),
+    "an object as the message": raw_body(
+        json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": {"text": "B"}}}]})
+    ),
+}
+
+
+@pytest.mark.parametrize("reply", NOT_COMPLETIONS.values(), ids=NOT_COMPLETIONS.keys())
+def test_a_reply_that_is_not_a_chat_completion_stops_the_job(server, reply):
+    server.responder = lambda body: reply
+    with make_teacher(server, concurrency=1) as teacher:
+        with pytest.raises(TeacherReplyError, match="did not answer with a chat completion.*Fix: check --base-url"):
+            teacher.rationalize(medqa(0), n=1)
+        report = teacher.teach(QUESTIONS, n=1)
+    assert report.stopped and f"the server at {server.url}" in report.stopped
+    assert report.kept == () and server.count <= 3  # stopped after the first reply, not one per question
 
 
 def test_unreachable_server_names_the_address():

@@ -15,6 +15,7 @@ The API key goes to the client and nowhere else: not to logs, messages, the cach
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -33,10 +34,12 @@ from kard.teacher.errors import (  # noqa: F401 - re-exported: callers catch the
     TeacherAuthError,
     TeacherError,
     TeacherRateLimitError,
+    TeacherReplyError,
     TeacherRequestError,
     TeacherServerError,
     TeacherTimeoutError,
     TeacherUnreachableError,
+    not_a_completion,
     translate_error,
 )
 from kard.teacher.prompts import Mode, build_messages, prompt_fingerprint, prompt_version
@@ -425,9 +428,9 @@ class Teacher:
             if isinstance(translated, TeacherTimeoutError):
                 self._gate.timed_out()
             raise translated from None
-        choices = sorted(response.choices or [], key=lambda c: c.index or 0)[:n]
-        tokens_in = (response.usage.prompt_tokens or 0) if response.usage else 0
-        tokens_out = (response.usage.completion_tokens or 0) if response.usage else 0
+        choices = sorted(self._chat_choices(response), key=lambda c: _count(c, "index"))[:n]
+        tokens_in = _count(getattr(response, "usage", None), "prompt_tokens")
+        tokens_out = _count(getattr(response, "usage", None), "completion_tokens")
         shares = _split(tokens_out, len(choices))
         samples = [
             CachedSample(
@@ -446,21 +449,52 @@ class Teacher:
             )
         return samples, Usage(1, tokens_in, tokens_out)
 
+    def _chat_choices(self, response: object) -> list:
+        """The reply's choices, or a TeacherReplyError when the reply is no chat completion."""
+        choices = getattr(response, "choices", None)
+        problem = _not_a_completion(response, choices)
+        if problem:
+            raise not_a_completion(problem, where=self.where, secret=self._secret())
+        return choices  # type: ignore[return-value]
+
     def _translate(self, error: Exception) -> TeacherError:
         if isinstance(error, TeacherError):
             return error
-        secret = getattr(self._client, "api_key", None)
+        if isinstance(error, json.JSONDecodeError):  # a 200 reply labelled JSON that is not
+            return not_a_completion(f"a body that is not JSON: {error.msg}", where=self.where, secret=self._secret())
         return translate_error(
-            error,
-            where=self.where,
-            model=self.model,
-            config=self.config,
-            secret=secret if isinstance(secret, str) else None,
+            error, where=self.where, model=self.model, config=self.config, secret=self._secret()
         )
+
+    def _secret(self) -> str | None:
+        secret = getattr(self._client, "api_key", None)
+        return secret if isinstance(secret, str) else None
 
     def _add_usage(self, usage: Usage) -> None:
         with self._lock:
             self.usage = self.usage + usage
+
+
+def _not_a_completion(response: object, choices: object) -> str | None:
+    """What a reply holds instead of a chat completion (for the error message), or None when it is one."""
+    if isinstance(response, str):
+        return f"text {response.strip()[:60]!r}"
+    if not isinstance(choices, list):
+        if isinstance(response, (list, int, float, bool)):
+            return f"a JSON {type(response).__name__}"
+        return "a JSON object without a list of choices"
+    for choice in choices:
+        content = getattr(getattr(choice, "message", None), "content", None)
+        if not hasattr(choice, "message") or not isinstance(content, (str, type(None))):
+            what = type(content).__name__ if hasattr(choice, "message") else type(choice).__name__
+            return f"a choice whose message is a {what}, not text"
+    return None
+
+
+def _count(record: object, name: str) -> int:
+    """A whole-number field of a reply part (token counts, choice index); 0 when absent or not a number."""
+    value = getattr(record, name, None)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _split(total: int, parts: int) -> list[int]:

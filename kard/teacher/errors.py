@@ -38,7 +38,12 @@ class TeacherTimeoutError(TeacherError):
     """No reply within the timeout, retries included."""
 
 
-FATAL_ERRORS = (TeacherAuthError, TeacherUnreachableError, TeacherRequestError)
+class TeacherReplyError(TeacherError):
+    """The server answered 200 with something that is not a chat completion (a web page, another API).
+    Fatal for a job."""
+
+
+FATAL_ERRORS = (TeacherAuthError, TeacherUnreachableError, TeacherRequestError, TeacherReplyError)
 """Errors that would hit every question alike: a job stops on them instead of trying each question."""
 
 
@@ -91,6 +96,14 @@ def translate_error(
         )
     return TeacherError(
         f"the teacher request to {where} failed: {_redact(str(error), secret)}. Fix: check the server and rerun"
+    )
+
+
+def not_a_completion(got: str, *, where: str, secret: str | None) -> TeacherReplyError:
+    """The error for a 200 reply that is not a chat completion; `got` says what came instead."""
+    return TeacherReplyError(
+        f"the server at {where} did not answer with a chat completion (got {_redact(got, secret)}). "
+        "Fix: check --base-url points at an OpenAI-compatible /v1 endpoint"
     )
 
 
