@@ -306,6 +306,7 @@ def test_rate_limit_then_success_is_retried(server):
     with make_teacher(server, max_retries=2) as teacher:
         [rationale] = teacher.rationalize(medqa(0), n=1)
     assert rationale.answer == "B" and server.count == 3
+    assert teacher.usage.requests == 3  # the retried tries were sent too
 
 
 def test_persistent_500_gives_up_on_that_question_and_keeps_the_rest(server):
@@ -313,6 +314,7 @@ def test_persistent_500_gives_up_on_that_question_and_keeps_the_rest(server):
     server.responder = by_question({"Patient 3 ": failing}, default="Insulin.\nAnswer: B")
     with make_teacher(server, max_retries=2) as teacher:
         report = teacher.teach(QUESTIONS, n=1)
+        sent_by_the_job = server.count
         with pytest.raises(TeacherServerError, match="kept failing \\(HTTP 500\\) after 2 retries"):
             teacher.rationalize(medqa(3), n=1)
     assert [qid for qid, _ in report.errors] == ["medqa-dev-3"]
@@ -321,6 +323,8 @@ def test_persistent_500_gives_up_on_that_question_and_keeps_the_rest(server):
     assert report.dropped["error"] == 1 and report.stopped is None
     failed_tries = [b for b in server.requests if "Patient 3 " in last_user_message(b)]
     assert len(failed_tries) == 3 + 3  # 1 try + 2 retries, in the job and in the direct call
+    assert report.usage.requests == sent_by_the_job == 5 + 3  # the given-up question's tries count
+    assert f"{sent_by_the_job} requests" in report.summary()
 
 
 def test_slow_server_times_out_with_a_clear_error(server):

@@ -254,6 +254,7 @@ class Teacher:
                         pieces.append(text)
                         yield text
         except Exception as error:  # noqa: BLE001 - every client failure becomes a TeacherError
+            self._add_usage(Usage(requests=_requests_sent(error)))
             raise self._translate(error) from None
         self._add_usage(usage)
         sample = CachedSample(
@@ -416,14 +417,16 @@ class Teacher:
         options: dict[str, object] = {"n": n} if n > 1 else {}
         try:
             with self._gate.slot():  # as many in flight as the server answers in time (kard.teacher.gate)
-                response = self._client.chat.completions.create(  # type: ignore[attr-defined]
+                raw = self._client.chat.completions.with_raw_response.create(  # type: ignore[attr-defined]
                     model=self.model,
                     messages=request.messages,
                     temperature=temperature,
                     max_tokens=self.config.max_tokens,
                     **options,
                 )
+                response = raw.parse()
         except Exception as error:  # noqa: BLE001 - every client failure becomes a TeacherError
+            self._add_usage(Usage(requests=_requests_sent(error)))  # failed tries reached the server too
             translated = self._translate(error)
             if isinstance(translated, TeacherTimeoutError):
                 self._gate.timed_out()
@@ -447,7 +450,7 @@ class Teacher:
             raise TeacherServerError(
                 f"the teacher server at {self.where} returned no choices. Fix: check the server and the model name"
             )
-        return samples, Usage(1, tokens_in, tokens_out)
+        return samples, Usage(1 + _count(raw, "retries_taken"), tokens_in, tokens_out)
 
     def _chat_choices(self, response: object) -> list:
         """The reply's choices, or a TeacherReplyError when the reply is no chat completion."""
@@ -489,6 +492,18 @@ def _not_a_completion(response: object, choices: object) -> str | None:
             what = type(content).__name__ if hasattr(choice, "message") else type(choice).__name__
             return f"a choice whose message is a {what}, not text"
     return None
+
+
+def _requests_sent(error: Exception) -> int:
+    """How many tries reached the server before the client gave up with `error`: the first and the
+    `openai` client's retries (it numbers them in a request header); none when no connection was made."""
+    import openai
+
+    if isinstance(error, openai.APIConnectionError) and not isinstance(error, openai.APITimeoutError):
+        return 0
+    headers = getattr(getattr(error, "request", None), "headers", None) or {}
+    retries = str(headers.get("x-stainless-retry-count", "0"))
+    return 1 + int(retries) if retries.isdigit() else 1
 
 
 def _count(record: object, name: str) -> int:
