@@ -23,13 +23,14 @@ from kard.records import Question, Rationale
 from kard.teacher.client import (
     Teacher,
     TeacherAuthError,
+    TeacherCacheError,
     TeacherReplyError,
     TeacherServerError,
     TeacherTimeoutError,
     TeacherUnreachableError,
     keep_correct,
 )
-from kard.teacher.cache import TeacherCache
+from kard.teacher.cache import CachedSample, CacheKey, TeacherCache
 from kard.teacher.prompts import build_messages, question_kind
 
 KEY = "sk-test-KARD-0123456789-SECRET"  # recognisable, so the leak test can grep for it
@@ -275,6 +276,33 @@ def test_interrupted_job_resumes_with_only_missing_requests(server, tmp_path):
     assert server.count == len(QUESTIONS)  # every question was asked exactly once over both runs
     asked = [last_user_message(body).split("\n")[0] for body in server.requests]
     assert len(set(asked)) == len(asked)
+
+
+def test_a_cache_locked_by_another_process_names_the_file_and_the_fix(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "teacher.sqlite"
+    cache = TeacherCache(path, busy_timeout_s=0.1)
+    other = sqlite3.connect(path, timeout=0.1)  # another process's job, in the middle of a write
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(TeacherCacheError, match=f"{path} is locked by another process.*another --cache"):
+            cache.put(CacheKey("m", "v1", "q1", 0), CachedSample("Insulin.\nAnswer: B", "sha"))
+    finally:
+        other.rollback()
+        other.close()
+        cache.close()
+
+
+def test_a_read_only_cache_stops_the_job_with_the_file_and_the_fix(server, tmp_path):
+    path = tmp_path / "teacher.sqlite"
+    server.responder = answer_with("Insulin.\nAnswer: B")
+    with make_teacher(server, path, concurrency=1) as teacher:
+        teacher.cache._db.execute("PRAGMA query_only = ON")  # as a file this process may not write
+        report = teacher.teach(QUESTIONS, n=1)
+    assert report.stopped and f"teacher cache {path} is read-only" in report.stopped
+    assert "make the file and its folder writable, or pass another --cache" in report.stopped
+    assert server.count <= 2  # stopped on the first question, not paid for all six
 
 
 # ----------------------------------------------------------------------------- failures

@@ -11,11 +11,13 @@ import logging
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from kard.errors import ConfigError
+from kard.teacher.errors import TeacherCacheError
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +47,16 @@ class CachedSample:
 
 
 class TeacherCache:
-    """`get`/`put` samples by `CacheKey`. `path=None` keeps the cache in memory (nothing survives)."""
+    """`get`/`put` samples by `CacheKey`. `path=None` keeps the cache in memory (nothing survives).
 
-    def __init__(self, path: str | Path | None):
+    A file another process holds locked is waited for `busy_timeout_s`; then, like a read-only file,
+    it raises a `TeacherCacheError` naming the file and the fix.
+    """
+
+    def __init__(self, path: str | Path | None, busy_timeout_s: float = 30.0):
         import sqlite_utils
+
+        self.busy_timeout_s = busy_timeout_s
 
         self.path = None if path is None or str(path) == ":memory:" else Path(path)
         if self.path is not None:
@@ -60,7 +68,7 @@ class TeacherCache:
                 ) from None
         target = ":memory:" if self.path is None else str(self.path)
         try:
-            conn = sqlite3.connect(target, check_same_thread=False, timeout=30.0)
+            conn = sqlite3.connect(target, check_same_thread=False, timeout=busy_timeout_s)
             self._db = sqlite_utils.Database(conn)
             if self.path is not None:
                 self._db.execute(
@@ -105,7 +113,7 @@ class TeacherCache:
             f"select * from {TABLE} where model = ? and prompt_version = ? and question_id = ? "
             f"and sample_index in ({marks})"
         )
-        with self._lock:
+        with self._using("reading"):
             rows = list(self._db.query(sql, [model, prompt_version, question_id, *wanted]))
         return {row["sample_index"]: _sample(row) for row in rows}
 
@@ -113,7 +121,7 @@ class TeacherCache:
         row = {**asdict(key), **asdict(sample)}
         if not row["created_at"]:
             row["created_at"] = time.time()
-        with self._lock:
+        with self._using("writing"):
             self._db[TABLE].upsert(row, pk=_KEY)
 
     def count(self, model: str | None = None, prompt_version: str | None = None) -> int:
@@ -123,8 +131,31 @@ class TeacherCache:
                 where.append(f"{column} = ?")
                 params.append(value)
         sql = f"select count(*) as n from {TABLE}" + (" where " + " and ".join(where) if where else "")
-        with self._lock:
+        with self._using("reading"):
             return next(self._db.query(sql, params))["n"]
+
+    @contextmanager
+    def _using(self, action: str) -> Iterator[None]:
+        """The shared connection, held by one thread; SQLite failures become TeacherCacheErrors."""
+        with self._lock:
+            try:
+                yield
+            except sqlite3.DatabaseError as error:
+                raise self._failure(error, action) from None
+
+    def _failure(self, error: sqlite3.DatabaseError, action: str) -> TeacherCacheError:
+        where = self.path or "(in memory)"
+        text = str(error)
+        if "locked" in text or "busy" in text:
+            problem = f"the teacher cache {where} is locked by another process (still after {self.busy_timeout_s:g} s)"
+            fix = "wait for the other teach job or app using it to finish, or pass another --cache file"
+        elif "readonly" in text:
+            problem = f"the teacher cache {where} is read-only"
+            fix = "make the file and its folder writable, or pass another --cache file"
+        else:
+            problem = f"the teacher cache {where} failed while {action}: {text}"
+            fix = "pass another --cache file, or delete the broken one"
+        return TeacherCacheError(f"{problem}. Fix: {fix}")
 
     def close(self) -> None:
         with self._lock:

@@ -32,6 +32,7 @@ from kard.teacher.gate import AdaptiveGate
 from kard.teacher.errors import (  # noqa: F401 - re-exported: callers catch them from kard.teacher.client
     FATAL_ERRORS,
     TeacherAuthError,
+    TeacherCacheError,
     TeacherError,
     TeacherRateLimitError,
     TeacherReplyError,

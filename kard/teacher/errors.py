@@ -43,7 +43,17 @@ class TeacherReplyError(TeacherError):
     Fatal for a job."""
 
 
-FATAL_ERRORS = (TeacherAuthError, TeacherUnreachableError, TeacherRequestError, TeacherReplyError)
+class TeacherCacheError(TeacherError):
+    """The teacher cache file cannot be read or written (locked, read-only). Fatal for a job."""
+
+
+FATAL_ERRORS = (
+    TeacherAuthError,
+    TeacherUnreachableError,
+    TeacherRequestError,
+    TeacherReplyError,
+    TeacherCacheError,
+)
 """Errors that would hit every question alike: a job stops on them instead of trying each question."""
 
 
