@@ -7,7 +7,7 @@ import json
 import pytest
 
 from kard.datasets import load_medqa, load_strategyqa
-from kard.errors import DataError
+from kard.errors import ConfigError, DataError
 from kard.teacher.recorded import (
     FLAN_SOURCE,
     choice_letter,
@@ -218,3 +218,17 @@ def test_generic_jsonl_defaults_and_bad_lines(tmp_path):
         import_jsonl(path, strict=True)
     with pytest.raises(DataError, match="does not exist"):
         import_jsonl(tmp_path / "missing.jsonl")
+
+
+def test_a_failed_write_names_the_file_and_keeps_an_earlier_one(tmp_path):
+    rationales = [Rationale("q1", "Because.", "B", "human", 0)]
+    (tmp_path / "a-file").write_text("")
+    blocked = tmp_path / "a-file" / "r.jsonl"  # its folder is a file: cannot be written, even as root
+    with pytest.raises(ConfigError, match=f"cannot write the rationales to {blocked}.*Fix: pass an --out"):
+        write_rationales(rationales, blocked)
+    earlier = tmp_path / "r.jsonl"
+    earlier.write_text("earlier\n")
+    (tmp_path / "r.jsonl.partial").mkdir()  # the new version cannot be written next to it
+    with pytest.raises(ConfigError, match="cannot write the rationales"):
+        write_rationales(rationales, earlier)
+    assert earlier.read_text() == "earlier\n"

@@ -539,6 +539,36 @@ def test_cli_teach_reports_given_up_questions_and_bad_key(server, tmp_path, monk
     assert "check OPENAI_API_KEY" in capsys.readouterr().err
 
 
+def test_cli_teach_stopped_job_leaves_an_earlier_out_file_as_it_was(server, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong-key")  # the server answers 401: the job stops
+    out = tmp_path / "out.jsonl"
+    earlier = json.dumps({"question_id": "demo-q-med-01", "text": "Kept.", "answer": "A"}) + "\n"
+    out.write_text(earlier)
+    code = run_cli("teach", "--dataset", "demo", "--limit", "2", "--base-url", server.url, "--no-progress",
+                   "--cache", str(tmp_path / "c.sqlite"), "--out", str(out))
+    assert code == 2 and out.read_text() == earlier
+    assert f"{out} was left as it was" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["teach", "import-rationales"])
+@pytest.mark.parametrize("bad_out", ["a folder", "under a file"])
+def test_cli_unwritable_out_is_refused_before_any_work(server, tmp_path, monkeypatch, capsys, command, bad_out):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    (tmp_path / "a-file").write_text("")
+    out = tmp_path if bad_out == "a folder" else tmp_path / "a-file" / "o.jsonl"
+    recorded = tmp_path / "r.jsonl"
+    recorded.write_text(json.dumps({"question_id": "q1", "rationale": "R.", "answer": "A"}) + "\n")
+    argv = {
+        "teach": ["teach", "--dataset", "demo", "--limit", "2", "--base-url", server.url, "--no-progress",
+                  "--cache", str(tmp_path / "c.sqlite")],
+        "import-rationales": ["import-rationales", "--kind", "jsonl", "--path", str(recorded)],
+    }[command]
+    assert run_cli(*argv, "--out", str(out)) == 2
+    error = capsys.readouterr().err
+    assert f"--out {out}" in error and "Fix: pass" in error
+    assert server.count == 0  # nothing asked, nothing paid
+
+
 def test_cli_import_rationales_medqa_gpt4(shared_data, tmp_path, capsys):
     out = tmp_path / "gpt4.jsonl"
     code = run_cli(

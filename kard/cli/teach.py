@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -175,22 +176,44 @@ def run_teach(args: argparse.Namespace) -> int:
     if len(gold) < len(questions):
         log.warning("skipping %d questions without a gold answer", len(questions) - len(gold))
     config = teacher_config(args)
+    check_out_file(args.out)  # before any request is paid for
     with Teacher(config, cache_path=args.cache or DEFAULT_CACHE) as teacher:
         print(
             f"teaching {len(gold)} questions from {source} with {config.model} at {teacher.where}, "
             f"{config.samples} samples each, cache {teacher.cache.path}"
         )
         report = _teach_with_progress(teacher, gold, config.samples, not args.no_progress)
-    written = write_rationales(report.kept + (report.rejected if args.all_samples else ()), args.out)
     print(report.summary())
-    print(f"wrote {written} rationales to {args.out}")
     for qid, message in report.errors[:5]:
         print(f"gave up on {qid}: {message}")
     if len(report.errors) > 5:
         print(f"... and {len(report.errors) - 5} more questions")
-    if report.stopped:
-        raise ConfigError(f"the job stopped early: {report.stopped}")
+    if report.stopped:  # a partial result must not replace an earlier complete --out
+        raise ConfigError(
+            f"the job stopped early, so {args.out} was left as it was (what was fetched is cached: rerunning "
+            f"the same command resumes and writes it): {report.stopped}"
+        )
+    written = write_rationales(report.kept + (report.rejected if args.all_samples else ()), args.out)
+    print(f"wrote {written} rationales to {args.out}")
     return 1 if report.errors else 0
+
+
+def check_out_file(out: Path) -> None:
+    """Raise ConfigError unless `out` can be written as a file: not a folder, its folder creatable and
+    writable. Run before the work, so a bad --out does not cost a finished job."""
+    if out.is_dir():
+        raise ConfigError(
+            f"--out {out} is a folder. Fix: pass a file name, e.g. --out {out / 'rationales.jsonl'}"
+        )
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(
+            f"--out {out}: cannot create its folder {out.parent} ({error.strerror or error}). "
+            "Fix: pass an --out file in a writable folder"
+        ) from None
+    if not os.access(out.parent, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise ConfigError(f"--out {out} is not writable. Fix: pass an --out file in a writable folder")
 
 
 def _teach_with_progress(teacher, questions: list[Question], n: int, show: bool):
@@ -207,6 +230,7 @@ def run_import(args: argparse.Namespace) -> int:
     from kard.teacher import recorded as importers
     from kard.teacher.client import keep_correct
 
+    check_out_file(args.out)
     questions = _import_questions(args)
     kind = args.kind
     if kind.startswith("medqa-"):

@@ -17,14 +17,16 @@ Formats:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from kard.errors import DataError
+from kard.errors import ConfigError, DataError
 from kard.metrics import Score, score
 from kard.records import Question, Rationale
 
@@ -314,15 +316,25 @@ def _answer_letter(value: object) -> str | None:
 
 
 def write_rationales(rationales: Iterable[Rationale], path: str | Path) -> int:
-    """Write rationales as JSONL (question_id, text, answer, source, sample_index); returns the count."""
+    """Write rationales as JSONL (question_id, text, answer, source, sample_index); returns the count.
+
+    The file is replaced whole once written, so a failed write leaves an earlier file as it was.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    count = 0
-    with path.open("w", encoding="utf-8") as out:
-        for rationale in rationales:
-            out.write(json.dumps(asdict(rationale), ensure_ascii=False) + "\n")
-            count += 1
-    return count
+    lines = [json.dumps(asdict(rationale), ensure_ascii=False) + "\n" for rationale in rationales]
+    partial = path.with_name(path.name + ".partial")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text("".join(lines), encoding="utf-8")
+        os.replace(partial, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        raise ConfigError(
+            f"cannot write the rationales to {path} ({error.strerror or error}). "
+            "Fix: pass an --out file in a writable folder with free space"
+        ) from None
+    return len(lines)
 
 
 # ----------------------------------------------------------------------------- accuracy of a source
