@@ -40,7 +40,8 @@ _OPTION_LINE = re.compile(r"^Option ([A-Z]): ?", re.MULTILINE)
 # ---------------------------------------------------------------- reading files
 
 
-def _read_text(path: str | Path) -> tuple[Path, str]:
+def read_text_file(path: str | Path) -> tuple[Path, str]:
+    """The path and the text of a non-empty UTF-8 data file, or a DataError naming the file and the fix."""
     path = Path(path)
     if path.exists() and not path.is_file() and not path.is_dir():
         raise DataError("the path is a device, pipe or socket, not a data file", path=path,
@@ -63,7 +64,7 @@ def _read_text(path: str | Path) -> tuple[Path, str]:
 
 def _jsonl_records(path: str | Path) -> Iterator[tuple[Path, int, Record]]:
     """(path, 1-based line number, record) for each non-blank line; blank lines are skipped."""
-    path, text = _read_text(path)
+    path, text = read_text_file(path)
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -79,7 +80,7 @@ def _jsonl_records(path: str | Path) -> Iterator[tuple[Path, int, Record]]:
 
 
 def _json_list(path: str | Path) -> tuple[Path, list[Any]]:
-    path, text = _read_text(path)
+    path, text = read_text_file(path)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
@@ -130,7 +131,7 @@ def _load_passage_jsonl(path: Path) -> list[Passage]:
 
 
 def _load_fact_lines(path: Path) -> list[Passage]:
-    path, text = _read_text(path)
+    path, text = read_text_file(path)
     passages = []
     for number, line in enumerate(text.splitlines(), start=1):
         fact = _strip_quotes(line.strip())

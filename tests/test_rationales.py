@@ -232,3 +232,34 @@ def test_a_failed_write_names_the_file_and_keeps_an_earlier_one(tmp_path):
     with pytest.raises(ConfigError, match="cannot write the rationales"):
         write_rationales(rationales, earlier)
     assert earlier.read_text() == "earlier\n"
+
+
+def test_generic_jsonl_with_questions_skips_an_answer_that_is_no_option_letter(tmp_path):
+    questions = [Question("q1", "Which?", {"A": "x", "B": "y"}, "A", "demo")]
+    path = tmp_path / "mine.jsonl"
+    path.write_text(
+        json.dumps({"question_id": "q1", "rationale": "R1", "answer": "B"})
+        + "\n"
+        + json.dumps({"question_id": "q1", "rationale": "R2", "answer": "Q"})
+        + "\n"
+    )
+    assert len(import_jsonl(path).rationales()) == 2  # without the questions, any letter may be right
+    imported = import_jsonl(path, questions=questions)
+    assert [r.text for r in imported.rationales()] == ["R1"]
+    assert [(s.line, s.reason) for s in imported.skipped] == [
+        (2, "bad record: answer 'Q' is not among the options A, B of question q1")
+    ]
+    with pytest.raises(DataError, match="mine.jsonl, line 2: answer 'Q' is not among the options"):
+        import_jsonl(path, strict=True, questions=questions)
+
+
+def test_generic_jsonl_that_is_not_utf8_or_starts_with_a_bom_says_so(tmp_path):
+    record = json.dumps({"question_id": "q1", "rationale": "Caf\u00e9.", "answer": "A"}, ensure_ascii=False)
+    latin1 = tmp_path / "latin1.jsonl"
+    latin1.write_bytes(record.encode("latin-1") + b"\n")
+    with pytest.raises(DataError, match="latin1.jsonl: the file is not UTF-8 text.*Fix: save the file as UTF-8"):
+        import_jsonl(latin1)
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(record.encode("utf-8-sig") + b"\n")
+    with pytest.raises(DataError, match="no rationales could be read \\(1 not JSON; line 1: .*UTF-8 BOM"):
+        import_jsonl(bom)

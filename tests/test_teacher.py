@@ -569,6 +569,24 @@ def test_cli_unwritable_out_is_refused_before_any_work(server, tmp_path, monkeyp
     assert server.count == 0  # nothing asked, nothing paid
 
 
+def test_cli_import_rationales_jsonl_names_the_line_of_an_unknown_answer_letter(tmp_path, capsys):
+    from kard.config import DEMO_QUESTIONS
+    from kard.datasets import load_demo_questions
+
+    first = load_demo_questions()[0]
+    recorded, out = tmp_path / "r.jsonl", tmp_path / "o.jsonl"
+    recorded.write_text(
+        json.dumps({"question_id": first.id, "rationale": "R1.", "answer": first.answer})
+        + "\n"
+        + json.dumps({"question_id": first.id, "rationale": "R2.", "answer": "Q"})
+        + "\n"
+    )
+    argv = ["import-rationales", "--kind", "jsonl", "--path", str(recorded), "--questions", str(DEMO_QUESTIONS)]
+    assert run_cli(*argv, "--out", str(out)) == 0
+    assert "line 2: bad record: answer 'Q' is not among the options" in capsys.readouterr().out
+    assert [json.loads(line)["text"] for line in out.read_text().splitlines()] == ["R1."]
+
+
 def test_cli_import_rationales_medqa_gpt4(shared_data, tmp_path, capsys):
     out = tmp_path / "gpt4.jsonl"
     code = run_cli(

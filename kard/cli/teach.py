@@ -247,7 +247,7 @@ def run_import(args: argparse.Namespace) -> int:
     elif kind == "obqa-facts":
         imported = importers.import_openbookqa_facts(args.path)
     else:
-        imported = importers.import_jsonl(args.path, source=args.source)
+        imported = importers.import_jsonl(args.path, source=args.source, questions=questions)
     found = imported.rationales()
     print(
         f"read {imported.rows} records from {args.path}: {len(found)} rationales for {len(imported)} questions, "
@@ -257,6 +257,8 @@ def run_import(args: argparse.Namespace) -> int:
         print(
             "skipped: " + ", ".join(f"{count} {reason}" for reason, count in imported.skip_counts().items())
         )
+        for skipped in imported.skipped[:5]:
+            print(f"  line {skipped.line}: {skipped.reason}")
     if questions is not None:
         result = importers.teacher_score(imported, questions)
         print(

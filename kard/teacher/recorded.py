@@ -258,17 +258,26 @@ def import_openbookqa_facts(path: str | Path) -> RationaleSet:
 # ----------------------------------------------------------------------------- generic JSONL
 
 
-def import_jsonl(path: str | Path, source: str | None = None, *, strict: bool = False) -> RationaleSet:
+def import_jsonl(
+    path: str | Path,
+    source: str | None = None,
+    *,
+    strict: bool = False,
+    questions: Iterable[Question] | None = None,
+) -> RationaleSet:
     """Any JSONL of `{"question_id", "rationale" or "text", "answer"?, "source"?, "sample_index"?}`.
 
-    A missing source becomes `source` (default "imported (<file name>)"). Bad lines are skipped and
-    listed, or with `strict` raise a DataError naming the line.
+    A missing source becomes `source` (default "imported (<file name>)"). With `questions`, an answer
+    that is not one of its question's option letters is a bad line. Bad lines are skipped and listed,
+    or with `strict` raise a DataError naming the line.
     """
     default_source = source or f"imported ({Path(path).name})"
+    by_id = {q.id: q for q in questions} if questions is not None else {}
     result = RationaleSet()
     for number, record in _json_lines(path, result, strict=strict):
         try:
             rationale = _generic_record(record, default_source, result)
+            _check_answer_letter(rationale, by_id.get(rationale.question_id))
         except ValueError as error:
             if strict:
                 raise DataError(str(error), path=path, line=number, fix=_GENERIC_FIX) from None
@@ -300,6 +309,17 @@ def _generic_record(record: Mapping, default_source: str, result: RationaleSet) 
     if not isinstance(index, int) or index < 0:
         index = len(result.get(qid, []))
     return Rationale(qid.strip(), text.strip(), answer, source, index)
+
+
+def _check_answer_letter(rationale: Rationale, question: Question | None) -> None:
+    """A ValueError when `question` has options and the rationale's answer is none of their letters."""
+    if question is None or not question.options or rationale.answer is None:
+        return
+    if rationale.answer not in question.options:
+        raise ValueError(
+            f"answer {rationale.answer!r} is not among the options {', '.join(question.options)} "
+            f"of question {question.id}"
+        )
 
 
 def _answer_letter(value: object) -> str | None:
@@ -352,19 +372,13 @@ def teacher_score(rationales: Mapping[str, Sequence[Rationale]], questions: Sequ
 
 
 def _text_lines(path: str | Path, result: RationaleSet):
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(
-            "the file does not exist" if not path.exists() else "is not a file",
-            path=path,
-            fix="check the path",
-        )
-    with path.open(encoding="utf-8", errors="replace") as lines:
-        for number, line in enumerate(lines, start=1):
-            line = line.rstrip("\r\n")
-            if line.strip():
-                result.rows += 1
-                yield number, line
+    from kard.datasets import read_text_file  # rejects a missing, non-UTF-8 or empty file as the loaders do
+
+    _, text = read_text_file(path)
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            result.rows += 1
+            yield number, line
 
 
 def _json_lines(path: str | Path, result: RationaleSet, strict: bool = False):
@@ -392,8 +406,10 @@ def _finish(result: RationaleSet, path: str | Path, what: str) -> RationaleSet:
             "; ".join(f"{count} {kind}" for kind, count in result.skip_counts().items())
             or "the file has no records"
         )
+        first = result.skipped[0] if result.skipped else None
+        detail = f"; line {first.line}: {first.reason}" if first else ""
         raise DataError(
-            f"no {what} could be read ({reasons})", path=path, fix="check that the file and --kind match"
+            f"no {what} could be read ({reasons}{detail})", path=path, fix="check that the file and --kind match"
         )
     if result.skipped:
         log.info(
