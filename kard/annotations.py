@@ -271,23 +271,73 @@ _REQUIRED = ("id", "item_id", "revision", "created_at", "action", "rationale", "
 """Columns every restored row must have (the others may be missing in a backup of an older store)."""
 
 
+_RESTORE_FIX = ("correct that value in the file, or restore from an unedited revisions.jsonl written by KARD Studio's "
+                "sync (python -m kard restore)")
+_JSON_SHAPES: dict[str, tuple[type, type | None]] = {
+    "options": (dict, str), "passages": (list, dict), "decoding": (dict, None), "tags": (list, str),
+}
+"""JSON text columns: the container each holds and the type of its values (None: any)."""
+_PASSAGE_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (str,), "title": (str,), "text": (str,), "bm25_rank": (int,), "bm25_score": (int, float),
+    "rerank_rank": (int, type(None)), "rerank_score": (int, float, type(None)), "used": (bool,),
+    "mark": (str, type(None)),
+}
+_ACTIONS = ("save", "revert")
+_JSON_NAMES = {str: "strings", dict: "objects"}
+
+
 def _restorable(row: Mapping[str, Any], number: int) -> dict[str, Any]:
-    """`row` as a dict, once it is known to read back as a Revision; else a DataError naming the row."""
-    fix = "restore from a revisions.jsonl written by KARD Studio's sync (python -m kard restore)"
+    """`row` as a dict, once it reads back as a Revision that `save` would accept; else a DataError naming
+    the row and the field."""
     unknown = sorted(set(row) - set(_COLUMNS))
     if unknown:
         raise DataError(f"row {number} has columns this version does not know: {unknown}",
                         fix="update KARD Studio to the version that wrote the backup")
     missing = [name for name in _REQUIRED if row.get(name) in (None, "")]
     if missing:
-        raise DataError(f"row {number} lacks {missing}", fix=fix)
+        raise DataError(f"row {number} lacks {missing}", fix=_RESTORE_FIX)
     defaults = {"options": "{}", "passages": "[]", "decoding": "{}", "tags": "[]"}
     full = {**{name: None for name in _COLUMNS}, **defaults, **dict(row)}
+    where = f"row {number} (id {row.get('id')!r}, item {row.get('item_id')!r})"
     try:
-        _revision(full)
-    except (KeyError, TypeError, ValueError) as error:  # bad JSON in a column, a field of the wrong kind
-        raise DataError(f"row {number} (item {row.get('item_id')!r}) is not a valid revision: {error}", fix=fix) from None
+        _check_types(full)
+        revision = _revision(full)
+        _validate(revision.correction)
+    except DataError as error:
+        raise DataError(f"{where}: {error.problem}", fix=_RESTORE_FIX) from None
+    except (KeyError, TypeError, ValueError) as error:  # a passage with a field this version does not know
+        raise DataError(f"{where} is not a valid revision: {error}", fix=_RESTORE_FIX) from None
     return full
+
+
+def _check_types(row: Mapping[str, Any]) -> None:
+    """Raise DataError naming the first column whose value is not of its type (or not the JSON it should hold)."""
+    for name, kind in _COLUMNS.items():
+        value = row[name]
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise DataError(f"column {name!r} holds {value!r}, not {'an integer' if kind is int else 'text'}")
+    if row["revision"] < 1:
+        raise DataError(f"revision number {row['revision']} is below 1 (an item's revisions count from 1)")
+    if row["action"] not in _ACTIONS:
+        raise DataError(f"unknown action {row['action']!r} (a revision's action is one of {list(_ACTIONS)})")
+    for name, (container, item) in _JSON_SHAPES.items():
+        _check_json(name, row[name], container, item)
+    for passage in json.loads(row["passages"]):
+        wrong = [key for key, kinds in _PASSAGE_TYPES.items() if key in passage and not isinstance(passage[key], kinds)]
+        if wrong:
+            raise DataError(f"passage {passage.get('id')!r} has fields of the wrong type: {wrong}")
+
+
+def _check_json(name: str, text: str, container: type, item: type | None) -> None:
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise DataError(f"column {name!r} is not JSON ({error})") from None
+    values = list(value.values()) if isinstance(value, dict) else value
+    keys_ok = not isinstance(value, dict) or all(isinstance(key, str) for key in value)
+    if not isinstance(value, container) or not keys_ok or (item and not all(isinstance(v, item) for v in values)):
+        shape = f"a JSON {'object' if container is dict else 'list'}" + (f" of {_JSON_NAMES[item]}" if item else "")
+        raise DataError(f"column {name!r} holds {text!r}, not {shape}")
 
 
 def _check_unique(rows: Sequence[Mapping[str, Any]]) -> None:
@@ -296,6 +346,14 @@ def _check_unique(rows: Sequence[Mapping[str, Any]]) -> None:
     if len(set(ids)) != len(ids) or len(set(keys)) != len(keys):
         raise DataError("the rows repeat a row id or an item's revision number",
                         fix="restore from one backup's revisions.jsonl, not several joined together")
+
+
+def restorable_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """`rows` (a backup's, as `AnnotationStore.rows` wrote them) checked as `save` checks a correction; a DataError
+    names the first bad row and field, so a restore writes every row or none."""
+    checked = [_restorable(row, n) for n, row in enumerate(rows, 1)]
+    _check_unique(checked)
+    return checked
 
 
 _INSERT = f"INSERT INTO {TABLE} ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
@@ -500,8 +558,7 @@ class AnnotationStore:
         """Write rows saved by `rows()` (e.g. a backup) into this store, which must be empty; their ids,
         revision numbers and times are kept. Returns the number of rows written."""
         self._require_writable()
-        checked = [_restorable(row, n) for n, row in enumerate(rows, 1)]
-        _check_unique(checked)
+        checked = restorable_rows(rows)
 
         def write() -> int:
             with self._db() as db:

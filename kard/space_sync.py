@@ -38,7 +38,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
-from kard.annotations import AnnotationStore, Revision, revision_from_row
+from kard.annotations import AnnotationStore, Revision, restorable_rows, revision_from_row
 from kard.config import AppConfig, hub_token
 from kard.errors import DataError, KardError
 
@@ -367,8 +367,12 @@ class SpaceSync:
                 self._remote_revisions = 0
                 log.info("%s holds no KARD snapshot yet: starting with an empty store", repo)
                 return 0
-            rows = read_rows(path)
-            restored = self.store.restore_rows(rows)
+            try:
+                rows = read_rows(path)
+                restored = self.store.restore_rows(rows)
+            except DataError as error:  # a bad row: nothing is restored, and the app must not start empty
+                problem = f"cannot restore the empty annotation store from {repo}: {error}"
+                raise SyncError(self._redact(problem)) from None
             self._pushed_digest = file_digest(path)
         self._remote_revisions = restored
         self._status = replace(self._status, synced_at=self._clock(), revisions=restored, restored=restored,
@@ -490,11 +494,13 @@ def restore_store(db: Path, *, repo_id: str | None = None, source: Path | None =
     if (repo_id is None) == (source is None):
         raise SyncError("restore needs one source. Fix: pass --repo OWNER/NAME or --from FOLDER_OR_FILE")
     if source is not None:
-        return AnnotationStore(db).restore_rows(read_rows(_local_revisions(source)))
-    assert repo_id is not None
-    with tempfile.TemporaryDirectory(prefix="kard-restore-") as tmp:
-        rows = read_rows(_download_revisions(hub or HfHub(hub_token()), repo_id, Path(tmp)))
-    return AnnotationStore(db).restore_rows(rows)  # the store is created only once the rows are read
+        rows = read_rows(_local_revisions(source))
+    else:
+        assert repo_id is not None
+        with tempfile.TemporaryDirectory(prefix="kard-restore-") as tmp:
+            rows = read_rows(_download_revisions(hub or HfHub(hub_token()), repo_id, Path(tmp)))
+    restorable_rows(rows)  # a bad row stops the restore before the store is created
+    return AnnotationStore(db).restore_rows(rows)
 
 
 def _local_revisions(source: Path) -> Path:

@@ -266,6 +266,50 @@ def test_restore_from_a_folder_keeps_everything_and_refuses_a_full_store(store, 
         restore_store(tmp_path / "other.db", source=tmp_path / "short.jsonl")
 
 
+BAD_VALUES = [  # (column, value, what the error names): each crashed export, recall or the app once restored
+    ("options", "5", "column 'options' holds '5', not a JSON object"),
+    ("options", '{"A": 1, "B": "no"}', "column 'options'"),
+    ("tags", '"notalist"', "column 'tags' holds '\"notalist\"', not a JSON list"),
+    ("passages", '[{"id": "p1", "text": 7}]', "passage 'p1' has fields of the wrong type: \\['text'\\]"),
+    ("rating", "abc", "column 'rating' holds 'abc', not an integer"),
+    ("rating", 9, "rating 9 is outside 1-5"),
+    ("revision", "one", "column 'revision' holds 'one', not an integer"),
+    ("id", "x", "column 'id' holds 'x', not an integer"),
+    ("kind", "weird", "unknown question kind 'weird'"),
+    ("answer", "Z", "answer 'Z' is not one of the options"),
+    ("action", "edit", "unknown action 'edit'"),
+    ("revision", 0, "revision number 0 is below 1"),
+]
+
+
+@pytest.mark.parametrize("column, value, named", BAD_VALUES)
+def test_a_restore_refuses_a_row_save_would_refuse_and_writes_nothing(store, tmp_path, column, value, named):
+    save(store, 1)
+    save(store, 2)
+    rows = store.rows()
+    rows[1][column] = value
+    (tmp_path / "bad.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    with pytest.raises(DataError, match=f"row 2 \\(id .*item 'demo:q2'\\): {named}.*Fix: correct that value"):
+        restore_store(tmp_path / "new.db", source=tmp_path / "bad.jsonl")
+    assert not (tmp_path / "new.db").exists()  # no store, not even an empty one
+    target = AnnotationStore(tmp_path / "target.db", FAST)
+    with pytest.raises(DataError, match=named):
+        target.restore_rows(rows)
+    assert target.count() == 0
+
+
+def test_the_restore_command_names_a_bad_row_and_creates_no_store(store, tmp_path, capsys):
+    from kard.__main__ import main
+
+    save(store, 1)
+    write_snapshot(store, tmp_path / "snap")
+    row = json.loads((tmp_path / "snap" / REVISIONS_FILE).read_text())
+    (tmp_path / "snap" / REVISIONS_FILE).write_text(json.dumps({**row, "options": "5"}) + "\n")
+    assert main(["restore", "--from", str(tmp_path / "snap"), "--db", str(tmp_path / "r.db")]) == 2
+    assert capsys.readouterr().err.startswith("error: row 1 (id 1, item 'demo:q1'): column 'options'")
+    assert not (tmp_path / "r.db").exists()
+
+
 def test_the_restore_command(store, tmp_path, capsys):
     from kard.__main__ import main
 
@@ -398,6 +442,18 @@ def test_a_repo_that_cannot_be_read_stops_the_restore(store):
         make_sync(store, hub).restore_if_empty()
     assert TOKEN not in str(caught.value)
     assert make_sync(store, FakeHub()).restore_if_empty() == 0  # a new repo: nothing to restore
+
+
+def test_a_bad_row_in_the_repo_stops_the_restore_at_start(store, tmp_path):
+    source = AnnotationStore(tmp_path / "before.db", FAST)
+    save(source, 1)
+    hub = FakeHub()
+    make_sync(source, hub).sync_now()
+    row = json.loads(hub.files[REVISIONS_FILE])
+    hub.files[REVISIONS_FILE] = (json.dumps({**row, "rating": "abc"}) + "\n").encode()
+    with pytest.raises(SyncError, match=f"cannot restore the empty annotation store from {REPO}: row 1 .*'rating'"):
+        make_sync(store, hub).restore_if_empty()
+    assert store.count() == 0
 
 
 def test_start_sync_restores_then_pushes_on_its_thread(env, store, tmp_path):
