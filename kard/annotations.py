@@ -38,6 +38,8 @@ MAX_NOTE_CHARS = 2_000
 MAX_FREE_ANSWER_CHARS = 300
 """The curated answer of an open question: a short answer, not a second rationale."""
 _SECRET_KEY = re.compile(r"api[_-]?key|secret|passw|authori[sz]ation|(^|_)(auth|access|bearer|api)_?token", re.IGNORECASE)
+OPEN_EXISTING_FIX = ("pass the database file the app saves corrections to (its --annotations or "
+                     "KARD_ANNOTATIONS_DB; by default annotations/annotations.db)")
 T = TypeVar("T")
 
 
@@ -375,11 +377,24 @@ class AnnotationStore:
         if not read_only:
             self._with_retry(self._create)
 
+    @classmethod
+    def existing(cls, path: str | Path, config: AnnotationStoreConfig | None = None, *,
+                 fix: str = OPEN_EXISTING_FIX) -> "AnnotationStore":
+        """A read-only store over the database file `path`, which must exist (nothing is created): a DataError
+        with `fix` when it does not, where a store opened read-only would read as empty."""
+        store = cls(path, config, read_only=True)
+        if not store.path.exists():
+            raise DataError(f"no annotation database at {store.path}", fix=fix)
+        return store
+
     # -- connections --------------------------------------------------------------------------------
     @contextmanager
     def _db(self) -> Iterator[Any]:
         import sqlite_utils
 
+        if self.path.is_dir():
+            raise AnnotationStoreError(f"{self.path} is a folder, not an annotation database file. Fix: pass the "
+                                       f"database file (e.g. {self.path / 'annotations.db'})")
         if self.read_only:
             if not self.path.exists():
                 raise AnnotationStoreError(f"no annotation database at {self.path}. Fix: save a correction "

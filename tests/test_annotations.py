@@ -12,6 +12,7 @@ import pytest
 
 from kard.annotations import (
     AnnotationStore,
+    AnnotationStoreError,
     Correction,
     PassageRecord,
     StoreLockedError,
@@ -290,3 +291,10 @@ def test_a_typed_question_asked_as_another_kind_is_another_item():
     typed = Question("custom", "Is a tomato a fruit?", {"A": "yes", "B": "no"})
     assert item_id_for(replace(typed, kind="yesno")) != item_id_for(typed)
     assert item_id_for(replace(typed, options={}, kind="open")) != item_id_for(replace(typed, options={}))
+
+
+def test_a_folder_is_not_taken_for_a_database(tmp_path):
+    with pytest.raises(AnnotationStoreError, match="is a folder, not an annotation database file. Fix: pass the"):
+        AnnotationStore(tmp_path, FAST)
+    with pytest.raises(AnnotationStoreError, match="is a folder"):
+        AnnotationStore(tmp_path, FAST, read_only=True).latest()

@@ -228,3 +228,21 @@ def test_a_low_rating_with_the_teachers_rationale_saved_unchanged_is_a_correctio
     kept, excluded = build_curated(store.latest())
     assert [e.item_id for e in kept] == ["demo:t"]
     assert {e.item_id: e.reason for e in excluded} == {"demo:s": "rated 1 (<= 2) and the rationale was not corrected"}
+
+
+def test_export_and_retrain_name_a_database_that_is_not_there_and_create_none(tmp_path, capsys):
+    from kard.__main__ import main
+    from kard.loop.retrain import RetrainSpec, _corrections
+
+    missing, folder = tmp_path / "nonexist.db", tmp_path / "a-folder"
+    folder.mkdir()
+    assert main(["export", "--db", str(missing), "--out", str(tmp_path / "e"), "--no-hf"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: no annotation database at {missing}. Fix: pass the database")
+    assert main(["retrain", "--root", str(tmp_path / "loop"), "--db", str(missing)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: no annotation database at {missing}")
+    with pytest.raises(DataError, match="no annotation database"):  # a job started from a spec checks it too
+        _corrections(RetrainSpec(root=str(tmp_path / "loop"), db=str(missing)), tmp_path / "work")
+    assert main(["export", "--db", str(folder), "--out", str(tmp_path / "e"), "--no-hf"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {folder} is a folder, not an annotation database file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-folder"]  # no database, no rounds folder
+

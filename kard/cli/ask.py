@@ -129,10 +129,9 @@ def _recall(db: Path) -> "CorrectionRecall":
     from kard.annotations import AnnotationStore
     from kard.recall import CorrectionRecall
 
-    if not db.is_file():
-        raise DataError(f"no annotation database at {db}", fix="pass the file the app saves to (--annotations, "
-                        "KARD_ANNOTATIONS_DB), or leave out --recall")
-    return CorrectionRecall.from_store(AnnotationStore(db, read_only=True))
+    store = AnnotationStore.existing(db, fix="pass the file the app saves to (--annotations, KARD_ANNOTATIONS_DB), "
+                                     "or leave out --recall")
+    return CorrectionRecall.from_store(store)
 
 
 def _print_summary(p: Prediction, load_s: float) -> None:

@@ -56,7 +56,7 @@ def run_export(args: argparse.Namespace) -> int:
                           keep_gold_mismatch=args.keep_gold_mismatch, keep_inconsistent=args.keep_inconsistent,
                           knowledge_from=args.knowledge_from, top_n=args.top_n)
     knowledge = KnowledgeBase.open(args.kb) if args.kb and args.knowledge_from == "kb" else None
-    store = AnnotationStore(args.db, read_only=True)
+    store = AnnotationStore.existing(args.db)
     result = export_corrections(store, args.out, config, knowledge=knowledge, hf_dataset=not args.no_hf)
     print(f"exported {len(result.examples)} correction(s) to {result.examples_path}"
           + (f" and {result.dataset_path}" if result.dataset_path else ""))
@@ -125,6 +125,10 @@ def spec_from_args(args: argparse.Namespace):
             training[key.strip()] = value
     if not (args.examples or args.db or args.corrections):
         raise ConfigError("nothing to train on. Fix: pass --examples and/or --db / --corrections")
+    if args.db is not None:  # before a job starts (or a background one is left to fail)
+        from kard.annotations import AnnotationStore
+
+        AnnotationStore.existing(args.db)
     text = lambda p: str(p) if p is not None else None  # noqa: E731
     return RetrainSpec(root=str(args.root), student=args.student or DEFAULT_STUDENT, examples=text(args.examples),
                        db=text(args.db), corrections=text(args.corrections), correction_weight=args.correction_weight,

@@ -161,7 +161,7 @@ def _corrections(spec: RetrainSpec, work: Path) -> tuple[list, list]:
     if spec.db:
         from kard.annotations import AnnotationStore
 
-        store = AnnotationStore(spec.db, read_only=True)
+        store = AnnotationStore.existing(spec.db)
         knowledge = KnowledgeBase.open(spec.kb) if spec.kb and spec.knowledge_from == "kb" else None
         config = ExportConfig(knowledge_from=spec.knowledge_from)
         result = export_corrections(store, work / "corrections", config, knowledge=knowledge, allow_empty=True)
