@@ -48,7 +48,13 @@ class AnnotationStoreError(KardError):
 
 
 class StoreLockedError(AnnotationStoreError):
-    """Another writer held the database lock through every retry."""
+    """Another writer held the database lock through every retry; `problem` is the message without its fix,
+    so a caller can give the fix that fits it (the app: "save again")."""
+
+    def __init__(self, problem: str, fix: str = "close other programs writing to it (sqlite3 shells, exports, "
+                 "another KARD command) or wait for them to finish, then try again"):
+        super().__init__(f"{problem}. Fix: {fix}")
+        self.problem = problem
 
 
 class StoreReadOnlyError(AnnotationStoreError):
@@ -424,10 +430,8 @@ class AnnotationStore:
                     raise AnnotationStoreError(f"annotation database {self.path}: {error}. Fix: check the file "
                                                "is a KARD annotation database, or move it aside") from error
                 if attempt == self.config.retries:
-                    raise StoreLockedError(
-                        f"the annotation database {self.path} stayed locked by another writer through "
-                        f"{self.config.retries + 1} attempts. Fix: close other programs writing to it "
-                        "(sqlite3 shells, exports) and save again; your edit is still in the editor") from error
+                    raise StoreLockedError(f"the annotation database {self.path} stayed locked by another writer "
+                                           f"through {self.config.retries + 1} attempts") from error
                 log.info("annotation database locked, retrying in %.2f s", wait)
                 time.sleep(wait)
                 wait *= 2

@@ -246,3 +246,21 @@ def test_export_and_retrain_name_a_database_that_is_not_there_and_create_none(tm
     assert capsys.readouterr().err.startswith(f"error: {folder} is a folder, not an annotation database file")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-folder"]  # no database, no rounds folder
 
+
+def test_a_locked_store_tells_the_export_to_try_again_not_to_save(tmp_path):
+    import sqlite3
+
+    from kard.annotations import StoreLockedError
+
+    store = AnnotationStore(tmp_path / "a.db", FAST)
+    store.save(correction())
+    holder = sqlite3.connect(store.path, isolation_level=None)
+    holder.execute("PRAGMA journal_mode=DELETE")  # a rollback journal: an exclusive lock stops readers too
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StoreLockedError, match="stayed locked.*Fix: close other programs.*try again$") as caught:
+            export_corrections(AnnotationStore.existing(store.path, FAST), tmp_path / "out")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert "editor" not in str(caught.value) and "save again" not in str(caught.value)

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from kard.annotations import ERROR_TAGS, Correction, Revision, check_free_answer, check_sizes
+from kard.annotations import ERROR_TAGS, Correction, Revision, StoreLockedError, check_free_answer, check_sizes
 from kard.errors import DataError
 from kard.prompts import parse_question_answer, same_answer
 from kard.records import CHOICE, OPEN, YES_NO, Question, is_recalled
@@ -92,7 +92,11 @@ def save(studio: Studio, sealed: Mapping[str, Any] | None, edit: Edit, curator: 
         item, rationale=rationale, answer=answer, marks=list(edit.marks), rating=int(edit.rating) if edit.rating else None,
         tags=tuple(edit.tags or ()), note=note, curator=curator, original=edit.original,
         original_source=edit.original_source)
-    revision = studio.store.save(correction)
+    try:
+        revision = studio.store.save(correction)
+    except StoreLockedError as error:
+        raise StoreLockedError(error.problem, fix="close other programs writing to it (sqlite3 shells, exports) "
+                               "and save again; your edit is still in the editor") from error
     return SaveResult(f"Saved revision {revision.revision} of {revision.item_id} as {curator}.", saved=True,
                       revision=revision.revision)
 
