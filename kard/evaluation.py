@@ -18,6 +18,7 @@ settings of a run (student, condition, retrieval and decoding) are kept beside i
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass
@@ -183,7 +184,7 @@ def evaluate(
         raise DataError("no questions to evaluate", fix="check the dataset path, split and --limit")
     path = Path(out) if out is not None else None
     done = {} if path is None else _resume(
-        path, condition, run_settings(student, condition, knowledge, reranker, retrieval, generation, recall))
+        path, condition, run_settings(student, condition, knowledge, reranker, retrieval, generation, recall, oracle))
     todo = [q for q in questions if q.id not in done]
     if done:
         log.info("resuming %s: %d of %d questions already done", condition.name, len(questions) - len(todo), len(questions))
@@ -209,16 +210,18 @@ def chosen_share(records: Sequence[EvalRecord]) -> float:
 
 def run_settings(student: "Student", condition: Condition, knowledge: Searches | None, reranker: Reranks | None,
                  retrieval: RetrievalConfig, generation: GenerationConfig,
-                 recall: Recalls | None = None) -> dict[str, object]:
+                 recall: Recalls | None = None, oracle: Mapping[str, str] | None = None) -> dict[str, object]:
     """What decides a run's answers; two runs with equal settings may share a results file.
 
     Only what the condition uses counts: a reranker loaded for the paper's other rows does not make
-    its kard-bm25 results differ from those of `evaluate` without one.
+    its kard-bm25 results differ from those of `evaluate` without one. The knowledge base, the reranker
+    and the oracle's rationales are recorded by a digest of their content, so an edited file counts too.
     """
+    uses_knowledge = condition.knowledge != "none"
     settings: dict[str, object] = {
         "student": getattr(student, "location", None) or getattr(student, "name", type(student).__name__),
         "condition": condition.name,
-        "knowledge_passages": len(knowledge) if isinstance(knowledge, Sized) and condition.knowledge != "none" else None,
+        "knowledge_passages": len(knowledge) if isinstance(knowledge, Sized) and uses_knowledge else None,
         "reranker": getattr(reranker, "name", None) if condition.knowledge == "reranker" else None,
         "retrieval": asdict(retrieval),
         "generation": asdict(generation),
@@ -226,9 +229,40 @@ def run_settings(student: "Student", condition: Condition, knowledge: Searches |
     engine = getattr(student, "engine_name", "transformers")
     if engine != "transformers":  # absent = transformers, as in runs written before engines existed
         settings["engine"] = engine
+    dtype = getattr(student, "dtype", "float32")
+    if dtype != "float32":  # absent = float32, as in runs written before dtypes were recorded
+        settings["dtype"] = dtype
     if recall is not None:  # absent = no recall, as in runs written before it existed
         settings["recalled_corrections"] = len(recall) if isinstance(recall, Sized) else type(recall).__name__
+    if uses_knowledge and hasattr(knowledge, "passages"):
+        settings["knowledge"] = knowledge_fingerprint(knowledge)
+    if condition.knowledge == "reranker" and reranker is not None:
+        settings["reranker_model"] = reranker_fingerprint(reranker)
+    if condition.knowledge == "oracle":
+        settings["oracle_rationales"] = _digest(sorted((oracle or {}).items()))
     return settings
+
+
+def knowledge_fingerprint(knowledge: object) -> dict[str, object]:
+    """The passages (a digest of their ids, titles and texts) and the BM25 settings they are searched with."""
+    config = getattr(knowledge, "config", None)
+    passages = [(p.id, p.title, p.text) for p in getattr(knowledge, "passages", ())]
+    return {"passages_sha256": _digest(passages), "backend": getattr(knowledge, "backend", None),
+            "k1": getattr(config, "k1", None), "b": getattr(config, "b", None)}
+
+
+def reranker_fingerprint(reranker: object) -> str:
+    """A digest of what a reranker scores with besides its weights' folder name: its blend, backbone and training."""
+    parts = {name: getattr(reranker, name, None) for name in ("kind", "backbone", "trained", "training_info")}
+    for name in ("a", "b"):  # a dense reranker's blend weights
+        value = getattr(reranker, name, None)
+        parts[name] = float(value.item() if hasattr(value, "item") else value) if value is not None else None
+    return _digest(parts)
+
+
+def _digest(value: object) -> str:
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def results_file(path: Path) -> Path:

@@ -210,3 +210,44 @@ def test_batched_evaluation_matches_one_question_at_a_time(knowledge, tmp_path, 
 
     assert content(batched) == content(one)
     assert all(r.answer in ("A", "B") for r in batched.records)  # never unreadable: chosen when not parsed
+
+
+def test_resuming_with_other_oracle_rationales_is_refused(tmp_path: Path, knowledge):
+    out = tmp_path / "oracle.jsonl"
+    rationales = {q.id: f"{q.text} rationale" for q in QUESTIONS}
+    evaluate(ScriptedStudent(always("B")), QUESTIONS[:1], "oracle", knowledge=knowledge, out=out, progress=False,
+             oracle=rationales)
+    edited = {**rationales, QUESTIONS[0].id: "The moon orbits the earth."}
+    with pytest.raises(ConfigError, match="changed: oracle_rationales"):
+        evaluate(ScriptedStudent(always("B")), QUESTIONS, "oracle", knowledge=knowledge, out=out, progress=False,
+                 oracle=edited)
+    resumed = evaluate(ScriptedStudent(always("B")), QUESTIONS, "oracle", knowledge=knowledge, out=out,
+                       progress=False, oracle=rationales)
+    assert len(resumed.records) == 3
+
+
+def test_resuming_with_another_knowledge_base_of_the_same_size_is_refused(tmp_path: Path, knowledge):
+    out = tmp_path / "kard.jsonl"
+    evaluate(ScriptedStudent(always("B")), QUESTIONS[:1], "kard-bm25", knowledge=knowledge, out=out, progress=False)
+    edited = [Passage(p.id, p.title, p.text + " Edited.") for p in PASSAGES]
+    with pytest.raises(ConfigError, match="changed: knowledge"):
+        evaluate(ScriptedStudent(always("B")), QUESTIONS, "kard-bm25", knowledge=KnowledgeBase.build(edited),
+                 out=out, progress=False)
+
+
+def test_resuming_with_a_retrained_reranker_of_the_same_name_is_refused(tmp_path: Path, knowledge):
+    class BlendReranker:
+        name, kind, backbone, trained, training_info, b = "reranker", "dense", "minilm", True, None, 9.0
+
+        def __init__(self, a: float):
+            self.a = a
+
+        def rerank(self, question, hits, k=None):
+            return list(hits)[:k]
+
+    out = tmp_path / "kard.jsonl"
+    evaluate(ScriptedStudent(always("B")), QUESTIONS[:1], "kard-reranker", knowledge=knowledge, out=out,
+             progress=False, reranker=BlendReranker(a=0.4))
+    with pytest.raises(ConfigError, match="changed: reranker_model"):
+        evaluate(ScriptedStudent(always("B")), QUESTIONS, "kard-reranker", knowledge=knowledge, out=out,
+                 progress=False, reranker=BlendReranker(a=0.7))

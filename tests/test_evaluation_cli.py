@@ -78,3 +78,17 @@ def test_bad_limit_is_a_clear_error(tmp_path: Path, tiny_student: Path, capsys):
     assert main(["evaluate", "--dataset", "demo", "--student", str(tiny_student), "--limit", "0",
                  "--out", str(tmp_path)]) == 2
     assert "--limit must be at least 1" in capsys.readouterr().err
+
+
+def test_evaluate_oracle_starts_over_when_the_rationales_change(tmp_path: Path, tiny_student: Path, capsys):
+    from kard.datasets import load_demo_questions
+
+    question = load_demo_questions()[0]
+    rationales = tmp_path / "other.jsonl"
+    rationales.write_text(json.dumps({"question_id": question.id, "text": "another rationale", "answer": "A"}) + "\n")
+    arguments = ["evaluate", "--dataset", "demo", "--student", str(tiny_student), "--limit", "1",
+                 "--max-new-tokens", "4", "--condition", "oracle", "--out", str(tmp_path / "eval"), "--no-progress"]
+    assert main(arguments) == 0
+    assert main(arguments + ["--limit", "2"]) == 0  # more questions, same rationales: resumed
+    assert main(arguments + ["--oracle-rationales", str(rationales)]) == 2
+    assert "changed: oracle_rationales" in capsys.readouterr().err

@@ -77,13 +77,7 @@ def _question_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_test_questions(args: argparse.Namespace) -> list[Question]:
-    from kard.datasets import load_demo_questions, load_questions
-    from kard.distill import split_questions
-
-    questions = load_questions(args.questions) if args.questions else load_demo_questions()
-    if args.holdout is not None:
-        holdout = int(args.holdout) if args.holdout >= 1 else args.holdout
-        questions = split_questions(questions, holdout, seed=args.seed)[1]
+    questions = _split_test_questions(args)
     if args.limit is not None:
         if args.limit < 1:
             raise ConfigError(f"--limit must be at least 1, got {args.limit}")
@@ -93,14 +87,30 @@ def load_test_questions(args: argparse.Namespace) -> list[Question]:
     return questions
 
 
-def oracle_rationales(args: argparse.Namespace, questions: list[Question]) -> dict[str, str]:
-    """Teacher rationales for the oracle row: a file if given, else those shipped with the questions."""
+def _split_test_questions(args: argparse.Namespace) -> list[Question]:
+    """The test questions before --limit: --questions (or the demo ones), the held-out part with --holdout."""
+    from kard.datasets import load_demo_questions, load_questions
+    from kard.distill import split_questions
+
+    questions = load_questions(args.questions) if args.questions else load_demo_questions()
+    if args.holdout is not None:
+        holdout = int(args.holdout) if args.holdout >= 1 else args.holdout
+        questions = split_questions(questions, holdout, seed=args.seed)[1]
+    return questions
+
+
+def oracle_rationales(args: argparse.Namespace) -> dict[str, str]:
+    """Teacher rationales for the oracle row: a file if given, else those shipped with the test questions.
+
+    All of them, whatever --limit says: the evaluation records a digest of this mapping, so a run resumed
+    with a larger --limit keeps its results while a changed rationale file starts it over.
+    """
     if args.oracle_rationales:
         from kard.teacher.recorded import import_jsonl
 
         found = import_jsonl(args.oracle_rationales)
         return {qid: group[0].text for qid, group in found.items() if group}
-    return {q.id: q.rationale for q in questions if q.rationale}
+    return {q.id: q.rationale for q in _split_test_questions(args) if q.rationale}
 
 
 def teacher_answers(path: Path) -> dict[str, str | None]:
@@ -134,14 +144,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
     retrieval, generation = _configs(args)
     questions = load_test_questions(args)
     knowledge = None if condition.knowledge == "none" else KnowledgeBase.open(*(args.kb or []), config=retrieval)
+    oracle = oracle_rationales(args) if condition.knowledge == "oracle" else None
     student = Student.load(args.student or DEFAULT_STUDENT, dtype=args.dtype, engine=args.engine,
                            device=args.device)
     decoding = "greedy" if args.samples <= 1 else f"sc-{args.samples}"
     args.out.mkdir(parents=True, exist_ok=True)
     result = evaluate(student, questions, condition, out=args.out / f"{condition.name}-{decoding}.jsonl",
                       knowledge=knowledge, reranker=_reranker(args.reranker), retrieval=retrieval,
-                      generation=generation, oracle=oracle_rationales(args, questions), progress=not args.no_progress,
-                      batch_size=args.batch_size)
+                      oracle=oracle,
+                      generation=generation, progress=not args.no_progress, batch_size=args.batch_size)
     chosen = chosen_share(result.records)
     summary = {"dataset": args.dataset, "condition": condition.name, "decoding": decoding,
                "student": student.name, "questions": result.score.total, "accuracy": result.score.accuracy,
@@ -173,7 +184,7 @@ def run_paper(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     rows = run_rows(students, questions, args.out, knowledge=KnowledgeBase.open(*(args.kb or []), config=retrieval),
                     reranker=_reranker(args.reranker), retrieval=retrieval, generation=generation,
-                    samples=args.samples, oracle=oracle_rationales(args, questions), progress=not args.no_progress,
+                    samples=args.samples, oracle=oracle_rationales(args), progress=not args.no_progress,
                     batch_size=args.batch_size)
     teachers = [teacher_row(questions, teacher_answers(path), label=f"recorded ({path.stem})")
                 for path in args.teacher_rationales]
