@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from kard.cli.arguments import make_out_folder
 from kard.config import GenerationConfig, RetrievalConfig
 from kard.errors import ConfigError, DataError
 from kard.evaluation import chosen_share
@@ -126,6 +127,10 @@ def _configs(args: argparse.Namespace) -> tuple[RetrievalConfig, GenerationConfi
     return retrieval, generation
 
 
+def _make_results_folder(args: argparse.Namespace) -> None:
+    make_out_folder(args.out, holds="the results", example=f"runs/{args.dataset}-eval")
+
+
 def _reranker(path: str | None):
     if path is None:
         return None
@@ -141,6 +146,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from kard.student import Student
 
     condition = get_condition(args.condition or ("kard-reranker" if args.reranker else "kard-bm25"))
+    _make_results_folder(args)
     retrieval, generation = _configs(args)
     questions = load_test_questions(args)
     knowledge = None if condition.knowledge == "none" else KnowledgeBase.open(*(args.kb or []), config=retrieval)
@@ -148,7 +154,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
     student = Student.load(args.student or DEFAULT_STUDENT, dtype=args.dtype, engine=args.engine,
                            device=args.device)
     decoding = "greedy" if args.samples <= 1 else f"sc-{args.samples}"
-    args.out.mkdir(parents=True, exist_ok=True)
     result = evaluate(student, questions, condition, out=args.out / f"{condition.name}-{decoding}.jsonl",
                       knowledge=knowledge, reranker=_reranker(args.reranker), retrieval=retrieval,
                       oracle=oracle,
@@ -169,6 +174,7 @@ def run_paper(args: argparse.Namespace) -> int:
     from kard.paper import markdown_table, plot_rows, run_rows, teacher_row, write_summary
     from kard.student import Student
 
+    _make_results_folder(args)
     retrieval, generation = _configs(args)
     questions = load_test_questions(args)
     loaded: dict[str, Student] = {}
@@ -181,7 +187,6 @@ def run_paper(args: argparse.Namespace) -> int:
             students.update({name: loaded[path] for name in names})
     if not students:
         raise ConfigError("no student given. Fix: pass --finetune-student, --reasoning-student and/or --kard-student")
-    args.out.mkdir(parents=True, exist_ok=True)
     rows = run_rows(students, questions, args.out, knowledge=KnowledgeBase.open(*(args.kb or []), config=retrieval),
                     reranker=_reranker(args.reranker), retrieval=retrieval, generation=generation,
                     samples=args.samples, oracle=oracle_rationales(args), progress=not args.no_progress,
@@ -208,10 +213,10 @@ def run_pick_checkpoint(args: argparse.Namespace) -> int:
     from kard.student import Student
 
     candidates = run_candidates(args.run)  # a wrong folder fails before anything loads
+    _make_results_folder(args)
     retrieval, generation = _configs(args)
     questions = load_test_questions(args)
     knowledge = KnowledgeBase.open(*(args.kb or []), config=retrieval)
-    args.out.mkdir(parents=True, exist_ok=True)
     scores = []
     for name, path in candidates:
         student = Student.load(path, dtype=args.dtype, engine=args.engine, device=args.device)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
+from kard.cli.arguments import make_out_folder
 from kard.config import RetrievalConfig
 from kard.errors import ConfigError
 
@@ -49,21 +49,6 @@ def run_index(args: argparse.Namespace) -> int:
     print(f"indexed {len(knowledge)} passages with {args.backend} (k1={args.k1}, b={args.b}) "
           f"into {args.out} in {time.perf_counter() - started:.1f} s")
     return 0
-
-
-def make_out_folder(out: Path) -> None:
-    """Create the index folder, or raise ConfigError when `out` is a file or cannot be created."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file, not a folder. Fix: pass a new folder name for the index "
-                          "(e.g. --out kb), or move the file aside")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ConfigError(f"--out {out}: cannot create the folder ({error.strerror or error}). Fix: pass a folder "
-                          "in a writable place (e.g. --out kb in the current folder)") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise ConfigError(f"--out {out}: the folder is not writable. Fix: pass a folder in a writable place "
-                          "(e.g. --out kb in the current folder)")
 
 
 def run_search(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from kard.cli.arguments import make_out_folder
 from kard.config import DEFAULT_ANNOTATIONS_DB, GenerationConfig, RetrievalConfig
 from kard.errors import ConfigError
 
@@ -55,6 +56,7 @@ def run_export(args: argparse.Namespace) -> int:
     config = ExportConfig(low_rating=args.low_rating, min_rating=args.min_rating,
                           keep_gold_mismatch=args.keep_gold_mismatch, keep_inconsistent=args.keep_inconsistent,
                           knowledge_from=args.knowledge_from, top_n=args.top_n)
+    make_out_folder(args.out, holds="the export", example="runs/corrections")
     knowledge = KnowledgeBase.open(args.kb) if args.kb and args.knowledge_from == "kb" else None
     store = AnnotationStore.existing(args.db)
     result = export_corrections(store, args.out, config, knowledge=knowledge, hf_dataset=not args.no_hf)
@@ -129,6 +131,7 @@ def spec_from_args(args: argparse.Namespace):
         from kard.annotations import AnnotationStore
 
         AnnotationStore.existing(args.db)
+    make_out_folder(args.root, flag="--root", holds="the rounds", example="runs/loop")
     text = lambda p: str(p) if p is not None else None  # noqa: E731
     return RetrainSpec(root=str(args.root), student=args.student or DEFAULT_STUDENT, examples=text(args.examples),
                        db=text(args.db), corrections=text(args.corrections), correction_weight=args.correction_weight,

@@ -14,6 +14,7 @@ import logging
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 
+from kard.cli.arguments import make_out_folder
 from kard.config import BASE_STUDENT, DEFAULT_RERANKER_BACKBONE, RerankerTrainingConfig, StudentTrainingConfig
 from kard.distill import PASSAGE_SOURCES
 from kard.errors import ConfigError
@@ -194,6 +195,7 @@ def run_train_student(args: argparse.Namespace) -> int:
     )
     if args.keep_adapter and not args.lora:
         raise ConfigError("--keep-adapter saves a LoRA adapter. Fix: add --lora")
+    make_out_folder(args.out, holds="the trained student", example="runs/student")
     print(describe_budget(config, len(examples)), flush=True)
     eval_examples = read_examples(args.eval_examples) if args.eval_examples else None
     result = train_student(args.student, examples, args.out, config, eval_examples=eval_examples,
