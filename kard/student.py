@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterator, Sequence
 from kard.config import DEFAULT_STUDENT, GenerationConfig
 from kard.engine import TRANSFORMERS, CTranslate2Engine, Sampling, check_engine, load_engine
 from kard.errors import ConfigError, MissingDependencyError, ModelNotFoundError
-from kard.model_source import adapter_base, adapter_folder, load_model, resolve
+from kard.model_source import adapter_base, adapter_folder, check_adapter_weights, load_model, resolve
 from kard.prompts import parse_answer
 from kard.records import Sample
 
@@ -134,6 +134,7 @@ class Student:
             raise MissingDependencyError("peft", "Loading a LoRA student adapter")
         from peft import PeftModel
 
+        check_adapter_weights(adapter)  # before the base loads: a copy without its weights fails at once
         chain = (*chain, adapter.resolve())
         base_name = adapter_base(adapter)
         started = time.perf_counter()

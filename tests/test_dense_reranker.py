@@ -151,3 +151,26 @@ def test_the_shipped_reranker_covers_the_default_knowledge_and_beats_bm25_on_the
     assert result.reranker[1] > result.bm25[1]  # measured 2026-11-30: see docs/training.md
     moved = [h for h in reranker.rerank(demo[0], knowledge.search(demo[0].text, 100)) if h.rerank_rank != h.bm25_rank]
     assert moved  # the panel shows real moves
+
+
+def test_a_truncated_passage_vectors_file_is_named_with_a_fix(tmp_path) -> None:
+    import numpy as np
+
+    from kard.errors import KardError
+    from kard.reranker.dense import PassageVectors
+
+    path = tmp_path / "passage_vectors.npz"
+    np.savez_compressed(path, ids=np.array(["p1"]), digests=np.array(["d"]), vectors=np.ones((1, 4), np.float16))
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(KardError, match="passage_vectors.npz: the passage vectors file is damaged.*Fix: "):
+        PassageVectors(lambda texts: None).load(path)
+
+
+def test_a_damaged_reranker_meta_file_is_named_not_a_missing_config_json(tmp_path) -> None:
+    from kard.errors import KardError
+    from kard.reranker.encoder import META_FILE
+
+    (tmp_path / META_FILE).write_text("{bad")
+    with pytest.raises(KardError, match=f"{META_FILE} is not valid JSON.*Fix: ") as raised:
+        load_reranker(tmp_path)
+    assert "config.json" not in str(raised.value)

@@ -289,3 +289,43 @@ def test_device_auto_falls_back_to_the_cpu_and_cuda_without_a_gpu_says_so(models
         Student.load(models["chat"], device="cuda")
     with pytest.raises(ConfigError, match="unknown device 'tpu'"):
         Student.load(models["chat"], device="tpu")
+
+
+LFS_POINTER_TEXT = ("version https://git-lfs.github.com/spec/v1\n"
+                    "oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 1843200\n")
+
+
+@pytest.mark.parametrize("content, message", [
+    (bytes(range(256)) * 4, "does not start with GGUF"),
+    (LFS_POINTER_TEXT.encode(), "Git LFS pointer"),
+], ids=["random-bytes", "lfs-pointer"])
+def test_a_damaged_gguf_file_is_named_before_any_conversion(tmp_path: Path, monkeypatch, content: bytes,
+                                                             message: str) -> None:
+    pytest.importorskip("gguf")
+    monkeypatch.setenv("KARD_CACHE", str(tmp_path / "cache"))
+    fake = tmp_path / "fake.gguf"
+    fake.write_bytes(content)
+    with pytest.raises(KardError, match=message) as raised:
+        resolve(str(fake))
+    assert str(fake) in str(raised.value) and "Fix: " in str(raised.value)
+
+
+def _adapter_folder(folder: Path, weights: bytes | None) -> Path:
+    folder.mkdir()
+    config = {"peft_type": "LORA", "base_model_name_or_path": str(folder.parent / "no-such-base"), "r": 4}
+    (folder / "adapter_config.json").write_text(json.dumps(config))
+    if weights is not None:
+        (folder / "adapter_model.safetensors").write_bytes(weights)
+    return folder
+
+
+@pytest.mark.parametrize("weights, message", [
+    (None, "has adapter_config.json but no weights"),
+    (LFS_POINTER_TEXT.encode(), "looks like a Git LFS pointer.*Fix: run `git lfs pull`"),
+    (b"\xff" * 64, "damaged or not a safetensors"),
+], ids=["no-weights", "lfs-pointer", "random-bytes"])
+def test_an_adapter_without_readable_weights_is_named_before_its_base_loads(tmp_path: Path, weights, message) -> None:
+    adapter = _adapter_folder(tmp_path / "adapter", weights)
+    with pytest.raises(KardError, match=message) as raised:
+        Student.load(adapter)
+    assert str(adapter) in str(raised.value) and "Fix: " in str(raised.value)

@@ -109,11 +109,20 @@ class PassageVectors:
         return path
 
     def load(self, path: Path) -> "PassageVectors":
+        import zipfile
+
         import numpy as np
 
-        with np.load(path) as data:
-            for pid, digest, vector in zip(data["ids"].tolist(), data["digests"].tolist(), data["vectors"]):
-                self._vectors[pid] = (digest, vector.astype(np.float32))
+        from kard.model_source import damaged_file
+
+        try:
+            with np.load(path) as data:
+                for pid, digest, vector in zip(data["ids"].tolist(), data["digests"].tolist(), data["vectors"]):
+                    self._vectors[pid] = (digest, vector.astype(np.float32))
+        except (zipfile.BadZipFile, ValueError, KeyError, OSError, EOFError) as error:
+            raise damaged_file(path, "passage vectors", error,
+                               f"copy the reranker folder again, or delete {path.name} (the vectors are then "
+                               "computed from the passages as they are needed, slower the first time)") from error
         log.info("loaded %d passage vectors from %s", len(self._vectors), path)
         return self
 
@@ -234,19 +243,31 @@ def _read_meta(folder: Path) -> dict:
     path = folder / META_FILE
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
+    except OSError as error:
         raise ModelNotFoundError(f"no readable {META_FILE} in {folder} ({error}). Fix: pass a folder written by "
                                  "`python -m kard train-reranker --kind dense`") from error
+    except ValueError as error:
+        raise DataError(f"{META_FILE} is not valid JSON ({error})", path=path,
+                        fix="copy the reranker folder again, or train it again with "
+                            "`python -m kard train-reranker --kind dense`") from error
+    if not isinstance(meta, dict):
+        raise DataError(f"{META_FILE} does not hold a JSON object", path=path,
+                        fix="copy the reranker folder again, or train it again")
     if meta.get("kind") != DENSE:
         raise ModelNotFoundError(f"{path} holds a {meta.get('kind')} reranker, not a dense one")
     return meta
 
 
 def is_dense_folder(path: str | Path) -> bool:
+    """A folder with a dense reranker's meta file, or with a damaged one and no model (loading it says why)."""
+    folder = Path(path).expanduser()
     try:
-        return json.loads((Path(path) / META_FILE).read_text(encoding="utf-8")).get("kind") == DENSE
-    except (OSError, ValueError):
+        meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+    except OSError:
         return False
+    except ValueError:
+        return not (folder / "config.json").is_file()  # not a cross-encoder folder: its meta file is what is wrong
+    return isinstance(meta, dict) and meta.get("kind") == DENSE
 
 
 # ---------------------------------------------------------------- training
