@@ -287,3 +287,27 @@ def test_passage_marks_alone_train_the_reranker(tmp_path, tiny, data):
     assert q2.targets["p2"] == max(q2.targets.values()) and "p2" in q2.rationale_ids
     assert q2.targets["p1"] == 0.0 and "p1" in q2.question_ids and "p1" not in q2.rationale_ids
     assert marked[0].targets["p3"] == 0.0  # q1's 'irrelevant' mark on rickets
+
+
+@pytest.mark.parametrize("damaged", ["current.json", "jobs/job-x.json"])
+def test_a_damaged_state_file_is_named_with_a_fix(tmp_path, capsys, damaged):
+    from kard.__main__ import main
+
+    root = tmp_path / "rounds"
+    (root / "jobs").mkdir(parents=True)
+    (root / damaged).write_text("{bad")
+    assert main(["retrain", "--root", str(root), "--status"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {root / damaged}: the file is not valid JSON") and "Fix: " in err
+
+
+def test_a_job_over_a_damaged_pointer_fails_naming_it(tmp_path, tiny, data, capsys):
+    from kard.__main__ import main
+
+    root = tmp_path / "rounds"
+    root.mkdir()
+    (root / "current.json").write_text("{bad")
+    status = jobs.run_job(spec_for(root, tiny, data))
+    assert status.state == "failed" and str(root / "current.json") in status.error and "Fix: " in status.error
+    assert main(["retrain", "--root", str(root), "--student", tiny, "--examples", data["examples"]]) == 2
+    assert "current.json: the file is not valid JSON" in capsys.readouterr().err

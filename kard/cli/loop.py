@@ -113,6 +113,7 @@ _TRAINING_FLAGS = ("max_steps", "epochs", "learning_rate", "batch_size", "grad_a
 def spec_from_args(args: argparse.Namespace):
     from kard.config import DEFAULT_STUDENT
     from kard.loop.retrain import RetrainSpec
+    from kard.loop.round_folder import current
 
     if args.root is None:
         raise ConfigError("no rounds folder. Fix: pass --root DIR (e.g. runs/loop)")
@@ -132,6 +133,7 @@ def spec_from_args(args: argparse.Namespace):
 
         AnnotationStore.existing(args.db)
     make_out_folder(args.root, flag="--root", holds="the rounds", example="runs/loop")
+    current(args.root)  # a damaged current.json is named now, not after the job has started
     text = lambda p: str(p) if p is not None else None  # noqa: E731
     return RetrainSpec(root=str(args.root), student=args.student or DEFAULT_STUDENT, examples=text(args.examples),
                        db=text(args.db), corrections=text(args.corrections), correction_weight=args.correction_weight,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import logging
 import os
 import secrets
@@ -35,7 +34,7 @@ from kard.config import PROJECT_ROOT
 from kard.errors import DataError, KardError
 from kard.loop.retrain import RetrainSpec, train_round
 from kard.loop.round_folder import (FAILED_DIR, JOBS_DIR, RetrainError, RoundsLock, check_free, publish_round,
-                                    utc_now, write_json_atomic)
+                                    read_json_object, utc_now, write_json_atomic)
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +98,8 @@ def read_status(root: str | Path, job_id: str) -> JobStatus:
     path = status_path(root, job_id)
     if not path.is_file():
         raise DataError(f"no retrain job {job_id!r}", path=path, fix="list jobs with `python -m kard retrain --status`")
-    data = json.loads(path.read_text(encoding="utf-8"))
+    data = read_json_object(path, fix=f"delete it (it only records job {job_id}'s status; its output is in "
+                                      f"{path.with_suffix('.log').name})")
     status = JobStatus(**{k: v for k, v in data.items() if k in {f.name for f in fields(JobStatus)}})
     if status.state in ("queued", "running") and status.pid and status.pid != os.getpid() and not _pid_alive(status.pid):
         return replace(status, state="failed", error=f"the job process {status.pid} exited without reporting "

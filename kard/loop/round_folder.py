@@ -70,6 +70,20 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def read_json_object(path: Path, fix: str) -> dict[str, Any]:
+    """A JSON object file of the rounds folder; DataError naming the file and `fix` when it is damaged."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise DataError(f"the file is not UTF-8 text ({error.reason})", path=path, fix=fix) from None
+    except json.JSONDecodeError as error:
+        raise DataError(f"the file is not valid JSON ({error.msg} at line {error.lineno})", path=path,
+                        fix=fix) from None
+    if not isinstance(data, dict):
+        raise DataError(f"the file holds a JSON {type(data).__name__}, not an object", path=path, fix=fix)
+    return data
+
+
 # ---------------------------------------------------------------- rounds and the pointer
 
 
@@ -98,7 +112,7 @@ def read_manifest(root: str | Path, name: str) -> dict[str, Any]:
     if not path.is_file():
         raise DataError(f"round {name!r} has no manifest", path=path,
                         fix=f"pick one of {list_rounds(root)} (python -m kard rounds --root {root})")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return read_json_object(path, fix=f"restore the round's manifest, or move {path.parent} out of {root}")
 
 
 def current(root: str | Path) -> dict[str, Any] | None:
@@ -106,12 +120,22 @@ def current(root: str | Path) -> dict[str, Any] | None:
     path = Path(root) / CURRENT_FILE
     if not path.is_file():
         return None
-    data = json.loads(path.read_text(encoding="utf-8"))
+    data = read_json_object(path, fix=_pointer_fix(Path(root)))
     base = Path(root)
     for key in ("student", "reranker"):
         if data.get(key) and not data.get(f"{key}_external"):
             data[key] = str(base / data[key])
     return data
+
+
+def _pointer_fix(root: Path) -> str:
+    """How to repair a damaged current.json: point it at the newest finished round, or drop it."""
+    rounds = list_rounds(root)
+    if not rounds:
+        return f"delete {root / CURRENT_FILE} (no round has finished, so nothing is lost)"
+    pointer = {"round": rounds[-1], "student": f"{rounds[-1]}/student", "reranker": None}
+    return (f"write {json.dumps(pointer)} into it to serve the newest round (add its reranker if it has one), "
+            "or delete it to start the next retrain from --student")
 
 
 def set_current(root: Path, name: str, reranker: str | None, reranker_external: bool) -> None:
@@ -218,5 +242,5 @@ def check_free(root: str | Path) -> None:
 
 
 __all__ = ["CURRENT_FILE", "MANIFEST_FILE", "LOCK_FILE", "JOBS_DIR", "FAILED_DIR", "ROUND", "RetrainError",
-           "RetrainBusyError", "utc_now", "write_json_atomic", "round_name", "list_rounds", "next_round_number",
+           "RetrainBusyError", "utc_now", "write_json_atomic", "read_json_object", "round_name", "list_rounds", "next_round_number",
            "read_manifest", "current", "set_current", "round_paths", "publish_round", "RoundsLock", "check_free"]
