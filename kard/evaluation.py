@@ -312,7 +312,7 @@ def _rewrite_clean(path: Path, records: Iterable[EvalRecord]) -> None:
 
 def _batches(questions: Sequence[Question], size: int) -> list[Sequence[Question]]:
     if size < 1:
-        raise ConfigError(f"batch size must be at least 1, got {size}")
+        raise ConfigError(f"batch size must be at least 1, got {size}. Fix: pass --batch-size 1 or more")
     return [questions[start : start + size] for start in range(0, len(questions), size)]
 
 

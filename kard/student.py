@@ -286,7 +286,8 @@ class Student:
     @staticmethod
     def _check_new_tokens(config: GenerationConfig) -> None:
         if config.max_new_tokens < 1:
-            raise ConfigError("max_new_tokens must be at least 1. Fix: raise GenerationConfig.max_new_tokens")
+            raise ConfigError(f"max_new_tokens must be at least 1, got {config.max_new_tokens}. Fix: pass "
+                              "--max-new-tokens 1 or more (GenerationConfig.max_new_tokens)")
 
     def _run(self, kwargs: dict[str, Any], seed: int | None) -> Any:
         import torch

@@ -43,3 +43,41 @@ def test_an_output_folder_that_is_a_file_is_refused_before_anything_loads(
     err = capsys.readouterr().err
     assert err.startswith(f"error: {flag} {afile} is a file, not a folder. Fix: ") and err.count("\n") == 1
     assert afile.read_text() == "not a folder\n"
+
+
+@pytest.mark.parametrize("argv, flag, value", [
+    (["evaluate", "--dataset", "demo", "--out", "{tmp}/e", "--samples", "2", "--temperature", "-1"], "--temperature", "-1"),
+    (["evaluate", "--dataset", "demo", "--out", "{tmp}/e", "--batch-size", "0"], "--batch-size", "0"),
+    (["evaluate", "--dataset", "demo", "--out", "{tmp}/e", "--k", "0"], "--k", "0"),
+    (["ask", "Which gas do plants absorb?", "--samples", "0"], "--samples", "0"),
+    (["ask", "Which gas do plants absorb?", "--max-new-tokens", "0"], "--max-new-tokens", "0"),
+    (["ask", "Which gas do plants absorb?", "--k", "two"], "--k", "two"),
+    (["index", "--passages", "{tmp}/p.jsonl", "--out", "{tmp}/kb", "--k1", "-1"], "--k1", "-1"),
+    (["index", "--passages", "{tmp}/p.jsonl", "--out", "{tmp}/kb", "--b", "5"], "--b", "5"),
+    (["index", "--passages", "{tmp}/p.jsonl", "--out", "{tmp}/kb", "--b", "nan"], "--b", "nan"),
+    (["train-student", "--examples", "{tmp}/examples.jsonl", "--out", "{tmp}/s", "--steps", "-1"], "--steps", "-1"),
+    (["retrain", "--root", "{tmp}/r", "--db", "{tmp}/a.db", "--max-steps", "-1"], "--max-steps", "-1"),
+])
+def test_a_number_out_of_range_is_refused_naming_its_flag(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                          no_model_loads: None, argv, flag: str, value: str) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([arg.format(tmp=tmp_path) for arg in argv])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert f"error: argument {flag}: {value!r} is not " in err and "Fix: pass " in err
+    assert not any(tmp_path.iterdir())  # nothing was written
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("max_steps=abc", "max_steps='abc' is not a whole number"),
+    ("learning_rate=true", "learning_rate=True is not a number"),
+    ("lora=1", "lora=1 is not true or false"),
+])
+def test_retrain_refuses_a_set_value_of_the_wrong_type_up_front(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                               no_model_loads: None, setting: str, message: str) -> None:
+    examples = examples_file(tmp_path)
+    argv = ["retrain", "--root", str(tmp_path / "rounds"), "--examples", str(examples), "--set", setting]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: training setting ") and message in err and "Fix: " in err
+    assert not (tmp_path / "rounds" / "jobs").exists()  # no job was started

@@ -1,9 +1,16 @@
-"""Checks shared by the commands' arguments: output folders, checked before anything slow starts."""
+"""Checks shared by the commands' arguments, done before anything slow starts: output folders and number types.
+
+A number type goes in `add_argument(type=...)`, so argparse refuses a bad value with the flag's name
+(`argument --k: '0' is not a whole number, 1 or more. Fix: ...`) before the command runs.
+"""
 
 from __future__ import annotations
 
+import argparse
+import math
 import os
 from pathlib import Path
+from typing import Callable
 
 from kard.errors import ConfigError
 
@@ -25,3 +32,41 @@ def make_out_folder(out: Path, *, flag: str = "--out", holds: str = "the index",
     if not os.access(out, os.W_OK | os.X_OK):
         raise ConfigError(f"{flag} {out}: the folder is not writable. Fix: pass a folder in a writable place "
                           f"(e.g. {suggestion} in the current folder)")
+
+
+# ---------------------------------------------------------------- number types (argparse `type=`)
+
+
+def positive_int(text: str) -> int:
+    """A whole number, 1 or more (counts: --k, --samples, --batch-size, --max-new-tokens, ...)."""
+    return _number(text, int, "a whole number, 1 or more", lambda value: value >= 1)
+
+
+def non_negative_int(text: str) -> int:
+    """A whole number, 0 or more (where 0 means 'off' or 'fitted', as --steps 0 = train by epochs)."""
+    return _number(text, int, "a whole number, 0 or more", lambda value: value >= 0)
+
+
+def positive_float(text: str) -> float:
+    """A number above 0 (a temperature, a learning rate, a number of epochs)."""
+    return _number(text, float, "a number above 0", lambda value: value > 0)
+
+
+def non_negative_float(text: str) -> float:
+    """A number, 0 or more (BM25's k1)."""
+    return _number(text, float, "a number, 0 or more", lambda value: value >= 0)
+
+
+def probability(text: str) -> float:
+    """A number from 0 to 1 (BM25's b)."""
+    return _number(text, float, "a number from 0 to 1", lambda value: 0 <= value <= 1)
+
+
+def _number(text: str, kind: type, what: str, allowed: Callable[[float], bool]) -> int | float:
+    try:
+        value = kind(text.strip())
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or not allowed(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}. Fix: pass {what}")
+    return value

@@ -10,6 +10,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kard.cli.arguments import positive_int
 from kard.config import BASE_STUDENT, DEFAULT_RERANKER, DEFAULT_STUDENT, ENGINES, GenerationConfig, RetrievalConfig
 from kard.errors import DataError
 from kard.kinds import AUTO, KIND_CHOICES, KIND_LABELS
@@ -34,13 +35,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="ask as multiple choice, yes/no or open; auto decides from the question "
                      "(default %(default)s)")
     ask.add_argument("--sample", default=None, metavar="DEMO_ID", help="a question from demo/questions.jsonl by id")
-    ask.add_argument("--k", type=int, default=RetrievalConfig.top_k, help="passages given to the student (default %(default)s)")
+    ask.add_argument("--k", type=positive_int, default=RetrievalConfig.top_k, help="passages given to the student (default %(default)s)")
     ask.add_argument("--query", choices=("question", "question+options"), default=RetrievalConfig.query,
                      help="BM25 query: the question (paper) or the question with its options (default %(default)s)")
-    ask.add_argument("--samples", type=int, default=GenerationConfig.samples,
+    ask.add_argument("--samples", type=positive_int, default=GenerationConfig.samples,
                      help="1 = greedy; N > 1 = self-consistency vote over N samples (default %(default)s)")
     ask.add_argument("--seed", type=int, default=GenerationConfig.seed, help="sampling seed (default %(default)s)")
-    ask.add_argument("--max-new-tokens", type=int, default=GenerationConfig.max_new_tokens)
+    ask.add_argument("--max-new-tokens", type=positive_int, default=GenerationConfig.max_new_tokens)
     ask.add_argument("--student", default=DEFAULT_STUDENT,
                      help="student folder, adapter folder, hub id or package:NAME (default: the shipped KARD "
                      f"student demo/student; {BASE_STUDENT} is the untrained base)")

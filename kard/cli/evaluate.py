@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from kard.cli.arguments import make_out_folder
+from kard.cli.arguments import make_out_folder, positive_float, positive_int
 from kard.config import GenerationConfig, RetrievalConfig
 from kard.errors import ConfigError, DataError
 from kard.evaluation import chosen_share
@@ -55,16 +55,16 @@ def _question_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N questions only")
     parser.add_argument("--kb", type=Path, nargs="*", default=None,
                         help="knowledge base: an index folder, or passages files (default: the demo passages)")
-    parser.add_argument("--k", type=int, default=RetrievalConfig.top_k, help="passages given to the student")
-    parser.add_argument("--candidates", type=int, default=RetrievalConfig.candidates, help="BM25 candidates to rerank")
+    parser.add_argument("--k", type=positive_int, default=RetrievalConfig.top_k, help="passages given to the student")
+    parser.add_argument("--candidates", type=positive_int, default=RetrievalConfig.candidates, help="BM25 candidates to rerank")
     parser.add_argument("--query", choices=("question+options", "question"), default=RetrievalConfig.query,
                         help="BM25 query (default %(default)s; 'question' is the paper's setting)")
-    parser.add_argument("--batch-size", type=int, default=16,
+    parser.add_argument("--batch-size", type=positive_int, default=16,
                         help="questions per greedy generate call (left-padded batches; default %(default)s)")
-    parser.add_argument("--samples", type=int, default=1, help="self-consistency samples (1 = greedy only)")
-    parser.add_argument("--temperature", type=float, default=GenerationConfig.temperature,
+    parser.add_argument("--samples", type=positive_int, default=1, help="self-consistency samples (1 = greedy only)")
+    parser.add_argument("--temperature", type=positive_float, default=GenerationConfig.temperature,
                         help="sampling temperature of the self-consistency samples (default %(default)s)")
-    parser.add_argument("--max-new-tokens", type=int, default=GenerationConfig.max_new_tokens)
+    parser.add_argument("--max-new-tokens", type=positive_int, default=GenerationConfig.max_new_tokens)
     parser.add_argument("--oracle-rationales", type=Path, default=None,
                         help="teacher rationales of the test questions (JSONL from import-rationales/teach)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))

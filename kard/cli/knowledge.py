@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from kard.cli.arguments import make_out_folder
+from kard.cli.arguments import make_out_folder, non_negative_float, probability
 from kard.config import RetrievalConfig
 from kard.errors import ConfigError
 
@@ -18,8 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     index.add_argument("--passages", required=True, type=Path, help="passages .jsonl or .txt file")
     index.add_argument("--out", required=True, type=Path, help="folder to write the index into")
     index.add_argument("--backend", choices=("bm25s", "rank_bm25"), default=RetrievalConfig.backend)
-    index.add_argument("--k1", type=float, default=RetrievalConfig.k1, help="BM25 k1 (default %(default)s)")
-    index.add_argument("--b", type=float, default=RetrievalConfig.b, help="BM25 b (default %(default)s)")
+    index.add_argument("--k1", type=non_negative_float, default=RetrievalConfig.k1, help="BM25 k1 (default %(default)s)")
+    index.add_argument("--b", type=probability, default=RetrievalConfig.b, help="BM25 b, from 0 to 1 (default %(default)s)")
     index.add_argument("--no-progress", action="store_true", help="hide progress bars")
     index.set_defaults(func=run_index)
 

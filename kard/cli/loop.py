@@ -14,7 +14,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from kard.cli.arguments import make_out_folder
+from kard.cli.arguments import make_out_folder, non_negative_int, positive_float, positive_int
 from kard.config import DEFAULT_ANNOTATIONS_DB, GenerationConfig, RetrievalConfig
 from kard.errors import ConfigError
 
@@ -82,22 +82,22 @@ def _register_retrain(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--examples", type=Path, default=None, help="teacher/reference examples JSONL (build-examples)")
     parser.add_argument("--db", type=Path, default=None, help="annotation database to export corrections from")
     parser.add_argument("--corrections", type=Path, default=None, help="an export folder or corrections JSONL")
-    parser.add_argument("--correction-weight", type=int, default=3, help="times each correction is seen per epoch")
+    parser.add_argument("--correction-weight", type=positive_int, default=3, help="times each correction is seen per epoch")
     parser.add_argument("--knowledge-from", choices=("store", "kb"), default="store")
     parser.add_argument("--kb", type=Path, default=None, help="knowledge base (reranker, --knowledge-from kb)")
     parser.add_argument("--reranker", action="store_true", help="also retrain the reranker (needs --db and --kb)")
     parser.add_argument("--reranker-from", default=None, help="reranker to continue from before any round has one")
-    parser.add_argument("--reranker-steps", type=int, default=50)
-    parser.add_argument("--max-steps", type=int, default=None, help="optimizer steps (StudentTrainingConfig.max_steps)")
-    parser.add_argument("--epochs", type=float, default=None)
-    parser.add_argument("--learning-rate", type=float, default=None)
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--grad-accum", type=int, default=None)
-    parser.add_argument("--max-length", type=int, default=None)
+    parser.add_argument("--reranker-steps", type=positive_int, default=50)
+    parser.add_argument("--max-steps", type=non_negative_int, default=None, help="optimizer steps (StudentTrainingConfig.max_steps)")
+    parser.add_argument("--epochs", type=positive_float, default=None)
+    parser.add_argument("--learning-rate", type=positive_float, default=None)
+    parser.add_argument("--batch-size", type=positive_int, default=None)
+    parser.add_argument("--grad-accum", type=positive_int, default=None)
+    parser.add_argument("--max-length", type=non_negative_int, default=None)
     parser.add_argument("--lora", action="store_true", default=None)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="any other StudentTrainingConfig field (JSON value), repeatable")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads of the job (default %(default)s)")
+    parser.add_argument("--threads", type=positive_int, default=1, help="torch threads of the job (default %(default)s)")
     parser.add_argument("--note", default="", help="a note kept in the round's manifest")
     parser.add_argument("--background", action="store_true", help="start the job detached and return at once")
     parser.add_argument("--status", action="store_true", help="show the jobs of ROOT and the current round")
@@ -112,7 +112,7 @@ _TRAINING_FLAGS = ("max_steps", "epochs", "learning_rate", "batch_size", "grad_a
 
 def spec_from_args(args: argparse.Namespace):
     from kard.config import DEFAULT_STUDENT
-    from kard.loop.retrain import RetrainSpec
+    from kard.loop.retrain import RetrainSpec, student_training_config
     from kard.loop.round_folder import current
 
     if args.root is None:
@@ -128,6 +128,7 @@ def spec_from_args(args: argparse.Namespace):
             training[key.strip()] = value
     if not (args.examples or args.db or args.corrections):
         raise ConfigError("nothing to train on. Fix: pass --examples and/or --db / --corrections")
+    student_training_config(training)  # a wrong --set key or type is named now, not when the job trains
     if args.db is not None:  # before a job starts (or a background one is left to fail)
         from kard.annotations import AnnotationStore
 
@@ -219,12 +220,12 @@ def _register_rounds(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--holdout", type=float, default=None,
                         help="use the held-out part of a seeded split of --questions (as build-examples)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--limit", type=int, default=None, help="first N held-out questions")
+    parser.add_argument("--limit", type=positive_int, default=None, help="first N held-out questions")
     parser.add_argument("--kb", type=Path, nargs="*", default=None, help="knowledge base (default: demo passages)")
     parser.add_argument("--condition", default="kard-bm25", help="evaluation condition (default %(default)s)")
     parser.add_argument("--use-rerankers", action="store_true", help="each round with its reranker (kard-reranker)")
-    parser.add_argument("--k", type=int, default=RetrievalConfig.top_k)
-    parser.add_argument("--max-new-tokens", type=int, default=GenerationConfig.max_new_tokens)
+    parser.add_argument("--k", type=positive_int, default=RetrievalConfig.top_k)
+    parser.add_argument("--max-new-tokens", type=positive_int, default=GenerationConfig.max_new_tokens)
     parser.add_argument("--report", type=Path, default=None, help="report folder (default ROOT/report)")
     parser.add_argument("--control", type=Path, default=None,
                         help="a control rounds folder (the same training without the corrections): each round is "

@@ -14,7 +14,7 @@ import logging
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 
-from kard.cli.arguments import make_out_folder
+from kard.cli.arguments import make_out_folder, non_negative_int, positive_float, positive_int
 from kard.config import BASE_STUDENT, DEFAULT_RERANKER_BACKBONE, RerankerTrainingConfig, StudentTrainingConfig
 from kard.distill import PASSAGE_SOURCES
 from kard.errors import ConfigError
@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _data_arguments(build)
     build.add_argument("--method", choices=("kard", "reasoning", "finetune"), default="kard",
                        help="kard: with rationale-retrieved passages; reasoning: without; finetune: question -> answer")
-    build.add_argument("--top-n", type=int, default=None, help="passages per example (default: 1, 10 for OpenBookQA)")
+    build.add_argument("--top-n", type=positive_int, default=None, help="passages per example (default: 1, 10 for OpenBookQA)")
     build.add_argument("--on-empty", choices=("error", "skip", "keep"), default="error",
                        help="when the knowledge base finds nothing for a rationale (default %(default)s)")
     build.add_argument("--skip-unanswered", action="store_true", help="drop rationales without an answer")
@@ -47,21 +47,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     student.add_argument("--student", default=BASE_STUDENT,
                          help="model to train: folder, adapter folder, hub id or package:NAME (default %(default)s, untrained)")
     student.add_argument("--out", type=Path, required=True, help="folder for checkpoints and the trained student")
-    student.add_argument("--limit", type=int, default=None, help="first N examples only")
-    student.add_argument("--steps", type=int, default=StudentTrainingConfig.max_steps, help="optimizer steps (0 = epochs)")
-    student.add_argument("--epochs", type=float, default=StudentTrainingConfig.epochs)
-    student.add_argument("--batch-size", type=int, default=StudentTrainingConfig.batch_size)
-    student.add_argument("--grad-accum", type=int, default=StudentTrainingConfig.grad_accum)
-    student.add_argument("--lr", type=float, default=StudentTrainingConfig.learning_rate)
-    student.add_argument("--max-length", type=int, default=0, help="tokens per example (0 = fitted to the data)")
-    student.add_argument("--max-length-cap", type=int, default=StudentTrainingConfig.max_length_cap)
+    student.add_argument("--limit", type=positive_int, default=None, help="first N examples only")
+    student.add_argument("--steps", type=non_negative_int, default=StudentTrainingConfig.max_steps, help="optimizer steps (0 = epochs)")
+    student.add_argument("--epochs", type=positive_float, default=StudentTrainingConfig.epochs)
+    student.add_argument("--batch-size", type=positive_int, default=StudentTrainingConfig.batch_size)
+    student.add_argument("--grad-accum", type=positive_int, default=StudentTrainingConfig.grad_accum)
+    student.add_argument("--lr", type=positive_float, default=StudentTrainingConfig.learning_rate)
+    student.add_argument("--max-length", type=non_negative_int, default=0, help="tokens per example (0 = fitted to the data)")
+    student.add_argument("--max-length-cap", type=positive_int, default=StudentTrainingConfig.max_length_cap)
     student.add_argument("--lora", action="store_true", help="train LoRA adapters (merged on save)")
-    student.add_argument("--lora-r", type=int, default=StudentTrainingConfig.lora_r)
+    student.add_argument("--lora-r", type=positive_int, default=StudentTrainingConfig.lora_r)
     student.add_argument("--keep-adapter", action="store_true",
                          help="with --lora: save the adapter alone (a few MB, loads onto --student) instead of merged weights")
     student.add_argument("--gradient-checkpointing", action="store_true")
-    student.add_argument("--save-steps", type=int, default=StudentTrainingConfig.save_steps)
-    student.add_argument("--keep-checkpoints", type=int, default=StudentTrainingConfig.keep_checkpoints,
+    student.add_argument("--save-steps", type=non_negative_int, default=StudentTrainingConfig.save_steps)
+    student.add_argument("--keep-checkpoints", type=non_negative_int, default=StudentTrainingConfig.keep_checkpoints,
                          help="newest checkpoints kept (default %(default)s); more to choose from with pick-checkpoint")
     student.add_argument("--seed", type=int, default=StudentTrainingConfig.seed)
     student.add_argument("--bf16", action="store_true",
@@ -81,10 +81,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                "vectors blended with BM25 (kard/reranker/dense.py); default %(default)s")
     reranker.add_argument("--out", type=Path, required=True, help="folder for the trained reranker")
     for name in ("steps", "batch_size", "candidates", "per_source", "max_length", "lora_r", "save_steps"):
-        reranker.add_argument(f"--{name.replace('_', '-')}", type=int, default=None,
+        reranker.add_argument(f"--{name.replace('_', '-')}", default=None,
+                              type=non_negative_int if name == "save_steps" else positive_int,
                               help=f"default: the kind's ({getattr(RerankerTrainingConfig, name)} for a cross-encoder)")
     for name in ("learning_rate", "head_learning_rate", "tau1_start", "tau1_end", "tau2_start", "tau2_end"):
-        reranker.add_argument(f"--{name.replace('_', '-')}", type=float, default=None,
+        reranker.add_argument(f"--{name.replace('_', '-')}", type=positive_float, default=None,
                               help=f"default: the kind's ({getattr(RerankerTrainingConfig, name)} for a cross-encoder)")
     reranker.add_argument("--lora", action="store_true", help="LoRA r16 on query/value, as the paper")
     reranker.add_argument("--no-progress", action="store_true")

@@ -183,7 +183,26 @@ def student_training_config(overrides: Mapping[str, Any]):
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ConfigError(f"unknown training setting(s) {unknown}. Fix: use fields of StudentTrainingConfig: {sorted(known)}")
-    return replace(StudentTrainingConfig(), **dict(overrides))
+    defaults = StudentTrainingConfig()
+    for setting in fields(StudentTrainingConfig):
+        if setting.name in overrides:
+            _check_setting_type(setting.name, overrides[setting.name], str(setting.type), getattr(defaults, setting.name))
+    return replace(defaults, **dict(overrides))
+
+
+_SETTING_TYPES: Mapping[str, tuple[tuple[type, ...], str]] = {
+    "int": ((int,), "a whole number"), "float": ((int, float), "a number"), "bool": ((bool,), "true or false"),
+    "str": ((str,), "a text in double quotes"),
+}
+
+
+def _check_setting_type(name: str, value: object, annotation: str, default: object) -> None:
+    """Raise ConfigError naming the setting when `value` is not of the field's type (a bool is no number)."""
+    accepted, words = _SETTING_TYPES.get(annotation, ((object,), ""))
+    if isinstance(value, accepted) and (annotation == "bool" or not isinstance(value, bool)):
+        return
+    raise ConfigError(f"training setting {name}={value!r} is not {words}. Fix: give {name} {words} "
+                      f"(its default is {json.dumps(default)}; e.g. --set {name}={json.dumps(default)})")
 
 
 def _train_student(student: str, examples: Sequence, out: Path, spec: RetrainSpec, reporter: ProgressReporter) -> dict[str, Any]:
