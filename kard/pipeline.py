@@ -74,7 +74,9 @@ def make_question(text: str, options: str | Mapping[str, str] | None = None, qid
     `kind` ("choice", "yesno", "open"; None or "auto" = decide) overrides that. `answer` is a letter,
     "yes"/"no" for a yes/no question, or the free text of an open question.
     """
-    text, options, decision = read_question(text or "", options, kind)
+    if not (text or "").strip():  # what a person typed: its id ("user") is not worth naming
+        raise DataError("the question is empty", fix="type a question")
+    text, options, decision = read_question(text, options, kind)
     typed = _typed_options(options) if decision.kind == CHOICE else {}
     question = Question(id=qid, text=text.strip(), options=options_for(decision.kind, typed),
                         answer=gold_for(decision.kind, answer), kind=decision.kind)

@@ -81,3 +81,14 @@ def test_retrain_refuses_a_set_value_of_the_wrong_type_up_front(tmp_path: Path, 
     err = capsys.readouterr().err
     assert err.startswith("error: training setting ") and message in err and "Fix: " in err
     assert not (tmp_path / "rounds" / "jobs").exists()  # no job was started
+
+
+def test_ask_with_a_blank_question_says_it_is_empty(capsys: pytest.CaptureFixture, no_model_loads: None) -> None:
+    from kard.errors import DataError
+    from kard.pipeline import make_question
+
+    assert main(["ask", "   "]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the question is empty. Fix: ") and "'user'" not in err
+    with pytest.raises(DataError, match="^the question is empty. Fix: type a question"):
+        make_question(" \n ", "A) yes B) no")

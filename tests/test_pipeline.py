@@ -186,7 +186,7 @@ def test_make_question_reads_typed_options() -> None:
     assert dict(make_question("Which?", {"a": "x", "b": "y"}).options) == {"A": "x", "B": "y"}
     with pytest.raises(KardError, match="two options"):
         make_question("Which gas?", "just one option")
-    with pytest.raises(DataError, match="no text"):
+    with pytest.raises(DataError, match="the question is empty"):
         make_question("", "A) x B) y")
     inline = make_question("Which gas do plants take in? A) oxygen B) carbon dioxide")  # options in the text
     assert (inline.text, inline.kind, dict(inline.options)) == ("Which gas do plants take in?", "choice",

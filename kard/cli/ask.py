@@ -77,8 +77,8 @@ def _question(args: argparse.Namespace) -> Question:
             some = ", ".join(list(questions)[:5])
             raise DataError(f"no demo question with id {args.sample!r}", fix=f"use one of {some}, ...")
         return questions[args.sample]
-    if not args.question:
-        raise DataError("ask needs a question",
+    if not (args.question or "").strip():
+        raise DataError("ask needs a question" if args.question is None else "the question is empty",
                         fix='python -m kard ask "question" [--options "A) .. B) .."] (or --sample DEMO_ID)')
     return make_question(args.question, args.options or "", kind=args.kind)
 
