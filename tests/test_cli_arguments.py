@@ -92,3 +92,21 @@ def test_ask_with_a_blank_question_says_it_is_empty(capsys: pytest.CaptureFixtur
     assert err.startswith("error: the question is empty. Fix: ") and "'user'" not in err
     with pytest.raises(DataError, match="^the question is empty. Fix: type a question"):
         make_question(" \n ", "A) yes B) no")
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["build-examples", "--questions", "{questions}", "--kb", "{passages}", "--rationales", "{empty}",
+      "--out", "{tmp}/examples.jsonl"], "--rationales"),
+    (["evaluate", "--dataset", "demo", "--condition", "oracle", "--oracle-rationales", "{empty}",
+      "--out", "{tmp}/eval"], "--oracle-rationales"),
+])
+def test_an_empty_rationales_file_names_the_flag_to_check(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                          no_model_loads: None, argv: list[str], flag: str) -> None:
+    from kard.config import DEMO_PASSAGES, DEMO_QUESTIONS
+
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    values = {"questions": DEMO_QUESTIONS, "passages": DEMO_PASSAGES, "empty": empty, "tmp": tmp_path}
+    assert main([arg.format(**values) for arg in argv]) == 2
+    err = capsys.readouterr().err
+    assert "no rationales could be read" in err and f"Fix: check that {flag} names" in err and "--kind" not in err

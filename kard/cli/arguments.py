@@ -10,9 +10,12 @@ import argparse
 import math
 import os
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from kard.errors import ConfigError
+from kard.errors import ConfigError, DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from kard.teacher.recorded import RationaleSet
 
 
 def make_out_folder(out: Path, *, flag: str = "--out", holds: str = "the index", example: str = "kb") -> None:
@@ -70,3 +73,21 @@ def _number(text: str, kind: type, what: str, allowed: Callable[[float], bool]) 
     if value is None or not math.isfinite(value) or not allowed(value):
         raise argparse.ArgumentTypeError(f"{text!r} is not {what}. Fix: pass {what}")
     return value
+
+
+# ---------------------------------------------------------------- files named by a flag
+
+
+def import_rationales(path: Path, flag: str) -> "RationaleSet":
+    """Rationales JSONL named by `flag` (kard.teacher.recorded.import_jsonl); a file with none readable says
+    which flag to check (the importer's own fix names import-rationales' --kind, which these commands lack)."""
+    from kard.teacher.recorded import import_jsonl
+
+    try:
+        return import_jsonl(path)
+    except DataError as error:
+        if "--kind" not in error.fix:
+            raise
+        raise DataError(error.problem, path=error.path, line=error.line,
+                        fix=f"check that {flag} names a rationales JSONL written by `python -m kard teach` or "
+                            "`import-rationales` (one {\"question_id\", \"text\", \"answer\"} object a line)") from None
