@@ -273,10 +273,10 @@ def is_lfs_pointer(path: Path) -> bool:
 def damaged_file(path: Path, kind: str, error: object, fix: str) -> DataError:
     """The error for a model file that exists but cannot be read: a Git LFS pointer is named as one."""
     if is_lfs_pointer(path):
-        return DataError(f"this looks like a Git LFS pointer, not the {kind} itself (the repository was cloned "
+        return DataError(f"this looks like a Git LFS pointer, not the {kind} file itself (the repository was cloned "
                          "without Git LFS)", path=path,
                          fix="run `git lfs pull` in that repository (install Git LFS first), or download the file again")
-    return DataError(f"the {kind} file is damaged or not a {kind} ({error})", path=path, fix=fix)
+    return DataError(f"the file is damaged or is not a {kind} file ({error})", path=path, fix=fix)
 
 
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")

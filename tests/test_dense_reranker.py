@@ -162,7 +162,7 @@ def test_a_truncated_passage_vectors_file_is_named_with_a_fix(tmp_path) -> None:
     path = tmp_path / "passage_vectors.npz"
     np.savez_compressed(path, ids=np.array(["p1"]), digests=np.array(["d"]), vectors=np.ones((1, 4), np.float16))
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(KardError, match="passage_vectors.npz: the passage vectors file is damaged.*Fix: "):
+    with pytest.raises(KardError, match="passage_vectors.npz: the file is damaged or is not a passage vectors file.*Fix: "):
         PassageVectors(lambda texts: None).load(path)
 
 
@@ -174,3 +174,19 @@ def test_a_damaged_reranker_meta_file_is_named_not_a_missing_config_json(tmp_pat
     with pytest.raises(KardError, match=f"{META_FILE} is not valid JSON.*Fix: ") as raised:
         load_reranker(tmp_path)
     assert "config.json" not in str(raised.value)
+
+
+def test_a_git_lfs_pointer_for_the_question_adapter_is_named_before_the_encoder_loads(tmp_path) -> None:
+    import json
+
+    from kard.errors import KardError
+    from kard.reranker.encoder import META_FILE
+
+    (tmp_path / META_FILE).write_text(json.dumps({"kind": "dense", "backbone": str(tmp_path / "nowhere"), "a": 0.4,
+                                                  "b": 9.0, "trained": True}))
+    adapter = tmp_path / "question_lora"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    (adapter / "adapter_model.safetensors").write_text("version https://git-lfs.github.com/spec/v1\nsize 1\n")
+    with pytest.raises(KardError, match="adapter_model.safetensors: this looks like a Git LFS pointer.*git lfs pull"):
+        load_reranker(tmp_path)

@@ -322,7 +322,7 @@ def _adapter_folder(folder: Path, weights: bytes | None) -> Path:
 @pytest.mark.parametrize("weights, message", [
     (None, "has adapter_config.json but no weights"),
     (LFS_POINTER_TEXT.encode(), "looks like a Git LFS pointer.*Fix: run `git lfs pull`"),
-    (b"\xff" * 64, "damaged or not a safetensors"),
+    (b"\xff" * 64, "damaged or is not a safetensors file"),
 ], ids=["no-weights", "lfs-pointer", "random-bytes"])
 def test_an_adapter_without_readable_weights_is_named_before_its_base_loads(tmp_path: Path, weights, message) -> None:
     adapter = _adapter_folder(tmp_path / "adapter", weights)

@@ -155,8 +155,12 @@ class DenseReranker:
     def load(cls, folder: str | Path) -> "DenseReranker":
         folder = Path(folder)
         meta = _read_meta(folder)
-        question_encoder = _encoder(meta["backbone"])
         adapter = folder / ADAPTER_DIR
+        if adapter.is_dir():
+            from kard.model_source import check_adapter_weights
+
+            check_adapter_weights(adapter)  # before the encoder loads
+        question_encoder = _encoder(meta["backbone"])
         if adapter.is_dir():
             from peft import PeftModel
 
