@@ -289,16 +289,21 @@ def test_passage_marks_alone_train_the_reranker(tmp_path, tiny, data):
     assert marked[0].targets["p3"] == 0.0  # q1's 'irrelevant' mark on rickets
 
 
-@pytest.mark.parametrize("damaged", ["current.json", "jobs/job-x.json"])
-def test_a_damaged_state_file_is_named_with_a_fix(tmp_path, capsys, damaged):
+@pytest.mark.parametrize("damaged, content, problem", [
+    ("current.json", "{bad", "the file is not valid JSON"),
+    ("current.json", "[]", "the file holds a JSON list, not an object"),
+    ("jobs/job-x.json", "{bad", "the file is not valid JSON"),
+    ("jobs/job-x.json", "{}", "the job status lacks job_id, state"),
+])
+def test_a_damaged_state_file_is_named_with_a_fix(tmp_path, capsys, damaged, content, problem):
     from kard.__main__ import main
 
     root = tmp_path / "rounds"
     (root / "jobs").mkdir(parents=True)
-    (root / damaged).write_text("{bad")
+    (root / damaged).write_text(content)
     assert main(["retrain", "--root", str(root), "--status"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: {root / damaged}: the file is not valid JSON") and "Fix: " in err
+    assert err.startswith(f"error: {root / damaged}: {problem}") and "Fix: " in err
 
 
 def test_a_job_over_a_damaged_pointer_fails_naming_it(tmp_path, tiny, data, capsys):

@@ -98,8 +98,11 @@ def read_status(root: str | Path, job_id: str) -> JobStatus:
     path = status_path(root, job_id)
     if not path.is_file():
         raise DataError(f"no retrain job {job_id!r}", path=path, fix="list jobs with `python -m kard retrain --status`")
-    data = read_json_object(path, fix=f"delete it (it only records job {job_id}'s status; its output is in "
-                                      f"{path.with_suffix('.log').name})")
+    fix = f"delete it (it only records job {job_id}'s status; its output is in {path.with_suffix('.log').name})"
+    data = read_json_object(path, fix=fix)
+    missing = sorted({"job_id", "state"} - set(data))
+    if missing:
+        raise DataError(f"the job status lacks {', '.join(missing)}", path=path, fix=fix)
     status = JobStatus(**{k: v for k, v in data.items() if k in {f.name for f in fields(JobStatus)}})
     if status.state in ("queued", "running") and status.pid and status.pid != os.getpid() and not _pid_alive(status.pid):
         return replace(status, state="failed", error=f"the job process {status.pid} exited without reporting "
