@@ -232,6 +232,9 @@ def run_settings(student: "Student", condition: Condition, knowledge: Searches |
     dtype = getattr(student, "dtype", "float32")
     if dtype != "float32":  # absent = float32, as in runs written before dtypes were recorded
         settings["dtype"] = dtype
+    device = str(getattr(getattr(student, "model", None), "device", "cpu"))
+    if device != "cpu":  # absent = cpu, as in runs written before devices were recorded (a GPU's sums differ)
+        settings["device"] = device
     if recall is not None:  # absent = no recall, as in runs written before it existed
         settings["recalled_corrections"] = len(recall) if isinstance(recall, Sized) else type(recall).__name__
     if uses_knowledge and hasattr(knowledge, "passages"):

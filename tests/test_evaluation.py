@@ -251,3 +251,19 @@ def test_resuming_with_a_retrained_reranker_of_the_same_name_is_refused(tmp_path
     with pytest.raises(ConfigError, match="changed: reranker_model"):
         evaluate(ScriptedStudent(always("B")), QUESTIONS, "kard-reranker", knowledge=knowledge, out=out,
                  progress=False, reranker=BlendReranker(a=0.7))
+
+
+def test_resuming_on_another_device_or_dtype_is_refused(tmp_path: Path, knowledge):
+    class Model:
+        device = "cpu"
+
+    out = tmp_path / "kard.jsonl"
+    evaluate(ScriptedStudent(always("B")), QUESTIONS[:1], "kard-bm25", knowledge=knowledge, out=out, progress=False)
+    on_gpu = ScriptedStudent(always("B"))
+    on_gpu.model, on_gpu.model.device = Model(), "cuda:0"
+    with pytest.raises(ConfigError, match="changed: device"):
+        evaluate(on_gpu, QUESTIONS, "kard-bm25", knowledge=knowledge, out=out, progress=False)
+    in_bfloat16 = ScriptedStudent(always("B"))
+    in_bfloat16.dtype = "bfloat16"
+    with pytest.raises(ConfigError, match="changed: dtype"):
+        evaluate(in_bfloat16, QUESTIONS, "kard-bm25", knowledge=knowledge, out=out, progress=False)
