@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from kard.__main__ import main
+from kard.annotations import AnnotationStore
 from kard.distill import StudentExample, write_examples
 
 
@@ -39,6 +40,7 @@ def test_an_output_folder_that_is_a_file_is_refused_before_anything_loads(
     afile = tmp_path / "afile.txt"
     afile.write_text("not a folder\n")
     examples_file(tmp_path)
+    AnnotationStore(tmp_path / "annotations.db")  # an existing store: the --db check passes
     assert main([arg.format(tmp=tmp_path, file=afile) for arg in argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {flag} {afile} is a file, not a folder. Fix: ") and err.count("\n") == 1
@@ -100,13 +102,13 @@ def test_ask_with_a_blank_question_says_it_is_empty(capsys: pytest.CaptureFixtur
     (["evaluate", "--dataset", "demo", "--condition", "oracle", "--oracle-rationales", "{empty}",
       "--out", "{tmp}/eval"], "--oracle-rationales"),
 ])
-def test_an_empty_rationales_file_names_the_flag_to_check(tmp_path: Path, capsys: pytest.CaptureFixture,
+def test_a_rationales_file_with_nothing_readable_names_the_flag_to_check(tmp_path: Path, capsys: pytest.CaptureFixture,
                                                           no_model_loads: None, argv: list[str], flag: str) -> None:
     from kard.config import DEMO_PASSAGES, DEMO_QUESTIONS
 
-    empty = tmp_path / "empty.jsonl"
-    empty.write_text("")
-    values = {"questions": DEMO_QUESTIONS, "passages": DEMO_PASSAGES, "empty": empty, "tmp": tmp_path}
+    unreadable = tmp_path / "unreadable.jsonl"
+    unreadable.write_text('{"id": "q1", "note": "no question_id or text"}\n')
+    values = {"questions": DEMO_QUESTIONS, "passages": DEMO_PASSAGES, "empty": unreadable, "tmp": tmp_path}
     assert main([arg.format(**values) for arg in argv]) == 2
     err = capsys.readouterr().err
     assert "no rationales could be read" in err and f"Fix: check that {flag} names" in err and "--kind" not in err

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from kard.errors import ConfigError, DataError
+from kard.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from kard.teacher.recorded import RationaleSet
@@ -80,14 +80,7 @@ def _number(text: str, kind: type, what: str, allowed: Callable[[float], bool]) 
 
 def import_rationales(path: Path, flag: str) -> "RationaleSet":
     """Rationales JSONL named by `flag` (kard.teacher.recorded.import_jsonl); a file with none readable says
-    which flag to check (the importer's own fix names import-rationales' --kind, which these commands lack)."""
+    to check that flag (import-rationales' --kind, which the importer names by default, these commands lack)."""
     from kard.teacher.recorded import import_jsonl
 
-    try:
-        return import_jsonl(path)
-    except DataError as error:
-        if "--kind" not in error.fix:
-            raise
-        raise DataError(error.problem, path=error.path, line=error.line,
-                        fix=f"check that {flag} names a rationales JSONL written by `python -m kard teach` or "
-                            "`import-rationales` (one {\"question_id\", \"text\", \"answer\"} object a line)") from None
+    return import_jsonl(path, flag=flag)

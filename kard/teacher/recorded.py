@@ -264,12 +264,14 @@ def import_jsonl(
     *,
     strict: bool = False,
     questions: Iterable[Question] | None = None,
+    flag: str = "--kind",
 ) -> RationaleSet:
     """Any JSONL of `{"question_id", "rationale" or "text", "answer"?, "source"?, "sample_index"?}`.
 
     A missing source becomes `source` (default "imported (<file name>)"). With `questions`, an answer
     that is not one of its question's option letters is a bad line. Bad lines are skipped and listed,
-    or with `strict` raise a DataError naming the line.
+    or with `strict` raise a DataError naming the line. `flag`: the option that named the file, for the
+    fix when nothing could be read (import-rationales' --kind, or e.g. build-examples' --rationales).
     """
     default_source = source or f"imported ({Path(path).name})"
     by_id = {q.id: q for q in questions} if questions is not None else {}
@@ -284,7 +286,11 @@ def import_jsonl(
             result.skipped.append(Skipped(number, f"bad record: {error}"))
             continue
         result.add(rationale)
-    return _finish(result, path, "rationales")
+    if flag == "--kind":
+        return _finish(result, path, "rationales")
+    return _finish(result, path, "rationales", fix=(
+        f"check that {flag} names a rationales JSONL written by `python -m kard teach` or `import-rationales` "
+        "(one {\"question_id\", \"text\", \"answer\"} object a line)"))
 
 
 _GENERIC_FIX = (
@@ -400,7 +406,8 @@ def _json_lines(path: str | Path, result: RationaleSet, strict: bool = False):
         yield number, record
 
 
-def _finish(result: RationaleSet, path: str | Path, what: str) -> RationaleSet:
+def _finish(result: RationaleSet, path: str | Path, what: str,
+            fix: str = "check that the file and --kind match") -> RationaleSet:
     if not result:
         reasons = (
             "; ".join(f"{count} {kind}" for kind, count in result.skip_counts().items())
@@ -409,7 +416,7 @@ def _finish(result: RationaleSet, path: str | Path, what: str) -> RationaleSet:
         first = result.skipped[0] if result.skipped else None
         detail = f"; line {first.line}: {first.reason}" if first else ""
         raise DataError(
-            f"no {what} could be read ({reasons}{detail})", path=path, fix="check that the file and --kind match"
+            f"no {what} could be read ({reasons}{detail})", path=path, fix=fix
         )
     if result.skipped:
         log.info(
