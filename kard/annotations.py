@@ -391,7 +391,13 @@ class AnnotationStore:
         store = cls(path, config, read_only=True)
         if not store.path.exists():
             raise DataError(f"no annotation database at {store.path}", fix=fix)
+        if store.path.is_dir():
+            raise store._a_folder()
         return store
+
+    def _a_folder(self) -> "AnnotationStoreError":
+        return AnnotationStoreError(f"{self.path} is a folder, not an annotation database file. Fix: pass the "
+                                    f"database file (e.g. {self.path / 'annotations.db'})")
 
     # -- connections --------------------------------------------------------------------------------
     @contextmanager
@@ -399,8 +405,7 @@ class AnnotationStore:
         import sqlite_utils
 
         if self.path.is_dir():
-            raise AnnotationStoreError(f"{self.path} is a folder, not an annotation database file. Fix: pass the "
-                                       f"database file (e.g. {self.path / 'annotations.db'})")
+            raise self._a_folder()
         if self.read_only:
             if not self.path.exists():
                 raise AnnotationStoreError(f"no annotation database at {self.path}. Fix: save a correction "

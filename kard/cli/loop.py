@@ -56,9 +56,9 @@ def run_export(args: argparse.Namespace) -> int:
     config = ExportConfig(low_rating=args.low_rating, min_rating=args.min_rating,
                           keep_gold_mismatch=args.keep_gold_mismatch, keep_inconsistent=args.keep_inconsistent,
                           knowledge_from=args.knowledge_from, top_n=args.top_n)
+    store = AnnotationStore.existing(args.db)  # before the --out folder is made: a wrong --db leaves nothing behind
     make_out_folder(args.out, holds="the export", example="runs/corrections")
     knowledge = KnowledgeBase.open(args.kb) if args.kb and args.knowledge_from == "kb" else None
-    store = AnnotationStore.existing(args.db)
     result = export_corrections(store, args.out, config, knowledge=knowledge, hf_dataset=not args.no_hf)
     print(f"exported {len(result.examples)} correction(s) to {result.examples_path}"
           + (f" and {result.dataset_path}" if result.dataset_path else ""))
