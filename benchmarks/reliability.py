@@ -196,11 +196,52 @@ def write_files(folder: Path) -> dict[str, Path]:
     for name, text in files.items():
         paths[name] = folder / name
         paths[name].write_text(text)
+    paths["fake.gguf"] = folder / "fake.gguf"
+    paths["fake.gguf"].write_bytes(os.urandom(4096))
+    adapter = folder / "lfs-adapter"  # a clone without `git lfs pull`: the weights are a pointer file
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text((ROOT / "demo/student/adapter_config.json").read_text())
+    (adapter / "adapter_model.safetensors").write_text(
+        "version https://git-lfs.github.com/spec/v1\noid sha256:" + "0" * 64 + "\nsize 2736000\n")
+    paths["lfs-adapter"] = adapter
+    rounds = folder / "rounds"
+    rounds.mkdir()
+    (rounds / "current.json").write_text("{bad")
+    paths["damaged-rounds"] = rounds
+    (folder / "a-folder").mkdir()
+    paths["a-folder"] = folder / "a-folder"
     return paths
 
 
-def cli_cases(f: dict[str, Path], folder: Path) -> list[tuple[str, list[str], dict[str, str]]]:
-    """(what, argv after `python`, extra environment)."""
+class WebPageTeacher:
+    """An HTTP server on 127.0.0.1 that answers every request 200 with a web page: a wrong --base-url."""
+
+    def __enter__(self) -> str:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Page(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the http.server name
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = b"<html><body>Welcome to nginx!</body></html>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+
+
+def cli_cases(f: dict[str, Path], folder: Path, teacher_url: str) -> list[tuple[str, list[str], dict[str, str]]]:
+    """(what, argv after `python`, extra environment); `teacher_url`: a server that answers with a web page."""
     k = ["-m", "kard"]
     q = ["ask", "Which gas do plants absorb?", "--options", "A) oxygen B) carbon dioxide"]
     none = {}
@@ -239,6 +280,25 @@ def cli_cases(f: dict[str, Path], folder: Path) -> list[tuple[str, list[str], di
         ("train-student: missing examples", k + ["train-student", "--examples", str(folder / "no.jsonl"), "--out", str(folder / "s")], none),
         ("train-student: malformed examples", k + ["train-student", "--examples", str(f["malformed.jsonl"]), "--out", str(folder / "s2")], none),
         ("export: not a database", k + ["export", "--db", str(f["notsqlite.db"]), "--out", str(folder / "x")], none),
+        ("ask: blank question", k + ["ask", "   "], none),
+        ("ask: samples 0", k + q + ["--samples", "0"], none),
+        ("ask: adapter weights are a Git LFS pointer", k + q + ["--student", str(f["lfs-adapter"])], none),
+        ("prepare-models: a file that is not GGUF", k + ["prepare-models", "--student", str(f["fake.gguf"])], none),
+        ("index: BM25 b = 5", k + ["index", "--passages", str(f["good.jsonl"]), "--out", str(folder / "i5"), "--b", "5"], none),
+        ("evaluate: --out is a file", k + ["evaluate", "--dataset", "demo", "--out", str(f["existing_file"])], none),
+        ("evaluate: temperature -1", k + ["evaluate", "--dataset", "demo", "--samples", "2", "--temperature", "-1",
+                                          "--out", str(folder / "e5")], none),
+        ("teach: --out is a folder", k + ["teach", "--dataset", "demo", "--base-url", teacher_url, "--out",
+                                          str(f["a-folder"])], {"OPENAI_API_KEY": "sk-reliability"}),
+        ("teach: server answers with a web page", k + ["teach", "--dataset", "demo", "--limit", "2", "--base-url",
+                                                        teacher_url, "--out", str(folder / "t3.jsonl"), "--cache",
+                                                        str(folder / "teacher-cache.db")], {"OPENAI_API_KEY": "sk-reliability"}),
+        ("export: missing database", k + ["export", "--db", str(folder / "no.db"), "--out", str(folder / "x2")], none),
+        ("export: --db is a folder", k + ["export", "--db", str(f["a-folder"]), "--out", str(folder / "x3")], none),
+        ("retrain: missing database", k + ["retrain", "--root", str(folder / "loop"), "--db", str(folder / "no.db")], none),
+        ("retrain: damaged current.json", k + ["retrain", "--root", str(f["damaged-rounds"]), "--status"], none),
+        ("retrain: --set max_steps=abc", k + ["retrain", "--root", str(folder / "loop2"), "--examples", str(f["good.jsonl"]),
+                                              "--set", "max_steps=abc"], none),
         ("app: KARD_MODE=bad", ["app.py"], {"KARD_MODE": "bad"}),
         ("app: GRADIO_SERVER_PORT=abc", ["app.py"], {"GRADIO_SERVER_PORT": "abc"}),
         ("app: GRADIO_SERVER_PORT=70000", ["app.py"], {"GRADIO_SERVER_PORT": "70000"}),
@@ -272,7 +332,9 @@ def run_cli(cases, folder: Path) -> list[str]:
         except subprocess.TimeoutExpired:
             outcome, text = "timed out (120 s)", ""
         traceback = "Traceback" in text
-        rows.append(f"| {what} | {outcome}{' TRACEBACK' if traceback else ''} | {first_line(text)} |")
+        leaked = "sk-reliability" in done.stdout + done.stderr if outcome.startswith("exit") else False
+        flags = (" TRACEBACK" if traceback else "") + (" KEY LEAKED" if leaked else "")
+        rows.append(f"| {what} | {outcome}{flags} | {first_line(text)} |")
     return rows
 
 
@@ -330,7 +392,8 @@ def main() -> None:
         print("| store | result |\n|---|---|")
         print(concurrent_writers(folder, args.writers, args.saves))
         print(kill_mid_burst(folder))
-        rows = run_cli(cli_cases(write_files(folder), folder), folder)
+        with WebPageTeacher() as teacher_url:
+            rows = run_cli(cli_cases(write_files(folder), folder, teacher_url), folder)
         if not args.skip_asks:
             app, url = start_app(folder, args.queue)
             try:
