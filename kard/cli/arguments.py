@@ -10,12 +10,9 @@ import argparse
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from kard.errors import ConfigError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from kard.teacher.recorded import RationaleSet
 
 
 def make_out_folder(out: Path, *, flag: str = "--out", holds: str = "the index", example: str = "kb") -> None:
@@ -73,14 +70,3 @@ def _number(text: str, kind: type, what: str, allowed: Callable[[float], bool]) 
     if value is None or not math.isfinite(value) or not allowed(value):
         raise argparse.ArgumentTypeError(f"{text!r} is not {what}. Fix: pass {what}")
     return value
-
-
-# ---------------------------------------------------------------- files named by a flag
-
-
-def import_rationales(path: Path, flag: str) -> "RationaleSet":
-    """Rationales JSONL named by `flag` (kard.teacher.recorded.import_jsonl); a file with none readable says
-    to check that flag (import-rationales' --kind, which the importer names by default, these commands lack)."""
-    from kard.teacher.recorded import import_jsonl
-
-    return import_jsonl(path, flag=flag)

@@ -6,11 +6,12 @@ import argparse
 import json
 from pathlib import Path
 
-from kard.cli.arguments import import_rationales, make_out_folder, positive_float, positive_int
+from kard.cli.arguments import make_out_folder, positive_float, positive_int
 from kard.config import GenerationConfig, RetrievalConfig
 from kard.errors import ConfigError, DataError
 from kard.evaluation import chosen_share
 from kard.records import Question
+from kard.teacher.recorded import import_jsonl
 
 DATASETS = ("strategyqa", "obqa", "medqa", "demo")
 
@@ -107,14 +108,14 @@ def oracle_rationales(args: argparse.Namespace) -> dict[str, str]:
     with a larger --limit keeps its results while a changed rationale file starts it over.
     """
     if args.oracle_rationales:
-        found = import_rationales(args.oracle_rationales, "--oracle-rationales")
+        found = import_jsonl(args.oracle_rationales, flag="--oracle-rationales")
         return {qid: group[0].text for qid, group in found.items() if group}
     return {q.id: q.rationale for q in _split_test_questions(args) if q.rationale}
 
 
 def teacher_answers(path: Path) -> dict[str, str | None]:
     """Question id -> the answer of its first recorded teacher rationale."""
-    return {qid: group[0].answer for qid, group in import_rationales(path, "--teacher-rationales").items() if group}
+    return {qid: group[0].answer for qid, group in import_jsonl(path, flag="--teacher-rationales").items() if group}
 
 
 def _configs(args: argparse.Namespace) -> tuple[RetrievalConfig, GenerationConfig]:

@@ -14,7 +14,7 @@ import logging
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 
-from kard.cli.arguments import import_rationales, make_out_folder, non_negative_int, positive_float, positive_int
+from kard.cli.arguments import make_out_folder, non_negative_int, positive_float, positive_int
 from kard.config import BASE_STUDENT, DEFAULT_RERANKER_BACKBONE, RerankerTrainingConfig, StudentTrainingConfig
 from kard.distill import PASSAGE_SOURCES
 from kard.errors import ConfigError
@@ -151,7 +151,7 @@ def _rationales(args: argparse.Namespace, questions):
         return None
     if args.rationales.suffix.lower() == ".tsv":
         return importers.import_flan_strategyqa(args.rationales, questions)
-    return import_rationales(args.rationales, "--rationales")
+    return importers.import_jsonl(args.rationales, flag="--rationales")
 
 
 def rationale_pairs(questions, rationales) -> list:
