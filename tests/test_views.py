@@ -174,6 +174,13 @@ def test_yes_no_and_open_answers_show_as_words_never_letters():
         ["no", "Mercury", "B. no"]
 
 
+def test_a_yes_no_kind_line_says_what_the_students_letters_mean():
+    # the student reads a yes/no question with the options A. yes, B. no and writes "Answer: A" (its raw output)
+    line = kind_line("yesno", "no options, and it starts with 'Can'")
+    assert "&quot;Answer: A&quot; means yes, &quot;Answer: B&quot; means no" in line
+    assert "Answer: A" not in kind_line("choice") and "Answer:" not in kind_line("open")
+
+
 def test_kind_line_says_how_the_question_was_asked_and_escapes():
     line = kind_line("open", "no options, and it starts with '<b>'")
     assert "Asked as: <b>open question</b>" in line and "&lt;b&gt;" in line and "Ask as" in line

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 from kard.kinds import KIND_LABELS
 from kard.knowledge import tokenize
 from kard.prompts import same_answer
-from kard.records import CHOICE, OPEN, YES_NO, Hit, Timings, final_order, is_recalled
+from kard.records import CHOICE, OPEN, YES_NO, YES_NO_OPTIONS, Hit, Timings, final_order, is_recalled
 
 if TYPE_CHECKING:
     from kard.annotations import Revision
@@ -165,9 +165,15 @@ def answer_badge(answer: str | None, gold: str | None, options: Mapping[str, str
 
 
 def kind_line(kind: str, reason: str = "") -> str:
-    """'Asked as: yes/no question (why)', with how to switch the kind."""
+    """'Asked as: yes/no question (why)', with how to switch the kind; for yes/no, what the student's letters
+    mean (it is shown the question with YES_NO_OPTIONS, as StrategyQA's were, and answers with a letter)."""
     why = f" ({esc(reason)})" if reason else ""
-    return (f'<div class="kard-kind">Asked as: <b>{esc(KIND_LABELS.get(kind, kind))}</b>{why} '
+    letters = ""
+    if kind == YES_NO:
+        meaning = ", ".join(f'"Answer: {letter}" means {text}' for letter, text in YES_NO_OPTIONS.items())
+        choices = " and ".join(f"{text} ({letter})" for letter, text in YES_NO_OPTIONS.items())
+        letters = f" &middot; the student picks between the options {esc(choices)}: {esc(meaning)}"
+    return (f'<div class="kard-kind">Asked as: <b>{esc(KIND_LABELS.get(kind, kind))}</b>{why}{letters} '
             '<span class="kard-muted">&middot; not right? choose another kind under "Ask as" and ask again'
             '</span></div>')
 
