@@ -65,7 +65,11 @@ class Recalls(Protocol):
 # ---------------------------------------------------------------- questions
 
 
-def make_question(text: str, options: str | Mapping[str, str] | None = None, qid: str = "user",
+TYPED_QUESTION_ID = "user"
+"""The id of a question a person typed (`make_question`'s default): not a dataset's id, so not shown."""
+
+
+def make_question(text: str, options: str | Mapping[str, str] | None = None, qid: str = TYPED_QUESTION_ID,
                   answer: str | None = None, kind: str | None = None) -> Question:
     """A Question from what a person typed; options as text ("A) .. B) ..") or a letter -> text dict.
 

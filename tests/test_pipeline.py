@@ -213,6 +213,7 @@ def test_cli_ask_prints_passages_answer_and_timings(tmp_path: Path, capsys: pyte
     assert code == 0
     assert "BM25 #1" in out and "carbon dioxide and release oxygen" in out
     assert "Answer:" in out and "first token" in out and "tokens/s" in out
+    assert out.startswith(f"Question (multiple choice): {QUESTION.text}\n")  # a typed question: no internal id
 
 
 def test_cli_ask_rejects_bad_input_before_loading_a_model(capsys: pytest.CaptureFixture[str]) -> None:

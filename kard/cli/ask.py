@@ -84,7 +84,7 @@ def _question(args: argparse.Namespace) -> Question:
 
 
 def run_ask(args: argparse.Namespace) -> int:
-    from kard.pipeline import Pipeline
+    from kard.pipeline import TYPED_QUESTION_ID, Pipeline
 
     _quiet_transformers()
     question = _question(args)  # bad input fails before any model loads
@@ -99,7 +99,8 @@ def run_ask(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(_jsonable(pipeline.answer(question)), ensure_ascii=False, indent=1))
         return 0
-    print(f"Question {question.id} ({KIND_LABELS[question.kind]}): {question.text}")
+    named = "" if question.id == TYPED_QUESTION_ID else f" {question.id}"  # a typed question has no id worth showing
+    print(f"Question{named} ({KIND_LABELS[question.kind]}): {question.text}")
     for letter, text in question.options.items():
         print(f"  {letter}. {text}")
     candidates, passages, _ = pipeline.retrieve(question)
