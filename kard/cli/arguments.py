@@ -1,4 +1,4 @@
-"""Checks shared by the commands' arguments, done before anything slow starts: output folders and number types.
+"""Checks shared by the commands' arguments, done before anything slow starts: output folders and files, number types.
 
 A number type goes in `add_argument(type=...)`, so argparse refuses a bad value with the flag's name
 (`argument --k: '0' is not a whole number, 1 or more. Fix: ...`) before the command runs.
@@ -32,6 +32,24 @@ def make_out_folder(out: Path, *, flag: str = "--out", holds: str = "the index",
     if not os.access(out, os.W_OK | os.X_OK):
         raise ConfigError(f"{flag} {out}: the folder is not writable. Fix: pass a folder in a writable place "
                           f"(e.g. {suggestion} in the current folder)")
+
+
+def check_out_file(out: Path) -> None:
+    """Raise ConfigError unless `out` can be written as a file: not a folder, its folder creatable and
+    writable. Run before the work, so a bad --out does not cost a finished job."""
+    if out.is_dir():
+        raise ConfigError(
+            f"--out {out} is a folder. Fix: pass a file name, e.g. --out {out / 'rationales.jsonl'}"
+        )
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(
+            f"--out {out}: cannot create its folder {out.parent} ({error.strerror or error}). "
+            "Fix: pass an --out file in a writable folder"
+        ) from None
+    if not os.access(out.parent, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise ConfigError(f"--out {out} is not writable. Fix: pass an --out file in a writable folder")
 
 
 # ---------------------------------------------------------------- number types (argparse `type=`)

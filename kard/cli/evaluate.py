@@ -79,7 +79,11 @@ def _question_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_test_questions(args: argparse.Namespace) -> list[Question]:
-    questions = _split_test_questions(args)
+    return _limited(args, _split_test_questions(args))
+
+
+def _limited(args: argparse.Namespace, questions: list[Question]) -> list[Question]:
+    """The test questions evaluated: the first --limit of `questions` (all of them without --limit)."""
     if args.limit is not None:
         if args.limit < 1:
             raise ConfigError(f"--limit must be at least 1, got {args.limit}")
@@ -101,16 +105,16 @@ def _split_test_questions(args: argparse.Namespace) -> list[Question]:
     return questions
 
 
-def oracle_rationales(args: argparse.Namespace) -> dict[str, str]:
+def oracle_rationales(args: argparse.Namespace, every: list[Question]) -> dict[str, str]:
     """Teacher rationales for the oracle row: a file if given, else those shipped with the test questions.
 
-    All of them, whatever --limit says: the evaluation records a digest of this mapping, so a run resumed
-    with a larger --limit keeps its results while a changed rationale file starts it over.
+    All of them (`every`: the test questions before --limit): the evaluation records a digest of this mapping,
+    so a run resumed with a larger --limit keeps its results while a changed rationale file starts it over.
     """
     if args.oracle_rationales:
         found = import_jsonl(args.oracle_rationales, flag="--oracle-rationales")
         return {qid: group[0].text for qid, group in found.items() if group}
-    return {q.id: q.rationale for q in _split_test_questions(args) if q.rationale}
+    return {q.id: q.rationale for q in every if q.rationale}
 
 
 def teacher_answers(path: Path) -> dict[str, str | None]:
@@ -145,9 +149,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     condition = get_condition(args.condition or ("kard-reranker" if args.reranker else "kard-bm25"))
     _make_results_folder(args)
     retrieval, generation = _configs(args)
-    questions = load_test_questions(args)
+    every = _split_test_questions(args)
+    questions = _limited(args, every)
     knowledge = None if condition.knowledge == "none" else KnowledgeBase.open(*(args.kb or []), config=retrieval)
-    oracle = oracle_rationales(args) if condition.knowledge == "oracle" else None
+    oracle = oracle_rationales(args, every) if condition.knowledge == "oracle" else None
     student = Student.load(args.student or DEFAULT_STUDENT, dtype=args.dtype, engine=args.engine,
                            device=args.device)
     decoding = "greedy" if args.samples <= 1 else f"sc-{args.samples}"
@@ -173,7 +178,8 @@ def run_paper(args: argparse.Namespace) -> int:
 
     _make_results_folder(args)
     retrieval, generation = _configs(args)
-    questions = load_test_questions(args)
+    every = _split_test_questions(args)
+    questions = _limited(args, every)
     loaded: dict[str, Student] = {}
     students = {}
     for condition, path in (("finetune", args.finetune_student), ("reasoning", args.reasoning_student),
@@ -186,7 +192,7 @@ def run_paper(args: argparse.Namespace) -> int:
         raise ConfigError("no student given. Fix: pass --finetune-student, --reasoning-student and/or --kard-student")
     rows = run_rows(students, questions, args.out, knowledge=KnowledgeBase.open(*(args.kb or []), config=retrieval),
                     reranker=_reranker(args.reranker), retrieval=retrieval, generation=generation,
-                    samples=args.samples, oracle=oracle_rationales(args), progress=not args.no_progress,
+                    samples=args.samples, oracle=oracle_rationales(args, every), progress=not args.no_progress,
                     batch_size=args.batch_size)
     teachers = [teacher_row(questions, teacher_answers(path), label=f"recorded ({path.stem})")
                 for path in args.teacher_rationales]

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from pathlib import Path
 from typing import Callable
 
+from kard.cli.arguments import check_out_file
 from kard.config import DEMO_QUESTIONS, TeacherConfig
 from kard.errors import ConfigError
 from kard.records import Question
@@ -196,24 +196,6 @@ def run_teach(args: argparse.Namespace) -> int:
     written = write_rationales(report.kept + (report.rejected if args.all_samples else ()), args.out)
     print(f"wrote {written} rationales to {args.out}")
     return 1 if report.errors else 0
-
-
-def check_out_file(out: Path) -> None:
-    """Raise ConfigError unless `out` can be written as a file: not a folder, its folder creatable and
-    writable. Run before the work, so a bad --out does not cost a finished job."""
-    if out.is_dir():
-        raise ConfigError(
-            f"--out {out} is a folder. Fix: pass a file name, e.g. --out {out / 'rationales.jsonl'}"
-        )
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ConfigError(
-            f"--out {out}: cannot create its folder {out.parent} ({error.strerror or error}). "
-            "Fix: pass an --out file in a writable folder"
-        ) from None
-    if not os.access(out.parent, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):
-        raise ConfigError(f"--out {out} is not writable. Fix: pass an --out file in a writable folder")
 
 
 def _teach_with_progress(teacher, questions: list[Question], n: int, show: bool):

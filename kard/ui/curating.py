@@ -155,7 +155,7 @@ def review_of(rating: int | str | None, tags: Sequence[str] | None, note: str | 
     return (None if rating in (None, "") else int(rating), tuple(sorted(tags or ())), (note or "").strip())
 
 
-def review_start(saved: Revision | None) -> tuple[int | None, tuple[str, ...], str]:
+def review_start(saved: Revision | None) -> Review:
     """The rating, error tags and note an item's editor starts from: its saved correction's, else empty."""
     if saved is None:
         return None, (), ""
