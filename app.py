@@ -101,7 +101,8 @@ def theme() -> Any:
         body_text_color_subdued="#4b5563", body_text_color_subdued_dark="#c4c9d1",
         block_label_text_color="*primary_700", block_title_text_color="*primary_700",
         button_primary_background_fill="*primary_600", button_primary_background_fill_hover="*primary_700",
-        checkbox_label_background_fill_selected="*primary_600", checkbox_label_background_fill_selected_dark="*primary_600")
+        checkbox_label_background_fill_selected="*primary_600",
+        checkbox_label_background_fill_selected_dark="*primary_600")
 
 
 def launch_options(config: AppConfig) -> dict[str, Any]:
