@@ -289,6 +289,8 @@ def _without_emulated_bf16(config: StudentTrainingConfig) -> StudentTrainingConf
 def _prepare_model(student: "Student", config: StudentTrainingConfig):
     model = student.model
     model.train()
+    if not config.lora:  # full fine-tuning trains every weight; a student merged from an adapter arrives frozen
+        model.requires_grad_(True)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.config.use_cache = False

@@ -252,3 +252,17 @@ def test_a_continued_adapter_loads_from_any_directory(folders, tmp_path, monkeyp
     moved = tmp_path / "moved"
     runs.rename(moved)
     assert Student.load(moved / "second").generate(EXAMPLES[1].input)[0].raw_output == expected
+
+
+def test_full_fine_tuning_of_an_adapter_student_trains_every_weight(folders, tmp_path):
+    """The app's Retrain (full fine-tuning by default) starts from the shipped student, a LoRA adapter merged on
+    load: peft leaves the merged weights frozen, and training failed with "element 0 of tensors does not require
+    grad". Full fine-tuning unfreezes them, as a model loaded from plain weights is."""
+    config = replace(FAST, lora=True, lora_r=4, lora_alpha=8, learning_rate=2e-2, merge_lora=False)
+    train_student(Student.load(folders["decoder"]), EXAMPLES, tmp_path / "adapter", config, progress=False)
+    student = Student.load(tmp_path / "adapter")
+    before = weights(student)
+    result = train_student(student, EXAMPLES, tmp_path / "full", replace(FAST, max_steps=3), progress=False)
+    assert result.steps == 3
+    after = weights(student)
+    assert sum(not torch.equal(before[n], after[n]) for n in before) > len(before) // 2
