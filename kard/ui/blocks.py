@@ -188,7 +188,8 @@ def build_app(studio: Studio, config: AppConfig | None = None, sync: SpaceSync |
         if studio.is_curator:  # retrain on the corrections, compare rounds
             from kard.ui.loop_tab import add_loop_tab
 
-            add_loop_tab(studio, config, curator_name, question=ask_tab.question, options=ask_tab.options)
+            add_loop_tab(studio, config, curator_name, question=ask_tab.question, options=ask_tab.options,
+                         kind=ask_tab.kind, picked=ask_tab.picked)
         wire_asking(ask_tab, studio)
         wire_editor(ask_tab, studio)
         wire_saving(ask_tab, browse_tab, studio)

@@ -18,6 +18,7 @@ from kard.loop import jobs as loop_jobs, retrain, round_folder
 from kard.ui import asking, curating, views
 from kard.config import PROJECT_ROOT
 from kard.errors import KardError
+from kard.kinds import AUTO
 
 if TYPE_CHECKING:  # pragma: no cover
     from kard.ui.studio import Studio
@@ -132,16 +133,19 @@ class LoopPanel:
         path = self.report_dir / "accuracy.png"
         return str(path) if path.is_file() else None
 
-    def every_round(self, text: str, options_text: str, picked_id: str | None = None) -> str:
-        """The question on screen answered by the starting student and every round, one row each."""
-        question = asking.resolve(self.studio, text, options_text, picked_id)[0]
+    def every_round(self, text: str, options_text: str, picked_id: str | None = None,
+                    kind: str | None = AUTO) -> str:
+        """The question on screen answered by the starting student and every round, one row each, asked as
+        `kind` (the Ask tab's "Ask as"); the table is headed by the kind it was asked as."""
+        question, decision = asking.resolve(self.studio, text, options_text, picked_id, kind)
         rows = []
         for name in [BASE, *round_folder.list_rounds(self.root)]:
             p = self.answer_with(name, question)
             badge = views.answer_badge(p.answer, question.answer, question.options, question.kind)
             rows.append(f"<tr><td><b>{views.esc(name)}</b></td><td>{badge}</td>"
                         f'<td class="kard-rationale">{views.esc(p.rationale)}</td></tr>')
-        return ('<table class="kard-rounds"><tr><th>round</th><th>answer</th><th>rationale</th></tr>'
+        return (views.kind_line(decision.kind, decision.reason)
+                + '<table class="kard-rounds"><tr><th>round</th><th>answer</th><th>rationale</th></tr>'
                 + "".join(rows) + "</table>")
 
     # -- compare two rounds -------------------------------------------------------------------------
@@ -162,9 +166,11 @@ class LoopPanel:
         return pipeline.answer(question)
 
     def compare(self, text: str, options_text: str, picked_id: str | None, left: str | None,
-                right: str | None) -> tuple[str, str, str]:
-        """The same question answered by two rounds' students: (left card, right card, word diff)."""
-        question = asking.resolve(self.studio, text, options_text, picked_id)[0]
+                right: str | None, kind: str | None = AUTO) -> tuple[str, str, str]:
+        """The same question answered by two rounds' students, asked as `kind` (the Ask tab's "Ask as"), each
+        card saying which kind: (left card, right card, word diff)."""
+        question, decision = asking.resolve(self.studio, text, options_text, picked_id, kind)
+        asked_as = views.kind_line(decision.kind, decision.reason)
         cards, rationales = [], []
         for name in (left or BASE, right or BASE):
             prediction = self.answer_with(name, question)
@@ -174,7 +180,8 @@ class LoopPanel:
                 answer_html=views.answer_badge(prediction.answer, question.answer, question.options,
                                                question.kind),
                 timing_html=views.timing_line(prediction.timings, prediction.tokens_out, prediction.student_name,
-                                              prediction.decoding.get("engine"))))
+                                              prediction.decoding.get("engine")),
+                kind_html=asked_as))
         return cards[0], cards[1], views.diff_panel(rationales[0], rationales[1], left or BASE, right or BASE)
 
 
@@ -208,6 +215,8 @@ class LoopTab:
     right: Any
     question: Any
     options: Any
+    kind: Any
+    picked: Any
     compare_btn: Any
     left_card: Any
     right_card: Any
@@ -219,21 +228,25 @@ class LoopTab:
 
 
 def add_loop_tab(studio: "Studio", config: "AppConfig", curator_name: Callable[[Any, Any], str | None], *,
-                 question: Any = None, options: Any = None, root: str | Path = DEFAULT_ROUNDS_DIR,
-                 panel: LoopPanel | None = None) -> LoopPanel:
+                 question: Any = None, options: Any = None, kind: Any = None, picked: Any = None,
+                 root: str | Path = DEFAULT_ROUNDS_DIR, panel: LoopPanel | None = None) -> LoopPanel:
     """Build the "Retrain & rounds" tab inside the current Blocks (call it within `with gr.Blocks()`).
 
     `curator_name(request, profile)` says who is signed in (app.py's rule). `question`/`options`: the
-    Ask tab's textboxes, so the comparison answers the question already there; None adds its own.
+    Ask tab's textboxes, so the comparison answers the question already there; None adds its own. `kind`/`picked`:
+    the Ask tab's "Ask as" radio and demo-question dropdown, so it is asked as that tab asks it (same kind, and a
+    listed question keeps its gold); a missing `kind` adds its own "Ask as".
     """
     panel = panel or LoopPanel(studio, root, base_student=config.student, db=config.annotations_db,
                                kb=str(config.knowledge) if config.knowledge else None)
-    wire_loop_tab(loop_layout(panel, question, options), panel, curator_name)
+    wire_loop_tab(loop_layout(panel, question, options, kind, picked), panel, curator_name)
     return panel
 
 
-def loop_layout(panel: LoopPanel, question: Any, options: Any) -> LoopTab:
+def loop_layout(panel: LoopPanel, question: Any, options: Any, kind: Any = None, picked: Any = None) -> LoopTab:
     import gradio as gr
+
+    from kard.ui.blocks import KIND_CHOICES
 
     with gr.Tab("Retrain & rounds", elem_id="kard-loop-tab"):
         gr.Markdown("### Retrain the student on the saved corrections\nEach run fine-tunes the serving student on "
@@ -258,7 +271,8 @@ def loop_layout(panel: LoopPanel, question: Any, options: Any) -> LoopTab:
         timer = gr.Timer(2.0, active=False)
 
         gr.Markdown("### Compare two rounds on one question\n" + (
-            "Answers the question of the *Ask & correct* tab with both students." if question is not None else ""))
+            "Answers the question of the *Ask & correct* tab with both students, asked as that tab's *Ask as* says."
+            if question is not None else ""))
         with gr.Row():
             left = gr.Dropdown(panel.round_choices(), value=BASE, label="Left", elem_id="kard-loop-left")
             right = gr.Dropdown(panel.round_choices(), value=panel.round_choices()[-1][1], label="Right",
@@ -266,6 +280,8 @@ def loop_layout(panel: LoopPanel, question: Any, options: Any) -> LoopTab:
             if question is None or options is None:
                 question = gr.Textbox(label="Question", lines=2, elem_id="kard-loop-question")
                 options = gr.Textbox(label="Options", lines=2, elem_id="kard-loop-options")
+            if kind is None:
+                kind = gr.Radio(KIND_CHOICES, value=AUTO, label="Ask as", elem_id="kard-loop-kind")
         compare_btn = gr.Button("Answer with both", elem_id="kard-loop-compare")
         with gr.Row(equal_height=True):
             with gr.Column(min_width=views.CARD_MIN_WIDTH):  # stacked on a phone (see blocks.ask_layout)
@@ -283,8 +299,8 @@ def loop_layout(panel: LoopPanel, question: Any, options: Any) -> LoopTab:
             plot = gr.Image(plot_path, label="Held-out accuracy per round", type="filepath", interactive=False,
                             elem_id="kard-loop-plot", visible=plot_path is not None)
     return LoopTab(examples, kb, weight, steps, with_reranker, start_btn, cancel_btn, refresh_btn, action_msg,
-                   progress, timer, left, right, question, options, compare_btn, left_card, right_card, diff,
-                   report, plot, every_btn, every_table)
+                   progress, timer, left, right, question, options, kind, picked, compare_btn, left_card, right_card,
+                   diff, report, plot, every_btn, every_table)
 
 
 def wire_loop_tab(t: LoopTab, panel: LoopPanel, curator_name: Callable[[Any, Any], str | None]) -> None:
@@ -318,27 +334,28 @@ def wire_loop_tab(t: LoopTab, panel: LoopPanel, curator_name: Callable[[Any, Any
         except KardError as error:
             return warn(error)
 
-    def compare(text, opts, a, b):
+    def compare(text, opts, a, b, kind, picked=None):
         try:
-            return panel.compare(text, opts, None, a, b)
+            return panel.compare(text, opts, picked, a, b, kind)
         except KardError as error:
             return warn(error), "", ""
 
-    def every(text, opts):
+    def every(text, opts, kind, picked=None):
         try:
-            return panel.every_round(text, opts)
+            return panel.every_round(text, opts, picked, kind)
         except KardError as error:
             return warn(error)
 
     private = {"api_visibility": "private"}
+    asked = [t.question, t.options, t.kind, *([t.picked] if t.picked is not None else [])]
     refresh_outputs = [t.progress, t.timer, t.left, t.right, t.report, t.plot]
-    t.every_btn.click(every, [t.question, t.options], [t.every_table], **private)
+    t.every_btn.click(every, asked, [t.every_table], **private)
     t.start_btn.click(start, [t.examples, t.weight, t.steps, t.with_reranker, t.kb], [t.action_msg, t.progress, t.timer],
                       **private)
     t.cancel_btn.click(stop, None, [t.action_msg], **private).then(refresh, None, refresh_outputs, **private)
     t.refresh_btn.click(refresh, None, refresh_outputs, **private)
     t.timer.tick(refresh, None, refresh_outputs, show_progress="hidden", **private)
-    t.compare_btn.click(compare, [t.question, t.options, t.left, t.right], [t.left_card, t.right_card, t.diff],
+    t.compare_btn.click(compare, [*asked[:2], t.left, t.right, *asked[2:]], [t.left_card, t.right_card, t.diff],
                         api_name="compare_rounds")
     if Context.root_block is not None:  # a reopened page picks up a running job's progress
         Context.root_block.load(refresh, None, refresh_outputs, **private)
