@@ -116,8 +116,9 @@ def launch_options(config: AppConfig) -> dict[str, Any]:
         if not (config.curator_user and config.curator_password):
             raise ConfigError("curator mode needs a login. Fix: set KARD_CURATOR_USER and KARD_CURATOR_PASSWORD "
                               "(or run the read-only demo with --mode demo)")
-        options["auth"] = ThrottledLogin(config.curator_user, config.curator_password)  # 5 wrong a minute: locked
-        options["auth_message"] = "KARD Studio curator login"
+        login = ThrottledLogin(config.curator_user, config.curator_password)  # 5 wrong a minute: locked
+        options["auth"] = login
+        options["auth_message"] = f"KARD Studio curator login. {login.rule()}"
     return options
 
 

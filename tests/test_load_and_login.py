@@ -83,3 +83,16 @@ def test_asks_past_the_queue_bound_are_refused_at_once_and_the_rest_answered(tmp
     refused = [o for o in outcomes if o != "answered"]
     assert answered >= 1 and refused, outcomes
     assert all("queue" in o.lower() for o in refused), refused
+
+
+def test_the_login_page_states_the_lockout_before_and_after_it_starts() -> None:
+    """Gradio's login page says "Incorrect Credentials" for a wrong password and a lockout alike and shows
+    only a static message: that message says after how many wrong passwords, and for how long, logins stop."""
+    import app
+
+    options = app.launch_options(AppConfig(mode="curator", curator_user="u", curator_password="p"))
+    message = options["auth_message"]
+    assert "Wrong password or too many tries" in message and "after 5 wrong passwords" in message
+    assert "a minute" in message and "the right password too" in message
+    slow = ThrottledLogin("u", "p", max_failures=3, window_s=90)
+    assert "after 3 wrong passwords" in slow.rule() and "90 seconds" in slow.rule()

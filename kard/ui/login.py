@@ -29,6 +29,14 @@ class ThrottledLogin:
         self._failures: deque[float] = deque()
         self._lock = threading.Lock()
 
+    def rule(self) -> str:
+        """The lockout as the login page says it (Gradio 6.31's page shows "Incorrect Credentials" for a
+        refusal of either kind and only a static `auth_message`, so the rule is stated up front)."""
+        wait = "a minute" if self.window_s == 60 else f"{self.window_s:g} seconds"
+        return (f"Wrong password or too many tries: after {self.max_failures} wrong passwords, every login "
+                f"(the right password too) is refused until {wait} has passed since the last wrong one. "
+                "Wait, then sign in again.")
+
     def locked(self) -> bool:
         """True while too many recent failures refuse every attempt."""
         with self._lock:
