@@ -171,6 +171,21 @@ def stated_option(rationale: str, options: Mapping[str, str]) -> str | None:
     return letters[0] if stated and len(letters) == 1 else None
 
 
+def concluded_answer(rationale: str, question: Question) -> str | None:
+    """The answer a rationale itself states, as a save checks it against the chosen one, else None.
+
+    For a question with options: the option whose text its last "the answer is ..." states (`stated_option`,
+    the pipeline's rule), else the letter (or yes/no word) `parse_question_answer` reads ("Answer: C",
+    "the answer is (C)", "option C"); for an open question, its free answer. A conclusion in other words
+    ("The Moon shines by reflecting sunlight.") states none: paraphrase and negation make it unreliable.
+    """
+    if question.kind != OPEN:
+        letter = stated_option(rationale, question.options)
+        if letter is not None:
+            return letter
+    return parse_question_answer(rationale, question)[1]
+
+
 def normalise_free_answer(text: str) -> str:
     """An open answer for comparing: lower case, no punctuation, no leading article ("The Sun." -> "sun")."""
     words = " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())

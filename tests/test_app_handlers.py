@@ -233,6 +233,16 @@ def test_save_asks_to_confirm_when_rationale_disagrees(store):
     assert second.saved and store.count() == 1
 
 
+def test_save_asks_to_confirm_when_the_rationale_states_another_options_text(store):
+    s = studio(store)
+    item = asked(s)
+    stated = save(s, item, "Bones need it. So the answer is vitamin D.", "A", 3, [], [], "", False, "alice")
+    assert not stated.saved and stated.needs_confirmation and "concludes B but you chose A" in stated.message
+    assert save(s, item, "Collagen needs it. So the answer is Vitamin C.", "A", 3, [], [], "", False, "alice").saved
+    prose = save(s, item, "Scurvy follows a lack of vitamin D.", "A", 3, [], [], "", False, "alice")
+    assert prose.saved  # a conclusion in other words is not read: README says what a save checks
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"item": None}, "Ask a question first"),
     ({"rationale": "  "}, "rationale is empty"),

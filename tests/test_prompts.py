@@ -5,8 +5,8 @@ import pytest
 
 from kard.errors import DataError
 from kard.prompts import (
-    OPEN_INSTRUCTION, STUDENT_INSTRUCTION, answer_only_input, normalise_free_answer, parse_answer, parse_free_answer, split_inline_options,
-    parse_options, parse_question_answer, same_answer, strip_answer_line, student_input, student_target,
+    OPEN_INSTRUCTION, STUDENT_INSTRUCTION, answer_only_input, concluded_answer, normalise_free_answer, parse_answer,
+    parse_free_answer, split_inline_options, parse_options, parse_question_answer, same_answer, strip_answer_line, student_input, student_target,
 )
 from kard.records import Passage, Question
 
@@ -178,6 +178,18 @@ def test_stated_option_maps_the_conclusion_to_one_option():
     assert stated_option("The answer is Moon. Later: so the answer is a comet", options) == "C"  # the last one
     assert stated_option("So the answer is Mars.", options) is None
     assert stated_option("No conclusion here.", options) is None and stated_option("the answer is x", {}) is None
+
+
+def test_concluded_answer_reads_a_stated_option_text_a_letter_or_nothing():
+    """What a save checks: the option text after "the answer is" (over a letter named earlier), a letter,
+    an open answer; a conclusion in other words is not read (no false alarm on a negation or paraphrase)."""
+    assert concluded_answer("Leaves take in CO2. So the answer is carbon dioxide.", QUESTION) == "B"
+    assert concluded_answer("Not (A): oxygen is given off. So the answer is Carbon Dioxide", QUESTION) == "B"
+    assert concluded_answer("Plants use CO2.\nAnswer: A", QUESTION) == "A"
+    assert concluded_answer("Plants breathe carbon dioxide in, not oxygen.", QUESTION) is None
+    assert concluded_answer("So the answer is nitrogen.", QUESTION) is None
+    assert concluded_answer("Tomatoes hold seeds. So the answer is no.", YES_NO_QUESTION) == "B"
+    assert concluded_answer("Soft bones. So the answer is vitamin D.", OPEN_QUESTION) == "vitamin D"
 
 
 @pytest.mark.parametrize("text, expected", [

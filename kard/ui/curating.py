@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 
 from kard.annotations import ERROR_TAGS, Correction, Revision, StoreLockedError, check_free_answer, check_sizes
 from kard.errors import DataError
-from kard.prompts import parse_question_answer, same_answer
+from kard.prompts import concluded_answer, same_answer
 from kard.records import CHOICE, OPEN, YES_NO, Question, is_recalled
 from kard.ui import views
 from kard.ui.cards import answer_words, table_answer
@@ -83,7 +83,7 @@ def save(studio: Studio, sealed: Mapping[str, Any] | None, edit: Edit, curator: 
     bad_tags = [t for t in edit.tags or () if t not in ERROR_TAGS]
     if bad_tags:
         raise InputError(f"Unknown error tags {bad_tags}. Fix: use {', '.join(ERROR_TAGS)}")
-    stated = parse_question_answer(rationale, question)[1]
+    stated = concluded_answer(rationale, question)
     if stated is not None and not same_answer(stated, answer, question.kind) and not confirmed:
         return SaveResult(f"The rationale concludes {answer_words(stated, question)} but you chose "
                           f"{answer_words(answer, question)}. Fix the rationale, or tick 'save anyway' and "
