@@ -12,7 +12,7 @@ import pytest
 from kard.loop import jobs, retrain, round_folder
 from kard.annotations import AnnotationStore, Correction, PassageRecord
 from kard.ui.studio import InputError, Studio
-from kard.ui.loop_tab import LoopPanel
+from kard.ui.loop_tab import APP_TRAINING, LoopPanel
 from kard.config import AnnotationStoreConfig
 from kard.distill import StudentExample, write_examples
 from kard.knowledge import KnowledgeBase
@@ -196,7 +196,8 @@ def test_app_panel_starts_jobs_and_compares_two_rounds(tmp_path, tiny, data):
     assert panel.round_choices() == [("base", "base"), ("round-001 (current)", "round-001")]
     assert panel.student_path("base") == tiny
     assert "job-7" in panel.start("", 2, 5, False, "", "alice")
-    assert (started[0].db, started[0].examples, started[0].training) == (data["db"], data["examples"], {"max_steps": 5})
+    assert (started[0].db, started[0].examples) == (data["db"], data["examples"])
+    assert started[0].training == {**APP_TRAINING, "max_steps": 5}
     with pytest.raises(InputError, match="Sign in"):
         panel.start("", 2, 5, False, "", None)
     html = panel.status_html()
@@ -316,3 +317,19 @@ def test_a_job_over_a_damaged_pointer_fails_naming_it(tmp_path, tiny, data, caps
     assert status.state == "failed" and str(root / "current.json") in status.error and "Fix: " in status.error
     assert main(["retrain", "--root", str(root), "--student", tiny, "--examples", data["examples"]]) == 2
     assert "current.json: the file is not valid JSON" in capsys.readouterr().err
+
+
+def test_the_apps_rounds_are_small_adapters_that_chain(tmp_path, tiny, data):
+    """The app's Retrain keeps each round's LoRA adapter unmerged: round 2 is an adapter on round 1, which is one on
+    the base; each loads, merged in order, and the folder holds no full copy of the model."""
+    from kard.student import Student
+
+    root = tmp_path / "rounds"
+    training = {**TINY_TRAINING, **APP_TRAINING}
+    for _ in range(2):
+        assert jobs.run_job(spec_for(root, tiny, data, training=training)).state == "succeeded"
+    second = root / "round-002" / "student"
+    assert (second / "adapter_config.json").is_file() and not (second / "model.safetensors").exists()
+    base = json.loads((second / "adapter_config.json").read_text())["base_model_name_or_path"]
+    assert (second / base).resolve() == (root / "round-001" / "student").resolve()
+    assert Student.load(second).sources == (str(second), str(root / "round-001" / "student"), tiny)

@@ -33,6 +33,12 @@ BASE = "base"
 MAX_CACHED_STUDENTS = 2  # two sides of the comparison; more would only hold memory
 
 
+APP_TRAINING = {"lora": True, "merge_lora": False, "learning_rate": 2e-4}
+"""How the app's Retrain trains: a LoRA adapter on the serving student, saved unmerged (about 20 MB a round, where
+merged weights take over 500 MB), at the learning rate of the closing-the-loop experiments (docs/closing_the_loop.md,
+section 5)."""
+
+
 class LoopPanel:
     """Handlers of the Retrain & rounds tab over one rounds folder."""
 
@@ -75,7 +81,7 @@ class LoopPanel:
         spec = retrain.RetrainSpec(
             root=str(self.root), student=self.base_student, examples=(examples or self.examples or None),
             db=str(self.db), correction_weight=int(weight or 3), kb=(kb or self.kb or None),
-            training={"max_steps": int(max_steps or 20)}, reranker=bool(with_reranker),
+            training={**APP_TRAINING, "max_steps": int(max_steps or 20)}, reranker=bool(with_reranker),
             note=f"started from the app by {curator}")
         if spec.reranker and not spec.kb:
             raise KardError("retraining the reranker needs a knowledge base. Fix: fill in the knowledge base path")
@@ -250,8 +256,8 @@ def loop_layout(panel: LoopPanel, question: Any, options: Any, kind: Any = None,
 
     with gr.Tab("Retrain & rounds", elem_id="kard-loop-tab"):
         gr.Markdown("### Retrain the student on the saved corrections\nEach run fine-tunes the serving student on "
-                    "the teacher examples plus every accepted correction and writes a new round; a failed or "
-                    "cancelled run changes nothing. The app keeps answering while it trains.")
+                    "the teacher examples plus every accepted correction (a LoRA adapter, about 20 MB) and writes a new "
+                    "round; a failed or cancelled run changes nothing. The app keeps answering while it trains.")
         with gr.Row():
             examples = gr.Textbox(value=panel.examples or "", label="Teacher examples (JSONL from build-examples)",
                                   placeholder="optional: corrections only when empty", elem_id="kard-loop-examples")
