@@ -127,7 +127,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mode", choices=["demo", "curator"], help="demo: read-only; curator: saves need a login")
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default 7860)")
-    parser.add_argument("--student", help="student folder, hub id or package:NAME (default: packaged SmolLM2)")
+    parser.add_argument("--student", help="student folder, hub id or package:NAME "
+                        "(default: the shipped KARD student demo/student)")
     parser.add_argument("--engine", help="decoding engine: auto (CTranslate2 when it loads), ctranslate2 or "
                         "transformers (default auto)")
     parser.add_argument("--reranker", help="trained reranker folder, or none for BM25 only (default: demo/reranker)")

@@ -332,7 +332,7 @@ class KnowledgeBase:
              show_progress: bool = False) -> "KnowledgeBase":
         """What a user names as a knowledge base: a saved index folder, or passages files indexed together.
 
-        No path at all gives the embedded demo passages.
+        No path at all gives the default knowledge (`default`: the demo passages plus demo/knowledge/).
         """
         from kard.datasets import load_passages
 

@@ -50,7 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="decoding engine: auto = CTranslate2 int8 when it loads, else transformers (default %(default)s)")
     ask.add_argument("--reranker", default=DEFAULT_RERANKER,
                      help="trained reranker folder, or none for BM25 only (default: the shipped one, demo/reranker)")
-    ask.add_argument("--knowledge", default=None, help="index folder or passages file (default: the demo passages)")
+    ask.add_argument("--knowledge", default=None,
+                     help="index folder or passages file (default: the demo passages plus demo/knowledge/)")
     ask.add_argument("--recall", type=Path, default=None, metavar="DB",
                      help="an annotation database: a saved correction of this question is the passage the "
                           "student reads (kard.recall; the app does this with its own store)")

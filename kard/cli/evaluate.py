@@ -55,7 +55,8 @@ def _question_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the held-out split (default %(default)s)")
     parser.add_argument("--limit", type=int, default=None, help="first N questions only")
     parser.add_argument("--kb", type=Path, nargs="*", default=None,
-                        help="knowledge base: an index folder, or passages files (default: the demo passages)")
+                        help="knowledge base: an index folder, or passages files "
+                        "(default: the demo passages plus demo/knowledge/)")
     parser.add_argument("--k", type=positive_int, default=RetrievalConfig.top_k, help="passages given to the student")
     parser.add_argument("--candidates", type=positive_int, default=RetrievalConfig.candidates, help="BM25 candidates to rerank")
     parser.add_argument("--query", choices=("question+options", "question"), default=RetrievalConfig.query,

@@ -77,7 +77,7 @@ def _register_retrain(subparsers: argparse._SubParsersAction) -> None:
                     "A failed or cancelled run changes nothing. One job per ROOT at a time.")
     parser.add_argument("--root", "--out", dest="root", type=Path, help="rounds folder (e.g. runs/loop)")
     parser.add_argument("--student", default=None, help="student to start from before the first round "
-                        "(default: the packaged SmolLM2); later rounds start from the current round")
+                        "(default: the shipped KARD student demo/student); later rounds start from the current round")
     parser.add_argument("--from-base", action="store_true", help="start from --student even when a round exists")
     parser.add_argument("--examples", type=Path, default=None, help="teacher/reference examples JSONL (build-examples)")
     parser.add_argument("--db", type=Path, default=None, help="annotation database to export corrections from")
@@ -221,7 +221,8 @@ def _register_rounds(subparsers: argparse._SubParsersAction) -> None:
                         help="use the held-out part of a seeded split of --questions (as build-examples)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=positive_int, default=None, help="first N held-out questions")
-    parser.add_argument("--kb", type=Path, nargs="*", default=None, help="knowledge base (default: demo passages)")
+    parser.add_argument("--kb", type=Path, nargs="*", default=None,
+                        help="knowledge base (default: the demo passages plus demo/knowledge/)")
     parser.add_argument("--condition", default="kard-bm25", help="evaluation condition (default %(default)s)")
     parser.add_argument("--use-rerankers", action="store_true", help="each round with its reranker (kard-reranker)")
     parser.add_argument("--k", type=positive_int, default=RetrievalConfig.top_k)
