@@ -180,10 +180,10 @@ def compare_steps(studio: Studio, sealed: Mapping[str, Any] | None) -> Iterator[
     note = HOW_TO_TEACHER if warning is None else \
         f"{warning}. {HOW_TO_TEACHER if studio.teacher_factory is None else ''}"
     saved = saved_revision(studio, item.question)
-    text, source, answer = editor_start(item, saved)
+    text, source, _ = editor_start(item, saved)
     rating, tags, review_note = review_start(saved)
     yield Comparison(teacher_card(item, note), compare_html(item), text, source,
-                     answer or item.question.answer or item.student.answer, studio.hand_out(item), warning,
+                     start_answer(item, saved), studio.hand_out(item), warning,
                      editor_rating=rating, editor_tags=tags, editor_note=review_note)
 
 
@@ -197,6 +197,11 @@ def editor_start(item: AskedItem, saved: Revision | None = None) -> tuple[str, s
     if t is not None:
         return t.rationale, f"teacher ({t.label})", t.answer
     return s.rationale or s.raw_output, f"student ({s.model})", s.answer
+
+
+def start_answer(item: AskedItem, saved: Revision | None = None) -> str | None:
+    """The answer the editor starts from: `editor_start`'s, else the question's gold answer, else the student's."""
+    return editor_start(item, saved)[2] or item.question.answer or item.student.answer
 
 
 def saved_revision(studio: Studio, question: Question) -> Revision | None:

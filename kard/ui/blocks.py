@@ -24,6 +24,7 @@ from kard.ui.ask_events import (
     REPLACE_WARNING, ask, ask_as_switched, ask_checked, ask_on_page, compare, compare_when_handed_out, loses_correction,
     next_question, warned_for,
 )
+from kard.ui.ask_events import WAITING_LABEL  # the editor's label while the student answers (keep_draft)
 from kard.ui.cards import compare_html, live_diff, rerank_html, student_card, teacher_card
 from kard.ui.curating import MAX_MARKED, MAX_TAB_DRAFTS, Edit
 from kard.ui.studio import Studio
@@ -413,17 +414,40 @@ def wire_saving(t: AskTab, b: BrowseTab, studio: Studio) -> None:
         None, [t.draft, t.tab], None, js=KEEP_DRAFT_JS, **PRIVATE)
 
 
-def wire_drafts(demo: Any, t: AskTab, studio: Studio) -> None:
+def kept_draft(studio: Studio, sealed: dict | None, edit: Edit, last_saved: str | None = None) -> dict | None:
+    """The draft a tab keeps of the editor (`curating.draft`), or None: in the demo (it saves nothing), and where
+    nothing differs from what the editor started from or was saved (`curating.unsaved_draft`)."""
+    if not studio.is_curator or not sealed:
+        return None
+    try:
+        item = AskedItem.from_dict(sealed)
+    except (KeyError, TypeError, ValueError):
+        return None
+    saved = asking.saved_revision(studio, item.question)
+    if not curating.unsaved_draft(item, edit, saved, asking.start_answer(item, saved), last_saved):
+        return None
+    return curating.draft(sealed, edit)
+
+
+def keep_draft(studio: Studio, label: str | None, last_saved: str | None, *values: Any):
+    """The tab's draft (JSON) of the editor's controls (AskTab.edit_inputs), "" to drop it; left as it is while the
+    student answers (`label`, the editor's, says so): the new item is on the page then, the editor's text is not."""
     import gradio as gr
 
-    def keep_draft(*values: Any) -> str:
-        kept = curating.draft(values[0], read_edit(*values))
-        return json.dumps(kept) if kept else ""
+    if label == WAITING_LABEL:
+        return gr.skip()
+    kept = kept_draft(studio, values[0], read_edit(*values), last_saved)
+    return json.dumps(kept) if kept else ""
+
+
+def wire_drafts(demo: Any, t: AskTab, studio: Studio) -> None:
+    import gradio as gr
 
     # On change, not input: a new item resets the review controls in the update that sets the item, and a draft
     # written on the item's change alone could read them before that update reached them.
     gr.on([t.editor.change, t.answer.change, t.answer_text.change, t.rating.change, t.tags.change, t.note.change,
-           *[m.change for m in t.marks], t.item.change], keep_draft, t.edit_inputs, [t.draft],
+           *[m.change for m in t.marks], t.item.change], partial(keep_draft, studio),
+          [t.editor_label, t.last_saved, *t.edit_inputs], [t.draft],
           trigger_mode="always_last", **QUIET).then(None, [t.draft, t.tab], None, js=KEEP_DRAFT_JS, **PRIVATE)
 
     restored = [t.mode_line, t.question, t.options, t.picked, t.rerank_html, t.student_html, t.teacher_html,

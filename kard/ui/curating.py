@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 from kard.annotations import ERROR_TAGS, Correction, Revision, StoreLockedError, check_free_answer, check_sizes
 from kard.errors import DataError
 from kard.prompts import concluded_answer, same_answer
-from kard.records import CHOICE, OPEN, YES_NO, Question, is_recalled
+from kard.records import CHOICE, OPEN, YES_NO, AskedItem, Question, is_recalled
 from kard.ui import views
 from kard.ui.cards import answer_words, table_answer
 from kard.ui.studio import InputError, Studio
@@ -201,8 +201,28 @@ def revert(studio: Studio, item_id: str | None, revision: int | float | None, cu
 
 
 # -- drafts -----------------------------------------------------------------------------------------
+def unsaved_draft(item: AskedItem, edit: Edit, saved: Revision | None, start_answer: str | None,
+                  last_saved: str | None = None) -> bool:
+    """Whether the editor holds a correction worth keeping as a draft: a rationale (never an empty one) and something
+    changed and not saved. Changed: the text differs from the one the editor started from (`edit.original`), from
+    what this page saved last and from the `saved` correction's; or an answer differs from `start_answer`; or the
+    rating, tags, note or passage marks differ from the saved correction's (`unsaved_review`)."""
+    text = (edit.rationale or "").strip()
+    if not text:
+        return False
+    held = saved.correction.rationale if saved is not None else ""
+    if text not in {(edit.original or "").strip(), (last_saved or "").strip(), (held or "").strip()}:
+        return True
+    answer = (edit.answer or "").strip()
+    if answer and answer != (start_answer or "").strip():
+        return True
+    used_ids = [hit.passage.id for hit in item.used]
+    return unsaved_review(saved, used_ids, edit.rating, edit.tags, edit.note, *edit.marks)
+
+
 def draft(item: Mapping[str, Any] | None, edit: Edit) -> dict[str, Any] | None:
-    """What the browser keeps so an unsaved correction survives a page refresh."""
+    """What the browser keeps so an unsaved correction survives a page refresh (whether there is one to keep:
+    `unsaved_draft`)."""
     if not item:
         return None
     return {"item": dict(item), "rationale": edit.rationale, "answer": edit.answer, "rating": edit.rating,
@@ -217,3 +237,4 @@ def read_draft(text: str | None) -> dict[str, Any] | None:
     except ValueError:
         return None
     return kept if isinstance(kept, dict) and isinstance(kept.get("item"), dict) else None
+

@@ -1,0 +1,71 @@
+"""The unsaved-correction draft a browser tab keeps: written only for a change nobody saved, never a half-filled one
+(plain functions of kard.ui.blocks and kard.ui.curating)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from kard.annotations import AnnotationStore
+from kard.ui import blocks
+from kard.ui.ask_events import WAITING_LABEL
+from kard.ui.curating import Edit
+from kard.ui.updates import editing_label, skips
+from tests.test_app_handlers import asked, compare, save, studio
+
+
+@pytest.fixture
+def store(tmp_path):
+    return AnnotationStore(tmp_path / "a.db")
+
+
+def started(s, sealed: dict) -> tuple[dict, Edit]:
+    """The item after the compare step, and the editor as that step starts it (nothing changed yet)."""
+    c = compare(s, sealed)
+    return c.item, Edit(c.editor_text, c.editor_answer, c.editor_rating, tuple(c.editor_tags), [None, None],
+                        c.editor_note, c.editor_text, c.editor_source)
+
+
+def edit_inputs(item: dict, edit: Edit) -> list:
+    """AskTab.edit_inputs as the page sends them (two passages marked at most here)."""
+    return [item, edit.rationale, edit.answer, None, edit.rating, list(edit.tags), edit.note, edit.original,
+            edit.original_source, *edit.marks]
+
+
+def test_a_draft_is_kept_only_for_a_change_not_saved(store):
+    s = studio(store)
+    item, start = started(s, asked(s))
+    assert blocks.kept_draft(s, item, start) is None  # the editor as the compare step left it
+    assert blocks.kept_draft(s, item, Edit("", None)) is None  # a new item beside the editor's old, empty text
+    assert blocks.kept_draft(s, item, Edit("  ", start.answer, 4, original="")) is None  # never an empty rationale
+    changes = [{"rationale": "My own correction."}, {"answer": "B"}, {"rating": 2}, {"tags": ("other",)},
+               {"note": "checked"}, {"marks": ["irrelevant", None]}]
+    for change in changes:
+        edit = replace(start, **change)
+        kept = blocks.kept_draft(s, item, edit)
+        assert kept is not None and kept["item"] == item and kept["rationale"] == edit.rationale, change
+        assert blocks.kept_draft(studio(store, mode="demo"), item, edit) is None  # the demo saves nothing
+
+    mine = replace(start, rationale="Scurvy is a lack of vitamin C. Answer: A", rating=4)
+    save(s, item, mine.rationale, mine.answer, 4, [], [None, None], "", False, "alice", start.original)
+    assert blocks.kept_draft(s, item, mine, last_saved=mine.rationale) is None  # saved: nothing to keep
+    assert blocks.kept_draft(s, item, mine) is None  # nor after a refresh (the page forgot what it saved)
+
+
+def test_the_draft_is_left_as_it_is_while_the_student_answers(store):
+    s = studio(store)
+    item, start = started(s, asked(s))
+    mine = replace(start, rationale="My own correction.")
+    new_item = asked(s, "q2")  # handed out; the editor still holds the old item's text and original
+    assert blocks.keep_draft(s, WAITING_LABEL, "", *edit_inputs(new_item, mine)) == skips(1)[0]
+    label = editing_label(start.original_source)
+    assert json.loads(blocks.keep_draft(s, label, "", *edit_inputs(item, mine)))["rationale"] == "My own correction."
+    assert blocks.keep_draft(s, label, "", *edit_inputs(item, start)) == ""  # nothing unsaved: the draft is dropped
+
+
+def test_the_page_writes_drafts_after_the_editors_label(store):
+    demo = blocks.build_app(studio(store))
+    events = {getattr(e.fn, "func", e.fn).__name__: e for e in demo.fns.values() if e.fn is not None}
+    assert events["keep_draft"].inputs[0].elem_id == "kard-editor-label"
