@@ -1,5 +1,5 @@
-"""The unsaved-correction draft a browser tab keeps: written only for a change nobody saved, never a half-filled one
-(plain functions of kard.ui.blocks and kard.ui.curating)."""
+"""The unsaved-correction draft a browser tab keeps: written only for a change nobody saved, never a half-filled one,
+and brought back after a refresh with the editor's label (plain functions of kard.ui.blocks and kard.ui.curating)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,15 @@ from dataclasses import replace
 import pytest
 
 from kard.annotations import AnnotationStore
-from kard.ui import blocks
+from kard.ui import blocks, curating
 from kard.ui.ask_events import WAITING_LABEL
 from kard.ui.curating import Edit
 from kard.ui.updates import editing_label, skips
 from tests.test_app_handlers import asked, compare, save, studio
+
+RESTORED = 26
+"""The outputs of the page's draft restore (the list `restored` in blocks.wire_drafts)."""
+RESTORED_MESSAGE = "Restored your unsaved correction"
 
 
 @pytest.fixture
@@ -32,6 +36,17 @@ def edit_inputs(item: dict, edit: Edit) -> list:
     """AskTab.edit_inputs as the page sends them (two passages marked at most here)."""
     return [item, edit.rationale, edit.answer, None, edit.rating, list(edit.tags), edit.note, edit.original,
             edit.original_source, *edit.marks]
+
+
+def restored(s, item: dict, edit: Edit) -> list:
+    kept = curating.draft(item, edit)
+    page = blocks.restore_draft(s, curating.read_draft(json.dumps(kept)), "alice", RESTORED)
+    assert len(page) == RESTORED
+    return page
+
+
+def says_restored(page: list) -> bool:
+    return any(isinstance(value, str) and RESTORED_MESSAGE in value for value in page)
 
 
 def test_a_draft_is_kept_only_for_a_change_not_saved(store):
@@ -65,7 +80,36 @@ def test_the_draft_is_left_as_it_is_while_the_student_answers(store):
     assert blocks.keep_draft(s, label, "", *edit_inputs(item, start)) == ""  # nothing unsaved: the draft is dropped
 
 
-def test_the_page_writes_drafts_after_the_editors_label(store):
+def test_a_refresh_restores_a_draft_only_with_a_change_and_with_the_editors_label(store):
+    s = studio(store)
+    item, start = started(s, asked(s))
+    plain = [blocks.mode_line(s, "alice"), *skips(RESTORED - 1)]
+    assert restored(s, item, start) == plain  # nothing edited: nothing claims to be restored
+    assert restored(s, item, Edit("", None)) == plain  # nor an empty editor
+    mine = replace(start, rationale="My own correction.")
+    assert not says_restored(restored(studio(store, mode="demo"), item, mine))  # the demo never restores
+
+    page = restored(s, item, mine)
+    assert says_restored(page) and "My own correction." in page and page[-1] == editing_label(start.original_source)
+    save(s, item, "Scurvy is a lack of vitamin C. Answer: A", "A", 4, [], [], "", False, "alice", start.original)
+    again, from_saved = started(s, asked(s))
+    assert from_saved.original_source.startswith("saved correction (revision 1")
+    page = restored(s, again, replace(from_saved, note="checked again"))
+    assert says_restored(page) and "Editing the **saved correction (revision 1, alice)**" in page[-1]
+
+
+def test_a_draft_with_fields_of_the_wrong_type_is_not_restored(store):
+    s = studio(store)
+    item, start = started(s, asked(s))
+    kept = curating.draft(item, replace(start, rationale="My own correction."))
+    for broken in ({"rationale": 5}, {"rating": "high"}, {"answer": ["A"]}, {"tags": 3}, {"marks": [1]}):
+        page = blocks.restore_draft(s, {**kept, **broken}, "alice", RESTORED)
+        assert page == [blocks.mode_line(s, "alice"), *skips(RESTORED - 1)], broken
+
+
+def test_the_page_writes_drafts_after_the_editors_label_and_restores_it(store):
     demo = blocks.build_app(studio(store))
     events = {getattr(e.fn, "func", e.fn).__name__: e for e in demo.fns.values() if e.fn is not None}
     assert events["keep_draft"].inputs[0].elem_id == "kard-editor-label"
+    restore = events["restore"]
+    assert len(restore.outputs) == RESTORED and restore.outputs[-1].elem_id == "kard-editor-label"

@@ -452,7 +452,7 @@ def wire_drafts(demo: Any, t: AskTab, studio: Studio) -> None:
 
     restored = [t.mode_line, t.question, t.options, t.picked, t.rerank_html, t.student_html, t.teacher_html,
                 t.diff_html, t.item, t.editor, t.original, t.original_source, t.answer, t.rating, t.tags, t.note,
-                t.edit_diff, t.status, *t.marks, t.answer_text, t.kind]
+                t.edit_diff, t.status, *t.marks, t.answer_text, t.kind, t.editor_label]
 
     def restore(draft_json: str, this_tab: str, request: gr.Request, profile: gr.OAuthProfile | None):
         return restore_draft(studio, curating.read_draft(draft_json), curator_name(request, profile), len(restored))
@@ -467,24 +467,33 @@ def mode_line(studio: Studio, who: str | None) -> str:
 
 
 def restore_draft(studio: Studio, saved: dict | None, who: str | None, width: int) -> list:
-    """The page as the draft left it (the outputs `restored` lists in wire_drafts); the mode line alone without one."""
+    """The page as the draft left it (the outputs `restored` lists in wire_drafts); the mode line alone without one,
+    in the demo, and where the draft holds nothing unsaved (`kept_draft`)."""
+    plain = [mode_line(studio, who), *skips(width - 1)]
     if not saved or not saved.get("item"):
-        return [mode_line(studio, who), *skips(width - 1)]
-    sealed = saved["item"]
+        return plain
     try:
-        item = AskedItem.from_dict(sealed)
+        item = AskedItem.from_dict(saved["item"])
+        if kept_draft(studio, saved["item"], curating.draft_edit(saved)) is None:
+            return plain
     except (KeyError, TypeError, ValueError):  # a draft this version cannot read: start afresh
-        return [mode_line(studio, who), *skips(width - 1)]
-    q = item.question
+        return plain
+    return [mode_line(studio, who), *restored_page(studio, item, saved)]
+
+
+def restored_page(studio: Studio, item: AskedItem, saved: dict) -> list:
+    """The outputs after the mode line that `restore_draft` fills from a draft of `item`."""
+    sealed, q, source = saved["item"], item.question, saved.get("original_source") or ""
     radio, text_box = answer_updates(q, saved.get("answer"))
     how = q.kind if item.kind_reason.startswith("chosen by you") else "auto"
     original, rationale = saved.get("original", ""), saved.get("rationale", "")
-    return [mode_line(studio, who), q.text, format_options(q.options), q.id if q.id in studio.questions else None,
+    return [q.text, format_options(q.options), q.id if q.id in studio.questions else None,
             rerank_html(item), student_card(item), teacher_card(item), compare_html(item), sealed,
-            rationale, original, saved.get("original_source", ""), radio, saved.get("rating"),
+            rationale, original, source, radio, saved.get("rating"),
             saved.get("tags") or [], saved.get("note", ""), live_diff(original, rationale),
             message("Restored your unsaved correction from this browser.", "info"),
-            *mark_updates(sealed, list(saved.get("marks") or [])), text_box, how]
+            *mark_updates(sealed, list(saved.get("marks") or [])), text_box, how,
+            editing_label(source) if source else skips(1)[0]]
 
 
 def browse(studio: Studio, tag: str, curator: str, first: bool):

@@ -238,3 +238,15 @@ def read_draft(text: str | None) -> dict[str, Any] | None:
         return None
     return kept if isinstance(kept, dict) and isinstance(kept.get("item"), dict) else None
 
+
+def draft_edit(kept: Mapping[str, Any]) -> Edit:
+    """The editor's state a draft (`read_draft`) holds; TypeError where a field has the wrong type."""
+    answer, rating = kept.get("answer"), kept.get("rating")
+    texts = [kept.get(key) or "" for key in ("rationale", "note", "original", "original_source")]
+    tags, marks = kept.get("tags") or [], kept.get("marks") or []
+    if not (isinstance(answer, (str, type(None))) and isinstance(rating, (int, float, type(None)))
+            and all(isinstance(text, str) for text in texts) and isinstance(tags, list) and isinstance(marks, list)
+            and all(isinstance(tag, str) for tag in tags) and all(isinstance(m, (str, type(None))) for m in marks)):
+        raise TypeError("a draft's field has the wrong type")
+    rationale, note, original, source = texts
+    return Edit(rationale, answer, rating, tuple(tags), marks, note, original, source)
