@@ -688,6 +688,20 @@ def test_every_way_to_ask_shares_one_concurrency_limit(store):
     assert {"ask", "compare"} <= {event.api_name for event in demo.fns.values()}  # the API keeps its names
 
 
+def test_the_answer_radio_reads_a_letter_its_question_no_longer_offers_as_none(store):
+    from kard.ui.blocks import build_app
+    from kard.ui.updates import answer_radio
+
+    radio = answer_radio([("yes", "A"), ("no", "B")])
+    assert radio.preprocess("A") == "A" and radio.preprocess(None) is None
+    # the draft kept on a new open question's editor change can send the yes/no letter before the radio drops it
+    assert answer_radio([]).preprocess("A") is None and radio.preprocess("C") is None  # no "not in the choices" error
+    demo = build_app(studio(store))
+    answer = next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "kard-answer")
+    assert type(answer).__name__ == type(radio).__name__ == "AnswerRadio"  # the page's answer radio is one
+    assert next(c for c in demo.get_config_file()["components"] if c["id"] == answer._id)["type"] == "radio"
+
+
 def test_a_failed_save_keeps_the_draft_and_a_good_one_drops_it():
     from kard.ui import blocks
     from kard.ui.updates import skips

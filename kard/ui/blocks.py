@@ -28,7 +28,7 @@ from kard.ui.ask_events import WAITING_LABEL  # the editor's label while the stu
 from kard.ui.cards import compare_html, live_diff, rerank_html, student_card, teacher_card
 from kard.ui.curating import MAX_MARKED, MAX_TAB_DRAFTS, Edit
 from kard.ui.studio import Studio
-from kard.ui.updates import answer_updates, editing_label, mark_updates, skips, warn
+from kard.ui.updates import answer_radio, answer_updates, editing_label, mark_updates, skips, warn
 from kard.ui.views import CARD_MIN_WIDTH, esc, message
 
 TAB_JS = """() => {
@@ -265,7 +265,7 @@ def correction_controls(t: AskTab, studio: Studio) -> None:
 
     # Every letter is a valid value from the start (hidden until a question shows its own), so an API client
     # can save without calling /compare first; curating.save checks the answer against the question.
-    t.answer = gr.Radio(ANY_LETTER, label="Correct answer", elem_id="kard-answer", visible=False)
+    t.answer = answer_radio(ANY_LETTER, label="Correct answer", elem_id="kard-answer", visible=False)
     t.answer_text = gr.Textbox(label="Correct answer (a few words)", visible=False, max_lines=2,
                                elem_id="kard-answer-text")
     t.rating = gr.Radio([1, 2, 3, 4, 5], label="Rating of the student's rationale (1 bad - 5 good)",

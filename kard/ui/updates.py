@@ -1,8 +1,12 @@
 """Gradio updates that several events of the page share: a skipped output, an error shown as a toast and a
-status line, the relevance-mark radios, the answer controls of a question's kind and the editor's label."""
+status line, the relevance-mark radios, the answer controls of a question's kind and the editor's label; and the
+answer radio itself, which reads a letter its question no longer offers as no answer."""
 
 from __future__ import annotations
 
+import functools
+import logging
+from abc import ABCMeta
 from typing import Any
 
 from kard.records import Question
@@ -10,6 +14,8 @@ from kard.ui import asking
 from kard.ui.cards import answer_choices
 from kard.ui.curating import MAX_MARKED
 from kard.ui.views import esc, message
+
+log = logging.getLogger(__name__)
 
 
 def skips(count: int) -> list[Any]:
@@ -36,6 +42,37 @@ def mark_updates(item: dict | None, values: list | None = None) -> list:
     return [gr.update(visible=i < len(used), value=values[i] if i < len(values) else None,
                       label=f"Passage {i + 1}: {used[i]['title'] or used[i]['id']}" if i < len(used) else "")
             for i in range(MAX_MARKED)]
+
+
+def answer_radio(choices: list, **kwargs: Any) -> Any:
+    """The "Correct answer" radio: a gr.Radio that reads a letter its choices no longer hold as no answer.
+
+    A new question's update narrows the choices (a yes/no question's A/B, none for an open one) and drops the old
+    letter, but an event the same update sets off (the draft kept on the editor's change) can send the old letter
+    before the radio took the new value; Gradio's own Radio then fails that event with an error toast."""
+    return _answer_radio_class()(choices, **kwargs)
+
+
+def _lenient_preprocess(self: Any, payload: str | int | float | None) -> str | int | float | None:
+    import gradio as gr
+
+    if payload is not None and payload not in [value for _, value in self.choices]:
+        log.debug("answer %r is not among this question's letters: read as none", payload)
+        return None
+    return gr.Radio.preprocess(self, payload)
+
+
+@functools.cache
+def _answer_radio_class() -> type:
+    """gr.Radio with `_lenient_preprocess`, drawn by Gradio's Radio (a template of it). A subclass, as Gradio makes
+    a session's copy of an updated component from its class. Made with ABCMeta.__new__ rather than a class
+    statement: Gradio's ComponentMeta.__new__ adds nothing to a subclass without events or __init__, but would
+    write a .pyi stub beside this module."""
+    import gradio as gr
+
+    attrs = {"__module__": __name__, "__qualname__": "AnswerRadio", "is_template": True,
+             "preprocess": _lenient_preprocess}
+    return ABCMeta.__new__(type(gr.Radio), "AnswerRadio", (gr.Radio,), attrs)
 
 
 def answer_updates(question: Question, value: str | None) -> list:
