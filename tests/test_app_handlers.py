@@ -829,11 +829,20 @@ def test_a_new_item_starts_its_rating_tags_and_note_afresh_or_from_its_saved_cor
 
     def review_after_compare(item: dict) -> list:
         steps = list(ask_events.compare(s, 3, item, review=True))  # width 3 stands for AskTab.compare_outputs
-        return steps[-1][-3:]
+        return steps[-1][-5:-2]
 
     second = ask_once(s, *asking.pick(s, "q2"), "q2").item
     assert review_after_compare(second) == [None, [], ""]  # not the first item's rating, tags and note
     assert review_after_compare(asked(s)) == [4, ["wrong knowledge"], "checked"]  # its saved correction's
-    assert len(list(ask_events.compare(s, 3, None, review=True))[0]) == 6  # nothing to compare: all skipped
+    assert len(list(ask_events.compare(s, 3, None, review=True))[0]) == 8  # nothing to compare: all skipped
     page, api = list(ask_events.compare(s, 3, first, review=True))[-1], list(ask_events.compare(s, 3, first))[-1]
-    assert len(page) == len(api) + 3 and "checked" not in api  # the API's /compare keeps its outputs
+    assert len(page) == len(api) + ask_events.REVIEW_OUTPUTS and "checked" not in api  # /compare keeps its outputs
+
+
+def test_a_new_item_clears_the_save_message_and_its_confirmation_box(store):
+    from kard.ui import ask_events
+
+    s = studio(store)
+    save_msg, confirm = list(ask_events.compare(s, 3, asked(s, "q2"), review=True))[-1][-2:]
+    assert save_msg == ""  # "Saved revision 1 of ..." spoke of the item before
+    assert confirm == {"__type__": "update", "visible": False, "value": False}

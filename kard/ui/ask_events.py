@@ -25,8 +25,9 @@ ANSWERING, HANDED_OUT, FAILED = "answering", "handed out", "failed"
 WAITING_LABEL = ("The student is answering; the editor opens with the teacher's rationale (or your saved correction) "
                  "when the comparison is ready.")
 UNANSWERED_LABEL = "The question could not be answered (see the message above); the editor keeps its text."
-REVIEW_OUTPUTS = 3
-"""The review controls the page's compare step also sets (rating, tags, note; AskTab), after /compare's outputs."""
+REVIEW_OUTPUTS = 5
+"""What the page's compare step also sets, after /compare's outputs: the review controls (rating, tags, note) and,
+cleared, the save message and its confirmation box (AskTab), which spoke of the item before."""
 UNSAVED_WARNING = ("The editor holds a correction (rationale, rating, tags, note or marks) you have not saved, "
                    "and asking now would replace it. Fix: save it (Ctrl+S), or click the same button again to "
                    "discard it")
@@ -162,8 +163,9 @@ def ask_steps(studio: Studio, text: str, options_text: str, picked_id: str | Non
 
 
 def compare(studio: Studio, width: int, current: dict | None, review: bool = False):
-    """The compare step's updates for `width` outputs (AskTab.compare_outputs); with `review` (the page's), three
-    more: the rating, tags and note, which a new item starts from its saved correction's, or empty."""
+    """The compare step's updates for `width` outputs (AskTab.compare_outputs); with `review` (the page's),
+    REVIEW_OUTPUTS more: the rating, tags and note, which a new item starts from its saved correction's, or empty,
+    and the save message and confirmation box, cleared."""
     import gradio as gr
 
     width += REVIEW_OUTPUTS if review else 0
@@ -181,7 +183,8 @@ def compare(studio: Studio, width: int, current: dict | None, review: bool = Fal
             final = [gr.skip(), c.teacher_html, c.diff_html, c.editor_text, c.editor_text, c.editor_source,
                      editing_label(c.editor_source), radio, live_diff(c.editor_text, c.editor_text), c.item,
                      *mark_updates(c.item), text_box]
-            yield final + ([c.editor_rating, list(c.editor_tags), c.editor_note] if review else [])
+            yield final + ([c.editor_rating, list(c.editor_tags), c.editor_note, "",
+                            gr.update(visible=False, value=False)] if review else [])
     except KardError as error:
         yield [warn(error), *skips(width - 1)]
 

@@ -311,7 +311,8 @@ def wire_asking(t: AskTab, studio: Studio) -> None:
 
     ask_outputs = [*t.ask_outputs, t.handed_out, t.editor, t.editor_label]
     asked_on_page = partial(ask_on_page, studio)
-    page_compare_outputs = [*t.compare_outputs, t.rating, t.tags, t.note]  # a new item resets the review controls
+    # a new item resets the review controls, and clears the save message and its confirmation box
+    page_compare_outputs = [*t.compare_outputs, t.rating, t.tags, t.note, t.save_msg, t.confirm]
     compared_on_page = partial(compare_when_handed_out, partial(compare, studio, len(t.compare_outputs), review=True),
                                len(page_compare_outputs), t.compare_outputs.index(t.editor))
     # Ask, Next question and an "Ask as" switch stop once, with a warning, where they would replace an unsaved
