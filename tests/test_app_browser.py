@@ -6,7 +6,8 @@ and note stayed inert text; asked again it reopens with its saved note, and the 
 rating, tags and note afresh. Then type a free yes/no question (no options): it is answered "yes" or "no"
 with a rationale and passages on topic; switching "Ask as" to open while a correction is unsaved warns
 and asks nothing, and once it is saved Ask asks it again as open for a free-text answer. Each browser tab keeps its
-own draft; and on a phone-sized page the cards stack and the passages stay readable."""
+own draft; on a phone-sized page the cards stack and the passages stay readable; and Next question clicked again
+while the student answers ends on one question, answered and saved."""
 
 from __future__ import annotations
 
@@ -330,4 +331,33 @@ def test_a_phone_shows_the_cards_stacked_and_the_passages_readable(page_and_stud
     page.set_viewport_size(DESKTOP)
     page.wait_for_function("document.querySelector('#kard-teacher .kard-card').getBoundingClientRect().y"
                            " < document.querySelector('#kard-student .kard-card').getBoundingClientRect().bottom")
+    page.context.close()
+
+
+@pytest.mark.slow
+def test_next_question_clicked_while_the_student_answers_ends_on_one_question(page_and_studio):
+    """Next question clicked again while the student answers the first: once all has settled, the question in the
+    box is the one answered and the one Save stores (once, the second ask was dropped: the box showed the second
+    question, and Save stored the first)."""
+    page, studio = _signed_in_page(page_and_studio[0].context.browser, page_and_studio[0].url), page_and_studio[1]
+    page.wait_for_selector("#kard-mode >> text=signed in as alice")
+    page.click("#kard-next")
+    label = "document.querySelector('#kard-editor-label').innerText"
+    page.wait_for_function(f"{label}.includes('is answering') || {label}.startsWith('Editing')", timeout=60_000)
+    page.click("#kard-next")  # the test's two questions alternate: this one differs from the first
+    page.wait_for_timeout(1000)  # the first ask's settled page must not pass for the second's
+    settled = (f"document.querySelector('#kard-status').innerText.includes('Student answered')"
+               f" && {label}.startsWith('Editing') && !document.querySelector('#kard-editor textarea').disabled")
+    page.wait_for_function(settled, timeout=240_000)
+    page.wait_for_timeout(5000)  # a late step of the first ask would land meanwhile
+    question = page.input_value("#kard-question textarea")
+    page.click("#kard-save")
+    message = page.wait_for_selector("#kard-save-msg .kard-msg", timeout=60_000)  # not the progress timer
+    if "save anyway" in message.inner_text():  # the student's rationale states another answer: confirm it
+        page.locator("#kard-confirm input").check()
+        page.click("#kard-save")
+        page.wait_for_selector("#kard-save-msg .kard-msg >> text=Saved revision", timeout=60_000)
+    text = page.inner_text("#kard-save-msg .kard-msg")
+    item_id = re.search(r"Saved\s+revision\s+\d+\s+of\s+(\S+)\s+as", text).group(1)
+    assert studio.store.get(item_id).correction.question == question
     page.context.close()

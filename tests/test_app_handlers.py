@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 import pytest
@@ -641,7 +642,7 @@ def test_the_page_compares_only_after_an_ask_that_handed_out_a_new_item(store):
     assert len(failed[0]) == ask_events.ASK_OUTPUTS + 3
     assert failed[0][6]["interactive"] is True and failed[0][7] == skips(1)[0]  # nothing was locked
     answered = list(ask_events.ask_on_page(s, "Which vitamin deficiency causes scurvy?", "A) Vitamin C B) Vitamin D", None))
-    assert answered[-1][5] is True and answered[-1][3]["question"]["text"].endswith("scurvy?")
+    assert answered[-1][5] == 1 and answered[-1][3]["question"]["text"].endswith("scurvy?")  # handed out, turn 1
     assert answered[0][6]["interactive"] is False and answered[0][7] == ask_events.WAITING_LABEL  # read-only meanwhile
 
     compared = lambda current: iter([["compared", current]])  # noqa: E731 - a stand-in for the compare step
@@ -682,10 +683,28 @@ def test_every_way_to_ask_shares_one_concurrency_limit(store):
         fn = getattr(event.fn, "func", event.fn)
         if getattr(fn, "__module__", "") in ("kard.ui.blocks", "kard.ui.ask_events"):  # not the rounds tab's events
             groups.setdefault(fn.__name__, set()).add(event.concurrency_id)
-    page_asks = groups["ask_checked"] | groups["ask_if_checked"] | groups["ask_as_switched"]  # Ask, Next, Ask as
+    page_asks = groups["ask_clicked"] | groups["ask_if_checked"] | groups["kind_switched"]  # Ask, Next, Ask as
     assert groups["ask"] | page_asks == {"ask"}  # the API's and the page's
     assert groups["compare"] | groups["compare_when_handed_out"] == {"compare"}
     assert {"ask", "compare"} <= {event.api_name for event in demo.fns.values()}  # the API keeps its names
+
+
+def test_a_click_while_the_page_asks_starts_a_new_ask_and_only_a_compare_sets_the_saved_item(store):
+    from kard.ui.blocks import build_app
+
+    demo = build_app(studio(store))
+    events = {}
+    for event in demo.fns.values():
+        fn = getattr(event.fn, "func", event.fn)
+        if getattr(fn, "__module__", "") in ("kard.ui.blocks", "kard.ui.ask_events"):
+            events.setdefault(fn.__name__, []).append(event)
+    item = next(block for block in events["save_event"][0].inputs if block.label == "item")  # what Save stores
+    page_asks = [*events["ask_clicked"], *events["ask_if_checked"], *events["kind_switched"]]  # Ask, Next, Ask as
+    page_compares = events["compare_when_handed_out"]
+    # Gradio's default ("once") dropped a click while an ask ran, and the boxes showed a question never asked
+    assert {event.trigger_mode for event in page_asks + page_compares} == {"multiple"}
+    assert all(item not in event.outputs for event in page_asks)  # the ask hands its item to the compare step,
+    assert all(item in event.outputs for event in page_compares)  # which sets it with the editor
 
 
 def test_the_answer_radio_reads_a_letter_its_question_no_longer_offers_as_none(store):
@@ -727,12 +746,12 @@ def test_an_unsaved_correction_stops_the_first_ask_and_the_same_click_again_goes
     assert len(stopped) == 1 and "have not saved" in stopped[0][2]  # warned, in the status line
     assert stopped[0][5] is False and stopped[0][-1] == ("ask", mine)  # nothing to compare; Ask armed for this text
     went_on = ask(warned=stopped[0][-1])  # the same click again: discard it and ask
-    assert went_on[-1][5] is True and went_on[-1][3]["question"]["text"] == "Which vitamin?" and went_on[-1][-1] is None
+    assert went_on[-1][5] == 1 and went_on[-1][3]["question"]["text"] == "Which vitamin?" and went_on[-1][-1] is None
     assert ask(warned=("ask", "An older text."))[0][5] is False  # edited since the warning: warned again
     assert ask(warned=("next", mine))[0][5] is False  # warned by another button: warned again
-    assert ask(saved=mine)[-1][5] is True  # saved: nothing to lose
+    assert ask(saved=mine)[-1][5] == 1  # saved: nothing to lose
     assert ask(question="  ")[-1][5] is False and "question is empty" in ask(question="  ")[-1][2]  # fails anyway
-    assert ask(who=studio(store, mode="demo"))[-1][5] is True  # nothing can be saved in the demo
+    assert ask(who=studio(store, mode="demo"))[-1][5] == 1  # nothing can be saved in the demo
 
     def switch(question: str = "Which vitamin?", warned=None) -> list:
         return list(ask_events.ask_as_switched(s, question, "A) x B) y", None, "open", item, mine, teachers, "",
@@ -740,7 +759,7 @@ def test_an_unsaved_correction_stops_the_first_ask_and_the_same_click_again_goes
 
     switched = switch()
     assert len(switched) == 1 and "as another kind" in switched[0][2]  # "Ask as" warns
-    assert ask(warned=switched[0][-1])[-1][5] is True  # and the Ask button then goes on, as the warning says
+    assert ask(warned=switched[0][-1])[-1][5] == 1  # and the Ask button then goes on, as the warning says
     assert switch(warned=switched[0][-1])[0][5] is False  # switching again warns again
     assert switch(question="") == [[*skips(ask_events.ASK_OUTPUTS), False, *skips(3)]]  # nothing typed: no ask
 
@@ -765,12 +784,12 @@ def test_a_rating_tags_or_note_not_saved_stop_the_first_ask_and_next_question_to
         return list(ask_events.ask_checked(s, "Which vitamin?", "A) x B) y", None, "auto", item, teachers, teachers,
                                            "", warned, *review))
 
-    assert ask(None, [], "")[-1][5] is True  # as the item started them: nothing to lose
+    assert ask(None, [], "")[-1][5] == 1  # as the item started them: nothing to lose
     assert ask(None, [], "", None, "irrelevant")[0][5] is False  # a passage marked and not saved
     for review in ((2, [], ""), (None, ["hallucination"], ""), (None, [], "Check the dose.")):
         stopped = ask(*review)
         assert len(stopped) == 1 and "have not saved" in stopped[0][2] and stopped[0][5] is False
-        assert ask(*review, warned=stopped[0][-1])[-1][5] is True  # the same click again discards them
+        assert ask(*review, warned=stopped[0][-1])[-1][5] == 1  # the same click again discards them
     assert ask(3, [], "", warned=ask(2, [], "")[0][-1])[0][5] is False  # changed since the warning: warned again
     assert ask(2, [], "", warned=("next", teachers, curating.review_of(2, [], "")))[0][5] is False  # another button's
     picked = ask_events.next_question(s, None, item, teachers, teachers, "", None, None, ["other"], "")
@@ -781,7 +800,7 @@ def test_a_rating_tags_or_note_not_saved_stop_the_first_ask_and_next_question_to
     reopened = ask_once(s, *asking.pick(s, "q1"), "q1").item  # it starts from the saved rating, tags and note
     saved_text = compare(s, reopened).editor_text
     assert list(ask_events.ask_checked(s, "Which vitamin?", "A) x B) y", None, "auto", reopened, saved_text,
-                                       saved_text, "", None, 4, ["other"], " checked "))[-1][5] is True
+                                       saved_text, "", None, 4, ["other"], " checked "))[-1][5] == 1
     assert list(ask_events.ask_checked(s, "Which vitamin?", "A) x B) y", None, "auto", reopened, saved_text,
                                        saved_text, "", None, 5, ["other"], "checked"))[0][5] is False
     assert ask_events.next_question(studio(store, mode="demo"), None, item, teachers, teachers, "", None, 2, [], "")[-1]
@@ -846,3 +865,23 @@ def test_a_new_item_clears_the_save_message_and_its_confirmation_box(store):
     save_msg, confirm = list(ask_events.compare(s, 3, asked(s, "q2"), review=True))[-1][-2:]
     assert save_msg == ""  # "Saved revision 1 of ..." spoke of the item before
     assert confirm == {"__type__": "update", "visible": False, "value": False}
+
+
+def test_a_newer_ask_of_the_page_supersedes_the_running_one_and_its_compare(store):
+    from kard.ui import ask_events
+    from kard.ui.updates import skips
+
+    s, turns = studio(store), ask_events.AskTurns()
+    first = ask_events.ask_on_page(s, *asking.pick(s, "q1"), "q1", turns=turns)
+    assert next(first)[6]["interactive"] is False  # the student answers q1 (turn 1), the editor locked
+    second = list(ask_events.ask_on_page(s, *asking.pick(s, "q2"), "q2", turns=turns))  # q2 asked meanwhile
+    assert list(first) == []  # q1's ask stops where it is: it hands out nothing, and leaves the editor locked
+    assert second[-1][5] == 2 and second[-1][3]["question"]["id"] == "q2"  # q2 is handed out, in turn 2
+
+    compared = lambda current: iter([["compared", current], ["more", current]])  # noqa: E731
+    assert list(ask_events.compare_when_handed_out(compared, 2, 0, {"item": 1}, 1, turns)) == [skips(2)]
+    steps = ask_events.compare_when_handed_out(compared, 2, 0, {"item": 2}, 2, turns)
+    assert next(steps)[1] == {"item": 2}  # the latest ask's item fills the editor
+    turns.take()  # and when another ask starts, its compare stops without a word
+    assert list(steps) == []
+    assert copy.deepcopy(turns).latest == 0  # a new session (Gradio copies the State's value) starts afresh

@@ -8,6 +8,8 @@ over the plain functions of `kard.ui.asking`.
 
 from __future__ import annotations
 
+import threading
+from contextlib import closing
 from typing import Any, Callable, Sequence
 
 from kard.errors import KardError
@@ -36,6 +38,31 @@ REPLACE_WARNING = ("The editor holds a correction you have not saved, and this w
 SWITCH_WARNING = ("The editor holds a correction (rationale, rating, tags, note or marks) you have not saved, "
                   "and asking the question again as another kind would replace it. Fix: save it (Ctrl+S), or "
                   "click Ask to discard it and ask as the kind now chosen")
+
+
+class AskTurns:
+    """The page's asks in one browser session, numbered as they start. A newer ask supersedes the one running: that
+    one stops (its student stops generating) and its compare step changes nothing, so the question last asked is
+    the one answered, compared and saved.
+
+    Kept in a gr.State: Gradio hands every event of a session that session's State object itself, so a running ask
+    sees a newer one start; a new session gets a fresh one (Gradio deep-copies the State's value)."""
+
+    def __init__(self) -> None:
+        self.latest = 0
+        self._lock = threading.Lock()
+
+    def __deepcopy__(self, memo: dict) -> AskTurns:
+        return AskTurns()
+
+    def take(self) -> int:
+        """A new ask's turn: every earlier one is superseded."""
+        with self._lock:
+            self.latest += 1
+            return self.latest
+
+    def is_latest(self, turn: int) -> bool:
+        return turn == self.latest
 
 
 ReviewInputs = Sequence[Any]
@@ -88,51 +115,61 @@ def ask(studio: Studio, text: str, options_text: str, picked_id: str | None, how
         yield outputs
 
 
-def ask_on_page(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None = "auto"):
-    """The page's ask: /ask's outputs, whether it handed out a new item (AskTab.handed_out), the editor and its label.
+def ask_on_page(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None = "auto",
+                turns: AskTurns | None = None):
+    """The page's ask: /ask's outputs, what it handed out (AskTab.handed_out: its turn once the new item is out,
+    else False), the editor and its label.
 
     The compare step that follows refills the editor, so while the student answers the editor is read-only (text
     typed meanwhile would be lost); it opens again when the compare step ends. A failed ask (an empty question box,
-    unreadable options) is not compared: the correction being edited stays, and the editor opens at once."""
+    unreadable options) is not compared: the correction being edited stays, and the editor opens at once. An ask
+    takes its turn of `turns` once the student starts; when a newer ask takes one, it stops where it is."""
     import gradio as gr
 
-    locked = False
+    turns = turns or AskTurns()
+    turn, locked = 0, False
     try:
-        for outputs, step in ask_steps(studio, text, options_text, picked_id, how):
-            editor, label = gr.skip(), gr.skip()
-            if step == ANSWERING and not locked:
-                locked, editor, label = True, gr.update(interactive=False), WAITING_LABEL
-            elif step == FAILED:
-                editor, label = gr.update(interactive=True), UNANSWERED_LABEL if locked else gr.skip()
-            yield [*outputs, step == HANDED_OUT, editor, label]
+        with closing(ask_steps(studio, text, options_text, picked_id, how)) as steps:
+            for outputs, step in steps:
+                turn = turn or (turns.take() if step == ANSWERING else 0)
+                if turn and not turns.is_latest(turn):
+                    return  # a newer ask of this page runs: it locks and fills the editor itself
+                editor, label = gr.skip(), gr.skip()
+                if step == ANSWERING and not locked:
+                    locked, editor, label = True, gr.update(interactive=False), WAITING_LABEL
+                elif step == FAILED:
+                    editor, label = gr.update(interactive=True), UNANSWERED_LABEL if locked else gr.skip()
+                yield [*outputs, turn if step == HANDED_OUT else False, editor, label]
     except Exception:  # an unexpected failure (Gradio shows it): the editor must not stay read-only
-        if locked:
+        if locked and turns.is_latest(turn):
             yield [*skips(ASK_OUTPUTS), False, gr.update(interactive=True), UNANSWERED_LABEL]
         raise
 
 
 def ask_checked(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None,
                 current: dict | None, rationale: str | None, original: str | None, last_saved: str | None,
-                warned: Sequence[Any] | None, *review: Any, action: str = "ask", warning: str = UNSAVED_WARNING):
+                warned: Sequence[Any] | None, *review: Any, action: str = "ask", warning: str = UNSAVED_WARNING,
+                turns: AskTurns | None = None):
     """The Ask button: `ask_on_page`'s outputs and what a warning armed (AskTab.warned: nothing, once it asks), or,
     where the ask would replace an unsaved correction (`review`: the rating, tags, note and passage marks, where
     read), one step with `warning` that arms the Ask button."""
     if loses_correction(studio, text, current, rationale, original, last_saved, warned, action, review):
         yield [*stopped_ask(warning), warned_for("ask", rationale, review)]
         return
-    for outputs in ask_on_page(studio, text, options_text, picked_id, how):
+    for outputs in ask_on_page(studio, text, options_text, picked_id, how, turns):
         yield [*outputs, None]
 
 
 def ask_as_switched(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None,
-                    *check: Any):
+                    *check: Any, turns: AskTurns | None = None):
     """Switching "Ask as": the question in the box asked again as the kind chosen (nothing happens before one is
     typed), checked as the Ask button is (`check`: its inputs after the question's four). When it would replace an
     unsaved correction, it warns; the radio keeps the new kind and Ask goes on with it."""
     if not (text or "").strip():
         yield [*skips(ASK_OUTPUTS), False, *skips(3)]
         return
-    yield from ask_checked(studio, text, options_text, picked_id, how, *check, action="switch", warning=SWITCH_WARNING)
+    yield from ask_checked(studio, text, options_text, picked_id, how, *check, action="switch", warning=SWITCH_WARNING,
+                           turns=turns)
 
 
 def next_question(studio: Studio, picked_id: str | None, current: dict | None, rationale: str | None,
@@ -189,13 +226,19 @@ def compare(studio: Studio, width: int, current: dict | None, review: bool = Fal
         yield [warn(error), *skips(width - 1)]
 
 
-def compare_when_handed_out(compared: Callable, width: int, editor_at: int, current: dict | None, handed_out: bool):
-    """The page's compare step: only after an ask that handed out a new item (else nothing changes). It opens the
-    editor (`editor_at` in the outputs) that the ask made read-only: in its final step, which fills the editor,
-    or, when the compare fails before that, in one more step of its own."""
+def compare_when_handed_out(compared: Callable, width: int, editor_at: int, current: dict | None,
+                            handed_out: int | bool, turns: AskTurns | None = None):
+    """The page's compare step: only after an ask that handed out a new item (else nothing changes), and, given
+    `turns`, only while that ask (`handed_out`: its turn) is the page's latest: once a newer ask runs, it stops
+    without a word, so only the latest item fills the editor. It opens the editor (`editor_at` in the outputs) that
+    the ask made read-only: in its final step, which fills the editor, or, when the compare fails before that, in
+    one more step of its own."""
     import gradio as gr
 
-    if not handed_out:
+    def latest() -> bool:
+        return turns is None or turns.is_latest(handed_out)
+
+    if not handed_out or not latest():
         yield skips(width)
         return
     opened = skips(width)
@@ -203,12 +246,15 @@ def compare_when_handed_out(compared: Callable, width: int, editor_at: int, curr
     filled = False
     try:
         for outputs in compared(current):
+            if not latest():
+                return
             if isinstance(outputs[editor_at], str):  # the final step: the editor's new text, editable again
                 outputs, filled = list(outputs), True
                 outputs[editor_at] = gr.update(value=outputs[editor_at], interactive=True)
             yield outputs
     except Exception:
-        yield opened
+        if latest():
+            yield opened
         raise
-    if not filled:
+    if not filled and latest():
         yield opened

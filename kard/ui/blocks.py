@@ -21,8 +21,8 @@ from kard.records import AskedItem
 from kard.space_sync import SpaceSync, storage_notice
 from kard.ui import asking, curating
 from kard.ui.ask_events import (
-    REPLACE_WARNING, ask, ask_as_switched, ask_checked, ask_on_page, compare, compare_when_handed_out, loses_correction,
-    next_question, warned_for,
+    ASK_OUTPUTS, REPLACE_WARNING, AskTurns, ask, ask_as_switched, ask_checked, ask_on_page, compare,
+    compare_when_handed_out, loses_correction, next_question, warned_for,
 )
 from kard.ui.ask_events import WAITING_LABEL  # the editor's label while the student answers (keep_draft)
 from kard.ui.cards import compare_html, live_diff, rerank_html, student_card, teacher_card
@@ -69,6 +69,12 @@ KIND_CHOICES = [("auto", "auto"), ("multiple choice", "choice"), ("yes/no", "yes
 SHORTCUTS_HELP = "Shortcuts: **Ctrl+Enter** ask · **Ctrl+S** save · **Alt+N** next question"
 PRIVATE = {"api_visibility": "private"}
 QUIET = {"api_visibility": "private", "show_progress": "hidden"}
+ASKING, COMPARING = {"concurrency_id": "ask"}, {"concurrency_id": "compare"}
+"""Every way to ask shares one concurrency limit (the queue's default), and every compare another."""
+PAGE_ASKING = {**ASKING, **PRIVATE, "trigger_mode": "multiple"}
+PAGE_COMPARING = {**COMPARING, **PRIVATE, "trigger_mode": "multiple"}
+"""The page's asks and compares: a click while one runs starts another (which supersedes it: AskTurns), where
+Gradio's default ("once") would drop the click and leave the boxes showing a question that was never asked."""
 
 
 def curator_name(request: Any, profile: Any) -> str | None:
@@ -113,7 +119,9 @@ class AskTab:
     confirm: Any = None
     save_btn: Any = None
     save_msg: Any = None
-    handed_out: Any = None  # gr.State: whether the page's last ask handed out a new item (then it compares)
+    handed_out: Any = None  # gr.State: the turn of the page's ask that handed out a new item (then it compares)
+    asked: Any = None  # gr.State: the item the page's last ask handed out, for its compare step to set AskTab.item
+    turns: Any = None  # gr.State: the page's AskTurns (a newer ask supersedes the one running)
     last_saved: Any = None  # gr.State: the rationale this page saved last
     warned: Any = None  # gr.State: (action, correction) a warning armed: that action again discards it; else None
     proceed: Any = None  # gr.State: whether Next question passed the unsaved-correction check (then it asks)
@@ -231,7 +239,7 @@ def ask_layout(t: AskTab, studio: Studio) -> None:
                 t.ask_btn = gr.Button("Ask the student", variant="primary", elem_id="kard-ask")
                 t.next_btn = gr.Button("Next question", elem_id="kard-next")
                 t.api_ask = gr.Button(visible=False)
-                t.handed_out = gr.State(False)
+                t.handed_out, t.asked, t.turns = gr.State(False), gr.State(None), gr.State(AskTurns())
                 t.last_saved = gr.State("")
                 t.warned, t.proceed = gr.State(None), gr.State(True)
         with gr.Column(scale=2):
@@ -303,43 +311,50 @@ def browse_layout(studio: Studio) -> BrowseTab:
 
 def wire_asking(t: AskTab, studio: Studio) -> None:
     asked, compared = partial(ask, studio), partial(compare, studio, len(t.compare_outputs))
-    # Every way to ask shares one concurrency limit (the queue's default), and every compare another.
-    asking_group, comparing_group = {"concurrency_id": "ask"}, {"concurrency_id": "compare"}
     # The API: /ask, then /compare with the item it returned (or either alone); the page's events are private.
-    t.api_ask.click(asked, t.ask_inputs, t.ask_outputs, api_name="ask", **asking_group).success(
-        compared, [t.item], t.compare_outputs, api_name="compare", **comparing_group)
+    t.api_ask.click(asked, t.ask_inputs, t.ask_outputs, api_name="ask", **ASKING).success(
+        compared, [t.item], t.compare_outputs, api_name="compare", **COMPARING)
+    wire_page_asking(t, studio)
 
-    ask_outputs = [*t.ask_outputs, t.handed_out, t.editor, t.editor_label]
-    asked_on_page = partial(ask_on_page, studio)
+
+def wire_page_asking(t: AskTab, studio: Studio) -> None:
+    """Ask, "Ask as" and Next question. Each click asks at once (trigger_mode "multiple"): a newer ask supersedes
+    the one running (AskTab.turns), so the question last asked is the one answered. The ask hands its item to the
+    compare step (AskTab.asked), which sets AskTab.item together with the editor: what Save stores is always the
+    item the editor was filled for."""
+    ask_outputs = [t.rerank_html, t.student_html, t.status, t.asked, t.teacher_html, t.handed_out, t.editor,
+                   t.editor_label]
     # a new item resets the review controls, and clears the save message and its confirmation box
     page_compare_outputs = [*t.compare_outputs, t.rating, t.tags, t.note, t.save_msg, t.confirm]
     compared_on_page = partial(compare_when_handed_out, partial(compare, studio, len(t.compare_outputs), review=True),
                                len(page_compare_outputs), t.compare_outputs.index(t.editor))
+    compare_args = (compared_on_page, [t.asked, t.handed_out, t.turns], page_compare_outputs)
     # Ask, Next question and an "Ask as" switch stop once, with a warning, where they would replace an unsaved
     # correction.
     check_inputs = [t.item, t.editor, t.original, t.last_saved, t.warned, t.rating, t.tags, t.note, *t.marks]
 
-    t.ask_btn.click(partial(ask_checked, studio), [*t.ask_inputs, *check_inputs], [*ask_outputs, t.warned],
-                    **PRIVATE, **asking_group).success(
-        compared_on_page, [t.item, t.handed_out], page_compare_outputs, **PRIVATE, **comparing_group)
-    t.picked.input(lambda qid: (*asking.pick(studio, qid), "auto"), [t.picked], [t.question, t.options, t.kind],
-                   **PRIVATE)
+    def ask_clicked(turns: AskTurns, *values: Any):
+        yield from ask_checked(studio, *values, turns=turns)
 
-    def ask_if_checked(text, options_text, picked_id, how, go_on: bool):
+    def kind_switched(turns: AskTurns, *values: Any):
+        yield from ask_as_switched(studio, *values, turns=turns)
+
+    def ask_if_checked(turns: AskTurns, text, options_text, picked_id, how, go_on: bool):
         """Next question's ask, unless the unsaved-correction check stopped it."""
         if not go_on:
-            yield [*skips(len(t.ask_outputs)), False, *skips(2)]
+            yield [*skips(ASK_OUTPUTS), False, *skips(2)]
             return
-        yield from asked_on_page(text, options_text, picked_id, how)
+        yield from ask_on_page(studio, text, options_text, picked_id, how, turns)
 
-    t.kind.input(partial(ask_as_switched, studio), [*t.ask_inputs, *check_inputs], [*ask_outputs, t.warned],
-                 **PRIVATE, **asking_group).success(
-        compared_on_page, [t.item, t.handed_out], page_compare_outputs, **PRIVATE, **comparing_group)
-
+    for trigger, event in ((t.ask_btn.click, ask_clicked), (t.kind.input, kind_switched)):
+        trigger(event, [t.turns, *t.ask_inputs, *check_inputs], [*ask_outputs, t.warned], **PAGE_ASKING).success(
+            *compare_args, **PAGE_COMPARING)
+    t.picked.input(lambda qid: (*asking.pick(studio, qid), "auto"), [t.picked], [t.question, t.options, t.kind],
+                   **PRIVATE)
     (t.next_btn.click(partial(next_question, studio), [t.picked, *check_inputs],
                       [t.picked, t.question, t.options, t.kind, t.status, t.warned, t.proceed], **PRIVATE)
-     .success(ask_if_checked, [*t.ask_inputs, t.proceed], ask_outputs, **PRIVATE, **asking_group)
-     .success(compared_on_page, [t.item, t.handed_out], page_compare_outputs, **PRIVATE, **comparing_group))
+     .success(ask_if_checked, [t.turns, *t.ask_inputs, t.proceed], ask_outputs, **PAGE_ASKING)
+     .success(*compare_args, **PAGE_COMPARING))
 
 
 EDITOR_OUTPUTS = 5
