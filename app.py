@@ -31,15 +31,36 @@ from kard.ui.views import CSS
 log = logging.getLogger("kard.app")
 
 # -- services --------------------------------------------------------------------------------------
-def default_pipeline_factory(config: AppConfig, store: AnnotationStore):
-    """The default stack: default knowledge base, shipped student and reranker (each as configured); with
-    recall on, a question the store holds a saved correction for is answered reading that correction."""
+def serving_round(config: AppConfig, rounds: Path | None = None):
+    """In curator mode, a function giving the serving round's (student, reranker) of the Retrain tab's rounds
+    folder, or None before its first round; None in the demo, which has no Retrain tab."""
+    if config.mode != "curator":
+        return None
+    from kard.loop import round_folder
+    from kard.ui.loop_tab import DEFAULT_ROUNDS_DIR
+
+    def read() -> tuple[str, str | None] | None:
+        try:
+            pointer = round_folder.current(rounds or DEFAULT_ROUNDS_DIR)
+        except KardError as error:
+            log.warning("the rounds folder's pointer cannot be read; the student before it keeps answering: %s", error)
+            return None
+        return (pointer["student"], pointer.get("reranker")) if pointer else None
+
+    return read
+
+
+def default_pipeline_factory(config: AppConfig, store: AnnotationStore, serving=None):
+    """The default stack: default knowledge base, shipped student and reranker (each as configured), or the
+    serving round's student (and its reranker, if it has one) when `serving` names one; with recall on, a
+    question the store holds a saved correction for is answered reading that correction."""
     def load() -> Any:
         from kard.pipeline import Pipeline
         from kard.recall import StoreRecall
 
-        pipeline = Pipeline.load(student=config.student, knowledge=config.knowledge, reranker=config.reranker,
-                                 engine=config.engine)
+        served = serving() if serving else None
+        student, reranker = (served[0], served[1] or config.reranker) if served else (config.student, config.reranker)
+        pipeline = Pipeline.load(student=student, knowledge=config.knowledge, reranker=reranker, engine=config.engine)
         pipeline.recall = StoreRecall(store) if config.recall else None
         return pipeline
 
@@ -78,9 +99,10 @@ def default_questions(config: AppConfig) -> list:
 def make_studio(config: AppConfig) -> Studio:
     questions = default_questions(config)  # before the store: a bad question file must not leave a new database
     store = AnnotationStore(config.annotations_db, read_only=config.mode == "demo")
-    return Studio(default_pipeline_factory(config, store), store, questions,
+    serving = serving_round(config)
+    return Studio(default_pipeline_factory(config, store, serving), store, questions,
                   teacher_factory=default_teacher_factory(), mode=config.mode,
-                  max_question_chars=config.max_question_chars, curators=config.curators)
+                  max_question_chars=config.max_question_chars, curators=config.curators, serving=serving)
 
 
 def queued(demo: Any, config: AppConfig) -> Any:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Hashable
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
 from kard.annotations import AnnotationStore
@@ -58,16 +59,21 @@ class Teaches(Protocol):
 
 
 class Studio:
-    """The app's services. The pipeline loads on first use (or in `warm_up`), once, under a lock."""
+    """The app's services. The pipeline loads on first use (or in `warm_up`), under a lock; with `serving` (a
+    function naming the student that should answer, e.g. the rounds folder's current round), it loads again
+    when that changes, so a retrained round answers the next question."""
 
     def __init__(self, pipeline_factory: Callable[[], AnswersQuestions], store: AnnotationStore,
                  questions: Sequence[Question] = (), *, teacher_factory: Callable[[], Teaches] | None = None,
                  recorded: Mapping[str, Sequence[Rationale]] | None = None, mode: str = "demo",
-                 max_question_chars: int = 4000, curators: Sequence[str] = ()):
+                 max_question_chars: int = 4000, curators: Sequence[str] = (),
+                 serving: Callable[[], Hashable] | None = None):
         if mode not in MODES:
             raise KardError(f"unknown app mode {mode!r}. Fix: use KARD_MODE=demo or KARD_MODE=curator")
         self._pipeline_factory = pipeline_factory
         self._pipeline: AnswersQuestions | None = None
+        self._serving = serving
+        self._served: Hashable = None
         self._lock = threading.Lock()
         self.teacher_factory = teacher_factory
         self.store = store
@@ -84,11 +90,27 @@ class Studio:
 
     def pipeline(self) -> AnswersQuestions:
         with self._lock:
+            wanted = self._serving() if self._serving else None
             if self._pipeline is None:
-                started = time.perf_counter()
-                self._pipeline = self._pipeline_factory()
-                log.info("pipeline ready in %.1f s", time.perf_counter() - started)
+                self._pipeline = self._load_pipeline()
+            elif wanted != self._served:
+                self._switch_pipeline(wanted)
+            self._served = wanted
             return self._pipeline
+
+    def _load_pipeline(self) -> AnswersQuestions:
+        started = time.perf_counter()
+        pipeline = self._pipeline_factory()
+        log.info("pipeline ready in %.1f s", time.perf_counter() - started)
+        return pipeline
+
+    def _switch_pipeline(self, wanted: Hashable) -> None:
+        """Load the student `wanted` names; if it cannot load, keep answering with the one loaded (logged)."""
+        log.info("the serving student changed to %s: loading it", wanted)
+        try:
+            self._pipeline = self._load_pipeline()
+        except Exception:  # noqa: BLE001 - a broken round must not take the app down with it
+            log.exception("could not load the new serving student %s; the one loaded before keeps answering", wanted)
 
     def warm_up(self) -> threading.Thread:
         """Load the pipeline in a background thread, so the first question waits less."""

@@ -1,0 +1,81 @@
+"""The app answers with the serving round: after a retrain from the Retrain tab, the Ask tab's next question is
+answered by the new round's student (curator mode), and a round that cannot load leaves the old one answering."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kard.annotations import AnnotationStore
+from kard.config import AnnotationStoreConfig, AppConfig
+from kard.loop import round_folder
+from kard.ui.studio import Studio
+
+FAST = AnnotationStoreConfig(busy_timeout_s=0.05, retries=1, retry_wait_s=0.01)
+
+
+def studio_over(loads: list[str], serving) -> Studio:
+    def factory() -> str:
+        name = serving() or "base"
+        if name == "broken":
+            raise RuntimeError("no weights")
+        loads.append(name)
+        return f"pipeline of {name}"
+
+    return Studio(factory, AnnotationStore(":memory:", FAST), serving=serving)
+
+
+def test_a_new_serving_student_is_loaded_on_the_next_question_and_a_broken_one_is_not_served():
+    now = {"value": None}
+    loads: list[str] = []
+    studio = studio_over(loads, lambda: now["value"])
+    assert studio.pipeline() == "pipeline of base" and studio.pipeline() == "pipeline of base"
+    now["value"] = "round-001"
+    assert studio.pipeline() == "pipeline of round-001"
+    assert studio.pipeline() == "pipeline of round-001" and loads == ["base", "round-001"]  # loaded once
+    now["value"] = "broken"
+    assert studio.pipeline() == "pipeline of round-001"  # logged; the loaded student keeps answering
+    assert studio.pipeline() == "pipeline of round-001" and loads == ["base", "round-001"]  # not retried each ask
+
+
+def test_without_serving_the_pipeline_loads_once():
+    loads: list[str] = []
+    studio = Studio(lambda: loads.append("x") or "p", AnnotationStore(":memory:", FAST))
+    assert studio.pipeline() == studio.pipeline() == "p" and loads == ["x"]
+
+
+@pytest.fixture
+def rounds(tmp_path: Path) -> Path:
+    root = tmp_path / "rounds"
+    (root / "round-001" / "student").mkdir(parents=True)
+    return root
+
+
+def test_the_app_loads_the_serving_rounds_student_in_curator_mode(rounds, tmp_path, monkeypatch):
+    import app
+    from kard.pipeline import Pipeline
+
+    asked: list[dict] = []
+    monkeypatch.setattr(Pipeline, "load", classmethod(lambda cls, **kwargs: asked.append(kwargs) or Pipeline.__new__(cls)))
+    config = AppConfig(mode="curator", student="demo/student", reranker="demo/reranker", recall=False)
+    serving = app.serving_round(config, rounds)
+    store = AnnotationStore(tmp_path / "a.db", FAST)
+    assert serving() is None
+    app.default_pipeline_factory(config, store, serving)()
+    round_folder.set_current(rounds, "round-001", None, False)
+    assert serving() == (str(rounds / "round-001" / "student"), None)
+    app.default_pipeline_factory(config, store, serving)()
+    assert [(a["student"], a["reranker"]) for a in asked] == [
+        ("demo/student", "demo/reranker"), (str(rounds / "round-001" / "student"), "demo/reranker")]
+    assert app.serving_round(AppConfig(mode="demo"), rounds) is None  # the demo has no rounds
+
+
+def test_a_damaged_pointer_serves_the_configured_student(rounds, caplog):
+    import app
+
+    (rounds / "current.json").write_text("{not json", encoding="utf-8")
+    serving = app.serving_round(AppConfig(mode="curator"), rounds)
+    with caplog.at_level("WARNING", logger="kard.app"):
+        assert serving() is None
+    assert "cannot be read" in caplog.text and "Traceback" not in caplog.text
