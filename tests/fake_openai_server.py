@@ -35,6 +35,7 @@ class Reply:
     error: str = ""
     body: str | None = None  # sent as is instead of a chat completion (a server that is not OpenAI's kind)
     media_type: str = "application/json"
+    finish_reason: str | None = "stop"  # None: a stream cut off before its last chunk and [DONE]
 
 
 Responder = Callable[[dict], Reply]
@@ -182,7 +183,7 @@ def _prompt_tokens(body: dict) -> int:
 def _completion(body: dict, reply: Reply) -> dict:
     prompt_tokens = _prompt_tokens(body)
     choices = [
-        {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": reply.finish_reason}
         for i, text in enumerate(reply.texts)
     ]
     return {
@@ -213,12 +214,14 @@ async def _stream(body: dict, reply: Reply):
         }
         yield f"data: {json.dumps(chunk)}\n\n"
         await asyncio.sleep(0)
+    if reply.finish_reason is None:
+        return  # cut off: the body ends here, with no finish_reason and no [DONE]
     final = {
         "id": "chatcmpl-fake",
         "object": "chat.completion.chunk",
         "created": int(time.time()),
         "model": body.get("model", "fake"),
-        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+        "choices": [{"index": 0, "delta": {}, "finish_reason": reply.finish_reason}],
         "usage": {
             "prompt_tokens": _prompt_tokens(body),
             "completion_tokens": len(words),

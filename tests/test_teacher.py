@@ -24,6 +24,7 @@ from kard.teacher.client import (
     Teacher,
     TeacherAuthError,
     TeacherCacheError,
+    TeacherIncompleteError,
     TeacherReplyError,
     TeacherServerError,
     TeacherTimeoutError,
@@ -425,6 +426,51 @@ def test_stream_answer_yields_chunks_then_caches(server):
         assert list(teacher.stream_answer(medqa(0))) == ["".join(chunks)]
         assert teacher.answer(medqa(0)).answer == "B"  # answer() shares the streamed reply
     assert server.count == 1
+
+
+BAD_STREAMS = {
+    "cut off": (Reply(texts=("Insulin lowers glucose. Reasoning step one.",), finish_reason=None),
+                TeacherIncompleteError, "stopped sending after 43 characters, before the reply finished"),
+    "empty": (Reply(texts=("",)), TeacherIncompleteError, "sent an empty reply .*Fix: ask again"),
+    "a web page": (raw_body("<html><body>Login</body></html>", "text/html"), TeacherReplyError,
+                   "got no chat completion chunks in a text/html body.*Fix: check --base-url"),
+    "events without choices": (raw_body('data: {"result": "hello"}\n\ndata: [DONE]\n\n', "text/event-stream"),
+                               TeacherReplyError, "got a stream event without a list of choices"),
+}
+
+
+@pytest.mark.parametrize("bad", BAD_STREAMS.values(), ids=BAD_STREAMS.keys())
+def test_a_cut_empty_or_wrong_stream_is_an_error_and_the_next_ask_asks_again(server, bad):
+    reply, error, message = bad
+    server.script(reply)
+    server.responder = answer_with("Insulin lowers blood glucose.\nAnswer: B")
+    with make_teacher(server) as teacher:
+        with pytest.raises(error, match=message):
+            list(teacher.stream_answer(medqa(0)))
+        assert teacher.cache.count() == 0
+        assert "".join(teacher.stream_answer(medqa(0))) == "Insulin lowers blood glucose.\nAnswer: B"
+    assert server.count == 2
+
+
+def test_a_cut_reply_cached_before_the_check_is_asked_again(server):
+    server.responder = answer_with("Insulin lowers blood glucose.\nAnswer: B")
+    with make_teacher(server) as teacher:
+        request = teacher._prepare(medqa(0), "answer")
+        teacher.cache.put(request.key(teacher.model, 0), CachedSample("Insulin lowers", request.sha, None))
+        assert "".join(teacher.stream_answer(medqa(0))).endswith("Answer: B")
+    assert server.count == 1
+
+
+def test_teach_keeps_no_empty_reply_and_a_rerun_asks_again(server, tmp_path):
+    server.responder = by_question({"Patient 1 ": Reply(texts=("",))}, default="Insulin.\nAnswer: B")
+    with make_teacher(server, cache_path=tmp_path / "c.sqlite", concurrency=1) as teacher:
+        report = teacher.teach(QUESTIONS[:3], n=1)
+        assert report.stopped is None and len(report.kept) == 2 and report.dropped["error"] == 1
+        assert report.errors[0][0] == "medqa-dev-1" and "sent an empty reply" in report.errors[0][1]
+        assert teacher.cache.count() == 2
+        server.responder = answer_with("Insulin.\nAnswer: B")
+        again = teacher.teach(QUESTIONS[:3], n=1)
+    assert len(again.kept) == 3 and again.cached == 2 and server.count == 4
 
 
 # ----------------------------------------------------------------------------- the key never leaks

@@ -34,12 +34,14 @@ from kard.teacher.errors import (  # noqa: F401 - re-exported: callers catch the
     TeacherAuthError,
     TeacherCacheError,
     TeacherError,
+    TeacherIncompleteError,
     TeacherRateLimitError,
     TeacherReplyError,
     TeacherRequestError,
     TeacherServerError,
     TeacherTimeoutError,
     TeacherUnreachableError,
+    incomplete_reply,
     not_a_completion,
     translate_error,
 )
@@ -165,6 +167,23 @@ class _Request:
         return CacheKey(model, prompt_version(self.mode), self.question.id, index)
 
 
+@dataclass
+class _StreamedReply:
+    """What a streamed reply has brought so far."""
+
+    pieces: list[str] = field(default_factory=list)
+    usage: Usage = Usage(requests=1)
+    finish: str | None = None
+    chunks: int = 0  # chat completion chunks received
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+    def sample(self, sha: str, temperature: float) -> CachedSample:
+        return CachedSample(self.text, sha, self.finish, self.usage.tokens_in, self.usage.tokens_out, temperature)
+
+
 class Teacher:
     """An LLM teacher behind an OpenAI-compatible API, with a SQLite cache in front of it.
 
@@ -226,17 +245,17 @@ class Teacher:
     def stream_answer(self, question: Question) -> Iterator[str]:
         """The answer-mode reply as text chunks while it is generated (`stream=True`).
 
-        A cached reply comes back as one chunk. The full reply is cached when the stream ends.
+        A cached reply comes back as one chunk. The full reply is cached when the stream ends with a
+        finish_reason and some text; a stream cut off before it finished, an empty one or one that is no
+        chat completion raises a TeacherError instead and is not cached, so the next ask asks again.
         """
         request = self._prepare(question, "answer")
         key = request.key(self.model, 0)
         cached = self.cache.get(key)
-        if cached is not None and cached.prompt_sha == request.sha:
+        if cached is not None and _reusable(cached, request.sha, finished=True):
             yield cached.text
             return
-        pieces: list[str] = []
-        usage = Usage(requests=1)
-        finish: str | None = None
+        reply = _StreamedReply()
         try:
             stream = self._client.chat.completions.create(  # type: ignore[attr-defined]
                 model=self.model,
@@ -246,27 +265,42 @@ class Teacher:
                 stream=True,
             )
             for chunk in stream:
-                if getattr(chunk, "usage", None):
-                    usage = Usage(1, chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
-                for choice in chunk.choices or ():
-                    finish = choice.finish_reason or finish
-                    text = choice.delta.content if choice.delta else None
-                    if text:
-                        pieces.append(text)
-                        yield text
+                yield from self._stream_chunk(reply, chunk)
         except Exception as error:  # noqa: BLE001 - every client failure becomes a TeacherError
             self._add_usage(Usage(requests=_requests_sent(error)))
             raise self._translate(error) from None
-        self._add_usage(usage)
-        sample = CachedSample(
-            "".join(pieces),
-            request.sha,
-            finish,
-            usage.tokens_in,
-            usage.tokens_out,
-            self.config.answer_temperature,
-        )
-        self.cache.put(key, sample)
+        self._add_usage(reply.usage)
+        self._check_streamed(reply, stream)
+        self.cache.put(key, reply.sample(request.sha, self.config.answer_temperature))
+
+    def _stream_chunk(self, reply: "_StreamedReply", chunk: object) -> Iterator[str]:
+        """The text of one streamed chunk (recorded in `reply`); a TeacherReplyError when it is no chunk."""
+        problem = _not_a_chunk(chunk)
+        if problem:
+            raise not_a_completion(problem, where=self.where, secret=self._secret())
+        reply.chunks += 1
+        if getattr(chunk, "usage", None):
+            reply.usage = Usage(1, _count(chunk.usage, "prompt_tokens"), _count(chunk.usage, "completion_tokens"))
+        for choice in chunk.choices:  # type: ignore[attr-defined]
+            reply.finish = choice.finish_reason or reply.finish
+            text = choice.delta.content if choice.delta else None
+            if text:
+                reply.pieces.append(text)
+                yield text
+
+    def _check_streamed(self, reply: "_StreamedReply", stream: object) -> None:
+        """Raise when the stream held no chunk, stopped before a finish_reason, or held no text."""
+        if not reply.chunks:
+            headers = getattr(getattr(stream, "response", None), "headers", None) or {}
+            body = headers.get("content-type", "an unlabelled").split(";")[0]
+            raise not_a_completion(f"no chat completion chunks in a {body} body", where=self.where,
+                                   secret=self._secret())
+        if reply.finish is None:
+            raise incomplete_reply(
+                f"stopped sending after {len(reply.text)} characters, before the reply finished "
+                "(the stream ended without a finish_reason)", where=self.where)
+        if not reply.text.strip():
+            raise incomplete_reply(f"sent an empty reply (finish_reason {reply.finish!r})", where=self.where)
 
     def teach(
         self,
@@ -365,7 +399,7 @@ class Teacher:
             raise ConfigError(f"the number of samples must be at least 1, got {n}. Fix: pass --n 1 or more")
         request = self._prepare(question, mode)
         found = self.cache.get_many(self.model, prompt_version(mode), question.id, range(n))
-        samples = {i: s for i, s in found.items() if s.prompt_sha == request.sha}
+        samples = {i: s for i, s in found.items() if _reusable(s, request.sha)}
         missing = [i for i in range(n) if i not in samples]
         usage = Usage()
         temperature = self.config.temperature if mode == "rationalize" else self.config.answer_temperature
@@ -391,17 +425,17 @@ class Teacher:
         got = 0
         if k > 1 and self._n_supported is not False:
             try:
-                batch, spent = self._call(request, k, temperature)
+                batch, spent, choices = self._call(request, k, temperature)
             except TeacherRequestError:
                 if self._n_supported:
                     raise
                 self._learn_n_support(False)
             else:
-                self._learn_n_support(len(batch) >= k)
+                self._learn_n_support(choices >= k)
                 got += len(batch)
                 yield batch, spent
         while got < k:
-            batch, spent = self._call(request, 1, temperature)
+            batch, spent, _ = self._call(request, 1, temperature)
             got += len(batch[:1])
             yield batch[:1], spent
 
@@ -414,7 +448,9 @@ class Teacher:
                 )
             self._n_supported = honoured if self._n_supported is None else self._n_supported and honoured
 
-    def _call(self, request: _Request, n: int, temperature: float) -> tuple[list[CachedSample], Usage]:
+    def _call(self, request: _Request, n: int, temperature: float) -> tuple[list[CachedSample], Usage, int]:
+        """The non-empty samples of one request, what it cost, and how many choices came (empty ones
+        included: they say whether the server honours n). All empty raises a TeacherIncompleteError."""
         options: dict[str, object] = {"n": n} if n > 1 else {}
         try:
             with self._gate.slot():  # as many in flight as the server answers in time (kard.teacher.gate)
@@ -451,7 +487,13 @@ class Teacher:
             raise TeacherServerError(
                 f"the teacher server at {self.where} returned no choices. Fix: check the server and the model name"
             )
-        return samples, Usage(1 + _count(raw, "retries_taken"), tokens_in, tokens_out)
+        spent = Usage(1 + _count(raw, "retries_taken"), tokens_in, tokens_out)
+        kept = [sample for sample in samples if sample.text.strip()]
+        if not kept:
+            self._add_usage(spent)  # paid, though nothing is kept
+            raise incomplete_reply(f"sent an empty reply (finish_reason {samples[0].finish_reason!r})",
+                                   where=self.where)
+        return kept, spent, len(samples)
 
     def _chat_choices(self, response: object) -> list:
         """The reply's choices, or a TeacherReplyError when the reply is no chat completion."""
@@ -493,6 +535,25 @@ def _not_a_completion(response: object, choices: object) -> str | None:
             what = type(content).__name__ if hasattr(choice, "message") else type(choice).__name__
             return f"a choice whose message is a {what}, not text"
     return None
+
+
+def _not_a_chunk(chunk: object) -> str | None:
+    """What a streamed event holds instead of a chat completion chunk, or None when it is one."""
+    choices = getattr(chunk, "choices", None)
+    if not isinstance(choices, list):
+        return "a stream event without a list of choices"
+    for choice in choices:
+        delta = getattr(choice, "delta", None)
+        if delta is not None and not isinstance(getattr(delta, "content", None), (str, type(None))):
+            return f"a stream event whose text is a {type(delta.content).__name__}, not text"
+    return None
+
+
+def _reusable(sample: CachedSample, sha: str, *, finished: bool = False) -> bool:
+    """A cached sample is served again when it was asked with this prompt and holds text (and, with
+    `finished`, the stream that brought it ended with a finish_reason: caches written before these checks
+    may hold cut or empty replies)."""
+    return sample.prompt_sha == sha and bool(sample.text.strip()) and (not finished or bool(sample.finish_reason))
 
 
 def _requests_sent(error: Exception) -> int:

@@ -43,6 +43,11 @@ class TeacherReplyError(TeacherError):
     Fatal for a job."""
 
 
+class TeacherIncompleteError(TeacherError):
+    """The server's reply was cut off before it finished (no finish_reason) or held no text. Not cached:
+    the next ask asks again."""
+
+
 class TeacherCacheError(TeacherError):
     """The teacher cache file cannot be read or written (locked, read-only). Fatal for a job."""
 
@@ -114,6 +119,14 @@ def not_a_completion(got: str, *, where: str, secret: str | None) -> TeacherRepl
     return TeacherReplyError(
         f"the server at {where} did not answer with a chat completion (got {_redact(got, secret)}). "
         "Fix: check --base-url points at an OpenAI-compatible /v1 endpoint"
+    )
+
+
+def incomplete_reply(problem: str, *, where: str) -> TeacherIncompleteError:
+    """The error for a reply that stopped before it finished or held no text; `problem` says which."""
+    return TeacherIncompleteError(
+        f"the teacher server at {where} {problem}; it was not kept. Fix: ask again; if it keeps happening, "
+        "check the server's logs (a crash or a proxy cutting long replies) and the model name"
     )
 
 
