@@ -72,12 +72,13 @@ def default_teacher_factory() -> Any:
     if not teacher_configured():
         return None
     cache: dict[str, Any] = {}
+    config = TeacherConfig.for_app()  # a bad KARD_TEACHER_TIMEOUT / _RETRIES stops the app at start
 
     def load() -> Any:
         if "teacher" not in cache:
             from kard.teacher.client import Teacher
 
-            cache["teacher"] = Teacher(TeacherConfig.from_env())
+            cache["teacher"] = Teacher(config)
         return cache["teacher"]
 
     return load

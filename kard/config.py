@@ -74,6 +74,7 @@ class TeacherConfig:
     answer_temperature: float = 0.0  # answer mode (live comparison): the teacher's best single answer
     price_in_per_mtok: float | None = None  # USD per million prompt tokens; None: prices change, no guess
     price_out_per_mtok: float | None = None  # USD per million completion tokens
+    shown_in: str = "cli"  # where error messages are read: "cli" names teach's flags, "app" the env variables
 
     @staticmethod
     def from_env(**overrides: object) -> "TeacherConfig":
@@ -86,6 +87,29 @@ class TeacherConfig:
             values["base_url"] = os.environ["OPENAI_BASE_URL"]
         values.update({name: value for name, value in overrides.items() if value is not None})
         return TeacherConfig(**values)  # type: ignore[arg-type]
+
+    @staticmethod
+    def for_app() -> "TeacherConfig":
+        """The app's live teacher: `from_env`, with a budget for a person waiting beside the student's answer.
+
+        A `teach` job may wait 60 s x 5 tries for a busy server; a person may not. 30 s without a word
+        still covers a local server loading its model before the first token (the timeout runs between
+        streamed chunks, so a long reply that keeps coming is not cut), and one retry rides out a dropped
+        connection, a 429 or a 5xx; a dead server is reported after about a minute. $KARD_TEACHER_TIMEOUT
+        (seconds) and $KARD_TEACHER_RETRIES change them; error messages name those, not teach's flags.
+        """
+        env = os.environ
+        timeout = _check_seconds(env["KARD_TEACHER_TIMEOUT"], "KARD_TEACHER_TIMEOUT") \
+            if env.get("KARD_TEACHER_TIMEOUT") else APP_TEACHER_TIMEOUT_S
+        retries = _check_retries(env["KARD_TEACHER_RETRIES"], "KARD_TEACHER_RETRIES") \
+            if env.get("KARD_TEACHER_RETRIES") else APP_TEACHER_RETRIES
+        return TeacherConfig.from_env(timeout_s=timeout, max_retries=retries, shown_in="app")
+
+
+APP_TEACHER_TIMEOUT_S = 30.0
+"""The app's live teacher: seconds without a word from the server before a try is given up."""
+APP_TEACHER_RETRIES = 1
+"""The app's live teacher: retries after a timeout, a dropped connection, a 429 or a 5xx."""
 
 
 def hub_token() -> str | None:
@@ -263,6 +287,35 @@ def _whole_number(value: object, setting: str, problem: str, fix: str) -> int:
         raise _bad_setting(setting, value, problem, fix) from None
 
 
+def _real_number(value: object) -> float:
+    """`value` as a number; NaN when it is none ("ten"), for the caller's check to refuse."""
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        return math.nan
+
+
+def _check_seconds(value: object, setting: str) -> float:
+    fix = f"set {setting} to a number of seconds above 0 (e.g. 30)"
+    seconds = _real_number(value)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise _bad_setting(setting, value, "is not a number of seconds above 0", fix)
+    return seconds
+
+
+def _check_retries(value: object, setting: str) -> int:
+    fix = f"set {setting} to a whole number of retries, 0 or more (e.g. 1)"
+    return _whole_at_least(value, setting, 0, "is not a whole number", fix)
+
+
+def _whole_at_least(value: object, setting: str, least: int, problem: str, fix: str) -> int:
+    """`value` as a whole number of at least `least`; else a ConfigError with `problem` (not a number) and `fix`."""
+    number = _whole_number(value, setting, problem, fix)
+    if number < least:
+        raise _bad_setting(setting, value, f"is below {least}", fix)
+    return number
+
+
 def _check_switch(value: object, setting: str) -> bool:
     """on / off (also true / false, yes / no, 1 / 0); app.py's --no-X flags give False."""
     if isinstance(value, bool):
@@ -277,10 +330,7 @@ def _check_switch(value: object, setting: str) -> bool:
 
 def _check_queue_size(value: object, setting: str) -> int:
     fix = f"set {setting} to a whole number of waiting asks, at least 1 (16 by default)"
-    size = _whole_number(value, setting, "is not a number", fix)
-    if size < 1:
-        raise _bad_setting(setting, value, "is below 1", fix)
-    return size
+    return _whole_at_least(value, setting, 1, "is not a number", fix)
 
 
 def _check_port(value: object, setting: str) -> int:
@@ -412,10 +462,7 @@ def check_repo_id(value: object, setting: str) -> str:
 
 def _check_sync_minutes(value: object, setting: str) -> float:
     fix = f"set {setting} to a number of minutes, 1 or more (10 by default)"
-    try:
-        minutes = float(str(value).strip())
-    except ValueError:
-        minutes = math.nan
+    minutes = _real_number(value)
     if not math.isfinite(minutes):  # "ten", "nan", "inf"
         raise _bad_setting(setting, value, "is not a number of minutes", fix)
     if minutes < 1:

@@ -431,7 +431,7 @@ def test_stream_answer_yields_chunks_then_caches(server):
 BAD_STREAMS = {
     "cut off": (Reply(texts=("Insulin lowers glucose. Reasoning step one.",), finish_reason=None),
                 TeacherIncompleteError, "stopped sending after 43 characters, before the reply finished"),
-    "empty": (Reply(texts=("",)), TeacherIncompleteError, "sent an empty reply .*Fix: ask again"),
+    "empty": (Reply(texts=("",)), TeacherIncompleteError, "sent an empty reply .*it was not kept. Fix: rerun"),
     "a web page": (raw_body("<html><body>Login</body></html>", "text/html"), TeacherReplyError,
                    "got no chat completion chunks in a text/html body.*Fix: check --base-url"),
     "events without choices": (raw_body('data: {"result": "hello"}\n\ndata: [DONE]\n\n', "text/event-stream"),
@@ -680,3 +680,50 @@ def test_teacher_settings_from_env_ignore_overrides_not_given(monkeypatch):
     assert (config.model, config.base_url, config.samples) == ("env-model", "http://127.0.0.1:9/v1", 3)
     assert config.temperature == TeacherConfig().temperature  # None = not given, as in AppConfig.from_env
     assert TeacherConfig.from_env(model="flag-model").model == "flag-model"
+
+
+# ----------------------------------------------------------------------------- the app's live teacher
+
+
+def test_the_apps_live_teacher_has_a_short_budget_set_by_env(monkeypatch):
+    for name in ("KARD_TEACHER_TIMEOUT", "KARD_TEACHER_RETRIES"):
+        monkeypatch.delenv(name, raising=False)
+    config = TeacherConfig.for_app()
+    assert (config.timeout_s, config.max_retries, config.shown_in) == (30.0, 1, "app")
+    assert (TeacherConfig.from_env().timeout_s, TeacherConfig.from_env().shown_in) == (60.0, "cli")  # teach's
+    monkeypatch.setenv("KARD_TEACHER_TIMEOUT", "12.5")
+    monkeypatch.setenv("KARD_TEACHER_RETRIES", "0")
+    assert (TeacherConfig.for_app().timeout_s, TeacherConfig.for_app().max_retries) == (12.5, 0)
+    for name, bad in (("KARD_TEACHER_TIMEOUT", "soon"), ("KARD_TEACHER_TIMEOUT", "0"), ("KARD_TEACHER_RETRIES", "-1")):
+        monkeypatch.setenv(name, bad)
+        with pytest.raises(KardError, match=f"{name}='{bad}' .*Fix: set {name} to"):
+            TeacherConfig.for_app()
+        monkeypatch.setenv(name, "1")
+
+
+def test_the_app_gives_up_on_a_hanging_teacher_soon_and_names_its_env_fix(server, tmp_path, monkeypatch):
+    import app
+
+    server.responder = lambda body: Reply(texts=("Late.\nAnswer: B",), delay_s=1.0)
+    for name, value in (("OPENAI_BASE_URL", server.url), ("OPENAI_API_KEY", KEY), ("KARD_CACHE", str(tmp_path)),
+                        ("KARD_TEACHER_MODEL", "fake-teacher"), ("KARD_TEACHER_TIMEOUT", "0.2")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("KARD_TEACHER_RETRIES", raising=False)
+    teacher = app.default_teacher_factory()()
+    with teacher, pytest.raises(TeacherTimeoutError, match="within 0.2 s \\(1 retry\\)") as raised:
+        list(teacher.stream_answer(medqa(0)))
+    assert server.count == 2 and "raise KARD_TEACHER_TIMEOUT" in str(raised.value)
+    assert "--timeout" not in str(raised.value) and "rerun" not in str(raised.value)
+
+
+@pytest.mark.parametrize("shown_in", ["app", "cli"])
+@pytest.mark.parametrize("code", [429, 500])
+def test_rate_limit_and_server_errors_name_the_fix_where_they_are_shown(server, shown_in, code):
+    server.responder = lambda body: status(code)
+    with make_teacher(server, max_retries=0, shown_in=shown_in) as teacher, pytest.raises(KardError) as raised:
+        list(teacher.stream_answer(medqa(0)))
+    message = str(raised.value)
+    if shown_in == "app":
+        assert "ask again" in message and "--" not in message and "rerun" not in message
+    else:
+        assert "rerunning the same job resumes" in message and ("--concurrency" in message) == (code == 429)

@@ -41,6 +41,7 @@ from kard.teacher.errors import (  # noqa: F401 - re-exported: callers catch the
     TeacherServerError,
     TeacherTimeoutError,
     TeacherUnreachableError,
+    fixes_for,
     incomplete_reply,
     not_a_completion,
     translate_error,
@@ -207,6 +208,7 @@ class Teacher:
             getattr(self._client, "base_url", self.config.base_url or "the default endpoint")
         ).rstrip("/")
         self.usage = Usage()
+        self._fix = fixes_for(self.config)  # how error messages phrase the fix where they are shown
         self._n_supported: bool | None = None  # learnt on the first request that asks for n > 1
         self._lock = threading.Lock()
         self._gate = AdaptiveGate(self.config.concurrency, self.config.timeout_s)  # requests in flight at once
@@ -277,7 +279,7 @@ class Teacher:
         """The text of one streamed chunk (recorded in `reply`); a TeacherReplyError when it is no chunk."""
         problem = _not_a_chunk(chunk)
         if problem:
-            raise not_a_completion(problem, where=self.where, secret=self._secret())
+            raise not_a_completion(problem, where=self.where, secret=self._secret(), fix=self._fix)
         reply.chunks += 1
         if getattr(chunk, "usage", None):
             reply.usage = Usage(1, _count(chunk.usage, "prompt_tokens"), _count(chunk.usage, "completion_tokens"))
@@ -294,13 +296,14 @@ class Teacher:
             headers = getattr(getattr(stream, "response", None), "headers", None) or {}
             body = headers.get("content-type", "an unlabelled").split(";")[0]
             raise not_a_completion(f"no chat completion chunks in a {body} body", where=self.where,
-                                   secret=self._secret())
+                                   secret=self._secret(), fix=self._fix)
         if reply.finish is None:
             raise incomplete_reply(
                 f"stopped sending after {len(reply.text)} characters, before the reply finished "
-                "(the stream ended without a finish_reason)", where=self.where)
+                "(the stream ended without a finish_reason)", where=self.where, fix=self._fix)
         if not reply.text.strip():
-            raise incomplete_reply(f"sent an empty reply (finish_reason {reply.finish!r})", where=self.where)
+            raise incomplete_reply(f"sent an empty reply (finish_reason {reply.finish!r})", where=self.where,
+                                   fix=self._fix)
 
     def teach(
         self,
@@ -492,7 +495,7 @@ class Teacher:
         if not kept:
             self._add_usage(spent)  # paid, though nothing is kept
             raise incomplete_reply(f"sent an empty reply (finish_reason {samples[0].finish_reason!r})",
-                                   where=self.where)
+                                   where=self.where, fix=self._fix)
         return kept, spent, len(samples)
 
     def _chat_choices(self, response: object) -> list:
@@ -500,14 +503,15 @@ class Teacher:
         choices = getattr(response, "choices", None)
         problem = _not_a_completion(response, choices)
         if problem:
-            raise not_a_completion(problem, where=self.where, secret=self._secret())
+            raise not_a_completion(problem, where=self.where, secret=self._secret(), fix=self._fix)
         return choices  # type: ignore[return-value]
 
     def _translate(self, error: Exception) -> TeacherError:
         if isinstance(error, TeacherError):
             return error
         if isinstance(error, json.JSONDecodeError):  # a 200 reply labelled JSON that is not
-            return not_a_completion(f"a body that is not JSON: {error.msg}", where=self.where, secret=self._secret())
+            return not_a_completion(f"a body that is not JSON: {error.msg}", where=self.where, secret=self._secret(),
+                                    fix=self._fix)
         return translate_error(
             error, where=self.where, model=self.model, config=self.config, secret=self._secret()
         )

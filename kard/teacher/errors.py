@@ -1,10 +1,14 @@
 """Teacher errors: what an `openai` failure means for the user, and how to fix it.
 
 Messages name the server (its base URL) and the fix; they never contain the API key, even when a
-server echoes it back (it is masked as ***).
+server echoes it back (it is masked as ***). The fix fits where the message is shown
+(`TeacherConfig.shown_in`): a `teach` job names its flags and resuming, the app its environment
+variables and asking again.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from kard.config import TeacherConfig
 from kard.errors import KardError
@@ -62,6 +66,47 @@ FATAL_ERRORS = (
 """Errors that would hit every question alike: a job stops on them instead of trying each question."""
 
 
+@dataclass(frozen=True)
+class Fixes:
+    """How a message's fix names the settings and the next try where it is shown."""
+
+    model: str  # the model setting
+    base_url: str  # the server's address setting
+    restart: str  # what else a changed setting needs
+    again: str  # trying again
+    resume: str  # what trying again keeps
+    busy: str  # easing a rate limit
+    slow: str  # allowing a slow server more time
+
+
+FIXES = {
+    "cli": Fixes(
+        model="--model (KARD_TEACHER_MODEL)",
+        base_url="--base-url (OPENAI_BASE_URL)",
+        restart="",
+        again="rerun",
+        resume="; finished samples are cached, so rerunning the same job resumes where it stopped",
+        busy="lower --concurrency or wait",
+        slow="raise the timeout (--timeout) or lower --concurrency",
+    ),
+    "app": Fixes(
+        model="KARD_TEACHER_MODEL",
+        base_url="OPENAI_BASE_URL",
+        restart=" and restart the app",
+        again="ask again",
+        resume="",
+        busy="wait a minute",
+        slow="wait and ask again; if the server is just slow, raise KARD_TEACHER_TIMEOUT (seconds) "
+        "and restart the app",
+    ),
+}
+"""The fixes of a `teach` job (its flags, a rerun resumes) and of the app's live teacher (its environment)."""
+
+
+def fixes_for(config: TeacherConfig) -> Fixes:
+    return FIXES.get(config.shown_in, FIXES["cli"])
+
+
 def translate_error(
     error: Exception, *, where: str, model: str, config: TeacherConfig, secret: str | None
 ) -> TeacherError:
@@ -69,64 +114,65 @@ def translate_error(
     import openai
 
     retries = f"{config.max_retries} retr{'y' if config.max_retries == 1 else 'ies'}"
-    resume = "finished samples are cached, so rerunning the same job resumes where it stopped"
+    fix = fixes_for(config)
     detail = _redact(_server_message(error), secret)
     if isinstance(error, openai.AuthenticationError):
         return TeacherAuthError(
-            f"the teacher server at {where} rejected the API key (HTTP 401). Fix: check OPENAI_API_KEY"
+            f"the teacher server at {where} rejected the API key (HTTP 401). Fix: check OPENAI_API_KEY{fix.restart}"
         )
     if isinstance(error, openai.PermissionDeniedError):
         return TeacherAuthError(
-            f"the API key may not use model {model!r} at {where} (HTTP 403: {detail}). Fix: check OPENAI_API_KEY and --model"
+            f"the API key may not use model {model!r} at {where} (HTTP 403: {detail}). "
+            f"Fix: check OPENAI_API_KEY and {fix.model}{fix.restart}"
         )
     if isinstance(error, openai.RateLimitError):
         return TeacherRateLimitError(
             f"still rate limited by {where} (HTTP 429) after {retries}: {detail}. "
-            f"Fix: lower --concurrency or wait and rerun; {resume}"
+            f"Fix: {fix.busy} and {fix.again}{fix.resume}"
         )
     if isinstance(error, openai.InternalServerError):
         return TeacherServerError(
             f"the teacher server at {where} kept failing (HTTP {error.status_code}) after {retries}: {detail}. "
-            f"Fix: check the server's logs and rerun later; {resume}"
+            f"Fix: check the server's logs and {fix.again} later{fix.resume}"
         )
     if isinstance(error, openai.APITimeoutError):
         return TeacherTimeoutError(
             f"no reply from {where} within {config.timeout_s:g} s ({retries}). "
-            f"Fix: raise the timeout (--timeout) or lower --concurrency; {resume}"
+            f"Fix: {fix.slow}{fix.resume}"
         )
     if isinstance(error, openai.APIConnectionError):
         return TeacherUnreachableError(
             f"could not connect to the teacher server at {where}. Fix: is the server at {where} running? "
-            "Set OPENAI_BASE_URL or --base-url to its address"
+            f"Set {fix.base_url} to its address{fix.restart}"
         )
     if isinstance(error, openai.NotFoundError):
         return TeacherRequestError(
             f"model {model!r} or the chat endpoint was not found at {where} (HTTP 404: {detail}). "
-            "Fix: check --model (KARD_TEACHER_MODEL) and that the base URL ends in /v1"
+            f"Fix: check {fix.model} and that the base URL ends in /v1{fix.restart}"
         )
     if isinstance(error, openai.APIStatusError):
         return TeacherRequestError(
             f"the teacher server at {where} refused the request (HTTP {error.status_code}: {detail}). "
-            "Fix: check --model and the sampling settings against what the server supports"
+            f"Fix: check {fix.model} and the sampling settings against what the server supports"
         )
     return TeacherError(
         f"the teacher request to {where} failed: {_redact(str(error), secret)}. Fix: check the server and rerun"
     )
 
 
-def not_a_completion(got: str, *, where: str, secret: str | None) -> TeacherReplyError:
+def not_a_completion(got: str, *, where: str, secret: str | None, fix: Fixes = FIXES["cli"]) -> TeacherReplyError:
     """The error for a 200 reply that is not a chat completion; `got` says what came instead."""
     return TeacherReplyError(
         f"the server at {where} did not answer with a chat completion (got {_redact(got, secret)}). "
-        "Fix: check --base-url points at an OpenAI-compatible /v1 endpoint"
+        f"Fix: check {fix.base_url} points at an OpenAI-compatible /v1 endpoint"
     )
 
 
-def incomplete_reply(problem: str, *, where: str) -> TeacherIncompleteError:
+def incomplete_reply(problem: str, *, where: str, fix: Fixes = FIXES["cli"]) -> TeacherIncompleteError:
     """The error for a reply that stopped before it finished or held no text; `problem` says which."""
     return TeacherIncompleteError(
-        f"the teacher server at {where} {problem}; it was not kept. Fix: ask again; if it keeps happening, "
-        "check the server's logs (a crash or a proxy cutting long replies) and the model name"
+        f"the teacher server at {where} {problem}; it was not kept. Fix: {fix.again}; if it keeps happening, "
+        f"check the server's logs (a crash or a proxy cutting long replies) and {fix.model}"
     )
 
 
