@@ -31,17 +31,16 @@ from kard.ui.views import CSS
 log = logging.getLogger("kard.app")
 
 # -- services --------------------------------------------------------------------------------------
-def serving_round(config: AppConfig, rounds: Path | None = None):
+def serving_round(config: AppConfig):
     """In curator mode, a function giving the serving round's (student, reranker) of the Retrain tab's rounds
-    folder, or None before its first round; None in the demo, which has no Retrain tab."""
+    folder (`config.rounds_dir`), or None before its first round; None in the demo, which has no Retrain tab."""
     if config.mode != "curator":
         return None
     from kard.loop import round_folder
-    from kard.ui.loop_tab import DEFAULT_ROUNDS_DIR
 
     def read() -> tuple[str, str | None] | None:
         try:
-            pointer = round_folder.current(rounds or DEFAULT_ROUNDS_DIR)
+            pointer = round_folder.current(config.rounds_dir)
         except KardError as error:
             log.warning("the rounds folder's pointer cannot be read; the student before it keeps answering: %s", error)
             return None

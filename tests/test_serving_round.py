@@ -58,8 +58,9 @@ def test_the_app_loads_the_serving_rounds_student_in_curator_mode(rounds, tmp_pa
 
     asked: list[dict] = []
     monkeypatch.setattr(Pipeline, "load", classmethod(lambda cls, **kwargs: asked.append(kwargs) or Pipeline.__new__(cls)))
-    config = AppConfig(mode="curator", student="demo/student", reranker="demo/reranker", recall=False)
-    serving = app.serving_round(config, rounds)
+    config = AppConfig(mode="curator", student="demo/student", reranker="demo/reranker", recall=False,
+                       rounds_dir=rounds)
+    serving = app.serving_round(config)
     store = AnnotationStore(tmp_path / "a.db", FAST)
     assert serving() is None
     app.default_pipeline_factory(config, store, serving)()
@@ -68,14 +69,28 @@ def test_the_app_loads_the_serving_rounds_student_in_curator_mode(rounds, tmp_pa
     app.default_pipeline_factory(config, store, serving)()
     assert [(a["student"], a["reranker"]) for a in asked] == [
         ("demo/student", "demo/reranker"), (str(rounds / "round-001" / "student"), "demo/reranker")]
-    assert app.serving_round(AppConfig(mode="demo"), rounds) is None  # the demo has no rounds
+    assert app.serving_round(AppConfig(mode="demo", rounds_dir=rounds)) is None  # the demo has no rounds
 
 
 def test_a_damaged_pointer_serves_the_configured_student(rounds, caplog):
     import app
 
     (rounds / "current.json").write_text("{not json", encoding="utf-8")
-    serving = app.serving_round(AppConfig(mode="curator"), rounds)
+    serving = app.serving_round(AppConfig(mode="curator", rounds_dir=rounds))
     with caplog.at_level("WARNING", logger="kard.app"):
         assert serving() is None
     assert "cannot be read" in caplog.text and "Traceback" not in caplog.text
+
+
+def test_the_rounds_folder_follows_the_setting_and_the_persistent_storage(tmp_path, monkeypatch):
+    from kard.errors import ConfigError
+
+    monkeypatch.delenv("KARD_ROUNDS_DIR", raising=False)
+    monkeypatch.setenv("KARD_PERSISTENT_DIR", str(tmp_path))
+    assert AppConfig.from_env().rounds_dir == tmp_path / "kard-studio" / "rounds"  # kept across a Space's restarts
+    monkeypatch.setenv("KARD_ROUNDS_DIR", str(tmp_path / "mine"))
+    assert AppConfig.from_env().rounds_dir == tmp_path / "mine"
+    (tmp_path / "file").write_text("x", encoding="utf-8")
+    monkeypatch.setenv("KARD_ROUNDS_DIR", str(tmp_path / "file"))
+    with pytest.raises(ConfigError, match="KARD_ROUNDS_DIR.*is a file, not a folder"):
+        AppConfig.from_env()

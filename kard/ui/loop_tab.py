@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from kard.loop import jobs as loop_jobs, retrain, round_folder
 from kard.ui import asking, curating, views
-from kard.config import PROJECT_ROOT
+from kard.config import DEFAULT_ROUNDS_DIR
 from kard.errors import KardError
 from kard.kinds import AUTO
 
@@ -27,7 +27,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ROUNDS_DIR = PROJECT_ROOT / "runs" / "loop"
 """Where the app's retrain rounds go (`python -m kard retrain --root runs/loop` uses the same folder)."""
 BASE = "base"
 MAX_CACHED_STUDENTS = 2  # two sides of the comparison; more would only hold memory
@@ -235,15 +234,16 @@ class LoopTab:
 
 def add_loop_tab(studio: "Studio", config: "AppConfig", curator_name: Callable[[Any, Any], str | None], *,
                  question: Any = None, options: Any = None, kind: Any = None, picked: Any = None,
-                 root: str | Path = DEFAULT_ROUNDS_DIR, panel: LoopPanel | None = None) -> LoopPanel:
+                 root: str | Path | None = None, panel: LoopPanel | None = None) -> LoopPanel:
     """Build the "Retrain & rounds" tab inside the current Blocks (call it within `with gr.Blocks()`).
 
     `curator_name(request, profile)` says who is signed in (app.py's rule). `question`/`options`: the
     Ask tab's textboxes, so the comparison answers the question already there; None adds its own. `kind`/`picked`:
     the Ask tab's "Ask as" radio and demo-question dropdown, so it is asked as that tab asks it (same kind, and a
-    listed question keeps its gold); a missing `kind` adds its own "Ask as".
+    listed question keeps its gold); a missing `kind` adds its own "Ask as". `root`: the rounds folder (default
+    the config's `rounds_dir`, the one whose current round the Ask tab answers with).
     """
-    panel = panel or LoopPanel(studio, root, base_student=config.student, db=config.annotations_db,
+    panel = panel or LoopPanel(studio, root or config.rounds_dir, base_student=config.student, db=config.annotations_db,
                                kb=str(config.knowledge) if config.knowledge else None)
     wire_loop_tab(loop_layout(panel, question, options, kind, picked), panel, curator_name)
     return panel
