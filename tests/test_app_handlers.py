@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import html
 from dataclasses import replace
 
 import pytest
@@ -51,7 +52,7 @@ class ScriptedPipeline:
 class ScriptedTeacher:
     """Stands in for kard.teacher.client.Teacher: its reply streamed in two chunks."""
 
-    def __init__(self, fail: bool = False):
+    def __init__(self, fail: bool | Exception = False):
         self.fail = fail
         self.config = type("C", (), {"model": "teacher-model"})()
 
@@ -59,6 +60,8 @@ class ScriptedTeacher:
         return "Vitamin C prevents scurvy, so A.\nAnswer: A"
 
     def stream_answer(self, question: Question):
+        if isinstance(self.fail, Exception):
+            raise self.fail
         if self.fail:
             raise ConnectionError("connection refused")
         text = self.reply(question)
@@ -170,6 +173,34 @@ def test_unreachable_teacher_warns_and_falls_back(store):
     c = compare(s, asked(s))
     assert c.warning and "ConnectionError" in c.warning
     assert c.item["teacher"]["kind"] == "recorded"
+
+
+REJECTED = KardError("the teacher server rejected the API key (HTTP 401). Fix: check OPENAI_API_KEY.")
+
+
+def test_a_failed_live_teacher_is_named_with_why_not_called_not_configured(store):
+    s = studio(store, teacher_factory=lambda: ScriptedTeacher(fail=REJECTED))
+    c = compare(s, asked(s, "q2"))  # q2 has no recorded rationale
+    assert "live teacher · teacher-model · failed" in c.teacher_html and "not configured" not in c.teacher_html
+    why = "The live teacher (teacher-model) could not answer: the teacher server rejected the API key (HTTP 401)."
+    assert why in html.unescape(c.teacher_html) and c.warning.startswith(why) and c.item["teacher"] is None
+
+
+def test_a_recorded_rationale_shown_for_a_failed_live_teacher_says_so_in_the_column(store):
+    from kard.ui import ask_events
+
+    s = studio(store, teacher_factory=lambda: ScriptedTeacher(fail=REJECTED))
+    item = asked(s)  # q1 has a recorded rationale
+    c = compare(s, item)
+    notice = ("The live teacher (teacher-model) could not answer: the teacher server rejected the API key (HTTP 401)."
+              " Fix: check OPENAI_API_KEY; showing the recorded rationale instead.")
+    assert c.item["teacher"]["kind"] == "recorded" and c.warning == notice
+    assert notice in html.unescape(c.teacher_html) and "kard-card-notice" in c.teacher_html
+    with pytest.warns(UserWarning):  # the toast, outside an event
+        api = list(ask_events.compare(s, 16, item))[-1]  # what /compare returns: the teacher column second
+    assert notice in html.unescape(api[1])
+    plain = studio(store)
+    assert "kard-card-notice" not in compare(plain, asked(plain)).teacher_html  # no live teacher: no notice
 
 
 def test_save_stores_everything_as_a_revision(store):

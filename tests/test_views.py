@@ -150,6 +150,13 @@ def test_rationale_card_escapes_and_streams():
     assert "configure" in rationale_card("Teacher", "none", "", note="configure a teacher")
 
 
+def test_rationale_card_shows_an_escaped_notice_above_the_rationale():
+    card = rationale_card("Teacher", "recorded", "Because. Answer: A", notice="the live teacher failed: " + XSS)
+    assert "kard-card-notice" in card and "the live teacher failed: &lt;img" in card and "<img" not in card
+    assert card.index("kard-card-notice") < card.index("kard-rationale")
+    assert "kard-card-notice" not in rationale_card("Teacher", "recorded", "Because.")
+
+
 def test_history_panel_newest_first_with_diffs():
     base = Correction(item_id="i", question_id="q", question="Q", options={"A": "x", "B": "y"},
                       rationale="first text", answer="A", curator="alice", note=XSS)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from kard.annotations import AnnotationStoreError, Revision
 from kard.errors import DataError, KardError
@@ -22,7 +22,7 @@ from kard.kinds import AUTO, KindDecision, options_for, read_question
 from kard.prompts import PROMPT_VERSION, format_options, parse_options, parse_question_answer
 from kard.records import CHOICE, AskedItem, Prediction, Question, TeacherAnswer, item_id_for
 from kard.ui import views
-from kard.ui.cards import HOW_TO_TEACHER, compare_html, rerank_html, student_card, teacher_card
+from kard.ui.cards import HOW_TO_TEACHER, LiveFailure, compare_html, rerank_html, student_card, teacher_card
 from kard.ui.curating import review_start
 from kard.ui.studio import InputError, Studio, Teaches
 
@@ -160,31 +160,39 @@ def ask(studio: Studio, text: str, options_text: str, picked_id: str | None = No
 # -- compare ----------------------------------------------------------------------------------------
 def compare_steps(studio: Studio, sealed: Mapping[str, Any] | None) -> Iterator[Comparison]:
     """Fill the teacher's column and the diff, and pick the editor's starting text. A live teacher streams:
-    its partial steps carry only `teacher_html`."""
+    its partial steps carry only `teacher_html`. When it fails, the column names it and says why, and a recorded
+    rationale shown instead says so (`Comparison.warning` too)."""
     item = studio.read_item(sealed)
-    teacher, warning = None, None
+    teacher, failure = None, None
     if studio.teacher_factory is not None:
-        try:
-            for step in _live_teacher(studio.teacher_factory(), item.question):
-                if isinstance(step, TeacherAnswer):
-                    teacher = step
-                else:
-                    card = views.rationale_card("Teacher", "live teacher", step, streaming=True)
-                    yield Comparison(card, "", "", "", None, dict(sealed or {}), partial=True)
-        except KardError as error:
-            warning = f"The teacher could not answer: {error}"
-        except Exception as error:  # noqa: BLE001 - any client failure is shown, never a dead page
-            warning = f"The teacher could not answer ({type(error).__name__}). Fix: check OPENAI_BASE_URL and the server"
-            log.warning("teacher failed: %s", type(error).__name__)
+        teacher, failure = yield from _live_steps(studio.teacher_factory, item.question, dict(sealed or {}))
     item = item.with_teacher(teacher or recorded_teacher(studio, item.question))
-    note = HOW_TO_TEACHER if warning is None else \
-        f"{warning}. {HOW_TO_TEACHER if studio.teacher_factory is None else ''}"
+    warning = None if failure is None else failure.fallback if item.teacher is not None else failure.message
     saved = saved_revision(studio, item.question)
     text, source, _ = editor_start(item, saved)
     rating, tags, review_note = review_start(saved)
-    yield Comparison(teacher_card(item, note), compare_html(item), text, source,
+    yield Comparison(teacher_card(item, failure), compare_html(item), text, source,
                      start_answer(item, saved), studio.hand_out(item), warning,
                      editor_rating=rating, editor_tags=tags, editor_note=review_note)
+
+
+def _live_steps(factory: Callable[[], Teaches], question: Question, sealed: dict[str, Any]):
+    """The live teacher's partial Comparisons; returns (its answer, None), or (None, why it failed)."""
+    model = None
+    try:
+        teacher = factory()
+        model = teacher.config.model
+        for step in _live_teacher(teacher, question):
+            if isinstance(step, TeacherAnswer):
+                return step, None
+            card = views.rationale_card("Teacher", f"live teacher · {model}", step, streaming=True)
+            yield Comparison(card, "", "", "", None, sealed, partial=True)
+    except KardError as error:
+        return None, LiveFailure(model, str(error))
+    except Exception as error:  # noqa: BLE001 - any client failure is shown, never a dead page
+        log.warning("teacher failed: %s", type(error).__name__)
+        return None, LiveFailure(model, f"{type(error).__name__}. Fix: check OPENAI_BASE_URL and the server")
+    return None, LiveFailure(model, "it ended without an answer. Fix: check the server")
 
 
 def editor_start(item: AskedItem, saved: Revision | None = None) -> tuple[str, str, str | None]:

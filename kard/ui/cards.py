@@ -6,6 +6,7 @@ answer is offered and worded for its kind (letters, yes/no, or an open short ans
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Mapping
 
 from kard.records import CHOICE, OPEN, YES_NO, AskedItem, Question, Timings
@@ -13,6 +14,30 @@ from kard.ui import views
 
 HOW_TO_TEACHER = ("No teacher configured. To compare with a live teacher, set OPENAI_BASE_URL, OPENAI_API_KEY "
                   "and KARD_TEACHER_MODEL (any OpenAI-compatible server) and restart the app.")
+
+
+@dataclass(frozen=True)
+class LiveFailure:
+    """Why the configured live teacher gave no rationale: its model (None where the teacher could not even be set
+    up) and the error's message, which says what to fix."""
+
+    model: str | None
+    reason: str
+
+    @property
+    def head(self) -> str:
+        """The teacher column's source line: the configured teacher, and that it failed."""
+        return f"live teacher · {self.model} · failed" if self.model else "live teacher · failed"
+
+    @property
+    def message(self) -> str:
+        who = f" ({self.model})" if self.model else ""
+        return f"The live teacher{who} could not answer: {self.reason}"
+
+    @property
+    def fallback(self) -> str:
+        """The message where the question's recorded rationale is shown instead."""
+        return f"{self.message.rstrip(' .')}; showing the recorded rationale instead."
 
 
 def answer_choices(question: Question) -> list[tuple[str, str]]:
@@ -60,13 +85,18 @@ def student_card(item: AskedItem) -> str:
         kind_html=kind_html(item))
 
 
-def teacher_card(item: AskedItem, note: str = HOW_TO_TEACHER) -> str:
+def teacher_card(item: AskedItem, failure: LiveFailure | None = None) -> str:
+    """The teacher's column: its rationale, or, without one, that no teacher is configured (and how to) or that the
+    live teacher failed (and why). A recorded rationale shown because the live teacher failed says so."""
     q, t = item.question, item.teacher
     if t is None:
-        return views.rationale_card("Teacher", "not configured", "", note=note)
+        if failure is not None:
+            return views.rationale_card("Teacher", failure.head, "", note=failure.message)
+        return views.rationale_card("Teacher", "not configured", "", note=HOW_TO_TEACHER)
     timing = views.timing_line(Timings(first_token_s=t.first_token_s, total_s=t.seconds), 0, t.model) \
         if t.seconds else ""
-    return views.rationale_card("Teacher", t.label, t.rationale, timing_html=timing,
+    notice = failure.fallback if failure is not None and t.source == "recorded" else ""
+    return views.rationale_card("Teacher", t.label, t.rationale, timing_html=timing, notice=notice,
                                 answer_html=views.answer_badge(t.answer, q.answer, q.options, q.kind))
 
 

@@ -207,13 +207,14 @@ def timing_line(timings: Timings | None, tokens_out: int = 0, model: str = "", e
 
 
 def rationale_card(role: str, source: str, text: str, *, answer_html: str = "", timing_html: str = "",
-                   note: str = "", streaming: bool = False, kind_html: str = "") -> str:
-    """A column of the teacher-vs-student view: who wrote it, how the question was asked, the rationale,
-    the answer badge, timings."""
+                   note: str = "", streaming: bool = False, kind_html: str = "", notice: str = "") -> str:
+    """A column of the teacher-vs-student view: who wrote it, how the question was asked, a warning `notice` (what
+    the column shows instead of what was asked for, and why), the rationale, the answer badge, timings."""
+    notice_html = f'<div class="kard-msg kard-msg-warn kard-card-notice">{esc(notice)}</div>' if notice else ""
     cursor = '<span class="kard-cursor">&#9612;</span>' if streaming else ""
     body = esc(text) + cursor if (text or streaming) else f'<span class="kard-muted">{esc(note) or "&nbsp;"}</span>'
     return (f'<div class="kard-card kard-{esc(role.lower())}"><div class="kard-card-head"><b>{esc(role)}</b> '
-            f'<span class="kard-source">{esc(source)}</span></div>{kind_html}'
+            f'<span class="kard-source">{esc(source)}</span></div>{kind_html}{notice_html}'
             f'<div class="kard-rationale">{body}</div>'
             f'<div class="kard-answer">{answer_html}</div>{timing_html}</div>')
 
