@@ -663,6 +663,22 @@ def test_an_answer_stated_by_the_rationale_is_shown_as_such():
     assert "kard-answer-source" not in student_card(plain)
 
 
+def test_once_the_student_has_answered_the_editor_label_says_what_it_waits_for(store):
+    from kard.ui import ask_events
+    from kard.ui.updates import skips
+
+    text, options = "Which vitamin deficiency causes scurvy?", "A) Vitamin C B) Vitamin D"
+    steps = list(ask_events.ask_on_page(studio(store, teacher_factory=lambda: ScriptedTeacher()), text, options, None))
+    assert steps[0][7] == ask_events.WAITING_LABEL and steps[-1][5] == 1  # handed out
+    assert steps[-1][7] == ask_events.TEACHER_WAITING_LABEL and "Waiting for the teacher" in steps[-1][7]
+    assert steps[-1][6] == skips(1)[0]  # still read-only: the compare step opens it with the teacher's text
+    no_teacher = list(ask_events.ask_on_page(studio(store), text, options, None))
+    assert no_teacher[-1][7] == ask_events.COMPARING_LABEL
+    failed = lambda current: iter([[skips(1)[0], "the teacher failed", skips(1)[0]]])  # noqa: E731 - no editor text
+    opened = list(ask_events.compare_when_handed_out(failed, 3, 0, {"item": 1}, True, label_at=2))[-1]
+    assert opened[0]["interactive"] is True and opened[2] == ask_events.COMPARE_FAILED_LABEL
+
+
 def test_the_page_compares_only_after_an_ask_that_handed_out_a_new_item(store):
     from kard.ui import ask_events
     from kard.ui.updates import skips

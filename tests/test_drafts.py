@@ -10,7 +10,7 @@ import pytest
 
 from kard.annotations import AnnotationStore
 from kard.ui import blocks, curating
-from kard.ui.ask_events import WAITING_LABEL
+from kard.ui.ask_events import COMPARING_LABEL, TEACHER_WAITING_LABEL, WAITING_LABEL
 from kard.ui.curating import Edit
 from kard.ui.updates import editing_label, skips
 from tests.test_app_handlers import asked, compare, save, studio
@@ -74,7 +74,8 @@ def test_the_draft_is_left_as_it_is_while_the_student_answers(store):
     item, start = started(s, asked(s))
     mine = replace(start, rationale="My own correction.")
     new_item = asked(s, "q2")  # handed out; the editor still holds the old item's text and original
-    assert blocks.keep_draft(s, WAITING_LABEL, "", *edit_inputs(new_item, mine)) == skips(1)[0]
+    for waiting in (WAITING_LABEL, TEACHER_WAITING_LABEL, COMPARING_LABEL):  # the student, then the teacher answers
+        assert blocks.keep_draft(s, waiting, "", *edit_inputs(new_item, mine)) == skips(1)[0], waiting
     label = editing_label(start.original_source)
     assert json.loads(blocks.keep_draft(s, label, "", *edit_inputs(item, mine)))["rationale"] == "My own correction."
     assert blocks.keep_draft(s, label, "", *edit_inputs(item, start)) == ""  # nothing unsaved: the draft is dropped

@@ -26,6 +26,12 @@ ANSWERING, HANDED_OUT, FAILED = "answering", "handed out", "failed"
 """The steps of an ask: the student is still answering, the new item is out, or the ask failed."""
 WAITING_LABEL = ("The student is answering; the editor opens with the teacher's rationale (or your saved correction) "
                  "when the comparison is ready.")
+TEACHER_WAITING_LABEL = ("The student has answered. Waiting for the teacher's rationale: the editor stays read-only "
+                         "until it arrives, then opens with it (or your saved correction).")
+COMPARING_LABEL = "The student has answered; the editor opens with the comparison (or your saved correction)."
+LOCKED_LABELS = (WAITING_LABEL, TEACHER_WAITING_LABEL, COMPARING_LABEL)
+"""The editor's labels while it is read-only for a new item (the student answers, then the compare step runs)."""
+COMPARE_FAILED_LABEL = "The comparison could not be made (see the message above); the editor keeps its text."
 UNANSWERED_LABEL = "The question could not be answered (see the message above); the editor keeps its text."
 REVIEW_OUTPUTS = 5
 """What the page's compare step also sets, after /compare's outputs: the review controls (rating, tags, note) and,
@@ -120,8 +126,9 @@ def ask_on_page(studio: Studio, text: str, options_text: str, picked_id: str | N
     """The page's ask: /ask's outputs, what it handed out (AskTab.handed_out: its turn once the new item is out,
     else False), the editor and its label.
 
-    The compare step that follows refills the editor, so while the student answers the editor is read-only (text
-    typed meanwhile would be lost); it opens again when the compare step ends. A failed ask (an empty question box,
+    The compare step that follows refills the editor, so while the student answers, and then while the teacher
+    does, the editor is read-only (text typed meanwhile would be lost), its label saying which it waits for; it
+    opens again when the compare step ends. A failed ask (an empty question box,
     unreadable options) is not compared: the correction being edited stays, and the editor opens at once. An ask
     takes its turn of `turns` once the student starts; when a newer ask takes one, it stops where it is."""
     import gradio as gr
@@ -137,6 +144,8 @@ def ask_on_page(studio: Studio, text: str, options_text: str, picked_id: str | N
                 editor, label = gr.skip(), gr.skip()
                 if step == ANSWERING and not locked:
                     locked, editor, label = True, gr.update(interactive=False), WAITING_LABEL
+                elif step == HANDED_OUT and locked:  # the student is done; the compare step runs next
+                    label = TEACHER_WAITING_LABEL if studio.teacher_factory is not None else COMPARING_LABEL
                 elif step == FAILED:
                     editor, label = gr.update(interactive=True), UNANSWERED_LABEL if locked else gr.skip()
                 yield [*outputs, turn if step == HANDED_OUT else False, editor, label]
@@ -227,12 +236,12 @@ def compare(studio: Studio, width: int, current: dict | None, review: bool = Fal
 
 
 def compare_when_handed_out(compared: Callable, width: int, editor_at: int, current: dict | None,
-                            handed_out: int | bool, turns: AskTurns | None = None):
+                            handed_out: int | bool, turns: AskTurns | None = None, *, label_at: int | None = None):
     """The page's compare step: only after an ask that handed out a new item (else nothing changes), and, given
     `turns`, only while that ask (`handed_out`: its turn) is the page's latest: once a newer ask runs, it stops
     without a word, so only the latest item fills the editor. It opens the editor (`editor_at` in the outputs) that
     the ask made read-only: in its final step, which fills the editor, or, when the compare fails before that, in
-    one more step of its own."""
+    one more step of its own, which also sets the editor's label (`label_at`, where given) to say so."""
     import gradio as gr
 
     def latest() -> bool:
@@ -243,6 +252,8 @@ def compare_when_handed_out(compared: Callable, width: int, editor_at: int, curr
         return
     opened = skips(width)
     opened[editor_at] = gr.update(interactive=True)
+    if label_at is not None:
+        opened[label_at] = COMPARE_FAILED_LABEL
     filled = False
     try:
         for outputs in compared(current):

@@ -24,7 +24,7 @@ from kard.ui.ask_events import (
     ASK_OUTPUTS, REPLACE_WARNING, AskTurns, ask, ask_as_switched, ask_checked, ask_on_page, compare,
     compare_when_handed_out, loses_correction, next_question, warned_for,
 )
-from kard.ui.ask_events import WAITING_LABEL  # the editor's label while the student answers (keep_draft)
+from kard.ui.ask_events import LOCKED_LABELS  # the editor's labels while a new item is on its way (keep_draft)
 from kard.ui.cards import compare_html, live_diff, rerank_html, student_card, teacher_card
 from kard.ui.curating import MAX_MARKED, MAX_TAB_DRAFTS, Edit
 from kard.ui.studio import Studio
@@ -327,7 +327,8 @@ def wire_page_asking(t: AskTab, studio: Studio) -> None:
     # a new item resets the review controls, and clears the save message and its confirmation box
     page_compare_outputs = [*t.compare_outputs, t.rating, t.tags, t.note, t.save_msg, t.confirm]
     compared_on_page = partial(compare_when_handed_out, partial(compare, studio, len(t.compare_outputs), review=True),
-                               len(page_compare_outputs), t.compare_outputs.index(t.editor))
+                               len(page_compare_outputs), t.compare_outputs.index(t.editor),
+                               label_at=t.compare_outputs.index(t.editor_label))
     compare_args = (compared_on_page, [t.asked, t.handed_out, t.turns], page_compare_outputs)
     # Ask, Next question and an "Ask as" switch stop once, with a warning, where they would replace an unsaved
     # correction.
@@ -447,10 +448,11 @@ def kept_draft(studio: Studio, sealed: dict | None, edit: Edit, last_saved: str 
 
 def keep_draft(studio: Studio, label: str | None, last_saved: str | None, *values: Any):
     """The tab's draft (JSON) of the editor's controls (AskTab.edit_inputs), "" to drop it; left as it is while the
-    student answers (`label`, the editor's, says so): the new item is on the page then, the editor's text is not."""
+    student or the teacher answers (`label`, the editor's, says so): the new item is on the page then, the editor's
+    text is not."""
     import gradio as gr
 
-    if label == WAITING_LABEL:
+    if label in LOCKED_LABELS:
         return gr.skip()
     kept = kept_draft(studio, values[0], read_edit(*values), last_saved)
     return json.dumps(kept) if kept else ""
