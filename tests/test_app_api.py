@@ -148,3 +148,14 @@ def test_oversized_note_or_rationale_is_refused_through_the_api(client, server):
                                api_name="/save")[0]
         assert limit in saved
     assert server[1].store.count() == before  # nothing stored
+
+
+def test_the_rating_as_view_api_documents_it_saves_and_a_bad_one_is_one_line(client, server, capfd):
+    _, _, _, item, _ = ask(client)
+    saved = client.predict(item, "Graves disease: antibodies stimulate the TSH receptor. Answer: A", "A", "4", [],
+                           *NO_MARKS, "", False, "", "", api_name="/save")
+    assert "Saved revision" in saved[0] and server[1].store.get(item["item_id"]).correction.rating == 4
+    capfd.readouterr()
+    with pytest.raises(Exception, match="Rating of the student's rationale .*Value: 9"):
+        client.predict(item, "Graves. Answer: A", "A", "9", [], *NO_MARKS, "", False, "", "", api_name="/save")
+    assert "Traceback" not in capfd.readouterr().err

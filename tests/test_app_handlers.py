@@ -768,6 +768,30 @@ def test_the_answer_radio_reads_a_letter_its_question_no_longer_offers_as_none(s
     assert next(c for c in demo.get_config_file()["components"] if c["id"] == answer._id)["type"] == "radio"
 
 
+def test_the_rating_takes_the_documented_text_and_bad_api_arguments_are_one_line_errors(store):
+    import gradio as gr
+
+    from kard.ui.blocks import build_app
+
+    demo = build_app(studio(store))
+    by_id = {getattr(block, "elem_id", None): block for block in demo.blocks.values()}
+    rating = by_id["kard-rating"]
+    assert rating.preprocess("4") == 4 == rating.preprocess(4) and rating.preprocess(None) is None  # view_api: '4'
+    assert ["1", "2", "3", "4", "5"] == [str(v) for v in rating.api_info()["enum"]]
+    bad = [("kard-rating", 9, "9"), ("kard-rating", "x", "'x'"), ("kard-tags", ["bogus tag"], "'bogus tag'"),
+           ("kard-mark-0", "maybe", "'maybe'"), ("kard-kind", "banana", "'banana'"), ("kard-picked", "nope-id", "nope-id")]
+    for elem_id, value, shown in bad:
+        with pytest.raises(gr.Error) as raised:
+            by_id[elem_id].preprocess(value)
+        error = raised.value
+        assert error.print_exception is False, elem_id  # no traceback in the app's log
+        assert error.message.startswith(str(by_id[elem_id].label)) and shown in error.message
+        assert "\n" not in error.message and len(error.message) <= 300
+    types = {c["id"]: c["type"] for c in demo.get_config_file()["components"]}
+    assert [types[by_id[e]._id] for e in ("kard-rating", "kard-tags", "kard-kind")] == ["radio", "checkboxgroup",
+                                                                                      "radio"]
+
+
 def test_a_failed_save_keeps_the_draft_and_a_good_one_drops_it():
     from kard.ui import blocks
     from kard.ui.updates import skips

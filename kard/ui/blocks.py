@@ -28,7 +28,9 @@ from kard.ui.ask_events import LOCKED_LABELS  # the editor's labels while a new 
 from kard.ui.cards import compare_html, live_diff, rerank_html, student_card, teacher_card
 from kard.ui.curating import MAX_MARKED, MAX_TAB_DRAFTS, Edit
 from kard.ui.studio import Studio
-from kard.ui.updates import answer_radio, answer_updates, editing_label, mark_updates, skips, warn
+from kard.ui.updates import (
+    answer_radio, answer_updates, editing_label, mark_updates, quiet, rating_radio, skips, warn,
+)
 from kard.ui.views import CARD_MIN_WIDTH, esc, message
 
 TAB_JS = """() => {
@@ -228,13 +230,13 @@ def ask_layout(t: AskTab, studio: Studio) -> None:
 
     with gr.Row():
         with gr.Column(scale=3):
-            t.picked = gr.Dropdown(asking.question_choices(studio), value=None, label="Demo question",
-                                   info="pick one, or type your own below", elem_id="kard-picked")
+            t.picked = quiet(gr.Dropdown, asking.question_choices(studio), value=None, label="Demo question",
+                             info="pick one, or type your own below", elem_id="kard-picked")
             t.question = gr.Textbox(label="Question", lines=3, max_lines=8, elem_id="kard-question")
             t.options = gr.Textbox(label="Options", lines=3, max_lines=8, elem_id="kard-options",
                                    placeholder="A) first  B) second ...  (leave empty for a yes/no or open question)")
-            t.kind = gr.Radio(KIND_CHOICES, value="auto", label="Ask as", elem_id="kard-kind",
-                              info="auto: options typed -> multiple choice, else yes/no or open by the question")
+            t.kind = quiet(gr.Radio, KIND_CHOICES, value="auto", label="Ask as", elem_id="kard-kind",
+                           info="auto: options typed -> multiple choice, else yes/no or open by the question")
             with gr.Row():
                 t.ask_btn = gr.Button("Ask the student", variant="primary", elem_id="kard-ask")
                 t.next_btn = gr.Button("Next question", elem_id="kard-next")
@@ -276,11 +278,11 @@ def correction_controls(t: AskTab, studio: Studio) -> None:
     t.answer = answer_radio(ANY_LETTER, label="Correct answer", elem_id="kard-answer", visible=False)
     t.answer_text = gr.Textbox(label="Correct answer (a few words)", visible=False, max_lines=2,
                                elem_id="kard-answer-text")
-    t.rating = gr.Radio([1, 2, 3, 4, 5], label="Rating of the student's rationale (1 bad - 5 good)",
-                        elem_id="kard-rating")
-    t.tags = gr.CheckboxGroup(list(ERROR_TAGS), label="Error tags", elem_id="kard-tags")
-    t.marks = [gr.Radio(list(RELEVANCE_MARKS), label=f"Passage {i + 1}", visible=False, elem_id=f"kard-mark-{i}")
-               for i in range(MAX_MARKED)]
+    t.rating = rating_radio(label="Rating of the student's rationale (1 bad - 5 good)", elem_id="kard-rating")
+    # /save's arguments: a value not among the choices is a one-line error to an API caller, and no traceback
+    t.tags = quiet(gr.CheckboxGroup, list(ERROR_TAGS), label="Error tags", elem_id="kard-tags")
+    t.marks = [quiet(gr.Radio, list(RELEVANCE_MARKS), label=f"Passage {i + 1}", visible=False,
+                     elem_id=f"kard-mark-{i}") for i in range(MAX_MARKED)]
     t.note = gr.Textbox(label="Note", lines=2, elem_id="kard-note")
     t.confirm = gr.Checkbox(label="Save anyway (the rationale states a different answer)", visible=False,
                             elem_id="kard-confirm")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import logging
 from abc import ABCMeta
-from typing import Any
+from typing import Any, Callable
 
 from kard.records import Question
 from kard.ui import asking
@@ -73,6 +73,46 @@ def _answer_radio_class() -> type:
     attrs = {"__module__": __name__, "__qualname__": "AnswerRadio", "is_template": True,
              "preprocess": _lenient_preprocess}
     return ABCMeta.__new__(type(gr.Radio), "AnswerRadio", (gr.Radio,), attrs)
+
+
+MAX_ERROR_CHARS = 300
+"""How much of a rejected argument's message an API caller gets (a demo question's list is long)."""
+
+
+def quiet(component: type, *args: Any, **kwargs: Any) -> Any:
+    """`component` (a Gradio input class) made with `kwargs`, whose rejection of a value not among its choices (an
+    API caller's) is one line to the caller, led by the control's label, and no traceback in the app's log."""
+    return _quiet_class(component)(*args, **kwargs)
+
+
+def rating_radio(**kwargs: Any) -> Any:
+    """The rating radio (values 1-5): it also takes a rating as the text the API description shows ('4')."""
+    import gradio as gr
+
+    return _quiet_class(gr.Radio, _rating_number)([1, 2, 3, 4, 5], **kwargs)
+
+
+def _rating_number(payload: Any) -> Any:
+    return int(payload) if isinstance(payload, str) and payload.strip().isdigit() else payload
+
+
+@functools.cache
+def _quiet_class(base: type, convert: Callable[[Any], Any] | None = None) -> type:
+    """A template subclass of `base` (as `_answer_radio_class`) whose preprocess first converts the payload with
+    `convert`, and raises Gradio's rejection again without the traceback Gradio would log."""
+    import gradio as gr
+
+    def preprocess(self: Any, payload: Any) -> Any:
+        try:
+            return base.preprocess(self, convert(payload) if convert else payload)
+        except gr.Error as error:
+            text = f"{self.label}: {error.message}"
+            text = text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS - 3] + "..."
+            raise gr.Error(text, print_exception=False) from None
+
+    name = f"Quiet{base.__name__}"
+    attrs = {"__module__": __name__, "__qualname__": name, "is_template": True, "preprocess": preprocess}
+    return ABCMeta.__new__(type(base), name, (base,), attrs)
 
 
 def answer_updates(question: Question, value: str | None) -> list:
