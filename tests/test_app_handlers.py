@@ -779,7 +779,8 @@ def test_the_rating_takes_the_documented_text_and_bad_api_arguments_are_one_line
     assert rating.preprocess("4") == 4 == rating.preprocess(4) and rating.preprocess(None) is None  # view_api: '4'
     assert ["1", "2", "3", "4", "5"] == [str(v) for v in rating.api_info()["enum"]]
     bad = [("kard-rating", 9, "9"), ("kard-rating", "x", "'x'"), ("kard-tags", ["bogus tag"], "'bogus tag'"),
-           ("kard-mark-0", "maybe", "'maybe'"), ("kard-kind", "banana", "'banana'"), ("kard-picked", "nope-id", "nope-id")]
+           ("kard-mark-0", "maybe", "'maybe'"), ("kard-kind", "banana", "'banana'"),
+           ("kard-picked", "nope-id", "nope-id")]
     for elem_id, value, shown in bad:
         with pytest.raises(gr.Error) as raised:
             by_id[elem_id].preprocess(value)

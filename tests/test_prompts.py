@@ -6,7 +6,8 @@ import pytest
 from kard.errors import DataError
 from kard.prompts import (
     OPEN_INSTRUCTION, STUDENT_INSTRUCTION, answer_only_input, concluded_answer, normalise_free_answer, parse_answer,
-    parse_free_answer, split_inline_options, parse_options, parse_question_answer, same_answer, strip_answer_line, student_input, student_target,
+    parse_free_answer, split_inline_options, parse_options, parse_question_answer, same_answer, strip_answer_line,
+    student_input, student_target,
 )
 from kard.records import Passage, Question
 

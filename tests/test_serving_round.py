@@ -57,7 +57,8 @@ def test_the_app_loads_the_serving_rounds_student_in_curator_mode(rounds, tmp_pa
     from kard.pipeline import Pipeline
 
     asked: list[dict] = []
-    monkeypatch.setattr(Pipeline, "load", classmethod(lambda cls, **kwargs: asked.append(kwargs) or Pipeline.__new__(cls)))
+    fake_load = classmethod(lambda cls, **kwargs: asked.append(kwargs) or Pipeline.__new__(cls))
+    monkeypatch.setattr(Pipeline, "load", fake_load)
     config = AppConfig(mode="curator", student="demo/student", reranker="demo/reranker", recall=False,
                        rounds_dir=rounds)
     serving = app.serving_round(config)

@@ -256,8 +256,9 @@ def loop_layout(panel: LoopPanel, question: Any, options: Any, kind: Any = None,
 
     with gr.Tab("Retrain & rounds", elem_id="kard-loop-tab"):
         gr.Markdown("### Retrain the student on the saved corrections\nEach run fine-tunes the serving student on "
-                    "the teacher examples plus every accepted correction (a LoRA adapter, about 20 MB) and writes a new "
-                    "round; a failed or cancelled run changes nothing. The app keeps answering while it trains.")
+                    "the teacher examples plus every accepted correction (a LoRA adapter, about 20 MB) and "
+                    "writes a new round; a failed or cancelled run changes nothing. The app keeps answering while it "
+                    "trains, and the next question after it finishes is answered by the new round.")
         with gr.Row():
             examples = gr.Textbox(value=panel.examples or "", label="Teacher examples (JSONL from build-examples)",
                                   placeholder="optional: corrections only when empty", elem_id="kard-loop-examples")
