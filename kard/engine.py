@@ -187,7 +187,7 @@ def load_engine(student: "Student", name: str) -> CTranslate2Engine | None:
 
 
 def converted_folder(student: "Student", compute_type: str) -> Path:
-    return cache_dir() / "engines" / f"{CTRANSLATE2}-{compute_type}" / f"{student.name}-{fingerprint(student.sources)}"
+    return cache_dir() / "engines" / f"{CTRANSLATE2}-{compute_type}" / f"{student.name.replace('/', '-')}-{fingerprint(student.sources)}"
 
 
 def fingerprint(sources: Sequence[str]) -> str:

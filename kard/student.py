@@ -69,6 +69,13 @@ def resolve_device(device: str, engine: str = TRANSFORMERS) -> str:
 # ---------------------------------------------------------------- the student
 
 
+
+def adapter_label(adapter: Path) -> str:
+    """An adapter student's name: its folder's, with the parent folder's where that name alone says nothing
+    ("student": demo/student, round-002/student), so the page, logs and results say which student answered."""
+    folder = adapter.resolve()
+    return f"{folder.parent.name}/{folder.name}" if folder.name == "student" else folder.name
+
 class Student:
     """A loaded model and tokenizer with KARD's generate / stream / encode_example."""
 
@@ -153,7 +160,7 @@ class Student:
         model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
         log.info("loaded student %s (base %s + LoRA adapter, %s) in %.1f s", adapter.name, base_name, dtype,
                  time.perf_counter() - started)
-        return cls(model, tokenizer, name=adapter.resolve().name, location=str(adapter),
+        return cls(model, tokenizer, name=adapter_label(adapter), location=str(adapter),
                    sources=(str(adapter), *base_sources))
 
     def save(self, folder: str | os.PathLike[str]) -> Path:

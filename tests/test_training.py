@@ -266,3 +266,12 @@ def test_full_fine_tuning_of_an_adapter_student_trains_every_weight(folders, tmp
     assert result.steps == 3
     after = weights(student)
     assert sum(not torch.equal(before[n], after[n]) for n in before) > len(before) // 2
+
+
+def test_an_adapter_folder_called_student_is_named_with_its_parent(folders, tmp_path):
+    """demo/student and each round's round-NNN/student: the page and results say which student answered."""
+    config = replace(FAST, lora=True, lora_r=4, lora_alpha=8, merge_lora=False, max_steps=1)
+    train_student(Student.load(folders["decoder"]), EXAMPLES, tmp_path / "round-002" / "student", config, progress=False)
+    assert Student.load(tmp_path / "round-002" / "student").name == "round-002/student"
+    train_student(Student.load(folders["decoder"]), EXAMPLES, tmp_path / "kard-r16", config, progress=False)
+    assert Student.load(tmp_path / "kard-r16").name == "kard-r16"
