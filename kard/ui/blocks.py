@@ -21,10 +21,9 @@ from kard.records import AskedItem
 from kard.space_sync import SpaceSync, storage_notice
 from kard.ui import asking, curating
 from kard.ui.ask_events import (
-    ASK_OUTPUTS, REPLACE_WARNING, AskTurns, ask, ask_as_switched, ask_checked, ask_on_page, compare,
+    ASK_OUTPUTS, LOCKED_LABELS, REPLACE_WARNING, AskTurns, ask, ask_as_switched, ask_checked, ask_on_page, compare,
     compare_when_handed_out, loses_correction, next_question, warned_for,
 )
-from kard.ui.ask_events import LOCKED_LABELS  # the editor's labels while a new item is on its way (keep_draft)
 from kard.ui.cards import compare_html, live_diff, rerank_html, student_card, teacher_card
 from kard.ui.curating import MAX_MARKED, MAX_TAB_DRAFTS, Edit
 from kard.ui.studio import Studio
