@@ -33,18 +33,30 @@ log = logging.getLogger("kard.app")
 # -- services --------------------------------------------------------------------------------------
 def serving_round(config: AppConfig):
     """In curator mode, a function giving the serving round's (student, reranker) of the Retrain tab's rounds
-    folder (`config.rounds_dir`), or None before its first round; None in the demo, which has no Retrain tab."""
+    folder (`config.rounds_dir`), or None before its first round; None in the demo, which has no Retrain tab.
+
+    A pointer that cannot be read, or a round whose student folder is gone, changes nothing: the function gives
+    what it gave before (at start: None, the configured student) and logs the problem with its fix.
+    """
     if config.mode != "curator":
         return None
     from kard.loop import round_folder
+
+    last: list[tuple[str, str | None] | None] = [None]
 
     def read() -> tuple[str, str | None] | None:
         try:
             pointer = round_folder.current(config.rounds_dir)
         except KardError as error:
-            log.warning("the rounds folder's pointer cannot be read; the student before it keeps answering: %s", error)
-            return None
-        return (pointer["student"], pointer.get("reranker")) if pointer else None
+            log.warning("the rounds folder's pointer cannot be read, so the student loaded keeps answering: %s", error)
+            return last[0]
+        if pointer and not Path(pointer["student"]).is_dir():
+            log.warning("the serving round's student %s is missing, so the student loaded keeps answering. Fix: "
+                        "restore that folder, or delete %s to serve the configured student", pointer["student"],
+                        Path(config.rounds_dir) / round_folder.CURRENT_FILE)
+            return last[0]
+        last[0] = (pointer["student"], pointer.get("reranker")) if pointer else None
+        return last[0]
 
     return read
 

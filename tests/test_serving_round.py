@@ -95,3 +95,34 @@ def test_the_rounds_folder_follows_the_setting_and_the_persistent_storage(tmp_pa
     monkeypatch.setenv("KARD_ROUNDS_DIR", str(tmp_path / "file"))
     with pytest.raises(ConfigError, match="KARD_ROUNDS_DIR.*is a file, not a folder"):
         AppConfig.from_env()
+
+
+def test_a_damaged_pointer_or_a_missing_round_keeps_the_round_that_was_serving(rounds, caplog):
+    import app
+
+    serving = app.serving_round(AppConfig(mode="curator", rounds_dir=rounds))
+    round_folder.set_current(rounds, "round-001", None, False)
+    first = (str(rounds / "round-001" / "student"), None)
+    assert serving() == first
+    (rounds / "current.json").write_text("garbage{{", encoding="utf-8")
+    assert serving() == first  # not the configured student: the loaded round keeps answering, as the log says
+    round_folder.set_current(rounds, "round-002", None, False)  # its student folder was never written
+    with caplog.at_level("WARNING", logger="kard.app"):
+        assert serving() == first
+    assert "round-002/student is missing" in caplog.text and "current.json" in caplog.text
+
+
+def test_the_retrain_tab_opens_over_a_damaged_pointer_and_says_so(rounds, tmp_path):
+    from kard.errors import KardError
+    from kard.ui.loop_tab import LoopPanel
+
+    (rounds / "current.json").write_text("garbage{{", encoding="utf-8")
+    studio = Studio(lambda: None, AnnotationStore(tmp_path / "a.db", FAST), mode="curator")
+    started: list = []
+    panel = LoopPanel(studio, rounds, base_student="demo/student", db=tmp_path / "a.db",
+                      launcher=lambda spec: started.append(spec))
+    assert panel.round_choices()[0] == ("base (current)", "base") and panel.serving_round() == "base"
+    assert "not valid JSON" in panel.status_html() and "kard-loop-head" in panel.status_html()
+    with pytest.raises(KardError, match="knowledge base .*no-such-kb not found. Fix: .*demo/passages.jsonl"):
+        panel.start("", 2, 1, True, str(tmp_path / "no-such-kb"), "alice")
+    assert started == []  # refused before the student trains

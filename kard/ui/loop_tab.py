@@ -38,6 +38,18 @@ merged weights take over 500 MB), at the learning rate of the closing-the-loop e
 section 5)."""
 
 
+KB_EXAMPLE = "demo/passages.jsonl, or a folder from python -m kard index"
+
+
+def _check_knowledge_path(kb: str | None) -> None:
+    """Refuse a reranker retrain whose knowledge base is not given or not there, before the student trains."""
+    if not kb:
+        raise KardError(f"retraining the reranker needs a knowledge base. Fix: fill in its path (e.g. {KB_EXAMPLE})")
+    if not Path(kb).expanduser().exists():
+        raise KardError(f"knowledge base {kb} not found. Fix: fill in an existing passages file or index folder "
+                        f"(e.g. {KB_EXAMPLE})")
+
+
 class LoopPanel:
     """Handlers of the Retrain & rounds tab over one rounds folder."""
 
@@ -57,9 +69,21 @@ class LoopPanel:
         self._lock = threading.Lock()
 
     # -- rounds -------------------------------------------------------------------------------------
+    def pointer(self) -> tuple[dict[str, Any] | None, str | None]:
+        """The rounds folder's pointer (None before round 1) and, when current.json cannot be read, the problem
+        with its fix instead of an error: the tab must still open to say so."""
+        try:
+            return round_folder.current(self.root), None
+        except KardError as error:
+            return None, str(error)
+
+    def serving_round(self) -> str:
+        """The round the Ask tab answers with ("base" before round 1, or while the pointer cannot be read)."""
+        pointer, _ = self.pointer()
+        return pointer["round"] if pointer else BASE
+
     def round_choices(self) -> list[tuple[str, str]]:
-        pointer = round_folder.current(self.root)
-        serving = pointer["round"] if pointer else BASE
+        serving = self.serving_round()
         names = [BASE, *round_folder.list_rounds(self.root)]
         return [(f"{name} (current)" if name == serving else name, name) for name in names]
 
@@ -82,8 +106,8 @@ class LoopPanel:
             db=str(self.db), correction_weight=int(weight or 3), kb=(kb or self.kb or None),
             training={**APP_TRAINING, "max_steps": int(max_steps or 20)}, reranker=bool(with_reranker),
             note=f"started from the app by {curator}")
-        if spec.reranker and not spec.kb:
-            raise KardError("retraining the reranker needs a knowledge base. Fix: fill in the knowledge base path")
+        if spec.reranker:
+            _check_knowledge_path(spec.kb)
         job = self._launch(spec)
         return views.message(f"Started retrain job {job.job_id}. You can close this page: it keeps running.", "info")
 
@@ -98,11 +122,13 @@ class LoopPanel:
 
     def status_html(self) -> str:
         """The newest job's progress, and which round serves."""
-        pointer = round_folder.current(self.root)
+        pointer, problem = self.pointer()
         serving = (f"Serving: <b>{views.esc(pointer['round'])}</b>" if pointer
                    else f"Serving: <b>base</b> ({views.esc(views.shown_path(self.base_student))})")
         rounds = round_folder.list_rounds(self.root)
         head = f'<div class="kard-loop-head">{serving} &middot; rounds: {views.esc(", ".join(rounds) or "none yet")}</div>'
+        if problem:
+            head += views.message(problem, "error")
         job = self.latest_job()
         if job is None:
             return head + '<div class="kard-empty">No retrain job has run over this folder yet.</div>'
@@ -323,10 +349,13 @@ def wire_loop_tab(t: LoopTab, panel: LoopPanel, curator_name: Callable[[Any, Any
         path = panel.report_plot()
         return gr.update(value=path, visible=path is not None)
 
-    def refresh():
+    def refresh(right: str | None = None):
+        """Progress, rounds and report; the Right side moves to the serving round while it shows base (a page
+        built before a round finished, or freshly loaded), and stays where the curator put it otherwise."""
         choices = panel.round_choices()
-        return (panel.status_html(), gr.Timer(active=panel.job_active()),
-                gr.update(choices=choices), gr.update(choices=choices), panel.report_markdown(), plot_update())
+        right_value = panel.serving_round() if right in (None, BASE) else right
+        return (panel.status_html(), gr.Timer(active=panel.job_active()), gr.update(choices=choices),
+                gr.update(choices=choices, value=right_value), panel.report_markdown(), plot_update())
 
     def start(ex, w, s, rr, kb_path, request: gr.Request, profile: gr.OAuthProfile | None):
         try:
@@ -359,13 +388,13 @@ def wire_loop_tab(t: LoopTab, panel: LoopPanel, curator_name: Callable[[Any, Any
     t.every_btn.click(every, asked, [t.every_table], **private)
     t.start_btn.click(start, [t.examples, t.weight, t.steps, t.with_reranker, t.kb], [t.action_msg, t.progress, t.timer],
                       **private)
-    t.cancel_btn.click(stop, None, [t.action_msg], **private).then(refresh, None, refresh_outputs, **private)
-    t.refresh_btn.click(refresh, None, refresh_outputs, **private)
-    t.timer.tick(refresh, None, refresh_outputs, show_progress="hidden", **private)
+    t.cancel_btn.click(stop, None, [t.action_msg], **private).then(refresh, [t.right], refresh_outputs, **private)
+    t.refresh_btn.click(refresh, [t.right], refresh_outputs, **private)
+    t.timer.tick(refresh, [t.right], refresh_outputs, show_progress="hidden", **private)
     t.compare_btn.click(compare, [*asked[:2], t.left, t.right, *asked[2:]], [t.left_card, t.right_card, t.diff],
                         api_name="compare_rounds")
     if Context.root_block is not None:  # a reopened page picks up a running job's progress
-        Context.root_block.load(refresh, None, refresh_outputs, **private)
+        Context.root_block.load(refresh, [t.right], refresh_outputs, **private)
 
 
 __all__ = ["LoopPanel", "add_loop_tab", "DEFAULT_ROUNDS_DIR"]
