@@ -727,3 +727,21 @@ def test_rate_limit_and_server_errors_name_the_fix_where_they_are_shown(server, 
         assert "ask again" in message and "--" not in message and "rerun" not in message
     else:
         assert "rerunning the same job resumes" in message and ("--concurrency" in message) == (code == 429)
+
+
+def test_a_fatal_error_stops_the_workers_before_the_next_question_however_slow_the_job_is_to_see_it(
+        server, tmp_path, monkeypatch):
+    """On a loaded machine the job's thread saw the read-only cache's error late, and its one worker had already
+    asked the server for the next questions; the worker that meets a fatal error now stops the job itself."""
+    import time
+
+    import kard.teacher.client as client
+
+    real_wait = client.wait
+    monkeypatch.setattr(client, "wait", lambda *a, **k: (time.sleep(0.5), real_wait(*a, **k))[1])
+    server.responder = answer_with("Insulin.\nAnswer: B")
+    with make_teacher(server, tmp_path / "teacher.sqlite", concurrency=1) as teacher:
+        teacher.cache._db.execute("PRAGMA query_only = ON")
+        report = teacher.teach(QUESTIONS, n=1)
+    assert report.stopped and "is read-only" in report.stopped
+    assert server.count == 1  # the first question's request only

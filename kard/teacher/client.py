@@ -333,14 +333,17 @@ class Teacher:
         )
         futures: dict[Future, str] = {}
         try:
-            futures = {pool.submit(self._run, q, "rationalize", n): q.id for q in questions}
+            stop = threading.Event()  # set by the worker that meets a fatal error: queued questions are not paid for
+            futures = {pool.submit(self._run_unless_stopped, stop, q, n): q.id for q in questions}
             pending = set(futures)
             while pending and stopped is None:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     qid = futures[future]
                     try:
-                        outcomes[qid] = future.result()
+                        outcome = future.result()
+                        if outcome is not None:
+                            outcomes[qid] = outcome
                     except FATAL_ERRORS as error:
                         stopped = str(error)
                         errors.append((qid, str(error)))
@@ -358,6 +361,17 @@ class Teacher:
         return self._report(questions, by_id, n, outcomes, errors, stopped, self.usage - usage_before)
 
     # --------------------------------------------------------------- internals
+    def _run_unless_stopped(self, stop: threading.Event, question: Question, n: int) -> QuestionOutcome | None:
+        """`_run` for a teach job's worker: None once the job is stopping; a fatal error stops the job at once,
+        before the main thread sees it, so the workers do not start (and pay for) the questions queued behind."""
+        if stop.is_set():
+            return None
+        try:
+            return self._run(question, "rationalize", n)
+        except FATAL_ERRORS:
+            stop.set()
+            raise
+
 
     def _report(self, questions, by_id, n, outcomes, errors, stopped, usage: Usage) -> TeachReport:
         """Tally the outcomes; `usage` is what this job paid, failed questions' partial replies included."""
