@@ -70,9 +70,13 @@ def _answer_radio_class() -> type:
     write a .pyi stub beside this module."""
     import gradio as gr
 
-    attrs = {"__module__": __name__, "__qualname__": "AnswerRadio", "is_template": True,
-             "preprocess": _lenient_preprocess}
-    return ABCMeta.__new__(type(gr.Radio), "AnswerRadio", (gr.Radio,), attrs)
+    return _template_subclass(gr.Radio, "AnswerRadio", _lenient_preprocess)
+
+
+def _template_subclass(base: type, name: str, preprocess: Callable[[Any, Any], Any]) -> type:
+    """A subclass `name` of the Gradio component `base` with its own `preprocess`, drawn by `base` (a template)."""
+    attrs = {"__module__": __name__, "__qualname__": name, "is_template": True, "preprocess": preprocess}
+    return ABCMeta.__new__(type(base), name, (base,), attrs)
 
 
 MAX_ERROR_CHARS = 300
@@ -110,9 +114,7 @@ def _quiet_class(base: type, convert: Callable[[Any], Any] | None = None) -> typ
             text = text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS - 3] + "..."
             raise gr.Error(text, print_exception=False) from None
 
-    name = f"Quiet{base.__name__}"
-    attrs = {"__module__": __name__, "__qualname__": name, "is_template": True, "preprocess": preprocess}
-    return ABCMeta.__new__(type(base), name, (base,), attrs)
+    return _template_subclass(base, f"Quiet{base.__name__}", preprocess)
 
 
 def answer_updates(question: Question, value: str | None) -> list:
