@@ -68,8 +68,10 @@ PHONE = {"width": 390, "height": 844}
 
 
 def _signed_in_page(browser, url: str, viewport: dict = DESKTOP, color_scheme: str = "light"):
-    """A page in a new browser context (its own localStorage and login), signed in as the curator."""
+    """A page in a new browser context (its own localStorage and login), signed in as the curator. Its console
+    messages and failed requests are kept for `_wait_for_compare`'s explanation."""
     page = browser.new_context(viewport=viewport, color_scheme=color_scheme).new_page()  # tabs share the context
+    _keep_page_log(page)
     page.set_default_timeout(30_000)
     page.goto(url)
     page.fill("input[type=text]", USER)
@@ -77,6 +79,29 @@ def _signed_in_page(browser, url: str, viewport: dict = DESKTOP, color_scheme: s
     page.keyboard.press("Enter")
     page.wait_for_selector("#kard-ask")
     return page
+
+
+PAGE_LOGS: dict[int, list[str]] = {}
+
+
+def _keep_page_log(page) -> None:
+    log = PAGE_LOGS.setdefault(id(page), [])
+    page.on("console", lambda m: log.append(f"console {m.type}: {m.text}"[:300]))
+    page.on("requestfailed", lambda r: log.append(f"request failed: {r.url} {r.failure}"[:300]))
+
+
+def _wait_for_compare(page, selector: str, timeout: int = 60_000) -> None:
+    """Wait for what the compare step after an ask shows; when it does not come, fail with what the page shows
+    instead (the status line, the teacher's card, the editor's label, toasts, the browser's console), so a failure
+    on a loaded machine says whether the compare failed, never ran, or only came late."""
+    try:
+        page.wait_for_selector(selector, timeout=timeout)
+    except sync_api.TimeoutError:
+        shown = {where: page.locator(where).first.inner_text(timeout=5_000)[:400] if page.locator(where).count()
+                 else "(absent)" for where in ("#kard-status", "#kard-teacher", "#kard-editor-label", ".toast-body")}
+        log = PAGE_LOGS.get(id(page), [])[-15:]
+        pytest.fail(f"{selector} did not show within {timeout / 1000:.0f} s; the page shows {shown}; "
+                    f"its last console lines: {log}")
 
 
 def _type(page, selector: str, text: str) -> None:
@@ -131,7 +156,7 @@ def test_ask_correct_save_browse_and_stay_inert(page_and_studio):
     page.click("#kard-ask")
     page.wait_for_selector("#kard-student .kard-badge", timeout=240_000)  # the badge comes with the final answer
     # the compare step after the badge fills the teacher's card, as it fills the editor (60 s: a busy machine)
-    page.wait_for_selector("#kard-teacher .kard-card-head >> text=recorded", timeout=60_000)
+    _wait_for_compare(page, "#kard-teacher .kard-card-head >> text=recorded")
     page.wait_for_selector("#kard-compare-diff .kard-diff-head")
     assert _wcag_violations(page) == []  # the light theme (the phone test checks the dark one)
 
@@ -317,7 +342,7 @@ def test_a_phone_shows_the_cards_stacked_and_the_passages_readable(page_and_stud
     page.fill("#kard-options textarea", "")
     page.click("#kard-ask")
     page.wait_for_selector("#kard-student .kard-badge", timeout=240_000)
-    page.wait_for_selector("#kard-teacher .kard-card")
+    _wait_for_compare(page, "#kard-teacher .kard-card")
     student, teacher = (page.locator(f"#kard-{role} .kard-card").bounding_box() for role in ("student", "teacher"))
     assert student["width"] > 300 and teacher["width"] > 300
     assert teacher["y"] >= student["y"] + student["height"]  # below it, not beside it
