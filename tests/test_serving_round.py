@@ -126,3 +126,22 @@ def test_the_retrain_tab_opens_over_a_damaged_pointer_and_says_so(rounds, tmp_pa
     with pytest.raises(KardError, match="knowledge base .*no-such-kb not found. Fix: .*demo/passages.jsonl"):
         panel.start("", 2, 1, True, str(tmp_path / "no-such-kb"), "alice")
     assert started == []  # refused before the student trains
+
+
+def test_the_rounds_answer_with_the_engine_the_ask_tab_answers_with(rounds, tmp_path, monkeypatch):
+    """The round comparison loaded every round with transformers float32 while the Ask tab decodes with the app's
+    engine (CTranslate2 int8 by default), so the same round could answer a question differently in the two tabs."""
+    from kard.config import AppConfig
+    from kard.student import Student
+    from kard.ui import loop_tab
+
+    asked: list = []
+    monkeypatch.setattr(Student, "load", classmethod(lambda cls, path, **kw: asked.append((path, kw)) or path))
+    studio = Studio(lambda: None, AnnotationStore(tmp_path / "a.db", FAST), mode="curator")
+    config = AppConfig(engine="ctranslate2", rounds_dir=rounds, annotations_db=tmp_path / "a.db")
+    import gradio as gr
+
+    with gr.Blocks():
+        panel = loop_tab.add_loop_tab(studio, config, lambda request, profile: "alice")
+    assert panel._student("some/round/student") == "some/round/student"
+    assert asked == [("some/round/student", {"engine": "ctranslate2"})]

@@ -11,6 +11,7 @@ pipeline's knowledge base and reranker, each side's own student, loaded once and
 import logging
 import threading
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -56,7 +57,9 @@ class LoopPanel:
     def __init__(self, studio: "Studio", root: str | Path = DEFAULT_ROUNDS_DIR, *, base_student: str,
                  db: str | Path, examples: str | None = None, kb: str | None = None,
                  launcher: Callable[[retrain.RetrainSpec], Any] = loop_jobs.start_background,
-                 student_loader: Callable[[str], Any] | None = None):
+                 student_loader: Callable[[str], Any] | None = None, engine: str = "auto"):
+        """`engine` decodes the rounds' answers, as the Ask tab's (the app's KARD_ENGINE), so a round answers a
+        question here as it does there."""
         self.studio = studio
         self.root = Path(root)
         self.base_student = base_student
@@ -64,7 +67,7 @@ class LoopPanel:
         self.examples = examples
         self.kb = kb
         self._launch = launcher
-        self._load_student = student_loader or _load_student
+        self._load_student = student_loader or partial(_load_student, engine=engine)
         self._students: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -221,10 +224,10 @@ def _short(path: str, keep: int = 3) -> str:
     return str(Path(*parts[-keep:])) if len(parts) > keep else path
 
 
-def _load_student(path: str) -> Any:
+def _load_student(path: str, engine: str = "auto") -> Any:
     from kard.student import Student
 
-    return Student.load(path)
+    return Student.load(path, engine=engine)
 
 
 @dataclass
@@ -270,7 +273,7 @@ def add_loop_tab(studio: "Studio", config: "AppConfig", curator_name: Callable[[
     the config's `rounds_dir`, the one whose current round the Ask tab answers with).
     """
     panel = panel or LoopPanel(studio, root or config.rounds_dir, base_student=config.student, db=config.annotations_db,
-                               kb=str(config.knowledge) if config.knowledge else None)
+                               kb=str(config.knowledge) if config.knowledge else None, engine=config.engine)
     wire_loop_tab(loop_layout(panel, question, options, kind, picked), panel, curator_name)
     return panel
 
