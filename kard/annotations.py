@@ -142,8 +142,10 @@ class Correction:
     def from_item(item: AskedItem, *, rationale: str, answer: str, marks: Sequence[str | None] = (),
                   rating: int | None = None, tags: Sequence[str] = (), note: str = "", curator: str = "anonymous",
                   original: str = "", original_source: str = "") -> "Correction":
-        """A curator's correction of an asked item; `marks[i]` is the relevance mark of the i-th used passage."""
-        mark_of = {h.passage.id: (marks[i] if i < len(marks) else None) for i, h in enumerate(item.used)}
+        """A curator's correction of an asked item; `marks[i]` is the relevance mark of the i-th used passage
+        (a recalled correction, kard.recall, is no knowledge: its mark is not kept)."""
+        mark_of = {h.passage.id: (marks[i] if i < len(marks) and not is_recalled(h.passage.id) else None)
+                   for i, h in enumerate(item.used)}
         known = {h.passage.id for h in item.candidates}
         seen = list(item.candidates) + [h for h in item.used if h.passage.id not in known]
         q, s, t = item.question, item.student, item.teacher
@@ -158,6 +160,33 @@ class Correction:
             original_rationale=original or (t.rationale if t else s.rationale),
             original_source=original_source or (t.label if t else f"student {s.model}"),
             rating=rating, tags=tuple(tags), note=note, curator=curator)
+
+
+def carry_forward(correction: Correction, earlier: Correction | None) -> Correction:
+    """`correction` as a new revision of `earlier` (the saved correction the editor started from): what this ask
+    did not change stays as it was.
+
+    - Marks: a mark set now replaces the earlier one; a passage this ask did not show, or showed and left
+      unmarked, keeps its earlier mark (a mark can be changed, not removed: mark it irrelevant instead).
+    - Knowledge: when the student read a recalled correction (kard.recall) instead of passages, the passages
+      `earlier` trains on (its `used` ones) stay `used`, so the new revision trains on the same knowledge. The
+      recalled correction itself is never knowledge and never marked.
+    """
+    if earlier is None:
+        return correction
+    read_recalled = any(p.used and is_recalled(p.id) for p in correction.passages)
+    now = {p.id: p for p in correction.passages}
+    added = []
+    for old in earlier.passages:
+        if is_recalled(old.id) or not (old.mark or (read_recalled and old.used)):
+            continue
+        new = now.get(old.id)
+        used = (new is not None and new.used) or (read_recalled and old.used)
+        if new is None:
+            added.append(replace(old, used=used))
+        else:
+            now[old.id] = replace(new, used=used, mark=new.mark or old.mark)
+    return replace(correction, passages=(*now.values(), *added))
 
 
 @dataclass(frozen=True)

@@ -228,7 +228,7 @@ def compare(studio: Studio, width: int, current: dict | None, review: bool = Fal
             radio, text_box = answer_updates(Question.from_dict(c.item["question"]), c.editor_answer)
             final = [gr.skip(), c.teacher_html, c.diff_html, c.editor_text, c.editor_text, c.editor_source,
                      editing_label(c.editor_source), radio, live_diff(c.editor_text, c.editor_text), c.item,
-                     *mark_updates(c.item), text_box]
+                     *mark_updates(c.item, list(c.editor_marks)), text_box]
             yield final + ([c.editor_rating, list(c.editor_tags), c.editor_note, "",
                             gr.update(visible=False, value=False)] if review else [])
     except KardError as error:

@@ -23,7 +23,7 @@ from kard.prompts import PROMPT_VERSION, format_options, parse_options, parse_qu
 from kard.records import CHOICE, AskedItem, Prediction, Question, TeacherAnswer, item_id_for
 from kard.ui import views
 from kard.ui.cards import HOW_TO_TEACHER, LiveFailure, compare_html, rerank_html, student_card, teacher_card
-from kard.ui.curating import review_start
+from kard.ui.curating import marks_start, review_start
 from kard.ui.studio import InputError, Studio, Teaches
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ class Comparison:
     editor_rating: int | None = None  # the review controls start from the saved correction's, else empty
     editor_tags: tuple[str, ...] = ()
     editor_note: str = ""
+    editor_marks: tuple[str | None, ...] = ()  # the marks of the passages read (item["used"]), as `editor_rating`
 
 
 # -- questions --------------------------------------------------------------------------------------
@@ -171,9 +172,10 @@ def compare_steps(studio: Studio, sealed: Mapping[str, Any] | None) -> Iterator[
     saved = saved_revision(studio, item.question)
     text, source, _ = editor_start(item, saved)
     rating, tags, review_note = review_start(saved)
+    marks = tuple(marks_start(saved, [hit.passage.id for hit in item.used]))
     yield Comparison(teacher_card(item, failure), compare_html(item), text, source,
                      start_answer(item, saved), studio.hand_out(item), warning,
-                     editor_rating=rating, editor_tags=tags, editor_note=review_note)
+                     editor_rating=rating, editor_tags=tags, editor_note=review_note, editor_marks=marks)
 
 
 def _live_steps(factory: Callable[[], Teaches], question: Question, sealed: dict[str, Any]):

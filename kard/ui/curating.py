@@ -13,10 +13,12 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from kard.annotations import ERROR_TAGS, Correction, Revision, StoreLockedError, check_free_answer, check_sizes
+from kard.annotations import (
+    ERROR_TAGS, Correction, Revision, StoreLockedError, carry_forward, check_free_answer, check_sizes,
+)
 from kard.errors import DataError
 from kard.prompts import concluded_answer, same_answer
-from kard.records import CHOICE, OPEN, YES_NO, AskedItem, Question, is_recalled
+from kard.records import CHOICE, OPEN, RECALLED_PREFIX, YES_NO, AskedItem, Question, is_recalled
 from kard.ui import views
 from kard.ui.cards import answer_words, table_answer
 from kard.ui.studio import InputError, Studio
@@ -68,6 +70,9 @@ def save(studio: Studio, sealed: Mapping[str, Any] | None, edit: Edit, curator: 
     """Store the correction as a new revision; ask for confirmation when the rationale disagrees.
 
     `edit.answer` is an option letter (a yes/no question: A = yes, B = no), or an open question's short text.
+    A question corrected before keeps what this edit did not change (`kard.annotations.carry_forward`): its
+    earlier marks on passages left unmarked or not shown, and, when the student read the recalled correction,
+    the knowledge passages of the revision it goes on from (`going_on_from`).
     """
     curator = can_write(studio, curator)
     item = studio.read_item(sealed, "Ask a question first, then correct the answer and save")
@@ -92,6 +97,7 @@ def save(studio: Studio, sealed: Mapping[str, Any] | None, edit: Edit, curator: 
         item, rationale=rationale, answer=answer, marks=list(edit.marks), rating=int(edit.rating) if edit.rating else None,
         tags=tuple(edit.tags or ()), note=note, curator=curator, original=edit.original,
         original_source=edit.original_source)
+    correction = carry_forward(correction, going_on_from(studio, item))
     try:
         revision = studio.store.save(correction)
     except StoreLockedError as error:
@@ -99,6 +105,17 @@ def save(studio: Studio, sealed: Mapping[str, Any] | None, edit: Edit, curator: 
                                "and save again; your edit is still in the editor") from error
     return SaveResult(f"Saved revision {revision.revision} of {revision.item_id} as {curator}.", saved=True,
                       revision=revision.revision)
+
+
+def going_on_from(studio: Studio, item: AskedItem) -> Correction | None:
+    """The saved correction a save of `item` goes on from: the item's latest revision asked as this kind (where
+    the editor started), else, when the student read the recalled correction of a reworded question, that one."""
+    saved = studio.store.get(item.item_id)
+    if saved is not None and saved.correction.kind == item.question.kind:
+        return saved.correction
+    recalled = [h.passage.id[len(RECALLED_PREFIX):] for h in item.used if is_recalled(h.passage.id)]
+    other = studio.store.get(recalled[0]) if recalled else None
+    return other.correction if other is not None else None
 
 
 def check_answer(question: Question, answer: str | None) -> str:
@@ -162,12 +179,19 @@ def review_start(saved: Revision | None) -> Review:
     return saved.correction.rating, tuple(saved.correction.tags), saved.correction.note or ""
 
 
+def marks_start(saved: Revision | None, used_ids: Sequence[str]) -> list[str | None]:
+    """The marks of the passages `used_ids` (in order) the editor starts from: the `saved` correction's, else none;
+    a recalled correction is never marked (`kard.ui.updates.mark_updates` offers no radio for it)."""
+    held = saved.correction.relevance if saved is not None else {}
+    return [held.get(pid) for pid in used_ids]
+
+
 def unsaved_review(saved: Revision | None, used_ids: Sequence[str], rating: int | str | None,
                    tags: Sequence[str] | None, note: str | None, *marks: str | None) -> bool:
     """Whether the rating, error tags, note or passage marks were changed and not saved.
 
-    The rating, tags and note start from the `saved` correction's values for a question corrected before (a save
-    updates it), else empty; the marks (of the passages `used_ids`, in order) start empty, so a mark counts when the
+    The rating, tags, note and marks (of the passages `used_ids`, in order: `marks_start`) start from the `saved`
+    correction's values for a question corrected before (a save updates it), else empty; a mark counts when the
     saved correction does not hold it (a recalled correction is no passage to mark)."""
     if review_of(rating, tags, note) != review_of(*review_start(saved)):
         return True

@@ -9,7 +9,7 @@ import logging
 from abc import ABCMeta
 from typing import Any, Callable
 
-from kard.records import Question
+from kard.records import Question, is_recalled
 from kard.ui import asking
 from kard.ui.cards import answer_choices
 from kard.ui.curating import MAX_MARKED
@@ -34,12 +34,14 @@ def warn(error: Exception) -> str:
 
 
 def mark_updates(item: dict | None, values: list | None = None) -> list:
-    """The relevance-mark radios: one per passage the student read, labelled with it."""
+    """The relevance-mark radios: one per passage the student read, labelled with it; none for a recalled
+    correction (kard.recall: it is no knowledge to mark)."""
     import gradio as gr
 
     used = (item or {}).get("used", [])
     values = values or []
-    return [gr.update(visible=i < len(used), value=values[i] if i < len(values) else None,
+    return [gr.update(visible=i < len(used) and not is_recalled(used[i]["id"]),
+                      value=values[i] if i < len(values) else None,
                       label=f"Passage {i + 1}: {used[i]['title'] or used[i]['id']}" if i < len(used) else "")
             for i in range(MAX_MARKED)]
 
