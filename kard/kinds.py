@@ -5,6 +5,7 @@
     decide_kind("Which gas?", "A) oxygen B) nitrogen")      -> choice: options were typed
     decide_kind("Is a tomato a fruit?", "", override="open") -> open: the person's choice wins
     read_question("Which gas? A) oxygen B) nitrogen", "")   -> choice: options typed into the question
+    as_listed(Question(..., {"A": "yes", "B": "no"}, ...))  -> yesno: a listed question with yes/no options
 
 A yes/no question is asked with YES_NO_OPTIONS exactly as StrategyQA is (what the student was trained
 on) and shown as "yes"/"no", never as letters. An open question is asked without options and gets a
@@ -15,12 +16,12 @@ the annotation store and the export all read it from there.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping
 
 from kard.errors import DataError
 from kard.prompts import split_inline_options
-from kard.records import CHOICE, OPEN, QUESTION_KINDS, YES_NO, YES_NO_OPTIONS
+from kard.records import CHOICE, OPEN, QUESTION_KINDS, YES_NO, YES_NO_OPTIONS, Question
 
 AUTO = "auto"
 """No override: decide from the text and the options."""
@@ -116,6 +117,15 @@ def _detected(text: str, typed: bool) -> KindDecision:
     if opener:
         return KindDecision(YES_NO, f"no options, and it starts with '{opener}'")
     return KindDecision(OPEN, "no options, and it is not a yes/no question")
+
+
+def as_listed(question: Question) -> Question:
+    """A listed question as it is asked unless the person chooses another kind: one loaded as multiple choice
+    whose options are exactly YES_NO_OPTIONS (StrategyQA's, the demo's yes/no questions) is a yes/no question,
+    its gold letter unchanged (A = yes, B = no); any other as it was loaded."""
+    if question.kind == CHOICE and dict(question.options) == dict(YES_NO_OPTIONS):
+        return replace(question, kind=YES_NO)
+    return question
 
 
 def options_for(kind: str, typed: Mapping[str, str]) -> dict[str, str]:

@@ -9,7 +9,8 @@ import pytest
 
 from kard.errors import DataError
 from kard.kinds import (
-    AUTO, KIND_LABELS, KindDecision, decide_kind, gold_for, options_for, question_sentence, read_question, yes_no_opener,
+    AUTO, KIND_LABELS, KindDecision, as_listed, decide_kind, gold_for, options_for, question_sentence, read_question,
+    yes_no_opener,
 )
 from kard.records import CHOICE, OPEN, YES_NO, YES_NO_OPTIONS, Question
 
@@ -108,3 +109,11 @@ def test_options_typed_into_the_question_make_it_multiple_choice():
                                                                     decide_kind("Which? A) x B) y", "", override))
     assert read_question("Is a tomato a fruit?", None) == ("Is a tomato a fruit?", None,
                                                           decide_kind("Is a tomato a fruit?", None))
+
+
+def test_a_listed_question_with_yes_no_options_is_a_yes_no_question():
+    listed = Question("q", "Would a polar bear meet a penguin?", dict(YES_NO_OPTIONS), "B", "demo-yesno")
+    assert (as_listed(listed).kind, as_listed(listed).answer, as_listed(listed).id) == (YES_NO, "B", "q")
+    flipped = Question("q", "Which?", {"A": "no", "B": "yes"}, "A", "demo")  # the letters mean other answers
+    assert as_listed(flipped) == flipped and as_listed(flipped).kind == CHOICE
+    assert as_listed(Question("q", "Which?", {"A": "yes", "B": "no", "C": "maybe"}, "A", "demo")).kind == CHOICE

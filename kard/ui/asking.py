@@ -5,7 +5,8 @@ plain values, and a user's mistake raises `InputError` with what to do.
 
 Questions come in three kinds (kard.kinds): typed options make a multiple-choice question; without
 options a question is a yes/no question (answered "yes"/"no", asked with A. yes, B. no) or an open
-one (a short free-text answer, no letters). `ask` takes the person's choice of kind ("auto" decides
+one (a short free-text answer, no letters). A listed question whose options are exactly yes and no is
+asked as a yes/no question (`kard.kinds.as_listed`). `ask` takes the person's choice of kind ("auto" decides
 from the text) and the item says which kind was used and why.
 """
 
@@ -18,9 +19,9 @@ from typing import Any, Callable, Iterator, Mapping
 
 from kard.annotations import AnnotationStoreError, Revision
 from kard.errors import DataError, KardError
-from kard.kinds import AUTO, KindDecision, options_for, read_question
+from kard.kinds import AUTO, KindDecision, as_listed, options_for, read_question
 from kard.prompts import PROMPT_VERSION, format_options, parse_options, parse_question_answer
-from kard.records import CHOICE, AskedItem, Prediction, Question, TeacherAnswer, item_id_for
+from kard.records import CHOICE, YES_NO, AskedItem, Prediction, Question, TeacherAnswer, item_id_for
 from kard.ui import views
 from kard.ui.cards import HOW_TO_TEACHER, LiveFailure, compare_html, rerank_html, student_card, teacher_card
 from kard.ui.curating import marks_start, review_start
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 
 SAVED_SOURCE = "saved correction"
 """How the editor's source label starts when it opens on the question's saved correction."""
+
+LISTED_YES_NO = "a listed question whose options are yes and no"
+"""Why a listed question with the options A. yes, B. no is asked as a yes/no question (`kard.kinds.as_listed`)."""
 
 MAX_CANDIDATES_KEPT = 20
 """Candidates kept in an item (and so in an annotation): enough to judge the reranker's top."""
@@ -117,12 +121,25 @@ def resolve(studio: Studio, text: str, options_text: str, picked_id: str | None,
         except DataError as error:
             raise InputError(f"Could not read the options: {error}") from error
     picked = studio.questions.get(picked_id or "")
-    if (picked is not None and picked.text.strip() == text and picked.kind == decision.kind
-            and dict(picked.options) == options_for(decision.kind, options)):
-        if decision.kind == CHOICE and kind in (None, "", AUTO):  # its options were filled in, not typed
-            decision = KindDecision(CHOICE, "a listed question, asked with its options")
-        return picked, decision
+    listed = None if picked is None or picked.text.strip() != text else _listed(picked, decision, options, kind)
+    if listed is not None:
+        return listed
     return Question("custom", text, options_for(decision.kind, options), None, "custom", kind=decision.kind), decision
+
+
+def _listed(picked: Question, decision: KindDecision, options: Mapping[str, str],
+            kind: str | None) -> tuple[Question, KindDecision] | None:
+    """The listed question asked as `decision` says, or None when its options no longer match. Asked with the
+    options it was listed with and no kind chosen, it is asked as its own kind (`kard.kinds.as_listed`: yes/no
+    when its options are yes and no); a kind the person chose wins."""
+    own = as_listed(picked)
+    if kind in (None, "", AUTO) and decision.kind == CHOICE and options == dict(picked.options):
+        yes_no = own.kind == YES_NO  # its options were filled in, not typed
+        return own, KindDecision(own.kind, LISTED_YES_NO if yes_no else "a listed question, asked with its options")
+    for question in (own, picked):
+        if question.kind == decision.kind and dict(question.options) == options_for(decision.kind, options):
+            return question, decision
+    return None
 
 
 # -- ask --------------------------------------------------------------------------------------------
