@@ -128,6 +128,15 @@ def as_listed(question: Question) -> Question:
     return question
 
 
+def asked_alike(saved_kind: str, question: Question) -> bool:
+    """Whether a correction saved as `saved_kind` answers `question` as it is asked now: the same kind, or a
+    question with the options yes and no saved as multiple choice and asked as yes/no (or the other way): the same
+    letters, A = yes and B = no. Listed yes/no questions were asked as multiple choice before `as_listed`, and their
+    saved corrections must still open in the editor and be recalled."""
+    alike = {saved_kind, question.kind} == {CHOICE, YES_NO} and dict(question.options) == dict(YES_NO_OPTIONS)
+    return saved_kind == question.kind or alike
+
+
 def options_for(kind: str, typed: Mapping[str, str]) -> dict[str, str]:
     """The options a question of `kind` is asked with: the typed ones, yes/no, or none."""
     if kind == YES_NO:

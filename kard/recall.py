@@ -24,6 +24,7 @@ from typing import Mapping, Sequence
 
 from kard.annotations import AnnotationStore, AnnotationStoreError, Revision
 from kard.distill import concluded
+from kard.kinds import asked_alike
 from kard.knowledge import tokenize
 from kard.loop.export import exclusion_reason
 from kard.records import RECALLED_PREFIX, Hit, Passage, Question, item_id_for
@@ -85,7 +86,7 @@ class CorrectionRecall:
     def find(self, question: Question) -> Hit | None:
         """The saved correction for this question (its own item first, else the closest rewording), or None."""
         own = self.saved.get(item_id_for(question))
-        if own is not None and own.kind == question.kind:  # a listed question asked as another kind keeps its id
+        if own is not None and asked_alike(own.kind, question):  # a listed question asked as another kind keeps its id
             return own.hit(1.0)
         words, options = frozenset(tokenize(question.text)), options_key(question.options)
         best, best_overlap = None, self.min_overlap

@@ -71,3 +71,23 @@ def test_ask_as_a_chosen_kind_wins_and_other_listed_questions_keep_theirs(studio
     assert (emptied.id, emptied.kind) == (POLAR, "yesno")
     science, why = asking.resolve(studio, *asking.pick(studio, SCIENCE), SCIENCE)
     assert (science.id, science.kind, why.reason) == (SCIENCE, "choice", "a listed question, asked with its options")
+
+
+def test_a_correction_saved_before_as_multiple_choice_still_opens_and_is_recalled(studio: Studio) -> None:
+    """Listed yes/no questions were asked (and saved) as multiple choice before they were asked as yes/no: their
+    saved corrections must still open in the editor and be handed back to the student, not be passed over."""
+    from kard.recall import StoreRecall
+
+    as_choice = asked(studio, POLAR, "choice")
+    edit = Edit("Polar bears live only in the north, penguins in the south. So the answer is no.", "B", 4, [], [],
+                "", "", "")
+    assert curating.save(studio, as_choice.item, edit, "alice").saved
+    assert studio.store.get(f"demo-yesno:{POLAR}").correction.kind == "choice"
+
+    now = asked(studio, POLAR)  # asked as yes/no, its own kind now
+    comparison = list(asking.compare_steps(studio, now.item))[-1]
+    assert comparison.editor_text.startswith("Polar bears live only in the north")
+    assert comparison.editor_source.startswith("saved correction")
+    question = Question.from_dict(now.item["question"])
+    hit = StoreRecall(studio.store).find(question)
+    assert hit is not None and "Polar bears live only in the north" in hit.passage.text

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 from kard.annotations import AnnotationStoreError, Revision
 from kard.errors import DataError, KardError
-from kard.kinds import AUTO, KindDecision, as_listed, options_for, read_question
+from kard.kinds import AUTO, KindDecision, as_listed, asked_alike, options_for, read_question
 from kard.prompts import PROMPT_VERSION, format_options, parse_options, parse_question_answer
 from kard.records import CHOICE, YES_NO, AskedItem, Prediction, Question, TeacherAnswer, item_id_for
 from kard.ui import views
@@ -239,7 +239,7 @@ def saved_revision(studio: Studio, question: Question) -> Revision | None:
     except AnnotationStoreError as error:
         log.warning("could not read the saved correction: %s", error)
         return None
-    return saved if saved is not None and saved.correction.kind == question.kind else None
+    return saved if saved is not None and asked_alike(saved.correction.kind, question) else None
 
 
 def _live_teacher(teacher: Teaches, question: Question) -> Iterator[str | TeacherAnswer]:

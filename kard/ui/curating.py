@@ -17,6 +17,7 @@ from kard.annotations import (
     ERROR_TAGS, Correction, Revision, StoreLockedError, carry_forward, check_free_answer, check_sizes,
 )
 from kard.errors import DataError
+from kard.kinds import asked_alike
 from kard.prompts import concluded_answer, same_answer
 from kard.records import CHOICE, OPEN, RECALLED_PREFIX, YES_NO, AskedItem, Question, is_recalled
 from kard.ui import views
@@ -111,7 +112,7 @@ def going_on_from(studio: Studio, item: AskedItem) -> Correction | None:
     """The saved correction a save of `item` goes on from: the item's latest revision asked as this kind (where
     the editor started), else, when the student read the recalled correction of a reworded question, that one."""
     saved = studio.store.get(item.item_id)
-    if saved is not None and saved.correction.kind == item.question.kind:
+    if saved is not None and asked_alike(saved.correction.kind, item.question):
         return saved.correction
     recalled = [h.passage.id[len(RECALLED_PREFIX):] for h in item.used if is_recalled(h.passage.id)]
     other = studio.store.get(recalled[0]) if recalled else None
