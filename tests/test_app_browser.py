@@ -222,9 +222,10 @@ def test_ask_correct_save_browse_and_stay_inert(page_and_studio):
     used = page.locator("#kard-rerank tr.kard-used")
     assert used.count() == 1 and "Antibodies stimulate the TSH receptor" in used.first.inner_text()
     assert used.first.get_attribute("data-passage-id") == "correction:demo:t-graves"
-    page.wait_for_function(  # and the editor goes on from the saved correction, not from the teacher's rationale
-        "document.querySelector('#kard-editor textarea').value.startsWith('Antibodies stimulate')", timeout=60_000)
-    assert "saved correction (revision 1" in page.inner_text("#kard-editor-label")
+    # and the editor goes on from the saved correction, not from the teacher's rationale (waiting on the label the
+    # compare step sets: the editor still holds the same text from before this ask)
+    _wait_for_compare(page, "#kard-editor-label >> text=saved correction (revision 1")
+    assert page.input_value("#kard-editor textarea").startswith("Antibodies stimulate")
     assert page.input_value("#kard-note textarea") == XSS_NOTE  # with its saved note
 
     # a rating changed and not saved is unsaved work too: Next question warns once and keeps it
