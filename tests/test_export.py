@@ -21,7 +21,7 @@ from kard.loop.export import (
     merge_examples,
 )
 from kard.knowledge import KnowledgeBase
-from kard.prompts import student_input
+from kard.prompts import concluded_answer, student_input
 from kard.records import Passage, Question
 
 FAST = AnnotationStoreConfig(busy_timeout_s=0.05, retries=2, retry_wait_s=0.02)
@@ -264,3 +264,27 @@ def test_a_locked_store_tells_the_export_to_try_again_not_to_save(tmp_path):
         holder.execute("ROLLBACK")
         holder.close()
     assert "editor" not in str(caught.value) and "save again" not in str(caught.value)
+
+
+MC = dict(item_id="demo:mc", question_id="mc", options={"A": "Vitamin C", "B": "Vitamin D", "C": "Iron"},
+          answer="C", gold_answer=None, rating=None)
+
+
+@pytest.mark.parametrize("changes, stated", [
+    ({**YES_NO, "rationale": "Oranges do not cure scurvy. So the answer is no."}, "B"),  # a prose yes/no conclusion
+    ({**MC, "answer": "A", "rationale": "Iron builds blood. So the answer is iron."}, "C"),  # "the answer is <text>"
+    ({**MC, "rationale": "Vitamin D is the one. Answer: B"}, "B"),  # an inline answer, C chosen
+    ({**MC, "rationale": "Rickets points to option B, as it is vitamin D."}, "B"),  # "option B"
+    ({**OPEN, "rationale": "Scurvy: too little vitamin D. So the answer is vitamin D."}, "vitamin D"),
+])
+def test_export_excludes_exactly_what_the_apps_save_asks_to_confirm(tmp_path, changes, stated):
+    """Rule 4 is the app's own check (kard.ui.curating.save): a rationale saved with 'save anyway' is left out,
+    however its conclusion is written."""
+    asked = correction(**changes)
+    assert concluded_answer(asked.rationale, asked.to_question()) == stated  # what the app's save reads
+    store = AnnotationStore(tmp_path / "c.db", FAST)
+    store.save(asked)
+    examples, excluded = build_curated(store.latest())
+    assert examples == [] and excluded[0].reason == f"the rationale concludes {stated} but the chosen answer is " \
+                                                    f"{asked.answer}"
+    assert len(build_curated(store.latest(), ExportConfig(keep_inconsistent=True))[0]) == 1

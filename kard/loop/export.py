@@ -29,9 +29,11 @@ Exclusion rule (`exclusion_reason`; each excluded item is listed with its reason
    whose curators rate their own correction;
 3. **contradicts gold**: the corrected answer differs from the question's gold answer (off with
    `keep_gold_mismatch`: the paper keeps only rationales that reach the gold answer);
-4. **inconsistent**: the rationale itself concludes a different answer than the chosen one (a letter
-   on an answer line; for an open question its "Answer: ..." or "the answer is ..." text, compared as
-   words), saved with "save anyway": training on it would teach a contradiction.
+4. **inconsistent**: the rationale itself concludes a different answer than the chosen one, read exactly
+   as the app's save reads it (`kard.prompts.concluded_answer`: "the answer is <option text>", "Answer: C"
+   on its own line or inline, "option C", a last yes/no; for an open question its "Answer: ..." or
+   "the answer is ..." text, compared as words), saved with "save anyway": training on it would teach a
+   contradiction.
 
 Output order is deterministic: by item id. Re-exporting an unchanged store gives identical files.
 """
@@ -48,10 +50,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 from kard.annotations import AnnotationStore, Correction, PassageRecord, Revision
 from kard.distill import StudentExample, default_top_n
 from kard.errors import ConfigError, DataError
-from kard.prompts import (
-    parse_answer, parse_free_answer, same_answer, strip_answer_line, student_input, student_target,
-)
-from kard.records import OPEN, Passage, Question, is_recalled
+from kard.prompts import concluded_answer, same_answer, strip_answer_line, student_input, student_target
+from kard.records import Passage, Question, is_recalled
 
 if TYPE_CHECKING:  # pragma: no cover
     from kard.knowledge import KnowledgeBase
@@ -150,23 +150,18 @@ def exclusion_reason(revision: Revision, config: ExportConfig = ExportConfig()) 
         return f"rating {c.rating} below min_rating {config.min_rating}"
     if not config.keep_gold_mismatch and c.gold_answer and not same_answer(c.answer, c.gold_answer, c.kind):
         return f"corrected answer {c.answer} differs from the gold answer {c.gold_answer}"
-    stated = stated_answer(c.rationale, c.to_question())
-    if not config.keep_inconsistent and stated is not None and not same_answer(stated, c.answer, c.kind):
-        return f"the rationale concludes {stated} but the chosen answer is {c.answer}"
+    if not config.keep_inconsistent:
+        return contradiction(c)
     return None
 
 
-def stated_answer(rationale: str, question: Question) -> str | None:
-    """The answer a rationale explicitly concludes: a letter after an answer line, or an open question's
-    "Answer: ..." / "the answer is ..." text; None when it states none."""
-    if question.kind == OPEN:
-        return parse_free_answer(rationale)[1]
-    return parse_answer(rationale, question.letters)[1] if _states_answer(rationale) else None
-
-
-def _states_answer(text: str) -> bool:
-    """True when the text has an explicit answer line (parse_answer also guesses from mentions)."""
-    return strip_answer_line(text) != text.strip()
+def contradiction(c: Correction) -> str | None:
+    """Why the rationale contradicts the chosen answer, by the check the app's save asks "save anyway" on
+    (`concluded_answer`, `same_answer`); None when it concludes the chosen answer or states none."""
+    stated = concluded_answer(c.rationale, c.to_question())
+    if stated is None or same_answer(stated, c.answer, c.kind):
+        return None
+    return f"the rationale concludes {stated} but the chosen answer is {c.answer}"
 
 
 def _question(revision: Revision) -> Question:
