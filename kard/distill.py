@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 from kard.config import RetrievalConfig
 from kard.errors import ConfigError, DataError
-from kard.prompts import answer_only_input, strip_answer_line, student_input, student_target
+from kard.prompts import answer_only_input, strip_answer, strip_answer_line, student_input, student_target
 from kard.records import Question, Rationale
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -252,7 +252,7 @@ def _example(question: Question, rationale: Rationale, passages, method: str) ->
     return StudentExample(
         id=f"{question.id}#{rationale.sample_index}",
         input=student_input(question, passages, with_knowledge=method == "kard"),
-        target=student_target(rationale.text, answer),
+        target=student_target(rationale.text, answer, question.options),
         source=rationale.source,
         passage_ids=tuple(p.id for p in passages),
         question_id=question.id,
@@ -302,8 +302,9 @@ def shuffled_options(question: Question, rng: random.Random) -> Question:
 
 
 def concluded(rationale: str, question: Question) -> str:
-    """The rationale ending with "So the answer is <gold option text>." (unless it already names it last)."""
-    text = strip_answer_line(rationale).rstrip()
+    """The rationale ending with "So the answer is <gold option text>." (unless it already names it last); a
+    trailing "Answer: <gold>" gives way to it (`strip_answer`)."""
+    text = strip_answer(rationale, question.answer, question.options)
     answer_text = question.options.get(question.answer or "", "").strip()
     if not answer_text:
         return text

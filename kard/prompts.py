@@ -42,6 +42,7 @@ _FREE_ANSWER_LINE = re.compile(r"^[ \t]*(?:the\s+)?(?:final\s+)?answer\s*(?:is\s
                                re.IGNORECASE | re.MULTILINE)
 _SO_THE_ANSWER = re.compile(r"\bthe\s+(?:final\s+)?answer\s+is[ \t:]+(.+?)(?=\.\s|\.?$|\n)",
                             re.IGNORECASE | re.MULTILINE)
+_INLINE_ANSWER = re.compile(r"\b(?:final\s+)?answer\s*:", re.IGNORECASE)
 _LETTER_ONLY = re.compile(r"^[\(\[]?[A-Z][\)\]\.:]?$")
 _TEMPLATE_SLOT = re.compile(r"^<[^<>]*>$")  # "<short answer>": the prompt's format, copied, is no answer
 _ARTICLES = re.compile(r"^(?:the|an|a)\s+")
@@ -80,9 +81,9 @@ def student_input(question: Question, passages: Sequence[Passage] = (), *, with_
     return "\n".join(parts)
 
 
-def student_target(rationale: str, answer: str) -> str:
-    """What the student learns to write after `Explanation:`."""
-    return f" {strip_answer_line(rationale).strip()}\nAnswer: {answer}"
+def student_target(rationale: str, answer: str, options: Mapping[str, str] | None = None) -> str:
+    """What the student learns to write after `Explanation:`: the rationale (`strip_answer`) and the answer once."""
+    return f" {strip_answer(rationale, answer, options)}\nAnswer: {answer}"
 
 
 def answer_only_input(question: Question) -> str:
@@ -98,6 +99,31 @@ def strip_answer_line(text: str) -> str:
     """
     match = _ANSWER_LINE_START.search(text)
     return (text[: match.start()] if match else text).strip()
+
+
+def strip_answer(text: str, answer: str | None, options: Mapping[str, str] | None = None) -> str:
+    """The rationale without the answer a target appends: `strip_answer_line`, then a last "Answer: X" after the
+    end of a sentence (or markup: not after a word or comma) that states `answer` (its letter or text, or with
+    `options` its option's text).
+
+    "Antibodies stimulate the TSH receptor. Answer: A" -> "Antibodies stimulate the TSH receptor.", so
+    "<rationale>\nAnswer: A" states the answer once. An inline answer naming another answer stays: it is
+    the rationale's own conclusion (the export leaves such a correction out as inconsistent).
+    """
+    rationale = strip_answer_line(text)
+    starts = list(_INLINE_ANSWER.finditer(rationale))
+    if not starts or answer is None:
+        return rationale
+    before, stated = rationale[: starts[-1].start()].rstrip(), rationale[starts[-1].end():]
+    if before[-1:].isalnum() or before.endswith(",") or "\n" in stated:
+        return rationale  # "the correct answer: B" is part of a sentence
+    return before if _names_answer(stated, answer, options or {}) else rationale
+
+
+def _names_answer(stated: str, answer: str, options: Mapping[str, str]) -> bool:
+    """Whether the text after an "Answer:" is `answer`, or its option's text (up to case and punctuation)."""
+    words = normalise_free_answer(stated)
+    return bool(words) and words in {normalise_free_answer(answer), normalise_free_answer(options.get(answer, ""))}
 
 
 def parse_answer(text: str, letters: Sequence[str]) -> tuple[str, str | None]:

@@ -251,6 +251,7 @@ def test_concluded_rationale_names_the_gold_option_once():
     question = Question("q-sun", "What heats the Earth?", {"A": "the moon", "B": "the sun."}, "B")
     assert concluded("The sun gives heat.", question) == "The sun gives heat. So the answer is the sun."
     assert concluded("The sun gives heat. So the answer is the sun.", question).count("So the answer") == 1
+    assert concluded("The sun gives heat. Answer: B", question) == "The sun gives heat. So the answer is the sun."
 
 
 def test_build_examples_shuffles_and_concludes_but_not_when_the_rationale_names_letters(kb):

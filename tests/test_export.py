@@ -288,3 +288,13 @@ def test_export_excludes_exactly_what_the_apps_save_asks_to_confirm(tmp_path, ch
     assert examples == [] and excluded[0].reason == f"the rationale concludes {stated} but the chosen answer is " \
                                                     f"{asked.answer}"
     assert len(build_curated(store.latest(), ExportConfig(keep_inconsistent=True))[0]) == 1
+
+
+def test_an_inline_answer_at_the_end_of_the_rationale_is_in_the_target_once(tmp_path):
+    """The browser test saves "... Graves disease. Answer: A": the target states the answer once, on its line."""
+    store = AnnotationStore(tmp_path / "i.db", FAST)
+    store.save(correction(**MC, rationale="Iron deficiency is no vitamin problem. Answer: C"))
+    store.save(correction(**{**OPEN, "rationale": "Scurvy is too little vitamin C. Answer: Vitamin C."}))
+    targets = {e.item_id: e.example.target for e in build_curated(store.latest())[0]}
+    assert targets == {"demo:mc": " Iron deficiency is no vitamin problem.\nAnswer: C",
+                       "custom:open": " Scurvy is too little vitamin C.\nAnswer: vitamin C"}

@@ -6,8 +6,8 @@ import pytest
 from kard.errors import DataError
 from kard.prompts import (
     OPEN_INSTRUCTION, STUDENT_INSTRUCTION, answer_only_input, concluded_answer, normalise_free_answer, parse_answer,
-    parse_free_answer, split_inline_options, parse_options, parse_question_answer, same_answer, strip_answer_line,
-    student_input, student_target,
+    parse_free_answer, split_inline_options, parse_options, parse_question_answer, same_answer, strip_answer,
+    strip_answer_line, student_input, student_target,
 )
 from kard.records import Passage, Question
 
@@ -35,6 +35,24 @@ def test_reasoning_distillation_prompt_has_no_knowledge():
 def test_target_ends_with_single_answer_line_even_if_rationale_had_one():
     target = student_target("Plants use CO2.\nAnswer: B", "B")
     assert target == " Plants use CO2.\nAnswer: B"
+
+
+@pytest.mark.parametrize("rationale, answer, options, target", [
+    ("Antibodies stimulate the TSH receptor. Answer: A", "A", None,
+     " Antibodies stimulate the TSH receptor.\nAnswer: A"),
+    ("Leaves take in CO2. answer: (B).", "B", None, " Leaves take in CO2.\nAnswer: B"),
+    ("Leaves take in <b>CO2</b> Final answer: B", "B", None, " Leaves take in <b>CO2</b>\nAnswer: B"),
+    ("Leaves take in CO2. Answer: carbon dioxide", "B", QUESTION.options, " Leaves take in CO2.\nAnswer: B"),
+    ("Scurvy is too little vitamin C. Answer: Vitamin C.", "vitamin C", None,
+     " Scurvy is too little vitamin C.\nAnswer: vitamin C"),
+    # another answer is the rationale's own conclusion and stays; so does "answer:" inside a sentence
+    ("Leaves give off oxygen. Answer: A", "B", None, " Leaves give off oxygen. Answer: A\nAnswer: B"),
+    ("The correct answer: B", "B", None, " The correct answer: B\nAnswer: B"),
+    ("Leaves take in CO2, answer: B", "B", None, " Leaves take in CO2, answer: B\nAnswer: B"),
+])
+def test_a_trailing_inline_answer_that_agrees_is_not_repeated_in_the_target(rationale, answer, options, target):
+    assert student_target(rationale, answer, options) == target
+    assert target.startswith(f" {strip_answer(rationale, answer, options)}\n")
 
 
 @pytest.mark.parametrize(

@@ -218,3 +218,11 @@ def test_cli_ask_recalls_from_an_annotation_database(tmp_path: Path, capsys: pyt
     assert main([*args, "--recall", str(tmp_path / "missing.db")]) != 0
     err = capsys.readouterr().err
     assert "no annotation database at" in err and "missing.db" in err and "Fix:" in err
+
+
+def test_a_recalled_correction_states_its_answer_once(tmp_path: Path) -> None:
+    """A rationale saved with an inline "Answer: A" is handed back ending with the option text, not with both."""
+    store = AnnotationStore(tmp_path / "a.db", FAST)
+    store.save(correction(rationale="Scurvy is too little vitamin C. Answer: A"))
+    hit = CorrectionRecall.from_store(store).find(QUESTION)
+    assert hit is not None and hit.passage.text == RATIONALE

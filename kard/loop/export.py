@@ -13,6 +13,7 @@ The example reads the question, its options and the knowledge, and learns to wri
 rationale and answer, in the prompt of the question's kind (`Correction.kind`, kard.kinds): a
 multiple-choice or yes/no question (options A. yes, B. no) lists its options and ends "Answer: <letter>";
 an open question has the open prompt (no options) and the target "<rationale>\nAnswer: <answer text>".
+The answer is stated once: a rationale ending "... Answer: C" (the chosen answer) loses it (`strip_answer`).
 Its knowledge (`knowledge_from`):
 - "store" (default, needs no index): the passages the student read when the curator saw it, plus
   candidates the curator marked relevant, minus every passage marked irrelevant;
@@ -214,7 +215,7 @@ def curated_example(revision: Revision, passages: Sequence[Passage], dropped: Se
     example = StudentExample(
         id=f"{question_id}#curated-r{revision.revision}",
         input=student_input(question, passages, with_knowledge=True),
-        target=student_target(c.rationale, c.answer),
+        target=student_target(c.rationale, c.answer, c.options),
         source=f"curator:{c.curator}",
         passage_ids=tuple(p.id for p in passages),
         question_id=question_id,
