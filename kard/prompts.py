@@ -44,6 +44,7 @@ _SO_THE_ANSWER = re.compile(r"\bthe\s+(?:final\s+)?answer\s+is[ \t:]+(.+?)(?=\.\
                             re.IGNORECASE | re.MULTILINE)
 _INLINE_ANSWER = re.compile(r"\b(?:final\s+)?answer\s*:", re.IGNORECASE)
 _LETTER_ONLY = re.compile(r"^[\(\[]?[A-Z][\)\]\.:]?$")
+_ONE_DIGIT = re.compile(r"^[\(\[]?\d[\)\]\.:]?$")
 _TEMPLATE_SLOT = re.compile(r"^<[^<>]*>$")  # "<short answer>": the prompt's format, copied, is no answer
 _ARTICLES = re.compile(r"^(?:the|an|a)\s+")
 _SENTENCE_ENDS = ("?", ":", ".", "!")
@@ -158,16 +159,17 @@ def parse_free_answer(text: str) -> tuple[str, str | None]:
 
     The text of the last "Answer: ..." line wins; failing that, the last "the answer is ..." sentence.
     A bare letter ("Answer: B") is not an answer to a question without options, and the prompt's own
-    slot copied back ("Answer: <short answer>") is none either, so both are skipped. Never raises on
+    slot copied back ("Answer: <short answer>") is none either, so both are skipped. A lone digit
+    ("Answer: 1", a small model numbering options that are not there) yields to a stated answer ("So the
+    answer is brown."), and counts only without one ("How many legs? ... Answer: 8"). Never raises on
     model output.
     """
     rationale = strip_answer_line(text)
-    for pattern in (_FREE_ANSWER_LINE, _SO_THE_ANSWER):
-        for match in reversed(list(pattern.finditer(text))):
-            answer = _clean_free_answer(match.group(1))
-            if answer:
-                return rationale, answer
-    return rationale, None
+    lines = [_clean_free_answer(m.group(1)) for m in reversed(list(_FREE_ANSWER_LINE.finditer(text)))]
+    stated = [_clean_free_answer(m.group(1)) for m in reversed(list(_SO_THE_ANSWER.finditer(text)))]
+    strong = [answer for answer in lines if answer and not _ONE_DIGIT.match(answer)]
+    found = [*strong, *stated, *lines]  # a lone digit (an option number?) yields to a stated answer
+    return rationale, next((answer for answer in found if answer), None)
 
 
 def _clean_free_answer(text: str) -> str | None:

@@ -231,3 +231,12 @@ def test_concluded_answer_reads_a_stated_option_text_a_letter_or_nothing():
 ])
 def test_split_inline_options(text, expected):
     assert split_inline_options(text) == expected
+
+
+def test_a_lone_digit_on_the_answer_line_yields_to_the_answer_the_rationale_states() -> None:
+    """An open question: the student stated "brown" and then numbered an option that is not there; the chip read
+    "1". A lone digit still answers where nothing else is stated (a count), and a word on the line still wins."""
+    assert parse_free_answer("Cactus live in dry areas. So the answer is Brown.\nAnswer: 1") == (
+        "Cactus live in dry areas. So the answer is Brown.", "Brown")
+    assert parse_free_answer("A spider has eight legs.\nAnswer: 8")[1] == "8"
+    assert parse_free_answer("So the answer is stems.\nAnswer: thick stems")[1] == "thick stems"
