@@ -957,3 +957,16 @@ def test_a_newer_ask_of_the_page_supersedes_the_running_one_and_its_compare(stor
     turns.take()  # and when another ask starts, its compare stops without a word
     assert list(steps) == []
     assert copy.deepcopy(turns).latest == 0  # a new session (Gradio copies the State's value) starts afresh
+
+
+def test_the_api_gets_an_error_and_no_placeholders_from_a_failed_ask_or_a_compare_without_item(store):
+    """A failed /ask returned Gradio's "skip" placeholders ({'__type__': 'update'}) beside the error, and /compare
+    without an item returned nothing at all: an API caller had no message to read."""
+    from kard.ui.ask_events import ask, compare
+
+    s = studio(store)
+    failed = list(ask(s, "", "", None))[-1]
+    assert failed[:2] == ["", ""] and failed[3:] == [None, ""] and "The question is empty" in failed[2]
+    nothing = next(compare(s, 5, None))
+    assert "Nothing to compare" in nothing[0] and "pass the item /ask returned" in nothing[0]
+    assert next(compare(s, 5, None, review=True)) == [{"__type__": "update"}] * 10  # the page keeps its message

@@ -16,7 +16,7 @@ from kard.errors import KardError
 from kard.records import AskedItem, Question
 from kard.ui import asking, curating
 from kard.ui.cards import live_diff
-from kard.ui.studio import Studio
+from kard.ui.studio import InputError, Studio
 from kard.ui.updates import answer_updates, editing_label, mark_updates, skips, warn
 from kard.ui.views import esc, message
 
@@ -71,6 +71,9 @@ class AskTurns:
         return turn == self.latest
 
 
+NO_ITEM = "Nothing to compare. Fix: pass the item /ask returned (its fourth output), unchanged"
+"""/compare called without an item."""
+
 ReviewInputs = Sequence[Any]
 """The review controls as the page's checks read them: rating, error tags, note, then the passage marks (empty
 where not read)."""
@@ -116,9 +119,10 @@ def stopped_ask(warning: str) -> list:
 
 
 def ask(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None = "auto"):
-    """The API's /ask: the outputs of AskTab.ask_outputs, step by step."""
-    for outputs, _ in ask_steps(studio, text, options_text, picked_id, how):
-        yield outputs
+    """The API's /ask: the outputs of AskTab.ask_outputs, step by step. A failed ask returns the error as its
+    status and empty cards and no item (a caller has no earlier answer on screen to keep)."""
+    for outputs, step in ask_steps(studio, text, options_text, picked_id, how):
+        yield outputs if step != FAILED else ["", "", outputs[2], None, ""]
 
 
 def ask_on_page(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None = "auto",
@@ -215,8 +219,8 @@ def compare(studio: Studio, width: int, current: dict | None, review: bool = Fal
     import gradio as gr
 
     width += REVIEW_OUTPUTS if review else 0
-    if not current:  # the ask showed why it has no item; keep that message
-        yield skips(width)
+    if not current:  # the page's ask showed why it has no item: keep that message; an API caller is told
+        yield skips(width) if review else [warn(InputError(NO_ITEM)), *skips(width - 1)]
         return
     try:
         for c in asking.compare_steps(studio, current):
