@@ -545,7 +545,7 @@ def wire_browsing(demo: Any, b: BrowseTab, studio: Studio) -> None:
 
     def show_history(item_id: str | None):
         html, revisions = curating.history(studio, item_id)
-        return html, gr.update(choices=revisions, value=revisions[-1] if revisions else None)
+        return html, gr.update(choices=revisions, value=curating.revert_choice(revisions))
 
     b.item_pick.change(show_history, [b.item_pick], [b.history_html, b.revision_pick], **PRIVATE)
 
@@ -556,7 +556,7 @@ def wire_browsing(demo: Any, b: BrowseTab, studio: Studio) -> None:
             return warn(error), gr.skip(), gr.skip()
         gr.Info(esc(text))
         html, revisions = curating.history(studio, item_id)
-        return message(text), html, gr.update(choices=revisions, value=revisions[-1])
+        return message(text), html, gr.update(choices=revisions, value=curating.revert_choice(revisions))
 
     b.revert_btn.click(revert, [b.item_pick, b.revision_pick], [b.revert_msg, b.history_html, b.revision_pick],
                        **PRIVATE).success(browsed, b.filters, b.outputs, **PRIVATE)

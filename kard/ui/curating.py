@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
 from kard.annotations import (
@@ -217,12 +217,35 @@ def history(studio: Studio, item_id: str | None) -> tuple[str, list[int]]:
     return views.history_panel(revisions), [r.revision for r in revisions]
 
 
+def revert_choice(revisions: Sequence[int]) -> int | None:
+    """The revision the Revision picker starts on: the one before the latest (the latest is no revert), else None."""
+    return revisions[-2] if len(revisions) > 1 else (revisions[-1] if revisions else None)
+
+
 def revert(studio: Studio, item_id: str | None, revision: int | float | None, curator: str | None) -> str:
+    """Make an earlier revision current again as a new revision; refused when it would change nothing."""
     curator = can_write(studio, curator)
     if not item_id or not revision:
         raise InputError("Pick an item in the table and a revision to revert to")
+    check_revert(studio.store.history(item_id), item_id, int(revision))
     new = studio.store.revert(item_id, int(revision), curator)
     return f"Reverted {item_id} to revision {new.reverted_from}: saved as revision {new.revision}."
+
+
+def check_revert(revisions: Sequence[Revision], item_id: str, revision: int) -> None:
+    """An InputError when reverting `item_id` to `revision` would write a revision that changes nothing."""
+    old = next((r for r in revisions if r.revision == revision), None)
+    if old is None:
+        return  # no such revision: the store's error says which to pick
+    latest = revisions[-1]
+    if len(revisions) == 1:
+        raise InputError(f"{item_id} has only revision {revision}: there is no earlier one to revert to")
+    if old is latest:
+        raise InputError(f"Revision {revision} is already the current one of {item_id}: nothing to revert. "
+                         "Fix: pick an earlier revision in the Revision list")
+    if replace(old.correction, curator="") == replace(latest.correction, curator=""):
+        raise InputError(f"Revision {revision} of {item_id} holds the same correction as the current revision "
+                         f"{latest.revision}: nothing to revert. Fix: pick a revision that differs")
 
 
 # -- drafts -----------------------------------------------------------------------------------------

@@ -1,0 +1,59 @@
+"""Reverting in the Browse tab: the Revision picker starts on the revision before the latest, and a revert that
+would change nothing (to the current revision, or to one holding the same correction) is refused, nothing written."""
+
+from __future__ import annotations
+
+import pytest
+
+from kard.annotations import AnnotationStore, Correction
+from kard.ui import curating
+from kard.ui.studio import InputError, Studio
+
+ITEM = "demo:q1"
+
+
+def correction(rationale: str, answer: str = "A", curator: str = "alice") -> Correction:
+    return Correction(ITEM, "q1", "Which vitamin deficiency causes scurvy?", {"A": "Vitamin C", "B": "Vitamin D"},
+                      rationale, answer, gold_answer="A", dataset="demo", curator=curator)
+
+
+@pytest.fixture
+def studio(tmp_path) -> Studio:
+    return Studio(lambda: None, AnnotationStore(tmp_path / "a.db"), [], mode="curator")
+
+
+def revisions(studio: Studio) -> list[int]:
+    return [r.revision for r in studio.store.history(ITEM)]
+
+
+def test_the_revision_picker_starts_on_the_revision_before_the_latest():
+    assert curating.revert_choice([1, 2, 3]) == 2
+    assert curating.revert_choice([1]) == 1
+    assert curating.revert_choice([]) is None
+
+
+def test_reverting_to_the_current_revision_is_refused_and_writes_nothing(studio):
+    studio.store.save(correction("first"))
+    studio.store.save(correction("second", "B"))
+    with pytest.raises(InputError, match="Revision 2 is already the current one.*Fix: pick an earlier revision"):
+        curating.revert(studio, ITEM, 2, "carol")
+    assert revisions(studio) == [1, 2]
+    assert "saved as revision 3" in curating.revert(studio, ITEM, 1, "carol")
+    assert studio.store.get(ITEM).correction.rationale == "first"
+
+
+def test_reverting_the_only_revision_is_refused(studio):
+    studio.store.save(correction("first"))
+    with pytest.raises(InputError, match="only revision 1: there is no earlier one"):
+        curating.revert(studio, ITEM, 1, "carol")
+    assert revisions(studio) == [1]
+
+
+def test_reverting_to_a_revision_that_holds_the_current_correction_is_refused(studio):
+    studio.store.save(correction("first"))
+    studio.store.save(correction("second", "B"))
+    curating.revert(studio, ITEM, 1, "carol")  # revision 3 holds revision 1's correction
+    with pytest.raises(InputError, match="same correction as the current revision 3.*Fix: pick a revision"):
+        curating.revert(studio, ITEM, 1, "dave")
+    assert revisions(studio) == [1, 2, 3]
+    assert "saved as revision 4" in curating.revert(studio, ITEM, 2, "dave")
