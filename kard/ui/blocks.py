@@ -290,6 +290,11 @@ def correction_controls(t: AskTab, studio: Studio) -> None:
     t.save_msg = gr.HTML(elem_id="kard-save-msg")
 
 
+BROWSE_WIDTHS = ["20%", "44px", "28%", "10%", "10%", "10%", "70px", "12%", "auto", "auto"]
+"""The browse table's columns (curating.BROWSE_COLUMNS) as shares of its width, so that on a phone the item, question
+and the student, curated and gold answers all fit on the screen (the item id and question wrap); the rest scroll."""
+
+
 def browse_layout(studio: Studio) -> BrowseTab:
     import gradio as gr
 
@@ -298,10 +303,12 @@ def browse_layout(studio: Studio) -> BrowseTab:
         curator_filter = gr.Dropdown([""], value="", label="Curator", allow_custom_value=True)
         disagreements = gr.Checkbox(True, label="Disagreements first")
         refresh = gr.Button("Refresh", elem_id="kard-refresh")
-    table = gr.Dataframe(headers=curating.BROWSE_COLUMNS, value=[], interactive=False, wrap=True, elem_id="kard-table")
+    table = gr.Dataframe(headers=curating.BROWSE_COLUMNS, value=[], interactive=False, wrap=True, elem_id="kard-table",
+                         column_widths=BROWSE_WIDTHS)
     empty_note = gr.HTML(elem_id="kard-browse-empty")
     with gr.Row():
-        item_pick = gr.Dropdown([], label="Item", allow_custom_value=True, elem_id="kard-item")
+        item_pick = gr.Dropdown([], label="Item", allow_custom_value=True, elem_id="kard-item", scale=2,
+                                min_width=300)  # a whole line on a phone: item ids are long
         revision_pick = gr.Dropdown([], label="Revision", elem_id="kard-revision")
         revert_btn = gr.Button("Revert to this revision", interactive=studio.is_curator, elem_id="kard-revert")
     revert_msg = gr.HTML()

@@ -300,5 +300,6 @@ mark { background: #fde68a; color: #1f2937; padding: 0 1px; border-radius: 2px; 
   table.kard-rerank td.kard-num { display: inline-block; text-align: left; padding-right: 2px; }
   td.kard-num::before { content: attr(data-label) " "; color: var(--body-text-color-subdued); }
   td.kard-num:first-child::before { content: "#"; }
+  #kard-table { --input-text-size: 12px; --size-2: 4px; }  /* the browse table: smaller text, less padding */
 }
 """
