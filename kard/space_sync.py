@@ -18,9 +18,10 @@ Why not `huggingface_hub.CommitScheduler`: it creates the repo and starts its th
 uploads the files that changed in a watched folder (made for append-only logs, not a snapshot rewritten
 whole), and reports a failed push only to its log. Here each push's result is kept and shown with its fix.
 
-Safety: revisions are append-only, so the store never holds fewer rows than its backup. An empty store at
-start (a Space without persistent storage, after a restart) is first restored from the repo, and a snapshot
-with fewer revisions than the repo holds is never pushed (it would replace a backup with less).
+Safety: an empty store at start (a Space without persistent storage, after a restart) is first restored from
+the repo. Before each push the repo's revisions are compared with the store's, each known by item id, revision
+number and save time: a snapshot is never pushed while the repo holds a revision the store lacks (another or
+older store, a second Space on the same repo), since the push would drop it from the backup.
 The token ($HF_TOKEN) appears in no status text, log line or file.
 """
 
@@ -75,6 +76,16 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+RevisionKey = tuple[str, str, str]
+"""A revision as the guard knows it: (item id, revision number, save time)."""
+
+
+def revision_keys(rows: Sequence[Mapping[str, Any]]) -> frozenset[RevisionKey]:
+    """The revisions `rows` hold. Not the row id nor the whole row: a restore keeps these three, and a column
+    added by a later version must not make the same revision look different."""
+    return frozenset((str(row.get("item_id")), str(row.get("revision")), str(row.get("created_at"))) for row in rows)
+
+
 # -- the local side: a consistent snapshot --------------------------------------------------------------
 @dataclass(frozen=True)
 class Snapshot:
@@ -87,6 +98,7 @@ class Snapshot:
     excluded: int
     digest: str  # sha256 of revisions.jsonl: an unchanged store gives the same digest
     created_at: datetime
+    keys: frozenset[RevisionKey] = frozenset()  # which revisions it holds (`revision_keys`)
 
 
 def write_snapshot(store: AnnotationStore, folder: Path, *, now: datetime | None = None,
@@ -97,7 +109,8 @@ def write_snapshot(store: AnnotationStore, folder: Path, *, now: datetime | None
     digest = write_rows(rows, folder / REVISIONS_FILE)
     latest = latest_revisions(rows)
     examples, excluded, problem = _export(latest, folder / CORRECTIONS_FILE)
-    snapshot = Snapshot(folder, len(rows), len(latest), examples, excluded, digest, now or utc_now())
+    snapshot = Snapshot(folder, len(rows), len(latest), examples, excluded, digest, now or utc_now(),
+                        revision_keys(rows))
     manifest = snapshot_manifest(snapshot, store.path.name, repo_id, problem)
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     (folder / CARD_FILE).write_text(dataset_card(repo_id), encoding="utf-8")
@@ -192,6 +205,17 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
                 raise DataError("not a JSON object", path=path, line=number, fix=fix)
             rows.append(row)
     return rows
+
+
+def _manifest_digest(path: Path | None) -> str | None:
+    """The revisions_sha256 a snapshot's manifest.json names (None: no manifest, or not one of ours)."""
+    if path is None:
+        return None
+    try:
+        digest = json.loads(path.read_text(encoding="utf-8")).get("revisions_sha256")
+    except (ValueError, AttributeError):
+        return None
+    return digest if isinstance(digest, str) else None
 
 
 def file_digest(path: Path) -> str:
@@ -334,7 +358,7 @@ class SpaceSync:
         self._thread: threading.Thread | None = None
         self._status = SyncStatus(config.repo_id, config.every_minutes)
         self._pushed_digest: str | None = None
-        self._remote_revisions: int | None = None  # revisions the repo holds, once known
+        self._remote: tuple[str, frozenset[RevisionKey]] | None = None  # the repo's revisions.jsonl digest and keys
 
     @property
     def status(self) -> SyncStatus:
@@ -364,7 +388,6 @@ class SpaceSync:
                 raise SyncError(self._redact(f"cannot restore the empty annotation store from {repo}: "
                                              f"{describe_error(error, repo, self.config.every_minutes)}")) from None
             if path is None:
-                self._remote_revisions = 0
                 log.info("%s holds no KARD snapshot yet: starting with an empty store", repo)
                 return 0
             try:
@@ -374,7 +397,7 @@ class SpaceSync:
                 problem = f"cannot restore the empty annotation store from {repo}: {error}"
                 raise SyncError(self._redact(problem)) from None
             self._pushed_digest = file_digest(path)
-        self._remote_revisions = restored
+        self._remote = (self._pushed_digest, revision_keys(rows))
         self._status = replace(self._status, synced_at=self._clock(), revisions=restored, restored=restored,
                                corrections=len({row["item_id"] for row in rows}))
         log.info("restored %d revision(s) from %s into %s", restored, repo, self.store.path)
@@ -393,30 +416,44 @@ class SpaceSync:
     def _push(self) -> None:
         with tempfile.TemporaryDirectory(prefix="kard-sync-") as tmp:
             snapshot = write_snapshot(self.store, Path(tmp), now=self._clock(), repo_id=self.config.repo_id)
-            self._check_not_behind(snapshot)
             if snapshot.digest != self._pushed_digest:
+                self._check_nothing_dropped(snapshot)
                 message = f"KARD Studio: {snapshot.corrections} corrections, {snapshot.revisions} revisions"
                 self.hub.upload(snapshot.folder, self.config.repo_id, message)
-                self._pushed_digest, self._remote_revisions = snapshot.digest, snapshot.revisions
+                self._pushed_digest, self._remote = snapshot.digest, (snapshot.digest, snapshot.keys)
                 log.info("synced %d revision(s) to %s", snapshot.revisions, self.config.repo_id)
         self._status = replace(self._status, synced_at=snapshot.created_at, corrections=snapshot.corrections,
                                revisions=snapshot.revisions, error=None, failed_at=None)
 
-    def _check_not_behind(self, snapshot: Snapshot) -> None:
-        """Refuse to push fewer revisions than the repo holds (it would replace a backup with less)."""
-        remote = self._remote_count()
-        if snapshot.revisions < remote:
-            raise SyncError(
-                f"{self.config.repo_id} holds {remote} revisions but the store only {snapshot.revisions}, so it is "
-                "not pushed (it would replace the backup with less). Fix: stop the app, move the store aside and "
-                "restart it (an empty store is restored from the repo), or set KARD_SYNC_REPO to a new repo")
+    def _check_nothing_dropped(self, snapshot: Snapshot) -> None:
+        """Refuse to push while the repo holds a revision the store lacks: the push would drop it from the
+        backup (a store switched, restored from an old copy, or a second Space on the same repo)."""
+        missing = self._remote_keys() - snapshot.keys
+        if not missing:
+            return
+        item, number, saved = min(missing, key=lambda key: key[2])
+        repo = self.config.repo_id
+        raise SyncError(
+            f"{repo} holds {len(missing)} revision(s) this store lacks (e.g. {item} revision {number} saved "
+            f"{saved}), so the store is not pushed: it would drop them from the backup. Fix: to go on from the "
+            f"backup, stop the app, move the store ({self.store.path}) aside and restart (an empty store is "
+            f"restored from {repo}); to keep this store's saves, back them up with KARD_SYNC_REPO set to a new "
+            f"repo (`python -m kard restore --repo {repo} --db backup.db` gives the backup as a file to compare)")
 
-    def _remote_count(self) -> int:
-        if self._remote_revisions is None:
-            with tempfile.TemporaryDirectory(prefix="kard-remote-") as tmp:
-                path = self.hub.download(self.config.repo_id, MANIFEST_FILE, Path(tmp))
-                self._remote_revisions = int(json.loads(path.read_text())["revisions"]) if path else 0
-        return self._remote_revisions
+    def _remote_keys(self) -> frozenset[RevisionKey]:
+        """The revisions the repo holds now. The manifest's digest tells whether the repo still holds what was
+        last read or pushed; only when it does not is revisions.jsonl downloaded."""
+        repo = self.config.repo_id
+        with tempfile.TemporaryDirectory(prefix="kard-remote-") as tmp:
+            digest = _manifest_digest(self.hub.download(repo, MANIFEST_FILE, Path(tmp)))
+            if self._remote is not None and digest == self._remote[0]:
+                return self._remote[1]
+            path = self.hub.download(repo, REVISIONS_FILE, Path(tmp))
+            if path is None:
+                return frozenset()
+            keys = revision_keys(read_rows(path))
+            self._remote = (file_digest(path), keys)
+        return keys
 
     def _fail(self, error: BaseException) -> None:
         text = self._redact(describe_error(error, self.config.repo_id, self.config.every_minutes))

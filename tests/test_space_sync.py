@@ -68,6 +68,7 @@ class FakeHub:
         self.uploads: list[tuple[str, str, dict[str, bytes]]] = []
         self.upload_error: BaseException | None = None
         self.download_error: BaseException | None = None
+        self.downloads: list[str] = []
 
     def upload(self, folder: Path, repo_id: str, message: str) -> None:
         if self.upload_error is not None:
@@ -79,6 +80,7 @@ class FakeHub:
     def download(self, repo_id: str, filename: str, folder: Path) -> Path | None:
         if self.download_error is not None:
             raise self.download_error
+        self.downloads.append(filename)
         if filename not in self.files:
             return None
         (folder / filename).write_bytes(self.files[filename])
@@ -407,17 +409,57 @@ def test_the_token_appears_in_no_status_log_or_file(store, caplog, tmp_path):
     assert len(hub.uploads) == 1
 
 
-def test_a_smaller_store_never_replaces_the_backup(store, tmp_path):
+def repo_items(hub: FakeHub) -> list[str]:
+    return [row["item_id"] for row in read_rows_of(hub.files[REVISIONS_FILE])]
+
+
+def test_a_store_that_lacks_the_repos_revisions_never_replaces_them(store, tmp_path, caplog):
     other = AnnotationStore(tmp_path / "other.db", FAST)
     for item in range(3):
         save(other, item)
     hub = FakeHub()
     make_sync(other, hub).sync_now()
-    save(store, 7)
+    save(store, 7)  # another store (switched KARD_ANNOTATIONS_DB, an old copy): 1 revision, none of the repo's
     sync = make_sync(store, hub)
+    with caplog.at_level(logging.WARNING, logger="kard.space_sync"):
+        sync.sync_now()
+    text = sync.status_text()
+    assert len(hub.uploads) == 1 and f"{REPO} holds 3 revision(s) this store lacks (e.g. demo:q0 revision 1" in text
+    assert "Fix: to go on from the backup, stop the app, move the store" in text and "a new repo" in text
+    assert "this store lacks" in caplog.text
+    for item in range(8, 12):  # curators go on saving: the store now holds more revisions than the repo
+        save(store, item)
     sync.sync_now()
-    assert len(hub.uploads) == 1 and f"{REPO} holds 3 revisions but the store only 1" in sync.status_text()
-    assert "Fix: stop the app, move the store aside" in sync.status_text()
+    assert len(hub.uploads) == 1 and repo_items(hub) == ["demo:q0", "demo:q1", "demo:q2"]
+    assert "holds 3 revision(s) this store lacks" in sync.status_text()
+
+
+def test_a_bigger_unrelated_store_never_overwrites_a_repo(store, tmp_path):
+    other = AnnotationStore(tmp_path / "other.db", FAST)
+    save(other, 1)
+    hub = FakeHub()
+    make_sync(other, hub).sync_now()
+    for item in range(2, 6):
+        save(store, item)
+    make_sync(store, hub).sync_now()
+    assert len(hub.uploads) == 1 and repo_items(hub) == ["demo:q1"]
+
+
+def test_two_spaces_on_one_repo_never_drop_each_others_saves(tmp_path):
+    first, second = (AnnotationStore(tmp_path / f"{name}.db", FAST) for name in ("first", "second"))
+    hub = FakeHub()
+    sync_first, sync_second = make_sync(first, hub), make_sync(second, hub)
+    assert sync_first.restore_if_empty() == sync_second.restore_if_empty() == 0  # both start on an empty repo
+    hub.downloads.clear()
+    save(first, 1)
+    sync_first.sync_now()
+    save(first, 2)
+    sync_first.sync_now()  # its own last push is still the repo's head: pushed without reading revisions.jsonl
+    assert len(hub.uploads) == 2 and hub.downloads.count(REVISIONS_FILE) == 1
+    save(second, 3)
+    sync_second.sync_now()
+    assert len(hub.uploads) == 2 and "holds 2 revision(s) this store lacks" in sync_second.status_text()
+    assert repo_items(hub) == ["demo:q1", "demo:q2"]
 
 
 def test_an_empty_store_is_restored_at_start(store, tmp_path):
@@ -433,6 +475,9 @@ def test_an_empty_store_is_restored_at_start(store, tmp_path):
     sync.sync_now()
     assert len(hub.uploads) == 1  # the restored store is what the repo holds: nothing to push
     assert sync.restore_if_empty() == 0  # a store with revisions is never touched
+    save(store, 2)
+    sync.sync_now()  # the store holds every revision of the repo, and one more
+    assert len(hub.uploads) == 2 and repo_items(hub) == ["demo:q1", "demo:q1", "demo:q2"]
 
 
 def test_a_repo_that_cannot_be_read_stops_the_restore(store):
