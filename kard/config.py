@@ -115,8 +115,10 @@ APP_TEACHER_RETRIES = 1
 
 
 def hub_token() -> str | None:
-    """The Hugging Face token, from $HF_TOKEN (a Space secret). Never logged, stored or shown."""
-    return os.environ.get("HF_TOKEN") or None
+    """The Hugging Face token, from $HF_TOKEN (a Space secret). Never logged, stored or shown.
+    Stripped as huggingface_hub strips its own: a pasted secret often ends in a newline, which no HTTP header
+    may hold. A token of spaces only counts as none."""
+    return os.environ.get("HF_TOKEN", "").strip() or None
 
 
 def teacher_api_key() -> str | None:

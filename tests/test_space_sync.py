@@ -109,6 +109,20 @@ def test_sync_settings_are_read_and_the_token_stays_out(env):
     assert AppConfig.from_env().sync_every_minutes == 10.0
 
 
+@pytest.mark.parametrize("pasted", [TOKEN + "\n", f"  {TOKEN} ", TOKEN + "\r\n"])
+def test_a_pasted_token_reaches_the_hub_without_its_whitespace(env, store, pasted):
+    from kard.config import hub_token
+
+    env.setenv("HF_TOKEN", pasted)
+    assert hub_token() == TOKEN
+    given = []
+    env.setattr("kard.space_sync.HfHub", lambda token, **_: given.append(token) or FakeHub())
+    env.setattr("kard.space_sync.atexit.register", lambda _: None)
+    sync = start_sync(AppConfig(mode="curator", sync_repo=REPO, annotations_db=store.path), store)
+    sync.stop(flush=False)
+    assert given == [TOKEN] and sync._token == TOKEN
+
+
 def test_a_sync_repo_in_demo_mode_needs_no_token_and_does_nothing(env, caplog):
     env.setenv("KARD_SYNC_REPO", REPO)
     config = AppConfig.from_env()
@@ -128,6 +142,7 @@ def test_a_sync_repo_in_demo_mode_needs_no_token_and_does_nothing(env, caplog):
     ({"KARD_SYNC_EVERY_MINUTES": "nan"}, "KARD_SYNC_EVERY_MINUTES='nan' is not a number of minutes"),
     ({"KARD_SYNC_EVERY_MINUTES": "ten"}, "KARD_SYNC_EVERY_MINUTES='ten' is not a number of minutes"),
     ({"KARD_MODE": "curator", "KARD_SYNC_REPO": REPO}, f"KARD_SYNC_REPO='{REPO}' is set but HF_TOKEN is not"),
+    ({"KARD_MODE": "curator", "KARD_SYNC_REPO": REPO, "HF_TOKEN": " \n"}, "is set but HF_TOKEN is not"),
     ({"KARD_PERSISTENT_DIR": "no-such-folder"}, "KARD_PERSISTENT_DIR='no-such-folder' is not an existing folder"),
 ])
 def test_bad_space_settings_stop_the_app_in_one_line(env, capsys, settings, named):
