@@ -478,13 +478,19 @@ def check_repo_id(value: object, setting: str) -> str:
     return text
 
 
+MAX_SYNC_MINUTES = 7 * 24 * 60
+"""The longest sync period: a week (a wait far longer overflows the timer of the sync's thread)."""
+
+
 def _check_sync_minutes(value: object, setting: str) -> float:
-    fix = f"set {setting} to a number of minutes, 1 or more (10 by default)"
+    fix = f"set {setting} to a number of minutes from 1 to {MAX_SYNC_MINUTES} (a week; 10 by default)"
     minutes = _real_number(value)
     if not math.isfinite(minutes):  # "ten", "nan", "inf"
         raise _bad_setting(setting, value, "is not a number of minutes", fix)
     if minutes < 1:
         raise _bad_setting(setting, value, "must be at least 1 minute (each push is a commit on the Hub)", fix)
+    if minutes > MAX_SYNC_MINUTES:
+        raise _bad_setting(setting, value, f"is more than a week ({MAX_SYNC_MINUTES} minutes)", fix)
     return minutes
 
 

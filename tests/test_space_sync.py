@@ -109,6 +109,11 @@ def test_sync_settings_are_read_and_the_token_stays_out(env):
     assert AppConfig.from_env().sync_every_minutes == 10.0
 
 
+def test_a_week_is_the_longest_sync_period(env):
+    env.setenv("KARD_SYNC_EVERY_MINUTES", "10080")
+    assert AppConfig.from_env().sync_every_minutes == 10080
+
+
 @pytest.mark.parametrize("pasted", [TOKEN + "\n", f"  {TOKEN} ", TOKEN + "\r\n"])
 def test_a_pasted_token_reaches_the_hub_without_its_whitespace(env, store, pasted):
     from kard.config import hub_token
@@ -141,6 +146,8 @@ def test_a_sync_repo_in_demo_mode_needs_no_token_and_does_nothing(env, caplog):
     ({"KARD_SYNC_EVERY_MINUTES": "-5"}, "KARD_SYNC_EVERY_MINUTES='-5' must be at least 1 minute"),
     ({"KARD_SYNC_EVERY_MINUTES": "nan"}, "KARD_SYNC_EVERY_MINUTES='nan' is not a number of minutes"),
     ({"KARD_SYNC_EVERY_MINUTES": "ten"}, "KARD_SYNC_EVERY_MINUTES='ten' is not a number of minutes"),
+    ({"KARD_SYNC_EVERY_MINUTES": "1e9"}, "KARD_SYNC_EVERY_MINUTES='1e9' is more than a week (10080 minutes)"),
+    ({"KARD_SYNC_EVERY_MINUTES": "10081"}, "is more than a week (10080 minutes). Fix: set KARD_SYNC_EVERY_MINUTES"),
     ({"KARD_MODE": "curator", "KARD_SYNC_REPO": REPO}, f"KARD_SYNC_REPO='{REPO}' is set but HF_TOKEN is not"),
     ({"KARD_MODE": "curator", "KARD_SYNC_REPO": REPO, "HF_TOKEN": " \n"}, "is set but HF_TOKEN is not"),
     ({"KARD_PERSISTENT_DIR": "no-such-folder"}, "KARD_PERSISTENT_DIR='no-such-folder' is not an existing folder"),
