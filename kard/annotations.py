@@ -460,6 +460,11 @@ class AnnotationStore:
                     raise StoreReadOnlyError(
                         f"the annotation database {self.path} cannot be written ({error}). Fix: make the "
                         "file and its folder writable, or set KARD_ANNOTATIONS_DB to a writable path") from error
+                if "disk is full" in message:
+                    raise AnnotationStoreError(
+                        f"the annotation database {self.path} cannot grow: its disk is full ({error}). Fix: free "
+                        "space on its storage (on a Space: upgrade the persistent storage), or set "
+                        "KARD_ANNOTATIONS_DB to a file on a disk with room") from error
                 if "locked" not in message and "busy" not in message:
                     raise AnnotationStoreError(f"annotation database {self.path}: {error}. Fix: check the file "
                                                "is a KARD annotation database, or move it aside") from error

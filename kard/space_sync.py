@@ -28,6 +28,7 @@ The token ($HF_TOKEN) appears in no status text, log line or file.
 from __future__ import annotations
 
 import atexit
+import errno
 import hashlib
 import json
 import logging
@@ -291,11 +292,28 @@ def describe_error(error: BaseException, repo_id: str, every_minutes: float | No
         problem, fix = f"the Hub answered with a server error ({status})", f"nothing to do: {retry}"
     elif status is not None:
         problem, fix = f"the Hub refused the push ({status}: {_first_line(error)})", "check KARD_SYNC_REPO and HF_TOKEN"
+    elif isinstance(error, OSError) and error.errno in _LOCAL_DISK_ERRORS:
+        problem, fix = _local_disk_error(error, retry)
     elif isinstance(error, (OSError, ConnectionError)) or type(error).__module__.startswith(("httpx", "requests")):
         problem, fix = f"cannot reach the Hub ({type(error).__name__})", f"check the network; {retry}"
     else:
         problem, fix = f"{type(error).__name__}: {_first_line(error)}", "see the app's log"
     return f"{problem}. Fix: {fix}"
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+_LOCAL_DISK_ERRORS = (*_FULL, errno.EACCES, errno.EPERM, errno.EROFS)
+"""A file here, not the network: the snapshot's or a download's temp folder is full or cannot be written."""
+
+
+def _local_disk_error(error: OSError, retry: str) -> tuple[str, str]:
+    folder = Path(str(error.filename)).parent if error.filename else Path(tempfile.gettempdir())
+    where = f": {error.filename}" if error.filename else ""
+    problem = f"a local file cannot be written ({error.strerror or 'disk error'}{where})"
+    if error.errno in _FULL:
+        return problem, (f"free space in {folder} (the temp folder, TMPDIR, or the Space's storage; a Space's "
+                         f"persistent storage can be upgraded), or set TMPDIR to a folder with room; {retry}")
+    return problem, f"make {folder} writable, or set TMPDIR to a writable folder; {retry}"
 
 
 def _first_line(error: BaseException) -> str:

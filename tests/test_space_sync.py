@@ -3,9 +3,11 @@ the "last synced" line, restore, and that the token shows up nowhere."""
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import sqlite3
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -409,6 +411,51 @@ def test_a_failed_push_shows_its_fix_and_the_last_good_sync(store, caplog, error
     hub.upload_error = None
     sync.sync_now()
     assert sync.status_text().startswith(f"Last synced to {REPO}: 12:03 UTC (2 corrections")
+
+
+@pytest.mark.parametrize("error, says", [
+    (OSError(errno.ENOSPC, "No space left on device", "/tmp/kard-sync-1/revisions.jsonl"),
+     "a local file cannot be written (No space left on device: /tmp/kard-sync-1/revisions.jsonl). "
+     "Fix: free space in /tmp/kard-sync-1 (the temp folder"),
+    (OSError(errno.ENOSPC, "No space left on device"), "or set TMPDIR to a folder with room; it retries every 10 min"),
+    (PermissionError(errno.EACCES, "Permission denied", "/tmp/kard-sync-2"),
+     "a local file cannot be written (Permission denied: /tmp/kard-sync-2). Fix: make /tmp writable"),
+    (OSError(errno.EROFS, "Read-only file system", "/tmp/x/manifest.json"), "Fix: make /tmp/x writable"),
+    (OSError(errno.ECONNREFUSED, "Connection refused"), "cannot reach the Hub (ConnectionRefusedError)"),
+])
+def test_a_local_disk_error_is_not_read_as_the_network(store, env, error, says):
+    save(store, 1)
+    env.setattr("kard.space_sync.write_rows", lambda rows, path: (_ for _ in ()).throw(error))
+    sync = make_sync(store, FakeHub())
+    sync.sync_now()
+    assert says in sync.status_text()
+    assert ("check the network" in sync.status_text()) == (error.errno == errno.ECONNREFUSED)
+
+
+def fill_disk(monkeypatch, store: AnnotationStore) -> None:
+    """SQLite's own "database or disk is full": every connection may not grow the file past its size now."""
+    connect, pages = sqlite3.connect, sqlite3.connect(store.path).execute("PRAGMA page_count").fetchone()[0]
+
+    def full(*args, **kwargs):
+        conn = connect(*args, **kwargs)
+        conn.execute(f"PRAGMA max_page_count = {pages}")
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", full)
+
+
+def test_a_full_disk_says_so_on_save_and_on_restore(store, monkeypatch, tmp_path):
+    for item in range(1, 6):
+        save(store, item, note="x" * 1900)
+    write_snapshot(store, tmp_path / "snap")
+    empty = AnnotationStore(tmp_path / "empty.db", FAST)
+    fill_disk(monkeypatch, empty)
+    for action in (lambda: [save(store, item, note="x" * 1900) for item in range(2, 50)],
+                   lambda: restore_store(empty.path, source=tmp_path / "snap")):
+        with pytest.raises(KardError, match="disk is full") as caught:
+            action()
+        assert "Fix: free space on its storage (on a Space: upgrade the persistent storage)" in str(caught.value)
+        assert "check the file is a KARD annotation database" not in str(caught.value)
 
 
 def test_the_token_appears_in_no_status_log_or_file(store, caplog, tmp_path):
