@@ -1,6 +1,6 @@
 """Closing the loop: `python -m kard export`, `python -m kard retrain`, `python -m kard rounds`.
 
-    python -m kard export --db annotations/annotations.db --out runs/corrections
+    python -m kard export --out runs/corrections        # the app's store (--db as `restore`'s), or --db FILE
     python -m kard retrain --root runs/loop --student runs/kard/student --examples train.jsonl \\
         --db annotations/annotations.db --max-steps 20 [--background]
     python -m kard retrain --root runs/loop --status        # or --cancel
@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from kard.cli.arguments import make_out_folder, non_negative_int, positive_float, positive_int
-from kard.config import DEFAULT_ANNOTATIONS_DB, GenerationConfig, RetrievalConfig
+from kard.config import GenerationConfig, RetrievalConfig, default_annotations_db
 from kard.errors import ConfigError
 
 
@@ -34,7 +34,9 @@ def _register_export(subparsers: argparse._SubParsersAction) -> None:
         description="Write the latest revision of every accepted correction as KARD training examples. "
                     "Excluded: notes starting with 'reject', unedited rationales rated <= --low-rating, answers "
                     "that differ from the gold one, rationales concluding another letter (docs/closing_the_loop.md).")
-    parser.add_argument("--db", type=Path, default=DEFAULT_ANNOTATIONS_DB, help="annotation database (default %(default)s)")
+    parser.add_argument("--db", type=Path, default=None,
+                        help="annotation database (default: the app's, KARD_ANNOTATIONS_DB or /data/kard-studio/"
+                             "annotations.db on a Space with storage, else annotations/annotations.db)")
     parser.add_argument("--out", type=Path, required=True, help="folder for corrections.jsonl, hf_dataset/, export.json")
     parser.add_argument("--knowledge-from", choices=("store", "kb"), default="store",
                         help="store: the passages the curator saw; kb: BM25 with the corrected rationale (needs --kb)")
@@ -48,6 +50,11 @@ def _register_export(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_export)
 
 
+_EXPORT_DB_FIX = ("pass --db the database file to export; without it, export reads the app's store: "
+                  "KARD_ANNOTATIONS_DB if set, else the persistent storage's kard-studio/annotations.db, "
+                  "else annotations/annotations.db")
+
+
 def run_export(args: argparse.Namespace) -> int:
     from kard.annotations import AnnotationStore
     from kard.loop.export import ExportConfig, export_corrections
@@ -56,7 +63,9 @@ def run_export(args: argparse.Namespace) -> int:
     config = ExportConfig(low_rating=args.low_rating, min_rating=args.min_rating,
                           keep_gold_mismatch=args.keep_gold_mismatch, keep_inconsistent=args.keep_inconsistent,
                           knowledge_from=args.knowledge_from, top_n=args.top_n)
-    store = AnnotationStore.existing(args.db)  # before the --out folder is made: a wrong --db leaves nothing behind
+    # before the --out folder is made: a wrong --db leaves nothing behind
+    store = AnnotationStore.existing(args.db) if args.db else AnnotationStore.existing(default_annotations_db(),
+                                                                                     fix=_EXPORT_DB_FIX)
     make_out_folder(args.out, holds="the export", example="runs/corrections")
     knowledge = KnowledgeBase.open(args.kb) if args.kb and args.knowledge_from == "kb" else None
     result = export_corrections(store, args.out, config, knowledge=knowledge, hf_dataset=not args.no_hf)

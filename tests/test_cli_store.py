@@ -1,0 +1,61 @@
+"""`python -m kard export` and the store it reads: the app's store by default (as `restore`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_annotations import FAST, correction
+
+from kard.__main__ import main
+from kard.annotations import AnnotationStore
+
+SETTINGS = ("KARD_ANNOTATIONS_DB", "KARD_PERSISTENT_DIR", "SPACE_ID")
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path):
+    """No store settings; the current folder is an empty tmp_path/work."""
+    for name in SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("kard.config.SPACE_PERSISTENT_DIR", tmp_path / "no-such-data")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return monkeypatch
+
+
+def saved_store(path: Path, items: int = 1) -> AnnotationStore:
+    store = AnnotationStore(path, FAST)
+    for item in range(1, items + 1):
+        store.save(correction(item_id=f"demo:q{item}", question_id=f"q{item}"))
+    return store
+
+
+def exported_items(out: Path) -> int:
+    manifest = json.loads((out / "export.json").read_text())
+    return manifest["examples"] + len(manifest["excluded"])
+
+
+@pytest.mark.parametrize("setting", ["KARD_ANNOTATIONS_DB", "KARD_PERSISTENT_DIR"])
+def test_export_reads_the_apps_store_without_db(env, tmp_path, capsys, setting):
+    if setting == "KARD_ANNOTATIONS_DB":
+        db = tmp_path / "app.db"
+        env.setenv(setting, str(db))
+    else:
+        db = tmp_path / "kard-studio" / "annotations.db"
+        db.parent.mkdir()
+        env.setenv(setting, str(tmp_path))
+    saved_store(db, items=3)
+    saved_store(Path("annotations/annotations.db"))  # not the app's store here
+    assert main(["export", "--out", "out", "--no-hf"]) == 0, capsys.readouterr().err
+    assert exported_items(Path("out")) == 3
+
+
+def test_export_without_db_names_the_store_it_looked_for(env, tmp_path, capsys):
+    env.setenv("KARD_ANNOTATIONS_DB", str(tmp_path / "gone.db"))
+    assert main(["export", "--out", "out", "--no-hf"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: no annotation database at {tmp_path / 'gone.db'}") and "Fix: pass --db" in err
+    assert not Path("out").exists()
