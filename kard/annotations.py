@@ -439,14 +439,35 @@ class AnnotationStore:
             if not self.path.exists():
                 raise AnnotationStoreError(f"no annotation database at {self.path}. Fix: save a correction "
                                            "in curator mode first, or point KARD_ANNOTATIONS_DB at an existing file")
-            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=self.config.busy_timeout_s,
-                                   check_same_thread=False)
+            conn = self._connect_read_only()
         else:
             conn = sqlite3.connect(str(self.path), timeout=self.config.busy_timeout_s, check_same_thread=False)
         try:
             yield sqlite_utils.Database(conn)
         finally:
             conn.close()
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """mode=ro; where SQLite cannot create a WAL database's -shm file (read-only storage), immutable=1, which
+        is safe then: no writer works without that file, and no -wal file holds saves the main file lacks."""
+        uri = self.path.resolve().as_uri()
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=self.config.busy_timeout_s, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA schema_version")  # the first read opens the -shm file
+            return conn
+        except sqlite3.Error as error:
+            conn.close()
+            if "unable to open" not in str(error).lower():
+                raise
+        wal = self.path.with_name(self.path.name + "-wal")
+        if wal.exists() and wal.stat().st_size:
+            raise AnnotationStoreError(
+                f"the annotation database {self.path} cannot be read where it is: its {wal.name} file holds saves "
+                "not yet in the database file, and SQLite cannot open it read-only here. Fix: copy the database "
+                "and its -wal file to a writable folder and read the copy")
+        log.info("%s is on read-only storage: reading it as an unchanging file", self.path)
+        return sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=self.config.busy_timeout_s,
+                               check_same_thread=False)
 
     def _with_retry(self, operation: Callable[[], T]) -> T:
         """Run `operation`, retrying on "database is locked"; turn SQLite errors into KardErrors."""
@@ -456,6 +477,9 @@ class AnnotationStore:
                 return operation()
             except sqlite3.OperationalError as error:
                 message = str(error).lower()
+                if self.read_only and "unable to open" in message:
+                    raise AnnotationStoreError(f"the annotation database {self.path} cannot be opened ({error}). "
+                                               "Fix: check the file and its folder can be read") from error
                 if "readonly" in message or "read-only" in message or "unable to open" in message:
                     raise StoreReadOnlyError(
                         f"the annotation database {self.path} cannot be written ({error}). Fix: make the "
