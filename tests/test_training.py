@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 
 from tiny_models import save_tiny_decoder, save_tiny_t5  # noqa: E402
 
-from kard.config import StudentTrainingConfig  # noqa: E402
+from kard.config import GenerationConfig, StudentTrainingConfig  # noqa: E402
 from kard.distill import StudentExample  # noqa: E402
 from kard.errors import ConfigError, DataError, ModelNotFoundError  # noqa: E402
 from kard.student import Student  # noqa: E402
@@ -275,3 +275,16 @@ def test_an_adapter_folder_called_student_is_named_with_its_parent(folders, tmp_
     assert Student.load(tmp_path / "round-002" / "student").name == "round-002/student"
     train_student(Student.load(folders["decoder"]), EXAMPLES, tmp_path / "kard-r16", config, progress=False)
     assert Student.load(tmp_path / "kard-r16").name == "kard-r16"
+
+
+def test_an_adapter_student_records_its_base_model_for_the_page(folders, tmp_path):
+    """The app's student card named only "demo/student": the loaded adapter student now says which base model its
+    LoRA weights were merged into, and every answer's decoding settings carry it; a plain model has none."""
+    config = replace(FAST, lora=True, lora_r=4, lora_alpha=8, merge_lora=False, max_steps=1)
+    train_student(Student.load(folders["decoder"]), EXAMPLES, tmp_path / "demo" / "student", config, progress=False)
+    adapter = Student.load(tmp_path / "demo" / "student")
+    assert adapter.base == "decoder" and adapter.decoding_settings(GenerationConfig())["base_model"] == "decoder"
+    train_student(adapter, EXAMPLES[:2], tmp_path / "continued", config, progress=False)
+    assert Student.load(tmp_path / "continued").base == "decoder"  # a chain names the model at its root
+    plain = Student.load(folders["decoder"])
+    assert plain.base is None and "base_model" not in plain.decoding_settings(GenerationConfig())

@@ -11,10 +11,11 @@ function named after what the person does (ask, swap the editor's text, save, ke
 import json
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any, Sequence
 
 from kard.annotations import ERROR_TAGS, RELEVANCE_MARKS
-from kard.config import AppConfig
+from kard.config import SHIPPED_STUDENT, AppConfig
 from kard.errors import KardError
 from kard.prompts import format_options
 from kard.records import AskedItem
@@ -30,7 +31,7 @@ from kard.ui.studio import Studio
 from kard.ui.updates import (
     answer_radio, answer_updates, editing_label, mark_updates, quiet, rating_radio, skips, warn,
 )
-from kard.ui.views import CARD_MIN_WIDTH, esc, message
+from kard.ui.views import CARD_MIN_WIDTH, esc, message, shown_path
 
 TAB_JS = """() => {
   let tab = sessionStorage.getItem("kard-tab");
@@ -63,6 +64,14 @@ HOW_IT_WORKS = """**How it works.** BM25 finds candidate passages for the questi
 find, from the question alone, the passages a teacher's rationale would) reorders them; the top-k go to the small student, which writes a rationale and an answer. Compare it
 with the teacher's rationale, correct it below, and every save becomes a revision for retraining.
 Leave the options empty for a free question: it is answered yes/no or in a few words."""
+ABOUT_SHIPPED = """**About the answers.** The student is a small model: `demo/student`, SmolLM2-135M-Instruct
+(135 million parameters) with this project's KARD LoRA adapter. This is a research demo of reasoning distillation,
+and its answers are often wrong: as this app runs it, it answers 41.2% of the 51 demo questions right
+(docs/results.md). Nothing here is medical advice, nor advice of any other kind."""
+ABOUT_OTHER = """**About the answers.** The student here is `{name}`, a small model in a research demo of reasoning
+distillation, and its answers are often wrong (the shipped student, SmolLM2-135M-Instruct with a KARD LoRA adapter,
+answers 41.2% of the 51 demo questions right: docs/results.md). Nothing here is medical advice, nor advice of any
+other kind."""
 ANY_LETTER = [(letter, letter) for letter in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"]
 """The answer radio's choices before a question narrows them: an API client can save without /compare."""
 KIND_CHOICES = [("auto", "auto"), ("multiple choice", "choice"), ("yes/no", "yesno"), ("open", "open")]
@@ -216,12 +225,20 @@ def header(demo: Any, t: AskTab, studio: Studio, config: AppConfig, sync: SpaceS
         t.mode_line = gr.Markdown(elem_id="kard-mode")
         if config.on_spaces and studio.is_curator:
             gr.LoginButton(size="sm", scale=0)
+    gr.Markdown(about_student(config), elem_id="kard-about")
     notice = storage_notice(config, sync)
     if notice is not None:  # the sync's "last synced" line, or why saves would not survive a restart
         sync_line = gr.Markdown(notice, elem_id="kard-sync")
         if sync is not None:
             gr.Timer(30).tick(sync.status_markdown, None, sync_line, **QUIET)
             demo.load(sync.status_markdown, None, sync_line, **QUIET)
+
+
+def about_student(config: AppConfig) -> str:
+    """The note under the title: which model answers, how often it is right, and that nothing here is advice."""
+    if Path(config.student).resolve() == SHIPPED_STUDENT.resolve():
+        return ABOUT_SHIPPED
+    return ABOUT_OTHER.format(name=shown_path(config.student))
 
 
 def ask_layout(t: AskTab, studio: Studio) -> None:

@@ -14,6 +14,9 @@ from kard.ui import views
 
 HOW_TO_TEACHER = ("No teacher configured. To compare with a live teacher, set OPENAI_BASE_URL, OPENAI_API_KEY "
                   "and KARD_TEACHER_MODEL (any OpenAI-compatible server) and restart the app.")
+NO_PASSAGES = ("No passage matched the question's words, so this answer has no passages behind it: the small "
+               "model answered from what it learned alone, and is often wrong.")
+"""The student card's warning when BM25 found no passage for the question (e.g. one in a script the passages lack)."""
 
 
 @dataclass(frozen=True)
@@ -73,13 +76,20 @@ def kind_html(item: AskedItem) -> str:
     return views.kind_line(item.question.kind, item.kind_reason)
 
 
+def student_name(item: AskedItem) -> str:
+    """The student as its card names it: its folder, and the base model an adapter student was merged into
+    ("demo/student · SmolLM2-135M-Instruct + LoRA adapter")."""
+    base = item.decoding.get("base_model")
+    return f"{item.student.model} · {base} + LoRA adapter" if base else item.student.model
+
+
 def student_card(item: AskedItem) -> str:
     q, s = item.question, item.student
     truncation = f" ({s.truncation})" if s.truncation else ""
     recalled = " · read the saved correction of this question" if item.decoding.get("recalled") else ""
     return views.rationale_card(
-        "Student", f"{s.model} · KARD prompt {item.prompt_version}{truncation}{recalled}",
-        s.raw_output or s.rationale, note="(the student wrote nothing)",
+        "Student", f"{student_name(item)} · KARD prompt {item.prompt_version}{truncation}{recalled}",
+        s.raw_output or s.rationale, note="(the student wrote nothing)", notice="" if item.used else NO_PASSAGES,
         answer_html=views.answer_badge(s.answer, q.answer, q.options, q.kind) + views.answer_source_line(s.answer_source),
         timing_html=views.timing_line(s.timings, s.tokens_out, s.model, item.decoding.get("engine")),
         kind_html=kind_html(item))
