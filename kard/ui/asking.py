@@ -23,7 +23,7 @@ from kard.kinds import AUTO, KindDecision, as_listed, asked_alike, options_for, 
 from kard.prompts import PROMPT_VERSION, format_options, parse_options, parse_question_answer
 from kard.records import CHOICE, YES_NO, AskedItem, Prediction, Question, TeacherAnswer, item_id_for
 from kard.ui import views
-from kard.ui.cards import HOW_TO_TEACHER, LiveFailure, compare_html, rerank_html, student_card, teacher_card
+from kard.ui.cards import LiveFailure, compare_html, no_teacher_note, rerank_html, student_card, teacher_card
 from kard.ui.curating import marks_start, review_start
 from kard.ui.studio import InputError, Studio, Teaches
 
@@ -190,7 +190,7 @@ def compare_steps(studio: Studio, sealed: Mapping[str, Any] | None) -> Iterator[
     text, source, _ = editor_start(item, saved)
     rating, tags, review_note = review_start(saved)
     marks = tuple(marks_start(saved, [hit.passage.id for hit in item.used]))
-    yield Comparison(teacher_card(item, failure), compare_html(item), text, source,
+    yield Comparison(teacher_card(item, failure, demo=not studio.is_curator), compare_html(item), text, source,
                      start_answer(item, saved), studio.hand_out(item), warning,
                      editor_rating=rating, editor_tags=tags, editor_note=review_note, editor_marks=marks)
 
@@ -278,5 +278,6 @@ def editor_text(studio: Studio, sealed: Mapping[str, Any] | None, whose: str) ->
         s = item.student
         return s.rationale or s.raw_output, f"student ({s.model})"
     if item.teacher is None:
-        raise InputError("There is no teacher or recorded rationale for this question. " + HOW_TO_TEACHER)
+        raise InputError("There is no teacher or recorded rationale for this question. "
+                         + no_teacher_note(not studio.is_curator))
     return item.teacher.rationale, f"teacher ({item.teacher.label})"

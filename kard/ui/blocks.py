@@ -61,9 +61,16 @@ document.addEventListener("keydown", (event) => {
 </script>
 """
 HOW_IT_WORKS = """**How it works.** BM25 finds candidate passages for the question; the KARD reranker (trained to
-find, from the question alone, the passages a teacher's rationale would) reorders them; the top-k go to the small student, which writes a rationale and an answer. Compare it
-with the teacher's rationale, correct it below, and every save becomes a revision for retraining.
+find, from the question alone, the passages a teacher's rationale would) reorders them; the top-k go to the small
+student, which writes a rationale and an answer. {compare}
 Leave the options empty for a free question: it is answered yes/no or in a few words."""
+CURATOR_COMPARE = "Compare it with the teacher's rationale, correct it below, and every save becomes a revision for " \
+    "retraining."
+DEMO_COMPARE = "Compare it with the teacher's rationale below. Corrections cannot be saved in this public demo."
+DEMO_SAVE_NOTE = f"""**Corrections cannot be saved in this public demo.** You can edit the rationale below and see
+what changed, but nothing is kept. To correct and save, run your own copy in curator mode:
+`pip install -r requirements.txt`, then `{curating.CURATOR_COMMAND}` (the README says more)."""
+"""Above the demo's correction form: why Save does nothing here, and how to get an app where it does."""
 ABOUT_SHIPPED = """**About the answers.** The student is a small model: `demo/student`, SmolLM2-135M-Instruct
 (135 million parameters) with this project's KARD LoRA adapter. This is a research demo of reasoning distillation,
 and its answers are often wrong: as this app runs it, it answers 41.2% of the 51 demo questions right
@@ -241,6 +248,10 @@ def about_student(config: AppConfig) -> str:
     return ABOUT_OTHER.format(name=shown_path(config.student))
 
 
+def how_it_works(studio: Studio) -> str:
+    return HOW_IT_WORKS.format(compare=CURATOR_COMPARE if studio.is_curator else DEMO_COMPARE)
+
+
 def ask_layout(t: AskTab, studio: Studio) -> None:
     import gradio as gr
 
@@ -262,7 +273,7 @@ def ask_layout(t: AskTab, studio: Studio) -> None:
                 t.warned, t.proceed = gr.State(None), gr.State(True)
         with gr.Column(scale=2):
             t.status = gr.HTML(message("Pick a demo question or type one, then ask."), elem_id="kard-status")
-            gr.Markdown(HOW_IT_WORKS)
+            gr.Markdown(how_it_works(studio))
             gr.Markdown(SHORTCUTS_HELP)
     with gr.Row(equal_height=True):
         with gr.Column(min_width=CARD_MIN_WIDTH):  # gr.HTML's own min_width does not reach the page (Gradio 6.31)
@@ -273,6 +284,8 @@ def ask_layout(t: AskTab, studio: Studio) -> None:
     with gr.Accordion("Retrieved passages: BM25 and reranker", open=True):
         t.rerank_html = gr.HTML(elem_id="kard-rerank")
     gr.Markdown("## Correction")
+    if not studio.is_curator:
+        gr.Markdown(DEMO_SAVE_NOTE, elem_id="kard-demo-note")
     with gr.Row():
         with gr.Column(scale=3):
             t.editor_label = gr.Markdown("Ask a question: the editor fills with the teacher's rationale "
@@ -302,8 +315,9 @@ def correction_controls(t: AskTab, studio: Studio) -> None:
     t.note = gr.Textbox(label="Note", lines=2, elem_id="kard-note")
     t.confirm = gr.Checkbox(label="Save anyway (the rationale states a different answer)", visible=False,
                             elem_id="kard-confirm")
+    # enabled in the demo too: a click (or Ctrl+S) says why nothing is saved and how to run a copy that saves
     t.save_btn = gr.Button("Save correction" if studio.is_curator else "Save (curator mode only)",
-                           variant="primary", elem_id="kard-save", interactive=studio.is_curator)
+                           variant="primary", elem_id="kard-save")
     t.save_msg = gr.HTML(elem_id="kard-save-msg")
 
 

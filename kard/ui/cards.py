@@ -14,6 +14,9 @@ from kard.ui import views
 
 HOW_TO_TEACHER = ("No teacher configured. To compare with a live teacher, set OPENAI_BASE_URL, OPENAI_API_KEY "
                   "and KARD_TEACHER_MODEL (any OpenAI-compatible server) and restart the app.")
+NO_RECORDED_TEACHER = ("This public demo shows recorded teacher rationales for the listed questions only: this "
+                       "question has none, so there is no teacher's rationale to compare with.")
+"""The teacher column in the demo for a question without a recorded rationale: a visitor cannot set up a teacher."""
 NO_PASSAGES = ("No passage matched the question's words, so this answer has no passages behind it: the small "
                "model answered from what it learned alone, and is often wrong.")
 """The student card's warning when BM25 found no passage for the question (e.g. one in a script the passages lack)."""
@@ -95,14 +98,22 @@ def student_card(item: AskedItem) -> str:
         kind_html=kind_html(item))
 
 
-def teacher_card(item: AskedItem, failure: LiveFailure | None = None) -> str:
-    """The teacher's column: its rationale, or, without one, that no teacher is configured (and how to) or that the
-    live teacher failed (and why). A recorded rationale shown because the live teacher failed says so."""
+def no_teacher_note(demo: bool) -> str:
+    """Why there is no teacher's rationale: in the demo, that only listed questions have one (a visitor cannot set
+    up a teacher); for the app's owner, how to configure one."""
+    return NO_RECORDED_TEACHER if demo else HOW_TO_TEACHER
+
+
+def teacher_card(item: AskedItem, failure: LiveFailure | None = None, demo: bool = False) -> str:
+    """The teacher's column: its rationale, or, without one, that the live teacher failed (and why), that no teacher
+    is configured (and how to), or, in the demo, that only the listed questions have a recorded one. A recorded
+    rationale shown because the live teacher failed says so."""
     q, t = item.question, item.teacher
     if t is None:
         if failure is not None:
             return views.rationale_card("Teacher", failure.head, "", note=failure.message)
-        return views.rationale_card("Teacher", "not configured", "", note=HOW_TO_TEACHER)
+        head = "none recorded" if demo else "not configured"
+        return views.rationale_card("Teacher", head, "", note=no_teacher_note(demo))
     timing = views.timing_line(Timings(first_token_s=t.first_token_s, total_s=t.seconds), 0, t.model) \
         if t.seconds else ""
     notice = failure.fallback if failure is not None and t.source == "recorded" else ""

@@ -53,11 +53,16 @@ class Edit:
     original_source: str = ""
 
 
+CURATOR_COMMAND = "KARD_MODE=curator KARD_CURATOR_USER=you KARD_CURATOR_PASSWORD=a-password python app.py"
+OWN_COPY = (f"run your own copy in curator mode: pip install -r requirements.txt, then {CURATOR_COMMAND} "
+            "(the README says more)")
+"""How a visitor of the read-only demo gets an app that saves corrections."""
+
+
 def can_write(studio: Studio, curator: str | None) -> str:
     """The curator's name if they may save; else an InputError saying how to get write access."""
     if not studio.is_curator:
-        raise InputError("This is the read-only demo. Fix: run the app in curator mode "
-                         "(KARD_MODE=curator with a login) to save corrections")
+        raise InputError(f"Corrections cannot be saved in this read-only demo. Fix: {OWN_COPY}")
     if not curator:
         raise InputError("Sign in to save. Fix: log in as a curator (the login button on a Space, "
                          "or the username/password set in KARD_CURATOR_USER / KARD_CURATOR_PASSWORD)")

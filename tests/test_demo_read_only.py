@@ -1,0 +1,94 @@
+"""What a visitor of the public demo is told instead of owner instructions: why a typed question has no teacher's
+rationale, and that corrections cannot be saved here (above the form, in "How it works", on Save and Ctrl+S)."""
+
+from __future__ import annotations
+
+import pytest
+
+from kard.annotations import AnnotationStore
+from kard.records import Hit, Passage, Prediction, Question, Timings
+from kard.ui import asking, blocks, curating
+from kard.ui.curating import Edit
+from kard.ui.studio import InputError, Studio
+from kard.ui.updates import skips
+
+QUESTIONS = [
+    Question("q-recorded", "Which vitamin deficiency causes scurvy?", {"A": "Vitamin C", "B": "Vitamin D"}, "A",
+             "demo", "Scurvy is caused by a lack of vitamin C. Answer: A", "written by the KARD Studio authors"),
+    Question("q-bare", "Which gas do plants absorb?", {"A": "Oxygen", "B": "Carbon dioxide"}, "B", "demo"),
+]
+BASE = "SmolLM2-135M-Instruct"
+
+
+class ScriptedPipeline:
+    """Stands in for kard.pipeline.Pipeline: one passage, or none (`found=False`), and a fixed rationale."""
+
+    def __init__(self, found: bool = True):
+        self.student = type("S", (), {"name": "demo/student"})()
+        self.reranker = None
+        self.hits = [Hit(Passage("p1", "Scurvy", "Scurvy is vitamin C deficiency."), 4.0, 1)] if found else []
+
+    def retrieve(self, question: Question):
+        return self.hits, self.hits, Timings(retrieval_s=0.001)
+
+    def stream(self, question: Question):
+        yield "Plants take in carbon dioxide. "
+        rationale = "Plants take in carbon dioxide."
+        yield Prediction(question, tuple(self.hits), tuple(self.hits), "prompt", rationale + " Answer: B", rationale,
+                         "B", timings=Timings(0.001, None, 0.2, 1.0, 1.1), tokens_out=8, student_name="demo/student",
+                         decoding={"strategy": "greedy", "base_model": BASE, "engine": "ctranslate2"})
+
+
+def studio(tmp_path, mode: str = "demo", found: bool = True) -> Studio:
+    pipeline = ScriptedPipeline(found)
+    return Studio(lambda: pipeline, AnnotationStore(tmp_path / "a.db"), QUESTIONS, mode=mode)
+
+
+def asked(s: Studio, qid: str = "q-bare") -> dict:
+    return list(asking.ask(s, *asking.pick(s, qid), qid))[-1].item
+
+
+def compared(s: Studio, item: dict) -> asking.Comparison:
+    return list(asking.compare_steps(s, item))[-1]
+
+
+def by_elem_id(app) -> dict:
+    return {getattr(block, "elem_id", None): block for block in app.blocks.values()}
+
+
+# -- the demo: no teacher for a typed question, and no saving ---------------------------------------------
+def test_the_demo_teacher_column_says_only_listed_questions_have_a_recorded_rationale(tmp_path):
+    demo = studio(tmp_path)
+    column = compared(demo, asked(demo)).teacher_html
+    assert "recorded teacher rationales for the listed questions only" in column and "none recorded" in column
+    assert "OPENAI_BASE_URL" not in column and "restart the app" not in column  # a visitor cannot do either
+    with pytest.raises(InputError, match="listed questions only") as raised:
+        asking.editor_text(demo, compared(demo, asked(demo)).item, "teacher")
+    assert "OPENAI_BASE_URL" not in str(raised.value)
+    curator = studio(tmp_path / "c", mode="curator")
+    assert "OPENAI_BASE_URL" in compared(curator, asked(curator)).teacher_html  # the owner still learns how
+
+
+def test_the_demo_says_above_the_form_and_in_how_it_works_that_corrections_cannot_be_saved(tmp_path):
+    page = by_elem_id(blocks.build_app(studio(tmp_path)))
+    note = page["kard-demo-note"].value
+    assert "cannot be saved in this public demo" in note and curating.CURATOR_COMMAND in note
+    assert "pip install -r requirements.txt" in note
+    assert "every save becomes a revision" not in blocks.how_it_works(studio(tmp_path))
+    assert "cannot be saved in this public demo" in blocks.how_it_works(studio(tmp_path))
+    curator = by_elem_id(blocks.build_app(studio(tmp_path / "c", mode="curator")))
+    assert "kard-demo-note" not in curator and "every save becomes a revision" in blocks.how_it_works(
+        studio(tmp_path / "c", mode="curator"))
+
+
+@pytest.mark.filterwarnings("ignore:Corrections cannot be saved")  # gr.Warning outside a request warns
+def test_the_demo_save_button_answers_a_click_or_ctrl_s_with_how_to_run_a_copy_that_saves(tmp_path):
+    """Ctrl+S clicks #kard-save; a disabled button took the click and said nothing."""
+    s = studio(tmp_path)
+    button = by_elem_id(blocks.build_app(s))["kard-save"]
+    assert button.interactive is not False and button.value == "Save (curator mode only)"
+    item = compared(s, asked(s)).item
+    shown, _, kept = blocks.save(s, item, Edit("my own correction", "B", 3), False, None)
+    assert "cannot be saved in this read-only demo" in shown and curating.CURATOR_COMMAND in shown
+    assert kept == skips(1)[0]  # nothing counts as saved
+    assert s.store.count() == 0
