@@ -970,3 +970,19 @@ def test_the_api_gets_an_error_and_no_placeholders_from_a_failed_ask_or_a_compar
     nothing = next(compare(s, 5, None))
     assert "Nothing to compare" in nothing[0] and "pass the item /ask returned" in nothing[0]
     assert next(compare(s, 5, None, review=True)) == [{"__type__": "update"}] * 10  # the page keeps its message
+
+
+def test_a_failed_ask_says_the_cards_still_show_the_question_asked_before(store):
+    """A failed ask leaves the cards as they were: with an earlier answer on screen, a visitor read it as the answer
+    to the (empty, or unreadable) question now in the box. Its message now says whose answer the cards show."""
+    from kard.ui import ask_events
+
+    s = studio(store)
+    item = asked(s)
+
+    def failed(current) -> str:
+        outputs = list(ask_events.ask_checked(s, "  ", "", None, "auto", current, "", "", "", None))[-1]
+        return outputs[2]
+
+    assert "question is empty" in failed(item) and "still show the answer to the question asked before" in failed(item)
+    assert "question is empty" in failed(None) and "asked before" not in failed(None)  # nothing on screen yet

@@ -71,6 +71,8 @@ class AskTurns:
         return turn == self.latest
 
 
+EARLIER_ANSWER_SHOWN = "The cards below still show the answer to the question asked before"
+"""Added to a failed ask's message when an earlier answer stays on screen (the ask changes nothing)."""
 NO_ITEM = "Nothing to compare. Fix: pass the item /ask returned (its fourth output), unchanged"
 """/compare called without an item."""
 
@@ -126,7 +128,7 @@ def ask(studio: Studio, text: str, options_text: str, picked_id: str | None, how
 
 
 def ask_on_page(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None = "auto",
-                turns: AskTurns | None = None):
+                turns: AskTurns | None = None, answer_shown: bool = False):
     """The page's ask: /ask's outputs, what it handed out (AskTab.handed_out: its turn once the new item is out,
     else False), the editor and its label.
 
@@ -140,7 +142,7 @@ def ask_on_page(studio: Studio, text: str, options_text: str, picked_id: str | N
     turns = turns or AskTurns()
     turn, locked = 0, False
     try:
-        with closing(ask_steps(studio, text, options_text, picked_id, how)) as steps:
+        with closing(ask_steps(studio, text, options_text, picked_id, how, answer_shown)) as steps:
             for outputs, step in steps:
                 turn = turn or (turns.take() if step == ANSWERING else 0)
                 if turn and not turns.is_latest(turn):
@@ -169,7 +171,7 @@ def ask_checked(studio: Studio, text: str, options_text: str, picked_id: str | N
     if loses_correction(studio, text, current, rationale, original, last_saved, warned, action, review):
         yield [*stopped_ask(warning), warned_for("ask", rationale, review)]
         return
-    for outputs in ask_on_page(studio, text, options_text, picked_id, how, turns):
+    for outputs in ask_on_page(studio, text, options_text, picked_id, how, turns, answer_shown=bool(current)):
         yield [*outputs, None]
 
 
@@ -199,8 +201,10 @@ def next_question(studio: Studio, picked_id: str | None, current: dict | None, r
     return gr.update(value=qid), *asking.pick(studio, qid), "auto", gr.skip(), None, True
 
 
-def ask_steps(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None):
-    """(AskTab.ask_outputs, ANSWERING / HANDED_OUT / FAILED) for each step of the ask."""
+def ask_steps(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None,
+              answer_shown: bool = False):
+    """(AskTab.ask_outputs, ANSWERING / HANDED_OUT / FAILED) for each step of the ask. A failed ask leaves the cards
+    as they were; where they show an earlier question's answer (`answer_shown`), its message says so."""
     import gradio as gr
 
     try:
@@ -209,7 +213,10 @@ def ask_steps(studio: Studio, text: str, options_text: str, picked_id: str | Non
             outputs = [update.rerank_html, update.student_html, update.status_html, update.item or gr.skip(), teacher]
             yield outputs, ANSWERING if update.item is None else HANDED_OUT
     except KardError as error:
-        yield [gr.skip(), gr.skip(), warn(error), gr.skip(), gr.skip()], FAILED
+        status = warn(error)
+        if answer_shown:
+            status = message(f"{str(error).rstrip('.')}. {EARLIER_ANSWER_SHOWN}", "error")
+        yield [gr.skip(), gr.skip(), status, gr.skip(), gr.skip()], FAILED
 
 
 def compare(studio: Studio, width: int, current: dict | None, review: bool = False):
