@@ -393,6 +393,9 @@ def restorable_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return checked
 
 
+Build = Callable[[Sequence[Revision]], tuple[Correction, int | None]]
+"""Makes a new revision from an item's stored revisions (oldest first): the correction and the revision it reverts."""
+
 _INSERT = f"INSERT INTO {TABLE} ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 
 
@@ -530,14 +533,17 @@ class AnnotationStore:
                                      "Fix: run the app in curator mode (KARD_MODE=curator) to save")
 
     # -- writes -------------------------------------------------------------------------------------
-    def _append(self, correction: Correction, action: str, reverted_from: int | None) -> Revision:
+    def _append(self, item_id: str, action: str, build: Build) -> Revision:
+        """Append the revision `build` makes from the item's stored revisions, read after the write lock is taken:
+        what it builds on is still the latest revision when the new one is written."""
         def write() -> Revision:
             with self._db() as db:
-                db.conn.execute("BEGIN IMMEDIATE")  # take the write lock before reading the last revision
+                db.conn.execute("BEGIN IMMEDIATE")  # take the write lock before reading the item's revisions
                 try:
-                    last = db.execute(f"SELECT MAX(revision) FROM {TABLE} WHERE item_id = ?",
-                                      [correction.item_id]).fetchone()[0]
-                    row = _row(correction, (last or 0) + 1, action, reverted_from)
+                    history = [_revision(row) for row in db.query(
+                        f"SELECT * FROM {TABLE} WHERE item_id = ? ORDER BY revision", [item_id])]
+                    correction, reverted_from = build(history)
+                    row = _row(correction, (history[-1].revision if history else 0) + 1, action, reverted_from)
                     cursor = db.conn.execute(_INSERT, [row.get(name) for name in _COLUMNS])
                     stored = db.execute(f"SELECT * FROM {TABLE} WHERE id = ?", [cursor.lastrowid])
                     names = [d[0] for d in stored.description]
@@ -550,20 +556,47 @@ class AnnotationStore:
 
         return self._with_retry(write)
 
-    def save(self, correction: Correction) -> Revision:
-        """Store `correction` as the item's next revision."""
+    def save(self, correction: Correction, build_on: Callable[[Revision | None], Correction] | None = None) -> Revision:
+        """Store `correction` as the item's next revision.
+
+        `build_on`, when given, makes the correction stored from the item's latest revision (None: it has none),
+        read in the same transaction as the write (e.g. `carry_forward` of its marks): two saves at the same moment
+        never both build on the same revision, so neither drops what the other saved.
+        """
         self._require_writable()
         _validate(correction)
-        return self._append(correction, "save", None)
 
-    def revert(self, item_id: str, revision: int, curator: str) -> Revision:
-        """Make revision `revision` of `item_id` current again, as a new revision by `curator`."""
+        def build(history: Sequence[Revision]) -> tuple[Correction, None]:
+            if build_on is None:
+                return correction, None
+            built = build_on(history[-1] if history else None)
+            if built.item_id != correction.item_id:
+                raise DataError(f"building on the saved revision changed the item id to {built.item_id!r}",
+                                fix=f"keep the item id {correction.item_id!r}")
+            _validate(built)
+            return built, None
+
+        return self._append(correction.item_id, "save", build)
+
+    def revert(self, item_id: str, revision: int, curator: str,
+               check: Callable[[Sequence[Revision]], None] | None = None) -> Revision:
+        """Make revision `revision` of `item_id` current again, as a new revision by `curator`.
+
+        `check`, when given, is called with the item's revisions (oldest first) in the same transaction as the
+        write, and may raise to refuse the revert (e.g. one that would change nothing).
+        """
         self._require_writable()
-        old = next((r for r in self.history(item_id) if r.revision == int(revision)), None)
-        if old is None:
-            raise DataError(f"item {item_id!r} has no revision {revision}",
-                            fix="pick a revision number from the item's history")
-        return self._append(replace(old.correction, curator=curator), "revert", old.revision)
+
+        def build(history: Sequence[Revision]) -> tuple[Correction, int]:
+            if check is not None:
+                check(history)
+            old = next((r for r in history if r.revision == int(revision)), None)
+            if old is None:
+                raise DataError(f"item {item_id!r} has no revision {revision}",
+                                fix="pick a revision number from the item's history")
+            return replace(old.correction, curator=curator), old.revision
+
+        return self._append(item_id, "revert", build)
 
     # -- reads --------------------------------------------------------------------------------------
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Revision]:

@@ -4,12 +4,15 @@ AnnotationStore; the student is a tiny random model (seconds) unless a test asks
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
+from kard.annotations import AnnotationStore
 from kard.records import Passage, Question
 
 GRADIO_PANDAS_NOISE = [pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),
@@ -35,6 +38,43 @@ QUESTIONS = [
     Question("t-scurvy", "Which vitamin deficiency causes scurvy?", {"A": "Vitamin C", "B": "Vitamin D"}, "A", "demo"),
 ]
 USER, PASSWORD = "alice", "correct-horse"
+
+
+class WritesAtOnce(AnnotationStore):
+    """A store on disk whose writes, once `hold` is called, each wait until all the writers named there have
+    reached it, then go on in turn: the thread named first writes first, the next 0.3 s later, and so on. Writes
+    that arrive at the same moment, in a known order; what a writer read before its write is read by all first."""
+
+    _delays: dict[str, float] = {}
+    _barrier: threading.Barrier | None = None
+
+    def hold(self, *writers: str) -> None:
+        self._delays = {name: 0.3 * turn for turn, name in enumerate(writers)}
+        self._barrier = threading.Barrier(len(writers))
+
+    def _append(self, *args, **kwargs):
+        if self._barrier is not None:
+            self._barrier.wait(timeout=30)
+            time.sleep(self._delays[threading.current_thread().name])
+        return super()._append(*args, **kwargs)
+
+
+def at_once(**jobs) -> dict[str, object]:
+    """Run each job (name -> function) in a thread of that name; what each returned or raised, by name."""
+    results: dict[str, object] = {}
+
+    def run(name: str) -> None:
+        try:
+            results[name] = jobs[name]()
+        except Exception as error:  # noqa: BLE001 - the test reads it
+            results[name] = error
+
+    threads = [threading.Thread(target=run, args=(name,), name=name) for name in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
 
 
 def free_port() -> int:

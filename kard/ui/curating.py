@@ -103,9 +103,10 @@ def save(studio: Studio, sealed: Mapping[str, Any] | None, edit: Edit, curator: 
         item, rationale=rationale, answer=answer, marks=list(edit.marks), rating=int(edit.rating) if edit.rating else None,
         tags=tuple(edit.tags or ()), note=note, curator=curator, original=edit.original,
         original_source=edit.original_source)
-    correction = carry_forward(correction, going_on_from(studio, item))
-    try:
-        revision = studio.store.save(correction)
+    recalled = recalled_correction(studio, item)
+    try:  # what the save goes on from is read in the store's write transaction: a save at the same moment is seen
+        revision = studio.store.save(
+            correction, build_on=lambda latest: carry_forward(correction, going_on_from(item, latest, recalled)))
     except StoreLockedError as error:
         raise StoreLockedError(error.problem, fix="close other programs writing to it (sqlite3 shells, exports) "
                                "and save again; your edit is still in the editor") from error
@@ -113,12 +114,16 @@ def save(studio: Studio, sealed: Mapping[str, Any] | None, edit: Edit, curator: 
                       revision=revision.revision)
 
 
-def going_on_from(studio: Studio, item: AskedItem) -> Correction | None:
-    """The saved correction a save of `item` goes on from: the item's latest revision asked as this kind (where
-    the editor started), else, when the student read the recalled correction of a reworded question, that one."""
-    saved = studio.store.get(item.item_id)
-    if saved is not None and asked_alike(saved.correction.kind, item.question):
-        return saved.correction
+def going_on_from(item: AskedItem, latest: Revision | None, recalled: Correction | None) -> Correction | None:
+    """The saved correction a save of `item` goes on from: the item's `latest` revision when it was asked as this kind
+    (where the editor started), else the `recalled` correction the student read (`recalled_correction`)."""
+    if latest is not None and asked_alike(latest.correction.kind, item.question):
+        return latest.correction
+    return recalled
+
+
+def recalled_correction(studio: Studio, item: AskedItem) -> Correction | None:
+    """The saved correction of a reworded question that the student read as recalled knowledge, if any."""
     recalled = [h.passage.id[len(RECALLED_PREFIX):] for h in item.used if is_recalled(h.passage.id)]
     other = studio.store.get(recalled[0]) if recalled else None
     return other.correction if other is not None else None
