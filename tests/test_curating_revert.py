@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from app_fixtures import WritesAtOnce, at_once
+
 from kard.annotations import AnnotationStore, Correction
 from kard.ui import curating
 from kard.ui.studio import InputError, Studio
@@ -57,3 +59,19 @@ def test_reverting_to_a_revision_that_holds_the_current_correction_is_refused(st
         curating.revert(studio, ITEM, 1, "dave")
     assert revisions(studio) == [1, 2, 3]
     assert "saved as revision 4" in curating.revert(studio, ITEM, 2, "dave")
+
+
+def test_two_reverts_at_the_same_moment_write_one_revision(tmp_path):
+    """Carol and Dave revert to revision 1 at once: each checks the history before either writes. The second revert
+    would change nothing, so it is refused, checked when it writes."""
+    studio = Studio(lambda: None, WritesAtOnce(tmp_path / "a.db"), [], mode="curator")
+    studio.store.save(correction("first"))
+    studio.store.save(correction("second", "B"))
+    studio.store.hold("carol", "dave")
+    results = at_once(carol=lambda: curating.revert(studio, ITEM, 1, "carol"),
+                      dave=lambda: curating.revert(studio, ITEM, 1, "dave"))
+    assert results["carol"] == "Reverted demo:q1 to revision 1: saved as revision 3."
+    assert isinstance(results["dave"], InputError)
+    assert "same correction as the current revision 3" in str(results["dave"])
+    assert [(r.revision, r.action, r.correction.curator) for r in AnnotationStore(tmp_path / "a.db").history(ITEM)] \
+        == [(1, "save", "alice"), (2, "save", "alice"), (3, "revert", "carol")]

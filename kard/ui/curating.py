@@ -237,8 +237,9 @@ def revert(studio: Studio, item_id: str | None, revision: int | float | None, cu
     curator = can_write(studio, curator)
     if not item_id or not revision:
         raise InputError("Pick an item in the table and a revision to revert to")
-    check_revert(studio.store.history(item_id), item_id, int(revision))
-    new = studio.store.revert(item_id, int(revision), curator)
+    number = int(revision)
+    new = studio.store.revert(item_id, number, curator,  # checked in the write transaction: no revert at once slips by
+                              check=lambda revisions: check_revert(revisions, item_id, number))
     return f"Reverted {item_id} to revision {new.reverted_from}: saved as revision {new.revision}."
 
 
