@@ -396,6 +396,16 @@ def restorable_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 Build = Callable[[Sequence[Revision]], tuple[Correction, int | None]]
 """Makes a new revision from an item's stored revisions (oldest first): the correction and the revision it reverts."""
 
+
+def _make_schema(db: Any) -> None:
+    """WAL mode and the revisions table with its indexes, where they are missing (two connections may both try)."""
+    if db.journal_mode != "wal":
+        db.enable_wal()
+    db[TABLE].create(_COLUMNS, pk="id", not_null={"item_id", "revision", "rationale", "answer"}, if_not_exists=True)
+    db[TABLE].create_index(["item_id", "revision"], unique=True, if_not_exists=True)
+    db[TABLE].create_index(["curator"], if_not_exists=True)
+
+
 _INSERT = f"INSERT INTO {TABLE} ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 
 
@@ -412,6 +422,7 @@ class AnnotationStore:
         self.path = Path(path)
         self.config = config or AnnotationStoreConfig()
         self.read_only = read_only
+        self._ready = False  # the store was opened: a database file found empty later was deleted or emptied
         if not read_only:
             self._with_retry(self._create)
 
@@ -444,11 +455,24 @@ class AnnotationStore:
                                            "in curator mode first, or point KARD_ANNOTATIONS_DB at an existing file")
             conn = self._connect_read_only()
         else:
+            if not self.path.parent.is_dir():  # at start, or the folder was deleted since
+                self._make_folder()
             conn = sqlite3.connect(str(self.path), timeout=self.config.busy_timeout_s, check_same_thread=False)
         try:
-            yield sqlite_utils.Database(conn)
+            db = sqlite_utils.Database(conn)
+            if not self.read_only and not conn.execute("PRAGMA page_count").fetchone()[0]:
+                self._recreate(db)
+            yield db
         finally:
             conn.close()
+
+    def _recreate(self, db: Any) -> None:
+        """Give a missing or empty database file (deleted while the app runs) the schema of a new, empty store."""
+        if self._ready:
+            log.warning("the annotation database %s was missing or empty: starting a new, empty store there (to get "
+                        "the saved corrections back, stop the app and put the file back, or restore it from a "
+                        "backup with python -m kard restore)", self.path)
+        _make_schema(db)
 
     def _connect_read_only(self) -> sqlite3.Connection:
         """mode=ro; where SQLite cannot create a WAL database's -shm file (read-only storage), immutable=1, which
@@ -506,22 +530,20 @@ class AnnotationStore:
                                            "KARD annotation database, or move it aside") from error
         raise AssertionError("unreachable")
 
-    def _create(self) -> None:
+    def _make_folder(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise StoreReadOnlyError(f"cannot create the folder for {self.path} ({error}). Fix: set "
                                      "KARD_ANNOTATIONS_DB to a path in a writable folder") from error
+
+    def _create(self) -> None:
         with self._db() as db:
-            if db.journal_mode != "wal":
-                db.enable_wal()
-            if TABLE not in db.table_names():
-                db[TABLE].create(_COLUMNS, pk="id", not_null={"item_id", "revision", "rationale", "answer"})
-                db[TABLE].create_index(["item_id", "revision"], unique=True, if_not_exists=True)
-                db[TABLE].create_index(["curator"], if_not_exists=True)
+            _make_schema(db)
             missing = [name for name in _COLUMNS if name not in db[TABLE].columns_dict]
             for name in missing:  # a store from an older version: new columns are added, rows kept
                 db[TABLE].add_column(name, _COLUMNS[name])
+        self._ready = True
 
     def _missing(self) -> bool:
         """A read-only store over a file that does not exist yet reads as empty."""

@@ -299,3 +299,39 @@ def test_a_folder_is_not_taken_for_a_database(tmp_path):
         AnnotationStore(tmp_path, FAST)
     with pytest.raises(AnnotationStoreError, match="is a folder"):
         AnnotationStore(tmp_path, FAST, read_only=True).latest()
+
+
+def delete_database(path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(f"{path}{suffix}"):
+            os.remove(f"{path}{suffix}")
+
+
+def test_a_database_deleted_while_the_store_is_open_becomes_a_new_empty_store(store, caplog):
+    store.save(correction())
+    delete_database(store.path)
+    with caplog.at_level("WARNING", logger="kard.annotations"):
+        assert store.latest() == []  # a read meets the missing file: a new empty store, said in the log
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert str(store.path) in caplog.text and "new, empty store" in caplog.text
+    assert store.save(correction(note="after")).revision == 1  # saves go on
+    store.path.write_bytes(b"")  # emptied, not deleted: the same
+    assert store.save(correction(note="emptied")).revision == 1
+    assert [r.correction.note for r in AnnotationStore(store.path, FAST).history("demo:q1")] == ["emptied"]
+
+
+def test_a_database_deleted_with_its_folder_is_made_again(tmp_path):
+    store = AnnotationStore(tmp_path / "store" / "annotations.db", FAST)
+    delete_database(store.path)
+    os.rmdir(tmp_path / "store")
+    assert store.save(correction()).revision == 1
+
+
+def test_moving_aside_a_file_that_is_no_annotation_database_lets_saves_go_on(store):
+    delete_database(store.path)
+    with sqlite3.connect(store.path) as other:
+        other.execute("CREATE TABLE notes (text)")
+    with pytest.raises(AnnotationStoreError, match="no such table.*Fix: check the file.*or move it aside"):
+        store.save(correction())
+    os.rename(store.path, store.path.with_name("aside.db"))  # the fix the message gives works
+    assert store.save(correction()).revision == 1
