@@ -114,7 +114,8 @@ def make_studio(config: AppConfig) -> Studio:
     serving = serving_round(config)
     return Studio(default_pipeline_factory(config, store, serving), store, questions,
                   teacher_factory=default_teacher_factory(), mode=config.mode,
-                  max_question_chars=config.max_question_chars, curators=config.curators, serving=serving)
+                  max_question_chars=config.max_question_chars, curators=config.curators, serving=serving,
+                  seal_key=config.seal_key.encode("utf-8") if config.seal_key else None)
 
 
 def queued(demo: Any, config: AppConfig) -> Any:

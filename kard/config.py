@@ -214,6 +214,8 @@ class AppConfig:
     preload: bool = True  # load the student in a background thread at launch: the first ask waits less
     queue_size: int = 16  # $KARD_QUEUE_SIZE: asks that may wait; past it the app says the queue is full
     recall: bool = True  # $KARD_RECALL=off: saved corrections are not handed back to the student (kard.recall)
+    # $KARD_SEAL_KEY: the key sealing items handed out (kard.ui.item_seal); None: a key file beside the store
+    seal_key: str | None = field(default=None, repr=False)
 
     @staticmethod
     def from_env(**overrides: object) -> "AppConfig":
@@ -246,6 +248,7 @@ class AppConfig:
         if "rounds_dir" not in given and values["persistent_dir"] is not None:
             values["rounds_dir"] = values["persistent_dir"] / PERSISTENT_ROUNDS  # type: ignore[operator]
         _check_sync_token(values, given)
+        values["seal_key"] = _seal_key(env)
         return AppConfig(**values)  # type: ignore[arg-type]
 
     @property
@@ -492,6 +495,20 @@ def _check_sync_minutes(value: object, setting: str) -> float:
     if minutes > MAX_SYNC_MINUTES:
         raise _bad_setting(setting, value, f"is more than a week ({MAX_SYNC_MINUTES} minutes)", fix)
     return minutes
+
+
+MIN_SEAL_KEY_CHARS = 32
+
+
+def _seal_key(env: Mapping[str, str]) -> str | None:
+    """$KARD_SEAL_KEY, which must be long enough to seal items safely; never shown in a message."""
+    key = env.get("KARD_SEAL_KEY", "").strip()
+    if key and len(key) < MIN_SEAL_KEY_CHARS:
+        raise ConfigError(f"KARD_SEAL_KEY has {len(key)} characters; a seal key needs at least {MIN_SEAL_KEY_CHARS}. "
+                          "Fix: set it to a long random text (python -c \"import secrets; "
+                          "print(secrets.token_hex(32))\"), or unset it to keep the key in a file beside the "
+                          "annotation database")
+    return key or None
 
 
 def _check_sync_token(values: Mapping[str, object], given: Mapping[str, str]) -> None:

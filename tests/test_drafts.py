@@ -114,3 +114,39 @@ def test_the_page_writes_drafts_after_the_editors_label_and_restores_it(store):
     assert events["keep_draft"].inputs[0].elem_id == "kard-editor-label"
     restore = events["restore"]
     assert len(restore.outputs) == RESTORED and restore.outputs[-1].elem_id == "kard-editor-label"
+
+
+def test_a_draft_kept_before_a_restart_restores_and_saves_after_it(tmp_path):
+    """The app restarted (a new Studio on the same store): the item the browser kept still carries a valid seal, since
+    the seal key is kept beside the database (owner-only); a store elsewhere has its own key."""
+    before = studio(AnnotationStore(tmp_path / "a.db"))
+    item, start = started(before, asked(before))
+    mine = replace(start, rationale="Scurvy is a lack of vitamin C. Answer: A")
+
+    after = studio(AnnotationStore(tmp_path / "a.db"))
+    page = restored(after, item, mine)
+    assert says_restored(page) and not any("cannot be saved" in str(value) for value in page)
+    assert save(after, item, mine.rationale, "A", None, [], [], "", False, "alice", start.original).saved
+    key = tmp_path / "a.db.seal-key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.db", "a.db.seal-key"]  # no temp file left
+    assert not studio(AnnotationStore(tmp_path / "other" / "b.db")).sealed_here(item)
+
+
+def test_a_draft_whose_item_no_longer_verifies_restores_and_says_how_to_save_it(store):
+    s = studio(store)
+    item, start = started(s, asked(s))
+    mine = replace(start, rationale="My own correction.")
+    page = restored(s, {**item, "seal": "0" * 64}, mine)  # as after a new key: the seal no longer verifies
+    assert "My own correction." in page  # the text stays in the editor
+    status = next(value for value in page if isinstance(value, str) and RESTORED_MESSAGE in value)
+    assert "kard-msg-warn" in status and "cannot be saved as it is" in status
+    assert "Fix: copy your correction from the editor, ask the question again" in status
+
+
+def test_the_demo_seals_with_a_key_of_its_own_run_and_keeps_no_key_file(tmp_path):
+    first = studio(AnnotationStore(tmp_path / "a.db", read_only=True), mode="demo")
+    item = asked(first)
+    assert first.sealed_here(item)
+    assert not studio(AnnotationStore(tmp_path / "a.db", read_only=True), mode="demo").sealed_here(item)
+    assert list(tmp_path.iterdir()) == []

@@ -9,6 +9,7 @@ import logging
 import os
 import sqlite3
 import threading
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -34,13 +35,15 @@ from kard.space_sync import (
     storage_notice,
     write_snapshot,
 )
+from kard.ui.item_seal import ItemSeal
+from kard.ui.studio import Studio
 
 TOKEN = "hf_SeCrEtToKeN0123456789abcdefXYZ"
 REPO = "alice/kard-notes"
 NOON = datetime(2025, 5, 1, 12, 3, tzinfo=timezone.utc)
 SETTINGS = ("KARD_MODE", "KARD_ANNOTATIONS_DB", "KARD_PERSISTENT_DIR", "KARD_SYNC_REPO", "KARD_SYNC_EVERY_MINUTES",
             "HF_TOKEN", "SPACE_ID", "KARD_CURATORS", "KARD_CURATOR_USER", "KARD_CURATOR_PASSWORD", "KARD_STUDENT",
-            "KARD_RERANKER", "KARD_QUESTIONS", "KARD_KNOWLEDGE", "GRADIO_SERVER_PORT")
+            "KARD_RERANKER", "KARD_QUESTIONS", "KARD_KNOWLEDGE", "GRADIO_SERVER_PORT", "KARD_SEAL_KEY")
 
 
 @pytest.fixture
@@ -153,6 +156,7 @@ def test_a_sync_repo_in_demo_mode_needs_no_token_and_does_nothing(env, caplog):
     ({"KARD_MODE": "curator", "KARD_SYNC_REPO": REPO}, f"KARD_SYNC_REPO='{REPO}' is set but HF_TOKEN is not"),
     ({"KARD_MODE": "curator", "KARD_SYNC_REPO": REPO, "HF_TOKEN": " \n"}, "is set but HF_TOKEN is not"),
     ({"KARD_PERSISTENT_DIR": "no-such-folder"}, "KARD_PERSISTENT_DIR='no-such-folder' is not an existing folder"),
+    ({"KARD_SEAL_KEY": "my-seal"}, "KARD_SEAL_KEY has 7 characters; a seal key needs at least 32"),
 ])
 def test_bad_space_settings_stop_the_app_in_one_line(env, capsys, settings, named):
     import app
@@ -381,6 +385,29 @@ def test_sync_pushes_changes_only_and_says_when(store):
     sync.sync_now()
     assert len(hub.uploads) == 2 and "(3 corrections, 4 revisions)" in sync.status_markdown()
     assert f"(https://huggingface.co/datasets/{REPO})" in sync.status_markdown()
+
+
+def test_the_seal_key_kept_beside_the_store_is_never_pushed(store):
+    Studio(lambda: None, store, mode="curator")  # makes the key file beside the database
+    key = store.path.with_name(store.path.name + ".seal-key")
+    secret = key.read_bytes().strip()
+    hub = FakeHub()
+    save(store, 1)
+    make_sync(store, hub).sync_now()
+    pushed = hub.uploads[0][2]
+    assert key.name not in pushed and not any(secret in data for data in pushed.values())
+
+
+def test_kard_seal_key_seals_the_items_of_every_store_and_is_never_shown(env, tmp_path):
+    import app
+
+    env.setenv("KARD_SEAL_KEY", "k" * 40)
+    config = AppConfig.from_env(mode="curator", annotations_db=tmp_path / "one.db")
+    assert "k" * 40 not in repr(config)
+    sealed = ItemSeal(b"k" * 40).seal({"question": "Which vitamin?"})
+    for db in ("one.db", "two.db"):
+        assert app.make_studio(replace(config, annotations_db=tmp_path / db)).sealed_here(sealed)
+    assert not list(tmp_path.glob("*.seal-key"))  # the variable's key: no file
 
 
 def read_rows_of(data: bytes) -> list[dict]:

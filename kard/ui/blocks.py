@@ -538,9 +538,18 @@ def restore_draft(studio: Studio, saved: dict | None, who: str | None, width: in
     return [mode_line(studio, who), *restored_page(studio, item, saved)]
 
 
+RESTORED = "Restored your unsaved correction from this browser."
+RESTORED_UNSEALED = (
+    "Restored your unsaved correction from this browser, but it cannot be saved as it is: this app's item seal key "
+    "changed since its question was asked (a new seal key file or KARD_SEAL_KEY), or the item was changed. Fix: copy "
+    "your correction from the editor, ask the question again (Ask warns once about the unsaved edit; Ask again goes "
+    "on), paste the correction back and save")
+
+
 def restored_page(studio: Studio, item: AskedItem, saved: dict) -> list:
     """The outputs after the mode line that `restore_draft` fills from a draft of `item`."""
     sealed, q, source = saved["item"], item.question, saved.get("original_source") or ""
+    status = message(RESTORED, "info") if studio.sealed_here(sealed) else message(RESTORED_UNSEALED, "warn")
     radio, text_box = answer_updates(q, saved.get("answer"))
     how = q.kind if item.kind_reason.startswith("chosen by you") else "auto"
     original, rationale = saved.get("original", ""), saved.get("rationale", "")
@@ -548,7 +557,7 @@ def restored_page(studio: Studio, item: AskedItem, saved: dict) -> list:
             rerank_html(item), student_card(item), teacher_card(item), compare_html(item), sealed,
             rationale, original, source, radio, saved.get("rating"),
             saved.get("tags") or [], saved.get("note", ""), live_diff(original, rationale),
-            message("Restored your unsaved correction from this browser.", "info"),
+            status,
             *mark_updates(sealed, list(saved.get("marks") or [])), text_box, how,
             editing_label(source) if source else skips(1)[0]]
 

@@ -6,7 +6,7 @@
 what those functions call on the pipeline and the teacher, so a test can pass a scripted one.
 
 An item handed to the browser is an `AskedItem` encoded with `to_dict` and sealed (`kard.ui.item_seal`):
-`Studio.read_item` accepts only what this server produced, unchanged.
+`Studio.read_item` accepts only what this server produced, unchanged (`sealed_here` says whether it did).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 from kard.annotations import AnnotationStore
 from kard.errors import KardError
 from kard.records import AskedItem, Hit, Prediction, Question, Rationale, Timings
-from kard.ui.item_seal import ForgedItemError, ItemSeal
+from kard.ui.item_seal import ForgedItemError, ItemSeal, stored_key
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class Studio:
                  questions: Sequence[Question] = (), *, teacher_factory: Callable[[], Teaches] | None = None,
                  recorded: Mapping[str, Sequence[Rationale]] | None = None, mode: str = "demo",
                  max_question_chars: int = 4000, curators: Sequence[str] = (),
-                 serving: Callable[[], Hashable] | None = None):
+                 serving: Callable[[], Hashable] | None = None, seal_key: bytes | None = None):
         if mode not in MODES:
             raise KardError(f"unknown app mode {mode!r}. Fix: use KARD_MODE=demo or KARD_MODE=curator")
         self._pipeline_factory = pipeline_factory
@@ -82,7 +82,9 @@ class Studio:
         self.mode = mode
         self.max_question_chars = max_question_chars
         self.curators = tuple(curators)
-        self._seal = ItemSeal()  # items handed out are sealed: a save stores only what this server produced
+        # Items handed out are sealed: a save stores only what this server produced. The key is `seal_key`, else the
+        # one kept beside a store that saves (an item handed out before a restart still saves), else this run's.
+        self._seal = ItemSeal(seal_key or (None if store.read_only else stored_key(store.path)))
 
     @property
     def is_curator(self) -> bool:
@@ -138,3 +140,12 @@ class Studio:
             return AskedItem.from_dict(self._seal.check(item))
         except ForgedItemError as error:
             raise InputError(str(error)) from None
+
+    def sealed_here(self, item: Mapping[str, Any]) -> bool:
+        """Whether `item` is one this server (or one before a restart, on the same store) produced, unchanged: a
+        save accepts it."""
+        try:
+            self._seal.check(item)
+        except ForgedItemError:
+            return False
+        return True
