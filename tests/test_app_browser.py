@@ -152,7 +152,10 @@ def test_ask_correct_save_browse_and_stay_inert(page_and_studio):
     # ask a demo question picked from the dropdown
     page.locator("#kard-picked input").press_sequentially("Graves")
     page.get_by_role("option").first.click()
-    page.wait_for_function("document.querySelector('#kard-question textarea').value.length > 0")
+    # wait for the pick to fill the boxes: the box still holds "Which one?" from above, and an Ask clicked before the
+    # pick's update arrived (a loaded machine) asked that as an open question, with no recorded teacher to compare
+    page.wait_for_function("document.querySelector('#kard-question textarea').value.includes('Graves')"
+                           " && document.querySelector('#kard-options textarea').value.includes('TSH receptor')")
     page.click("#kard-ask")
     page.wait_for_selector("#kard-student .kard-badge", timeout=240_000)  # the badge comes with the final answer
     # the compare step after the badge fills the teacher's card, as it fills the editor (60 s: a busy machine)
