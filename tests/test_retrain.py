@@ -333,3 +333,21 @@ def test_the_apps_rounds_are_small_adapters_that_chain(tmp_path, tiny, data):
     base = json.loads((second / "adapter_config.json").read_text())["base_model_name_or_path"]
     assert (second / base).resolve() == (root / "round-001" / "student").resolve()
     assert Student.load(second).sources == (str(second), str(root / "round-001" / "student"), tiny)
+
+
+def test_a_save_during_a_retrain_reaches_the_student_and_the_reranker_alike(tmp_path, tiny, data, monkeypatch):
+    """The retrain read the store twice (its export for the student's examples, then the latest revisions for the
+    reranker): a save landing between the two trained the reranker on a newer revision than the student."""
+    real_latest = AnnotationStore.latest
+
+    def latest_then_a_save(self):
+        revisions = real_latest(self)
+        newer = replace(revisions[0].correction, rationale="A later save: vitamin C deficiency causes scurvy.")
+        AnnotationStore(data["db"], FAST).save(newer)  # a curator saves just after the retrain has read
+        return revisions
+
+    monkeypatch.setattr(AnnotationStore, "latest", latest_then_a_save)
+    examples, revisions = retrain._corrections(spec_for(tmp_path / "loop", tiny, data), tmp_path / "work")
+    student = next(e for e in examples if e.question_id == "q1")
+    reranker = next(r for r in revisions if r.item_id == "demo:q1")
+    assert reranker.correction.rationale in student.target  # the same revision of demo:q1 for both

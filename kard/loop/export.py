@@ -249,9 +249,10 @@ def build_curated(revisions: Iterable[Revision], config: ExportConfig = ExportCo
 
 def export_corrections(store: AnnotationStore, out_dir: str | Path, config: ExportConfig = ExportConfig(), *,
                        knowledge: "KnowledgeBase | None" = None, hf_dataset: bool = True,
-                       allow_empty: bool = False) -> ExportResult:
-    """Write `corrections.jsonl`, the `hf_dataset/` folder and `export.json` into `out_dir`."""
-    examples, excluded = build_curated(store.latest(), config, knowledge)
+                       allow_empty: bool = False, latest: Sequence[Revision] | None = None) -> ExportResult:
+    """Write `corrections.jsonl`, the `hf_dataset/` folder and `export.json` into `out_dir`, from `latest` (the
+    store's latest revisions, read once by a caller that uses them again) or the store's latest revisions now."""
+    examples, excluded = build_curated(store.latest() if latest is None else latest, config, knowledge)
     if not examples and not allow_empty:
         detail = f" ({len(excluded)} excluded: {excluded[0].reason} ...)" if excluded else ""
         raise DataError(f"no accepted corrections to export from {store.path}{detail}",

@@ -164,10 +164,12 @@ def _corrections(spec: RetrainSpec, work: Path) -> tuple[list, list]:
         store = AnnotationStore.existing(spec.db)
         knowledge = KnowledgeBase.open(spec.kb) if spec.kb and spec.knowledge_from == "kb" else None
         config = ExportConfig(knowledge_from=spec.knowledge_from)
-        result = export_corrections(store, work / "corrections", config, knowledge=knowledge, allow_empty=True)
+        latest = store.latest()  # read once: the student's examples and the reranker's revisions agree
+        result = export_corrections(store, work / "corrections", config, knowledge=knowledge, allow_empty=True,
+                                    latest=latest)
         examples += result.student_examples
         accepted = {c.item_id for c in result.examples}
-        revisions += [r for r in store.latest() if r.item_id in accepted or marks_passages(r.correction)]
+        revisions += [r for r in latest if r.item_id in accepted or marks_passages(r.correction)]
     if spec.corrections:
         examples += read_examples(read_corrections_dir(spec.corrections))
     first: dict[str, Any] = {}
