@@ -13,7 +13,7 @@ from typing import Iterator
 import pytest
 
 from kard.annotations import AnnotationStore
-from kard.records import Passage, Question
+from kard.records import Hit, Passage, Prediction, Question, Timings
 
 GRADIO_PANDAS_NOISE = [pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),
                        pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")]
@@ -77,6 +77,26 @@ def at_once(**jobs) -> dict[str, object]:
     return results
 
 
+def without_settings(monkeypatch, tmp_path: Path, settings) -> None:
+    """Unset the environment variables `settings`, point the Space's persistent storage (/data) at a folder that
+    does not exist, and work in a new, empty tmp_path/work."""
+    for name in settings:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("kard.config.SPACE_PERSISTENT_DIR", tmp_path / "no-such-data")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+
+
+def sign_in(page, url: str) -> None:
+    """Open the app at `url` in a Playwright page and sign in as the test curator, up to the Ask tab."""
+    page.goto(url)
+    page.fill("input[type=text]", USER)
+    page.fill("input[type=password]", PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#kard-ask")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -130,3 +150,41 @@ def launched(pipeline_factory, folder: Path, questions=QUESTIONS, mode: str = "c
         yield f"http://127.0.0.1:{config.port}/", studio
     finally:
         demo.close()
+
+
+DEMO_QUESTIONS = [
+    Question("q-recorded", "Which vitamin deficiency causes scurvy?", {"A": "Vitamin C", "B": "Vitamin D"}, "A",
+             "demo", "Scurvy is caused by a lack of vitamin C. Answer: A", "written by the KARD Studio authors"),
+    Question("q-bare", "Which gas do plants absorb?", {"A": "Oxygen", "B": "Carbon dioxide"}, "B", "demo"),
+]
+DEMO_BASE_MODEL = "SmolLM2-135M-Instruct"
+
+
+class DemoPipeline:
+    """The demo tests' pipeline (test_demo_notices, test_demo_read_only): stands in for kard.pipeline.Pipeline: one passage, or none (`found=False`), and a fixed rationale."""
+
+    def __init__(self, found: bool = True):
+        self.student = type("S", (), {"name": "demo/student"})()
+        self.reranker = None
+        self.hits = [Hit(Passage("p1", "Scurvy", "Scurvy is vitamin C deficiency."), 4.0, 1)] if found else []
+
+    def retrieve(self, question: Question):
+        return self.hits, self.hits, Timings(retrieval_s=0.001)
+
+    def stream(self, question: Question):
+        yield "Plants take in carbon dioxide. "
+        rationale = "Plants take in carbon dioxide."
+        yield Prediction(question, tuple(self.hits), tuple(self.hits), "prompt", rationale + " Answer: B", rationale,
+                         "B", timings=Timings(0.001, None, 0.2, 1.0, 1.1), tokens_out=8, student_name="demo/student",
+                         decoding={"strategy": "greedy", "base_model": DEMO_BASE_MODEL, "engine": "ctranslate2"})
+
+
+def demo_studio(tmp_path, mode: str = "demo", found: bool = True):
+    from kard.ui.studio import Studio
+
+    pipeline = DemoPipeline(found)
+    return Studio(lambda: pipeline, AnnotationStore(tmp_path / "a.db"), DEMO_QUESTIONS, mode=mode)
+
+
+def by_elem_id(app) -> dict:
+    return {getattr(block, "elem_id", None): block for block in app.blocks.values()}

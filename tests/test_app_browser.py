@@ -20,7 +20,7 @@ import pytest
 sync_api = pytest.importorskip("playwright.sync_api")
 
 from app_fixtures import (  # noqa: E402
-    GRADIO_PANDAS_NOISE, PASSAGES, PASSWORD, USER, XSS_PASSAGE, launched, real_pipeline, tiny_pipeline,
+    GRADIO_PANDAS_NOISE, PASSAGES, XSS_PASSAGE, launched, real_pipeline, sign_in, tiny_pipeline,
 )
 
 from kard.recall import StoreRecall  # noqa: E402
@@ -73,11 +73,7 @@ def _signed_in_page(browser, url: str, viewport: dict = DESKTOP, color_scheme: s
     page = browser.new_context(viewport=viewport, color_scheme=color_scheme).new_page()  # tabs share the context
     _keep_page_log(page)
     page.set_default_timeout(30_000)
-    page.goto(url)
-    page.fill("input[type=text]", USER)
-    page.fill("input[type=password]", PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_selector("#kard-ask")
+    sign_in(page, url)
     return page
 
 

@@ -12,7 +12,7 @@ import pytest
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
-from app_fixtures import GRADIO_PANDAS_NOISE, PASSWORD, USER, launched, tiny_pipeline  # noqa: E402
+from app_fixtures import GRADIO_PANDAS_NOISE, USER, launched, sign_in, tiny_pipeline  # noqa: E402
 
 from kard.annotations import Correction  # noqa: E402
 
@@ -55,11 +55,7 @@ def _browse_page(browser, url: str, viewport: dict):
     """A signed-in page on the Browse tab, its table filled."""
     page = browser.new_context(viewport=viewport).new_page()
     page.set_default_timeout(60_000)
-    page.goto(url)
-    page.fill("input[type=text]", USER)
-    page.fill("input[type=password]", PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_selector("#kard-ask")
+    sign_in(page, url)
     if page.get_by_role("tab", name="Browse & history").is_visible():
         page.get_by_role("tab", name="Browse & history").click()
     else:  # a phone: the tab sits in the tab bar's overflow menu

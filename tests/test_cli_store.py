@@ -9,6 +9,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from app_fixtures import without_settings
 from test_annotations import FAST, correction
 
 from kard.__main__ import main
@@ -20,12 +21,7 @@ SETTINGS = ("KARD_ANNOTATIONS_DB", "KARD_PERSISTENT_DIR", "SPACE_ID")
 @pytest.fixture
 def env(monkeypatch, tmp_path):
     """No store settings; the current folder is an empty tmp_path/work."""
-    for name in SETTINGS:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr("kard.config.SPACE_PERSISTENT_DIR", tmp_path / "no-such-data")
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
+    without_settings(monkeypatch, tmp_path, SETTINGS)
     return monkeypatch
 
 

@@ -7,47 +7,11 @@ import importlib.util
 
 import pytest
 
-from kard.annotations import AnnotationStore
+from app_fixtures import DEMO_BASE_MODEL as BASE, by_elem_id, demo_studio as studio
+
 from kard.config import SHIPPED_STUDENT, AppConfig
 from kard.model_source import model_label
-from kard.records import Hit, Passage, Prediction, Question, Timings
 from kard.ui import asking, blocks
-from kard.ui.studio import Studio
-
-QUESTIONS = [
-    Question("q-recorded", "Which vitamin deficiency causes scurvy?", {"A": "Vitamin C", "B": "Vitamin D"}, "A",
-             "demo", "Scurvy is caused by a lack of vitamin C. Answer: A", "written by the KARD Studio authors"),
-    Question("q-bare", "Which gas do plants absorb?", {"A": "Oxygen", "B": "Carbon dioxide"}, "B", "demo"),
-]
-BASE = "SmolLM2-135M-Instruct"
-
-
-class ScriptedPipeline:
-    """Stands in for kard.pipeline.Pipeline: one passage, or none (`found=False`), and a fixed rationale."""
-
-    def __init__(self, found: bool = True):
-        self.student = type("S", (), {"name": "demo/student"})()
-        self.reranker = None
-        self.hits = [Hit(Passage("p1", "Scurvy", "Scurvy is vitamin C deficiency."), 4.0, 1)] if found else []
-
-    def retrieve(self, question: Question):
-        return self.hits, self.hits, Timings(retrieval_s=0.001)
-
-    def stream(self, question: Question):
-        yield "Plants take in carbon dioxide. "
-        rationale = "Plants take in carbon dioxide."
-        yield Prediction(question, tuple(self.hits), tuple(self.hits), "prompt", rationale + " Answer: B", rationale,
-                         "B", timings=Timings(0.001, None, 0.2, 1.0, 1.1), tokens_out=8, student_name="demo/student",
-                         decoding={"strategy": "greedy", "base_model": BASE, "engine": "ctranslate2"})
-
-
-def studio(tmp_path, mode: str = "demo", found: bool = True) -> Studio:
-    pipeline = ScriptedPipeline(found)
-    return Studio(lambda: pipeline, AnnotationStore(tmp_path / "a.db"), QUESTIONS, mode=mode)
-
-
-def by_elem_id(app) -> dict:
-    return {getattr(block, "elem_id", None): block for block in app.blocks.values()}
 
 
 # -- which model answers, how often it is right, and that nothing is advice -------------------------------

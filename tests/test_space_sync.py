@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from app_fixtures import without_settings
 from test_annotations import FAST, correction
 
 from kard.annotations import AnnotationStore
@@ -52,12 +53,7 @@ def env(monkeypatch, tmp_path):
     import app  # before the chdir
 
     monkeypatch.setattr(app, "build_app", lambda *a, **k: pytest.fail("the app started despite a bad setting"))
-    for name in SETTINGS:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr("kard.config.SPACE_PERSISTENT_DIR", tmp_path / "no-such-data")
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
+    without_settings(monkeypatch, tmp_path, SETTINGS)
     return monkeypatch
 
 
