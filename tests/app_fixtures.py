@@ -161,7 +161,8 @@ DEMO_BASE_MODEL = "SmolLM2-135M-Instruct"
 
 
 class DemoPipeline:
-    """The demo tests' pipeline (test_demo_notices, test_demo_read_only): stands in for kard.pipeline.Pipeline: one passage, or none (`found=False`), and a fixed rationale."""
+    """The demo tests' pipeline (test_demo_notices, test_demo_read_only): stands in for kard.pipeline.Pipeline
+    with one passage, or none (`found=False`), and a fixed rationale."""
 
     def __init__(self, found: bool = True):
         self.student = type("S", (), {"name": "demo/student"})()
