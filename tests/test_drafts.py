@@ -144,6 +144,14 @@ def test_a_draft_whose_item_no_longer_verifies_restores_and_says_how_to_save_it(
     assert "Fix: copy your correction from the editor, ask the question again" in status
 
 
+def test_a_store_in_memory_seals_with_a_key_of_its_own_run_and_writes_no_key_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where a key file named after ":memory:" would land
+    first = studio(AnnotationStore(":memory:"))
+    item = asked(first)
+    assert first.sealed_here(item) and not studio(AnnotationStore(":memory:")).sealed_here(item)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_demo_seals_with_a_key_of_its_own_run_and_keeps_no_key_file(tmp_path):
     first = studio(AnnotationStore(tmp_path / "a.db", read_only=True), mode="demo")
     item = asked(first)

@@ -84,7 +84,8 @@ class Studio:
         self.curators = tuple(curators)
         # Items handed out are sealed: a save stores only what this server produced. The key is `seal_key`, else the
         # one kept beside a store that saves (an item handed out before a restart still saves), else this run's.
-        self._seal = ItemSeal(seal_key or (None if store.read_only else stored_key(store.path)))
+        keeps_key = not store.read_only and str(store.path) != ":memory:"  # a store in memory has no folder
+        self._seal = ItemSeal(seal_key or (stored_key(store.path) if keeps_key else None))
 
     @property
     def is_curator(self) -> bool:
@@ -99,6 +100,10 @@ class Studio:
                 self._switch_pipeline(wanted)
             self._served = wanted
             return self._pipeline
+
+    def serving_now(self) -> Hashable:
+        """What `serving` names now (in the curator app: the serving round's (student, reranker)); None without."""
+        return self._serving() if self._serving else None
 
     def _load_pipeline(self) -> AnswersQuestions:
         started = time.perf_counter()
