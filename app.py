@@ -43,18 +43,26 @@ def serving_round(config: AppConfig):
     from kard.loop import round_folder
 
     last: list[tuple[str, str | None] | None] = [None]
+    warned: list[tuple | None] = [None]  # each ask reads the pointer: a problem is logged once, not on every ask
+
+    def warn_once(text: str, *args: Any) -> None:
+        if (text, args) != warned[0]:
+            warned[0] = (text, args)
+            log.warning(text, *args)
 
     def read() -> tuple[str, str | None] | None:
         try:
             pointer = round_folder.current(config.rounds_dir)
         except KardError as error:
-            log.warning("the rounds folder's pointer cannot be read, so the student loaded keeps answering: %s", error)
+            warn_once("the rounds folder's pointer cannot be read, so the student loaded keeps answering: %s",
+                      str(error))
             return last[0]
         if pointer and not Path(pointer["student"]).is_dir():
-            log.warning("the serving round's student %s is missing, so the student loaded keeps answering. Fix: "
-                        "restore that folder, or delete %s to serve the configured student", pointer["student"],
-                        Path(config.rounds_dir) / round_folder.CURRENT_FILE)
+            warn_once("the serving round's student %s is missing, so the student loaded keeps answering. Fix: "
+                      "restore that folder, or delete %s to serve the configured student", pointer["student"],
+                      Path(config.rounds_dir) / round_folder.CURRENT_FILE)
             return last[0]
+        warned[0] = None
         last[0] = (pointer["student"], pointer.get("reranker")) if pointer else None
         return last[0]
 

@@ -83,6 +83,38 @@ def test_a_damaged_pointer_serves_the_configured_student(rounds, caplog):
     assert "cannot be read" in caplog.text and "Traceback" not in caplog.text
 
 
+def test_a_damaged_pointer_is_logged_once_not_on_every_ask_and_again_once_mended_and_broken(rounds, caplog):
+    import app
+
+    serving = app.serving_round(AppConfig(mode="curator", rounds_dir=rounds))
+    (rounds / "current.json").write_text("{not json", encoding="utf-8")
+    with caplog.at_level("WARNING", logger="kard.app"):
+        for _ in range(3):
+            assert serving() is None
+    assert caplog.text.count("cannot be read") == 1
+    round_folder.set_current(rounds, "round-001", None, False)
+    assert serving() == (str(rounds / "round-001" / "student"), None)
+    (rounds / "current.json").write_text("garbage", encoding="utf-8")
+    with caplog.at_level("WARNING", logger="kard.app"):
+        serving()
+        serving()
+    assert caplog.text.count("cannot be read") == 2  # broken again after it was mended: said again, once
+
+
+def test_the_note_under_the_title_names_the_round_that_answers(rounds, tmp_path):
+    import app
+    from kard.config import DEFAULT_STUDENT
+    from kard.ui.blocks import about_serving
+
+    config = AppConfig(mode="curator", student=DEFAULT_STUDENT, rounds_dir=rounds)
+    studio = Studio(lambda: None, AnnotationStore(tmp_path / "a.db", FAST), mode="curator",
+                    serving=app.serving_round(config))
+    assert "`demo/student`" in about_serving(studio, config)
+    round_folder.set_current(rounds, "round-001", None, False)
+    note = about_serving(studio, config)
+    assert "round-001" in note and "`demo/student`," not in note and "often wrong" in note
+
+
 def test_the_rounds_folder_follows_the_setting_and_the_persistent_storage(tmp_path, monkeypatch):
     from kard.errors import ConfigError
 

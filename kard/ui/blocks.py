@@ -232,7 +232,11 @@ def header(demo: Any, t: AskTab, studio: Studio, config: AppConfig, sync: SpaceS
         t.mode_line = gr.Markdown(elem_id="kard-mode")
         if config.on_spaces and studio.is_curator:
             gr.LoginButton(size="sm", scale=0)
-    gr.Markdown(about_student(config), elem_id="kard-about")
+    about = gr.Markdown(about_student(config), elem_id="kard-about")
+    if studio.is_curator:  # a retrained round may answer instead of the configured student: the note follows it
+        about_now = partial(about_serving, studio, config)
+        demo.load(about_now, None, about, **QUIET)
+        gr.Timer(30).tick(about_now, None, about, **QUIET)
     notice = storage_notice(config, sync)
     if notice is not None:  # the sync's "last synced" line, or why saves would not survive a restart
         sync_line = gr.Markdown(notice, elem_id="kard-sync")
@@ -241,11 +245,20 @@ def header(demo: Any, t: AskTab, studio: Studio, config: AppConfig, sync: SpaceS
             demo.load(sync.status_markdown, None, sync_line, **QUIET)
 
 
-def about_student(config: AppConfig) -> str:
-    """The note under the title: which model answers, how often it is right, and that nothing here is advice."""
-    if Path(config.student).resolve() == SHIPPED_STUDENT.resolve():
+def about_student(config: AppConfig, student: str | None = None) -> str:
+    """The note under the title: which model answers (`student`, else the configured one), how often it is right,
+    and that nothing here is advice."""
+    student = student or config.student
+    if Path(student).resolve() == SHIPPED_STUDENT.resolve():
         return ABOUT_SHIPPED
-    return ABOUT_OTHER.format(name=shown_path(config.student))
+    return ABOUT_OTHER.format(name=shown_path(student))
+
+
+def about_serving(studio: Studio, config: AppConfig) -> str:
+    """The note for the student answering now: the serving round's (curator mode, after a retrain), else the
+    configured one."""
+    served = studio.serving_now()
+    return about_student(config, served[0] if served else None)
 
 
 def how_it_works(studio: Studio) -> str:
