@@ -20,6 +20,22 @@ from kard.config import DEFAULT_STUDENT
 from kard.errors import ConfigError, DataError
 from kard.loop.round_folder import MANIFEST_FILE, current, next_round_number, round_name, utc_now, write_json_atomic
 
+APP_TRAINING: Mapping[str, Any] = {"lora": True, "merge_lora": False, "learning_rate": 2e-4}
+"""How the app's Retrain, and `python -m kard retrain` by default, train: a LoRA adapter on the serving student,
+saved unmerged (about 20 MB a round, where merged weights take over 500 MB), at the learning rate of the
+closing-the-loop experiments (docs/closing_the_loop.md, section 5)."""
+
+FULL_FINE_TUNE: Mapping[str, Any] = {"lora": False}
+"""Full fine-tuning at StudentTrainingConfig's defaults (`python -m kard retrain --no-lora`): every weight trained
+and saved, the whole model (over 500 MB a round for the shipped student)."""
+
+
+def retrain_training(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A retrain's training settings: `overrides` over the app's (APP_TRAINING), or over StudentTrainingConfig's
+    full fine-tuning defaults when `overrides` turns LoRA off (`lora: False`)."""
+    base = FULL_FINE_TUNE if overrides.get("lora") is False else APP_TRAINING
+    return {**base, **overrides}
+
 
 @dataclass(frozen=True)
 class RetrainSpec:
@@ -278,5 +294,5 @@ def _train_reranker(source: str | None, revisions: Sequence, spec: RetrainSpec, 
             "last_loss": result.losses[-1] if result.losses else None, "seconds_per_step": result.seconds_per_step}
 
 
-__all__ = ["RetrainSpec", "ProgressReporter", "train_round", "student_training_config",
-           "progress_callback"]
+__all__ = ["APP_TRAINING", "FULL_FINE_TUNE", "RetrainSpec", "ProgressReporter", "train_round", "retrain_training",
+           "student_training_config", "progress_callback"]

@@ -33,10 +33,7 @@ BASE = "base"
 MAX_CACHED_STUDENTS = 2  # two sides of the comparison; more would only hold memory
 
 
-APP_TRAINING = {"lora": True, "merge_lora": False, "learning_rate": 2e-4}
-"""How the app's Retrain trains: a LoRA adapter on the serving student, saved unmerged (about 20 MB a round, where
-merged weights take over 500 MB), at the learning rate of the closing-the-loop experiments (docs/closing_the_loop.md,
-section 5)."""
+APP_TRAINING = retrain.APP_TRAINING  # how the Retrain tab trains; `python -m kard retrain` trains so by default
 
 
 KB_EXAMPLE = "demo/passages.jsonl, or a folder from python -m kard index"
