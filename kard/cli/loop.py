@@ -15,8 +15,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from kard.cli.arguments import make_out_folder, non_negative_int, positive_float, positive_int
-from kard.config import GenerationConfig, RetrievalConfig, default_annotations_db
+from kard.config import GenerationConfig, RetrievalConfig, StudentTrainingConfig, default_annotations_db
 from kard.errors import ConfigError
+from kard.loop.retrain import APP_TRAINING
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -79,11 +80,19 @@ def run_export(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- retrain
 
 
+_LORA_HELP = ("--lora (default, as the app's Retrain tab): a LoRA adapter on the current student, saved unmerged, "
+              f"learning rate {APP_TRAINING['learning_rate']}: about 20 MB on disk a round for the shipped student. "
+              "--no-lora: full fine-tuning at StudentTrainingConfig's defaults, every weight saved: the whole model, "
+              "over 500 MB a round. --set merge_lora=true saves a LoRA round merged (as big as --no-lora's)")
+
+
 def _register_retrain(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "retrain", help="fine-tune the current student on teacher examples + corrections into a new round",
         description="Each run writes ROOT/round-NNN (student, manifest) and points ROOT/current.json at it. "
-                    "A failed or cancelled run changes nothing. One job per ROOT at a time.")
+                    "A failed or cancelled run changes nothing. One job per ROOT at a time. By default it trains "
+                    "as the app's Retrain tab does: a LoRA adapter of about 20 MB a round; --no-lora fine-tunes "
+                    "the whole model (over 500 MB a round).")
     parser.add_argument("--root", "--out", dest="root", type=Path, help="rounds folder (e.g. runs/loop)")
     parser.add_argument("--student", default=None, help="student to start from before the first round "
                         "(default: the shipped KARD student demo/student); later rounds start from the current round")
@@ -99,11 +108,13 @@ def _register_retrain(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--reranker-steps", type=positive_int, default=50)
     parser.add_argument("--max-steps", type=non_negative_int, default=None, help="optimizer steps (StudentTrainingConfig.max_steps)")
     parser.add_argument("--epochs", type=positive_float, default=None)
-    parser.add_argument("--learning-rate", type=positive_float, default=None)
+    parser.add_argument("--learning-rate", type=positive_float, default=None,
+                        help=f"default: {APP_TRAINING['learning_rate']} with LoRA (as the app), "
+                             f"{StudentTrainingConfig.learning_rate} with --no-lora")
     parser.add_argument("--batch-size", type=positive_int, default=None)
     parser.add_argument("--grad-accum", type=positive_int, default=None)
     parser.add_argument("--max-length", type=non_negative_int, default=None)
-    parser.add_argument("--lora", action="store_true", default=None)
+    parser.add_argument("--lora", action=argparse.BooleanOptionalAction, default=None, help=_LORA_HELP)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="any other StudentTrainingConfig field (JSON value), repeatable")
     parser.add_argument("--threads", type=positive_int, default=1, help="torch threads of the job (default %(default)s)")
@@ -121,7 +132,7 @@ _TRAINING_FLAGS = ("max_steps", "epochs", "learning_rate", "batch_size", "grad_a
 
 def spec_from_args(args: argparse.Namespace):
     from kard.config import DEFAULT_STUDENT
-    from kard.loop.retrain import RetrainSpec, student_training_config
+    from kard.loop.retrain import RetrainSpec, retrain_training, student_training_config
     from kard.loop.round_folder import current
 
     if args.root is None:
@@ -135,6 +146,7 @@ def spec_from_args(args: argparse.Namespace):
             training[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
             training[key.strip()] = value
+    training = retrain_training(training)  # the app's LoRA settings unless --no-lora (or --set lora=false)
     if not (args.examples or args.db or args.corrections):
         raise ConfigError("nothing to train on. Fix: pass --examples and/or --db / --corrections")
     student_training_config(training)  # a wrong --set key or type is named now, not when the job trains
