@@ -180,6 +180,63 @@ def test_cli_export_retrain_status(tmp_path, tiny, data, capsys):
     assert "nothing to train on" in capsys.readouterr().err
 
 
+def cli_spec(tmp_path: Path, data: dict[str, str], *flags: str) -> retrain.RetrainSpec:
+    """The spec `python -m kard retrain` would run with these flags (nothing trains)."""
+    from kard.__main__ import build_parser
+    from kard.cli.loop import spec_from_args
+
+    argv = ["retrain", "--root", str(tmp_path / "rounds"), "--examples", data["examples"], *flags]
+    return spec_from_args(build_parser().parse_args(argv))
+
+
+def test_the_cli_retrains_as_the_app_does_by_default(tmp_path, data):
+    """Before, the CLI fine-tuned the whole model (over 500 MB a round) where the app trains a 20 MB adapter."""
+    from kard.config import StudentTrainingConfig
+
+    assert cli_spec(tmp_path, data).training == APP_TRAINING
+    assert cli_spec(tmp_path, data, "--max-steps", "5").training == {**APP_TRAINING, "max_steps": 5}
+    assert cli_spec(tmp_path, data, "--lora").training == APP_TRAINING
+    config = retrain.student_training_config(cli_spec(tmp_path, data).training)
+    assert (config.lora, config.merge_lora, config.learning_rate) == (True, False, APP_TRAINING["learning_rate"])
+    assert config.learning_rate != StudentTrainingConfig.learning_rate
+    assert cli_spec(tmp_path, data, "--learning-rate", "0.003").training["learning_rate"] == 0.003
+
+
+def test_no_lora_gives_the_full_fine_tune_at_its_own_defaults(tmp_path, data):
+    from kard.config import StudentTrainingConfig
+
+    for flags in (["--no-lora"], ["--set", "lora=false"]):
+        training = cli_spec(tmp_path, data, *flags, "--max-steps", "5").training
+        assert training == {"lora": False, "max_steps": 5}
+        assert retrain.student_training_config(training) == replace(StudentTrainingConfig(), max_steps=5)
+    training = cli_spec(tmp_path, data, "--no-lora", "--learning-rate", "0.003").training
+    assert training == {"lora": False, "learning_rate": 0.003}
+
+
+def test_the_retrain_help_says_which_is_default_and_what_each_costs_on_disk(capsys):
+    from kard.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["retrain", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--lora, --no-lora" in help_text and "--lora (default, as the app's Retrain tab)" in help_text
+    assert "about 20 MB" in help_text and "over 500 MB" in help_text
+
+
+def test_a_cli_retrain_by_default_writes_a_small_adapter(tmp_path, tiny, data, capsys):
+    from kard.__main__ import main
+    from kard.student import Student
+
+    root = tmp_path / "rounds"
+    argv = ["retrain", "--root", str(root), "--student", tiny, "--examples", data["examples"], "--max-steps", "1",
+            "--batch-size", "1", "--set", "grad_accum=1", "--set", "save_steps=0", "--set", "max_length_cap=192"]
+    assert main(argv) == 0, capsys.readouterr()
+    student = root / "round-001" / "student"
+    assert (student / "adapter_config.json").is_file() and not (student / "model.safetensors").exists()
+    assert round_folder.read_manifest(root, "round-001")["spec"]["training"]["lora"] is True
+    assert Student.load(student).sources == (str(student), tiny)
+
+
 def test_app_panel_starts_jobs_and_compares_two_rounds(tmp_path, tiny, data):
     from kard.pipeline import Pipeline
     from kard.config import GenerationConfig
