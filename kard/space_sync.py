@@ -21,7 +21,11 @@ whole), and reports a failed push only to its log. Here each push's result is ke
 Safety: an empty store at start (a Space without persistent storage, after a restart) is first restored from
 the repo. Before each push the repo's revisions are compared with the store's, each known by item id, revision
 number and save time: a snapshot is never pushed while the repo holds a revision the store lacks (another or
-older store, a second Space on the same repo), since the push would drop it from the backup.
+older store, a second Space on the same repo), since the push would drop it from the backup. The check and the
+upload are one step against the repo's history: the check reads the files of the repo's head commit, and the
+upload names that commit as its parent (`upload_folder(parent_commit=...)`), so the Hub refuses it (412) when
+another copy pushed in between; nothing is overwritten, and the next sync checks again. A repo that does not
+exist yet is created before the check, so even the first push builds on a known commit.
 The token ($HF_TOKEN) appears in no status text, log line or file.
 """
 
@@ -57,6 +61,11 @@ _TOKEN_LIKE = re.compile(r"hf_[A-Za-z0-9]{20,}")
 
 class SyncError(KardError):
     """The store cannot be pushed to, or restored from, its dataset repo."""
+
+
+class RepoMovedError(SyncError):
+    """The repo's branch no longer points at the commit an upload named as its parent: another copy pushed
+    after the check read the repo. The upload wrote nothing."""
 
 
 @dataclass(frozen=True)
@@ -227,15 +236,28 @@ def file_digest(path: Path) -> str:
 class Hub(Protocol):
     """Where snapshots go. `HfHub` talks to the Hugging Face Hub; tests pass a fake."""
 
-    def upload(self, folder: Path, repo_id: str, message: str) -> None:
-        """Commit every file of `folder` to the dataset repo (creating the repo if needed)."""
+    def head(self, repo_id: str) -> str | None:
+        """The commit the repo's main branch points at now, or None when the repo does not exist."""
 
-    def download(self, repo_id: str, filename: str, folder: Path) -> Path | None:
-        """The repo's `filename` saved under `folder`, or None when the repo or the file does not exist."""
+    def create(self, repo_id: str) -> None:
+        """Create the dataset repo (private by default); an existing repo is left as it is."""
+
+    def upload(self, folder: Path, repo_id: str, message: str, parent_commit: str | None = None) -> None:
+        """Commit every file of `folder` to the dataset repo on top of `parent_commit` (None: whatever the head).
+        Raises RepoMovedError, writing nothing, when the branch no longer points at `parent_commit`."""
+
+    def download(self, repo_id: str, filename: str, folder: Path, revision: str | None = None) -> Path | None:
+        """The repo's `filename` (at commit `revision`, default the head) saved under `folder`, or None when the
+        repo or the file does not exist."""
+
+
+MOVED_STATUSES = (409, 412)
+"""What the Hub's commit endpoint answers when `parent_commit` is no longer the branch's head (412 Precondition
+Failed, "A commit has happened since") or another commit holds the branch (409 Conflict)."""
 
 
 class HfHub:
-    """`Hub` over huggingface_hub's HfApi (create_repo, upload_folder, hf_hub_download)."""
+    """`Hub` over huggingface_hub's HfApi (repo_info, create_repo, upload_folder, hf_hub_download)."""
 
     def __init__(self, token: str | None, *, private: bool = True, api: Any = None):
         if api is None:
@@ -244,26 +266,47 @@ class HfHub:
             api = HfApi(token=token, library_name="kard-studio")
         self._api = api
         self._private = private
-        self._created: set[str] = set()
 
-    def upload(self, folder: Path, repo_id: str, message: str) -> None:
-        if repo_id not in self._created:  # exist_ok: an existing repo (even one the token cannot create) is fine
-            self._api.create_repo(repo_id, repo_type=REPO_TYPE, private=self._private, exist_ok=True)
-            self._created.add(repo_id)
-        self._api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type=REPO_TYPE,
-                                commit_message=message)
+    def head(self, repo_id: str) -> str | None:
+        from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
-    def download(self, repo_id: str, filename: str, folder: Path) -> Path | None:
+        try:
+            return self._api.repo_info(repo_id, repo_type=REPO_TYPE).sha
+        except (RepositoryNotFoundError, RevisionNotFoundError) as error:
+            _raise_unless_missing(error)
+            return None
+
+    def create(self, repo_id: str) -> None:
+        # exist_ok: an existing repo (even one the token cannot create) is fine
+        self._api.create_repo(repo_id, repo_type=REPO_TYPE, private=self._private, exist_ok=True)
+
+    def upload(self, folder: Path, repo_id: str, message: str, parent_commit: str | None = None) -> None:
+        from huggingface_hub.errors import HfHubHTTPError
+
+        try:
+            self._api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type=REPO_TYPE,
+                                    commit_message=message, parent_commit=parent_commit)
+        except HfHubHTTPError as error:
+            if _status(error) in MOVED_STATUSES:
+                raise RepoMovedError(f"{repo_id} moved on from commit {parent_commit} ({_status(error)})") from None
+            raise
+
+    def download(self, repo_id: str, filename: str, folder: Path, revision: str | None = None) -> Path | None:
         from huggingface_hub.errors import RemoteEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
         try:
-            return Path(self._api.hf_hub_download(repo_id, filename, repo_type=REPO_TYPE, local_dir=str(folder)))
-        except (RemoteEntryNotFoundError, RevisionNotFoundError):
+            return Path(self._api.hf_hub_download(repo_id, filename, repo_type=REPO_TYPE, revision=revision,
+                                                  local_dir=str(folder)))
+        except (RemoteEntryNotFoundError, RevisionNotFoundError, RepositoryNotFoundError) as error:
+            _raise_unless_missing(error)
             return None
-        except RepositoryNotFoundError as error:
-            if _status(error) == 401:  # a refused token, not a missing repo: never read as "no backup"
-                raise
-            return None
+
+
+def _raise_unless_missing(error: BaseException) -> None:
+    """Re-raise a refused token (401, which the Hub client reports as a missing repo): never read as "no backup".
+    A repo, revision or file that does not exist passes."""
+    if _status(error) == 401:
+        raise error
 
 
 def _status(error: BaseException) -> int | None:
@@ -435,18 +478,48 @@ class SpaceSync:
         with tempfile.TemporaryDirectory(prefix="kard-sync-") as tmp:
             snapshot = write_snapshot(self.store, Path(tmp), now=self._clock(), repo_id=self.config.repo_id)
             if snapshot.digest != self._pushed_digest:
-                self._check_nothing_dropped(snapshot)
-                message = f"KARD Studio: {snapshot.corrections} corrections, {snapshot.revisions} revisions"
-                self.hub.upload(snapshot.folder, self.config.repo_id, message)
-                self._pushed_digest, self._remote = snapshot.digest, (snapshot.digest, snapshot.keys)
-                log.info("synced %d revision(s) to %s", snapshot.revisions, self.config.repo_id)
+                self._push_snapshot(snapshot)
         self._status = replace(self._status, synced_at=snapshot.created_at, corrections=snapshot.corrections,
                                revisions=snapshot.revisions, error=None, failed_at=None)
 
-    def _check_nothing_dropped(self, snapshot: Snapshot) -> None:
-        """Refuse to push while the repo holds a revision the store lacks: the push would drop it from the
-        backup (a store switched, restored from an old copy, or a second Space on the same repo)."""
-        missing = self._remote_keys() - snapshot.keys
+    def _push_snapshot(self, snapshot: Snapshot) -> None:
+        """Check the repo's head commit, then upload on top of that very commit: if another copy pushed in
+        between, the Hub refuses the upload and nothing is overwritten."""
+        repo = self.config.repo_id
+        head = self._repo_head()
+        self._check_nothing_dropped(snapshot, head)
+        message = f"KARD Studio: {snapshot.corrections} corrections, {snapshot.revisions} revisions"
+        try:
+            self.hub.upload(snapshot.folder, repo, message, parent_commit=head)
+        except RepoMovedError:
+            raise SyncError(self._moved_text()) from None
+        self._pushed_digest, self._remote = snapshot.digest, (snapshot.digest, snapshot.keys)
+        log.info("synced %d revision(s) to %s", snapshot.revisions, repo)
+
+    def _repo_head(self) -> str | None:
+        """The commit the check reads and the upload builds on. A repo that does not exist yet is created first
+        (empty), so that the first push, too, builds on a known commit: two first pushes cannot both land."""
+        repo = self.config.repo_id
+        head = self.hub.head(repo)
+        if head is None:
+            self.hub.create(repo)
+            head = self.hub.head(repo)
+            log.info("created %s for the annotation backups", repo)
+        return head
+
+    def _moved_text(self) -> str:
+        repo = self.config.repo_id
+        return (f"another copy of the app (a second Space or process syncing to {repo}) pushed to {repo} after "
+                f"this sync checked it, so this snapshot was not pushed and nothing in {repo} was overwritten. "
+                f"Fix: nothing to do now: the next sync (in {self.config.every_minutes:g} min) checks {repo} "
+                f"again and pushes if this store holds all of its revisions; if the other copy saved revisions "
+                f"this store lacks, it says so then, with the fix")
+
+    def _check_nothing_dropped(self, snapshot: Snapshot, head: str | None = None) -> None:
+        """Refuse to push while the repo (at commit `head`) holds a revision the store lacks: the push would
+        drop it from the backup (a store switched, restored from an old copy, or a second Space on the same
+        repo)."""
+        missing = self._remote_keys(head) - snapshot.keys
         if not missing:
             return
         item, number, saved = min(missing, key=lambda key: key[2])
@@ -458,15 +531,15 @@ class SpaceSync:
             f"restored from {repo}); to keep this store's saves, back them up with KARD_SYNC_REPO set to a new "
             f"repo (`python -m kard restore --repo {repo} --db backup.db` gives the backup as a file to compare)")
 
-    def _remote_keys(self) -> frozenset[RevisionKey]:
-        """The revisions the repo holds now. The manifest's digest tells whether the repo still holds what was
-        last read or pushed; only when it does not is revisions.jsonl downloaded."""
+    def _remote_keys(self, head: str | None = None) -> frozenset[RevisionKey]:
+        """The revisions the repo holds at commit `head` (None: its head now). The manifest's digest tells whether
+        the repo still holds what was last read or pushed; only when it does not is revisions.jsonl downloaded."""
         repo = self.config.repo_id
         with tempfile.TemporaryDirectory(prefix="kard-remote-") as tmp:
-            digest = _manifest_digest(self.hub.download(repo, MANIFEST_FILE, Path(tmp)))
+            digest = _manifest_digest(self.hub.download(repo, MANIFEST_FILE, Path(tmp), revision=head))
             if self._remote is not None and digest == self._remote[0]:
                 return self._remote[1]
-            path = self.hub.download(repo, REVISIONS_FILE, Path(tmp))
+            path = self.hub.download(repo, REVISIONS_FILE, Path(tmp), revision=head)
             if path is None:
                 return frozenset()
             keys = revision_keys(read_rows(path))
@@ -580,5 +653,6 @@ def _download_revisions(hub: Hub, repo_id: str, folder: Path) -> Path:
     return path
 
 
-__all__ = ["HfHub", "Hub", "Snapshot", "SpaceSync", "SyncConfig", "SyncError", "SyncStatus", "describe_error",
-           "read_rows", "redact", "restore_store", "space_warnings", "start_sync", "storage_notice", "write_snapshot"]
+__all__ = ["HfHub", "Hub", "RepoMovedError", "Snapshot", "SpaceSync", "SyncConfig", "SyncError", "SyncStatus",
+           "describe_error", "read_rows", "redact", "restore_store", "space_warnings", "start_sync", "storage_notice",
+           "write_snapshot"]

@@ -9,9 +9,11 @@ import logging
 import os
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from app_fixtures import without_settings
@@ -25,6 +27,7 @@ from kard.space_sync import (
     MANIFEST_FILE,
     REVISIONS_FILE,
     HfHub,
+    RepoMovedError,
     SpaceSync,
     SyncConfig,
     SyncError,
@@ -62,30 +65,58 @@ def save(store: AnnotationStore, item: int, **changes):
 
 
 class FakeHub:
-    """The dataset repo as a dict of files; records uploads; raises what a test asks for."""
+    """The dataset repo as a dict of files and a list of commits; records uploads; refuses an upload whose parent
+    is no longer the head (as the Hub does); raises what a test asks for."""
 
     def __init__(self, files: dict[str, bytes] | None = None):
-        self.files = dict(files or {})
+        self.files = dict(files or {})  # the head commit's files
+        self.commits: list[str] = [commit_id(0)] if files else []  # oldest first; [] : no repo yet
+        self.trees: dict[str, dict[str, bytes]] = {c: dict(self.files) for c in self.commits}
         self.uploads: list[tuple[str, str, dict[str, bytes]]] = []
         self.upload_error: BaseException | None = None
         self.download_error: BaseException | None = None
         self.downloads: list[str] = []
+        self.before_upload: Callable[[], object] | None = None  # runs once, inside the next upload
 
-    def upload(self, folder: Path, repo_id: str, message: str) -> None:
+    def head(self, repo_id: str) -> str | None:
+        if self.download_error is not None:
+            raise self.download_error
+        return self.commits[-1] if self.commits else None
+
+    def create(self, repo_id: str) -> None:
+        if not self.commits:  # the Hub's first commit of a new repo (.gitattributes)
+            self._commit({})
+
+    def upload(self, folder: Path, repo_id: str, message: str, parent_commit: str | None = None) -> None:
         if self.upload_error is not None:
             raise self.upload_error
+        interleaved, self.before_upload = self.before_upload, None
+        if interleaved is not None:
+            interleaved()
+        if parent_commit is not None and parent_commit != self.head(repo_id):
+            raise RepoMovedError(f"{repo_id}: a commit has happened since {parent_commit}")
         content = {p.name: p.read_bytes() for p in folder.iterdir()}
         self.uploads.append((repo_id, message, content))
-        self.files.update(content)
+        self._commit(content)
 
-    def download(self, repo_id: str, filename: str, folder: Path) -> Path | None:
+    def _commit(self, content: dict[str, bytes]) -> None:
+        self.files.update(content)
+        self.commits.append(commit_id(len(self.commits)))
+        self.trees[self.commits[-1]] = dict(self.files)
+
+    def download(self, repo_id: str, filename: str, folder: Path, revision: str | None = None) -> Path | None:
         if self.download_error is not None:
             raise self.download_error
         self.downloads.append(filename)
-        if filename not in self.files:
+        files = self.files if revision in (None, self.head(repo_id)) else self.trees[revision]
+        if filename not in files:
             return None
-        (folder / filename).write_bytes(self.files[filename])
+        (folder / filename).write_bytes(files[filename])
         return folder / filename
+
+
+def commit_id(number: int) -> str:
+    return f"{number:040x}"
 
 
 def http_error(status: int, kind: str = "HfHubHTTPError", text: str = ""):
@@ -554,6 +585,60 @@ def test_two_spaces_on_one_repo_never_drop_each_others_saves(tmp_path):
     assert repo_items(hub) == ["demo:q1", "demo:q2"]
 
 
+MOVED = (f"another copy of the app (a second Space or process syncing to {REPO}) pushed to {REPO} after this "
+         f"sync checked it, so this snapshot was not pushed and nothing in {REPO} was overwritten. Fix: nothing to "
+         f"do now: the next sync (in 10 min) checks {REPO} again")
+
+
+def test_a_push_landing_between_the_check_and_the_upload_is_never_overwritten(tmp_path, caplog):
+    first, second = (AnnotationStore(tmp_path / f"{name}.db", FAST) for name in ("first", "second"))
+    hub = FakeHub()
+    sync_first, sync_second = make_sync(first, hub), make_sync(second, hub)
+    save(first, 1)
+    save(second, 2)
+    hub.before_upload = sync_first.sync_now  # both check the new, empty repo; the first's upload lands first
+    with caplog.at_level(logging.WARNING, logger="kard.space_sync"):
+        sync_second.sync_now()
+    assert [message for _, message, _ in hub.uploads] == ["KARD Studio: 1 corrections, 1 revisions"]
+    assert repo_items(hub) == ["demo:q1"] and sync_first.status.error is None
+    text = sync_second.status_text()
+    assert text.startswith(f"⚠ Sync to {REPO} failed at 12:03 UTC: {MOVED}") and "(not synced yet;" in text
+    assert "if the other copy saved revisions this store lacks, it says so then, with the fix" in text
+    assert MOVED in caplog.text
+    sync_second.sync_now()  # the next sync checks again: the repo now holds a revision this store lacks
+    assert len(hub.uploads) == 1 and repo_items(hub) == ["demo:q1"]
+    assert "holds 1 revision(s) this store lacks (e.g. demo:q1 revision 1" in sync_second.status_text()
+
+
+def test_a_refused_upload_is_pushed_by_the_next_sync_when_nothing_would_be_dropped(store):
+    hub = FakeHub()
+    sync = make_sync(store, hub)
+    save(store, 1)
+    sync.sync_now()
+    save(store, 2)
+    restored = make_sync(AnnotationStore(store.path), hub)  # a second process on the same store and repo
+    hub.before_upload = restored.sync_now
+    sync.sync_now()
+    assert len(hub.uploads) == 2 and MOVED in sync.status_text()  # the other process pushed the same saves
+    save(store, 3)
+    sync.sync_now()
+    assert len(hub.uploads) == 3 and repo_items(hub) == ["demo:q1", "demo:q2", "demo:q3"]
+    assert sync.status_text() == f"Last synced to {REPO}: 12:03 UTC (3 corrections, 3 revisions)"
+
+
+def test_the_first_push_creates_the_repo_and_builds_on_its_first_commit(store):
+    hub = FakeHub()
+    assert hub.head(REPO) is None  # no repo yet
+    save(store, 1)
+    sync = make_sync(store, hub)
+    sync.sync_now()
+    assert hub.commits == [commit_id(0), commit_id(1)] and len(hub.uploads) == 1  # created, then one push
+    assert repo_items(hub) == ["demo:q1"] and sync.status.error is None
+    save(store, 2)
+    sync.sync_now()
+    assert len(hub.commits) == 3 and repo_items(hub) == ["demo:q1", "demo:q2"]
+
+
 def test_an_empty_store_is_restored_at_start(store, tmp_path):
     source = AnnotationStore(tmp_path / "before.db", FAST)
     save(source, 1)
@@ -614,32 +699,68 @@ def test_start_sync_restores_then_pushes_on_its_thread(env, store, tmp_path):
 
 
 # -- the Hub client over huggingface_hub's HfApi (no network: a recording stand-in) --------------------
+HEAD = commit_id(7)
+
+
 class RecordingApi:
-    def __init__(self, download_error: BaseException | None = None):
+    """HfApi's calls recorded; `errors` names what a method raises."""
+
+    def __init__(self, download_error: BaseException | None = None, **errors: BaseException):
         self.calls: list[tuple[str, tuple, dict]] = []
-        self.download_error = download_error
+        self.errors = {**errors, **({"hf_hub_download": download_error} if download_error else {})}
 
     def __getattr__(self, name):
         def call(*args, **kwargs):
             self.calls.append((name, args, kwargs))
+            if name in self.errors:
+                raise self.errors[name]
             if name == "hf_hub_download":
-                if self.download_error is not None:
-                    raise self.download_error
                 return str(Path(kwargs["local_dir"]) / args[1])
+            if name == "repo_info":
+                return SimpleNamespace(sha=HEAD)
         return call
 
 
-def test_hf_hub_creates_a_private_dataset_once_and_commits_the_folder(tmp_path):
+def test_hf_hub_creates_a_private_dataset_and_commits_the_folder_on_the_checked_commit(tmp_path):
     api = RecordingApi()
     hub = HfHub(TOKEN, api=api)
-    hub.upload(tmp_path, REPO, "KARD Studio: 1 corrections, 1 revisions")
-    hub.upload(tmp_path, REPO, "again")
-    assert [name for name, _, _ in api.calls] == ["create_repo", "upload_folder", "upload_folder"]
+    hub.create(REPO)
+    assert hub.head(REPO) == HEAD
+    hub.upload(tmp_path, REPO, "KARD Studio: 1 corrections, 1 revisions", parent_commit=HEAD)
+    assert hub.download(REPO, MANIFEST_FILE, tmp_path, revision=HEAD) == tmp_path / MANIFEST_FILE
+    assert [name for name, _, _ in api.calls] == ["create_repo", "repo_info", "upload_folder", "hf_hub_download"]
     assert api.calls[0][2] == {"repo_type": "dataset", "private": True, "exist_ok": True}
-    assert api.calls[1][2] == {"repo_id": REPO, "folder_path": str(tmp_path), "repo_type": "dataset",
-                               "commit_message": "KARD Studio: 1 corrections, 1 revisions"}
-    assert hub.download(REPO, MANIFEST_FILE, tmp_path) == tmp_path / MANIFEST_FILE
+    assert api.calls[1] == ("repo_info", (REPO,), {"repo_type": "dataset"})
+    assert api.calls[2][2] == {"repo_id": REPO, "folder_path": str(tmp_path), "repo_type": "dataset",
+                               "commit_message": "KARD Studio: 1 corrections, 1 revisions", "parent_commit": HEAD}
+    assert api.calls[3][2]["revision"] == HEAD
     assert type(HfHub(TOKEN)._api).__name__ == "HfApi"  # the real client builds offline
+
+
+@pytest.mark.parametrize("status", [412, 409])
+def test_hf_hub_reads_a_refused_parent_commit_as_the_repo_moved(tmp_path, status):
+    moved = http_error(status, text=": A commit has happened since. Please refresh and try again.")
+    hub = HfHub(TOKEN, api=RecordingApi(upload_folder=moved))
+    with pytest.raises(RepoMovedError, match=f"{REPO} moved on from commit {HEAD}"):
+        hub.upload(tmp_path, REPO, "KARD Studio", parent_commit=HEAD)
+    hub = HfHub(TOKEN, api=RecordingApi(upload_folder=http_error(403)))
+    with pytest.raises(type(http_error(403))):  # any other refusal keeps its own description
+        hub.upload(tmp_path, REPO, "KARD Studio", parent_commit=HEAD)
+
+
+@pytest.mark.parametrize("error, missing", [
+    (http_error(404, "RepositoryNotFoundError"), True),
+    (http_error(404, "RevisionNotFoundError"), True),
+    (http_error(401, "RepositoryNotFoundError"), False),  # a refused token is not "no repo"
+    (ConnectionError("offline"), False),
+])
+def test_hf_hub_head_reads_only_a_missing_repo_as_none(error, missing):
+    hub = HfHub(TOKEN, api=RecordingApi(repo_info=error))
+    if missing:
+        assert hub.head(REPO) is None
+    else:
+        with pytest.raises(type(error)):
+            hub.head(REPO)
 
 
 @pytest.mark.parametrize("error, missing", [
