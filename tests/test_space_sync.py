@@ -12,8 +12,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
+from typing import ClassVar
 
 import pytest
 from app_fixtures import without_settings
@@ -776,6 +778,81 @@ def test_hf_hub_download_reads_only_missing_as_missing(tmp_path, error, missing)
     else:
         with pytest.raises(type(error)):
             hub.download(REPO, REVISIONS_FILE, tmp_path)
+
+
+class StandInHub(BaseHTTPRequestHandler):
+    """The few Hub endpoints an upload uses, on localhost: repo_info's head, preupload, and a commit endpoint
+    that refuses a parentCommit other than the head with the Hub's 412."""
+
+    head = HEAD
+    parents: ClassVar[list[str | None]] = []  # each commit's parentCommit (the fixture gives a fresh list)
+    unknown: ClassVar[list[str]] = []  # requests not stood in for
+
+    def do_GET(self) -> None:
+        if self.path.split("?")[0].endswith(f"/api/datasets/{REPO}") or "/revision/" in self.path:  # repo_info
+            return self.answer(200, {"id": REPO, "sha": type(self).head, "siblings": []})
+        self.unknown.append(f"GET {self.path}")
+        self.answer(404, {"error": "not stood in for"})
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if "/preupload/" in self.path:
+            files = [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
+                     for f in json.loads(body)["files"]]
+            return self.answer(200, {"files": files})
+        if "/commit/" in self.path:
+            return self.commit(json.loads(body.splitlines()[0])["value"].get("parentCommit"))
+        self.unknown.append(f"POST {self.path}")
+        self.answer(404, {"error": "not stood in for"})
+
+    def commit(self, parent: str | None) -> None:
+        self.parents.append(parent)
+        if parent != type(self).head:
+            return self.answer(412, {"error": "A commit has happened since. Please refresh and try again."})
+        type(self).head = commit_id(len(self.parents) + 100)
+        endpoint = f"http://{self.headers['Host']}"
+        self.answer(200, {"commitUrl": f"{endpoint}/datasets/{REPO}/commit/{type(self).head}",
+                          "commitOid": type(self).head})
+
+    def answer(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def stand_in_hub(monkeypatch):
+    """HfApi aimed at StandInHub (HF_ENDPOINT's role): offline mode lifted for localhost only."""
+    from huggingface_hub import HfApi, constants
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), StandInHub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{server.server_port}"
+    monkeypatch.setattr(constants, "ENDPOINT", endpoint)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(StandInHub, "head", HEAD)
+    monkeypatch.setattr(StandInHub, "parents", [])
+    monkeypatch.setattr(StandInHub, "unknown", [])
+    yield HfHub(TOKEN, api=HfApi(endpoint=endpoint, token=TOKEN, library_name="kard-studio"))
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_real_client_sends_the_checked_commit_and_a_412_reads_as_moved(stand_in_hub, tmp_path):
+    (tmp_path / MANIFEST_FILE).write_text("{}\n")
+    checked = stand_in_hub.head(REPO)
+    assert checked == HEAD
+    stand_in_hub.upload(tmp_path, REPO, "KARD Studio: first", parent_commit=checked)
+    with pytest.raises(RepoMovedError, match=f"moved on from commit {HEAD} \\(412\\)"):
+        stand_in_hub.upload(tmp_path, REPO, "KARD Studio: second", parent_commit=checked)
+    assert StandInHub.parents == [HEAD, HEAD]  # the checked commit, sent once each: a 412 is not retried
+    assert not [call for call in StandInHub.unknown if not call.startswith("GET")]  # no other write
 
 
 # -- the app ------------------------------------------------------------------------------------------
