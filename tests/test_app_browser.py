@@ -171,6 +171,9 @@ def test_ask_correct_save_browse_and_stay_inert(page_and_studio):
     # correct it: the draft survives a page refresh
     _type(page, "#kard-editor textarea", "Antibodies stimulate the TSH receptor in Graves disease. Answer: A")
     page.wait_for_selector("#kard-edit-diff ins")
+    page.locator("#kard-rating label", has_text="3").click()
+    page.click("#kard-rating-clear")  # a rating clicked by mistake can be taken back
+    page.wait_for_function("document.querySelectorAll('#kard-rating input:checked').length === 0")
     page.locator("#kard-rating label", has_text="4").click()
     page.locator("#kard-tags label", has_text="wrong knowledge").click()
     page.locator("#kard-mark-0 label", has_text="relevant").first.click()

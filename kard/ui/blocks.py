@@ -130,6 +130,7 @@ class AskTab:
     answer: Any = None
     answer_text: Any = None
     rating: Any = None
+    clear_rating: Any = None
     tags: Any = None
     marks: list = field(default_factory=list)
     note: Any = None
@@ -321,6 +322,8 @@ def correction_controls(t: AskTab, studio: Studio) -> None:
     t.answer_text = gr.Textbox(label="Correct answer (a few words)", visible=False, max_lines=2,
                                elem_id="kard-answer-text")
     t.rating = rating_radio(label="Rating of the student's rationale (1 bad - 5 good)", elem_id="kard-rating")
+    # a radio cannot be unticked: a rating clicked by mistake, or one to take back from a saved correction
+    t.clear_rating = gr.Button("No rating", size="sm", elem_id="kard-rating-clear")
     # /save's arguments: a value not among the choices is a one-line error to an API caller, and no traceback
     t.tags = quiet(gr.CheckboxGroup, list(ERROR_TAGS), label="Error tags", elem_id="kard-tags")
     t.marks = [quiet(gr.Radio, list(RELEVANCE_MARKS), label=f"Passage {i + 1}", visible=False,
@@ -438,6 +441,7 @@ def wire_editor(t: AskTab, studio: Studio) -> None:
     t.use_teacher.click(partial(use_rationale, studio, "teacher"), inputs, outputs, **PRIVATE)
     t.use_student.click(partial(use_rationale, studio, "student"), inputs, outputs, **PRIVATE)
     t.editor.input(live_diff, [t.original, t.editor], [t.edit_diff], trigger_mode="always_last", **QUIET)
+    t.clear_rating.click(lambda: None, None, t.rating, **QUIET)
 
 
 def save(studio: Studio, current: dict | None, edit: Edit, confirmed: bool, curator: str | None):
