@@ -423,6 +423,7 @@ class AnnotationStore:
         self.config = config or AnnotationStoreConfig()
         self.read_only = read_only
         self._ready = False  # the store was opened: a database file found empty later was deleted or emptied
+        self.recreated_at: datetime | None = None  # when a deleted or emptied database file was started afresh
         if not read_only:
             self._with_retry(self._create)
 
@@ -469,6 +470,7 @@ class AnnotationStore:
     def _recreate(self, db: Any) -> None:
         """Give a missing or empty database file (deleted while the app runs) the schema of a new, empty store."""
         if self._ready:
+            self.recreated_at = datetime.now(timezone.utc)
             log.warning("the annotation database %s was missing or empty: starting a new, empty store there (to get "
                         "the saved corrections back, stop the app and put the file back, or restore it from a "
                         "backup with python -m kard restore)", self.path)

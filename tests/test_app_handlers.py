@@ -327,6 +327,22 @@ def test_an_empty_browse_table_says_why(store):
     assert "matches these filters" in blocks.browse(s, "hallucination", "", True)[3]
 
 
+def test_browse_says_when_the_database_was_deleted_and_started_afresh_and_how_to_get_it_back(store):
+    import os
+
+    from kard.ui import blocks
+
+    s = studio(store)
+    save(s, asked(s), "first", "A", 5, [], [], "", False, "alice")
+    os.remove(store.path)  # deleted while the app runs (journal files, if any, go with it on a real delete)
+    rows, _, _, note = blocks.browse(s, "", "", True)
+    assert rows == [] and "kard-msg-warn" in note and "was missing or empty" in note
+    assert "lists only what was saved since" in note and "python -m kard restore" in note
+    save(s, asked(s), "after", "A", 5, [], [], "", False, "alice")
+    rows, _, _, note = blocks.browse(s, "", "", True)
+    assert len(rows) == 1 and "was missing or empty" in note  # still said beside the new saves
+
+
 def test_browse_history_and_revert(store):
     s = studio(store)
     item = asked(s)

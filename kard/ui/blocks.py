@@ -589,7 +589,11 @@ def browse(studio: Studio, tag: str, curator: str, first: bool):
     except KardError as error:
         warn(error)
         return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-    note = "" if rows else message(curating.empty_table_reason(studio, tag or None, curator or None))
+    recreated = curating.recreated_notice(studio)
+    if recreated:
+        note = message(recreated, "warn")
+    else:
+        note = "" if rows else message(curating.empty_table_reason(studio, tag or None, curator or None))
     return rows, gr.update(choices=[r[0] for r in rows]), gr.update(choices=names), note
 
 

@@ -219,6 +219,17 @@ def empty_table_reason(studio: Studio, tag: str | None, curator: str | None) -> 
     return "No corrections saved yet: ask a question in Ask & correct, correct the rationale and save it"
 
 
+def recreated_notice(studio: Studio) -> str | None:
+    """What Browse says above a table that lists only the saves made since the database file was deleted or emptied
+    while the app ran (the store started a new, empty one there); None when that never happened."""
+    when = studio.store.recreated_at
+    if when is None:
+        return None
+    return (f"The annotation database {studio.store.path.name} was missing or empty at {when:%Y-%m-%d %H:%M} UTC, so "
+            "a new, empty one was started there: this table lists only what was saved since. Fix: to get the earlier "
+            "corrections back, stop the app and put the old file back, or restore a backup with python -m kard restore")
+
+
 def history(studio: Studio, item_id: str | None) -> tuple[str, list[int]]:
     """The item's revision history as HTML, and its revision numbers (for revert)."""
     if not item_id:
