@@ -13,7 +13,7 @@ from kard.ui import blocks, curating
 from kard.ui.ask_events import COMPARING_LABEL, TEACHER_WAITING_LABEL, WAITING_LABEL
 from kard.ui.curating import Edit
 from kard.ui.updates import editing_label, skips
-from tests.test_app_handlers import asked, compare, save, studio
+from tests.test_app_handlers import ScriptedTeacher, asked, compare, save, studio
 
 RESTORED = 26
 """The outputs of the page's draft restore (the list `restored` in blocks.wire_drafts)."""
@@ -97,6 +97,18 @@ def test_a_refresh_restores_a_draft_only_with_a_change_and_with_the_editors_labe
     assert from_saved.original_source.startswith("saved correction (revision 1")
     page = restored(s, again, replace(from_saved, note="checked again"))
     assert says_restored(page) and "Editing the **saved correction (revision 1, alice)**" in page[-1]
+
+
+def test_a_restored_draft_says_the_live_teacher_failed_not_that_none_is_configured(store):
+    def teacher_card_of(s) -> str:
+        item, start = started(s, asked(s, "q2"))  # q2 has no recorded rationale to fall back on
+        page = restored(s, item, replace(start, rationale="My own correction."))
+        return next(value for value in page if isinstance(value, str) and "kard-card kard-teacher" in value)
+
+    failed = teacher_card_of(studio(store, teacher_factory=lambda: ScriptedTeacher(fail=True)))
+    assert "live teacher · failed" in failed and "not configured" not in failed
+    assert "ask the question again" in failed
+    assert "not configured" in teacher_card_of(studio(store))  # no live teacher: how to set one up, as before
 
 
 def test_a_draft_with_fields_of_the_wrong_type_is_not_restored(store):

@@ -25,7 +25,7 @@ from kard.ui.ask_events import (
     ASK_OUTPUTS, LOCKED_LABELS, REPLACE_WARNING, AskTurns, ask, ask_as_switched, ask_checked, ask_on_page, compare,
     compare_when_handed_out, loses_correction, next_question, warned_for,
 )
-from kard.ui.cards import compare_html, live_diff, rerank_html, student_card, teacher_card
+from kard.ui.cards import LiveFailure, compare_html, live_diff, rerank_html, student_card, teacher_card
 from kard.ui.curating import MAX_MARKED, MAX_TAB_DRAFTS, Edit
 from kard.ui.studio import Studio
 from kard.ui.updates import (
@@ -571,12 +571,25 @@ def restored_page(studio: Studio, item: AskedItem, saved: dict) -> list:
     how = q.kind if item.kind_reason.startswith("chosen by you") else "auto"
     original, rationale = saved.get("original", ""), saved.get("rationale", "")
     return [q.text, format_options(q.options), q.id if q.id in studio.questions else None,
-            rerank_html(item), student_card(item), teacher_card(item), compare_html(item), sealed,
+            rerank_html(item), student_card(item), teacher_card(item, restored_failure(studio, item)),
+            compare_html(item), sealed,
             rationale, original, source, radio, saved.get("rating"),
             saved.get("tags") or [], saved.get("note", ""), live_diff(original, rationale),
             status,
             *mark_updates(sealed, list(saved.get("marks") or [])), text_box, how,
             editing_label(source) if source else skips(1)[0]]
+
+
+RESTORED_TEACHER_FAILED = ("it gave no rationale when this question was asked (why was not kept with the draft). "
+                           "Fix: ask the question again to get the teacher's rationale")
+
+
+def restored_failure(studio: Studio, item: AskedItem) -> LiveFailure | None:
+    """Why a restored draft's item has no teacher's rationale where a live teacher is configured: it failed then (the
+    editor opens only once the teacher has answered or failed); None otherwise (the card says how to set one up)."""
+    if item.teacher is None and studio.teacher_factory is not None:
+        return LiveFailure(None, RESTORED_TEACHER_FAILED)
+    return None
 
 
 def browse(studio: Studio, tag: str, curator: str, first: bool):
