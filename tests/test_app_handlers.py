@@ -338,7 +338,11 @@ def test_browse_says_when_the_database_was_deleted_and_started_afresh_and_how_to
     rows, _, _, note = blocks.browse(s, "", "", True)
     assert rows == [] and "kard-msg-warn" in note and "was missing or empty" in note
     assert "lists only what was saved since" in note and "python -m kard restore" in note
-    save(s, asked(s), "after", "A", 5, [], [], "", False, "alice")
+    saved = save(s, asked(s), "after", "A", 5, [], [], "", False, "alice")
+    assert saved.saved and "was missing or empty" in saved.warning  # the save says it too, where it is confirmed
+    shown, _, kept = blocks.save(s, asked(s), Edit("again", "A", 5), False, "alice")
+    assert "Saved revision 2" in shown and "kard-msg-warn" in shown and "was missing or empty" in shown
+    assert kept == "again"
     rows, _, _, note = blocks.browse(s, "", "", True)
     assert len(rows) == 1 and "was missing or empty" in note  # still said beside the new saves
 

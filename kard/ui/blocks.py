@@ -456,6 +456,10 @@ def save(studio: Studio, current: dict | None, edit: Edit, confirmed: bool, cura
     if result.needs_confirmation:
         gr.Warning(esc(result.message))
         return message(result.message, "warn"), gr.update(visible=True, value=False), gr.skip()
+    if result.warning:  # saved into a database started afresh: say so where the save is confirmed
+        gr.Warning(esc(result.warning))
+        return message(f"{result.message} {result.warning}", "warn"), gr.update(visible=False, value=False), \
+            edit.rationale
     gr.Info(esc(result.message))
     return message(result.message, "info"), gr.update(visible=False, value=False), edit.rationale
 

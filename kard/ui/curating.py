@@ -37,6 +37,7 @@ class SaveResult:
     saved: bool
     needs_confirmation: bool = False
     revision: int | None = None
+    warning: str | None = None  # saved, but something the curator must know (the database was started afresh)
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ def save(studio: Studio, sealed: Mapping[str, Any] | None, edit: Edit, curator: 
         raise StoreLockedError(error.problem, fix="close other programs writing to it (sqlite3 shells, exports) "
                                "and save again; your edit is still in the editor") from error
     return SaveResult(f"Saved revision {revision.revision} of {revision.item_id} as {curator}.", saved=True,
-                      revision=revision.revision)
+                      revision=revision.revision, warning=recreated_notice(studio))
 
 
 def going_on_from(item: AskedItem, latest: Revision | None, recalled: Correction | None) -> Correction | None:
