@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,7 @@ from kard.teacher.client import (
     TeacherUnreachableError,
     keep_correct,
 )
-from kard.teacher.cache import CachedSample, CacheKey, TeacherCache
+from kard.teacher.cache import CachedReply, CachedSample, CacheKey, TeacherCache
 from kard.teacher.prompts import build_messages, question_kind
 
 KEY = "sk-test-KARD-0123456789-SECRET"  # recognisable, so the leak test can grep for it
@@ -432,6 +433,8 @@ BAD_STREAMS = {
     "cut off": (Reply(texts=("Insulin lowers glucose. Reasoning step one.",), finish_reason=None),
                 TeacherIncompleteError, "stopped sending after 43 characters, before the reply finished"),
     "empty": (Reply(texts=("",)), TeacherIncompleteError, "sent an empty reply .*it was not kept. Fix: rerun"),
+    "only whitespace": (Reply(texts=(" \n\t \n",)), TeacherIncompleteError,
+                        "sent an empty reply .*it was not kept. Fix: rerun"),
     "a web page": (raw_body("<html><body>Login</body></html>", "text/html"), TeacherReplyError,
                    "got no chat completion chunks in a text/html body.*Fix: check --base-url"),
     "events without choices": (raw_body('data: {"result": "hello"}\n\ndata: [DONE]\n\n', "text/event-stream"),
@@ -459,6 +462,53 @@ def test_a_cut_reply_cached_before_the_check_is_asked_again(server):
         teacher.cache.put(request.key(teacher.model, 0), CachedSample("Insulin lowers", request.sha, None))
         assert "".join(teacher.stream_answer(medqa(0))).endswith("Answer: B")
     assert server.count == 1
+
+
+NO_ANSWER_REPLY = "Insulin and heparin both come to mind; it depends on the patient."
+
+
+def test_a_streamed_reply_without_an_answer_is_shown_but_not_cached_so_the_next_ask_asks_again(server, tmp_path):
+    server.script(Reply(texts=(NO_ANSWER_REPLY,)))
+    server.responder = answer_with("Insulin lowers blood glucose.\nAnswer: B")
+    with make_teacher(server, cache_path=tmp_path / "c.sqlite") as teacher:
+        assert "".join(teacher.stream_answer(medqa(0))) == NO_ANSWER_REPLY  # shown: it may still be useful text
+        assert teacher.cache.count() == 0
+        fresh = list(teacher.stream_answer(medqa(0)))
+        assert not any(isinstance(chunk, CachedReply) for chunk in fresh)
+        assert "".join(fresh) == "Insulin lowers blood glucose.\nAnswer: B" and teacher.cache.count() == 1
+    assert server.count == 2
+
+
+def test_an_answerless_reply_cached_before_the_check_is_asked_again(server):
+    server.responder = answer_with("Insulin lowers blood glucose.\nAnswer: B")
+    with make_teacher(server) as teacher:
+        request = teacher._prepare(medqa(0), "answer")
+        teacher.cache.put(request.key(teacher.model, 0), CachedSample(NO_ANSWER_REPLY, request.sha, "stop"))
+        assert "".join(teacher.stream_answer(medqa(0))).endswith("Answer: B")
+        assert teacher.answer(medqa(0)).answer == "B"  # the answer that replaced it is served from the cache
+    assert server.count == 1
+
+
+def test_answer_mode_does_not_cache_a_reply_without_an_answer(server):
+    server.script(Reply(texts=(NO_ANSWER_REPLY,)))
+    server.responder = answer_with("Heparin is an anticoagulant.\nAnswer: C")
+    with make_teacher(server) as teacher:
+        assert teacher.answer(medqa(0)).answer is None
+        assert teacher.cache.count() == 0
+        assert teacher.answer(medqa(0)).answer == "C"
+        assert teacher.answer(medqa(0)).answer == "C"
+    assert server.count == 2
+
+
+def test_a_cached_reply_comes_back_marked_with_when_it_was_fetched(server):
+    server.responder = answer_with("Insulin lowers blood glucose.\nAnswer: B")
+    with make_teacher(server) as teacher:
+        before = time.time()
+        live = list(teacher.stream_answer(medqa(0)))
+        (cached,) = list(teacher.stream_answer(medqa(0)))
+    assert not any(isinstance(chunk, CachedReply) for chunk in live)
+    assert isinstance(cached, CachedReply) and cached == "".join(live)
+    assert before - 1 <= cached.fetched_at <= time.time() and server.count == 1
 
 
 def test_teach_keeps_no_empty_reply_and_a_rerun_asks_again(server, tmp_path):

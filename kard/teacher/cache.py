@@ -14,7 +14,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Self
 
 from kard.errors import ConfigError
 from kard.teacher.errors import TeacherCacheError
@@ -44,6 +44,18 @@ class CachedSample:
     tokens_out: int = 0  # completion tokens attributed to this sample
     temperature: float | None = None
     created_at: float = 0.0
+
+
+class CachedReply(str):
+    """A reply served from the cache, not fetched now: its text, and when it was fetched (`fetched_at`, seconds
+    since the epoch; None for rows written before the cache kept the time)."""
+
+    fetched_at: float | None
+
+    def __new__(cls, text: str, fetched_at: float | None = None) -> Self:
+        reply = super().__new__(cls, text)
+        reply.fetched_at = fetched_at or None
+        return reply
 
 
 class TeacherCache:

@@ -27,7 +27,7 @@ from kard.config import TeacherConfig, cache_dir, teacher_api_key
 from kard.errors import ConfigError, DataError
 from kard.prompts import parse_question_answer, same_answer
 from kard.records import Question, Rationale
-from kard.teacher.cache import CachedSample, CacheKey, TeacherCache
+from kard.teacher.cache import CachedReply, CachedSample, CacheKey, TeacherCache
 from kard.teacher.gate import AdaptiveGate
 from kard.teacher.errors import (  # noqa: F401 - re-exported: callers catch them from kard.teacher.client
     FATAL_ERRORS,
@@ -247,15 +247,17 @@ class Teacher:
     def stream_answer(self, question: Question) -> Iterator[str]:
         """The answer-mode reply as text chunks while it is generated (`stream=True`).
 
-        A cached reply comes back as one chunk. The full reply is cached when the stream ends with a
-        finish_reason and some text; a stream cut off before it finished, an empty one or one that is no
-        chat completion raises a TeacherError instead and is not cached, so the next ask asks again.
+        A cached reply comes back as one `CachedReply` chunk (it says when it was fetched). The full reply is
+        cached when the stream ends with a finish_reason and states an answer the app can read; one that states
+        none is yielded but not cached, so the next ask asks again. A stream cut off before it finished, an empty
+        one or one that is no chat completion raises a TeacherError instead and is not cached either.
         """
         request = self._prepare(question, "answer")
         key = request.key(self.model, 0)
         cached = self.cache.get(key)
-        if cached is not None and _reusable(cached, request.sha, finished=True):
-            yield cached.text
+        if cached is not None and _reusable(cached, request.sha, finished=True) \
+                and _worth_caching("answer", question, cached.text):
+            yield CachedReply(cached.text, cached.created_at)
             return
         reply = _StreamedReply()
         try:
@@ -273,7 +275,7 @@ class Teacher:
             raise self._translate(error) from None
         self._add_usage(reply.usage)
         self._check_streamed(reply, stream)
-        self.cache.put(key, reply.sample(request.sha, self.config.answer_temperature))
+        self._cache_reply(question, "answer", key, reply.sample(request.sha, self.config.answer_temperature))
 
     def _stream_chunk(self, reply: "_StreamedReply", chunk: object) -> Iterator[str]:
         """The text of one streamed chunk (recorded in `reply`); a TeacherReplyError when it is no chunk."""
@@ -416,7 +418,8 @@ class Teacher:
             raise ConfigError(f"the number of samples must be at least 1, got {n}. Fix: pass --n 1 or more")
         request = self._prepare(question, mode)
         found = self.cache.get_many(self.model, prompt_version(mode), question.id, range(n))
-        samples = {i: s for i, s in found.items() if _reusable(s, request.sha)}
+        samples = {i: s for i, s in found.items()
+                   if _reusable(s, request.sha) and _worth_caching(mode, question, s.text)}
         missing = [i for i in range(n) if i not in samples]
         usage = Usage()
         temperature = self.config.temperature if mode == "rationalize" else self.config.answer_temperature
@@ -425,10 +428,18 @@ class Teacher:
             usage = usage + spent
             self._add_usage(spent)
             for sample, index in zip(batch, slots):  # batch first: zip must not consume a slot it cannot fill
-                self.cache.put(request.key(self.model, index), sample)
+                self._cache_reply(question, mode, request.key(self.model, index), sample)
                 samples[index] = sample
         rationales = tuple(self._parse(question, mode, i, samples[i]) for i in range(n))
         return QuestionOutcome(question.id, rationales, cached=n - len(missing), usage=usage)
+
+    def _cache_reply(self, question: Question, mode: Mode, key: CacheKey, sample: CachedSample) -> None:
+        """Cache a reply, unless `_worth_caching` says asking again is better (an answer that states none)."""
+        if _worth_caching(mode, question, sample.text):
+            self.cache.put(key, sample)
+            return
+        log.info("the teacher's reply to question %s states no answer the app can read; not cached, so the next "
+                 "ask asks again", question.id)
 
     def _parse(self, question: Question, mode: Mode, index: int, sample: CachedSample) -> Rationale:
         text, answer = parse_question_answer(sample.text, question)  # a letter, or an open question's text
@@ -572,6 +583,13 @@ def _reusable(sample: CachedSample, sha: str, *, finished: bool = False) -> bool
     `finished`, the stream that brought it ended with a finish_reason: caches written before these checks
     may hold cut or empty replies)."""
     return sample.prompt_sha == sha and bool(sample.text.strip()) and (not finished or bool(sample.finish_reason))
+
+
+def _worth_caching(mode: Mode, question: Question, text: str) -> bool:
+    """Whether a reply is cached, and a cached one served again: every rationalize sample (a teach job pays once
+    for each; its gold filter drops those without the gold answer, see `drop_reason`), but an answer-mode reply
+    only when it states an answer the app can read: one that does not is shown once, and the next ask asks again."""
+    return mode == "rationalize" or parse_question_answer(text, question)[1] is not None
 
 
 def _requests_sent(error: Exception) -> int:
