@@ -228,8 +228,10 @@ class TeacherAnswer:
     label: str
     rationale: str
     answer: str | None
-    seconds: float | None = None
+    seconds: float | None = None  # the live teacher's timings, when it was asked now
     first_token_s: float | None = None
+    cached: bool = False  # a live teacher's reply served from its cache: no request was sent
+    fetched_at: float | None = None  # when a cached reply was fetched (seconds since the epoch), if known
 
 
 def final_order(hits: Sequence[Hit]) -> list[Hit]:
@@ -290,7 +292,8 @@ class AskedItem:
             "reranker": self.reranker, "prompt_version": self.prompt_version, "decoding": dict(self.decoding),
             "teacher": None if t is None else {
                 "kind": t.source, "model": t.model, "label": t.label, "rationale": t.rationale, "answer": t.answer,
-                "seconds": t.seconds, "first_token_s": t.first_token_s},
+                "seconds": t.seconds, "first_token_s": t.first_token_s, "cached": t.cached,
+                "fetched_at": t.fetched_at},
             "kind_reason": self.kind_reason,
         }
 
@@ -303,7 +306,7 @@ class AskedItem:
                                 s.get("answer_source") or "parsed")
         teacher = None if not t else TeacherAnswer(
             t.get("kind") or "recorded", str(t.get("model") or ""), str(t.get("label") or ""), t.get("rationale") or "",
-            t.get("answer"), t.get("seconds"), t.get("first_token_s"))
+            t.get("answer"), t.get("seconds"), t.get("first_token_s"), bool(t.get("cached")), t.get("fetched_at"))
         return AskedItem(str(d["item_id"]), Question.from_dict(d["question"]),
                          tuple(Hit.from_dict(h) for h in d.get("candidates") or ()),
                          tuple(Hit.from_dict(h) for h in d.get("used") or ()), student, d.get("reranker"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import html
+import json
+import time
 from dataclasses import replace
 
 import pytest
@@ -12,7 +14,14 @@ from kard.annotations import AnnotationStore
 from kard.errors import KardError
 from kard.records import AskedItem, Hit, Passage, Prediction, Question, TeacherAnswer, Timings
 from kard.ui import asking, curating
-from kard.ui.cards import HOW_TO_TEACHER, answer_choices, rerank_html, student_card
+from kard.ui.cards import (
+    HOW_TO_TEACHER,
+    NO_TEACHER_ANSWER,
+    answer_choices,
+    rerank_html,
+    student_card,
+    teacher_card,
+)
 from kard.ui.curating import Edit
 from kard.ui.studio import InputError, Studio
 
@@ -522,13 +531,13 @@ def test_unknown_mode_is_refused(store):
 
 
 # -- the real kard.teacher.client.Teacher against a scripted OpenAI-compatible server -------------------------
-def real_teacher_factory(url: str, key: str):
+def real_teacher_factory(url: str, key: str, cache_path=None):
     from kard.config import TeacherConfig
     from kard.teacher.client import Teacher
 
     def make():
         return Teacher(TeacherConfig(model="fake-teacher", base_url=url, max_retries=0, timeout_s=3.0),
-                       cache_path=None, api_key=key)
+                       cache_path=cache_path, api_key=key)
 
     return make
 
@@ -562,6 +571,58 @@ def test_unreachable_live_teacher_gives_a_message(store):
     c = compare(s, asked(s, "q2"))
     assert c.warning and "could not answer" in c.warning and url in c.warning
     assert c.item["teacher"] is None and "could not answer" in c.teacher_html
+
+
+def test_a_live_reply_without_an_answer_is_shown_with_the_fix_and_the_next_ask_asks_again(store, tmp_path):
+    from fake_openai_server import FakeOpenAI, Reply, answer_with
+
+    unsure = "Both gases matter to plants; it depends on the time of day."
+    with FakeOpenAI(api_key="sk-x") as server:
+        server.script(Reply(texts=(unsure,)))
+        server.responder = answer_with("Plants take in carbon dioxide for photosynthesis.\nAnswer: B")
+        s = studio(store, teacher_factory=real_teacher_factory(server.url, "sk-x", tmp_path / "teacher.sqlite"))
+        answerless = compare(s, asked(s, "q2"))
+        fixed = compare(s, asked(s, "q2"))
+        assert server.count == 2  # the answerless reply was not cached: asked again, a request was sent
+    shown = html.unescape(answerless.teacher_html)
+    assert unsure in shown and NO_TEACHER_ANSWER in shown and "kard-card-notice" in answerless.teacher_html
+    assert "no answer the app can read" in NO_TEACHER_ANSWER and "Fix: ask again" in NO_TEACHER_ANSWER
+    assert answerless.warning == NO_TEACHER_ANSWER and answerless.item["teacher"]["answer"] is None
+    assert answerless.editor_text == unsure and answerless.editor_answer == "B"  # the gold, to check or change
+    assert fixed.item["teacher"]["answer"] == "B" and fixed.warning is None
+    assert "kard-card-notice" not in fixed.teacher_html and "first token" in fixed.teacher_html
+
+
+def test_a_cached_live_reply_says_cached_and_when_it_was_fetched_not_timings(store, tmp_path):
+    from fake_openai_server import FakeOpenAI, answer_with
+
+    with FakeOpenAI(api_key="sk-x") as server:
+        server.responder = answer_with("Plants take in carbon dioxide for photosynthesis.\nAnswer: B")
+        s = studio(store, teacher_factory=real_teacher_factory(server.url, "sk-x", tmp_path / "teacher.sqlite"))
+        live = compare(s, asked(s, "q2"))
+        cached = compare(s, asked(s, "q2"))
+        assert server.count == 1
+    assert "first token" in live.teacher_html and "cached" not in live.teacher_html
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    assert f"cached reply, fetched {day} " in cached.teacher_html and "no request sent" in cached.teacher_html
+    assert "first token" not in cached.teacher_html and "total" not in cached.teacher_html
+    assert "live teacher · fake-teacher · cached" in cached.teacher_html
+    assert cached.item["teacher"]["cached"] is True and cached.item["teacher"]["answer"] == "B"
+    assert cached.editor_source == "teacher (live teacher · fake-teacher · cached)"
+
+
+def test_teacher_card_of_a_cached_reply_and_its_round_trip():
+    hit = Hit(Passage("p", "t", "x"), 1.0, 1)
+    item = AskedItem.from_prediction(Prediction(QUESTIONS[0], (hit,), (hit,), "prompt", "raw", "r", "A"),
+                                     prompt_version="kard-v1")
+    cached = item.with_teacher(TeacherAnswer("live", "m", "live teacher · m · cached", "Why.", "A", cached=True,
+                                             fetched_at=1767225600.0))
+    assert "cached reply, fetched 2026-01-01 00:00 UTC" in teacher_card(cached)
+    assert AskedItem.from_dict(json.loads(json.dumps(cached.to_dict()))).teacher == cached.teacher
+    unknown = item.with_teacher(TeacherAnswer("live", "m", "live teacher · m · cached", "Why.", "A", cached=True))
+    assert "cached reply, fetched an unknown time" in teacher_card(unknown)
+    recorded = item.with_teacher(TeacherAnswer("recorded", "ref", "recorded · ref", "Why.", None))
+    assert "kard-card-notice" not in teacher_card(recorded)  # asking again would not change a recorded rationale
 
 
 # -- free questions: yes/no and open ------------------------------------------------------------------

@@ -22,8 +22,17 @@ from kard.errors import DataError, KardError
 from kard.kinds import AUTO, KindDecision, as_listed, asked_alike, options_for, read_question
 from kard.prompts import PROMPT_VERSION, format_options, parse_options, parse_question_answer
 from kard.records import CHOICE, YES_NO, AskedItem, Prediction, Question, TeacherAnswer, item_id_for
+from kard.teacher.cache import CachedReply
 from kard.ui import views
-from kard.ui.cards import LiveFailure, compare_html, no_teacher_note, rerank_html, student_card, teacher_card
+from kard.ui.cards import (
+    LiveFailure,
+    compare_html,
+    no_teacher_note,
+    rerank_html,
+    student_card,
+    teacher_card,
+    teacher_notice,
+)
 from kard.ui.curating import marks_start, review_start
 from kard.ui.studio import InputError, Studio, Teaches
 
@@ -185,7 +194,7 @@ def compare_steps(studio: Studio, sealed: Mapping[str, Any] | None) -> Iterator[
     if studio.teacher_factory is not None:
         teacher, failure = yield from _live_steps(studio.teacher_factory, item.question, dict(sealed or {}))
     item = item.with_teacher(teacher or recorded_teacher(studio, item.question))
-    warning = None if failure is None else failure.fallback if item.teacher is not None else failure.message
+    warning = failure.message if failure is not None and item.teacher is None else teacher_notice(item, failure)
     saved = saved_revision(studio, item.question)
     text, source, _ = editor_start(item, saved)
     rating, tags, review_note = review_start(saved)
@@ -243,16 +252,23 @@ def saved_revision(studio: Studio, question: Question) -> Revision | None:
 
 
 def _live_teacher(teacher: Teaches, question: Question) -> Iterator[str | TeacherAnswer]:
-    """The live teacher's reply so far (text), then its answer. Raises on failure."""
+    """The live teacher's reply so far (text), then its answer: timed when it was asked now, marked cached (with
+    when it was fetched) when its cache served it. Raises on failure."""
     started = time.perf_counter()
     model = teacher.config.model
     first: float | None = None
+    cached: CachedReply | None = None
     text = ""
     for chunk in teacher.stream_answer(question):
         first = first if first is not None else time.perf_counter() - started
+        cached = chunk if isinstance(chunk, CachedReply) else cached
         text += chunk
         yield text
     rationale, letter = parse_question_answer(text, question)
+    if cached is not None:
+        yield TeacherAnswer("live", model, f"live teacher · {model} · cached", rationale, letter, cached=True,
+                            fetched_at=cached.fetched_at)
+        return
     yield TeacherAnswer("live", model, f"live teacher · {model}", rationale, letter, time.perf_counter() - started,
                         first)
 

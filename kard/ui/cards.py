@@ -6,10 +6,11 @@ answer is offered and worded for its kind (letters, yes/no, or an open short ans
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Mapping
 
-from kard.records import CHOICE, OPEN, YES_NO, AskedItem, Question, Timings
+from kard.records import CHOICE, OPEN, YES_NO, AskedItem, Question, TeacherAnswer, Timings
 from kard.ui import views
 
 HOW_TO_TEACHER = ("No teacher configured. To compare with a live teacher, set OPENAI_BASE_URL, OPENAI_API_KEY "
@@ -20,6 +21,10 @@ NO_RECORDED_TEACHER = ("This public demo shows recorded teacher rationales for t
 NO_PASSAGES = ("No passage matched the question's words, so this answer has no passages behind it: the small "
                "model answered from what it learned alone, and is often wrong.")
 """The student card's warning when BM25 found no passage for the question (e.g. one in a script the passages lack)."""
+NO_TEACHER_ANSWER = ("The teacher's rationale states no answer the app can read (no \"Answer: ...\" line or "
+                     "conclusion it understands), so it was not cached. Fix: ask again, or correct it and choose "
+                     "the answer below.")
+"""The teacher column's notice (and the compare step's warning) when the live teacher's reply states no answer."""
 
 
 @dataclass(frozen=True)
@@ -114,11 +119,34 @@ def teacher_card(item: AskedItem, failure: LiveFailure | None = None, demo: bool
             return views.rationale_card("Teacher", failure.head, "", note=failure.message)
         head = "none recorded" if demo else "not configured"
         return views.rationale_card("Teacher", head, "", note=no_teacher_note(demo))
-    timing = views.timing_line(Timings(first_token_s=t.first_token_s, total_s=t.seconds), 0, t.model) \
-        if t.seconds else ""
-    notice = failure.fallback if failure is not None and t.source == "recorded" else ""
-    return views.rationale_card("Teacher", t.label, t.rationale, timing_html=timing, notice=notice,
+    return views.rationale_card("Teacher", t.label, t.rationale, timing_html=teacher_timing(t),
+                                notice=teacher_notice(item, failure) or "",
                                 answer_html=views.answer_badge(t.answer, q.answer, q.options, q.kind))
+
+
+def teacher_notice(item: AskedItem, failure: LiveFailure | None = None) -> str | None:
+    """The warning over the teacher's rationale: a recorded one shown because the live teacher failed says so, a live
+    one that states no answer says that and what to do; None otherwise."""
+    t = item.teacher
+    if t is None:
+        return None
+    if failure is not None and t.source == "recorded":
+        return failure.fallback
+    if t.source == "live" and t.answer is None:
+        return NO_TEACHER_ANSWER
+    return None
+
+
+def teacher_timing(t: TeacherAnswer) -> str:
+    """The teacher card's timing line: a cached reply says so and when it was fetched (no request was sent, so there
+    is nothing to time); a reply asked now has its first-token and total times; a recorded one has none."""
+    if t.cached:
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t.fetched_at)) if t.fetched_at else "an unknown time"
+        return (f'<div class="kard-timing"><b>{views.esc(t.model)}</b> &middot; cached reply, fetched {when} '
+                "&middot; no request sent</div>")
+    if not t.seconds:
+        return ""
+    return views.timing_line(Timings(first_token_s=t.first_token_s, total_s=t.seconds), 0, t.model)
 
 
 def rerank_html(item: AskedItem) -> str:

@@ -51,7 +51,8 @@ class TeacherSettings(Protocol):
 
 
 class Teaches(Protocol):
-    """What the app calls on `kard.teacher.client.Teacher`: its reply streamed as text chunks."""
+    """What the app calls on `kard.teacher.client.Teacher`: its reply streamed as text chunks (a reply its cache
+    served comes as one `kard.teacher.cache.CachedReply`, which says when it was fetched)."""
 
     config: TeacherSettings
 
