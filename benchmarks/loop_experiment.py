@@ -7,8 +7,12 @@
     python benchmarks/loop_experiment.py --dataset obqa --corrections 20 --rounds 3 --uncorrected-arm --engine transformers
 
 Needs the folder `benchmarks/train_default_student.sh` writes (RUN, default runs/default-student: the
-knowledge bases and the training examples of the shipped student). Resumable: every round, evaluation
-and report is kept under --out and skipped when it exists.
+knowledge bases and the training examples of the shipped student; `TRAIN=0 bash
+benchmarks/train_default_student.sh` builds it) and the datasets (--data, default ../shared/data beside
+the checkout); both are checked before any model loads. Resumable: every round, evaluation and report is
+kept under --out and skipped when it exists. The settings that decide them are recorded in --out
+(`<dataset>.settings.json`, `<dataset>-n<N>.settings.json`); a rerun with other settings on the same --out
+is refused, naming the changed settings (use another --out for them). --rounds may grow on a rerun.
 
 The design (docs/closing_the_loop.md):
 - start from the shipped student (demo/student); questions it never trained on (StrategyQA: the 300
@@ -52,7 +56,8 @@ from kard.annotations import AnnotationStore, Correction, PassageRecord  # noqa:
 from kard.config import GenerationConfig, RetrievalConfig  # noqa: E402
 from kard.datasets import load_questions  # noqa: E402
 from kard.distill import concluded, read_examples, split_questions, write_examples  # noqa: E402
-from kard.evaluation import EvalRecord, evaluate, read_records  # noqa: E402
+from kard.errors import KardError  # noqa: E402
+from kard.evaluation import EvalRecord, check_settings, evaluate, read_records  # noqa: E402
 from kard.knowledge import KnowledgeBase  # noqa: E402
 from kard.loop.jobs import run_job  # noqa: E402
 from kard.loop.retrain import RetrainSpec  # noqa: E402
@@ -66,13 +71,60 @@ from kard.teacher.recorded import import_flan_strategyqa, import_medqa_recorded,
 
 log = logging.getLogger("loop_experiment")
 DATA = ROOT.parent / "shared" / "data"
-BASE_STUDENT = "demo/student"
 CURATOR = "reference-rationale-bot"
 NOTE = "scripted curator: the data's reference rationale and gold answer; not a person"
 PLACEBO_NOTE = "placebo: the student's own rationale and answer saved unchanged; not a correction"
 ARMS = ("corrections", "control")
 PLACEBO = "uncorrected"
 STORES = {"corrections": "corrections.db", PLACEBO: "uncorrected.db"}  # the control reads no store
+# What decides the answers shared by every N of a dataset (<out>/<dataset>/) and, with TRAINING_SETTINGS,
+# those of one N's folder; --rounds, --corrections' other values and --uncorrected-arm only add to them.
+SPLIT_SETTINGS = ("dataset", "pool", "heldout", "seed", "engine", "run", "data")
+TRAINING_SETTINGS = ("steps", "batch_size", "lr", "weight", "bf16", "train_seed", "replay")
+DATA_FILES = {"medqa": ("medqa/dev.jsonl", "medqa/dev_teacher_cot_gpt-4-32k.jsonl"),
+              "strategyqa": ("strategyqa/train.json", "strategyqa/flan_cot_train.tsv"),
+              "obqa": ("openbookqa/dev_complete.jsonl",)}
+RUN_FILES = {"medqa": ("medqa_kard.jsonl",), "strategyqa": ("kb_strategyqa", "strategyqa_kard.jsonl"),
+             "obqa": ("kb_obqa", "obqa_kard.jsonl")}
+
+
+def repo_path(relative: str) -> str:
+    """A path inside the checkout: as written when run from its root (so records keep naming it the same
+    way), else anchored at the checkout, so the script runs from any folder."""
+    return relative if (Path.cwd() / relative).resolve() == (ROOT / relative).resolve() else str(ROOT / relative)
+
+
+BASE_STUDENT = repo_path("demo/student")
+
+
+def check_inputs(dataset: str, data: Path, run: Path) -> None:
+    """The datasets and the training run's folder, checked before any model loads: one line naming the fix."""
+    for name in DATA_FILES[dataset]:
+        if not (data / name).exists():
+            raise SystemExit(f"error: {data / name} does not exist (the datasets). Fix: put the shared datasets at "
+                             "../shared/data beside the checkout, or pass --data FOLDER")
+    for name in RUN_FILES[dataset]:
+        if not (run / name).exists():
+            raise SystemExit(f"error: {run / name} does not exist (the shipped student's knowledge bases and training "
+                             f"examples). Fix: build them with `TRAIN=0 RUN={run} bash benchmarks/train_default_student.sh`"
+                             ", or pass --run FOLDER of that script")
+
+
+def recorded_settings(args: argparse.Namespace, names: Sequence[str]) -> dict[str, str]:
+    return {name: str(Path(value).resolve() if isinstance(value, Path) else value)
+            for name, value in vars(args).items() if name in names}
+
+
+def check_out_folders(args: argparse.Namespace) -> None:
+    """Refuse a rerun into --out with other settings (kard.evaluation.check_settings), before any model loads:
+    the dataset's shared folder (the base student's answers) and each N's folder; record the settings."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    folders = {args.out / args.dataset: recorded_settings(args, SPLIT_SETTINGS)}
+    for n in args.corrections:
+        folders[args.out / f"{args.dataset}-n{n}{replicate(args)}"] = {
+            **recorded_settings(args, SPLIT_SETTINGS + TRAINING_SETTINGS), "corrections": str(n)}
+    for folder, settings in folders.items():
+        check_settings(folder, settings, resuming=folder.exists())
 
 
 @dataclass(frozen=True)
@@ -88,19 +140,20 @@ class Setup:
     new_tokens: int
 
 
-def setup(dataset: str, run: Path) -> Setup:
+def setup(dataset: str, run: Path, data: Path = DATA) -> Setup:
     if dataset == "medqa":  # the 300 held out of the student's MedQA training; GPT-4's right answers as references
-        questions = split_questions(load_questions(DATA / "medqa" / "dev.jsonl"), 300, seed=0)[1]
+        questions = split_questions(load_questions(data / "medqa" / "dev.jsonl"), 300, seed=0)[1]
         gold = {q.id: q.answer for q in questions}
-        gpt4 = import_medqa_recorded(DATA / "medqa" / "dev_teacher_cot_gpt-4-32k.jsonl", questions)
+        gpt4 = import_medqa_recorded(data / "medqa" / "dev_teacher_cot_gpt-4-32k.jsonl", questions)
         references = {qid: rs[0].text for qid, rs in gpt4.items() if rs and rs[0].answer == gold[qid]}
-        return Setup(dataset, questions, references, str(ROOT / "demo" / "passages.jsonl"), str(run / "medqa_kard.jsonl"), 1, 128)
+        kb = repo_path("demo/passages.jsonl")
+        return Setup(dataset, questions, references, kb, str(run / "medqa_kard.jsonl"), 1, 128)
     if dataset == "strategyqa":
-        questions = split_questions(load_questions(DATA / "strategyqa" / "train.json"), 300, seed=0)[1]
-        flan = import_flan_strategyqa(DATA / "strategyqa" / "flan_cot_train.tsv", questions)
+        questions = split_questions(load_questions(data / "strategyqa" / "train.json"), 300, seed=0)[1]
+        flan = import_flan_strategyqa(data / "strategyqa" / "flan_cot_train.tsv", questions)
         references = {qid: rs[0].text for qid, rs in flan.items() if rs}
         return Setup(dataset, questions, references, str(run / "kb_strategyqa"), str(run / "strategyqa_kard.jsonl"), 1, 96)
-    path = DATA / "openbookqa" / "dev_complete.jsonl"
+    path = data / "openbookqa" / "dev_complete.jsonl"
     facts = import_openbookqa_facts(path)
     references = {qid: rs[0].text for qid, rs in facts.items() if rs}
     return Setup(dataset, load_questions(path), references, str(run / "kb_obqa"), str(run / "obqa_kard.jsonl"), 3, 64)
@@ -126,8 +179,9 @@ def answers(student_path: str, questions: Sequence[Question], s: Setup, out: Pat
     corrections back (kard.recall; benchmarks/loop_recall.py)."""
     if not questions:
         return {}
-    if out.is_file() and len(read_records(out)) >= len(questions):
-        return read_records(out)
+    saved = read_records(out) if out.is_file() else {}
+    if all(q.id in saved for q in questions):  # only the questions asked: the file may hold others
+        return {q.id: saved[q.id] for q in questions}
     from kard.student import Student
 
     student = Student.load(student_path, engine=engine)
@@ -335,14 +389,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--uncorrected-arm", action="store_true",
                         help="a third arm: the corrected questions saved with the student's own rationales (placebo)")
     parser.add_argument("--run", type=Path, default=ROOT / "runs" / "default-student",
-                        help="the folder of benchmarks/train_default_student.sh")
-    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "loop-experiment")
+                        help="the folder of benchmarks/train_default_student.sh (default runs/default-student)")
+    parser.add_argument("--data", type=Path, default=DATA, help="the shared datasets (default ../shared/data)")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "loop-experiment",
+                        help="results; a rerun with other settings needs another --out (default runs/loop-experiment)")
     args = parser.parse_args(argv)
     if args.train_seed is None:
         args.train_seed = args.seed
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    s = setup(args.dataset, args.run)
-    reports = [run_setting(s, n, args) for n in args.corrections]
+    check_inputs(args.dataset, args.data, args.run)
+    try:
+        check_out_folders(args)
+        s = setup(args.dataset, args.run, args.data)
+        reports = [run_setting(s, n, args) for n in args.corrections]
+    except KardError as error:
+        raise SystemExit(f"error: {error}") from None
     table = markdown(reports)
     (args.out / f"{args.dataset}{replicate(args)}-report.md").write_text(table)
     print(table)

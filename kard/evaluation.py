@@ -289,13 +289,16 @@ def _resume(path: Path, condition: Condition, settings: Mapping[str, object]) ->
     if other:
         raise ConfigError(f"{path} holds results of condition {sorted(other)}, not {condition.name!r}. "
                           "Fix: use a separate --out file per condition")
-    _check_settings(path, settings, resuming=bool(records))
+    check_settings(path, settings, resuming=bool(records))
     _rewrite_clean(path, records.values())
     return records
 
 
-def _check_settings(path: Path, settings: Mapping[str, object], resuming: bool) -> None:
-    """Refuse to append to results written with other settings; record the settings of a new run."""
+def check_settings(path: Path, settings: Mapping[str, object], resuming: bool) -> None:
+    """Refuse to append to results written with other settings; record the settings of a new run.
+
+    `path` is a results file or folder; its settings are kept beside it in `<name>.settings.json`
+    (benchmarks/loop_experiment.py checks its --out folders with this too)."""
     saved_path = settings_path(path)
     if resuming and saved_path.is_file():
         saved = json.loads(saved_path.read_text(encoding="utf-8"))

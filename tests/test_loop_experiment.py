@@ -102,3 +102,76 @@ def test_own_replay_answers_the_replay_with_the_arms_student_once(tmp_path, monk
     assert [e.target for e in read_examples(out)] == [" My own view of q one.\nAnswer: B"]
     own = argparse.Namespace(train_seed=0, seed=0, replay="own")
     assert script.replicate(own) == "-own" and script.replicate(argparse.Namespace(train_seed=1, seed=0, replay="teacher")) == "-t1"
+
+
+def experiment_inputs(tmp_path: Path) -> tuple[Path, Path]:
+    """The files the obqa experiment checks for (their contents are not read by these tests)."""
+    data, run = tmp_path / "data", tmp_path / "run"
+    (data / "openbookqa").mkdir(parents=True)
+    (data / "openbookqa" / "dev_complete.jsonl").write_text("{}\n", encoding="utf-8")
+    (run / "kb_obqa").mkdir(parents=True)
+    (run / "obqa_kard.jsonl").write_text("{}\n", encoding="utf-8")
+    return data, run
+
+
+def no_models(script, monkeypatch) -> None:
+    """Every step past the checks replaced: a run only creates its folders, as a real one starts to."""
+    def fake_run_setting(s, n, args):
+        (args.out / args.dataset).mkdir(exist_ok=True)
+        (args.out / f"{args.dataset}-n{n}{script.replicate(args)}").mkdir(exist_ok=True)
+        return {}
+
+    monkeypatch.setattr(script, "setup", lambda *a: None)
+    monkeypatch.setattr(script, "run_setting", fake_run_setting)
+    monkeypatch.setattr(script, "markdown", lambda reports: "")
+
+
+def test_a_rerun_with_other_settings_on_the_same_out_is_refused(tmp_path, monkeypatch):
+    script = load_script()
+    no_models(script, monkeypatch)
+    data, run = experiment_inputs(tmp_path)
+    common = ["--dataset", "obqa", "--corrections", "1", "--rounds", "1", "--pool", "3", "--batch-size", "1",
+              "--engine", "transformers", "--data", str(data), "--run", str(run), "--out", str(tmp_path / "out")]
+    assert script.main(common + ["--heldout", "3", "--steps", "1"]) == 0
+    assert (tmp_path / "out" / "obqa-n1.settings.json").is_file() and (tmp_path / "out" / "obqa.settings.json").is_file()
+    assert script.main(common + ["--heldout", "3", "--steps", "1", "--rounds", "2"]) == 0  # more rounds: resumed
+    for changed, names in ((["--heldout", "3", "--steps", "2", "--lr", "1e-3"], "lr, steps"),
+                           (["--heldout", "2", "--steps", "1"], "heldout"),
+                           (["--heldout", "3", "--steps", "1", "--seed", "1"], "seed")):
+        with pytest.raises(SystemExit) as refused:
+            script.main(common + changed)
+        message = str(refused.value)
+        assert f"changed: {names}" in message and "Fix: use a new --out folder" in message, message
+    with pytest.raises(SystemExit, match="changed: engine"):
+        script.main([*common[:-8], "--engine", "ctranslate2", *common[-6:], "--heldout", "3", "--steps", "1"])
+
+
+def test_missing_data_or_run_folder_is_one_line_naming_the_fix(tmp_path, monkeypatch):
+    script = load_script()
+    no_models(script, monkeypatch)
+    data, run = experiment_inputs(tmp_path)
+    with pytest.raises(SystemExit, match=r"does not exist \(the datasets\)\. Fix: .*../shared/data.*--data FOLDER"):
+        script.main(["--dataset", "obqa", "--data", str(tmp_path / "none"), "--run", str(run)])
+    with pytest.raises(SystemExit, match=r"kb_obqa does not exist .*TRAIN=0 RUN=.* benchmarks/train_default_student.sh"):
+        script.main(["--dataset", "obqa", "--data", str(data), "--run", str(tmp_path / "none")])
+    assert not (tmp_path / "none").exists()
+
+
+def test_cached_answers_are_those_of_the_questions_asked(tmp_path, monkeypatch):
+    """A results file holding more questions than asked answers only those asked; one missing any is resumed."""
+    script = load_script()
+    from kard import student as student_module
+
+    monkeypatch.setattr(student_module.Student, "load", staticmethod(lambda *a, **k: pytest.fail("loaded a student")))
+    questions = [Question(f"q{i}", "Which?", {"A": "a", "B": "b"}, "A", "obqa") for i in range(3)]
+    out = tmp_path / "base-heldout.jsonl"
+    out.write_text("".join(wrong_answer(q).to_json() + "\n" for q in questions), encoding="utf-8")
+    setup = script.Setup("obqa", questions, {}, "", "", 1, 32)
+    assert list(script.answers("demo/student", questions[:2], setup, out, "transformers")) == ["q0", "q1"]
+
+
+def test_the_shipped_student_is_found_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert Path(load_script().BASE_STUDENT) == ROOT / "demo" / "student"
+    monkeypatch.chdir(ROOT)
+    assert load_script().BASE_STUDENT == "demo/student"
