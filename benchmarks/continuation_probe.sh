@@ -9,13 +9,19 @@
 # prompt, ctl also StrategyQA held-out, and ctl again with seed 1. Resumable: finished steps are skipped.
 #   RUN=runs/default-student OUT=runs/mt-probe bash benchmarks/continuation_probe.sh   (~1 h on 2 CPU cores)
 #   CTL_SEEDS="1 2" adds more seeds of ctl (each ~12 min: training and OpenBookQA dev)
+# Settings (environment variables; no arguments but -h/--help): DATA=../shared/data, RUN=runs/default-student
+# (the folder of benchmarks/train_default_student.sh), OUT=runs/mt-probe, CTL_SEEDS=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benchmarks/script_checks.sh
+script_arguments benchmarks/continuation_probe.sh "$@"
 source benchmarks/student_eval_sets.sh  # also DATA and RUN, with their defaults
+require_data "$DATA" openbookqa/dev_complete.jsonl strategyqa/train.json
+require_run "$RUN" obqa_kard.jsonl obqa_finetune.jsonl kb_obqa kb_strategyqa
 P=${OUT:-runs/mt-probe}
 mkdir -p "$P"
 [ -e "$P/mt.jsonl" ] || python - "$RUN" "$P" <<'PY'
-import random, sys
+import os, random, sys
 run, out = sys.argv[1:]
 kard = open(f"{run}/obqa_kard.jsonl", encoding="utf-8").readlines()
 finetune = open(f"{run}/obqa_finetune.jsonl", encoding="utf-8").readlines()
@@ -26,7 +32,9 @@ mixes = {"mt": [kard[i] for i in order[:384]] + [finetune[i] for i in order[384:
          "ctl": [kard[i] for i in order[:768]]}
 for name in ("mt", "ctl"):
     rng.shuffle(mixes[name])
-    open(f"{out}/{name}.jsonl", "w", encoding="utf-8").writelines(mixes[name])
+for name in ("ctl", "mt"):  # mt.jsonl last, whole files only: it marks the step done
+    open(f"{out}/{name}.jsonl.partial", "w", encoding="utf-8").writelines(mixes[name])
+    os.replace(f"{out}/{name}.jsonl.partial", f"{out}/{name}.jsonl")
 PY
 train() {  # arm examples seed
   [ -e "$P/$1/adapter_config.json" ] || nice python -m kard train-student --student demo/student --examples "$P/$2.jsonl" \

@@ -1,7 +1,8 @@
 # The example sets the students train on, each joined from per-dataset files in a run folder (written by
 # benchmarks/train_default_student.sh). Sourced by it and by benchmarks/gpu_lease.sh, which ships only the
 # per-dataset files to a lent GPU and joins them there.
-#   join_example_sets RUN    writes RUN/all_<set>.jsonl for every set below whose parts exist (once)
+#   join_example_sets RUN    writes RUN/all_<set>.jsonl for every set below whose parts exist (once; an
+#                            interrupted join leaves no partial file)
 
 EXAMPLE_SETS=(
   "finetune:obqa_finetune strategyqa_finetune medqa_finetune"
@@ -21,7 +22,8 @@ join_example_sets() {
     [ -e "$run/all_$name.jsonl" ] && continue
     files=()
     for part in ${entry#*:}; do files+=("$run/$part.jsonl"); done
-    ls "${files[@]}" > /dev/null 2>&1 && cat "${files[@]}" > "$run/all_$name.jsonl"
+    ls "${files[@]}" > /dev/null 2>&1 || continue
+    cat "${files[@]}" > "$run/all_$name.jsonl.partial" && mv "$run/all_$name.jsonl.partial" "$run/all_$name.jsonl"
   done
   return 0
 }

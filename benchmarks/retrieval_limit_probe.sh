@@ -7,9 +7,15 @@
 # Greedy, transformers float32, the settings of benchmarks/evaluate_default_student.sh otherwise
 # (benchmarks/student_eval_sets.sh). Resumable (kard evaluate skips answered questions).
 #   RUN=runs/default-student OUT=runs/k-probe bash benchmarks/retrieval_limit_probe.sh     (~35 min on 2 CPU cores)
+# Settings (environment variables; no arguments but -h/--help): DATA=../shared/data, RUN=runs/default-student
+# (the folder of benchmarks/train_default_student.sh), OUT=runs/k-probe.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benchmarks/script_checks.sh
+script_arguments benchmarks/retrieval_limit_probe.sh "$@"
 source benchmarks/student_eval_sets.sh  # also DATA and RUN, with their defaults
+require_data "$DATA" openbookqa/dev_complete.jsonl strategyqa/train.json strategyqa/flan_cot_train.tsv
+require_run "$RUN" kb_obqa kb_strategyqa
 P=${OUT:-runs/k-probe}
 mkdir -p "$P"
 ev() {  # set flags...: the shipped student on an evaluation set, its question and knowledge flags first

@@ -1,11 +1,17 @@
 # The shipped student's four evaluation sets, sourced by evaluate_default_student.sh and gpu_student_sweep.sh.
 # eval_set NAME prints "question flags|knowledge flags" (the knowledge each student was trained with; the
 # app's for the demo questions). Uses DATA (default ../shared/data) and RUN (the folder with the knowledge
-# bases, default runs/default-student); source it from the repository root.
+# bases, default runs/default-student); source it from the repository root, after benchmarks/script_checks.sh.
 # New tokens: 64 and 96 where the training rationales are short (OpenBookQA facts, FLAN), 128 for MedQA and the app.
 DATA=${DATA:-../shared/data}
 RUN=${RUN:-runs/default-student}
 EVAL_SETS=(obqa strategyqa medqa demo)
+
+# Every set's questions and knowledge base exist, else one line naming the fix (benchmarks/script_checks.sh).
+require_eval_sets() {
+  require_data "$DATA" openbookqa/dev_complete.jsonl strategyqa/train.json medqa/dev.jsonl
+  require_run "$RUN" kb_obqa kb_strategyqa
+}
 
 eval_set() {
   case $1 in

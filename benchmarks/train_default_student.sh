@@ -5,9 +5,15 @@
 #   RUN=runs/default-student bash benchmarks/train_default_student.sh       (CPU: bf16 autocast, ~4 h a student)
 #   TRAIN=0 ... builds the examples and knowledge bases only (then, on a GPU: benchmarks/gpu_student_sweep.sh,
 #   which trained the shipped adapter: the same recipe, 32 x 1 per step instead of 8 x 4, minutes).
-#   STEPS=... BATCH=... ACCUM=... LR=... override the budget (default: 438 steps x 32 = 2 epochs, lr 1e-3).
+# Settings (environment variables; the script takes no arguments but -h/--help):
+#   DATA=../shared/data        the shared datasets (openbookqa/, strategyqa/, medqa/)
+#   RUN=runs/default-student   where the knowledge bases, examples and students are written
+#   TRAIN=1                    0: build the knowledge bases and examples only
+#   STEPS=438 BATCH=8 ACCUM=4 LR=1e-3 SEED=0   the training budget (438 steps x 32 = 2 epochs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benchmarks/script_checks.sh
+script_arguments benchmarks/train_default_student.sh "$@"
 DATA=${DATA:-../shared/data}
 RUN=${RUN:-runs/default-student}
 STEPS=${STEPS:-438}
@@ -16,12 +22,15 @@ ACCUM=${ACCUM:-4}
 LR=${LR:-1e-3}
 SEED=${SEED:-0}
 TRAIN=${TRAIN:-1}
+require_data "$DATA" openbookqa/openbook.txt openbookqa/crowdsourced-facts.txt openbookqa/train_complete.jsonl \
+  strategyqa/wiki_paragraphs.jsonl strategyqa/train.json strategyqa/flan_cot_train.tsv medqa/dev.jsonl \
+  medqa/dev_teacher_cot_gpt-4-32k.jsonl
 mkdir -p "$RUN"
 kard() { python -m kard "$@"; }
 once() { local out=$1; shift; [ -e "$out" ] || "$@"; }
 
 # Knowledge: OpenBookQA's book + crowd facts; StrategyQA's Wikipedia paragraphs; the demo passages (MedQA).
-[ -e "$RUN/obqa_passages.txt" ] || cat "$DATA/openbookqa/openbook.txt" "$DATA/openbookqa/crowdsourced-facts.txt" > "$RUN/obqa_passages.txt"
+write_once "$RUN/obqa_passages.txt" cat "$DATA/openbookqa/openbook.txt" "$DATA/openbookqa/crowdsourced-facts.txt"
 once "$RUN/kb_obqa" kard index --passages "$RUN/obqa_passages.txt" --out "$RUN/kb_obqa" --no-progress
 once "$RUN/kb_strategyqa" kard index --passages "$DATA/strategyqa/wiki_paragraphs.jsonl" --out "$RUN/kb_strategyqa" --no-progress
 once "$RUN/medqa_gpt4.jsonl" kard import-rationales --kind medqa-gpt4 --path "$DATA/medqa/dev_teacher_cot_gpt-4-32k.jsonl" \

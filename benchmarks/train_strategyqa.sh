@@ -5,8 +5,15 @@
 #   nice -n 10 bash benchmarks/train_strategyqa.sh > runs/strategyqa/run.log 2>&1 &
 # Sizes are cut to what a 2-core machine shared with other jobs finishes in about an hour; raise
 # STUDENT_STEPS / RERANKER_STEPS / EVAL_QUESTIONS (and drop OMP_NUM_THREADS=1) on a free machine.
+# Settings (environment variables; no arguments but -h/--help): DATA=../shared/data (or KARD_DATA),
+# STUDENT_STEPS=40, RERANKER_STEPS=100, EVAL_QUESTIONS=40.
 set -euo pipefail
-D=${KARD_DATA:-../shared/data}/strategyqa
+cd "$(dirname "$0")/.."
+source benchmarks/script_checks.sh
+script_arguments benchmarks/train_strategyqa.sh "$@"
+DATA_DIR=${KARD_DATA:-${DATA:-../shared/data}}
+require_data "$DATA_DIR" strategyqa/train.json strategyqa/flan_cot_train.tsv strategyqa/wiki_paragraphs.jsonl
+D=$DATA_DIR/strategyqa
 R=runs/strategyqa
 SPLIT="--holdout 300 --seed 0"   # the same split `python -m kard evaluate --holdout 300 --seed 0` tests on
 DATA="--questions $D/train.json --rationales $D/flan_cot_train.tsv --kb $R/kb $SPLIT"

@@ -1,0 +1,63 @@
+"""The reproduction .sh scripts in benchmarks/: missing data is one line naming the fix, and nothing is left
+behind; -h/--help prints the settings instead of starting a job; unknown arguments are refused."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_SCRIPTS = ("train_default_student.sh", "evaluate_default_student.sh", "train_strategyqa.sh",
+                "retrieval_limit_probe.sh", "continuation_probe.sh")
+
+
+def run_script(name: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    env = {**os.environ, "DATA": str(data), "RUN": str(tmp_path / "run"), "OUT": str(tmp_path / "out")}
+    env.pop("KARD_DATA", None)
+    return subprocess.run(["bash", str(ROOT / "benchmarks" / name), *args], env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+@pytest.mark.parametrize("name", DATA_SCRIPTS)
+def test_missing_data_names_the_folder_and_leaves_nothing(name: str, tmp_path: Path) -> None:
+    done = run_script(name, tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "does not exist (the datasets)" in done.stderr and "../shared/data" in done.stderr
+    assert "DATA=" in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["data"] and not any((tmp_path / "data").iterdir())
+
+
+@pytest.mark.parametrize("name", ("train_default_student.sh", "evaluate_default_student.sh"))
+def test_help_prints_the_settings_and_starts_nothing(name: str, tmp_path: Path) -> None:
+    for flag in ("--help", "-h"):
+        done = run_script(name, tmp_path, flag)
+        assert done.returncode == 0 and "DATA=../shared/data" in done.stdout and "RUN=runs/default-student" in done.stdout
+    assert [p.name for p in tmp_path.iterdir()] == ["data"]
+    refused = run_script(name, tmp_path, "--steps", "3")
+    assert refused.returncode == 2 and "takes no arguments" in refused.stderr and "--help" in refused.stderr
+
+
+def test_a_missing_run_folder_points_to_the_script_that_builds_it(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    for name in ("openbookqa/dev_complete.jsonl", "strategyqa/train.json", "medqa/dev.jsonl"):
+        (data / name).parent.mkdir(parents=True, exist_ok=True)
+        (data / name).write_text("{}\n", encoding="utf-8")
+    done = run_script("evaluate_default_student.sh", tmp_path)
+    assert done.returncode == 2 and "kb_obqa does not exist" in done.stderr
+    assert "TRAIN=0 RUN=" in done.stderr and "train_default_student.sh" in done.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_interrupted_copy_leaves_no_partial_file(tmp_path: Path) -> None:
+    """write_once: the output appears only when its command finished; a failed one leaves no OUT."""
+    script = f"""source {ROOT}/benchmarks/script_checks.sh
+write_once {tmp_path}/ok.txt echo done
+write_once {tmp_path}/failed.txt cat {tmp_path}/no-such-file || true"""
+    subprocess.run(["bash", "-c", script], check=True, capture_output=True)
+    assert (tmp_path / "ok.txt").read_text() == "done\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.txt"]
