@@ -60,15 +60,29 @@ def main() -> None:
              "| answer chosen by letter prob. % | unanswered % | answers given |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     tests: list[str] = []
+    notes: list[str] = []
     for set_name in SETS:
         loaded = {}
         for student in STUDENTS:
             folder = args.eval_dir / set_name / student
-            if folder.is_dir():  # a student not evaluated on this set has no folder: no row
-                loaded[student] = list(read_records(results_file(folder)).values())
-                lines.append(row(set_name, student, loaded[student]))
+            if not folder.is_dir():  # a student not evaluated on this set has no folder: no row
+                continue
+            records = evaluated(folder)
+            if records:
+                loaded[student] = records
+                lines.append(row(set_name, student, records))
+            else:
+                notes.append(f"- {SETS[set_name]}, {student}: not evaluated yet ({folder} has no answers; "
+                             "rerun benchmarks/evaluate_default_student.sh to resume it)")
         tests += paired(set_name, loaded)
-    print("\n".join(lines + ["", *tests]))
+    print("\n".join(lines + ["", *tests] + (["", *notes] if notes else [])))
+
+
+def evaluated(folder: Path) -> list[EvalRecord]:
+    """The answers in a `kard evaluate --out` folder; none when an interrupted run left no results file yet."""
+    if not any(folder.glob("*.jsonl")):
+        return []
+    return list(read_records(results_file(folder)).values())
 
 
 if __name__ == "__main__":

@@ -46,3 +46,17 @@ def test_a_folder_with_two_results_files_is_refused_not_guessed(tmp_path: Path) 
     (tmp_path / "demo" / "kard" / "older-run.jsonl").write_text("", encoding="utf-8")
     refused = table(tmp_path)
     assert refused.returncode != 0 and "holds 2 results files" in refused.stderr
+
+
+def test_an_interrupted_evaluation_is_noted_not_evaluated_yet(tmp_path: Path) -> None:
+    """Ctrl-C before the first answers: the folder has only its settings, or an empty results file."""
+    write_run(tmp_path / "obqa" / "kard", "AB", "AB")
+    (tmp_path / "strategyqa" / "kard").mkdir(parents=True)
+    (tmp_path / "strategyqa" / "kard" / "kard-bm25-greedy.settings.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "medqa" / "kard").mkdir(parents=True)
+    (tmp_path / "medqa" / "kard" / "kard-bm25-greedy.jsonl").write_text("", encoding="utf-8")
+    made = table(tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert any(line.startswith("| OpenBookQA dev | kard | 2 |") for line in made.stdout.splitlines())
+    assert "- StrategyQA held-out, kard: not evaluated yet" in made.stdout
+    assert "- MedQA held-out, kard: not evaluated yet" in made.stdout
