@@ -87,6 +87,10 @@ class PassageVectors:
     def __len__(self) -> int:
         return len(self._vectors)
 
+    def missing(self, passages: Sequence[Passage]) -> int:
+        """How many of `passages` `of` would encode: not seen yet, or their text changed since."""
+        return sum(self._vectors.get(p.id, ("",))[0] != passage_digest(p) for p in passages)
+
     def of(self, passages: Sequence[Passage]) -> "np.ndarray":
         """A (len(passages), dim) float32 array; the passages not yet seen are encoded in one batch."""
         import numpy as np
