@@ -75,13 +75,26 @@ def base(argv: list[str]) -> int:
     return 0
 
 
+SUBCOMMANDS = """usage: closing_the_loop.py {base,prepare} [options]
+
+subcommands:
+  base      train a first StrategyQA student (options: closing_the_loop.py base --help)
+  prepare   find its wrong answers on a pool and save the scripted curator's corrections; the default
+            when no subcommand is named (options: closing_the_loop.py prepare --help)
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["-h"], ["--help"]):
+        print(SUBCOMMANDS + "\n" + __doc__)
+        return 0
     if argv[:1] == ["base"]:
         return base(argv[1:])
     if argv[:1] == ["prepare"]:
         argv = argv[1:]
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="closing_the_loop.py prepare", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--student", required=True)
     parser.add_argument("--kb", type=Path, required=True, help="index folder of the StrategyQA wiki paragraphs")
     parser.add_argument("--out", type=Path, required=True)
@@ -131,9 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     store = AnnotationStore(args.out / "annotations.db")
     by_id = {q.id: q for q in pool}
     wrong = [r for r in result.records if not r.correct][: args.corrections]
+    saved = {r.item_id: r.correction for r in store.latest()}
     for record in wrong:
         question = by_id[record.question_id]
         reference = flan[question.id][0]
+        if unchanged(saved.get(item_id_for(question)), reference.text, question.answer):
+            continue  # a rerun: this correction is saved already, another revision would double its count
         hits = knowledge.search(question.text, RetrievalConfig.candidates)
         used = set(record.passage_ids)
         store.save(Correction(
@@ -152,6 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "prepare.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary))
     return 0
+
+
+def unchanged(latest: object, rationale: str, answer: str | None) -> bool:
+    """Whether the item's latest saved correction already holds this rationale and answer."""
+    return latest is not None and getattr(latest, "rationale", None) == rationale and getattr(latest, "answer", None) == answer
 
 
 if __name__ == "__main__":
