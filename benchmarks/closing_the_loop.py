@@ -172,7 +172,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def unchanged(latest: object, rationale: str, answer: str | None) -> bool:
     """Whether the item's latest saved correction already holds this rationale and answer."""
-    return latest is not None and getattr(latest, "rationale", None) == rationale and getattr(latest, "answer", None) == answer
+    if latest is None:
+        return False
+    return getattr(latest, "rationale", None) == rationale and getattr(latest, "answer", None) == answer
 
 
 if __name__ == "__main__":

@@ -106,8 +106,8 @@ def check_inputs(dataset: str, data: Path, run: Path) -> None:
     for name in RUN_FILES[dataset]:
         if not (run / name).exists():
             raise SystemExit(f"error: {run / name} does not exist (the shipped student's knowledge bases and training "
-                             f"examples). Fix: build them with `TRAIN=0 RUN={run} bash benchmarks/train_default_student.sh`"
-                             ", or pass --run FOLDER of that script")
+                             f"examples). Fix: build them with `TRAIN=0 RUN={run} bash "
+                             "benchmarks/train_default_student.sh`, or pass --run FOLDER of that script")
 
 
 def recorded_settings(args: argparse.Namespace, names: Sequence[str]) -> dict[str, str]:

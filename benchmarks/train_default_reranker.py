@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tau1-end", type=float, default=DenseRerankerConfig.tau1_end,
                         help="temperature of BM25-given-the-rationale at the end of its annealing (lower: sharper target)")
     parser.add_argument("--vectors", type=Path, default=VECTORS_CACHE,
-                        help="the passage vectors' cache, read and rewritten (default runs/reranker-passage-vectors.npz)")
+                        help="the passage vectors' cache, read and rewritten "
+                             "(default runs/reranker-passage-vectors.npz)")
     parser.add_argument("--evaluate-only", action="store_true", help="measure the reranker saved in --out")
     parser.add_argument("--rationale-candidates", type=int, default=0,
                         help="add the rationale's top-K passages the question's 100 candidates miss (default none)")

@@ -36,7 +36,8 @@ def test_missing_data_names_the_folder_and_leaves_nothing(name: str, tmp_path: P
 def test_help_prints_the_settings_and_starts_nothing(name: str, tmp_path: Path) -> None:
     for flag in ("--help", "-h"):
         done = run_script(name, tmp_path, flag)
-        assert done.returncode == 0 and "DATA=../shared/data" in done.stdout and "RUN=runs/default-student" in done.stdout
+        assert done.returncode == 0, done.stderr
+        assert "DATA=../shared/data" in done.stdout and "RUN=runs/default-student" in done.stdout
     assert [p.name for p in tmp_path.iterdir()] == ["data"]
     refused = run_script(name, tmp_path, "--steps", "3")
     assert refused.returncode == 2 and "takes no arguments" in refused.stderr and "--help" in refused.stderr

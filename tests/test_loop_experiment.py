@@ -133,7 +133,8 @@ def test_a_rerun_with_other_settings_on_the_same_out_is_refused(tmp_path, monkey
     common = ["--dataset", "obqa", "--corrections", "1", "--rounds", "1", "--pool", "3", "--batch-size", "1",
               "--engine", "transformers", "--data", str(data), "--run", str(run), "--out", str(tmp_path / "out")]
     assert script.main(common + ["--heldout", "3", "--steps", "1"]) == 0
-    assert (tmp_path / "out" / "obqa-n1.settings.json").is_file() and (tmp_path / "out" / "obqa.settings.json").is_file()
+    assert (tmp_path / "out" / "obqa-n1.settings.json").is_file()
+    assert (tmp_path / "out" / "obqa.settings.json").is_file()
     assert script.main(common + ["--heldout", "3", "--steps", "1", "--rounds", "2"]) == 0  # more rounds: resumed
     for changed, names in ((["--heldout", "3", "--steps", "2", "--lr", "1e-3"], "lr, steps"),
                            (["--heldout", "2", "--steps", "1"], "heldout"),
@@ -152,7 +153,7 @@ def test_missing_data_or_run_folder_is_one_line_naming_the_fix(tmp_path, monkeyp
     data, run = experiment_inputs(tmp_path)
     with pytest.raises(SystemExit, match=r"does not exist \(the datasets\)\. Fix: .*../shared/data.*--data FOLDER"):
         script.main(["--dataset", "obqa", "--data", str(tmp_path / "none"), "--run", str(run)])
-    with pytest.raises(SystemExit, match=r"kb_obqa does not exist .*TRAIN=0 RUN=.* benchmarks/train_default_student.sh"):
+    with pytest.raises(SystemExit, match=r"kb_obqa does not exist .*TRAIN=0 RUN=.*train_default_student.sh"):
         script.main(["--dataset", "obqa", "--data", str(data), "--run", str(tmp_path / "none")])
     assert not (tmp_path / "none").exists()
 

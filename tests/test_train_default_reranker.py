@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("train_default_reranker", ROOT / "benchmarks" / "train_default_reranker.py")
+SCRIPT = ROOT / "benchmarks" / "train_default_reranker.py"
+spec = importlib.util.spec_from_file_location("train_default_reranker", SCRIPT)
 script = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(script)
 
