@@ -78,3 +78,37 @@ def test_the_app_wires_its_ask_as_into_the_rounds_comparison(panel):
     demo = build_app(panel.studio, AppConfig(mode="curator"))
     compare = next(event for event in demo.fns.values() if event.api_name == "compare_rounds")
     assert {"kard-question", "kard-options", "kard-kind", "kard-picked"} <= {b.elem_id for b in compare.inputs}
+
+
+@pytest.mark.parametrize("steps, weight, problem", [
+    (0, 3, "Training steps must be at least 1 (got 0). Fix: enter a whole number of 1 or more in 'Training steps'"),
+    (-2, 3, "Training steps must be at least 1 (got -2). Fix:"),
+    (None, 3, "Training steps is empty. Fix: enter a whole number of 1 or more in 'Training steps'"),
+    (20, 0, "Correction weight must be at least 1 (got 0). Fix: enter a whole number of 1 or more in 'Correction"),
+])
+def test_a_retrain_below_one_step_or_weight_is_refused_naming_the_field(panel, steps, weight, problem):
+    from kard.errors import KardError
+
+    panel._launch = lambda spec: pytest.fail("no job may start")
+    with pytest.raises(KardError) as refused:
+        panel.start("", weight, steps, False, "", "alice")
+    assert str(refused.value).startswith(problem)
+
+
+@pytest.mark.filterwarnings("ignore:Training steps must be at least 1")  # gr.Warning outside a request
+def test_start_with_zero_steps_shows_the_tabs_message_in_place_of_the_last_one(panel):
+    """Gradio's own `minimum` check would refuse 0 first ("Value 0 is less than minimum value 1.", error badges
+    left on the outputs); the tab's handler answers instead, its message replacing the one on screen."""
+    import gradio as gr
+
+    from kard.ui.loop_tab import add_loop_tab
+
+    with gr.Blocks() as demo:
+        add_loop_tab(panel.studio, None, lambda request, profile: "alice", question=gr.Textbox(),
+                     options=gr.Textbox(), panel=panel)
+    start = next(event for event in demo.fns.values() if event.fn.__name__ == "start")
+    steps = [block for block in start.inputs if getattr(block, "label", "") == "Training steps"][0]
+    assert steps.preprocess(0) == 0  # reaches the handler
+    message, progress, _ = start.fn("", 3, 0, False, "", None, None)
+    assert "Training steps must be at least 1 (got 0). Fix:" in message and "kard-msg-error" in message
+    assert "No retrain job has run" in progress

@@ -37,6 +37,20 @@ APP_TRAINING = retrain.APP_TRAINING  # how the Retrain tab trains; `python -m ka
 
 
 KB_EXAMPLE = "demo/passages.jsonl, or a folder from python -m kard index"
+STEPS_LABEL, DEFAULT_STEPS = "Training steps", 20
+WEIGHT_LABEL, DEFAULT_WEIGHT = "Correction weight", 3
+
+
+def at_least_one(value: float | None, label: str, default: int) -> int:
+    """A whole number field's value, refused (naming the field and the fix) when it is empty or below 1.
+
+    The tab checks this itself instead of Gradio's `minimum`, whose refusal names neither the field nor a fix."""
+    fix = f"Fix: enter a whole number of 1 or more in '{label}' (the default is {default})"
+    if value is None:
+        raise KardError(f"{label} is empty. {fix}")
+    if value < 1:
+        raise KardError(f"{label} must be at least 1 (got {value:g}). {fix}")
+    return int(value)
 
 
 def _check_knowledge_path(kb: str | None) -> None:
@@ -103,9 +117,9 @@ class LoopPanel:
         curating.can_write(self.studio, curator)
         spec = retrain.RetrainSpec(
             root=str(self.root), student=self.base_student, examples=(examples or self.examples or None),
-            db=str(self.db), correction_weight=int(weight or 3), kb=(kb or self.kb or None),
-            training={**APP_TRAINING, "max_steps": int(max_steps or 20)}, reranker=bool(with_reranker),
-            note=f"started from the app by {curator}")
+            db=str(self.db), correction_weight=at_least_one(weight, WEIGHT_LABEL, DEFAULT_WEIGHT),
+            kb=(kb or self.kb or None), reranker=bool(with_reranker), note=f"started from the app by {curator}",
+            training={**APP_TRAINING, "max_steps": at_least_one(max_steps, STEPS_LABEL, DEFAULT_STEPS)})
         if spec.reranker:
             _check_knowledge_path(spec.kb)
         job = self._launch(spec)
@@ -292,8 +306,9 @@ def loop_layout(panel: LoopPanel, question: Any, options: Any, kind: Any = None,
                             placeholder="needed with 'Also retrain the reranker': a knowledge-base folder "
                                         "(kard index) or a passages file")
         with gr.Row():
-            weight = gr.Number(3, precision=0, minimum=1, label="Correction weight (times per epoch)")
-            steps = gr.Number(20, precision=0, minimum=1, label="Training steps")
+            # no `minimum`: LoopPanel.start refuses a value below 1 naming the field, which Gradio's check does not
+            weight = gr.Number(DEFAULT_WEIGHT, precision=0, label=f"{WEIGHT_LABEL} (times per epoch)")
+            steps = gr.Number(DEFAULT_STEPS, precision=0, label=STEPS_LABEL)
             with_reranker = gr.Checkbox(False, label="Also retrain the reranker")
         with gr.Row():
             start_btn = gr.Button("Start retrain", variant="primary", elem_id="kard-loop-start")
