@@ -112,3 +112,34 @@ def test_start_with_zero_steps_shows_the_tabs_message_in_place_of_the_last_one(p
     message, progress, _ = start.fn("", 3, 0, False, "", None, None)
     assert "Training steps must be at least 1 (got 0). Fix:" in message and "kard-msg-error" in message
     assert "No retrain job has run" in progress
+
+
+def test_a_preparing_job_names_what_it_prepares_and_its_total_steps():
+    from kard.loop.jobs import JobStatus
+    from kard.ui.loop_tab import progress_line
+
+    loading = JobStatus("j", "running", "student", 0, 2, message="preparing: loading the student demo/student")
+    assert progress_line(loading) == "running · preparing: loading the student demo/student · step 0/2"
+    queued = JobStatus("j", "queued", message="preparing: starting the job process")
+    assert progress_line(queued) == "queued · preparing: starting the job process"  # no 0/0 before the total
+    stepping = JobStatus("j", "running", "student", 1, 2, 0.51234, message="student: step 1/2")
+    assert progress_line(stepping) == "running · student · step 1/2 · loss 0.5123"
+    failed = JobStatus("j", "failed", "done", 0, 2, error="boom")
+    assert progress_line(failed) == "failed · done · step 0/2"
+
+
+def test_the_tab_shows_a_preparing_job_without_a_step_count_that_has_not_moved(panel):
+    import os
+    from dataclasses import asdict
+
+    from kard.loop.jobs import JobStatus, status_path
+    from kard.loop.round_folder import write_json_atomic
+
+    status = JobStatus("job-1", "running", "student", 0, 2, pid=os.getpid(),
+                       message="preparing: loading the student demo/student")
+    status_path(panel.root, "job-1").parent.mkdir(parents=True)
+    write_json_atomic(status_path(panel.root, "job-1"), asdict(status))
+    html = panel.status_html()
+    assert "running · preparing: loading the student demo/student · step 0/2" in html and "0/0" not in html
+    assert '<progress max="100" style="width:100%"></progress>' in html  # moving, no 0%
+    assert html.count("preparing: loading") == 1  # not repeated in the message below

@@ -72,6 +72,12 @@ def test_a_round_is_a_checkpoint_the_pipeline_loads(tmp_path, tiny, data):
     assert status.state == "succeeded", status.error
     assert status.round == "round-001" and round_folder.list_rounds(root) == ["round-001"]
     assert any(u.phase == "student" and u.step >= 1 and u.total_steps == 2 for u in updates)  # progress reported
+    assert [u.total_steps for u in updates if u.state == "running"] == [2] * (len(updates) - 1)  # from the start
+    assert list(dict.fromkeys(u.message for u in updates if u.step == 0)) == [  # named before the first step
+        "preparing: starting the job", "preparing: exporting the saved corrections",
+        "preparing: reading the teacher examples (teacher.jsonl)",
+        f"preparing: loading the student {Path(tiny).parent.name}/student",
+        "preparing: encoding 3 examples and setting up the training", "preparing: running the first training step"]
     manifest = round_folder.read_manifest(root, "round-001")
     assert manifest["parent"] == {"round": None, "student": tiny}
     assert manifest["data"] | {"examples_file": None} == {
@@ -157,6 +163,7 @@ def test_background_job_runs_in_its_own_process(tmp_path, tiny, data):
     root = tmp_path / "rounds"
     job = jobs.start_background(spec_for(root, tiny, data, training={**TINY_TRAINING, "max_steps": 1}))
     assert job.pid != os.getpid()
+    assert jobs.read_status(root, job.job_id).total_steps == 1  # the total is shown from the start
     status = job.wait(timeout_s=240, poll_s=0.5)
     assert status.state == "succeeded", job.log_path.read_text()[-2000:]
     assert status.pid == job.pid and round_folder.current(root)["round"] == "round-001"

@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 from kard.config import PROJECT_ROOT
 from kard.errors import DataError, KardError
-from kard.loop.retrain import RetrainSpec, train_round
+from kard.loop.retrain import PREPARING, RetrainSpec, planned_steps, train_round
 from kard.loop.round_folder import (FAILED_DIR, JOBS_DIR, RetrainError, RoundsLock, check_free, publish_round,
                                     read_json_object, utc_now, write_json_atomic)
 
@@ -184,7 +184,7 @@ def run_job(spec: RetrainSpec, job_id: str | None = None, *,
     reporter = Reporter(root, job_id, on_update)
     work = root / f".work-{job_id}"
     try:
-        reporter.update(message="starting")
+        reporter.update(message=f"{PREPARING}starting the job", total_steps=planned_steps(spec))
         reporter.check()
         manifest = train_round(spec, work, reporter)
         reporter.check()  # last chance to cancel: after this the round is published
@@ -242,6 +242,7 @@ def start_background(spec: RetrainSpec, *, python: str | None = None) -> Backgro
     """Start `python -m kard retrain --spec FILE` detached; refuse at once if the folder is busy."""
     root = Path(spec.root)
     check_free(root)
+    total = planned_steps(spec)  # shown from the start; also refuses unknown training settings before launching
     job_id = new_job_id()
     jobs = root / JOBS_DIR
     jobs.mkdir(parents=True, exist_ok=True)
@@ -253,8 +254,8 @@ def start_background(spec: RetrainSpec, *, python: str | None = None) -> Backgro
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    env=_job_environment(spec), start_new_session=True, cwd=os.getcwd())
     write_json_atomic(status_path(root, job_id), asdict(JobStatus(
-        job_id, "queued", pid=process.pid, started_at=utc_now(), updated_at=utc_now(),
-        message="starting the job process")))
+        job_id, "queued", pid=process.pid, started_at=utc_now(), updated_at=utc_now(), total_steps=total,
+        message=f"{PREPARING}starting the job process")))
     _reap_later(process)
     return BackgroundJob(root, job_id, process.pid, log_path)
 

@@ -81,6 +81,22 @@ class RetrainSpec:
         return cls(**data)
 
 
+PREPARING = "preparing: "
+"""How a job's message starts before its first training step (loading the student, reading the examples,
+exporting the corrections), so the app names that phase instead of showing a step count that has not moved."""
+
+
+def planned_steps(spec: RetrainSpec, examples: int | None = None) -> int:
+    """The student's optimizer steps: the spec's max_steps, or (given how many) its epochs over `examples`;
+    0 while that is not known yet."""
+    from kard.training import optimizer_steps
+
+    config = student_training_config(spec.training)
+    if config.max_steps > 0 or examples is not None:
+        return optimizer_steps(config, examples or 0)
+    return 0
+
+
 class ProgressReporter(Protocol):
     """What the training step reports through: phase and step updates, and cancel checks (which raise)."""
 
@@ -109,9 +125,9 @@ def train_round(spec: RetrainSpec, work: Path, reporter: ProgressReporter) -> di
     work.mkdir(parents=True)
 
     base, corrections, curated, train = _training_set(spec, work, reporter)
+    reporter.update(total_steps=planned_steps(spec, len(train)))
     reporter.check()
 
-    reporter.update(phase="student", message=f"fine-tuning {start_student} on {len(train)} examples")
     training = _train_student(start_student, train, work / "student", spec, reporter)
     reporter.check()
 
@@ -135,8 +151,11 @@ def _training_set(spec: RetrainSpec, work: Path, reporter: ProgressReporter) -> 
     from kard.distill import read_examples, write_examples
     from kard.loop.export import merge_examples
 
-    reporter.update(phase="data", message="collecting teacher examples and corrections")
+    reading = "exporting the saved corrections" if spec.db else "reading the corrections"
+    reporter.update(phase="data", message=PREPARING + reading)
     corrections, curated = _corrections(spec, work)
+    if spec.examples:
+        reporter.update(message=f"{PREPARING}reading the teacher examples ({Path(spec.examples).name})")
     base = read_examples(spec.examples) if spec.examples else []
     train = merge_examples(base, corrections, spec.correction_weight)
     if not train:
@@ -226,10 +245,15 @@ def _check_setting_type(name: str, value: object, annotation: str, default: obje
 def _train_student(student: str, examples: Sequence, out: Path, spec: RetrainSpec, reporter: ProgressReporter) -> dict[str, Any]:
     """Fine-tune through kard.training (transformers Trainer), reporting each step and honouring cancel."""
     from kard import training
+    from kard.student import Student
 
     config = student_training_config(spec.training)
+    reporter.update(phase="student", message=f"{PREPARING}loading the student {_short(student)}")
+    loaded = Student.load(student)
+    reporter.check()
+    reporter.update(message=f"{PREPARING}encoding {len(examples)} examples and setting up the training")
     callback = progress_callback(reporter)
-    result = training.train_student(student, examples, out, config, callbacks=[callback], progress=False)
+    result = training.train_student(loaded, examples, out, config, callbacks=[callback], progress=False)
     shutil.rmtree(out / training.CHECKPOINTS, ignore_errors=True)  # a round is final: no resume state kept
     return _summary(result)
 
@@ -256,6 +280,10 @@ def progress_callback(reporter: ProgressReporter):
     from transformers import TrainerCallback
 
     class _Progress(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001
+            reporter.update(total_steps=state.max_steps, message=f"{PREPARING}running the first training step")
+            reporter.check()
+
         def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
             if logs and "loss" in logs:
                 reporter.update(loss=float(logs["loss"]))
@@ -264,6 +292,12 @@ def progress_callback(reporter: ProgressReporter):
             reporter.step(state.global_step, state.max_steps)
 
     return _Progress()
+
+
+def _short(path: str, keep: int = 2) -> str:
+    """The last parts of a student's path or hub id, enough to tell which one."""
+    parts = Path(path).parts
+    return str(Path(*parts[-keep:])) if len(parts) > keep else path
 
 
 def _train_reranker(source: str | None, revisions: Sequence, spec: RetrainSpec, out: Path,
@@ -294,5 +328,5 @@ def _train_reranker(source: str | None, revisions: Sequence, spec: RetrainSpec, 
             "last_loss": result.losses[-1] if result.losses else None, "seconds_per_step": result.seconds_per_step}
 
 
-__all__ = ["APP_TRAINING", "FULL_FINE_TUNE", "RetrainSpec", "ProgressReporter", "train_round", "retrain_training",
-           "student_training_config", "progress_callback"]
+__all__ = ["APP_TRAINING", "FULL_FINE_TUNE", "PREPARING", "planned_steps", "RetrainSpec", "ProgressReporter",
+           "train_round", "retrain_training", "student_training_config", "progress_callback"]

@@ -146,14 +146,10 @@ class LoopPanel:
         job = self.latest_job()
         if job is None:
             return head + '<div class="kard-empty">No retrain job has run over this folder yet.</div>'
-        percent = int(100 * (1.0 if job.state == "succeeded" else job.fraction))
-        detail = job.error if job.state in ("failed", "cancelled") else job.message
-        loss = f" &middot; loss {job.loss:.4f}" if job.loss is not None else ""
+        detail = job.error if job.state in ("failed", "cancelled") else ("" if preparing(job) else job.message)
         kind = {"failed": "error", "cancelled": "warn"}.get(job.state, "info")
         return (head + f'<div class="kard-job kard-job-{views.esc(job.state)}"><b>job {views.esc(job.job_id)}</b>: '
-                f'{views.esc(job.state)} &middot; {views.esc(job.phase)} &middot; step {job.step}/{job.total_steps}{loss}'
-                f'<progress max="100" value="{percent}" style="width:100%">{percent}%</progress></div>'
-                + views.message(detail or "", kind))
+                f'{views.esc(progress_line(job))}{progress_bar(job)}</div>' + views.message(detail or "", kind))
 
     def job_active(self) -> bool:
         job = self.latest_job()
@@ -228,6 +224,28 @@ class LoopPanel:
                                               prediction.decoding.get("engine")),
                 kind_html=asked_as))
         return cards[0], cards[1], views.diff_panel(rationales[0], rationales[1], left or BASE, right or BASE)
+
+
+def preparing(job: loop_jobs.JobStatus) -> bool:
+    """The job runs but has not finished a step of its phase yet (loading the student, reading the examples...)."""
+    return not job.finished and job.step == 0
+
+
+def progress_line(job: loop_jobs.JobStatus) -> str:
+    """One line of a job's progress: its state, what it does (named while it prepares, before its first step),
+    the step out of the total once the total is known, and the last loss."""
+    doing = (job.message or job.phase) if preparing(job) else job.phase
+    steps = f"step {job.step}/{job.total_steps}" if job.total_steps else ("" if preparing(job) else f"step {job.step}")
+    loss = f"loss {job.loss:.4f}" if job.loss is not None else ""
+    return " · ".join(part for part in (job.state, doing, steps, loss) if part)
+
+
+def progress_bar(job: loop_jobs.JobStatus) -> str:
+    """The job's progress bar; one without a value (moving, no percentage) while it prepares."""
+    if preparing(job):
+        return '<progress max="100" style="width:100%"></progress>'
+    percent = int(100 * (1.0 if job.state == "succeeded" else job.fraction))
+    return f'<progress max="100" value="{percent}" style="width:100%">{percent}%</progress>'
 
 
 def _short(path: str, keep: int = 3) -> str:
