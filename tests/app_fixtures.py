@@ -132,8 +132,8 @@ def real_pipeline(extra: list[Passage]):
 
 @contextmanager
 def launched(pipeline_factory, folder: Path, questions=QUESTIONS, mode: str = "curator",
-             queue_size: int = 16) -> Iterator[tuple[str, object]]:
-    """(url, studio) of a running app on 127.0.0.1; closed afterwards."""
+             queue_size: int = 16, **settings) -> Iterator[tuple[str, object]]:
+    """(url, studio) of a running app on 127.0.0.1; closed afterwards. `settings`: more AppConfig fields."""
     import app as app_module
     from kard.ui.blocks import build_app
     from kard.annotations import AnnotationStore
@@ -141,7 +141,7 @@ def launched(pipeline_factory, folder: Path, questions=QUESTIONS, mode: str = "c
     from kard.config import AppConfig
 
     config = AppConfig(mode=mode, curator_user=USER, curator_password=PASSWORD, port=free_port(),
-                       annotations_db=folder / "annotations.db", queue_size=queue_size)
+                       annotations_db=folder / "annotations.db", queue_size=queue_size, **settings)
     studio = Studio(pipeline_factory, AnnotationStore(config.annotations_db, read_only=mode == "demo"), questions,
                     mode=mode)
     demo = build_app(studio, config)

@@ -359,11 +359,13 @@ def loop_layout(panel: LoopPanel, question: Any, options: Any, kind: Any = None,
         every_table = gr.HTML(elem_id="kard-loop-every-table")
 
         gr.Markdown("### Round report: held-out accuracy per round, against the control when one was run")
-        with gr.Row():
-            report = gr.Markdown(panel.report_markdown(), elem_id="kard-loop-report")
-            plot_path = panel.report_plot()
-            plot = gr.Image(plot_path, label="Held-out accuracy per round", type="filepath", interactive=False,
-                            elem_id="kard-loop-plot", visible=plot_path is not None)
+        # the table takes the whole width (beside the plot its seven columns broke round names letter by letter);
+        # the plot below it carries its own title, which a label badge would cover
+        report = gr.Markdown(panel.report_markdown(), elem_id="kard-loop-report")
+        plot_path = panel.report_plot()
+        plot = gr.Image(plot_path, label="Held-out accuracy per round", show_label=False, type="filepath",
+                        interactive=False, buttons=["fullscreen", "download"], elem_id="kard-loop-plot",
+                        visible=plot_path is not None)
     return LoopTab(examples, kb, weight, steps, with_reranker, start_btn, cancel_btn, refresh_btn, action_msg,
                    progress, timer, left, right, question, options, kind, picked, compare_btn, left_card, right_card,
                    diff, report, plot, every_btn, every_table)

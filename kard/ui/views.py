@@ -292,6 +292,10 @@ mark { background: #fde68a; color: #1f2937; padding: 0 1px; border-radius: 2px; 
 .kard-history { padding-left: 1.2em; } .kard-rev { margin-bottom: 10px; } .kard-note { font-style: italic; }
 .kard-cursor { animation: kard-blink 1s steps(1) infinite; } @keyframes kard-blink { 50% { opacity: 0; } }
 .kard-rounds td { vertical-align: top; padding: 4px 8px; } .kard-answer-source { font-size: 0.85em; }
+#kard-loop-report .md { display: block; overflow-x: auto; }  /* the round report: a narrow screen scrolls it */
+#kard-loop-report th, #kard-loop-report td { word-break: normal; overflow-wrap: normal; }  /* wrap at spaces only */
+#kard-loop-report td:first-child { white-space: nowrap; }  /* a round's name on one line */
+#kard-loop-plot .image-frame { padding-top: 32px; }  /* the plot's title below its buttons, not under them */
 @media (max-width: 640px) {  /* a phone: each passage a block, its numbers on one labelled line above its text */
   table.kard-rerank thead { display: none; }
   table.kard-rerank, table.kard-rerank tbody, table.kard-rerank tr, table.kard-rerank td { display: block; }
