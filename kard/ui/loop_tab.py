@@ -148,8 +148,9 @@ class LoopPanel:
             return head + '<div class="kard-empty">No retrain job has run over this folder yet.</div>'
         detail = job.error if job.state in ("failed", "cancelled") else ("" if preparing(job) else job.message)
         kind = {"failed": "error", "cancelled": "warn"}.get(job.state, "info")
+        below = views.message(detail, kind) if detail else ""  # an empty message would show an empty box
         return (head + f'<div class="kard-job kard-job-{views.esc(job.state)}"><b>job {views.esc(job.job_id)}</b>: '
-                f'{views.esc(progress_line(job))}{progress_bar(job)}</div>' + views.message(detail or "", kind))
+                f'{views.esc(progress_line(job))}{progress_bar(job)}</div>' + below)
 
     def job_active(self) -> bool:
         job = self.latest_job()
