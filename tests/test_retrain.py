@@ -151,6 +151,47 @@ def test_cancel_stops_the_job_and_changes_nothing(tmp_path, tiny, data):
         jobs.cancel(root)
 
 
+TINY_FLAGS = ["--max-steps", "2", "--batch-size", "1", "--grad-accum", "1", "--set", "max_length_cap=128"]
+
+
+def retrain_argv(root: Path, tiny: str, data: dict[str, str], *flags: str) -> list[str]:
+    return ["retrain", "--root", str(root), "--student", tiny, "--examples", data["examples"], *TINY_FLAGS, *flags]
+
+
+@pytest.mark.parametrize("kb_flags, problem", [
+    ([], "retraining the reranker needs a knowledge base. Fix: pass --kb a passages file or index folder"),
+    (["--kb", "no-such-kb"], "knowledge base no-such-kb not found. Fix: pass --kb an existing passages file"),
+])
+def test_a_reranker_retrain_without_its_knowledge_base_is_refused_before_it_starts(tmp_path, tiny, data, capsys,
+                                                                                   kb_flags, problem):
+    """It was refused only after the student had trained, throwing that training away."""
+    from kard.__main__ import main
+
+    root = tmp_path / "rounds"
+    for mode in ([], ["--background"]):
+        assert main(retrain_argv(root, tiny, data, "--db", data["db"], "--reranker", *kb_flags, *mode)) == 2
+        assert problem in capsys.readouterr().err
+        assert not root.exists()  # no job, no round, no folder
+
+
+def test_a_reranker_retrain_without_the_annotation_store_is_refused_before_it_starts(tmp_path, tiny, data, capsys):
+    from kard.__main__ import main
+
+    passages = tmp_path / "passages.jsonl"
+    passages.write_text("".join(json.dumps({"id": p.id, "title": p.title, "text": p.text}) + "\n" for p in PASSAGES))
+    assert main(retrain_argv(tmp_path / "rounds", tiny, data, "--reranker", "--kb", str(passages))) == 2
+    assert "retraining the reranker needs the annotation store. Fix: pass --db" in capsys.readouterr().err
+
+
+def test_a_reranker_job_without_a_knowledge_base_fails_before_the_student_trains(tmp_path, tiny, data):
+    """A spec that came another way (not the CLI, not the app) is checked at the job's start."""
+    root = tmp_path / "rounds"
+    phases: list[str] = []
+    status = jobs.run_job(spec_for(root, tiny, data, reranker=True), on_update=lambda s: phases.append(s.phase))
+    assert status.state == "failed" and "needs a knowledge base. Fix: pass --kb" in status.error
+    assert "student" not in phases and not (root / "failed" / status.job_id / "student").exists()
+
+
 def test_a_job_whose_process_died_reads_as_failed(tmp_path):
     dead = jobs.JobStatus("job-x", "running", "student", pid=2 ** 22 + 12345, started_at="t", updated_at="t")
     (tmp_path / "jobs").mkdir()

@@ -132,7 +132,7 @@ _TRAINING_FLAGS = ("max_steps", "epochs", "learning_rate", "batch_size", "grad_a
 
 def spec_from_args(args: argparse.Namespace):
     from kard.config import DEFAULT_STUDENT
-    from kard.loop.retrain import RetrainSpec, retrain_training, student_training_config
+    from kard.loop.retrain import RetrainSpec, check_reranker_inputs, retrain_training, student_training_config
     from kard.loop.round_folder import current
 
     if args.root is None:
@@ -154,14 +154,16 @@ def spec_from_args(args: argparse.Namespace):
         from kard.annotations import AnnotationStore
 
         AnnotationStore.existing(args.db)
-    make_out_folder(args.root, flag="--root", holds="the rounds", example="runs/loop")
-    current(args.root)  # a damaged current.json is named now, not after the job has started
     text = lambda p: str(p) if p is not None else None  # noqa: E731
-    return RetrainSpec(root=str(args.root), student=args.student or DEFAULT_STUDENT, examples=text(args.examples),
+    spec = RetrainSpec(root=str(args.root), student=args.student or DEFAULT_STUDENT, examples=text(args.examples),
                        db=text(args.db), corrections=text(args.corrections), correction_weight=args.correction_weight,
                        from_base=args.from_base, knowledge_from=args.knowledge_from, kb=text(args.kb),
                        training=training, reranker=args.reranker, reranker_from=args.reranker_from,
                        reranker_steps=args.reranker_steps, threads=args.threads, note=args.note)
+    check_reranker_inputs(spec)  # a missing --kb or --db is named now, not after the student has trained
+    make_out_folder(args.root, flag="--root", holds="the rounds", example="runs/loop")
+    current(args.root)  # a damaged current.json is named now, not after the job has started
+    return spec
 
 
 def run_retrain(args: argparse.Namespace) -> int:

@@ -97,6 +97,33 @@ def planned_steps(spec: RetrainSpec, examples: int | None = None) -> int:
     return 0
 
 
+KB_EXAMPLE = "demo/passages.jsonl, or a folder from python -m kard index"
+
+
+def check_knowledge_base(kb: str | None, *, give: str = "pass --kb") -> None:
+    """Refuse a reranker retrain whose knowledge base is not given or not there, before the student trains.
+
+    `give` says how the caller supplies it: "pass --kb" on the command line, the form's field in the app.
+    """
+    if not kb:
+        raise ConfigError(f"retraining the reranker needs a knowledge base. Fix: {give} a passages file or "
+                          f"index folder (e.g. {KB_EXAMPLE})")
+    if not Path(kb).expanduser().exists():
+        raise ConfigError(f"knowledge base {kb} not found. Fix: {give} an existing passages file or index folder "
+                          f"(e.g. {KB_EXAMPLE})")
+
+
+def check_reranker_inputs(spec: RetrainSpec, *, give_kb: str = "pass --kb") -> None:
+    """A reranker retrain needs the annotation store and a knowledge base: refuse it now, not after the student
+    has trained (`train_round` checks again, for specs that came another way)."""
+    if not spec.reranker:
+        return
+    if not spec.db:
+        raise ConfigError("retraining the reranker needs the annotation store. Fix: pass --db (the reranker reads "
+                          "each corrected question and rationale from it)")
+    check_knowledge_base(spec.kb, give=give_kb)
+
+
 class ProgressReporter(Protocol):
     """What the training step reports through: phase and step updates, and cancel checks (which raise)."""
 
@@ -118,6 +145,7 @@ def train_round(spec: RetrainSpec, work: Path, reporter: ProgressReporter) -> di
 
     Publishing the folder (rename to round-NNN, swap current.json) is the job runner's last step.
     """
+    check_reranker_inputs(spec)  # before the student trains: a missing --kb would throw that training away
     root = Path(spec.root)
     pointer = current(root)
     parent = None if (pointer is None or spec.from_base) else pointer
@@ -310,9 +338,7 @@ def _train_reranker(source: str | None, revisions: Sequence, spec: RetrainSpec, 
     if not revisions:
         raise DataError("retraining the reranker needs corrections from the annotation store",
                         fix="pass --db (the reranker reads each corrected question and rationale from it)")
-    if not spec.kb:
-        raise ConfigError("retraining the reranker needs a knowledge base. Fix: pass --kb (a folder from "
-                          "`python -m kard index` or a passages file)")
+    check_knowledge_base(spec.kb)
     knowledge = KnowledgeBase.open(spec.kb)
     pairs = [(r.correction.to_question(), r.correction.rationale) for r in revisions]  # as asked: kind and options
     marks = [r.correction.relevance for r in revisions]  # recalled corrections are not marked knowledge
@@ -328,5 +354,6 @@ def _train_reranker(source: str | None, revisions: Sequence, spec: RetrainSpec, 
             "last_loss": result.losses[-1] if result.losses else None, "seconds_per_step": result.seconds_per_step}
 
 
-__all__ = ["APP_TRAINING", "FULL_FINE_TUNE", "PREPARING", "planned_steps", "RetrainSpec", "ProgressReporter",
-           "train_round", "retrain_training", "student_training_config", "progress_callback"]
+__all__ = ["APP_TRAINING", "FULL_FINE_TUNE", "KB_EXAMPLE", "PREPARING", "planned_steps", "RetrainSpec",
+           "ProgressReporter", "train_round", "retrain_training", "check_knowledge_base",
+           "check_reranker_inputs", "student_training_config", "progress_callback"]

@@ -36,7 +36,6 @@ MAX_CACHED_STUDENTS = 2  # two sides of the comparison; more would only hold mem
 APP_TRAINING = retrain.APP_TRAINING  # how the Retrain tab trains; `python -m kard retrain` trains so by default
 
 
-KB_EXAMPLE = "demo/passages.jsonl, or a folder from python -m kard index"
 STEPS_LABEL, DEFAULT_STEPS = "Training steps", 20
 WEIGHT_LABEL, DEFAULT_WEIGHT = "Correction weight", 3
 
@@ -55,11 +54,7 @@ def at_least_one(value: float | None, label: str, default: int) -> int:
 
 def _check_knowledge_path(kb: str | None) -> None:
     """Refuse a reranker retrain whose knowledge base is not given or not there, before the student trains."""
-    if not kb:
-        raise KardError(f"retraining the reranker needs a knowledge base. Fix: fill in its path (e.g. {KB_EXAMPLE})")
-    if not Path(kb).expanduser().exists():
-        raise KardError(f"knowledge base {kb} not found. Fix: fill in an existing passages file or index folder "
-                        f"(e.g. {KB_EXAMPLE})")
+    retrain.check_knowledge_base(kb, give="fill in 'Knowledge base' with")
 
 
 class LoopPanel:
