@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -190,6 +195,73 @@ def test_a_reranker_job_without_a_knowledge_base_fails_before_the_student_trains
     status = jobs.run_job(spec_for(root, tiny, data, reranker=True), on_update=lambda s: phases.append(s.phase))
     assert status.state == "failed" and "needs a knowledge base. Fix: pass --kb" in status.error
     assert "student" not in phases and not (root / "failed" / status.job_id / "student").exists()
+
+
+def wait_for(root: Path, condition: Callable[[jobs.JobStatus], bool], process: subprocess.Popen | None = None,
+             timeout_s: float = 240.0) -> jobs.JobStatus:
+    """The first job of `root` once `condition(status)` holds (fails if `process` ends first)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = jobs.list_jobs(root)
+        if found and condition(found[0]):
+            return found[0]
+        assert process is None or process.poll() is None, process.communicate()
+        time.sleep(0.2)
+    raise AssertionError(f"no job of {root} reached the state within {timeout_s} s: {jobs.list_jobs(root)}")
+
+
+def test_a_second_retrain_is_refused_while_a_background_one_starts(tmp_path, tiny, data, capsys):
+    """The background job took the folder's lock only once its process had started: a second job started meanwhile
+    was told "started" too, then failed in its process and read as killed ("killed, or out of memory?")."""
+    from kard.__main__ import main
+
+    root = tmp_path / "rounds"
+    try:
+        assert main(retrain_argv(root, tiny, data, "--background")) == 0
+        started = capsys.readouterr().out
+        for second in (["--background"], []):  # another background job, or one in the foreground
+            assert main(retrain_argv(root, tiny, data, *second)) == 2
+            assert "is already retraining over" in capsys.readouterr().err
+        [job] = jobs.list_jobs(root)  # no record of the refused ones
+        assert f"started job {job.job_id}" in started
+        with pytest.raises(round_folder.RetrainBusyError):
+            round_folder.check_free(root)  # the job process holds the lock, not this one
+        assert main(["retrain", "--root", str(root), "--cancel"]) == 0  # at once: the job is still starting up
+        assert capsys.readouterr().out == f"asked job {job.job_id} to stop (state: queued)\n"
+        final = wait_for(root, lambda s: s.finished and not process_alive(s.pid))
+        assert final.state == "cancelled" and final.message == "cancelled; nothing changed", final
+        assert round_folder.list_rounds(root) == [] and round_folder.current(root) is None
+        round_folder.check_free(root)  # the kernel freed the lock with the job process
+    finally:
+        kill_job_processes(root)  # when an assertion failed with a job still running
+
+
+def process_alive(pid: int | None) -> bool:
+    try:
+        os.kill(pid or 0, 0)
+    except ProcessLookupError:
+        return False
+    return bool(pid)
+
+
+def kill_job_processes(root: Path) -> None:
+    for pid in {s.pid for s in jobs.list_jobs(root) if s.pid and s.pid != os.getpid()}:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_a_job_that_ended_unreported_after_a_cancel_reads_as_cancelled(tmp_path):
+    """SIGTERM can end a job still starting up, before it has written a word."""
+    (tmp_path / "jobs").mkdir()
+    for job_id, state in (("job-c", "queued"), ("job-f", "running")):
+        dead = jobs.JobStatus(job_id, state, pid=2 ** 22 + 12345, started_at="t", updated_at="t")
+        (tmp_path / "jobs" / f"{job_id}.json").write_text(json.dumps(asdict(dead)))
+    (tmp_path / "jobs" / "job-c.cancel").write_text("t")
+    cancelled = jobs.read_status(tmp_path, "job-c")
+    assert (cancelled.state, cancelled.message) == ("cancelled", "cancelled; nothing changed")
+    failed = jobs.read_status(tmp_path, "job-f")  # a foreground job: it has no log file to point at
+    assert failed.state == "failed" and "job-f.log" not in failed.error
+    assert "Fix: see the output of the command that ran it" in failed.error
 
 
 def test_a_job_whose_process_died_reads_as_failed(tmp_path):

@@ -124,6 +124,7 @@ def _register_retrain(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--cancel", action="store_true", help="cancel the running job of ROOT (or --job)")
     parser.add_argument("--job", "--job-id", dest="job_id", default=None, help="a job id (with --status/--cancel)")
     parser.add_argument("--spec", type=Path, default=None, help=argparse.SUPPRESS)  # the background process
+    parser.add_argument("--lock-fd", type=int, default=None, help=argparse.SUPPRESS)  # its lock, from its starter
     parser.set_defaults(func=run_retrain)
 
 
@@ -173,7 +174,7 @@ def run_retrain(args: argparse.Namespace) -> int:
     if args.spec is not None:  # the detached job process started by jobs.start_background
         spec = RetrainSpec.from_json(args.spec.read_text(encoding="utf-8"))
         jobs.prepare_process(spec)
-        return _finish(jobs.run_job(spec, args.job_id, on_update=_printer()))
+        return _finish(jobs.run_job(spec, args.job_id, on_update=_printer(), lock_fd=args.lock_fd))
     if args.status:
         return _print_status(args.root, args.job_id)
     if args.cancel:

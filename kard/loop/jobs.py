@@ -6,10 +6,10 @@ then renames that folder to the next `round-NNN` and swaps `current.json`; a fai
 job's folder goes to `failed/JOB/` and the serving round stays as it was (the folder's layout:
 `kard.loop.round_folder`). Every step is written to `jobs/JOB.json` (`Reporter`), which the app polls.
 
-`start_background(spec)` runs the job as `python -m kard retrain --spec FILE` in its own session:
-it survives the browser page (and the app) closing, it never competes with the app's threads for
-the GIL, and it is niced and limited to `spec.threads` torch threads. `cancel(root, job_id)` asks
-it to stop.
+`start_background(spec)` runs the job as `python -m kard retrain --spec FILE` in its own session,
+handing it the folder's lock (a second job is refused from the first one's start): it survives
+the browser page (and the app) closing, it never competes with the app's threads for the GIL, and
+it is niced and limited to `spec.threads` torch threads. `cancel(root, job_id)` asks it to stop.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any, Callable
 from kard.config import PROJECT_ROOT
 from kard.errors import DataError, KardError
 from kard.loop.retrain import PREPARING, RetrainSpec, planned_steps, train_round
-from kard.loop.round_folder import (FAILED_DIR, JOBS_DIR, RetrainError, RoundsLock, check_free, publish_round,
+from kard.loop.round_folder import (FAILED_DIR, JOBS_DIR, RetrainError, RoundsLock, publish_round,
                                     read_json_object, utc_now, write_json_atomic)
 
 log = logging.getLogger(__name__)
@@ -105,9 +105,21 @@ def read_status(root: str | Path, job_id: str) -> JobStatus:
         raise DataError(f"the job status lacks {', '.join(missing)}", path=path, fix=fix)
     status = JobStatus(**{k: v for k, v in data.items() if k in {f.name for f in fields(JobStatus)}})
     if status.state in ("queued", "running") and status.pid and status.pid != os.getpid() and not _pid_alive(status.pid):
-        return replace(status, state="failed", error=f"the job process {status.pid} exited without reporting "
-                       f"(killed, or out of memory?). Fix: see {Path(root) / JOBS_DIR / (job_id + '.log')} and start it again")
+        return _ended_unreported(Path(root), status)
     return status
+
+
+def _ended_unreported(root: Path, status: JobStatus) -> JobStatus:
+    """A job whose process ended without a last report: cancelled if it was asked to stop (SIGTERM can end a job
+    still starting up, before it reports anything), else failed."""
+    jobs = root / JOBS_DIR
+    if (jobs / f"{status.job_id}.cancel").exists():
+        return replace(status, state="cancelled", phase="done", error=f"job {status.job_id} was cancelled",
+                       message="cancelled; nothing changed")
+    log_file = jobs / f"{status.job_id}.log"
+    where = f"see {log_file}" if log_file.is_file() else "see the output of the command that ran it"
+    return replace(status, state="failed", error=f"the job process {status.pid} exited without reporting "
+                   f"(killed, or out of memory?). Fix: {where} and start it again")
 
 
 def list_jobs(root: str | Path) -> list[JobStatus]:
@@ -173,14 +185,15 @@ class Reporter:
 
 
 def run_job(spec: RetrainSpec, job_id: str | None = None, *,
-            on_update: Callable[[JobStatus], None] | None = None) -> JobStatus:
+            on_update: Callable[[JobStatus], None] | None = None, lock_fd: int | None = None) -> JobStatus:
     """Run one retrain job here and now; never raises for a job failure (the status says why).
 
-    Raises RetrainBusyError (before doing anything) when another job holds the folder.
+    Raises RetrainBusyError (before doing anything) when another job holds the folder. `lock_fd`: the folder's
+    lock, taken by `start_background` and inherited.
     """
     root = Path(spec.root)
     job_id = job_id or new_job_id()
-    lock = RoundsLock(root, job_id).acquire()
+    lock = RoundsLock.inherited(root, job_id, lock_fd) if lock_fd is not None else RoundsLock(root, job_id).acquire()
     reporter = Reporter(root, job_id, on_update)
     work = root / f".work-{job_id}"
     try:
@@ -239,25 +252,42 @@ class BackgroundJob:
 
 
 def start_background(spec: RetrainSpec, *, python: str | None = None) -> BackgroundJob:
-    """Start `python -m kard retrain --spec FILE` detached; refuse at once if the folder is busy."""
+    """Start `python -m kard retrain --spec FILE` detached; refuse at once if the folder is busy.
+
+    This process takes the folder's lock and hands it to the job process, which holds it from its start: a
+    second job started meanwhile is refused here, not left to fail in its own process.
+    """
     root = Path(spec.root)
-    check_free(root)
     total = planned_steps(spec)  # shown from the start; also refuses unknown training settings before launching
     job_id = new_job_id()
-    jobs = root / JOBS_DIR
-    jobs.mkdir(parents=True, exist_ok=True)
-    spec_file = jobs / f"{job_id}.spec"
-    spec_file.write_text(spec.to_json(), encoding="utf-8")
-    log_path = jobs / f"{job_id}.log"
-    command = [python or sys.executable, "-m", "kard", "retrain", "--spec", str(spec_file), "--job-id", job_id]
-    with log_path.open("ab") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   env=_job_environment(spec), start_new_session=True, cwd=os.getcwd())
+    lock = RoundsLock(root, job_id).acquire()
+    try:
+        process, log_path = _spawn(spec, job_id, python, lock)
+        lock.hand_over(process.pid)
+    finally:
+        lock.release()  # only when the process did not start: after hand_over the lock is the job's
     write_json_atomic(status_path(root, job_id), asdict(JobStatus(
         job_id, "queued", pid=process.pid, started_at=utc_now(), updated_at=utc_now(), total_steps=total,
         message=f"{PREPARING}starting the job process")))
     _reap_later(process)
     return BackgroundJob(root, job_id, process.pid, log_path)
+
+
+def _spawn(spec: RetrainSpec, job_id: str, python: str | None, lock: RoundsLock) -> tuple[subprocess.Popen, Path]:
+    """Start the job process (its spec in jobs/JOB.spec, its output in jobs/JOB.log), passing it the held lock's
+    descriptor."""
+    jobs = Path(spec.root) / JOBS_DIR
+    jobs.mkdir(parents=True, exist_ok=True)
+    spec_file = jobs / f"{job_id}.spec"
+    spec_file.write_text(spec.to_json(), encoding="utf-8")
+    log_path = jobs / f"{job_id}.log"
+    command = [python or sys.executable, "-m", "kard", "retrain", "--spec", str(spec_file), "--job-id", job_id,
+               "--lock-fd", str(lock.fd)]
+    with log_path.open("ab") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   env=_job_environment(spec), start_new_session=True, cwd=os.getcwd(),
+                                   pass_fds=(lock.fd,))
+    return process, log_path
 
 
 def _job_environment(spec: RetrainSpec) -> dict[str, str]:

@@ -205,10 +205,47 @@ class RoundsLock:
             holder = os.read(fd, 4096).decode("utf-8", "replace").strip()
             os.close(fd)
             raise RetrainBusyError(_busy_message(self.root, holder)) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"job_id": self.job_id, "pid": os.getpid(), "since": utc_now()}).encode())
         self.fd = fd
+        self._name_holder(os.getpid())
         return self
+
+    @classmethod
+    def inherited(cls, root: Path, job_id: str, fd: int) -> RoundsLock:
+        """The lock the starting process took and passed down as descriptor `fd` (`hand_over`): a background job
+        holds its folder from the moment it is started, so a second start is refused at once."""
+        try:
+            ours = os.path.samestat(os.fstat(fd), os.stat(root / LOCK_FILE))
+        except OSError:
+            ours = False
+        if not ours:
+            raise RetrainError(f"file descriptor {fd} is not the lock of {root}. Fix: start the job with "
+                               f"`python -m kard retrain --root {root} --background` (--lock-fd is internal)")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held through this descriptor already: a no-op
+        except BlockingIOError:
+            raise RetrainBusyError(_busy_message(root, (root / LOCK_FILE).read_text("utf-8", "replace"))) from None
+        lock = cls(root, job_id)
+        lock.fd = fd
+        return lock
+
+    def hand_over(self, pid: int) -> None:
+        """Name process `pid` (which inherited the descriptor) as the holder and close this process's copy without
+        unlocking: the lock is that process's now, and the kernel frees it when that process ends."""
+        if self.fd is None:
+            return
+        try:
+            with contextlib.suppress(OSError):
+                self._name_holder(pid)
+        finally:
+            os.close(self.fd)
+            self.fd = None
+
+    def _name_holder(self, pid: int) -> None:
+        """Write who holds the folder into the lock file (a refused job's message names it)."""
+        if self.fd is None:
+            return
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, json.dumps({"job_id": self.job_id, "pid": pid, "since": utc_now()}).encode(), 0)
 
     def release(self) -> None:
         if self.fd is not None:
