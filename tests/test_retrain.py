@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
@@ -195,6 +196,55 @@ def test_a_reranker_job_without_a_knowledge_base_fails_before_the_student_trains
     status = jobs.run_job(spec_for(root, tiny, data, reranker=True), on_update=lambda s: phases.append(s.phase))
     assert status.state == "failed" and "needs a knowledge base. Fix: pass --kb" in status.error
     assert "student" not in phases and not (root / "failed" / status.job_id / "student").exists()
+
+
+def test_ctrl_c_during_training_cancels_the_job_and_changes_nothing(tmp_path, tiny, data):
+    """A KeyboardInterrupt escaped run_job: the status kept 'running', then read as a job that died unreported, and
+    the work folder stayed in the rounds folder."""
+    root = tmp_path / "rounds"
+    assert jobs.run_job(spec_for(root, tiny, data)).state == "succeeded"
+    pointer = (root / "current.json").read_text()
+
+    def ctrl_c_in_training(status: jobs.JobStatus) -> None:
+        if status.phase == "student" and status.step >= 1:  # called from the trainer's step callback
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # raised again once reported: the command decides how to exit
+        jobs.run_job(spec_for(root, tiny, data), "job-ctrl-c", on_update=ctrl_c_in_training)
+    status = jobs.read_status(root, "job-ctrl-c")
+    assert (status.state, status.message) == ("cancelled", "cancelled; nothing changed")
+    assert status.error == "job job-ctrl-c was interrupted (Ctrl+C)"
+    assert (root / "current.json").read_text() == pointer and round_folder.list_rounds(root) == ["round-001"]
+    assert not any(p.name.startswith(".work-") for p in root.iterdir())
+    assert (root / "failed" / "job-ctrl-c" / "train.jsonl").is_file()  # kept as a failed job's is
+    round_folder.check_free(root)
+
+
+def test_ctrl_c_on_a_foreground_retrain_says_cancelled_in_one_line_and_exits_130(tmp_path, tiny, data):
+    """SIGINT to a real `python -m kard retrain` while it trains."""
+    root = tmp_path / "rounds"
+    argv = retrain_argv(root, tiny, data)
+    argv[argv.index("--max-steps") + 1] = "100000"  # still training when the signal comes
+    process = subprocess.Popen([sys.executable, "-m", "kard", *argv], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    try:
+        status = wait_for(root, lambda s: s.phase == "student" and s.step >= 1, process)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130, out + err
+    assert "Traceback" not in out + err and "KeyboardInterrupt" not in out + err
+    assert out.splitlines()[-1] == (f"job {status.job_id} cancelled: interrupted (Ctrl+C); nothing changed, "
+                                    "the current student keeps serving")
+    final = jobs.read_status(root, status.job_id)
+    assert final.state == "cancelled" and "interrupted (Ctrl+C)" in final.error
+    assert not (root / "current.json").exists() and round_folder.list_rounds(root) == []
+    assert not any(p.name.startswith(".work-") for p in root.iterdir())
+    assert (root / "failed" / status.job_id).is_dir()
+    round_folder.check_free(root)
 
 
 def wait_for(root: Path, condition: Callable[[jobs.JobStatus], bool], process: subprocess.Popen | None = None,

@@ -17,7 +17,7 @@ from pathlib import Path
 from kard.cli.arguments import make_out_folder, non_negative_int, positive_float, positive_int
 from kard.config import GenerationConfig, RetrievalConfig, StudentTrainingConfig, default_annotations_db
 from kard.errors import ConfigError
-from kard.loop.retrain import APP_TRAINING
+from kard.loop.retrain import APP_TRAINING, RetrainSpec
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -133,7 +133,7 @@ _TRAINING_FLAGS = ("max_steps", "epochs", "learning_rate", "batch_size", "grad_a
 
 def spec_from_args(args: argparse.Namespace):
     from kard.config import DEFAULT_STUDENT
-    from kard.loop.retrain import RetrainSpec, check_reranker_inputs, retrain_training, student_training_config
+    from kard.loop.retrain import check_reranker_inputs, retrain_training, student_training_config
     from kard.loop.round_folder import current
 
     if args.root is None:
@@ -169,12 +169,11 @@ def spec_from_args(args: argparse.Namespace):
 
 def run_retrain(args: argparse.Namespace) -> int:
     from kard.loop import jobs
-    from kard.loop.retrain import RetrainSpec
 
     if args.spec is not None:  # the detached job process started by jobs.start_background
         spec = RetrainSpec.from_json(args.spec.read_text(encoding="utf-8"))
         jobs.prepare_process(spec)
-        return _finish(jobs.run_job(spec, args.job_id, on_update=_printer(), lock_fd=args.lock_fd))
+        return _run_here(spec, args.job_id, lock_fd=args.lock_fd)
     if args.status:
         return _print_status(args.root, args.job_id)
     if args.cancel:
@@ -188,7 +187,20 @@ def run_retrain(args: argparse.Namespace) -> int:
         print(f"started job {job.job_id} (pid {job.pid}); log {job.log_path}\n"
               f"progress: python -m kard retrain --root {spec.root} --status --job {job.job_id}")
         return 0
-    return _finish(jobs.run_job(spec, on_update=_printer()))
+    return _run_here(spec)
+
+
+def _run_here(spec: RetrainSpec, job_id: str | None = None, *, lock_fd: int | None = None) -> int:
+    """Run the job in this process; Ctrl+C cancels it (nothing changes) with one line and exit status 130."""
+    from kard.loop import jobs
+
+    job_id = job_id or jobs.new_job_id()
+    try:
+        return _finish(jobs.run_job(spec, job_id, on_update=_printer(), lock_fd=lock_fd))
+    except KeyboardInterrupt:
+        print(f"job {job_id} cancelled: interrupted (Ctrl+C); nothing changed, the current student keeps serving",
+              flush=True)
+        return 130
 
 
 def _require_root(args: argparse.Namespace) -> None:

@@ -189,7 +189,8 @@ def run_job(spec: RetrainSpec, job_id: str | None = None, *,
     """Run one retrain job here and now; never raises for a job failure (the status says why).
 
     Raises RetrainBusyError (before doing anything) when another job holds the folder. `lock_fd`: the folder's
-    lock, taken by `start_background` and inherited.
+    lock, taken by `start_background` and inherited. A KeyboardInterrupt (Ctrl+C) cancels the job as a cancel
+    does, and is raised again once the status says so.
     """
     root = Path(spec.root)
     job_id = job_id or new_job_id()
@@ -203,9 +204,12 @@ def run_job(spec: RetrainSpec, job_id: str | None = None, *,
         reporter.check()  # last chance to cancel: after this the round is published
         name = publish_round(root, work, manifest)
         reporter.update(state="succeeded", phase="done", round=name, message=f"finished {name}: it now serves")
-    except JobCancelled as error:
+    except (JobCancelled, KeyboardInterrupt) as error:
         _keep_failed(root, work, job_id)
-        reporter.update(state="cancelled", phase="done", error=str(error), message="cancelled; nothing changed")
+        why = str(error) if isinstance(error, JobCancelled) else f"job {job_id} was interrupted (Ctrl+C)"
+        reporter.update(state="cancelled", phase="done", error=why, message="cancelled; nothing changed")
+        if isinstance(error, KeyboardInterrupt):
+            raise
     except Exception as error:  # noqa: BLE001 - a job reports every failure instead of dying silently
         log.error("retrain job %s failed:\n%s", job_id, traceback.format_exc())
         _keep_failed(root, work, job_id)

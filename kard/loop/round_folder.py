@@ -174,15 +174,17 @@ def publish_round(root: Path, work: Path, manifest: Mapping[str, Any]) -> str:
 
 @contextlib.contextmanager
 def _uninterrupted() -> Iterator[None]:
-    """Hold SIGTERM off while the round is renamed and the pointer swapped (they go together)."""
+    """Hold SIGTERM (cancel) and SIGINT (Ctrl+C) off while the round is renamed and the pointer swapped (they go
+    together)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    previous = {number: signal.signal(number, signal.SIG_IGN) for number in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 # ---------------------------------------------------------------- the lock
