@@ -23,8 +23,9 @@ from kard.annotations import AnnotationStore
 from kard.config import AppConfig, TeacherConfig, teacher_configured
 from kard.errors import ConfigError, KardError
 from kard.space_sync import space_warnings, start_sync
-from kard.ui.blocks import SHORTCUTS_JS, build_app
+from kard.ui.blocks import build_app
 from kard.ui.login import ThrottledLogin
+from kard.ui.page_script import PAGE_HEAD
 from kard.ui.studio import Studio
 from kard.ui.views import CSS
 
@@ -152,7 +153,7 @@ def launch_options(config: AppConfig) -> dict[str, Any]:
     """Keyword arguments of `Blocks.launch` (Gradio 6 takes theme, css and head here)."""
     options: dict[str, Any] = {
         "theme": theme(),
-        "css": CSS, "head": SHORTCUTS_JS, "server_name": config.host, "server_port": config.port,
+        "css": CSS, "head": PAGE_HEAD, "server_name": config.host, "server_port": config.port,
         "footer_links": ["api", "settings"],
     }
     if config.mode == "curator" and not config.on_spaces:

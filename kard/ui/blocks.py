@@ -49,17 +49,6 @@ KEEP_DRAFT_JS = """(draft, tab) => {
   keys.sort((a, b) => time(b) - time(a)).slice(%d).forEach(k => localStorage.removeItem(k));
 }""" % MAX_TAB_DRAFTS
 """Store (or, when empty, drop) this tab's draft; keep the newest few tabs' drafts."""
-SHORTCUTS_JS = """
-<script>
-document.addEventListener("keydown", (event) => {
-  const mod = event.ctrlKey || event.metaKey;
-  const click = (id) => { const el = document.getElementById(id); if (el) { event.preventDefault(); el.click(); } };
-  if (mod && event.key.toLowerCase() === "s") click("kard-save");
-  else if (mod && event.key === "Enter") click("kard-ask");
-  else if (event.altKey && event.key.toLowerCase() === "n") click("kard-next");
-});
-</script>
-"""
 HOW_IT_WORKS = """**How it works.** BM25 finds candidate passages for the question; the KARD reranker (trained to
 find, from the question alone, the passages a teacher's rationale would) reorders them; the top-k go to the small
 student, which writes a rationale and an answer. {compare}

@@ -1,0 +1,74 @@
+"""The page's own script (`PAGE_HEAD`, Blocks.launch's head): keyboard shortcuts that leave focus where it was, a
+dropdown that Tab leaves closed and that keeps focus after a pick, names for the radio and checkbox groups, and the
+editor's typed text kept in the browser on every keystroke.
+
+Each part is a piece of plain JavaScript run once when the page loads; they share no state but the names below.
+"""
+
+SHORTCUTS_JS = """
+let kardFocusWatch = null;
+function kardKeepFocus(control) {
+  // A control the app disables while it answers (the editor) drops focus to the page: give it back once enabled.
+  if (kardFocusWatch) kardFocusWatch.disconnect();
+  if (!control || control === document.body || !("disabled" in control)) return;
+  let lost = false;
+  kardFocusWatch = new MutationObserver(() => {
+    const here = [control, document.body, null].includes(document.activeElement);
+    if (control.disabled) { lost = lost || here; return; }
+    if (lost && here) control.focus({preventScroll: true});
+    if (lost) kardFocusWatch.disconnect();
+  });
+  kardFocusWatch.observe(control, {attributes: true, attributeFilter: ["disabled"]});
+}
+document.addEventListener("keydown", (event) => {
+  const mod = event.ctrlKey || event.metaKey, key = event.key.toLowerCase();
+  const id = mod && key === "s" ? "kard-save" : mod && event.key === "Enter" ? "kard-ask"
+    : event.altKey && key === "n" ? "kard-next" : null;
+  const button = id && document.getElementById(id);
+  if (!button) return;
+  event.preventDefault();
+  const from = document.activeElement;
+  button.click();
+  kardKeepFocus(from);
+});
+"""
+"""Ctrl+S save, Ctrl+Enter ask, Alt+N next question; focus stays on the control it was on (kardKeepFocus)."""
+
+DROPDOWN_JS = """
+let kardPicking = null, kardQuiet = null;
+const kardIsCombo = (el) => !!(el && el.matches && el.matches("input[role=combobox]"));
+function kardFocusQuietly(box) {
+  // focus without Gradio's focus handler, which would open the list again
+  kardQuiet = box;
+  try { box.focus({preventScroll: true}); } finally { kardQuiet = null; }
+}
+window.addEventListener("focus", (event) => {
+  if (event.target === kardQuiet) event.stopImmediatePropagation();
+}, true);
+window.addEventListener("keydown", (event) => {
+  if (!kardIsCombo(event.target)) return;
+  // Gradio's key handler reopens the list after Tab has moved focus on, leaving it over the next controls
+  if (event.key === "Tab") event.stopPropagation();
+  kardPicking = event.key === "Enter" ? event.target : null;
+}, true);
+window.addEventListener("mousedown", (event) => {
+  const option = event.target.closest && event.target.closest("[role=option]");
+  const block = option && option.closest(".block");
+  const box = block && block.querySelector("input[role=combobox]");
+  if (box) kardPicking = box;
+}, true);
+window.addEventListener("focusout", (event) => {
+  // a pick blurs the dropdown (Gradio), dropping focus to the page: it goes back to the dropdown, closed
+  const box = event.target;
+  if (box !== kardPicking || event.relatedTarget) return;
+  kardPicking = null;
+  setTimeout(() => {
+    if (box.isConnected && [document.body, null].includes(document.activeElement)) kardFocusQuietly(box);
+  }, 0);
+}, true);
+"""
+"""Dropdowns for the keyboard: Tab and Shift+Tab close the list and move on; after a pick (Enter or a click) focus
+stays on the dropdown, its list closed."""
+
+PAGE_HEAD = f"<script>{SHORTCUTS_JS}{DROPDOWN_JS}</script>"
+"""The page's head: every script above."""
