@@ -70,5 +70,23 @@ window.addEventListener("focusout", (event) => {
 """Dropdowns for the keyboard: Tab and Shift+Tab close the list and move on; after a pick (Enter or a click) focus
 stays on the dropdown, its list closed."""
 
-PAGE_HEAD = f"<script>{SHORTCUTS_JS}{DROPDOWN_JS}</script>"
+GROUP_NAMES_JS = """
+let kardGroupCount = 0, kardNaming = false;
+function kardNameGroups() {
+  // Gradio draws a radio or checkbox group as a <fieldset> with its label in a <span>: no accessible name
+  kardNaming = false;
+  document.querySelectorAll("fieldset").forEach((group) => {
+    const label = group.querySelector("[data-testid=block-info]");
+    if (!label) return;
+    if (!label.id) label.id = (group.id || "kard-group-" + kardGroupCount++) + "-name";
+    if (group.getAttribute("aria-labelledby") !== label.id) group.setAttribute("aria-labelledby", label.id);
+  });
+}
+new MutationObserver(() => {
+  if (!kardNaming) { kardNaming = true; requestAnimationFrame(kardNameGroups); }
+}).observe(document.documentElement, {childList: true, subtree: true});
+"""
+"""Each radio and checkbox group is named by its label (aria-labelledby): "Rating ...", "Passage 2: <title>"."""
+
+PAGE_HEAD = f"<script>{SHORTCUTS_JS}{DROPDOWN_JS}{GROUP_NAMES_JS}</script>"
 """The page's head: every script above."""
