@@ -78,7 +78,10 @@ def test_the_draft_is_left_as_it_is_while_the_student_answers(store):
         assert blocks.keep_draft(s, waiting, "", *edit_inputs(new_item, mine)) == skips(1)[0], waiting
     label = editing_label(start.original_source)
     assert json.loads(blocks.keep_draft(s, label, "", *edit_inputs(item, mine)))["rationale"] == "My own correction."
-    assert blocks.keep_draft(s, label, "", *edit_inputs(item, start)) == ""  # nothing unsaved: the draft is dropped
+    kept = json.loads(blocks.keep_draft(s, label, "", *edit_inputs(item, start)))  # nothing unsaved: the tab's record
+    assert kept["unsaved"] is False and kept["item"] == item  # (the page drops its draft; typed text goes into it)
+    assert json.loads(blocks.keep_draft(s, label, "", *edit_inputs(item, mine)))["unsaved"] is True
+    assert blocks.keep_draft(studio(store, mode="demo"), label, "", *edit_inputs(item, mine)) == ""  # demo: nothing
 
 
 def test_a_refresh_restores_a_draft_only_with_a_change_and_with_the_editors_label(store):

@@ -36,19 +36,38 @@ from kard.ui.views import CARD_MIN_WIDTH, esc, message, shown_path
 TAB_JS = """() => {
   let tab = sessionStorage.getItem("kard-tab");
   if (!tab) { tab = crypto.randomUUID(); sessionStorage.setItem("kard-tab", tab); }
+  const read = k => { try { return JSON.parse(localStorage.getItem(k)); } catch (e) { return null; } };
+  const base = read("kard-base:" + tab), typed = read("kard-typed:" + tab);
+  if (base && base.item && typed && typed.seal === base.item.seal) {
+    return [tab, JSON.stringify({...base, rationale: typed.rationale, note: typed.note})];
+  }
   return [tab, localStorage.getItem("kard-draft:" + tab) || ""];
 }"""
 """(this tab's id, its saved draft): the id is kept by the tab across reloads and differs in every other
-tab; each tab keeps its draft under its own localStorage key, so tabs never overwrite each other."""
+tab; each tab keeps its draft under its own localStorage key, so tabs never overwrite each other. Text typed that the
+server never kept (page_script.TYPED_TEXT_JS: it was down) goes into the tab's last record of the same item."""
 KEEP_DRAFT_JS = """(draft, tab) => {
   if (!tab) return;
+  const read = k => { try { return JSON.parse(localStorage.getItem(k)); } catch (e) { return null; } };
+  let record = null;
+  try { record = draft ? JSON.parse(draft) : null; } catch (e) { record = null; }
   const key = "kard-draft:" + tab;
-  if (draft) { localStorage.setItem(key, draft); } else { localStorage.removeItem(key); }
-  const keys = Object.keys(localStorage).filter(k => k.startsWith("kard-draft:"));
-  const time = k => { try { return JSON.parse(localStorage.getItem(k)).saved_at || 0; } catch (e) { return 0; } };
-  keys.sort((a, b) => time(b) - time(a)).slice(%d).forEach(k => localStorage.removeItem(k));
+  if (record && record.unsaved !== false) { localStorage.setItem(key, draft); } else { localStorage.removeItem(key); }
+  if (record) {
+    localStorage.setItem("kard-base:" + tab, JSON.stringify({...record, kept_at: Date.now()}));
+    const shown = id => { const box = document.querySelector(id + " textarea"); return box ? box.value : ""; };
+    if (shown("#kard-editor") === record.rationale && shown("#kard-note") === record.note) {
+      localStorage.removeItem("kard-typed:" + tab);  // the server has kept what the page shows
+    }
+  }
+  const time = k => { const r = read(k) || {}; return r.kept_at || (r.saved_at || 0) * 1000; };
+  for (const prefix of ["kard-draft:", "kard-base:", "kard-typed:"]) {
+    const keys = Object.keys(localStorage).filter(k => k.startsWith(prefix));
+    keys.sort((a, b) => time(b) - time(a)).slice(%d).forEach(k => localStorage.removeItem(k));
+  }
 }""" % MAX_TAB_DRAFTS
-"""Store (or, when empty, drop) this tab's draft; keep the newest few tabs' drafts."""
+"""Store this tab's record of the editor (kard-base:<tab>) and, when it holds an unsaved correction, its draft; an empty
+one drops the draft. Keep the newest few tabs' records."""
 HOW_IT_WORKS = """**How it works.** BM25 finds candidate passages for the question; the KARD reranker (trained to
 find, from the question alone, the passages a teacher's rationale would) reorders them; the top-k go to the small
 student, which writes a rationale and an answer. {compare}
@@ -495,16 +514,27 @@ def kept_draft(studio: Studio, sealed: dict | None, edit: Edit, last_saved: str 
     return curating.draft(sealed, edit)
 
 
+def page_record(studio: Studio, sealed: dict | None, edit: Edit, last_saved: str | None = None) -> dict | None:
+    """The editor's controls over a sealed item as the tab keeps them (`curating.draft`), "unsaved" saying whether they
+    hold a correction not saved (`kept_draft`); None in the demo and without an item. Typed text the server never saw
+    goes into the last one (TAB_JS), so it is kept whether or not it was unsaved."""
+    if not studio.is_curator or not sealed:
+        return None
+    kept = kept_draft(studio, sealed, edit, last_saved)
+    record = kept or curating.draft(sealed, edit)
+    return {**record, "unsaved": kept is not None} if record else None
+
+
 def keep_draft(studio: Studio, label: str | None, last_saved: str | None, *values: Any):
-    """The tab's draft (JSON) of the editor's controls (AskTab.edit_inputs), "" to drop it; left as it is while the
-    student or the teacher answers (`label`, the editor's, says so): the new item is on the page then, the editor's
-    text is not."""
+    """The tab's record (JSON, `page_record`) of the editor's controls (AskTab.edit_inputs), "" where there is none;
+    left as it is while the student or the teacher answers (`label`, the editor's, says so): the new item is on the
+    page then, the editor's text is not."""
     import gradio as gr
 
     if label in LOCKED_LABELS:
         return gr.skip()
-    kept = kept_draft(studio, values[0], read_edit(*values), last_saved)
-    return json.dumps(kept) if kept else ""
+    record = page_record(studio, values[0], read_edit(*values), last_saved)
+    return json.dumps(record) if record else ""
 
 
 def wire_drafts(demo: Any, t: AskTab, studio: Studio) -> None:

@@ -88,5 +88,22 @@ new MutationObserver(() => {
 """
 """Each radio and checkbox group is named by its label (aria-labelledby): "Rating ...", "Passage 2: <title>"."""
 
-PAGE_HEAD = f"<script>{SHORTCUTS_JS}{DROPDOWN_JS}{GROUP_NAMES_JS}</script>"
+TYPED_TEXT_JS = """
+document.addEventListener("input", (event) => {
+  // kept at once, in this browser: a draft written after a server event is not written while the server is down
+  if (!(event.target.closest && event.target.closest("#kard-editor, #kard-note"))) return;
+  const tab = sessionStorage.getItem("kard-tab");
+  let base = null;
+  try { base = JSON.parse(localStorage.getItem("kard-base:" + tab)); } catch (e) { return; }
+  if (!tab || !base || !base.item) return;
+  const shown = (id) => { const box = document.querySelector(id + " textarea"); return box ? box.value : ""; };
+  localStorage.setItem("kard-typed:" + tab, JSON.stringify({
+    seal: base.item.seal, rationale: shown("#kard-editor"), note: shown("#kard-note"), kept_at: Date.now()}));
+});
+"""
+"""The editor's and the note's text, kept under kard-typed:<tab> on every keystroke, with the seal of the item they
+were typed for (the tab's last record from the server, kard-base:<tab>). blocks.TAB_JS prefers it on a reload;
+blocks.KEEP_DRAFT_JS drops it once the server has kept what the page shows."""
+
+PAGE_HEAD = f"<script>{SHORTCUTS_JS}{DROPDOWN_JS}{GROUP_NAMES_JS}{TYPED_TEXT_JS}</script>"
 """The page's head: every script above."""
