@@ -1,0 +1,148 @@
+"""Keyboard, screen reader and lost-connection checks of the curator page in headless Chromium (the tiny stack):
+Tab leaves the "Demo question" dropdown closed and moves on, a pick keeps focus on it, Ctrl+Enter leaves focus where
+it was; each radio and checkbox group is named by its label (a passage's marks by the passage), with a visible
+focus ring; and text typed while the server cannot be reached is restored after a reload, and saves."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+
+import pytest
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+from app_fixtures import GRADIO_PANDAS_NOISE, launched, sign_in, tiny_pipeline
+
+CHROMIUM = os.environ.get("KARD_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+QUESTION = "Which antibodies drive Graves thyroid disease?"
+OPTIONS = "A) Antibodies that stimulate the TSH receptor B) Antibodies against insulin"
+FOCUSED = ("(() => { const a = document.activeElement; const b = a && a.closest('[id^=kard-]');"
+           " return b ? b.id : a.tagName; })()")
+LIST_OPEN = "document.querySelectorAll('#kard-picked [role=listbox]').length > 0"
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, *GRADIO_PANDAS_NOISE,
+              pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"{CHROMIUM} not installed")]
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("keyboard-a11y")
+    pipeline = tiny_pipeline(folder)
+    with launched(lambda: pipeline, folder) as (url, studio), sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser, url, studio
+        browser.close()
+
+
+def _page(app):
+    browser, url, _ = app
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.set_default_timeout(60_000)
+    sign_in(page, url)
+    page.wait_for_selector("#kard-mode >> text=signed in as alice")
+    return page
+
+
+def _ask(page) -> None:
+    page.fill("#kard-question textarea", QUESTION)
+    page.fill("#kard-options textarea", OPTIONS)
+    page.click("#kard-ask")
+    page.wait_for_selector("#kard-editor-label >> text=Editing", timeout=120_000)
+    page.wait_for_function("!document.querySelector('#kard-editor textarea').disabled")
+
+
+def _luminance(rgb: str) -> float:
+    channels = [int(c) / 255 for c in re.findall(r"\d+", rgb)[:3]]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def _contrast(a: str, b: str) -> float:
+    light, dark = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_the_keyboard_moves_past_the_dropdown_picks_and_asks_without_losing_focus(app):
+    page = _page(app)
+    page.focus("#kard-picked input")
+    page.wait_for_function(LIST_OPEN)  # Gradio opens the list on focus
+    page.keyboard.press("Tab")
+    page.wait_for_timeout(300)  # Gradio's key handler reopened the list a tick after focus moved on
+    assert page.evaluate(FOCUSED) == "kard-question" and not page.evaluate(LIST_OPEN)
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Shift+Tab")
+    page.wait_for_timeout(300)
+    assert page.evaluate(FOCUSED) != "kard-picked" and not page.evaluate(LIST_OPEN)
+
+    page.focus("#kard-picked input")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")  # a pick: the list closes, focus stays on the dropdown
+    page.wait_for_function("document.querySelector('#kard-question textarea').value.length > 0")
+    page.wait_for_timeout(300)
+    assert page.evaluate(FOCUSED) == "kard-picked" and not page.evaluate(LIST_OPEN)
+
+    _ask(page)
+    page.focus("#kard-editor textarea")
+    page.keyboard.press("Control+Enter")  # the editor is disabled while the student answers, then back
+    page.wait_for_function("document.querySelector('#kard-editor textarea').disabled", timeout=30_000)
+    page.wait_for_selector("#kard-editor-label >> text=Editing", timeout=120_000)
+    page.wait_for_function("!document.querySelector('#kard-editor textarea').disabled")
+    page.wait_for_timeout(300)
+    assert page.evaluate(FOCUSED) == "kard-editor"
+    page.context.close()
+
+
+def test_radio_and_checkbox_groups_are_named_and_show_a_focus_ring(app):
+    page = _page(app)
+    _ask(page)
+    page.wait_for_selector("#kard-mark-0 label >> visible=true")
+    named = {"#kard-answer": 'group "Correct answer"', "#kard-rating": 'group "Rating of the student',
+             "#kard-tags": 'group "Error tags"', "#kard-kind": 'group "Ask as"', "#kard-mark-0": 'group "Passage 1: '}
+    for where, name in named.items():
+        assert name in page.locator(where).aria_snapshot(), where
+    marks = page.locator("#kard-mark-1").aria_snapshot()  # each passage's marks say which passage they are for
+    assert 'group "Passage 2: ' in marks and "relevant" in marks
+
+    page.focus("#kard-note textarea")
+    page.keyboard.press("Shift+Tab")  # onto the last passage mark, unchecked
+    ring = ("(() => { const s = getComputedStyle(document.activeElement.closest('label'));"
+            " return [s.outlineStyle, parseFloat(s.outlineWidth), s.outlineColor]; })()")
+    page.wait_for_function(f"{ring}[2] === 'rgb(67, 56, 202)'")  # after Gradio's colour transition
+    style, width, colour = page.evaluate(ring)
+    assert page.evaluate("document.activeElement.type") == "radio"
+    background = page.evaluate("getComputedStyle(document.querySelector('#kard-mark-1')).backgroundColor")
+    assert style == "solid" and width >= 2 and _contrast(colour, background) >= 3
+    page.context.close()
+
+
+def test_text_typed_while_the_server_is_unreachable_is_restored_and_saves(app):
+    page, studio = _page(app), app[2]
+    _ask(page)
+    page.fill("#kard-editor textarea", "")
+    page.locator("#kard-editor textarea").press_sequentially("FIRST PART")
+    page.wait_for_function("(localStorage.getItem('kard-draft:' + sessionStorage.getItem('kard-tab')) || '')"
+                           ".includes('FIRST PART')")
+    page.route("**/*", lambda route: route.abort())  # the server is down: no event reaches it
+    page.locator("#kard-editor textarea").press("End")
+    page.locator("#kard-editor textarea").press_sequentially(" SECOND PART")
+    page.locator("#kard-note textarea").press_sequentially("a note")
+    page.unroute("**/*")
+    page.reload()
+    page.wait_for_selector("#kard-status >> text=Restored your unsaved correction")
+    assert page.input_value("#kard-editor textarea") == "FIRST PART SECOND PART"
+    assert page.input_value("#kard-note textarea") == "a note"
+
+    page.locator("#kard-answer label", has_text="A").first.click()
+    page.click("#kard-save")  # the restored item is the one this server handed out: it saves
+    message = page.wait_for_selector("#kard-save-msg .kard-msg")
+    if "save anyway" in message.inner_text():
+        page.locator("#kard-confirm input").check()
+        page.click("#kard-save")
+    page.wait_for_selector("#kard-save-msg >> text=Saved revision")
+    saved = [r.correction for r in studio.store.latest() if r.correction.question == QUESTION]
+    assert [(c.rationale, c.note) for c in saved] == [("FIRST PART SECOND PART", "a note")]
+    page.context.close()
