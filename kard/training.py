@@ -205,7 +205,7 @@ def train_student(student: "Student | str", examples: Sequence["StudentExample"]
     output_dir = Path(output_dir)
     checkpoints = output_dir / CHECKPOINTS
     if resume and not _latest_checkpoint(checkpoints):
-        log.warning("no checkpoint under %s: starting from the beginning", checkpoints)
+        log.warning("no checkpoint in %s to resume from: training from the start", output_dir)
     encoded, max_length, cut = encode_examples(student, examples, config)
     estimate = estimate_memory(student.model, config.batch_size, max_length, config)
     if config.check_memory:

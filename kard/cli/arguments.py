@@ -21,9 +21,7 @@ def make_out_folder(out: Path, *, flag: str = "--out", holds: str = "the index",
     `holds` says what the folder is for and `example` is a folder name to suggest in the fix.
     """
     suggestion = f"{flag} {example}"
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"{flag} {out} is a file, not a folder. Fix: pass a new folder name for {holds} "
-                          f"(e.g. {suggestion}), or move the file aside")
+    refuse_file_as_folder(out, flag=flag, holds=holds, example=example)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -32,6 +30,13 @@ def make_out_folder(out: Path, *, flag: str = "--out", holds: str = "the index",
     if not os.access(out, os.W_OK | os.X_OK):
         raise ConfigError(f"{flag} {out}: the folder is not writable. Fix: pass a folder in a writable place "
                           f"(e.g. {suggestion} in the current folder)")
+
+
+def refuse_file_as_folder(out: Path, *, flag: str = "--out", holds: str = "the index", example: str = "kb") -> None:
+    """Raise ConfigError when `out`, meant as a folder, is a file; creates nothing (see make_out_folder)."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{flag} {out} is a file, not a folder. Fix: pass a new folder name for {holds} "
+                          f"(e.g. {flag} {example}), or move the file aside")
 
 
 def check_out_file(out: Path) -> None:

@@ -14,7 +14,8 @@ import logging
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 
-from kard.cli.arguments import make_out_folder, non_negative_int, positive_float, positive_int
+from kard.cli.arguments import (make_out_folder, non_negative_int, positive_float, positive_int,
+                                refuse_file_as_folder)
 from kard.config import BASE_STUDENT, DEFAULT_RERANKER_BACKBONE, RerankerTrainingConfig, StudentTrainingConfig
 from kard.distill import PASSAGE_SOURCES
 from kard.errors import ConfigError
@@ -67,7 +68,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     student.add_argument("--bf16", action="store_true",
                          help="bf16 mixed precision (GPUs, and CPUs with AMX or AVX512-BF16, where it is ~2x faster; "
                               "a CPU without them would emulate it, so it trains in float32 with a warning)")
-    student.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    student.add_argument("--resume", action="store_true",
+                         help="continue from the latest checkpoint in --out (started with the same settings)")
+    student.add_argument("--overwrite", action="store_true",
+                         help="start afresh in an --out that holds a run (its checkpoints and trained student are "
+                              "deleted)")
     student.add_argument("--no-memory-check", action="store_true", help="train even if the estimate says it won't fit")
     student.add_argument("--no-progress", action="store_true")
     student.set_defaults(func=run_train_student)
@@ -186,20 +191,13 @@ def run_train_student(args: argparse.Namespace) -> int:
     examples = read_examples(args.examples)
     if args.limit is not None:
         examples = examples[: args.limit]
-    config = StudentTrainingConfig(
-        learning_rate=args.lr, epochs=args.epochs, max_steps=args.steps, batch_size=args.batch_size,
-        grad_accum=args.grad_accum, max_length=args.max_length, max_length_cap=args.max_length_cap, lora=args.lora,
-        lora_r=args.lora_r, lora_alpha=2 * args.lora_r, gradient_checkpointing=args.gradient_checkpointing,
-        save_steps=args.save_steps, keep_checkpoints=args.keep_checkpoints, seed=args.seed,
-        check_memory=not args.no_memory_check, bf16=args.bf16,
-        merge_lora=not args.keep_adapter, base_student=args.student if args.keep_adapter else "",
-    )
-    if args.keep_adapter and not args.lora:
-        raise ConfigError("--keep-adapter saves a LoRA adapter. Fix: add --lora")
-    make_out_folder(args.out, holds="the trained student", example="runs/student")
-    print(describe_budget(config, len(examples)), flush=True)
     eval_examples = read_examples(args.eval_examples) if args.eval_examples else None
-    result = train_student(args.student, examples, args.out, config, eval_examples=eval_examples,
+    config = _student_config(args)
+    settings = _check_student_out(args, examples, config)
+    student = _load_student(args.student, args.out)
+    _start_student_out(args, settings)
+    print(describe_budget(config, len(examples)), flush=True)
+    result = train_student(student, examples, args.out, config, eval_examples=eval_examples,
                            resume=args.resume, progress=not args.no_progress)
     losses = [row["loss"] for row in result.losses]
     print(f"trained {result.steps} steps on {result.examples} examples (max_length {result.max_length}); "
@@ -207,6 +205,51 @@ def run_train_student(args: argparse.Namespace) -> int:
           f"peak RSS {result.peak_rss_mb:.0f} MB; saved to {result.output_dir}" if losses else
           f"no steps were run; saved to {result.output_dir}")
     return 0
+
+
+def _student_config(args: argparse.Namespace) -> StudentTrainingConfig:
+    if args.keep_adapter and not args.lora:
+        raise ConfigError("--keep-adapter saves a LoRA adapter. Fix: add --lora")
+    return StudentTrainingConfig(
+        learning_rate=args.lr, epochs=args.epochs, max_steps=args.steps, batch_size=args.batch_size,
+        grad_accum=args.grad_accum, max_length=args.max_length, max_length_cap=args.max_length_cap, lora=args.lora,
+        lora_r=args.lora_r, lora_alpha=2 * args.lora_r, gradient_checkpointing=args.gradient_checkpointing,
+        save_steps=args.save_steps, keep_checkpoints=args.keep_checkpoints, seed=args.seed,
+        check_memory=not args.no_memory_check, bf16=args.bf16,
+        merge_lora=not args.keep_adapter, base_student=args.student if args.keep_adapter else "",
+    )
+
+
+def _check_student_out(args: argparse.Namespace, examples: list, config: StudentTrainingConfig) -> dict:
+    """The run's settings, once --out is known to take this run (nothing is written yet)."""
+    from kard.training_folder import check_new_run, check_resumed_settings, run_settings
+
+    refuse_file_as_folder(args.out, holds="the trained student", example="runs/student")
+    check_new_run(args.out, resume=args.resume, overwrite=args.overwrite)
+    settings = run_settings(args.student, examples, config)
+    if args.resume:
+        check_resumed_settings(args.out, settings)
+    return settings
+
+
+def _load_student(student: str, out: Path):
+    """The student to train, loaded before --out is touched: a bad --student leaves nothing behind."""
+    from kard.student import Student
+
+    if Path(student).expanduser().resolve() == out.expanduser().resolve():
+        raise ConfigError(f"--student {student} is the --out folder: training would replace the student it starts "
+                          "from. Fix: choose another --out")
+    return Student.load(student)
+
+
+def _start_student_out(args: argparse.Namespace, settings: dict) -> None:
+    """--out made ready for the run: emptied with --overwrite, created, the run's settings recorded."""
+    from kard.training_folder import clear_run, record_settings
+
+    if args.overwrite:
+        clear_run(args.out)
+    make_out_folder(args.out, holds="the trained student", example="runs/student")
+    record_settings(args.out, settings)
 
 
 def _given(args: argparse.Namespace, config_type: type) -> dict:
