@@ -16,7 +16,7 @@ from pathlib import Path
 from kard.errors import ConfigError
 from kard.metrics import Score
 from kard.model_source import ADAPTER_CONFIG, adapter_base, adapter_folder, record_adapter_base
-from kard.training import CHECKPOINTS, checkpoints_by_step
+from kard.training import CHECKPOINTS, TRAINING_FILE, checkpoints_by_step
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,25 @@ def run_candidates(run: Path) -> list[tuple[str, Path]]:
     found = [(p.name, p) for p in checkpoints_by_step(run / CHECKPOINTS)]
     if adapter_folder(run) is not None:
         found.append((FINAL, run))
+    _refuse_stale(run, found)
     unusable = [name for name, path in found if adapter_folder(path) is None]
     if unusable or not found:
         raise ConfigError(f"no LoRA adapters to choose from in {run} ({', '.join(unusable) or 'none found'}). "
                           "Fix: point --run at a `train-student --lora --keep-adapter` output folder")
     return found
+
+
+def _refuse_stale(run: Path, found: list[tuple[str, Path]]) -> None:
+    """Refuse checkpoints past the finished run's last step: an earlier run into the same folder left them."""
+    record = run / TRAINING_FILE
+    if not record.is_file():
+        return
+    steps = json.loads(record.read_text(encoding="utf-8")).get("result", {}).get("steps")
+    stale = [name for name, _ in found if name != FINAL and isinstance(steps, int)
+             and int(name.rsplit("-", 1)[-1]) > steps]
+    if stale:
+        raise ConfigError(f"{', '.join(stale)} in {run} lie past its run's last step ({steps}): an earlier run into "
+                          "that folder left them. Fix: delete them, or train again with --overwrite")
 
 
 def best_checkpoint(scores: list[CheckpointScore]) -> CheckpointScore:

@@ -57,6 +57,15 @@ def test_a_folder_without_adapters_is_refused_with_the_fix(tmp_path):
         run_candidates(tmp_path)
 
 
+def test_a_checkpoint_past_the_runs_last_step_is_refused_as_another_runs(lora_run, tmp_path):
+    import shutil
+
+    run = shutil.copytree(lora_run, tmp_path / "run")
+    shutil.copytree(run / "checkpoints" / "checkpoint-6", run / "checkpoints" / "checkpoint-8")  # an earlier, longer run
+    with pytest.raises(ConfigError, match=r"checkpoint-8 in .* past its run's last step \(6\).*--overwrite"):
+        run_candidates(run)
+
+
 def test_keeping_no_checkpoint_is_refused():
     from kard.training import _check_config
 
