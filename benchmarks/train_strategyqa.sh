@@ -23,7 +23,9 @@ for method in kard reasoning finetune; do
   python -m kard build-examples $DATA --method $method --out $R/examples_$method.jsonl
 done
 echo "== student $(date +%T)"
-python -m kard train-student --examples $R/examples_kard.jsonl --out $R/student-kard --resume \
+# a finished student is kept (resuming a finished run would train one more step); an interrupted one resumes
+[ -e $R/student-kard/kard_training.json ] || python -m kard train-student --examples $R/examples_kard.jsonl \
+  --out $R/student-kard --resume \
   --steps ${STUDENT_STEPS:-40} --batch-size 4 --grad-accum 1 --lr 1e-4 --max-length-cap 256 --save-steps 20
 echo "== reranker $(date +%T)"
 OMP_NUM_THREADS=1 python -m kard train-reranker $DATA --out $R/reranker-minilm \
