@@ -755,7 +755,7 @@ def test_once_the_student_has_answered_the_editor_label_says_what_it_waits_for(s
     assert steps[-1][6] == skips(1)[0]  # still read-only: the compare step opens it with the teacher's text
     no_teacher = list(ask_events.ask_on_page(studio(store), text, options, None))
     assert no_teacher[-1][7] == ask_events.COMPARING_LABEL
-    failed = lambda current: iter([[skips(1)[0], "the teacher failed", skips(1)[0]]])  # noqa: E731 - no editor text
+    failed = lambda current, **_: iter([[skips(1)[0], "the teacher failed", skips(1)[0]]])  # noqa: E731
     opened = list(ask_events.compare_when_handed_out(failed, 3, 0, {"item": 1}, True, label_at=2))[-1]
     assert opened[0]["interactive"] is True and opened[2] == ask_events.COMPARE_FAILED_LABEL
 
@@ -773,11 +773,11 @@ def test_the_page_compares_only_after_an_ask_that_handed_out_a_new_item(store):
     assert answered[-1][5] == 1 and answered[-1][3]["question"]["text"].endswith("scurvy?")  # handed out, turn 1
     assert answered[0][6]["interactive"] is False and answered[0][7] == ask_events.WAITING_LABEL  # read-only meanwhile
 
-    compared = lambda current: iter([["compared", current]])  # noqa: E731 - a stand-in for the compare step
+    compared = lambda current, **_: iter([["compared", current]])  # noqa: E731 - a stand-in for the compare step
     steps = list(ask_events.compare_when_handed_out(compared, 2, 0, {"item": 1}, True))
     assert steps == [[{"__type__": "update", "value": "compared", "interactive": True}, {"item": 1}]]  # filled, open
     assert list(ask_events.compare_when_handed_out(compared, 2, 0, {"item": 1}, False)) == [skips(2)]
-    failed = lambda current: iter([[skips(1)[0], "the teacher failed"]])  # noqa: E731 - no editor text
+    failed = lambda current, **_: iter([[skips(1)[0], "the teacher failed"]])  # noqa: E731 - no editor text
     steps = list(ask_events.compare_when_handed_out(failed, 2, 0, {"item": 1}, True))
     assert len(steps) == 2 and steps[-1][0]["interactive"] is True  # opened in a step of its own
 
@@ -792,7 +792,7 @@ def test_the_page_compares_only_after_an_ask_that_handed_out_a_new_item(store):
             steps.append(step)
     assert steps[0][6]["interactive"] is False and steps[-1][6]["interactive"] is True  # an unexpected crash opens it
 
-    def broken(current):
+    def broken(current, **_):
         raise RuntimeError("the teacher's client crashed")
         yield
 
@@ -1031,7 +1031,7 @@ def test_a_newer_ask_of_the_page_supersedes_the_running_one_and_its_compare(stor
     assert list(first) == []  # q1's ask stops where it is: it hands out nothing, and leaves the editor locked
     assert second[-1][5] == 2 and second[-1][3]["question"]["id"] == "q2"  # q2 is handed out, in turn 2
 
-    compared = lambda current: iter([["compared", current], ["more", current]])  # noqa: E731
+    compared = lambda current, **_: iter([["compared", current], ["more", current]])  # noqa: E731
     assert list(ask_events.compare_when_handed_out(compared, 2, 0, {"item": 1}, 1, turns)) == [skips(2)]
     steps = ask_events.compare_when_handed_out(compared, 2, 0, {"item": 2}, 2, turns)
     assert next(steps)[1] == {"item": 2}  # the latest ask's item fills the editor

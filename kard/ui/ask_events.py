@@ -140,13 +140,15 @@ def ask_on_page(studio: Studio, text: str, options_text: str, picked_id: str | N
     import gradio as gr
 
     turns = turns or AskTurns()
-    turn, locked = 0, False
+    turn, locked, yielded = 0, False, False
     try:
         with closing(ask_steps(studio, text, options_text, picked_id, how, answer_shown)) as steps:
             for outputs, step in steps:
                 turn = turn or (turns.take() if step == ANSWERING else 0)
-                if turn and not turns.is_latest(turn):
-                    return  # a newer ask of this page runs: it locks and fills the editor itself
+                if turn and not turns.is_latest(turn):  # a newer ask of this page runs: it locks and fills the editor
+                    if not yielded:
+                        yield unchanged_ask()
+                    return
                 editor, label = gr.skip(), gr.skip()
                 if step == ANSWERING and not locked:
                     locked, editor, label = True, gr.update(interactive=False), WAITING_LABEL
@@ -154,11 +156,19 @@ def ask_on_page(studio: Studio, text: str, options_text: str, picked_id: str | N
                     label = TEACHER_WAITING_LABEL if studio.teacher_factory is not None else COMPARING_LABEL
                 elif step == FAILED:
                     editor, label = gr.update(interactive=True), UNANSWERED_LABEL if locked else gr.skip()
+                yielded = True
                 yield [*outputs, turn if step == HANDED_OUT else False, editor, label]
     except Exception:  # an unexpected failure (Gradio shows it): the editor must not stay read-only
         if locked and turns.is_latest(turn):
             yield [*skips(ASK_OUTPUTS), False, gr.update(interactive=True), UNANSWERED_LABEL]
         raise
+
+
+def unchanged_ask() -> list:
+    """The page's ask outputs with nothing changed and nothing handed out. A page event's generator must yield at
+    least once: one that ends without a step makes Gradio send None for every output, which blanks the components
+    (a checkbox group then holds None, and every event reading it fails)."""
+    return [*skips(ASK_OUTPUTS), False, *skips(2)]
 
 
 def ask_checked(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None,
@@ -219,10 +229,12 @@ def ask_steps(studio: Studio, text: str, options_text: str, picked_id: str | Non
         yield [gr.skip(), gr.skip(), status, gr.skip(), gr.skip()], FAILED
 
 
-def compare(studio: Studio, width: int, current: dict | None, review: bool = False):
+def compare(studio: Studio, width: int, current: dict | None, review: bool = False,
+            is_latest: Callable[[], bool] = lambda: True):
     """The compare step's updates for `width` outputs (AskTab.compare_outputs); with `review` (the page's),
     REVIEW_OUTPUTS more: the rating, tags and note, which a new item starts from its saved correction's, or empty,
-    and the save message and confirmation box, cleared."""
+    and the save message and confirmation box, cleared. Its warnings (a failed teacher) are shown only while
+    `is_latest()`: a compare that a newer ask superseded must not speak over the newer question."""
     import gradio as gr
 
     width += REVIEW_OUTPUTS if review else 0
@@ -234,7 +246,7 @@ def compare(studio: Studio, width: int, current: dict | None, review: bool = Fal
             if c.partial:
                 yield [gr.skip(), c.teacher_html, *skips(width - 2)]
                 continue
-            if c.warning:
+            if c.warning and is_latest():
                 gr.Warning(esc(c.warning))
             radio, text_box = answer_updates(Question.from_dict(c.item["question"]), c.editor_answer)
             final = [gr.skip(), c.teacher_html, c.diff_html, c.editor_text, c.editor_text, c.editor_source,
@@ -243,7 +255,8 @@ def compare(studio: Studio, width: int, current: dict | None, review: bool = Fal
             yield final + ([c.editor_rating, list(c.editor_tags), c.editor_note, "",
                             gr.update(visible=False, value=False)] if review else [])
     except KardError as error:
-        yield [warn(error), *skips(width - 1)]
+        if is_latest():
+            yield [warn(error), *skips(width - 1)]
 
 
 def compare_when_handed_out(compared: Callable, width: int, editor_at: int, current: dict | None,
@@ -265,14 +278,15 @@ def compare_when_handed_out(compared: Callable, width: int, editor_at: int, curr
     opened[editor_at] = gr.update(interactive=True)
     if label_at is not None:
         opened[label_at] = COMPARE_FAILED_LABEL
-    filled = False
+    filled = yielded = False
     try:
-        for outputs in compared(current):
+        for outputs in compared(current, is_latest=latest):
             if not latest():
-                return
+                break
             if isinstance(outputs[editor_at], str):  # the final step: the editor's new text, editable again
                 outputs, filled = list(outputs), True
                 outputs[editor_at] = gr.update(value=outputs[editor_at], interactive=True)
+            yielded = True
             yield outputs
     except Exception:
         if latest():
@@ -280,3 +294,6 @@ def compare_when_handed_out(compared: Callable, width: int, editor_at: int, curr
         raise
     if not filled and latest():
         yield opened
+    elif not yielded:  # superseded before its first step: a step is still due (`unchanged_ask` says why)
+        yield skips(width)
+

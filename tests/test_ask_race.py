@@ -1,0 +1,79 @@
+"""A newer ask while the page's compare step waits for the teacher: the superseded compare changes nothing (no
+blanked panels, no toast of its teacher's failure)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import pytest
+from app_fixtures import demo_studio
+
+from kard.ui import ask_events, asking
+from kard.ui.ask_events import AskTurns, compare, compare_when_handed_out
+from kard.ui.updates import skips
+
+WIDTH = 3  # the stand-in compare steps' outputs: the editor first
+
+
+class SupersedingTeacher:
+    """A live teacher during whose reply a newer ask of the page starts (takes a turn); then it fails."""
+
+    def __init__(self, turns: AskTurns):
+        self.turns = turns
+        self.config = type("C", (), {"model": "slow-teacher"})()
+
+    def stream_answer(self, question):
+        self.turns.take()
+        raise ConnectionError("the teacher's connection dropped")
+        yield
+
+
+@pytest.fixture
+def toasts(monkeypatch) -> list[str]:
+    """The warnings the events show as toasts."""
+    import gradio
+
+    shown: list[str] = []
+    monkeypatch.setattr(gradio, "Warning", lambda text, *args, **kwargs: shown.append(text))
+    return shown
+
+
+def test_a_compare_superseded_before_its_first_step_still_sends_one_step_that_changes_nothing():
+    """A generator event that ends without a step makes Gradio send None for every output: the page's panels went
+    blank, the error tags held None, and every later draft-keeping event failed on it (Ask tab broken)."""
+    turns = AskTurns()
+    handed_out = turns.take()
+
+    def teacher_still_writing(current, **_):
+        turns.take()  # the curator asks again while the teacher writes
+        yield [skips(1)[0], "the teacher's first words", skips(1)[0]]
+
+    steps = list(compare_when_handed_out(teacher_still_writing, WIDTH, 0, {"item": 1}, handed_out, turns))
+    assert steps == [skips(WIDTH)]
+
+
+def test_an_ask_superseded_before_its_first_step_still_sends_one_step_that_changes_nothing(tmp_path):
+    class RacedTurns(AskTurns):
+        def take(self) -> int:  # another ask of the page takes a turn right after this one
+            turn = super().take()
+            super().take()
+            return turn
+
+    s = demo_studio(tmp_path, mode="curator")
+    steps = list(ask_events.ask_on_page(s, *asking.pick(s, "q-bare"), "q-bare", turns=RacedTurns()))
+    assert steps == [ask_events.unchanged_ask()] and steps[0][5] is False  # nothing handed out, nothing compared
+
+
+def test_a_superseded_compare_shows_no_toast_of_its_teachers_failure(tmp_path, toasts):
+    s = demo_studio(tmp_path, mode="curator")
+    turns = AskTurns()
+    item = list(ask_events.ask_on_page(s, *asking.pick(s, "q-recorded"), "q-recorded", turns=turns))[-1][3]
+    s.teacher_factory = lambda: SupersedingTeacher(turns)
+    page_compare = partial(compare, s, 16, review=True)
+    steps = list(compare_when_handed_out(page_compare, 21, 3, item, turns.latest, turns))
+    assert steps == [skips(21)] and toasts == []  # the newer question's page is left alone
+
+    item = list(ask_events.ask_on_page(s, *asking.pick(s, "q-recorded"), "q-recorded", turns=turns))[-1][3]
+    s.teacher_factory = lambda: SupersedingTeacher(AskTurns())  # no newer ask: the failure is the page's to show
+    steps = list(compare_when_handed_out(page_compare, 21, 3, item, turns.latest, turns))
+    assert "could not answer" in toasts[0] and steps[-1][3]["interactive"] is True
