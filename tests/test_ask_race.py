@@ -1,5 +1,6 @@
-"""A newer ask while the page's compare step waits for the teacher: the superseded compare changes nothing (no
-blanked panels, no toast of its teacher's failure)."""
+"""A newer ask while the page's compare step waits for the teacher, and Save while the editor is read-only: the
+superseded compare changes nothing (no blanked panels, no toast of its teacher's failure), and Save refuses until
+the editor opens (tests/test_ask_race_browser.py does both in a browser)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from app_fixtures import demo_studio
 
 from kard.ui import ask_events, asking
-from kard.ui.ask_events import AskTurns, compare, compare_when_handed_out
+from kard.ui.ask_events import AskTurns, compare, compare_when_handed_out, save_refusal
 from kard.ui.updates import skips
 
 WIDTH = 3  # the stand-in compare steps' outputs: the editor first
@@ -77,3 +78,50 @@ def test_a_superseded_compare_shows_no_toast_of_its_teachers_failure(tmp_path, t
     s.teacher_factory = lambda: SupersedingTeacher(AskTurns())  # no newer ask: the failure is the page's to show
     steps = list(compare_when_handed_out(page_compare, 21, 3, item, turns.latest, turns))
     assert "could not answer" in toasts[0] and steps[-1][3]["interactive"] is True
+
+
+def test_save_is_refused_while_the_editor_waits_for_the_student_or_the_teacher(tmp_path):
+    s = demo_studio(tmp_path, mode="curator")
+    s.teacher_factory = lambda: SupersedingTeacher(AskTurns())
+    turns = AskTurns()
+    assert save_refusal(turns) is None  # nothing asked yet: the editor is open
+    asked = ask_events.ask_on_page(s, *asking.pick(s, "q-bare"), "q-bare", turns=turns)
+    next(asked)
+    assert "waiting for the student's answer" in save_refusal(turns)
+    item = list(asked)[-1][3]
+    refusal = save_refusal(turns)
+    assert "waiting for the teacher's rationale" in refusal and "save once the editor opens" in refusal
+    list(compare_when_handed_out(partial(compare, s, 16, review=True), 21, 3, item, turns.latest, turns))
+    assert save_refusal(turns) is None  # the compare step opened the editor (here: the teacher failed)
+
+    list(ask_events.ask_on_page(s, "", "", None, turns=turns))  # an empty question locks nothing
+    assert save_refusal(turns) is None
+    failed = ask_events.ask_on_page(s, *asking.pick(s, "q-bare"), "q-bare", turns=turns)
+    next(failed)
+    s.pipeline().stream = lambda question: iter(())  # the student ends without an answer: the ask fails
+    list(failed)
+    assert save_refusal(turns) is None  # a failed ask opens the editor
+
+
+def test_the_page_save_writes_nothing_while_the_editor_is_read_only(tmp_path, toasts):
+    from kard.ui.blocks import build_app
+
+    s = demo_studio(tmp_path, mode="curator")
+    save_event = _save_event(build_app(s))
+    turns = AskTurns()
+    item = list(ask_events.ask_on_page(s, *asking.pick(s, "q-bare"), "q-bare", turns=turns))[-1][3]
+    turns.lock(turns.latest, ask_events.COMPARISON)
+    out = save_event(item, "Plants take in carbon dioxide.\nAnswer: B", "B", 4, [], None, None, None, None, None,
+                     "", False, "", "", None, turns)
+    assert "Nothing was saved" in out[0] and "waiting for the comparison" in toasts[0]
+    assert s.store.latest() == []
+    turns.open(turns.latest)
+    signed_in = type("Request", (), {"username": "alice"})()
+    out = save_event(item, "Plants take in carbon dioxide.\nAnswer: B", "B", 4, [], None, None, None, None, None,
+                     "", False, "", "", None, turns, request=signed_in)
+    assert "Saved revision 1" in out[0] and len(s.store.latest()) == 1
+
+
+def _save_event(app):
+    """The function the Save button's click runs (the /save API's)."""
+    return next(fn.fn for fn in app.fns.values() if fn.api_name == "save")

@@ -56,6 +56,8 @@ class AskTurns:
 
     def __init__(self) -> None:
         self.latest = 0
+        self.editor_waits_for: str | None = None
+        """What the latest ask's read-only editor waits for (STUDENT_ANSWER...), None while it is open."""
         self._lock = threading.Lock()
 
     def __deepcopy__(self, memo: dict) -> AskTurns:
@@ -69,6 +71,32 @@ class AskTurns:
 
     def is_latest(self, turn: int) -> bool:
         return turn == self.latest
+
+    def lock(self, turn: int, waiting_for: str) -> None:
+        """The editor is read-only for `turn`'s ask until it has `waiting_for` (an older ask changes nothing)."""
+        with self._lock:
+            if turn == self.latest:
+                self.editor_waits_for = waiting_for
+
+    def open(self, turn: int) -> None:
+        """`turn`'s ask opened the editor again (an older ask changes nothing)."""
+        with self._lock:
+            if turn == self.latest:
+                self.editor_waits_for = None
+
+
+STUDENT_ANSWER, TEACHER_RATIONALE, COMPARISON = ("the student's answer", "the teacher's rationale",
+                                                 "the comparison")
+"""What a locked editor waits for (AskTurns.editor_waits_for), as its labels say (LOCKED_LABELS)."""
+SAVE_LOCKED = ("Nothing was saved: the editor is read-only, waiting for {waiting_for} of the question just asked. "
+               "Fix: save once the editor opens")
+
+
+def save_refusal(turns: AskTurns | None) -> str | None:
+    """Why Save must not save now, or None: while the page's editor is read-only for a new ask, the item and text a
+    save would send are the previous question's (the new item is not in the editor yet)."""
+    waiting_for = turns.editor_waits_for if turns is not None else None
+    return SAVE_LOCKED.format(waiting_for=waiting_for) if waiting_for else None
 
 
 EARLIER_ANSWER_SHOWN = "The cards below still show the answer to the question asked before"
@@ -152,14 +180,19 @@ def ask_on_page(studio: Studio, text: str, options_text: str, picked_id: str | N
                 editor, label = gr.skip(), gr.skip()
                 if step == ANSWERING and not locked:
                     locked, editor, label = True, gr.update(interactive=False), WAITING_LABEL
+                    turns.lock(turn, STUDENT_ANSWER)
                 elif step == HANDED_OUT and locked:  # the student is done; the compare step runs next
-                    label = TEACHER_WAITING_LABEL if studio.teacher_factory is not None else COMPARING_LABEL
+                    teacher = studio.teacher_factory is not None
+                    label = TEACHER_WAITING_LABEL if teacher else COMPARING_LABEL
+                    turns.lock(turn, TEACHER_RATIONALE if teacher else COMPARISON)
                 elif step == FAILED:
                     editor, label = gr.update(interactive=True), UNANSWERED_LABEL if locked else gr.skip()
+                    turns.open(turn)
                 yielded = True
                 yield [*outputs, turn if step == HANDED_OUT else False, editor, label]
     except Exception:  # an unexpected failure (Gradio shows it): the editor must not stay read-only
         if locked and turns.is_latest(turn):
+            turns.open(turn)
             yield [*skips(ASK_OUTPUTS), False, gr.update(interactive=True), UNANSWERED_LABEL]
         raise
 
@@ -286,14 +319,21 @@ def compare_when_handed_out(compared: Callable, width: int, editor_at: int, curr
             if isinstance(outputs[editor_at], str):  # the final step: the editor's new text, editable again
                 outputs, filled = list(outputs), True
                 outputs[editor_at] = gr.update(value=outputs[editor_at], interactive=True)
+                _open(turns, handed_out)
             yielded = True
             yield outputs
     except Exception:
         if latest():
+            _open(turns, handed_out)
             yield opened
         raise
     if not filled and latest():
+        _open(turns, handed_out)
         yield opened
     elif not yielded:  # superseded before its first step: a step is still due (`unchanged_ask` says why)
         yield skips(width)
 
+
+def _open(turns: AskTurns | None, turn: int | bool) -> None:
+    if turns is not None:
+        turns.open(int(turn))

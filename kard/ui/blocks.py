@@ -23,7 +23,7 @@ from kard.space_sync import SpaceSync, storage_notice
 from kard.ui import asking, curating
 from kard.ui.ask_events import (
     ASK_OUTPUTS, LOCKED_LABELS, REPLACE_WARNING, AskTurns, ask, ask_as_switched, ask_checked, ask_on_page, compare,
-    compare_when_handed_out, loses_correction, next_question, warned_for,
+    compare_when_handed_out, loses_correction, next_question, save_refusal, warned_for,
 )
 from kard.ui.cards import LiveFailure, compare_html, live_diff, rerank_html, student_card, teacher_card
 from kard.ui.curating import MAX_MARKED, MAX_TAB_DRAFTS, Edit
@@ -485,14 +485,21 @@ def wire_saving(t: AskTab, b: BrowseTab, studio: Studio) -> None:
     import gradio as gr
 
     # The /save API's parameters, in the order API clients send them.
+    # turns: the page's AskTurns, a State (API clients send none: Gradio fills it in), says whether the editor
+    # is read-only for a new ask; its text and item are then still the previous question's.
     def save_event(current, rationale, letter, rating, tags, m1, m2, m3, m4, m5, note, confirmed, original,
-                   original_source, text=None, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+                   original_source, text=None, turns=None, request: gr.Request = None,
+                   profile: gr.OAuthProfile | None = None):
+        refusal = save_refusal(turns)
+        if refusal:
+            gr.Warning(esc(refusal))
+            return message(refusal, "warn"), gr.skip(), gr.skip()
         edit = read_edit(current, rationale, letter, text, rating, tags, note, original, original_source,
                          m1, m2, m3, m4, m5)  # one mark per slot (MAX_MARKED)
         return save(studio, current, edit, confirmed, curator_name(request, profile))
 
     inputs = [t.item, t.editor, t.answer, t.rating, t.tags, *t.marks, t.note, t.confirm, t.original,
-              t.original_source, t.answer_text]
+              t.original_source, t.answer_text, t.turns]
     saved = t.save_btn.click(save_event, inputs, [t.save_msg, t.confirm, t.last_saved], api_name="save")
     saved.success(partial(browse, studio), b.filters, b.outputs, **PRIVATE)
     saved.success(draft_after_save, [t.last_saved, t.editor], [t.draft], **QUIET).then(
