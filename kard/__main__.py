@@ -11,6 +11,9 @@ import sys
 from kard.cli.failures import explain
 from kard.errors import KardError
 
+INTERRUPTED = 130
+"""The exit code after Ctrl+C (128 + SIGINT), as shells report it."""
+
 COMMAND_MODULES = [
     # Each module defines `register(subparsers)`, which adds its parser(s) with `func=run`.
     "kard.cli.knowledge",
@@ -44,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("kard").debug("unforeseen failure", exc_info=True)
         print(f"error: {explain(error)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as interrupt:  # Ctrl+C: a command may say what it kept, e.g. KeyboardInterrupt("...")
+        print(f"interrupted: {interrupt}" if str(interrupt) else "interrupted", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -68,3 +68,24 @@ def test_a_bug_keeps_its_traceback(monkeypatch):
     monkeypatch.setattr(cli, "build_parser", lambda: _OneCommand(_raise(ValueError("a bug"))))
     with pytest.raises(ValueError, match="a bug"):
         cli.main(["anything"])
+
+
+def _main_after_ctrl_c() -> int:
+    """main()'s exit code; a KeyboardInterrupt escaping it fails the test instead of stopping pytest."""
+    try:
+        return cli.main(["anything"])
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl+C escaped main() (a traceback for the user)")
+
+
+def test_ctrl_c_in_a_command_exits_130_with_one_line(monkeypatch, capsys):
+    monkeypatch.setattr(cli, "build_parser", lambda: _OneCommand(_raise(KeyboardInterrupt())))
+    assert _main_after_ctrl_c() == 130
+    assert capsys.readouterr().err == "interrupted\n"
+
+
+def test_ctrl_c_shows_what_the_command_says_it_kept(monkeypatch, capsys):
+    said = KeyboardInterrupt("nothing was written; rerun the same command to start again")
+    monkeypatch.setattr(cli, "build_parser", lambda: _OneCommand(_raise(said)))
+    assert _main_after_ctrl_c() == 130
+    assert capsys.readouterr().err == "interrupted: nothing was written; rerun the same command to start again\n"
