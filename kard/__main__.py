@@ -36,6 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _run_command(argv)
+    except KeyboardInterrupt as interrupt:  # Ctrl+C: a command may say what it kept, e.g. KeyboardInterrupt("...")
+        print(f"interrupted: {interrupt}" if str(interrupt) else "interrupted", file=sys.stderr)
+        return INTERRUPTED
+
+
+def _run_command(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -47,9 +55,6 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("kard").debug("unforeseen failure", exc_info=True)
         print(f"error: {explain(error)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as interrupt:  # Ctrl+C: a command may say what it kept, e.g. KeyboardInterrupt("...")
-        print(f"interrupted: {interrupt}" if str(interrupt) else "interrupted", file=sys.stderr)
-        return INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
         --questions data/medqa/dev.jsonl --out gpt4.jsonl
 
 `teach` exits 0 when every question got its samples, 1 when some questions were given up on (what
-was obtained is still written and cached), 2 on an error that stopped the job (bad key, no server).
+was obtained is still written and cached), 2 on an error that stopped the job (bad key, no server),
+130 on Ctrl+C (at once: requests in flight are dropped; what came is cached, --out is left as it was).
 """
 
 from __future__ import annotations
@@ -182,7 +183,7 @@ def run_teach(args: argparse.Namespace) -> int:
             f"teaching {len(gold)} questions from {source} with {config.model} at {teacher.where}, "
             f"{config.samples} samples each, cache {teacher.cache.path}"
         )
-        report = _teach_with_progress(teacher, gold, config.samples, not args.no_progress)
+        report = _teach_with_progress(teacher, gold, config.samples, not args.no_progress, out=args.out)
     print(report.summary())
     for qid, message in report.errors[:5]:
         print(f"gave up on {qid}: {message}")
@@ -198,11 +199,28 @@ def run_teach(args: argparse.Namespace) -> int:
     return 1 if report.errors else 0
 
 
-def _teach_with_progress(teacher, questions: list[Question], n: int, show: bool):
+def _teach_with_progress(teacher, questions: list[Question], n: int, show: bool, *, out: Path):
+    """The job's report; Ctrl+C stops it at once with a KeyboardInterrupt saying what was kept (see __main__)."""
     from tqdm.auto import tqdm
 
+    done = 0
+
+    def count(outcome: object) -> None:
+        nonlocal done
+        done += 1
+        bar.update(1)
+
     with tqdm(total=len(questions), unit="question", disable=not show) as bar:
-        return teacher.teach(questions, n, progress=lambda outcome: bar.update(1))
+        try:
+            return teacher.teach(questions, n, progress=count)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(_interrupted(done, len(questions), teacher.cache.path, out)) from None
+
+
+def _interrupted(done: int, total: int, cache: Path | None, out: Path) -> str:
+    kept = f"what the teacher sent is cached in {cache}, so" if cache else "the cache was in memory;"
+    return (f"{done} of {total} questions were done; {kept} rerunning the same command resumes. "
+            f"{out} was left as it was")
 
 
 # ----------------------------------------------------------------------------- import-rationales

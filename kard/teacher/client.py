@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
@@ -29,6 +29,7 @@ from kard.prompts import parse_question_answer, same_answer
 from kard.records import Question, Rationale
 from kard.teacher.cache import CachedReply, CachedSample, CacheKey, TeacherCache
 from kard.teacher.gate import AdaptiveGate
+from kard.teacher.workers import DaemonWorkers
 from kard.teacher.errors import (  # noqa: F401 - re-exported: callers catch them from kard.teacher.client
     FATAL_ERRORS,
     TeacherAuthError,
@@ -330,13 +331,10 @@ class Teacher:
         stopped: str | None = None
         by_id = {q.id: q for q in questions}
         usage_before = self.usage
-        pool = ThreadPoolExecutor(
-            max_workers=max(1, self.config.concurrency), thread_name_prefix="kard-teacher"
-        )
-        futures: dict[Future, str] = {}
+        workers = DaemonWorkers(self.config.concurrency, "kard-teacher")
+        stop = threading.Event()  # set by the worker that meets a fatal error: queued questions are not paid for
         try:
-            stop = threading.Event()  # set by the worker that meets a fatal error: queued questions are not paid for
-            futures = {pool.submit(self._run_unless_stopped, stop, q, n): q.id for q in questions}
+            futures = {workers.submit(self._run_unless_stopped, stop, q, n): q.id for q in questions}
             pending = set(futures)
             while pending and stopped is None:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -354,10 +352,11 @@ class Teacher:
                         errors.append((qid, str(error)))
                     if progress:
                         progress(outcomes.get(qid))
-        finally:
-            for future in futures:
-                future.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
+        except BaseException:  # Ctrl+C: requests in flight are not waited for (their retries could take minutes)
+            stop.set()
+            workers.abandon()
+            raise
+        workers.shutdown()
         if stopped:
             log.error("teach job stopped: %s", stopped)
         return self._report(questions, by_id, n, outcomes, errors, stopped, self.usage - usage_before)
