@@ -646,6 +646,64 @@ def test_cli_teach_stopped_job_leaves_an_earlier_out_file_as_it_was(server, tmp_
     assert f"{out} was left as it was" in capsys.readouterr().err
 
 
+EARLIER_RATIONALES = "".join(json.dumps({"question_id": f"demo-q-med-0{i}", "text": "Kept.", "answer": "A"}) + "\n"
+                             for i in range(1, 7))
+
+
+def _teach_over_earlier_out(server, tmp_path, monkeypatch, *extra: str) -> tuple[int, Path]:
+    """`teach` into an --out that already holds six rationales; (exit code, --out)."""
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    out = tmp_path / "r.jsonl"
+    out.write_text(EARLIER_RATIONALES)
+    code = run_cli("teach", "--dataset", "demo", "--limit", "2", "--n", "2", "--max-retries", "1", "--base-url",
+                   server.url, "--no-progress", "--cache", str(tmp_path / "new.sqlite"), "--out", str(out), *extra)
+    return code, out
+
+
+@pytest.mark.parametrize("failure", [status(429, "slow down"), status(500, "broken")])
+def test_cli_teach_failing_on_every_question_leaves_an_earlier_out_as_it_was(server, tmp_path, monkeypatch, capsys,
+                                                                            failure):
+    server.responder = lambda body: failure
+    code, out = _teach_over_earlier_out(server, tmp_path, monkeypatch)
+    said = capsys.readouterr()
+    assert code == 1 and out.read_text() == EARLIER_RATIONALES
+    assert "wrote 0" not in said.out
+    assert f"no rationale was kept for {out}, so it was left as it was: the teacher failed on every question" \
+        in said.err and "Fix: check the server" in said.err
+
+
+def test_cli_teach_keeping_no_reply_without_an_answer_fails_with_the_fix(server, tmp_path, monkeypatch, capsys):
+    server.responder = answer_with("I would rather not say.")
+    code, out = _teach_over_earlier_out(server, tmp_path, monkeypatch)
+    said = capsys.readouterr()
+    assert code == 1 and out.read_text() == EARLIER_RATIONALES
+    assert "kept 0, dropped 4 no answer" in said.out and "wrote" not in said.out
+    assert "the teacher's replies have no 'Answer: X' line. Fix: check the model or the prompt" in said.err
+
+
+def test_cli_teach_with_all_samples_writes_the_dropped_ones_but_still_fails(server, tmp_path, monkeypatch, capsys):
+    server.responder = answer_with("I would rather not say.")
+    code, out = _teach_over_earlier_out(server, tmp_path, monkeypatch, "--all-samples")
+    assert code == 1 and len(out.read_text().splitlines()) == 4
+    assert "only the dropped replies were written to it (--all-samples)" in capsys.readouterr().err
+
+
+def test_cli_teach_refuses_limit_0_before_anything(server, tmp_path, monkeypatch, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        _teach_over_earlier_out(server, tmp_path, monkeypatch, "--limit", "0")
+    assert exit_.value.code == 2 and server.count == 0
+    assert (tmp_path / "r.jsonl").read_text() == EARLIER_RATIONALES
+    assert "argument --limit: '0' is not a whole number, 1 or more. Fix:" in capsys.readouterr().err
+
+
+def test_cli_teach_refuses_questions_without_any_gold_answer(server, tmp_path, monkeypatch, capsys):
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps({"id": "q1", "question": "Why?", "options": {"A": "x", "B": "y"}}) + "\n")
+    code, out = _teach_over_earlier_out(server, tmp_path, monkeypatch, "--path", str(questions))
+    assert code == 2 and server.count == 0 and out.read_text() == EARLIER_RATIONALES
+    assert "none of the 1 questions has a gold answer. Fix:" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("command", ["teach", "import-rationales"])
 @pytest.mark.parametrize("bad_out", ["a folder", "under a file"])
 def test_cli_unwritable_out_is_refused_before_any_work(server, tmp_path, monkeypatch, capsys, command, bad_out):

@@ -4,22 +4,27 @@
     python -m kard import-rationales --kind medqa-gpt4 --path dev_teacher_cot_gpt-4-32k.jsonl \\
         --questions data/medqa/dev.jsonl --out gpt4.jsonl
 
-`teach` exits 0 when every question got its samples, 1 when some questions were given up on (what
-was obtained is still written and cached), 2 on an error that stopped the job (bad key, no server),
-130 on Ctrl+C (at once: requests in flight are dropped; what came is cached, --out is left as it was).
+`teach` exits 0 when every question got its samples; 1 when some questions were given up on (what was
+obtained is still written and cached) or no rationale was kept (--out is then left as it was); 2 on an error
+that stopped the job (bad key, no server); 130 on Ctrl+C (at once: requests in flight are dropped, what came
+is cached, --out is left as it was).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from kard.cli.arguments import check_out_file
+from kard.cli.arguments import check_out_file, positive_int
 from kard.config import DEMO_QUESTIONS, TeacherConfig
-from kard.errors import ConfigError
+from kard.errors import ConfigError, DataError
 from kard.records import Question
+
+if TYPE_CHECKING:  # pragma: no cover
+    from kard.teacher.client import TeachReport
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     teach.add_argument(
         "--concurrency", type=int, default=defaults.concurrency, help="questions in flight at once"
     )
-    teach.add_argument("--limit", type=int, help="only the first N questions")
+    teach.add_argument("--limit", type=positive_int, help="only the first N questions")
     teach.add_argument("--cache", type=Path, help="SQLite cache file (default: under $KARD_CACHE)")
     teach.add_argument("--price-in", type=float, help="USD per million prompt tokens, for the cost line")
     teach.add_argument("--price-out", type=float, help="USD per million completion tokens")
@@ -172,8 +177,11 @@ def run_teach(args: argparse.Namespace) -> int:
     source = question_file(args.dataset, args.path, args.split)
     questions = load_dataset_questions(args.dataset, source)
     if args.limit is not None:
-        questions = questions[: max(0, args.limit)]
+        questions = questions[: args.limit]
     gold = [q for q in questions if q.answer is not None]
+    if not gold:
+        raise DataError(f"none of the {len(questions)} questions has a gold answer", path=source,
+                        fix="teach explains gold answers: pass questions that have them")
     if len(gold) < len(questions):
         log.warning("skipping %d questions without a gold answer", len(questions) - len(gold))
     config = teacher_config(args)
@@ -194,9 +202,36 @@ def run_teach(args: argparse.Namespace) -> int:
             f"the job stopped early, so {args.out} was left as it was (what was fetched is cached: rerunning "
             f"the same command resumes and writes it): {report.stopped}"
         )
-    written = write_rationales(report.kept + (report.rejected if args.all_samples else ()), args.out)
-    print(f"wrote {written} rationales to {args.out}")
+    rationales = report.kept + (report.rejected if args.all_samples else ())
+    if rationales:  # an empty result never replaces an earlier --out
+        print(f"wrote {write_rationales(rationales, args.out)} rationales to {args.out}")
+    if not report.kept:
+        print(f"error: {nothing_kept(report, args.out, wrote=bool(rationales))}", file=sys.stderr)
+        return 1
     return 1 if report.errors else 0
+
+
+def nothing_kept(report: "TeachReport", out: Path, *, wrote: bool) -> str:
+    """Why a job kept no rationale, and the fix for each cause, most frequent first."""
+    from kard.teacher.client import ERROR, NO_ANSWER, WRONG_ANSWER
+
+    causes = {
+        ERROR: ("the teacher failed on every question (see 'gave up on' above)",
+                "check the server; for rate limits or timeouts raise --timeout or --max-retries, or lower "
+                "--concurrency, then rerun (the cache keeps what came)"),
+        NO_ANSWER: ("the teacher's replies have no 'Answer: X' line",
+                    "check the model or the prompt (a model that follows instructions; a --max-tokens large "
+                    "enough for the reply to reach its answer)"),
+        WRONG_ANSWER: ("no reply's answer matches the gold answer",
+                       "check that --dataset matches the questions file, and the model (--all-samples writes "
+                       "the dropped replies, to read them)"),
+    }
+    found = sorted((reason for reason, count in report.dropped.items() if count and reason in causes),
+                   key=lambda reason: -report.dropped[reason])
+    problems = "; ".join(causes[reason][0] for reason in found) or "no question was taught"
+    fixes = "; ".join(causes[reason][1] for reason in found) or "pass questions with gold answers"
+    written = "only the dropped replies were written to it (--all-samples)" if wrote else "it was left as it was"
+    return f"no rationale was kept for {out}, so {written}: {problems}. Fix: {fixes}"
 
 
 def _teach_with_progress(teacher, questions: list[Question], n: int, show: bool, *, out: Path):
