@@ -94,6 +94,8 @@ def read_question(text: str, options: OptionsTyped = None,
     """(question text, options, kind) of what a person typed: as `decide_kind`, except that options typed
     into the question itself ("Which gas? A) oxygen B) nitrogen", nothing in the options box) move out
     of it and make it multiple choice, unless the person chose to ask it as yes/no or open."""
+    check_unicode(text, "the question")
+    check_unicode(options, "the options", verb="are")
     typed = _typed(options)
     inline = None if typed or override in (YES_NO, OPEN) else split_inline_options(text)
     if inline is None:
@@ -103,6 +105,28 @@ def read_question(text: str, options: OptionsTyped = None,
     if override in (None, "", AUTO):
         decision = KindDecision(CHOICE, "options read from the question")
     return stem, options_text, decision
+
+
+def check_unicode(typed: OptionsTyped, what: str, *, verb: str = "is") -> None:
+    """Raise DataError when `typed` (text, or options as letter -> text) holds a byte that was not UTF-8.
+
+    Python turns such a byte of a command-line argument into a lone surrogate (os.fsdecode), and a JSON
+    request may hold one too; the tokenizer cannot encode it, so it is refused before any model loads."""
+    pieces = [typed] if isinstance(typed, str) else [str(part) for pair in (typed or {}).items() for part in pair]
+    for piece in pieces:
+        try:
+            piece.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise DataError(f"{what} {verb} not valid UTF-8 text: {_undecodable(piece[error.start])} at character "
+                            f"{error.start + 1} of {piece!r:.60}",
+                            fix="type it again in a terminal set to UTF-8 (e.g. export LANG=C.UTF-8), or pass "
+                                "it from a file saved as UTF-8") from None
+
+
+def _undecodable(character: str) -> str:
+    """How a lone surrogate is named: the byte it stands for (surrogateescape), else its code point."""
+    code = ord(character)
+    return f"the byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"the lone surrogate U+{code:04X}"
 
 
 def _typed(options: OptionsTyped) -> bool:
