@@ -203,17 +203,21 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     """The rows of a revisions.jsonl (a DataError names a bad line)."""
     rows: list[dict[str, Any]] = []
     fix = "restore from the revisions.jsonl of a KARD Studio snapshot, unedited"
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(f"not JSON ({error.msg})", path=path, line=number, fix=fix) from None
-            if not isinstance(row, dict):
-                raise DataError("not a JSON object", path=path, line=number, fix=fix)
-            rows.append(row)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"the file is not UTF-8 text ({error.reason} at byte {error.start})", path=path,
+                        fix="save the file as UTF-8, or restore from the snapshot's own revisions.jsonl") from None
+    for number, line in enumerate(text.split("\n"), 1):  # not splitlines(): a row may hold U+2028
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(f"not JSON ({error.msg})", path=path, line=number, fix=fix) from None
+        if not isinstance(row, dict):
+            raise DataError("not a JSON object", path=path, line=number, fix=fix)
+        rows.append(row)
     return rows
 
 
@@ -627,6 +631,11 @@ def restore_store(db: Path, *, repo_id: str | None = None, source: Path | None =
         assert repo_id is not None
         with tempfile.TemporaryDirectory(prefix="kard-restore-") as tmp:
             rows = read_rows(_download_revisions(hub or HfHub(hub_token()), repo_id, Path(tmp)))
+    if not rows:
+        raise DataError("the snapshot holds no revision, so there is nothing to restore",
+                        path=source if source is not None else repo_id,
+                        fix="restore from a snapshot the app's sync pushed after something was saved (its "
+                            "manifest.json counts the revisions), or start the app with an empty store")
     restorable_rows(rows)  # a bad row stops the restore before the store is created
     return AnnotationStore(db).restore_rows(rows)
 

@@ -369,6 +369,30 @@ def test_the_restore_command_names_a_bad_row_and_creates_no_store(store, tmp_pat
     assert not (tmp_path / "r.db").exists()
 
 
+@pytest.mark.parametrize("content, says", [
+    (b"\xff\xfe\n", "revisions.jsonl: the file is not UTF-8 text (invalid start byte at byte 0). Fix: save the "
+                    "file as UTF-8"),
+    (b"", "the snapshot holds no revision, so there is nothing to restore. Fix: "),
+    (b"\n\n", "the snapshot holds no revision, so there is nothing to restore. Fix: "),
+])
+def test_the_restore_command_refuses_a_snapshot_not_utf8_or_empty_and_creates_no_store(tmp_path, capsys, content,
+                                                                                       says):
+    from kard.__main__ import main
+
+    (tmp_path / "snap").mkdir()
+    (tmp_path / "snap" / REVISIONS_FILE).write_bytes(content)
+    assert main(["restore", "--from", str(tmp_path / "snap"), "--db", str(tmp_path / "r.db")]) == 2
+    said = capsys.readouterr()
+    assert says in said.err and said.err.count("\n") == 1 and "restored" not in said.out
+    assert not (tmp_path / "r.db").exists()
+
+
+def test_a_row_holding_a_line_separator_character_is_restored_whole(store, tmp_path):
+    save(store, 1, rationale="First line\u2028same row")
+    write_snapshot(store, tmp_path / "snap")
+    assert restore_store(tmp_path / "r.db", source=tmp_path / "snap") == 1
+
+
 def test_the_restore_command(store, tmp_path, capsys):
     from kard.__main__ import main
 
