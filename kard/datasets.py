@@ -93,7 +93,7 @@ def _json_list(path: str | Path) -> tuple[Path, list[Any]]:
 
 
 def _field(record: Record, key: str, path: Path, line: int | None, fix: str, where: str = "") -> str:
-    """A required non-empty string field (numbers are accepted and turned into text)."""
+    """A required non-empty string field, such as an id or a label (numbers are accepted and turned into text)."""
     value = record.get(key)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)
@@ -101,6 +101,35 @@ def _field(record: Record, key: str, path: Path, line: int | None, fix: str, whe
         found = "missing" if value is None else f"empty or not text ({value!r:.40})"
         raise DataError(f"{where}field '{key}' is {found}", path=path, line=line, fix=fix)
     return value.strip()
+
+
+def _text_field(record: Record, key: str, path: Path, line: int | None, fix: str, where: str = "") -> str:
+    """A required non-empty text field (a question, a passage): a number there is a mistake, not text to send."""
+    value = record.get(key)
+    if isinstance(value, (int, float)):
+        raise DataError(f"{where}field '{key}' is {_json_kind(value)} ({value!r}), not text", path=path,
+                        line=line, fix=f'write it as text in quotes ("{key}": "...")')
+    return _field(record, key, path, line, fix, where)
+
+
+def _optional_text(record: Record, key: str, path: Path, line: int | None) -> str | None:
+    """An optional text field (a rationale): None when absent or blank; anything but text is a DataError."""
+    value = record.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise DataError(f"field '{key}' is {_json_kind(value)} ({value!r:.40}), not text", path=path,
+                        line=line, fix=f'write it as text in quotes ("{key}": "..."), or leave it out')
+    return value.strip() or None
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, in words: "a number", "true or false", "a list", "an object"."""
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {"list": "a list", "dict": "an object"}.get(type(value).__name__, f"a {type(value).__name__}")
 
 
 # ---------------------------------------------------------------- passages
@@ -120,7 +149,7 @@ def _load_passage_jsonl(path: Path) -> list[Passage]:
     first_line: dict[str, int] = {}
     for path, number, record in _jsonl_records(path):
         passage_id = _field(record, "id", path, number, fix)
-        text = _field(record, "text", path, number, fix)
+        text = _text_field(record, "text", path, number, fix)
         title = record.get("title") or ""
         if passage_id in first_line:
             raise DataError(f"duplicate passage id {passage_id!r} (first on line {first_line[passage_id]})",
@@ -190,7 +219,7 @@ def load_medqa(path: str | Path, dataset: str = "medqa") -> list[Question]:
         meta = {"meta_info": str(record["meta_info"])} if record.get("meta_info") else {}
         question = Question(
             id=f"medqa-{path.stem}-{index}",
-            text=_field(record, "question", path, number, fix),
+            text=_text_field(record, "question", path, number, fix),
             options=_letter_options(record.get("options"), path, number, fix),
             answer=_field(record, "answer_idx", path, number, fix),
             dataset=dataset,
@@ -229,7 +258,7 @@ def load_medqa_instructions(path: str | Path, dataset: str = "medqa") -> list[Qu
             instance = instance[0]
         if not isinstance(instance, dict):
             raise DataError("field 'instances' is missing or not an object", path=path, line=number, fix=fix)
-        raw_input = _field(instance, "input", path, number, fix, where="instances: ")
+        raw_input = _text_field(instance, "input", path, number, fix, where="instances: ")
         output = _field(instance, "output", path, number, fix, where="instances: ")
         try:
             stem, options = parse_instruction_input(raw_input)
@@ -264,7 +293,7 @@ def load_strategyqa(path: str | Path, dataset: str = "strategyqa") -> list[Quest
         meta = {key: str(record[key]) for key in ("term", "description") if record.get(key)}
         questions.append(Question(
             id=_field(record, "qid", path, None, fix, where=where),
-            text=_field(record, "question", path, None, fix, where=where),
+            text=_text_field(record, "question", path, None, fix, where=where),
             options=dict(YES_NO_OPTIONS),
             answer=None if answer is None else ("A" if answer else "B"),
             dataset=dataset,
@@ -290,7 +319,7 @@ def load_openbookqa(path: str | Path, dataset: str = "openbookqa") -> list[Quest
         fact = record.get("fact1")
         question = Question(
             id=_field(record, "id", path, number, fix),
-            text=_field(body, "stem", path, number, fix, "question: "),
+            text=_text_field(body, "stem", path, number, fix, "question: "),
             options=options,
             answer=_field(record, "answerKey", path, number, fix),
             dataset=dataset,
@@ -310,11 +339,11 @@ def load_demo_questions(path: str | Path = DEMO_QUESTIONS, dataset: str | None =
         answer = record.get("answer")
         question = Question(
             id=_field(record, "id", path, number, fix),
-            text=_field(record, "question", path, number, fix),
+            text=_text_field(record, "question", path, number, fix),
             options=_letter_options(record.get("options"), path, number, fix),
             answer=None if answer is None else str(answer).strip(),
             dataset=dataset or (f"demo-{kind}" if kind else "demo"),
-            rationale=(record.get("rationale") or "").strip() or None,
+            rationale=_optional_text(record, "rationale", path, number),
             rationale_source=record.get("rationale_source") or None,
             facts=tuple(record.get("facts") or ()),
         )

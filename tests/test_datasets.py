@@ -232,3 +232,44 @@ def test_duplicate_question_ids(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "d.jsonl", [record, record])
     with pytest.raises(DataError, match="line 2: duplicate question id 'd'"):
         load_questions(path)
+
+
+MEDQA = {"question": "Which drug?", "options": {"A": "aspirin", "B": "insulin"}, "answer_idx": "B"}
+DEMO = {"id": "q1", "question": "Which drug?", "options": {"A": "aspirin", "B": "insulin"}, "answer": "B"}
+OBQA = {"id": "o1", "question": {"stem": "Which?", "choices": [{"label": "A", "text": "x"}, {"label": "B", "text": "y"}]},
+        "answerKey": "A"}
+
+
+@pytest.mark.parametrize("value", [123, 4.5, True])
+@pytest.mark.parametrize("layout, field, place", [
+    ("passages", "text", lambda record, value: {"id": "p1", "text": value}),
+    ("medqa", "question", lambda record, value: {**MEDQA, "question": value}),
+    ("demo", "question", lambda record, value: {**DEMO, "question": value}),
+    ("obqa", "stem", lambda record, value: {**OBQA, "question": {**OBQA["question"], "stem": value}}),
+    ("instructions", "input", lambda record, value: {"instances": {"input": value, "output": "x"}}),
+])
+def test_a_number_where_text_is_expected_names_the_file_line_and_field(tmp_path: Path, value, layout, field,
+                                                                       place) -> None:
+    good = {"passages": {"id": "p0", "text": "Fine."}, "medqa": {**MEDQA, "source_index": 9},
+            "demo": {**DEMO, "id": "q0"}, "obqa": {**OBQA, "id": "o0"},
+            "instructions": {"instances": {"input": "Question: Which?\nOption A: x\nOption B: y", "output": "x"}}}
+    path = write_jsonl(tmp_path / "f.jsonl", [good[layout], place(None, value)])
+    with pytest.raises(DataError) as caught:
+        load_passages(path) if layout == "passages" else load_questions(path)
+    assert caught.value.line == 2 and caught.value.path == path
+    kind = "true or false" if value is True else "a number"
+    assert f"field '{field}' is {kind} ({value!r}), not text. Fix: write it as text in quotes" in str(caught.value)
+
+
+def test_a_number_as_strategyqa_question_names_the_record(tmp_path: Path) -> None:
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps([{"qid": "s1", "question": "Is it?", "answer": True},
+                                {"qid": "s2", "question": 7, "answer": False}]))
+    with pytest.raises(DataError, match=r"record 2: field 'question' is a number \(7\), not text\. Fix:"):
+        load_strategyqa(path)
+
+
+def test_a_demo_rationale_that_is_not_text_is_a_data_error(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "q.jsonl", [{**DEMO, "rationale": 5}])
+    with pytest.raises(DataError, match=r"line 1: field 'rationale' is a number \(5\), not text\. Fix:"):
+        load_demo_questions(path)
