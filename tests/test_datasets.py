@@ -236,8 +236,8 @@ def test_duplicate_question_ids(tmp_path: Path) -> None:
 
 MEDQA = {"question": "Which drug?", "options": {"A": "aspirin", "B": "insulin"}, "answer_idx": "B"}
 DEMO = {"id": "q1", "question": "Which drug?", "options": {"A": "aspirin", "B": "insulin"}, "answer": "B"}
-OBQA = {"id": "o1", "question": {"stem": "Which?", "choices": [{"label": "A", "text": "x"}, {"label": "B", "text": "y"}]},
-        "answerKey": "A"}
+OBQA = {"id": "o1", "answerKey": "A",
+        "question": {"stem": "Which?", "choices": [{"label": "A", "text": "x"}, {"label": "B", "text": "y"}]}}
 
 
 @pytest.mark.parametrize("value", [123, 4.5, True])
