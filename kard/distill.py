@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import re
 from dataclasses import asdict, dataclass, fields, replace
@@ -325,8 +326,10 @@ def mentions_letters(text: str) -> bool:
 
 def split_questions(questions: Sequence[Question], holdout: int | float, seed: int = 0) -> tuple[list[Question], list[Question]]:
     """(train, held_out): a seeded shuffle of the ids; `holdout` is a count or a fraction in (0, 1)."""
-    if holdout < 0 or (isinstance(holdout, float) and holdout >= 1 and holdout != int(holdout)):
-        raise ConfigError(f"holdout must be a count >= 0 or a fraction in (0, 1), got {holdout}")
+    if not math.isfinite(holdout) or holdout < 0 or (isinstance(holdout, float) and holdout >= 1
+                                                     and holdout != int(holdout)):
+        raise ConfigError(f"holdout must be a count >= 0 or a fraction in (0, 1), got {holdout}. Fix: pass "
+                          "--holdout as a number of questions (e.g. 20) or a fraction of them (e.g. 0.2)")
     count = int(round(holdout * len(questions))) if 0 < holdout < 1 else int(holdout)
     if count >= len(questions):
         raise ConfigError(f"holdout {count} leaves no training question out of {len(questions)}. Fix: hold out fewer")

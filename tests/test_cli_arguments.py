@@ -112,3 +112,17 @@ def test_a_rationales_file_with_nothing_readable_names_the_flag_to_check(tmp_pat
     assert main([arg.format(**values) for arg in argv]) == 2
     err = capsys.readouterr().err
     assert "no rationales could be read" in err and f"Fix: check that {flag} names" in err and "--kind" not in err
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--limit", "0"], "error: --limit must be at least 1, got 0. Fix: pass --limit 1 or more"),
+    (["--holdout", "-5"], "error: holdout must be a count >= 0 or a fraction in (0, 1), got -5.0. Fix: pass --holdout"),
+    (["--holdout", "1.5"], "got 1.5. Fix: pass --holdout as a number of questions (e.g. 20) or a fraction"),
+    (["--holdout", "nan"], "got nan. Fix: pass --holdout"),
+])
+def test_evaluate_refuses_a_bad_limit_or_holdout_with_the_fix(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                              no_model_loads: None, flags: list[str],
+                                                              says: str) -> None:
+    assert main(["evaluate", "--dataset", "demo", "--out", str(tmp_path / "eval"), *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and says.removeprefix("error: ") in err and err.count("\n") == 1

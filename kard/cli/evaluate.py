@@ -87,7 +87,8 @@ def _limited(args: argparse.Namespace, questions: list[Question]) -> list[Questi
     """The test questions evaluated: the first --limit of `questions` (all of them without --limit)."""
     if args.limit is not None:
         if args.limit < 1:
-            raise ConfigError(f"--limit must be at least 1, got {args.limit}")
+            raise ConfigError(f"--limit must be at least 1, got {args.limit}. Fix: pass --limit 1 or more, "
+                              "or leave it out to evaluate every question")
         questions = questions[: args.limit]
     if not questions:
         raise DataError("no questions left to evaluate", fix="check --questions, --holdout and --limit")
@@ -101,7 +102,7 @@ def _split_test_questions(args: argparse.Namespace) -> list[Question]:
 
     questions = load_questions(args.questions) if args.questions else load_demo_questions()
     if args.holdout is not None:
-        holdout = int(args.holdout) if args.holdout >= 1 else args.holdout
+        holdout = int(args.holdout) if args.holdout >= 1 and args.holdout.is_integer() else args.holdout  # 1.5: refused
         questions = split_questions(questions, holdout, seed=args.seed)[1]
     return questions
 
