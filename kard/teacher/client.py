@@ -59,6 +59,9 @@ NO_KEY_PLACEHOLDER = "no-key"
 
 WRONG_ANSWER, NO_ANSWER, ERROR = "wrong answer", "no answer", "error"
 
+INTERRUPT_WAIT_S = 1.0
+"""How long Ctrl+C on a teach job waits for the requests in flight (a reply about to arrive is still cached)."""
+
 
 def default_cache_path() -> Path:
     return cache_dir() / "teacher_cache.sqlite"
@@ -354,7 +357,7 @@ class Teacher:
                         progress(outcomes.get(qid))
         except BaseException:  # Ctrl+C: requests in flight are not waited for (their retries could take minutes)
             stop.set()
-            workers.abandon()
+            workers.abandon(wait_s=INTERRUPT_WAIT_S)
             raise
         workers.shutdown()
         if stopped:

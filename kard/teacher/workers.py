@@ -2,14 +2,16 @@
 
 `concurrent.futures.ThreadPoolExecutor` joins its threads when the interpreter exits, so a process interrupted
 while requests are in flight would still wait for each of them through its timeout and retries (minutes with
-the defaults). These workers are daemon threads: `abandon()` cancels the queued tasks and lets the process exit
-at once; a request still in flight is dropped with the process. What its question had already got is cached.
+the defaults). These workers are daemon threads: `abandon()` cancels the queued tasks, waits a moment for the
+running ones (a reply about to arrive is still cached) and lets the process exit; a request still in flight then
+is dropped with the process. What its question had already got is cached.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from concurrent.futures import Future
 from typing import Any, Callable
 
@@ -39,9 +41,12 @@ class DaemonWorkers:
         for thread in self._threads:
             thread.join()
 
-    def abandon(self) -> None:
-        """Cancel the tasks not started and return at once: running tasks are not waited for."""
+    def abandon(self, wait_s: float = 0.0) -> None:
+        """Cancel the tasks not started; wait at most `wait_s` seconds in all for the running ones, then return."""
         self._stop_workers()
+        deadline = time.monotonic() + wait_s
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def _stop_workers(self) -> None:
         for future in self._futures:
