@@ -48,7 +48,11 @@ window.addEventListener("focus", (event) => {
 window.addEventListener("keydown", (event) => {
   if (!kardIsCombo(event.target)) return;
   // Gradio's key handler reopens the list after Tab has moved focus on, leaving it over the next controls
-  if (event.key === "Tab") event.stopPropagation();
+  if (event.key === "Tab") {
+    event.stopPropagation();
+    // and close it now, as Escape does (focus moving on does not close it once Gradio's handler is skipped)
+    event.target.dispatchEvent(new KeyboardEvent("keydown", {key: "Escape", bubbles: true}));
+  }
   kardPicking = event.key === "Enter" ? event.target : null;
 }, true);
 window.addEventListener("mousedown", (event) => {
