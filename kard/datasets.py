@@ -65,7 +65,8 @@ def read_text_file(path: str | Path) -> tuple[Path, str]:
 def _jsonl_records(path: str | Path) -> Iterator[tuple[Path, int, Record]]:
     """(path, 1-based line number, record) for each non-blank line; blank lines are skipped."""
     path, text = read_text_file(path)
-    for number, line in enumerate(text.splitlines(), start=1):
+    # lines end at "\n" only: str.splitlines would also split inside a JSON string holding U+2028 or U+0085
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:

@@ -61,7 +61,8 @@ def test_a_checkpoint_past_the_runs_last_step_is_refused_as_another_runs(lora_ru
     import shutil
 
     run = shutil.copytree(lora_run, tmp_path / "run")
-    shutil.copytree(run / "checkpoints" / "checkpoint-6", run / "checkpoints" / "checkpoint-8")  # an earlier, longer run
+    # an earlier, longer run
+    shutil.copytree(run / "checkpoints" / "checkpoint-6", run / "checkpoints" / "checkpoint-8")
     with pytest.raises(ConfigError, match=r"checkpoint-8 in .* past its run's last step \(6\).*--overwrite"):
         run_candidates(run)
 

@@ -126,3 +126,14 @@ def test_evaluate_refuses_a_bad_limit_or_holdout_with_the_fix(tmp_path: Path, ca
     assert main(["evaluate", "--dataset", "demo", "--out", str(tmp_path / "eval"), *flags]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and says.removeprefix("error: ") in err and err.count("\n") == 1
+
+
+def test_build_examples_refuses_a_zero_limit_with_the_fix(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                         no_model_loads: None) -> None:
+    from kard.config import DEMO_PASSAGES, DEMO_QUESTIONS
+
+    assert main(["build-examples", "--questions", str(DEMO_QUESTIONS), "--kb", str(DEMO_PASSAGES),
+                 "--out", str(tmp_path / "ex.jsonl"), "--limit", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--limit must be at least 1, got 0. Fix: pass --limit 1 or more" in err and err.count("\n") == 1
+    assert not (tmp_path / "ex.jsonl").exists()

@@ -149,6 +149,14 @@ def test_passage_jsonl_title_optional_and_numbers_as_ids(tmp_path: Path) -> None
     assert load_passages(path) == [Passage("7", "", "Seven."), Passage("b", "T", "x")]
 
 
+def test_a_jsonl_record_holding_a_line_separator_stays_one_record(tmp_path: Path) -> None:
+    text = "Line one\u2028line two\x85three"
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps({"id": "a", "text": text}, ensure_ascii=False) + "\r\n" + '{"id": "b", "text": "x"}\n',
+                    encoding="utf-8")
+    assert [p.id for p in load_passages(path)] == ["a", "b"] and load_passages(path)[0].text == text
+
+
 # ---------------------------------------------------------------- bad inputs
 
 

@@ -140,7 +140,8 @@ def load_training_data(args: argparse.Namespace, *, held_out: bool = False):
                           "Fix: pass the --holdout and --seed used for train-reranker")
     if args.limit is not None:
         if args.limit < 1:
-            raise ConfigError(f"--limit must be at least 1, got {args.limit}")
+            raise ConfigError(f"--limit must be at least 1, got {args.limit}. Fix: pass --limit 1 or more, or leave "
+                              "it out to use every question")
         questions = questions[: args.limit]
     if rationales is None:
         rationales = rationales_from_questions(questions)
