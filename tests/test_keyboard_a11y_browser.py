@@ -87,8 +87,13 @@ def test_the_keyboard_moves_past_the_dropdown_picks_and_asks_without_losing_focu
 
     _ask(page)
     page.focus("#kard-editor textarea")
-    page.keyboard.press("Control+Enter")  # the editor is disabled while the student answers, then back
-    page.wait_for_function("document.querySelector('#kard-editor textarea').disabled", timeout=30_000)
+    # the editor is disabled while the student answers, then back; the tiny student can answer between two polls,
+    # so an observer set up before the key notes that it was disabled at all
+    page.evaluate("() => { window.kardEditorLocked = false; const box = document.querySelector('#kard-editor textarea');"
+                  " new MutationObserver(() => { if (box.disabled) window.kardEditorLocked = true; })"
+                  ".observe(box, {attributes: true, attributeFilter: ['disabled']}); }")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_function("window.kardEditorLocked", timeout=30_000)
     page.wait_for_selector("#kard-editor-label >> text=Editing", timeout=120_000)
     page.wait_for_function("!document.querySelector('#kard-editor textarea').disabled")
     page.wait_for_timeout(300)
