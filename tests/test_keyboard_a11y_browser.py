@@ -89,7 +89,8 @@ def test_the_keyboard_moves_past_the_dropdown_picks_and_asks_without_losing_focu
     page.focus("#kard-editor textarea")
     # the editor is disabled while the student answers, then back; the tiny student can answer between two polls,
     # so an observer set up before the key notes that it was disabled at all
-    page.evaluate("() => { window.kardEditorLocked = false; const box = document.querySelector('#kard-editor textarea');"
+    page.evaluate("() => { window.kardEditorLocked = false;"
+                  " const box = document.querySelector('#kard-editor textarea');"
                   " new MutationObserver(() => { if (box.disabled) window.kardEditorLocked = true; })"
                   ".observe(box, {attributes: true, attributeFilter: ['disabled']}); }")
     page.keyboard.press("Control+Enter")
