@@ -16,21 +16,22 @@ script_arguments() {
 }
 
 require_data() {
-  local data=$1 path; shift
-  for path in "$@"; do
-    [ -e "$data/$path" ] && continue
-    echo "error: $data/$path does not exist (the datasets). Fix: put the shared datasets at ../shared/data" \
-      "beside the checkout, or set DATA=FOLDER that holds them" >&2
-    exit 2
-  done
+  local data=$1; shift
+  require_paths "$data" "the datasets" \
+    "put the shared datasets at ../shared/data beside the checkout, or set DATA=FOLDER that holds them" "$@"
 }
 
 require_run() {
-  local run=$1 path; shift
+  local run=$1; shift
+  require_paths "$run" "the knowledge bases and examples of the shipped student's run" \
+    "build them with TRAIN=0 RUN=$run bash benchmarks/train_default_student.sh, or set RUN=FOLDER" "$@"
+}
+
+require_paths() {  # ROOT WHAT FIX PATH...: each PATH under ROOT must exist, else one line naming WHAT and FIX, exit 2
+  local root=$1 what=$2 fix=$3 path; shift 3
   for path in "$@"; do
-    [ -e "$run/$path" ] && continue
-    echo "error: $run/$path does not exist (the knowledge bases and examples of the shipped student's run)." \
-      "Fix: build them with TRAIN=0 RUN=$run bash benchmarks/train_default_student.sh, or set RUN=FOLDER" >&2
+    [ -e "$root/$path" ] && continue
+    echo "error: $root/$path does not exist ($what). Fix: $fix" >&2
     exit 2
   done
 }
