@@ -15,6 +15,8 @@ from typing import Iterator
 
 import pytest
 
+from tests.interruptible import popen_interruptible
+
 ROOT = Path(__file__).resolve().parents[1]
 INTERRUPTED = 130
 
@@ -72,8 +74,8 @@ def hanging_server() -> Iterator[FirstAnswerThenHang]:
 
 def _kard(*argv: str) -> subprocess.Popen:
     env = dict(os.environ, OPENAI_API_KEY="sk-test", PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "kard", *argv], cwd=ROOT, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return popen_interruptible([sys.executable, "-m", "kard", *argv], cwd=ROOT, env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def _interrupt(process: subprocess.Popen) -> tuple[float, str, str]:

@@ -24,6 +24,7 @@ from kard.distill import StudentExample, write_examples
 from kard.knowledge import KnowledgeBase
 from kard.prompts import student_input
 from kard.records import Passage, Question
+from tests.interruptible import popen_interruptible
 from tests.tiny_models import save_tiny_decoder
 
 FAST = AnnotationStoreConfig(busy_timeout_s=0.05, retries=2, retry_wait_s=0.02)
@@ -225,8 +226,8 @@ def test_ctrl_c_on_a_foreground_retrain_says_cancelled_in_one_line_and_exits_130
     root = tmp_path / "rounds"
     argv = retrain_argv(root, tiny, data)
     argv[argv.index("--max-steps") + 1] = "100000"  # still training when the signal comes
-    process = subprocess.Popen([sys.executable, "-m", "kard", *argv], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    process = popen_interruptible([sys.executable, "-m", "kard", *argv], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
     try:
         status = wait_for(root, lambda s: s.phase == "student" and s.step >= 1, process)
         process.send_signal(signal.SIGINT)
