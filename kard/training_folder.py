@@ -4,7 +4,8 @@ A new run into a folder that holds another run would mix the two: `pick-checkpoi
 there and `--resume` continues from the highest step, whichever run wrote it. So `train-student` refuses a
 new run into such a folder unless told `--resume` (go on with it: its recorded settings must match) or
 `--overwrite` (delete it first). The settings are recorded in `RUN_SETTINGS` when a run starts, before
-its first checkpoint, so an interrupted run can be checked too.
+its first checkpoint, so an interrupted run can be checked too. A finished run (its training record written
+after the trained student) is not resumed: the Trainer would take one more step from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -55,6 +56,21 @@ def check_new_run(out: Path, *, resume: bool, overwrite: bool) -> None:
 
 def has_checkpoint(out: Path) -> bool:
     return bool(checkpoints_by_step(out / CHECKPOINTS))
+
+
+def finished_steps(out: Path) -> int | None:
+    """The optimizer steps of the run in `out` once it has finished (its training record, written after the
+    trained student, says how many); None while it is unfinished or its record cannot be read."""
+    record = out / TRAINING_FILE
+    if not record.is_file():
+        return None
+    try:
+        result = json.loads(record.read_text(encoding="utf-8")).get("result", {})
+    except (OSError, ValueError, AttributeError):
+        log.warning("%s cannot be read: the run is taken as unfinished", record)
+        return None
+    steps = result.get("steps") if isinstance(result, dict) else None
+    return steps if isinstance(steps, int) and not isinstance(steps, bool) else None
 
 
 def run_settings(student: str, examples: Sequence[StudentExample], config: StudentTrainingConfig) -> dict[str, Any]:

@@ -86,6 +86,18 @@ def test_resume_goes_on_only_with_the_settings_the_run_started_with(student, exa
     assert losses(out) == [1, 2]  # resumed at its last step: nothing trained again
 
 
+def test_resuming_a_finished_run_says_it_is_complete_and_trains_nothing(student, examples, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train(student, examples, out, steps=1) == 0  # its last step falls mid-epoch (4 examples, batches of 2)
+    before = {path: path.stat().st_mtime_ns for path in out.rglob("*")}
+    capsys.readouterr()
+    assert train(student, examples, out, "--resume", steps=1) == 0
+    said = capsys.readouterr().out
+    assert said.startswith(f"the run in {out} is already complete (1 step): nothing to train") and "--overwrite" in said
+    assert {path: path.stat().st_mtime_ns for path in out.rglob("*")} == before  # untouched, no checkpoint-2
+    assert checkpoints(out) == ["checkpoint-1"] and losses(out) == [1]
+
+
 def test_resume_and_overwrite_together_are_refused(student, examples, tmp_path, capsys):
     assert train(student, examples, tmp_path / "run", "--resume", "--overwrite") == 2
     assert "Fix: pass one of them" in capsys.readouterr().err

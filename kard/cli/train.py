@@ -195,6 +195,8 @@ def run_train_student(args: argparse.Namespace) -> int:
     eval_examples = read_examples(args.eval_examples) if args.eval_examples else None
     config = _student_config(args)
     settings = _check_student_out(args, examples, config)
+    if args.resume and _says_run_finished(args.out):
+        return 0
     student = _load_student(args.student, args.out)
     _start_student_out(args, settings)
     print(describe_budget(config, len(examples)), flush=True)
@@ -231,6 +233,19 @@ def _check_student_out(args: argparse.Namespace, examples: list, config: Student
     if args.resume:
         check_resumed_settings(args.out, settings)
     return settings
+
+
+def _says_run_finished(out: Path) -> bool:
+    """Print that the run in `out` is complete when it has finished (a resume would train one step more)."""
+    from kard.training_folder import finished_steps
+
+    steps = finished_steps(out)
+    if steps is None:
+        return False
+    counted = f"{steps} step{'' if steps == 1 else 's'}"
+    print(f"the run in {out} is already complete ({counted}): nothing to train, --out left as it was. "
+          "To train it again, pass --overwrite instead of --resume")
+    return True
 
 
 def _load_student(student: str, out: Path):
