@@ -59,6 +59,17 @@ def test_an_output_folder_that_is_a_file_is_refused_before_anything_loads(
     (["index", "--passages", "{tmp}/p.jsonl", "--out", "{tmp}/kb", "--b", "nan"], "--b", "nan"),
     (["train-student", "--examples", "{tmp}/examples.jsonl", "--out", "{tmp}/s", "--steps", "-1"], "--steps", "-1"),
     (["retrain", "--root", "{tmp}/r", "--db", "{tmp}/a.db", "--max-steps", "-1"], "--max-steps", "-1"),
+    (["evaluate", "--dataset", "demo", "--out", "{tmp}/e", "--limit", "0"], "--limit", "0"),
+    (["evaluate", "--dataset", "demo", "--out", "{tmp}/e", "--limit", "-3"], "--limit", "-3"),
+    (["build-examples", "--questions", "{tmp}/q.jsonl", "--kb", "{tmp}/kb", "--out", "{tmp}/x.jsonl", "--limit", "0"],
+     "--limit", "0"),
+    (["eval-reranker", "--questions", "{tmp}/q.jsonl", "--kb", "{tmp}/kb", "--reranker", "{tmp}/r",
+      "--eval-candidates", "0"], "--eval-candidates", "0"),
+    (["search", "--index", "{tmp}/kb", "cat", "-k", "0"], "-k", "0"),
+    (["export", "--db", "{tmp}/a.db", "--out", "{tmp}/x", "--top-n", "0"], "--top-n", "0"),
+    *[(["teach", "--dataset", "demo", "--out", "{tmp}/r.jsonl", flag, value], flag, value) for flag, value in [
+        ("--n", "0"), ("--concurrency", "-2"), ("--max-tokens", "0"), ("--timeout", "0"), ("--max-retries", "-1"),
+        ("--temperature", "-0.5"), ("--price-in", "-1")]],
 ])
 def test_a_number_out_of_range_is_refused_naming_its_flag(tmp_path: Path, capsys: pytest.CaptureFixture,
                                                           no_model_loads: None, argv, flag: str, value: str) -> None:
@@ -115,25 +126,13 @@ def test_a_rationales_file_with_nothing_readable_names_the_flag_to_check(tmp_pat
 
 
 @pytest.mark.parametrize("flags, says", [
-    (["--limit", "0"], "error: --limit must be at least 1, got 0. Fix: pass --limit 1 or more"),
     (["--holdout", "-5"], "error: holdout must be a count >= 0 or a fraction in (0, 1), got -5.0. Fix: pass --holdout"),
     (["--holdout", "1.5"], "got 1.5. Fix: pass --holdout as a number of questions (e.g. 20) or a fraction"),
     (["--holdout", "nan"], "got nan. Fix: pass --holdout"),
 ])
-def test_evaluate_refuses_a_bad_limit_or_holdout_with_the_fix(tmp_path: Path, capsys: pytest.CaptureFixture,
+def test_evaluate_refuses_a_bad_holdout_with_the_fix(tmp_path: Path, capsys: pytest.CaptureFixture,
                                                               no_model_loads: None, flags: list[str],
                                                               says: str) -> None:
     assert main(["evaluate", "--dataset", "demo", "--out", str(tmp_path / "eval"), *flags]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and says.removeprefix("error: ") in err and err.count("\n") == 1
-
-
-def test_build_examples_refuses_a_zero_limit_with_the_fix(tmp_path: Path, capsys: pytest.CaptureFixture,
-                                                         no_model_loads: None) -> None:
-    from kard.config import DEMO_PASSAGES, DEMO_QUESTIONS
-
-    assert main(["build-examples", "--questions", str(DEMO_QUESTIONS), "--kb", str(DEMO_PASSAGES),
-                 "--out", str(tmp_path / "ex.jsonl"), "--limit", "0"]) == 2
-    err = capsys.readouterr().err
-    assert "--limit must be at least 1, got 0. Fix: pass --limit 1 or more" in err and err.count("\n") == 1
-    assert not (tmp_path / "ex.jsonl").exists()

@@ -74,10 +74,11 @@ def test_paper_without_students_is_a_clear_error(tmp_path: Path, capsys):
     assert "no student given" in capsys.readouterr().err
 
 
-def test_bad_limit_is_a_clear_error(tmp_path: Path, tiny_student: Path, capsys):
-    assert main(["evaluate", "--dataset", "demo", "--student", str(tiny_student), "--limit", "0",
-                 "--out", str(tmp_path)]) == 2
-    assert "--limit must be at least 1" in capsys.readouterr().err
+def test_bad_limit_is_refused_when_the_arguments_are_read(tmp_path: Path, tiny_student: Path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["evaluate", "--dataset", "demo", "--student", str(tiny_student), "--limit", "0", "--out", str(tmp_path)])
+    assert exited.value.code == 2
+    assert "argument --limit: '0' is not a whole number, 1 or more. Fix: " in capsys.readouterr().err
 
 
 def test_evaluate_oracle_starts_over_when_the_rationales_change(tmp_path: Path, tiny_student: Path, capsys):

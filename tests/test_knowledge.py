@@ -216,7 +216,6 @@ def test_cli_rank_bm25_and_facts_file(tmp_path: Path, capsys: pytest.CaptureFixt
 @pytest.mark.parametrize("argv, message", [
     (["search", "--index", "{tmp}/nowhere", "cat"], "the folder does not exist"),
     (["search", "--index", "{tmp}/kb", " "], "the query is empty"),
-    (["search", "--index", "{tmp}/kb", "cat", "-k", "0"], "k must be a whole number of at least 1"),
     (["index", "--passages", "{tmp}/none.jsonl", "--out", "{tmp}/x"], "none.jsonl: the file does not exist"),
     (["index", "--passages", "/dev/null", "--out", "{tmp}/x"], "/dev/null: the path is a device, pipe or socket"),
     (["index", "--passages", "{tmp}/kb/passages.jsonl", "--out", "{tmp}/kb/meta.json"], "is a file, not a folder"),

@@ -53,7 +53,7 @@ def _question_arguments(parser: argparse.ArgumentParser) -> None:
                         help="evaluate on the held-out part of a seeded split of --questions "
                              "(a count or a fraction; use the same value as build-examples)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the held-out split (default %(default)s)")
-    parser.add_argument("--limit", type=int, default=None, help="first N questions only")
+    parser.add_argument("--limit", type=positive_int, default=None, help="first N questions only")
     parser.add_argument("--kb", type=Path, nargs="*", default=None,
                         help="knowledge base: an index folder, or passages files "
                         "(default: the demo passages plus demo/knowledge/)")
@@ -86,9 +86,6 @@ def load_test_questions(args: argparse.Namespace) -> list[Question]:
 def _limited(args: argparse.Namespace, questions: list[Question]) -> list[Question]:
     """The test questions evaluated: the first --limit of `questions` (all of them without --limit)."""
     if args.limit is not None:
-        if args.limit < 1:
-            raise ConfigError(f"--limit must be at least 1, got {args.limit}. Fix: pass --limit 1 or more, "
-                              "or leave it out to evaluate every question")
         questions = questions[: args.limit]
     if not questions:
         raise DataError("no questions left to evaluate", fix="check --questions, --holdout and --limit")

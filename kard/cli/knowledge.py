@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from kard.cli.arguments import make_out_folder, non_negative_float, probability
+from kard.cli.arguments import make_out_folder, non_negative_float, positive_int, probability
 from kard.config import RetrievalConfig
 from kard.errors import ConfigError
 
@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     search = subparsers.add_parser("search", help="search a knowledge base built with `index`")
     search.add_argument("query", help="the question or words to search for")
     search.add_argument("--index", required=True, type=Path, help="folder written by `python -m kard index`")
-    search.add_argument("-k", type=int, default=10, help="number of hits (default %(default)s)")
+    search.add_argument("-k", type=positive_int, default=10, help="number of hits (default %(default)s)")
     search.add_argument("--json", action="store_true", help="print hits as JSON lines")
     search.add_argument("--mmap", action="store_true", help="memory-map a bm25s index instead of reading it")
     search.set_defaults(func=run_search)

@@ -42,7 +42,8 @@ def _register_export(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--knowledge-from", choices=("store", "kb"), default="store",
                         help="store: the passages the curator saw; kb: BM25 with the corrected rationale (needs --kb)")
     parser.add_argument("--kb", type=Path, default=None, help="knowledge base folder or passages file (with --knowledge-from kb)")
-    parser.add_argument("--top-n", type=int, default=None, help="passages per example with --knowledge-from kb")
+    parser.add_argument("--top-n", type=positive_int, default=None,
+                        help="passages per example with --knowledge-from kb")
     parser.add_argument("--low-rating", type=int, default=2, help="unedited items rated <= this are dropped (default 2)")
     parser.add_argument("--min-rating", type=int, default=None, help="drop every item rated below this, edited or not")
     parser.add_argument("--keep-gold-mismatch", action="store_true", help="keep corrections whose answer differs from gold")

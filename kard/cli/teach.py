@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from kard.cli.arguments import check_out_file, positive_int
+from kard.cli.arguments import (check_out_file, non_negative_float, non_negative_int, positive_float,
+                                positive_int)
 from kard.config import DEMO_QUESTIONS, TeacherConfig
 from kard.errors import ConfigError, DataError
 from kard.records import Question
@@ -69,25 +70,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     teach.add_argument(
         "--n",
-        type=int,
+        type=positive_int,
         default=defaults.samples,
         help="samples per question (paper: 10; default %(default)s)",
     )
-    teach.add_argument("--temperature", type=float, default=defaults.temperature)
-    teach.add_argument("--max-tokens", type=int, default=defaults.max_tokens)
+    teach.add_argument("--temperature", type=non_negative_float, default=defaults.temperature)
+    teach.add_argument("--max-tokens", type=positive_int, default=defaults.max_tokens)
     teach.add_argument(
-        "--timeout", type=float, default=defaults.timeout_s, help="seconds per request (default %(default)s)"
+        "--timeout", type=positive_float, default=defaults.timeout_s, help="seconds per request (default %(default)s)"
     )
     teach.add_argument(
-        "--max-retries", type=int, default=defaults.max_retries, help="retries on 429/5xx/timeouts"
+        "--max-retries", type=non_negative_int, default=defaults.max_retries, help="retries on 429/5xx/timeouts"
     )
     teach.add_argument(
-        "--concurrency", type=int, default=defaults.concurrency, help="questions in flight at once"
+        "--concurrency", type=positive_int, default=defaults.concurrency, help="questions in flight at once"
     )
     teach.add_argument("--limit", type=positive_int, help="only the first N questions")
     teach.add_argument("--cache", type=Path, help="SQLite cache file (default: under $KARD_CACHE)")
-    teach.add_argument("--price-in", type=float, help="USD per million prompt tokens, for the cost line")
-    teach.add_argument("--price-out", type=float, help="USD per million completion tokens")
+    teach.add_argument("--price-in", type=non_negative_float, help="USD per million prompt tokens, for the cost line")
+    teach.add_argument("--price-out", type=non_negative_float, help="USD per million completion tokens")
     teach.add_argument(
         "--all-samples", action="store_true", help="write every sample, not only gold-matching ones"
     )

@@ -99,7 +99,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate = subparsers.add_parser("eval-reranker", help="top-1/top-3 of the reranker vs BM25 on held-back questions")
     _data_arguments(evaluate, eval_split=True)
     evaluate.add_argument("--reranker", required=True, help="trained reranker folder")
-    evaluate.add_argument("--eval-candidates", type=int, default=100, help="BM25-by-question candidates (default 100)")
+    evaluate.add_argument("--eval-candidates", type=positive_int, default=100,
+                          help="BM25-by-question candidates (default 100)")
     evaluate.add_argument("--json", type=Path, default=None, help="also write the result (and per-question ranks) here")
     evaluate.add_argument("--kl", action="store_true",
                           help="also the held-out KARD KL (tau1 = tau2 = 1) of the reranker and its untrained backbone")
@@ -118,7 +119,7 @@ def _data_arguments(parser: argparse.ArgumentParser, eval_split: bool = False) -
                         help="hold out N questions (or a fraction), as `evaluate --holdout`; "
                         + ("evaluate ON them" if eval_split else "train on the rest"))
     parser.add_argument("--seed", type=int, default=0, help="seed of the held-out split (default %(default)s)")
-    parser.add_argument("--limit", type=int, default=None, help="first N questions (after the split) only")
+    parser.add_argument("--limit", type=positive_int, default=None, help="first N questions (after the split) only")
 
 
 # ---------------------------------------------------------------- loading
@@ -139,9 +140,6 @@ def load_training_data(args: argparse.Namespace, *, held_out: bool = False):
         raise ConfigError("evaluating the reranker needs questions it did not train on. "
                           "Fix: pass the --holdout and --seed used for train-reranker")
     if args.limit is not None:
-        if args.limit < 1:
-            raise ConfigError(f"--limit must be at least 1, got {args.limit}. Fix: pass --limit 1 or more, or leave "
-                              "it out to use every question")
         questions = questions[: args.limit]
     if rationales is None:
         rationales = rationales_from_questions(questions)
