@@ -58,6 +58,8 @@ def test_an_output_folder_that_is_a_file_is_refused_before_anything_loads(
     (["index", "--passages", "{tmp}/p.jsonl", "--out", "{tmp}/kb", "--b", "5"], "--b", "5"),
     (["index", "--passages", "{tmp}/p.jsonl", "--out", "{tmp}/kb", "--b", "nan"], "--b", "nan"),
     (["train-student", "--examples", "{tmp}/examples.jsonl", "--out", "{tmp}/s", "--steps", "-1"], "--steps", "-1"),
+    (["train-student", "--examples", "{tmp}/e.jsonl", "--out", "{tmp}/s", "--keep-checkpoints", "0"],
+     "--keep-checkpoints", "0"),
     (["retrain", "--root", "{tmp}/r", "--db", "{tmp}/a.db", "--max-steps", "-1"], "--max-steps", "-1"),
     (["evaluate", "--dataset", "demo", "--out", "{tmp}/e", "--limit", "0"], "--limit", "0"),
     (["evaluate", "--dataset", "demo", "--out", "{tmp}/e", "--limit", "-3"], "--limit", "-3"),

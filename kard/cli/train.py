@@ -62,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="with --lora: save the adapter alone (a few MB, loads onto --student) instead of merged weights")
     student.add_argument("--gradient-checkpointing", action="store_true")
     student.add_argument("--save-steps", type=non_negative_int, default=StudentTrainingConfig.save_steps)
-    student.add_argument("--keep-checkpoints", type=non_negative_int, default=StudentTrainingConfig.keep_checkpoints,
+    student.add_argument("--keep-checkpoints", type=positive_int, default=StudentTrainingConfig.keep_checkpoints,
                          help="newest checkpoints kept (default %(default)s); more to choose from with pick-checkpoint")
     student.add_argument("--seed", type=int, default=StudentTrainingConfig.seed)
     student.add_argument("--bf16", action="store_true",
