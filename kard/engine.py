@@ -7,8 +7,11 @@ CPU (benchmarks/README.md, "Decoding engines"). The engine works on token ids: t
 tokenizer writes the prompt ids and decodes the answer, so prompts and parsing stay one code path.
 
 The student's weights (an adapter merged into its base) are converted once into
-`cache_dir()/engines/ctranslate2-<type>/<fingerprint>`, where the fingerprint covers the files the
-student was loaded from, so a retrained student is converted again and an unchanged one never is.
+`cache_dir()/engines/ctranslate2-<type>/<digest>`, where the digest covers the bytes of the files the
+student was loaded from (kard.disk_cache.content_digest; not their paths or change times), so a
+retrained student is converted again and an unchanged one, in any clone or checkout, never is. Each
+load marks its folder used; a new conversion removes all but the KARD_ENGINE_CACHE_KEEP (default 4)
+most recently used ones.
 
 `--engine auto` (the app's and `kard ask`'s default) uses CTranslate2 when it loads and otherwise
 says why in one line and keeps transformers.
@@ -18,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import hashlib
 import importlib.util
 import logging
 import os
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from kard.config import ENGINES, GenerationConfig, cache_dir
+from kard.disk_cache import content_digest, prune, touch
 from kard.errors import ConfigError, KardError
 
 if TYPE_CHECKING:
@@ -41,6 +44,9 @@ TRANSFORMERS = "transformers"
 CTRANSLATE2 = "ctranslate2"
 AUTO = "auto"
 COMPUTE_TYPE = "int8"  # measured fastest on 2 cores; float32 is exact but only ~1.3x transformers
+LABEL_FILE = "kard-student.txt"  # which student a converted folder holds, for a person looking at the cache
+KEEP_ENV = "KARD_ENGINE_CACHE_KEEP"
+KEEP_DEFAULT = 4  # converted students kept per compute type (about 130 MB each for SmolLM2-135M in int8)
 
 
 class EngineUnavailable(KardError):
@@ -89,10 +95,12 @@ class CTranslate2Engine:
         import ctranslate2
 
         folder = converted_folder(student, compute_type)
-        if not (folder / "model.bin").is_file():
-            convert(student, folder, compute_type)
 
         def open_generator() -> Any:
+            """The generator, converting again if the folder was pruned since (sampling opens a fresh one)."""
+            if not (folder / "model.bin").is_file():
+                convert(student, folder, compute_type)
+            touch(folder)
             return ctranslate2.Generator(str(folder), device="cpu", compute_type=compute_type,
                                          intra_threads=os.cpu_count() or 1)
 
@@ -187,20 +195,26 @@ def load_engine(student: "Student", name: str) -> CTranslate2Engine | None:
 
 
 def converted_folder(student: "Student", compute_type: str) -> Path:
-    return cache_dir() / "engines" / f"{CTRANSLATE2}-{compute_type}" / f"{student.name.replace('/', '-')}-{fingerprint(student.sources)}"
+    """The student's CTranslate2 folder in the cache, named by the content digest of its files alone."""
+    started = time.perf_counter()
+    digest = content_digest(student.sources)
+    log.debug("student %s has content digest %s (%.2f s)", student.name, digest, time.perf_counter() - started)
+    return cache_dir() / "engines" / f"{CTRANSLATE2}-{compute_type}" / digest
 
 
 def fingerprint(sources: Sequence[str]) -> str:
-    """A short hash of the files a student was loaded from (names, sizes, change times) or of its hub ids."""
-    digest = hashlib.sha256()
-    for source in sources:
-        path = Path(source)
-        digest.update(source.encode())
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
-        for file in files:
-            stat = file.stat()
-            digest.update(f"{file.relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    return digest.hexdigest()[:16]
+    """A short hash of the bytes of the files a student was loaded from (see kard.disk_cache.content_digest)."""
+    return content_digest(sources)
+
+
+def conversions_kept() -> int:
+    """How many converted students the cache keeps per compute type: $KARD_ENGINE_CACHE_KEEP, else 4."""
+    text = os.environ.get(KEEP_ENV, "").strip()
+    if not text:
+        return KEEP_DEFAULT
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"{KEEP_ENV}={text!r} is not a count. Fix: set it to 1 or more (default {KEEP_DEFAULT})")
+    return int(text)
 
 
 @contextlib.contextmanager
@@ -220,9 +234,14 @@ def _older_objects_frozen() -> Iterator[None]:
 
 
 def convert(student: "Student", folder: Path, compute_type: str) -> Path:
-    """Save the student's (merged) weights and convert them into a CTranslate2 folder, atomically."""
+    """Save the student's (merged) weights and convert them into a CTranslate2 folder, atomically.
+
+    The conversion is written to a hidden scratch folder and renamed into place; then all but the most
+    recently used conversions beside it are removed (`conversions_kept`).
+    """
     from ctranslate2.converters import TransformersConverter
 
+    keep = conversions_kept()
     log.info("converting the student %s for CTranslate2 %s (once, a few seconds) into %s", student.name, compute_type,
              folder)
     started = time.perf_counter()
@@ -232,10 +251,19 @@ def convert(student: "Student", folder: Path, compute_type: str) -> Path:
         converted = Path(scratch) / "converted"
         with _older_objects_frozen():
             TransformersConverter(str(plain)).convert(str(converted), quantization=compute_type)
-        shutil.rmtree(folder, ignore_errors=True)
-        try:
-            os.replace(converted, folder)
-        except OSError:  # another process finished first: keep its folder
-            pass
+        (converted / LABEL_FILE).write_text(f"{student.name}\n", encoding="utf-8")  # the folder is named by digest
+        _move_into_place(converted, folder)
     log.info("converted the student for CTranslate2 in %.1f s", time.perf_counter() - started)
+    prune(folder.parent, keep, spare=folder)
     return folder
+
+
+def _move_into_place(converted: Path, folder: Path) -> None:
+    """Rename the finished conversion to `folder`, unless another process finished first (its folder stays)."""
+    if (folder / "model.bin").is_file():
+        return
+    shutil.rmtree(folder, ignore_errors=True)  # an incomplete folder (written before conversions were atomic)
+    try:
+        os.replace(converted, folder)
+    except OSError:  # another process finished first: keep its folder
+        pass

@@ -8,6 +8,8 @@ answers must equal transformers token for token, int8 (the default) where only t
 from __future__ import annotations
 
 import logging
+import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -176,3 +178,89 @@ def test_the_conversion_keeps_older_objects_out_of_the_collectors_scans() -> Non
         assert gc.get_freeze_count() > before
         raise RuntimeError("a conversion that fails")
     assert gc.get_freeze_count() == 0
+
+
+# ---------------------------------------------------------------- the conversion cache
+
+
+def _copy_with_other_mtimes(folder: Path, target: Path, shift_s: int) -> Path:
+    import os
+    import shutil
+
+    shutil.copytree(folder, target)
+    for file in target.iterdir():
+        stat = file.stat()
+        os.utime(file, ns=(stat.st_atime_ns, stat.st_mtime_ns - shift_s * 10**9))
+    return target
+
+
+def test_two_copies_of_a_student_share_one_conversion_named_without_paths(
+        folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("KARD_CACHE", str(tmp_path / "cache"))
+    first = _copy_with_other_mtimes(folder, tmp_path / "clone-1" / "tiny", 1000)
+    second = _copy_with_other_mtimes(folder, tmp_path / "clone-2" / "tiny", 5000)
+    one = Student.load(first, engine="ctranslate2")
+    with caplog.at_level(logging.INFO, logger="kard.engine"):
+        two = Student.load(second, engine="ctranslate2")
+    assert not [r for r in caplog.records if "converting" in r.getMessage()]  # the clone reuses the conversion
+    assert one.engine.folder == two.engine.folder
+    name = one.engine.folder.name
+    assert len(name) == 16 and all(c in "0123456789abcdef" for c in name)  # a content digest, no machine path
+    assert (one.engine.folder / engine.LABEL_FILE).read_text().strip() == "tiny"
+
+
+def test_a_new_conversion_keeps_only_the_most_recently_used(
+        folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import os
+
+    monkeypatch.setenv("KARD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv(engine.KEEP_ENV, "3")
+    engines = tmp_path / "cache" / "engines" / "ctranslate2-int8"
+    for age, name in enumerate(["newest", "newer", "older", "oldest"]):
+        (engines / name).mkdir(parents=True)
+        (engines / name / "model.bin").write_bytes(b"x" * 10)
+        os.utime(engines / name, (time.time() - 3600 * (age + 1),) * 2)
+    with caplog.at_level(logging.INFO, logger="kard.disk_cache"):
+        student = Student.load(folder, engine="ctranslate2")
+    kept = {p.name for p in engines.iterdir()}
+    assert kept == {student.engine.folder.name, "newest", "newer"}
+    assert "older" in caplog.text and "oldest" in caplog.text and "removed" in caplog.text
+    shutil.rmtree(student.engine.folder)  # pruned by another process: sampling converts it again
+    assert len(student.generate(PROMPTS[0], GenerationConfig(max_new_tokens=4, samples=2, seed=1))) == 2
+    assert (student.engine.folder / "model.bin").is_file()
+
+
+def test_prune_keeps_the_newest_the_spare_and_scratch_being_written(tmp_path: Path) -> None:
+    import os
+
+    from kard.disk_cache import STALE_SCRATCH_S, prune
+
+    now = time.time()
+    ages = {"a": 10, "b": 20, "c": 30, "d": 40, "spare": 999, ".convert-live": 5, ".convert-dead": STALE_SCRATCH_S + 60}
+    for name, age in ages.items():
+        (tmp_path / name).mkdir()
+        os.utime(tmp_path / name, (now - age, now - age))
+    removed = prune(tmp_path, keep=3, spare=tmp_path / "spare")
+    assert {p.name for p in removed} == {"c", "d", ".convert-dead"}
+    assert {p.name for p in tmp_path.iterdir()} == {"a", "b", "spare", ".convert-live"}
+
+
+def test_file_digests_are_remembered_by_path_size_and_mtime(folder: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from kard import disk_cache
+
+    monkeypatch.setenv("KARD_CACHE", str(tmp_path / "cache"))
+    copy = _copy_with_other_mtimes(folder, tmp_path / "tiny", 0)
+    hashed: list[str] = []
+    real = disk_cache.file_sha256
+    monkeypatch.setattr(disk_cache, "file_sha256", lambda path: hashed.append(path.name) or real(path))
+    digest = fingerprint([str(copy), "HuggingFaceTB/SmolLM2-135M-Instruct"])
+    assert hashed and str(tmp_path) not in digest
+    hashed.clear()
+    assert fingerprint([str(copy), "HuggingFaceTB/SmolLM2-135M-Instruct"]) == digest and hashed == []  # only stats
+    config = copy / "config.json"
+    os.utime(config, ns=(0, config.stat().st_mtime_ns + 10**9))
+    assert fingerprint([str(copy), "HuggingFaceTB/SmolLM2-135M-Instruct"]) == digest and hashed == ["config.json"]
+    assert fingerprint([str(copy)]) != digest
