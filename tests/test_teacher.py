@@ -297,6 +297,16 @@ def test_a_cache_locked_by_another_process_names_the_file_and_the_fix(tmp_path):
         cache.close()
 
 
+def test_a_cache_path_that_is_a_folder_says_so_and_asks_for_a_file(tmp_path):
+    from kard.errors import ConfigError
+
+    with pytest.raises(ConfigError) as refused:
+        TeacherCache(tmp_path)
+    message = str(refused.value)
+    assert f"the teacher cache path {tmp_path} is a folder, not a file. Fix: pass a file path as --cache" in message
+    assert "delete" not in message and list(tmp_path.iterdir()) == []
+
+
 def test_a_read_only_cache_stops_the_job_with_the_file_and_the_fix(server, tmp_path):
     path = tmp_path / "teacher.sqlite"
     server.responder = answer_with("Insulin.\nAnswer: B")

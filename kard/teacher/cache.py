@@ -72,12 +72,7 @@ class TeacherCache:
 
         self.path = None if path is None or str(path) == ":memory:" else Path(path)
         if self.path is not None:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as error:
-                raise ConfigError(
-                    f"cannot create the teacher cache folder {self.path.parent}: {error.strerror}. Fix: pass a writable --cache path"
-                ) from None
+            _make_room(self.path)
         target = ":memory:" if self.path is None else str(self.path)
         try:
             conn = sqlite3.connect(target, check_same_thread=False, timeout=busy_timeout_s)
@@ -172,6 +167,22 @@ class TeacherCache:
     def close(self) -> None:
         with self._lock:
             self._db.conn.close()
+
+
+def _make_room(path: Path) -> None:
+    """Create the cache file's folder; a ConfigError naming the fix when `path` is a folder or cannot be made."""
+    if path.is_dir():
+        raise ConfigError(
+            f"the teacher cache path {path} is a folder, not a file. Fix: pass a file path as --cache, "
+            f"e.g. {path / 'teacher_cache.sqlite'}"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(
+            f"cannot create the teacher cache folder {path.parent}: {error.strerror}. "
+            "Fix: pass a writable --cache path"
+        ) from None
 
 
 def _sample(row: dict) -> CachedSample:
