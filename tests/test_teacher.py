@@ -22,6 +22,7 @@ from kard.config import TeacherConfig
 from kard.errors import DataError, KardError
 from kard.records import Question, Rationale
 from kard.teacher.client import (
+    CutOffReply,
     Teacher,
     TeacherAuthError,
     TeacherCacheError,
@@ -187,7 +188,7 @@ def test_teach_filters_by_gold_and_reports_reasons(server):
     with make_teacher(server) as teacher:
         report = teacher.teach(questions, n=2)
     assert [(r.question_id, r.answer) for r in report.kept] == [("medqa-dev-0", "B"), ("medqa-dev-0", "B")]
-    assert report.dropped == {"wrong answer": 2, "no answer": 2, "error": 0}
+    assert report.dropped == {"wrong answer": 2, "no answer": 2, "cut off": 0, "error": 0}
     assert {(r.question_id, r.answer, r.text) for r in report.rejected} == {
         ("medqa-dev-1", "A", "Aspirin."),
         ("medqa-dev-2", None, "I am not sure what to say here."),
@@ -534,6 +535,70 @@ def test_teach_keeps_no_empty_reply_and_a_rerun_asks_again(server, tmp_path):
     assert len(again.kept) == 3 and again.cached == 2 and server.count == 4
 
 
+# ----------------------------------------------------------------------------- replies cut off at max_tokens
+
+CUT = "Heparin and warfarin thin the blood, so the answer is B because insulin lowers the blo"
+"""A reply stopped at max_tokens mid-sentence: its answer reads as B, but the reply never finished."""
+
+
+def cut_off(text: str = CUT) -> Reply:
+    return Reply(texts=(text,), finish_reason="length")
+
+
+def test_a_reply_cut_off_at_max_tokens_has_no_answer_and_is_not_cached(server):
+    server.script(cut_off())
+    server.responder = answer_with("Insulin lowers blood glucose.\nAnswer: B")
+    with make_teacher(server) as teacher:
+        cut = teacher.answer(medqa(0))
+        assert (cut.text, cut.answer) == (CUT, None) and teacher.cache.count() == 0
+        assert teacher.answer(medqa(0)).answer == "B"
+        assert teacher.answer(medqa(0)).answer == "B"  # the finished reply is cached
+    assert server.count == 2
+
+
+def test_a_streamed_reply_cut_off_at_max_tokens_is_shown_with_a_notice_but_not_cached(server):
+    server.script(cut_off())
+    server.responder = answer_with("Insulin lowers blood glucose.\nAnswer: B")
+    with make_teacher(server, max_tokens=64, shown_in="app") as teacher:
+        chunks = list(teacher.stream_answer(medqa(0)))
+        assert "".join(chunks) == CUT and teacher.cache.count() == 0
+        assert isinstance(chunks[-1], CutOffReply) and chunks[-1] == ""
+        assert "cut off at its limit of 64 tokens (finish_reason 'length')" in chunks[-1].notice
+        assert "Fix: correct it and choose the answer below" in chunks[-1].notice
+        fresh = list(teacher.stream_answer(medqa(0)))
+        assert not any(isinstance(chunk, (CachedReply, CutOffReply)) for chunk in fresh)
+        assert "".join(fresh).endswith("Answer: B") and teacher.cache.count() == 1
+    assert server.count == 2
+
+
+@pytest.mark.parametrize("mode", ["answer", "rationalize"])
+def test_a_cut_off_reply_cached_by_an_older_version_is_asked_again(server, mode):
+    server.responder = answer_with("Insulin lowers blood glucose.\nAnswer: B")
+    with make_teacher(server) as teacher:
+        request = teacher._prepare(medqa(0), mode)
+        teacher.cache.put(request.key(teacher.model, 0), CachedSample(CUT, request.sha, "length"))
+        if mode == "answer":
+            assert "".join(teacher.stream_answer(medqa(0))).endswith("Answer: B")
+            assert teacher.answer(medqa(0)).answer == "B"
+        else:
+            report = teacher.teach([medqa(0)], n=1)
+            assert (len(report.kept), report.cached) == (1, 0) and report.kept[0].text != CUT
+    assert server.count == 1
+
+
+def test_teach_drops_a_cut_off_sample_naming_max_tokens_and_a_rerun_asks_again(server, tmp_path):
+    server.responder = by_question({"Patient 1 ": cut_off()}, default="Insulin.\nAnswer: B")
+    with make_teacher(server, cache_path=tmp_path / "c.sqlite", concurrency=1, max_tokens=64) as teacher:
+        report = teacher.teach(QUESTIONS[:3], n=1)
+        assert len(report.kept) == 2 and report.dropped["cut off"] == 1 and report.rejected == ()
+        assert "medqa-dev-1" not in {r.question_id for r in report.kept} and report.errors == ()
+        assert "dropped 1 cut off at --max-tokens 64 (Fix: raise --max-tokens)" in report.summary()
+        assert teacher.cache.count() == 2
+        server.responder = answer_with("Insulin.\nAnswer: B")
+        again = teacher.teach(QUESTIONS[:3], n=1)
+    assert len(again.kept) == 3 and again.cached == 2 and server.count == 4
+
+
 # ----------------------------------------------------------------------------- the key never leaks
 
 
@@ -697,6 +762,17 @@ def test_cli_teach_with_all_samples_writes_the_dropped_ones_but_still_fails(serv
     code, out = _teach_over_earlier_out(server, tmp_path, monkeypatch, "--all-samples")
     assert code == 1 and len(out.read_text().splitlines()) == 4
     assert "only the dropped replies were written to it (--all-samples)" in capsys.readouterr().err
+
+
+def test_cli_teach_whose_replies_are_all_cut_off_names_max_tokens_and_writes_none(server, tmp_path, monkeypatch,
+                                                                                  capsys):
+    server.responder = lambda body: cut_off(f"So the answer is {last_user_message(body).split('answer: ')[1][0]} bec")
+    code, out = _teach_over_earlier_out(server, tmp_path, monkeypatch, "--all-samples", "--max-tokens", "64")
+    said = capsys.readouterr()
+    assert code == 1 and out.read_text() == EARLIER_RATIONALES
+    assert "kept 0, dropped 4 cut off at --max-tokens 64 (Fix: raise --max-tokens)" in said.out
+    assert "the teacher's replies were cut off at --max-tokens 64, before they finished. Fix: raise --max-tokens" \
+        in said.err
 
 
 def test_cli_teach_refuses_limit_0_before_anything(server, tmp_path, monkeypatch, capsys):

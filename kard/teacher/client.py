@@ -21,7 +21,7 @@ import threading
 from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Self, Sequence
 
 from kard.config import TeacherConfig, cache_dir, teacher_api_key
 from kard.errors import ConfigError, DataError
@@ -42,6 +42,7 @@ from kard.teacher.errors import (  # noqa: F401 - re-exported: callers catch the
     TeacherServerError,
     TeacherTimeoutError,
     TeacherUnreachableError,
+    cut_off_notice,
     fixes_for,
     incomplete_reply,
     not_a_completion,
@@ -57,7 +58,10 @@ DEFAULT_CACHE = object()
 NO_KEY_PLACEHOLDER = "no-key"
 """Sent to a custom base URL when OPENAI_API_KEY is unset: local servers usually ignore the key."""
 
-WRONG_ANSWER, NO_ANSWER, ERROR = "wrong answer", "no answer", "error"
+WRONG_ANSWER, NO_ANSWER, CUT_OFF, ERROR = "wrong answer", "no answer", "cut off", "error"
+
+LENGTH = "length"
+"""The finish_reason of a reply cut off at max_tokens: never cached, never kept (its answer may be missing or wrong)."""
 
 INTERRUPT_WAIT_S = 1.0
 """How long Ctrl+C on a teach job waits for the requests in flight (a reply about to arrive is still cached)."""
@@ -111,6 +115,7 @@ class QuestionOutcome:
     rationales: tuple[Rationale, ...]
     cached: int
     usage: Usage = Usage()
+    cut_off: tuple[int, ...] = ()  # sample indexes cut off at max_tokens (their answer is None; not cached)
 
 
 @dataclass(frozen=True)
@@ -121,19 +126,27 @@ class TeachReport:
     samples_per_question: int
     kept: tuple[Rationale, ...]
     rejected: tuple[Rationale, ...]  # parsed but dropped by the gold filter (wrong or no answer)
-    dropped: Mapping[str, int]  # reason -> samples: "wrong answer", "no answer", "error"
+    dropped: Mapping[str, int]  # reason -> samples: "wrong answer", "no answer", "cut off" (at max_tokens), "error"
     errors: tuple[tuple[str, str], ...]  # (question id, message) for questions given up on
     cached: int  # samples served from the cache
     usage: Usage  # requests and tokens paid by this run
     cost_usd: float | None
     stopped: str | None = None  # set when a fatal error (bad key, no server) ended the job early
+    max_tokens: int = 0  # the job's token limit per reply, named where replies were cut off at it
 
     @property
     def samples(self) -> int:
         return self.questions * self.samples_per_question
 
+    def reason_label(self, reason: str) -> str:
+        """How `summary` names a drop reason: a cut off reply names the limit and the fix."""
+        if reason == CUT_OFF:
+            return f"cut off at --max-tokens {self.max_tokens} (Fix: raise --max-tokens)"
+        return reason
+
     def summary(self) -> str:
-        dropped = ", ".join(f"{count} {reason}" for reason, count in self.dropped.items() if count) or "none"
+        dropped = ", ".join(f"{count} {self.reason_label(reason)}"
+                            for reason, count in self.dropped.items() if count) or "none"
         cost = "" if self.cost_usd is None else f", cost ${self.cost_usd:.4f}"
         return (
             f"{self.questions} questions x {self.samples_per_question} samples: kept {len(self.kept)}, "
@@ -187,6 +200,18 @@ class _StreamedReply:
 
     def sample(self, sha: str, temperature: float) -> CachedSample:
         return CachedSample(self.text, sha, self.finish, self.usage.tokens_in, self.usage.tokens_out, temperature)
+
+
+class CutOffReply(str):
+    """`stream_answer`'s last chunk after a reply cut off at max_tokens: no text (the reply came in the chunks before
+    it) and a `notice` saying what happened and the fix, to show beside the reply. Such a reply is not cached."""
+
+    notice: str
+
+    def __new__(cls, notice: str) -> Self:
+        marker = super().__new__(cls, "")
+        marker.notice = notice
+        return marker
 
 
 class Teacher:
@@ -253,14 +278,16 @@ class Teacher:
 
         A cached reply comes back as one `CachedReply` chunk (it says when it was fetched). The full reply is
         cached when the stream ends with a finish_reason and states an answer the app can read; one that states
-        none is yielded but not cached, so the next ask asks again. A stream cut off before it finished, an empty
-        one or one that is no chat completion raises a TeacherError instead and is not cached either.
+        none is yielded but not cached, so the next ask asks again. One cut off at max_tokens (finish_reason
+        "length") is yielded, then a `CutOffReply` chunk saying so and the fix; it is not cached either. A stream
+        cut off before it finished, an empty one or one that is no chat completion raises a TeacherError instead
+        and is not cached either.
         """
         request = self._prepare(question, "answer")
         key = request.key(self.model, 0)
         cached = self.cache.get(key)
         if cached is not None and _reusable(cached, request.sha, finished=True) \
-                and _worth_caching("answer", question, cached.text):
+                and _worth_caching("answer", question, cached):
             yield CachedReply(cached.text, cached.created_at)
             return
         reply = _StreamedReply()
@@ -279,7 +306,10 @@ class Teacher:
             raise self._translate(error) from None
         self._add_usage(reply.usage)
         self._check_streamed(reply, stream)
-        self._cache_reply(question, "answer", key, reply.sample(request.sha, self.config.answer_temperature))
+        sample = reply.sample(request.sha, self.config.answer_temperature)
+        self._cache_reply(question, "answer", key, sample)
+        if _cut_off(sample):
+            yield CutOffReply(self._cut_off_notice())
 
     def _stream_chunk(self, reply: "_StreamedReply", chunk: object) -> Iterator[str]:
         """The text of one streamed chunk (recorded in `reply`); a TeacherReplyError when it is no chunk."""
@@ -381,7 +411,7 @@ class Teacher:
         """Tally the outcomes; `usage` is what this job paid, failed questions' partial replies included."""
         kept: list[Rationale] = []
         rejected: list[Rationale] = []
-        dropped = {WRONG_ANSWER: 0, NO_ANSWER: 0, ERROR: 0}
+        dropped = {WRONG_ANSWER: 0, NO_ANSWER: 0, CUT_OFF: 0, ERROR: 0}
         cached = 0
         for question in questions:
             outcome = outcomes.get(question.id)
@@ -390,12 +420,14 @@ class Teacher:
                 continue
             cached += outcome.cached
             for rationale in outcome.rationales:
-                reason = drop_reason(rationale, by_id[question.id])
+                cut = rationale.sample_index in outcome.cut_off
+                reason = CUT_OFF if cut else drop_reason(rationale, by_id[question.id])
                 if reason is None:
                     kept.append(rationale)
                 else:
                     dropped[reason] += 1
-                    rejected.append(rationale)
+                    if not cut:  # a cut off reply is never written out, not even by --all-samples
+                        rejected.append(rationale)
         return TeachReport(
             questions=len(questions),
             samples_per_question=n,
@@ -407,6 +439,7 @@ class Teacher:
             usage=usage,
             cost_usd=cost_usd(usage, self.config),
             stopped=stopped,
+            max_tokens=self.config.max_tokens,
         )
 
     def _prepare(self, question: Question, mode: Mode) -> _Request:
@@ -421,7 +454,7 @@ class Teacher:
         request = self._prepare(question, mode)
         found = self.cache.get_many(self.model, prompt_version(mode), question.id, range(n))
         samples = {i: s for i, s in found.items()
-                   if _reusable(s, request.sha) and _worth_caching(mode, question, s.text)}
+                   if _reusable(s, request.sha) and _worth_caching(mode, question, s)}
         missing = [i for i in range(n) if i not in samples]
         usage = Usage()
         temperature = self.config.temperature if mode == "rationalize" else self.config.answer_temperature
@@ -433,19 +466,27 @@ class Teacher:
                 self._cache_reply(question, mode, request.key(self.model, index), sample)
                 samples[index] = sample
         rationales = tuple(self._parse(question, mode, i, samples[i]) for i in range(n))
-        return QuestionOutcome(question.id, rationales, cached=n - len(missing), usage=usage)
+        cut_off = tuple(i for i in range(n) if _cut_off(samples[i]))
+        return QuestionOutcome(question.id, rationales, cached=n - len(missing), usage=usage, cut_off=cut_off)
 
     def _cache_reply(self, question: Question, mode: Mode, key: CacheKey, sample: CachedSample) -> None:
-        """Cache a reply, unless `_worth_caching` says asking again is better (an answer that states none)."""
-        if _worth_caching(mode, question, sample.text):
+        """Cache a reply, unless `_worth_caching` says asking again is better (cut off, or an answer that states
+        none)."""
+        if _worth_caching(mode, question, sample):
             self.cache.put(key, sample)
-            return
-        log.info("the teacher's reply to question %s states no answer the app can read; not cached, so the next "
-                 "ask asks again", question.id)
+        elif _cut_off(sample):
+            log.warning("question %s: %s", question.id, self._cut_off_notice())
+        else:
+            log.info("the teacher's reply to question %s states no answer the app can read; not cached, so the "
+                     "next ask asks again", question.id)
+
+    def _cut_off_notice(self) -> str:
+        return cut_off_notice(self.config.max_tokens, self._fix)
 
     def _parse(self, question: Question, mode: Mode, index: int, sample: CachedSample) -> Rationale:
-        text, answer = parse_question_answer(sample.text, question)  # a letter, or an open question's text
-        return Rationale(question.id, text, answer, self.source(mode), index)
+        """The sample's rationale and answer (a letter, or an open question's text); none for a cut off reply."""
+        text, answer = parse_question_answer(sample.text, question)
+        return Rationale(question.id, text, None if _cut_off(sample) else answer, self.source(mode), index)
 
     def _complete(
         self, request: _Request, k: int, temperature: float
@@ -587,11 +628,19 @@ def _reusable(sample: CachedSample, sha: str, *, finished: bool = False) -> bool
     return sample.prompt_sha == sha and bool(sample.text.strip()) and (not finished or bool(sample.finish_reason))
 
 
-def _worth_caching(mode: Mode, question: Question, text: str) -> bool:
-    """Whether a reply is cached, and a cached one served again: every rationalize sample (a teach job pays once
+def _worth_caching(mode: Mode, question: Question, sample: CachedSample) -> bool:
+    """Whether a reply is cached, and a cached one served again: never one cut off at max_tokens (caches written
+    before this check may hold some; they are asked again); every other rationalize sample (a teach job pays once
     for each; its gold filter drops those without the gold answer, see `drop_reason`), but an answer-mode reply
     only when it states an answer the app can read: one that does not is shown once, and the next ask asks again."""
-    return mode == "rationalize" or parse_question_answer(text, question)[1] is not None
+    if _cut_off(sample):
+        return False
+    return mode == "rationalize" or parse_question_answer(sample.text, question)[1] is not None
+
+
+def _cut_off(sample: CachedSample) -> bool:
+    """Whether the server stopped the reply at max_tokens (finish_reason "length")."""
+    return sample.finish_reason == LENGTH
 
 
 def _requests_sent(error: Exception) -> int:

@@ -77,6 +77,7 @@ class Fixes:
     resume: str  # what trying again keeps
     busy: str  # easing a rate limit
     slow: str  # allowing a slow server more time
+    longer: str  # what to do about a reply cut off at the token limit
 
 
 FIXES = {
@@ -88,6 +89,7 @@ FIXES = {
         resume="; finished samples are cached, so rerunning the same job resumes where it stopped",
         busy="lower --concurrency or wait",
         slow="raise the timeout (--timeout) or lower --concurrency",
+        longer="raise --max-tokens",
     ),
     "app": Fixes(
         model="KARD_TEACHER_MODEL",
@@ -98,6 +100,7 @@ FIXES = {
         busy="wait a minute",
         slow="wait and ask again; if the server is just slow, raise KARD_TEACHER_TIMEOUT (seconds) "
         "and restart the app",
+        longer="correct it and choose the answer below, or ask a teacher model that answers more briefly",
     ),
 }
 """The fixes of a `teach` job (its flags, a rerun resumes) and of the app's live teacher (its environment)."""
@@ -174,6 +177,12 @@ def incomplete_reply(problem: str, *, where: str, fix: Fixes = FIXES["cli"]) -> 
         f"the teacher server at {where} {problem}; it was not kept. Fix: {fix.again}; if it keeps happening, "
         f"check the server's logs (a crash or a proxy cutting long replies) and {fix.model}"
     )
+
+
+def cut_off_notice(max_tokens: int, fix: Fixes = FIXES["cli"]) -> str:
+    """What a reply cut off at the token limit (finish_reason "length") means, and the fix."""
+    return (f"the teacher's reply was cut off at its limit of {max_tokens} tokens (finish_reason 'length'), so its "
+            f"answer may be missing or wrong; it was not cached or kept. Fix: {fix.longer}")
 
 
 def _server_message(error: Exception) -> str:
