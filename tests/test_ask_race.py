@@ -80,6 +80,32 @@ def test_a_superseded_compare_shows_no_toast_of_its_teachers_failure(tmp_path, t
     assert "could not answer" in toasts[0] and steps[-1][3]["interactive"] is True
 
 
+def superseding_student(turns: AskTurns, failure: Exception | None = None):
+    """A student's stream during which a newer ask of the page starts (takes a turn); then it ends without an answer
+    (the ask fails with a KardError), or with `failure`."""
+    def stream(question):
+        yield "Plants"
+        turns.take()
+        if failure is not None:
+            raise failure
+
+    return stream
+
+
+@pytest.mark.parametrize("failure", [None, RuntimeError("the student's device failed")])
+def test_a_superseded_ask_shows_no_toast_of_its_students_failure(tmp_path, toasts, failure):
+    s = demo_studio(tmp_path, mode="curator")
+    turns = AskTurns()
+    s.pipeline().stream = superseding_student(turns, failure)
+    steps = list(ask_events.ask_on_page(s, *asking.pick(s, "q-bare"), "q-bare", turns=turns))
+    assert toasts == [] and all(step[5] is False for step in steps)  # nothing handed out, the newer page left alone
+    assert not any("without a prediction" in str(step[2]) for step in steps)  # nor its status line
+
+    s.pipeline().stream = superseding_student(AskTurns())  # no newer ask: the failure is the page's to show
+    steps = list(ask_events.ask_on_page(s, *asking.pick(s, "q-bare"), "q-bare", turns=turns))
+    assert "without a prediction" in toasts[0] and "without a prediction" in steps[-1][2]
+
+
 def test_save_is_refused_while_the_editor_waits_for_the_student_or_the_teacher(tmp_path):
     s = demo_studio(tmp_path, mode="curator")
     s.teacher_factory = lambda: SupersedingTeacher(AskTurns())

@@ -8,6 +8,7 @@ over the plain functions of `kard.ui.asking`.
 
 from __future__ import annotations
 
+import logging
 import threading
 from contextlib import closing
 from typing import Any, Callable, Sequence
@@ -19,6 +20,8 @@ from kard.ui.cards import live_diff
 from kard.ui.studio import InputError, Studio
 from kard.ui.updates import answer_updates, editing_label, mark_updates, skips, warn
 from kard.ui.views import esc, message
+
+log = logging.getLogger(__name__)
 
 ASK_OUTPUTS = 5
 """How many outputs /ask has (AskTab.ask_outputs)."""
@@ -169,11 +172,16 @@ def ask_on_page(studio: Studio, text: str, options_text: str, picked_id: str | N
 
     turns = turns or AskTurns()
     turn, locked, yielded = 0, False, False
+
+    def superseded() -> bool:
+        return bool(turn) and not turns.is_latest(turn)
+
     try:
-        with closing(ask_steps(studio, text, options_text, picked_id, how, answer_shown)) as steps:
+        with closing(ask_steps(studio, text, options_text, picked_id, how, answer_shown,
+                               speaks=lambda: not superseded())) as steps:
             for outputs, step in steps:
                 turn = turn or (turns.take() if step == ANSWERING else 0)
-                if turn and not turns.is_latest(turn):  # a newer ask of this page runs: it locks and fills the editor
+                if superseded():  # a newer ask of this page runs: it locks and fills the editor
                     if not yielded:
                         yield unchanged_ask()
                     return
@@ -191,7 +199,12 @@ def ask_on_page(studio: Studio, text: str, options_text: str, picked_id: str | N
                 yielded = True
                 yield [*outputs, turn if step == HANDED_OUT else False, editor, label]
     except Exception:  # an unexpected failure (Gradio shows it): the editor must not stay read-only
-        if locked and turns.is_latest(turn):
+        if superseded():  # nor may a superseded ask's failure speak over the newer question
+            log.warning("a superseded ask failed", exc_info=True)
+            if not yielded:
+                yield unchanged_ask()
+            return
+        if locked:
             turns.open(turn)
             yield [*skips(ASK_OUTPUTS), False, gr.update(interactive=True), UNANSWERED_LABEL]
         raise
@@ -245,9 +258,10 @@ def next_question(studio: Studio, picked_id: str | None, current: dict | None, r
 
 
 def ask_steps(studio: Studio, text: str, options_text: str, picked_id: str | None, how: str | None,
-              answer_shown: bool = False):
+              answer_shown: bool = False, speaks: Callable[[], bool] = lambda: True):
     """(AskTab.ask_outputs, ANSWERING / HANDED_OUT / FAILED) for each step of the ask. A failed ask leaves the cards
-    as they were; where they show an earlier question's answer (`answer_shown`), its message says so."""
+    as they were; where they show an earlier question's answer (`answer_shown`), its message says so. Its error is
+    also a toast while `speaks()`: an ask that a newer one superseded must not speak over the newer question."""
     import gradio as gr
 
     try:
@@ -256,7 +270,7 @@ def ask_steps(studio: Studio, text: str, options_text: str, picked_id: str | Non
             outputs = [update.rerank_html, update.student_html, update.status_html, update.item or gr.skip(), teacher]
             yield outputs, ANSWERING if update.item is None else HANDED_OUT
     except KardError as error:
-        status = warn(error)
+        status = warn(error) if speaks() else message(str(error), "error")
         if answer_shown:
             status = message(f"{str(error).rstrip('.')}. {EARLIER_ANSWER_SHOWN}", "error")
         yield [gr.skip(), gr.skip(), status, gr.skip(), gr.skip()], FAILED
