@@ -4,6 +4,7 @@ the editor opens (tests/test_ask_race_browser.py does both in a browser)."""
 
 from __future__ import annotations
 
+import html
 from functools import partial
 
 import pytest
@@ -146,6 +147,37 @@ def test_the_page_save_writes_nothing_while_the_editor_is_read_only(tmp_path, to
     out = save_event(item, "Plants take in carbon dioxide.\nAnswer: B", "B", 4, [], None, None, None, None, None,
                      "", False, "", "", None, turns, request=signed_in)
     assert "Saved revision 1" in out[0] and len(s.store.latest()) == 1
+
+
+@pytest.mark.parametrize("whose", ["teacher", "student"])
+def test_use_a_rationale_changes_nothing_while_the_editor_is_read_only(tmp_path, toasts, whose):
+    import gradio as gr
+
+    from kard.ui.blocks import EDITOR_OUTPUTS, build_app
+
+    s = demo_studio(tmp_path, mode="curator")
+    use_event = _use_event(build_app(s), whose)
+    turns = AskTurns()
+    item = list(ask_events.ask_on_page(s, *asking.pick(s, "q-recorded"), "q-recorded", turns=turns))[-1][3]
+    item = list(asking.compare_steps(s, item))[-1].item  # with the recorded teacher's rationale
+    turns.lock(turns.latest, ask_events.TEACHER_RATIONALE)  # a newer ask's compare step waits for the teacher
+    out = use_event(item, "The previous question's correction.", "", "", None, turns)
+    assert out == (*skips(EDITOR_OUTPUTS), gr.skip())  # the editor's text, its source and the warning stay
+    toast = html.unescape(toasts[0])
+    assert "The editor was not changed" in toast and "waiting for the teacher's rationale" in toast
+    turns.open(turns.latest)
+    out = use_event(item, "", "", "", None, turns)
+    assert isinstance(out[0], str) and out[0] and len(toasts) == 1  # the editor is open again: it fills
+
+
+def _use_event(app, whose: str):
+    """The function the "Use teacher's / student's rationale" button's click runs, its last input the page's turns."""
+    from kard.ui import blocks
+
+    fn = next(fn for fn in app.fns.values()
+              if getattr(fn.fn, "func", None) is blocks.use_rationale and fn.fn.args[1] == whose)
+    assert isinstance(fn.inputs[-1].value, AskTurns)
+    return fn.fn
 
 
 def _save_event(app):

@@ -93,13 +93,26 @@ STUDENT_ANSWER, TEACHER_RATIONALE, COMPARISON = ("the student's answer", "the te
 """What a locked editor waits for (AskTurns.editor_waits_for), as its labels say (LOCKED_LABELS)."""
 SAVE_LOCKED = ("Nothing was saved: the editor is read-only, waiting for {waiting_for} of the question just asked. "
                "Fix: save once the editor opens")
+USE_LOCKED = ("The editor was not changed: it is read-only, waiting for {waiting_for} of the question just asked. "
+              "Fix: use the {whose}'s rationale once the editor opens")
 
 
 def save_refusal(turns: AskTurns | None) -> str | None:
     """Why Save must not save now, or None: while the page's editor is read-only for a new ask, the item and text a
     save would send are the previous question's (the new item is not in the editor yet)."""
+    return locked_refusal(turns, SAVE_LOCKED)
+
+
+def use_refusal(turns: AskTurns | None, whose: str) -> str | None:
+    """Why "Use teacher's / student's rationale" must not fill the editor now, or None: while it is read-only for a
+    new ask, the item it would read is the previous question's, and the compare step then replaces the text anyway."""
+    return locked_refusal(turns, USE_LOCKED, whose=whose)
+
+
+def locked_refusal(turns: AskTurns | None, template: str, **names: str) -> str | None:
+    """`template` filled with what the page's read-only editor waits for; None while the editor is open."""
     waiting_for = turns.editor_waits_for if turns is not None else None
-    return SAVE_LOCKED.format(waiting_for=waiting_for) if waiting_for else None
+    return template.format(waiting_for=waiting_for, **names) if waiting_for else None
 
 
 EARLIER_ANSWER_SHOWN = "The cards below still show the answer to the question asked before"

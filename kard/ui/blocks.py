@@ -23,7 +23,7 @@ from kard.space_sync import SpaceSync, storage_notice
 from kard.ui import asking, curating
 from kard.ui.ask_events import (
     ASK_OUTPUTS, LOCKED_LABELS, REPLACE_WARNING, AskTurns, ask, ask_as_switched, ask_checked, ask_on_page, compare,
-    compare_when_handed_out, loses_correction, next_question, save_refusal, warned_for,
+    compare_when_handed_out, loses_correction, next_question, save_refusal, use_refusal, warned_for,
 )
 from kard.ui.cards import LiveFailure, compare_html, live_diff, rerank_html, student_card, teacher_card
 from kard.ui.curating import MAX_MARKED, MAX_TAB_DRAFTS, Edit
@@ -426,12 +426,17 @@ EDITOR_OUTPUTS = 5
 
 
 def use_rationale(studio: Studio, whose: str, current: dict | None, rationale: str, original: str, last_saved: str,
-                  warned: Sequence[Any] | None) -> tuple:
+                  warned: Sequence[Any] | None, turns: AskTurns | None = None) -> tuple:
     """"Use teacher's / student's rationale": the editor starts again from it (EDITOR_OUTPUTS updates, then what a
     warning armed). An unsaved correction is kept after a warning; the same click again replaces it. (The rating,
-    tags and note stay as they are, so only the editor's text is checked.)"""
+    tags and note stay as they are, so only the editor's text is checked.) Refused, changing nothing, while the
+    editor is read-only for a new ask (`turns`, as Save is)."""
     import gradio as gr
 
+    refusal = use_refusal(turns, whose)
+    if refusal:
+        gr.Warning(esc(refusal))
+        return *skips(EDITOR_OUTPUTS), gr.skip()
     if loses_correction(studio, None, current, rationale, original, last_saved, warned, whose):
         gr.Warning(esc(REPLACE_WARNING.format(whose=whose)))
         return *skips(EDITOR_OUTPUTS), warned_for(whose, rationale)
@@ -444,7 +449,7 @@ def use_rationale(studio: Studio, whose: str, current: dict | None, rationale: s
 
 
 def wire_editor(t: AskTab, studio: Studio) -> None:
-    inputs = [t.item, t.editor, t.original, t.last_saved, t.warned]
+    inputs = [t.item, t.editor, t.original, t.last_saved, t.warned, t.turns]
     outputs = [t.editor, t.original, t.original_source, t.editor_label, t.edit_diff, t.warned]
     t.use_teacher.click(partial(use_rationale, studio, "teacher"), inputs, outputs, **PRIVATE)
     t.use_student.click(partial(use_rationale, studio, "student"), inputs, outputs, **PRIVATE)
