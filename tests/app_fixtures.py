@@ -3,6 +3,8 @@ AnnotationStore; the student is a tiny random model (seconds) unless a test asks
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import threading
 import time
@@ -95,6 +97,57 @@ def sign_in(page, url: str) -> None:
     page.fill("input[type=password]", PASSWORD)
     page.keyboard.press("Enter")
     page.wait_for_selector("#kard-ask")
+
+
+CHROMIUM = os.environ.get("KARD_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+BROWSER_TEST = [pytest.mark.browser, pytest.mark.slow, *GRADIO_PANDAS_NOISE,
+                pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"{CHROMIUM} not installed")]
+"""A browser test module's pytestmark: headless Debian Chromium (KARD_CHROMIUM), skipped where it is missing."""
+
+
+@contextmanager
+def tiny_app_in_chromium(folder: Path) -> Iterator[tuple[object, str, object]]:
+    """(browser, url, studio): the app in curator mode over the tiny stack, and a headless Chromium to drive it."""
+    from playwright import sync_api
+
+    pipeline = tiny_pipeline(folder)
+    with launched(lambda: pipeline, folder) as (url, studio), sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser, url, studio
+        finally:
+            browser.close()
+
+
+def tiny_chromium_app(folder_name: str):
+    """A module's `app` fixture: (browser, url, studio) of `tiny_app_in_chromium` over a folder named `folder_name`."""
+    @pytest.fixture(scope="module")
+    def app(tmp_path_factory):
+        with tiny_app_in_chromium(tmp_path_factory.mktemp(folder_name)) as running:
+            yield running
+
+    return app
+
+
+def curator_page(browser, url: str):
+    """A new page of `browser` on the app at `url`, signed in as the test curator."""
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.set_default_timeout(60_000)
+    sign_in(page, url)
+    page.wait_for_selector("#kard-mode >> text=signed in as alice")
+    return page
+
+
+def save_on_page(page) -> None:
+    """Click Save, tick "save anyway" and save again where the page asks for it, and wait until it has saved."""
+    page.click("#kard-save")
+    message = page.wait_for_selector("#kard-save-msg .kard-msg")
+    if "save anyway" in message.inner_text():
+        page.locator("#kard-confirm input").check()
+        page.click("#kard-save")
+    page.wait_for_selector("#kard-save-msg >> text=Saved revision")
 
 
 def free_port() -> int:

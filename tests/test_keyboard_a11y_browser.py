@@ -5,46 +5,26 @@ focus ring; and text typed while the server cannot be reached is restored after 
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 
 import pytest
 
-sync_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 
-from app_fixtures import GRADIO_PANDAS_NOISE, launched, sign_in, tiny_pipeline
+from app_fixtures import BROWSER_TEST, curator_page, save_on_page, tiny_chromium_app  # noqa: E402
 
-CHROMIUM = os.environ.get("KARD_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 QUESTION = "Which antibodies drive Graves thyroid disease?"
 OPTIONS = "A) Antibodies that stimulate the TSH receptor B) Antibodies against insulin"
 FOCUSED = ("(() => { const a = document.activeElement; const b = a && a.closest('[id^=kard-]');"
            " return b ? b.id : a.tagName; })()")
 LIST_OPEN = "document.querySelectorAll('#kard-picked [role=listbox]').length > 0"
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, *GRADIO_PANDAS_NOISE,
-              pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"{CHROMIUM} not installed")]
-
-
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("keyboard-a11y")
-    pipeline = tiny_pipeline(folder)
-    with launched(lambda: pipeline, folder) as (url, studio), sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser, url, studio
-        browser.close()
+pytestmark = BROWSER_TEST
+app = tiny_chromium_app("keyboard-a11y")
 
 
 def _page(app):
-    browser, url, _ = app
-    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-    page.set_default_timeout(60_000)
-    sign_in(page, url)
-    page.wait_for_selector("#kard-mode >> text=signed in as alice")
-    return page
+    return curator_page(*app[:2])
 
 
 def _ask(page) -> None:
@@ -143,12 +123,7 @@ def test_text_typed_while_the_server_is_unreachable_is_restored_and_saves(app):
     assert page.input_value("#kard-note textarea") == "a note"
 
     page.locator("#kard-answer label", has_text="A").first.click()
-    page.click("#kard-save")  # the restored item is the one this server handed out: it saves
-    message = page.wait_for_selector("#kard-save-msg .kard-msg")
-    if "save anyway" in message.inner_text():
-        page.locator("#kard-confirm input").check()
-        page.click("#kard-save")
-    page.wait_for_selector("#kard-save-msg >> text=Saved revision")
+    save_on_page(page)  # the restored item is the one this server handed out: it saves
     saved = [r.correction for r in studio.store.latest() if r.correction.question == QUESTION]
     assert [(c.rationale, c.note) for c in saved] == [("FIRST PART SECOND PART", "a note")]
     page.context.close()

@@ -39,13 +39,15 @@ TAB_JS = """() => {
   const read = k => { try { return JSON.parse(localStorage.getItem(k)); } catch (e) { return null; } };
   const base = read("kard-base:" + tab), typed = read("kard-typed:" + tab);
   if (base && base.item && typed && typed.seal === base.item.seal) {
-    return [tab, JSON.stringify({...base, rationale: typed.rationale, note: typed.note})];
+    const {seal, kept_at, ...shown} = typed;
+    return [tab, JSON.stringify({...base, ...shown})];
   }
   return [tab, localStorage.getItem("kard-draft:" + tab) || ""];
 }"""
 """(this tab's id, its saved draft): the id is kept by the tab across reloads and differs in every other
-tab; each tab keeps its draft under its own localStorage key, so tabs never overwrite each other. Text typed that the
-server never kept (page_script.TYPED_TEXT_JS: it was down) goes into the tab's last record of the same item."""
+tab; each tab keeps its draft under its own localStorage key, so tabs never overwrite each other. What was typed or
+set in the correction controls that the server never kept (page_script.TYPED_TEXT_JS: it was down) goes into the tab's
+last record of the same item, so a draft restored from it saves only where that item's seal holds (restore_draft)."""
 KEEP_DRAFT_JS = """(draft, tab) => {
   if (!tab) return;
   const read = k => { try { return JSON.parse(localStorage.getItem(k)); } catch (e) { return null; } };
@@ -55,9 +57,8 @@ KEEP_DRAFT_JS = """(draft, tab) => {
   if (record && record.unsaved !== false) { localStorage.setItem(key, draft); } else { localStorage.removeItem(key); }
   if (record) {
     localStorage.setItem("kard-base:" + tab, JSON.stringify({...record, kept_at: Date.now()}));
-    const shown = id => { const box = document.querySelector(id + " textarea"); return box ? box.value : ""; };
-    if (shown("#kard-editor") === record.rationale && shown("#kard-note") === record.note) {
-      localStorage.removeItem("kard-typed:" + tab);  // the server has kept what the page shows
+    if (typeof kardShowsRecord !== "function" || kardShowsRecord(record)) {
+      localStorage.removeItem("kard-typed:" + tab);  // the server has kept what the page shows (page_script)
     }
   }
   const time = k => { const r = read(k) || {}; return r.kept_at || (r.saved_at || 0) * 1000; };

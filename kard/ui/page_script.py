@@ -1,9 +1,11 @@
 """The page's own script (`PAGE_HEAD`, Blocks.launch's head): keyboard shortcuts that leave focus where it was, a
 dropdown that Tab leaves closed and that keeps focus after a pick, names for the radio and checkbox groups, and the
-editor's typed text kept in the browser on every keystroke.
+correction controls (text, rating, tags, marks, answer) kept in the browser on every keystroke or click.
 
 Each part is a piece of plain JavaScript run once when the page loads; they share no state but the names below.
 """
+
+from kard.ui.curating import MAX_MARKED
 
 SHORTCUTS_JS = """
 let kardFocusWatch = null;
@@ -92,22 +94,53 @@ new MutationObserver(() => {
 """
 """Each radio and checkbox group is named by its label (aria-labelledby): "Rating ...", "Passage 2: <title>"."""
 
+SHOWN_EDIT_JS = """
+function kardShownEdit(openQuestion) {
+  // what the page's correction controls show now, as the server's record of them (curating.draft) holds it
+  const text = (id) => { const box = document.querySelector(id + " textarea"); return box ? box.value : ""; };
+  const checked = (id) => [...document.querySelectorAll(id + " input:checked")]
+    .map((box) => box.type === "radio" ? box.value : box.name).filter((value) => value);
+  const one = (id) => checked(id)[0] ?? null;
+  const rating = one("#kard-rating");
+  return {rationale: text("#kard-editor"), note: text("#kard-note"), rating: rating === null ? null : Number(rating),
+          tags: checked("#kard-tags"), marks: [...Array(%d).keys()].map((i) => one("#kard-mark-" + i)),
+          answer: openQuestion ? text("#kard-answer-text") : one("#kard-answer")};
+}
+function kardShowsRecord(record) {
+  // whether the page shows what the server's record holds (tags in any order; an empty answer as none)
+  const shown = kardShownEdit(((record.item || {}).question || {}).kind === "open");
+  const same = (a, b) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+  const sorted = (tags) => [...(tags || [])].sort();
+  return shown.rationale === record.rationale && shown.note === record.note && same(shown.rating, record.rating)
+    && same(sorted(shown.tags), sorted(record.tags)) && same(shown.answer || null, record.answer || null)
+    && shown.marks.every((mark, i) => same(mark, (record.marks || [])[i]));
+}
+""" % MAX_MARKED
+"""The correction controls as the page shows them (kardShownEdit: the editor, note, rating, tags, passage marks and
+answer), and whether they show what a record of the server holds (kardShowsRecord)."""
+
 TYPED_TEXT_JS = """
-document.addEventListener("input", (event) => {
-  // kept at once, in this browser: a draft written after a server event is not written while the server is down
-  if (!(event.target.closest && event.target.closest("#kard-editor, #kard-note"))) return;
+const KARD_EDIT_CONTROLS = "#kard-editor, #kard-note, #kard-rating, #kard-tags, #kard-answer, #kard-answer-text, "
+  + "[id^=kard-mark-]";
+function kardKeepShown() {
   const tab = sessionStorage.getItem("kard-tab");
   let base = null;
   try { base = JSON.parse(localStorage.getItem("kard-base:" + tab)); } catch (e) { return; }
   if (!tab || !base || !base.item) return;
-  const shown = (id) => { const box = document.querySelector(id + " textarea"); return box ? box.value : ""; };
-  localStorage.setItem("kard-typed:" + tab, JSON.stringify({
-    seal: base.item.seal, rationale: shown("#kard-editor"), note: shown("#kard-note"), kept_at: Date.now()}));
+  const shown = kardShownEdit((base.item.question || {}).kind === "open");
+  localStorage.setItem("kard-typed:" + tab, JSON.stringify({...shown, seal: base.item.seal, kept_at: Date.now()}));
+}
+document.addEventListener("input", (event) => {
+  // kept at once, in this browser: a draft written after a server event is not written while the server is down
+  if (!(event.target.closest && event.target.closest(KARD_EDIT_CONTROLS))) return;
+  // a click on a radio leaves the one it replaces checked until Gradio redraws the group: read them after that
+  if (event.target.type === "radio") { setTimeout(kardKeepShown, 0); } else { kardKeepShown(); }
 });
 """
-"""The editor's and the note's text, kept under kard-typed:<tab> on every keystroke, with the seal of the item they
-were typed for (the tab's last record from the server, kard-base:<tab>). blocks.TAB_JS prefers it on a reload;
-blocks.KEEP_DRAFT_JS drops it once the server has kept what the page shows."""
+"""The correction controls as the page shows them (kardShownEdit), kept under kard-typed:<tab> on every keystroke or
+click, with the seal of the item they were set for (the tab's last record from the server, kard-base:<tab>).
+blocks.TAB_JS prefers them on a reload; blocks.KEEP_DRAFT_JS drops them once the server has kept what the page
+shows (kardShowsRecord)."""
 
-PAGE_HEAD = f"<script>{SHORTCUTS_JS}{DROPDOWN_JS}{GROUP_NAMES_JS}{TYPED_TEXT_JS}</script>"
+PAGE_HEAD = f"<script>{SHORTCUTS_JS}{DROPDOWN_JS}{GROUP_NAMES_JS}{SHOWN_EDIT_JS}{TYPED_TEXT_JS}</script>"
 """The page's head: every script above."""
