@@ -5,45 +5,26 @@ whose item's seal does not hold is restored but not saved (headless Chromium, th
 from __future__ import annotations
 
 import html
-import os
-import shutil
 
 import pytest
 
-sync_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 
-from app_fixtures import GRADIO_PANDAS_NOISE, launched, sign_in, tiny_pipeline
+from app_fixtures import BROWSER_TEST, curator_page, save_on_page, tiny_chromium_app  # noqa: E402
 
-CHROMIUM = os.environ.get("KARD_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 QUESTION = "Which antibodies drive Graves thyroid disease?"
 OPTIONS = "A) Antibodies that stimulate the TSH receptor B) Antibodies against insulin"
 OTHER_QUESTION, OTHER_OPTIONS = "Which vitamin deficiency causes scurvy?", "A) Vitamin C B) Vitamin D"
 TAG = "hallucination"
 KEPT = "localStorage.getItem('kard-{}:' + sessionStorage.getItem('kard-tab')) || ''"
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, *GRADIO_PANDAS_NOISE,
-              pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"{CHROMIUM} not installed")]
-
-
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("review-kept")
-    pipeline = tiny_pipeline(folder)
-    with launched(lambda: pipeline, folder) as (url, studio), sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser, url, studio
-        browser.close()
+pytestmark = BROWSER_TEST
+app = tiny_chromium_app("review-kept")
 
 
 def _asked_page(app, question: str = QUESTION, options: str = OPTIONS):
     """A signed-in page with `question` answered and the editor open, its record kept in the browser."""
-    browser, url, _ = app
-    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-    page.set_default_timeout(60_000)
-    sign_in(page, url)
-    page.wait_for_selector("#kard-mode >> text=signed in as alice")
+    page = curator_page(*app[:2])
     page.fill("#kard-question textarea", question)
     page.fill("#kard-options textarea", options)
     page.click("#kard-ask")
@@ -80,12 +61,7 @@ def test_review_set_while_the_server_is_unreachable_is_restored_and_saves(app):
     assert restored == {"#kard-rating": ["4"], "#kard-tags": [TAG], "#kard-mark-0": ["irrelevant"],
                         "#kard-answer": ["B"]}
 
-    page.click("#kard-save")  # the restored item is the one this server handed out: it saves
-    message = page.wait_for_selector("#kard-save-msg .kard-msg")
-    if "save anyway" in message.inner_text():
-        page.locator("#kard-confirm input").check()
-        page.click("#kard-save")
-    page.wait_for_selector("#kard-save-msg >> text=Saved revision")
+    save_on_page(page)  # the restored item is the one this server handed out: it saves
     saved = [r.correction for r in studio.store.latest() if r.correction.question == QUESTION]
     first = saved[0].passages[0].id
     assert [(c.rating, c.tags, c.answer, c.relevance.get(first)) for c in saved] == [(4, (TAG,), "B", "irrelevant")]
