@@ -99,13 +99,16 @@ class TeacherConfig:
         streamed chunks, so a long reply that keeps coming is not cut), and one retry rides out a dropped
         connection, a 429 or a 5xx; a dead server is reported after about a minute. $KARD_TEACHER_TIMEOUT
         (seconds) and $KARD_TEACHER_RETRIES change them; error messages name those, not teach's flags.
+        $KARD_TEACHER_MAX_TOKENS raises the reply's token limit (a reply cut off at it is shown with a notice).
         """
         env = os.environ
         timeout = _check_seconds(env["KARD_TEACHER_TIMEOUT"], "KARD_TEACHER_TIMEOUT") \
             if env.get("KARD_TEACHER_TIMEOUT") else APP_TEACHER_TIMEOUT_S
         retries = _check_retries(env["KARD_TEACHER_RETRIES"], "KARD_TEACHER_RETRIES") \
             if env.get("KARD_TEACHER_RETRIES") else APP_TEACHER_RETRIES
-        return TeacherConfig.from_env(timeout_s=timeout, max_retries=retries, shown_in="app")
+        limit = {"max_tokens": _check_max_tokens(env["KARD_TEACHER_MAX_TOKENS"], "KARD_TEACHER_MAX_TOKENS")} \
+            if env.get("KARD_TEACHER_MAX_TOKENS") else {}
+        return TeacherConfig.from_env(timeout_s=timeout, max_retries=retries, shown_in="app", **limit)
 
 
 APP_TEACHER_TIMEOUT_S = 30.0
@@ -318,6 +321,11 @@ def _check_seconds(value: object, setting: str) -> float:
 def _check_retries(value: object, setting: str) -> int:
     fix = f"set {setting} to a whole number of retries, 0 or more (e.g. 1)"
     return _whole_at_least(value, setting, 0, "is not a whole number", fix)
+
+
+def _check_max_tokens(value: object, setting: str) -> int:
+    fix = f"set {setting} to a whole number of tokens, 1 or more (e.g. 768)"
+    return _whole_at_least(value, setting, 1, "is not a whole number", fix)
 
 
 def _whole_at_least(value: object, setting: str, least: int, problem: str, fix: str) -> int:

@@ -232,6 +232,7 @@ class TeacherAnswer:
     first_token_s: float | None = None
     cached: bool = False  # a live teacher's reply served from its cache: no request was sent
     fetched_at: float | None = None  # when a cached reply was fetched (seconds since the epoch), if known
+    notice: str | None = None  # a live reply's problem and fix, shown over it (e.g. cut off at its token limit)
 
 
 def final_order(hits: Sequence[Hit]) -> list[Hit]:
@@ -293,7 +294,7 @@ class AskedItem:
             "teacher": None if t is None else {
                 "kind": t.source, "model": t.model, "label": t.label, "rationale": t.rationale, "answer": t.answer,
                 "seconds": t.seconds, "first_token_s": t.first_token_s, "cached": t.cached,
-                "fetched_at": t.fetched_at},
+                "fetched_at": t.fetched_at, "notice": t.notice},
             "kind_reason": self.kind_reason,
         }
 
@@ -306,7 +307,8 @@ class AskedItem:
                                 s.get("answer_source") or "parsed")
         teacher = None if not t else TeacherAnswer(
             t.get("kind") or "recorded", str(t.get("model") or ""), str(t.get("label") or ""), t.get("rationale") or "",
-            t.get("answer"), t.get("seconds"), t.get("first_token_s"), bool(t.get("cached")), t.get("fetched_at"))
+            t.get("answer"), t.get("seconds"), t.get("first_token_s"), bool(t.get("cached")), t.get("fetched_at"),
+            t.get("notice"))
         return AskedItem(str(d["item_id"]), Question.from_dict(d["question"]),
                          tuple(Hit.from_dict(h) for h in d.get("candidates") or ()),
                          tuple(Hit.from_dict(h) for h in d.get("used") or ()), student, d.get("reranker"),

@@ -593,6 +593,40 @@ def test_a_live_reply_without_an_answer_is_shown_with_the_fix_and_the_next_ask_a
     assert "kard-card-notice" not in fixed.teacher_html and "first token" in fixed.teacher_html
 
 
+def test_a_live_reply_cut_off_at_its_token_limit_is_shown_with_the_fix_and_no_answer(store, tmp_path, monkeypatch):
+    from fake_openai_server import FakeOpenAI, Reply, answer_with
+
+    from kard.config import TeacherConfig
+    from kard.teacher.client import Teacher
+
+    cut = "Plants take in carbon dioxide, so the answer is B.\nAnswer: B because the leaves"
+    with FakeOpenAI(api_key="sk-x") as server:
+        server.script(Reply(texts=(cut,), finish_reason="length"))
+        server.responder = answer_with("Plants take in carbon dioxide for photosynthesis.\nAnswer: B")
+        for name, value in [("OPENAI_BASE_URL", server.url), ("KARD_TEACHER_MODEL", "fake-teacher"),
+                            ("KARD_TEACHER_RETRIES", "0"), ("KARD_TEACHER_MAX_TOKENS", "96")]:
+            monkeypatch.setenv(name, value)
+        config = TeacherConfig.for_app()  # as the app reads its environment
+        s = studio(store, teacher_factory=lambda: Teacher(config, cache_path=tmp_path / "t.sqlite", api_key="sk-x"))
+        shortened = compare(s, asked(s, "q2"))
+        whole = compare(s, asked(s, "q2"))
+        assert server.count == 2  # the cut reply was not cached
+        assert server.requests[0]["max_tokens"] == 96
+    shown = html.unescape(shortened.teacher_html)
+    assert "cut off at its limit of 96 tokens" in shown and "raise KARD_TEACHER_MAX_TOKENS" in shown
+    assert shortened.item["teacher"]["answer"] is None and shortened.warning == shortened.item["teacher"]["notice"]
+    assert whole.item["teacher"]["answer"] == "B" and whole.warning is None
+
+
+def test_a_bad_teacher_token_limit_names_the_setting(monkeypatch):
+    from kard.config import TeacherConfig
+    from kard.errors import ConfigError
+
+    monkeypatch.setenv("KARD_TEACHER_MAX_TOKENS", "0")
+    with pytest.raises(ConfigError, match="KARD_TEACHER_MAX_TOKENS"):
+        TeacherConfig.for_app()
+
+
 def test_a_cached_live_reply_says_cached_and_when_it_was_fetched_not_timings(store, tmp_path):
     from fake_openai_server import FakeOpenAI, answer_with
 

@@ -100,7 +100,7 @@ FIXES = {
         busy="wait a minute",
         slow="wait and ask again; if the server is just slow, raise KARD_TEACHER_TIMEOUT (seconds) "
         "and restart the app",
-        longer="correct it and choose the answer below, or ask a teacher model that answers more briefly",
+        longer="correct it and choose the answer below, or raise KARD_TEACHER_MAX_TOKENS and restart the app",
     ),
 }
 """The fixes of a `teach` job (its flags, a rerun resumes) and of the app's live teacher (its environment)."""

@@ -23,6 +23,7 @@ from kard.kinds import AUTO, KindDecision, as_listed, asked_alike, options_for, 
 from kard.prompts import PROMPT_VERSION, format_options, parse_options, parse_question_answer
 from kard.records import CHOICE, YES_NO, AskedItem, Prediction, Question, TeacherAnswer, item_id_for
 from kard.teacher.cache import CachedReply
+from kard.teacher.client import CutOffReply
 from kard.ui import views
 from kard.ui.cards import (
     LiveFailure,
@@ -258,10 +259,12 @@ def _live_teacher(teacher: Teaches, question: Question) -> Iterator[str | Teache
     model = teacher.config.model
     first: float | None = None
     cached: CachedReply | None = None
+    cut: CutOffReply | None = None
     text = ""
     for chunk in teacher.stream_answer(question):
         first = first if first is not None else time.perf_counter() - started
         cached = chunk if isinstance(chunk, CachedReply) else cached
+        cut = chunk if isinstance(chunk, CutOffReply) else cut
         text += chunk
         yield text
     rationale, letter = parse_question_answer(text, question)
@@ -269,8 +272,9 @@ def _live_teacher(teacher: Teaches, question: Question) -> Iterator[str | Teache
         yield TeacherAnswer("live", model, f"live teacher · {model} · cached", rationale, letter, cached=True,
                             fetched_at=cached.fetched_at)
         return
-    yield TeacherAnswer("live", model, f"live teacher · {model}", rationale, letter, time.perf_counter() - started,
-                        first)
+    notice = cut.notice if cut is not None else None  # a CutOffReply holds no text: test it against None
+    yield TeacherAnswer("live", model, f"live teacher · {model}", rationale, None if notice else letter,
+                        time.perf_counter() - started, first, notice=notice)
 
 
 def recorded_teacher(studio: Studio, question: Question) -> TeacherAnswer | None:

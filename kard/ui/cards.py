@@ -132,6 +132,8 @@ def teacher_notice(item: AskedItem, failure: LiveFailure | None = None) -> str |
         return None
     if failure is not None and t.source == "recorded":
         return failure.fallback
+    if t.notice:
+        return t.notice
     if t.source == "live" and t.answer is None:
         return NO_TEACHER_ANSWER
     return None
