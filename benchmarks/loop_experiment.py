@@ -57,13 +57,13 @@ from kard.config import GenerationConfig, RetrievalConfig  # noqa: E402
 from kard.datasets import load_questions  # noqa: E402
 from kard.distill import concluded, read_examples, split_questions, write_examples  # noqa: E402
 from kard.errors import KardError  # noqa: E402
-from kard.evaluation import EvalRecord, check_settings, evaluate, read_records  # noqa: E402
+from kard.evaluation import EvalRecord, check_settings, evaluate, read_records, records_score  # noqa: E402
 from kard.knowledge import KnowledgeBase  # noqa: E402
 from kard.loop.jobs import run_job  # noqa: E402
 from kard.loop.retrain import RetrainSpec  # noqa: E402
 from kard.loop.round_folder import current  # noqa: E402
 from kard.loop.rounds import BASE_ROUND, round_report, write_report  # noqa: E402
-from kard.metrics import compare_paired, compare_rounds, score  # noqa: E402
+from kard.metrics import compare_paired, compare_rounds  # noqa: E402
 from kard.pipeline import Recalls  # noqa: E402
 from kard.prompts import PROMPT_VERSION  # noqa: E402
 from kard.records import Question, item_id_for  # noqa: E402
@@ -318,7 +318,7 @@ def answer_letters(records: dict[str, EvalRecord]) -> dict[str, str | None]:
 
 
 def accuracy(records: dict[str, EvalRecord]) -> dict:
-    result = score([r.answer for r in records.values()], [r.gold for r in records.values()])
+    result = records_score(list(records.values()))
     return {"correct": result.correct, "total": result.total, "accuracy": result.accuracy,
             "interval": list(result.interval)}
 

@@ -21,14 +21,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Sequence, Sized
 
 from kard.config import GenerationConfig, RetrievalConfig
 from kard.errors import ConfigError, DataError
-from kard.metrics import Score, score
+from kard.metrics import Score
 from kard.pipeline import Pipeline, Recalls, Reranks, Searches
+from kard.prompts import same_answer
 from kard.records import Prediction, Question
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -133,12 +134,25 @@ def record_of(prediction: Prediction, condition: Condition) -> EvalRecord:
     chosen = next((s for s in samples if s.answer == prediction.answer), samples[0]) if samples else None
     return EvalRecord(
         question_id=question.id, condition=condition.name, gold=question.answer or "", answer=prediction.answer,
-        correct=prediction.answer == question.answer, rationale=prediction.rationale,
+        correct=bool(prediction.is_correct), rationale=prediction.rationale,
         sample_answers=tuple(s.answer for s in samples), votes=prediction.votes,
         passage_ids=tuple(h.passage.id for h in prediction.passages), tokens_out=prediction.tokens_out,
         seconds=round(prediction.timings.total_s, 3), truncation=prediction.truncation,
         answer_source=chosen.answer_source if chosen else "none",
     )
+
+
+def judged(record: EvalRecord, question: Question) -> EvalRecord:
+    """`record` with the verdict `Prediction.is_correct` gives (an open answer: the same words up to case and
+    punctuation), for records written before open answers were judged that way."""
+    correct = same_answer(record.answer, question.answer, question.kind)
+    return record if record.correct == correct else replace(record, correct=correct)
+
+
+def records_score(records: Sequence[EvalRecord]) -> Score:
+    """The accuracy of `records` by their own verdicts (`correct`), so the score and each record agree."""
+    return Score(total=len(records), correct=sum(r.correct for r in records),
+                 unanswered=sum(r.answer is None for r in records))
 
 
 def read_records(path: Path) -> dict[str, EvalRecord]:
@@ -199,8 +213,8 @@ def evaluate(
         if path is not None:
             with path.open("a", encoding="utf-8") as results:
                 results.write("".join(r.to_json() + "\n" for r in records))
-    records = tuple(done[q.id] for q in questions)
-    return EvalResult(condition.name, score([r.answer for r in records], [r.gold for r in records]), records)
+    records = tuple(judged(done[q.id], q) for q in questions)
+    return EvalResult(condition.name, records_score(records), records)
 
 
 def chosen_share(records: Sequence[EvalRecord]) -> float:

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from kard.config import GenerationConfig, RetrievalConfig
-from kard.evaluation import CONDITIONS, EvalRecord, EvalResult, Reranks, Searches, chosen_share, evaluate
-from kard.metrics import compare_paired, score
+from kard.evaluation import CONDITIONS, EvalRecord, EvalResult, Reranks, Searches, chosen_share, evaluate, records_score
+from kard.metrics import compare_paired
+from kard.prompts import same_answer
 from kard.records import Question
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -84,13 +85,12 @@ def teacher_row(questions: Sequence[Question], answers: Mapping[str, str | None]
     A question the teacher has no rationale for counts as unanswered, as for the students.
     """
     records = tuple(_recorded(q, answers.get(q.id)) for q in questions)
-    return Row("teacher", label, EvalResult("teacher", score([r.answer for r in records],
-                                                                  [r.gold for r in records]), records))
+    return Row("teacher", label, EvalResult("teacher", records_score(records), records))
 
 
 def _recorded(question: Question, answer: str | None) -> EvalRecord:
     return EvalRecord(question_id=question.id, condition="teacher", gold=question.answer or "", answer=answer,
-                      correct=answer is not None and answer == question.answer, rationale="",
+                      correct=same_answer(answer, question.answer, question.kind), rationale="",
                       sample_answers=(answer,), votes={}, passage_ids=(), tokens_out=0, seconds=0.0)
 
 

@@ -267,3 +267,21 @@ def test_resuming_on_another_device_or_dtype_is_refused(tmp_path: Path, knowledg
     in_bfloat16.dtype = "bfloat16"
     with pytest.raises(ConfigError, match="changed: dtype"):
         evaluate(in_bfloat16, QUESTIONS, "kard-bm25", knowledge=knowledge, out=out, progress=False)
+
+
+def test_an_open_answer_is_judged_as_prediction_judges_it(tmp_path: Path):
+    """The same words up to case and punctuation: right in the record, in the score and in a resumed file."""
+    from kard.evaluation import record_of
+    from kard.pipeline import make_question
+    from kard.records import Prediction
+
+    question = make_question("What gas do plants take in?", qid="open-1", kind="open", answer="carbon dioxide")
+    prediction = Prediction(question, (), (), "prompt", "raw", "Plants take it in.", "Carbon dioxide.")
+    assert prediction.is_correct and record_of(prediction, CONDITIONS["reasoning"]).correct
+    out = tmp_path / "open.jsonl"
+    result = evaluate(ScriptedStudent(lambda p, c: [("Answer: Carbon dioxide.", "Carbon dioxide.")]), [question],
+                      "reasoning", out=out, progress=False)
+    assert [r.correct for r in result.records] == [True] and result.score.correct == 1
+    out.write_text(out.read_text().replace('"correct": true', '"correct": false'))  # judged by exact match before
+    resumed = evaluate(ScriptedStudent(always("A")), [question], "reasoning", out=out, progress=False)
+    assert resumed.records[0].correct and resumed.score.correct == 1

@@ -27,3 +27,12 @@ def test_paired_lines_count_disagreements_against_kard_bm25():
     assert paired_lines(rows) == [
         "- kard-bm25 vs finetune: right only with kard-bm25 6, only with finetune 1, both 2, neither 1; p = 0.12"]
     assert paired_lines([_row("finetune", "AAAAAAAAAA")]) == []  # no kard row: nothing to compare with
+
+
+def test_the_teachers_open_answer_is_judged_as_the_students_are():
+    from kard.paper import teacher_row
+    from kard.pipeline import make_question
+
+    question = make_question("What gas do plants take in?", qid="open-1", kind="open", answer="carbon dioxide")
+    row = teacher_row([question], {"open-1": "Carbon dioxide."})
+    assert row.result.records[0].correct and row.result.score.correct == 1
