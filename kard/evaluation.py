@@ -297,7 +297,7 @@ def settings_path(results: Path) -> Path:
 
 
 def _resume(path: Path, condition: Condition, settings: Mapping[str, object]) -> dict[str, EvalRecord]:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_room(path, condition)
     records = read_records(path)
     other = {r.condition for r in records.values()} - {condition.name}
     if other:
@@ -306,6 +306,18 @@ def _resume(path: Path, condition: Condition, settings: Mapping[str, object]) ->
     check_settings(path, settings, resuming=bool(records))
     _rewrite_clean(path, records.values())
     return records
+
+
+def _make_room(path: Path, condition: Condition) -> None:
+    """The folder of the results file made; a folder in the file's place, or a file in the folder's, refused."""
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder, but evaluate writes its results to one file. Fix: pass a file "
+                          f"path for out, such as {path / (condition.name + '.jsonl')}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as error:
+        raise ConfigError(f"cannot make the folder {path.parent} for the results file {path.name}: a file is in "
+                          "the way. Fix: pass an out path whose folders are folders") from error
 
 
 def check_settings(path: Path, settings: Mapping[str, object], resuming: bool) -> None:

@@ -285,3 +285,15 @@ def test_an_open_answer_is_judged_as_prediction_judges_it(tmp_path: Path):
     out.write_text(out.read_text().replace('"correct": true', '"correct": false'))  # judged by exact match before
     resumed = evaluate(ScriptedStudent(always("A")), [question], "reasoning", out=out, progress=False)
     assert resumed.records[0].correct and resumed.score.correct == 1
+
+
+def test_an_out_folder_or_a_file_in_place_of_its_folder_is_refused_clearly(tmp_path: Path):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    with pytest.raises(ConfigError, match=r"results is a folder.*Fix: .*reasoning\.jsonl"):
+        evaluate(ScriptedStudent(always("B")), QUESTIONS[:1], "reasoning", out=folder, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]  # no settings file written beside it
+    (tmp_path / "notes").write_text("")
+    with pytest.raises(ConfigError, match="a file is in the way"):
+        evaluate(ScriptedStudent(always("B")), QUESTIONS[:1], "reasoning", out=tmp_path / "notes" / "r.jsonl",
+                 progress=False)
