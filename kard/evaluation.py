@@ -13,12 +13,15 @@ Conditions (the rows of the paper's Table 1, each with the student trained for i
 Greedy decoding is deterministic, so an evaluation run twice gives the same records. A run that
 stops part way resumes from its JSONL file: questions already there are not answered again. The
 settings of a run (student, condition, retrieval and decoding) are kept beside it in
-`<name>.settings.json`; resuming with other settings is refused, so one file never mixes two runs.
+`<name>.settings.json`; resuming with other settings is refused, so one file never mixes two runs. The
+student counts by a digest of its weights (kard.evaluation_student): one retrained in place is refused, the
+same one copied elsewhere resumes. A settings file written before that names the student's absolute path:
+it resumes, with a warning that the weights were not checked, only with the student loaded from that place.
+An answer is right as `Prediction.is_correct` judges it (an open one: the same words up to case and punctuation).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass, replace
@@ -27,6 +30,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Sequence, Sized
 
 from kard.config import GenerationConfig, RetrievalConfig
 from kard.errors import ConfigError, DataError
+from kard.evaluation_student import digest as _digest, loaded_from, student_label, student_weights
 from kard.metrics import Score
 from kard.pipeline import Pipeline, Recalls, Reranks, Searches
 from kard.prompts import same_answer
@@ -36,6 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from kard.student import Student
 
 log = logging.getLogger(__name__)
+STUDENT_WEIGHTS = "student_weights"  # the settings key of the student's digest; "student" is its label
 
 
 @dataclass(frozen=True)
@@ -198,7 +203,8 @@ def evaluate(
         raise DataError("no questions to evaluate", fix="check the dataset path, split and --limit")
     path = Path(out) if out is not None else None
     done = {} if path is None else _resume(
-        path, condition, run_settings(student, condition, knowledge, reranker, retrieval, generation, recall, oracle))
+        path, condition, run_settings(student, condition, knowledge, reranker, retrieval, generation, recall, oracle),
+        student)
     todo = [q for q in questions if q.id not in done]
     if done:
         log.info("resuming %s: %d of %d questions already done", condition.name, len(questions) - len(todo), len(questions))
@@ -228,12 +234,14 @@ def run_settings(student: "Student", condition: Condition, knowledge: Searches |
     """What decides a run's answers; two runs with equal settings may share a results file.
 
     Only what the condition uses counts: a reranker loaded for the paper's other rows does not make
-    its kard-bm25 results differ from those of `evaluate` without one. The knowledge base, the reranker
-    and the oracle's rationales are recorded by a digest of their content, so an edited file counts too.
+    its kard-bm25 results differ from those of `evaluate` without one. The student's weights, the knowledge
+    base, the reranker and the oracle's rationales are recorded by a digest of their content, so a file edited
+    in place counts too; the student's label (kard.evaluation_student) only says which it was.
     """
     uses_knowledge = condition.knowledge != "none"
     settings: dict[str, object] = {
-        "student": getattr(student, "location", None) or getattr(student, "name", type(student).__name__),
+        "student": student_label(student),
+        STUDENT_WEIGHTS: student_weights(student),
         "condition": condition.name,
         "knowledge_passages": len(knowledge) if isinstance(knowledge, Sized) and uses_knowledge else None,
         "reranker": getattr(reranker, "name", None) if condition.knowledge == "reranker" else None,
@@ -277,11 +285,6 @@ def reranker_fingerprint(reranker: object) -> str:
     return _digest(parts)
 
 
-def _digest(value: object) -> str:
-    text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
 def results_file(path: Path) -> Path:
     """A results file `evaluate` wrote: `path` itself, or the one *.jsonl in a `kard evaluate --out` folder."""
     if not path.is_dir():
@@ -296,14 +299,15 @@ def settings_path(results: Path) -> Path:
     return results.with_name(results.stem + ".settings.json")
 
 
-def _resume(path: Path, condition: Condition, settings: Mapping[str, object]) -> dict[str, EvalRecord]:
+def _resume(path: Path, condition: Condition, settings: Mapping[str, object],
+            student: object = None) -> dict[str, EvalRecord]:
     _make_room(path, condition)
     records = read_records(path)
     other = {r.condition for r in records.values()} - {condition.name}
     if other:
         raise ConfigError(f"{path} holds results of condition {sorted(other)}, not {condition.name!r}. "
                           "Fix: use a separate --out file per condition")
-    check_settings(path, settings, resuming=bool(records))
+    check_settings(path, settings, resuming=bool(records), student=student)
     _rewrite_clean(path, records.values())
     return records
 
@@ -320,20 +324,55 @@ def _make_room(path: Path, condition: Condition) -> None:
                           "the way. Fix: pass an out path whose folders are folders") from error
 
 
-def check_settings(path: Path, settings: Mapping[str, object], resuming: bool) -> None:
+def check_settings(path: Path, settings: Mapping[str, object], resuming: bool, student: object = None) -> None:
     """Refuse to append to results written with other settings; record the settings of a new run.
 
     `path` is a results file or folder; its settings are kept beside it in `<name>.settings.json`
-    (benchmarks/loop_experiment.py checks its --out folders with this too)."""
+    (benchmarks/loop_experiment.py checks its --out folders with this too). With the same weights digest,
+    the student's label may differ (the folder copied or moved). `student`: see `_without_weights`."""
     saved_path = settings_path(path)
     if resuming and saved_path.is_file():
         saved = json.loads(saved_path.read_text(encoding="utf-8"))
-        changed = sorted(key for key in settings.keys() | saved.keys() if settings.get(key) != saved.get(key))
+        saved = _without_weights(saved, settings, student, path) if student is not None else saved
+        changed = changed_settings(saved, settings)
         if changed:
             raise ConfigError(f"{path} was written with other settings (changed: {', '.join(changed)}; "
-                              f"see {saved_path.name}). Fix: use a new --out folder, or delete {path.name} "
-                              "to start that run over")
+                              f"see {saved_path.name}){_student_change(saved, settings)}. Fix: use a new --out "
+                              f"folder, or delete {path.name} to start that run over")
     saved_path.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+
+
+def changed_settings(saved: Mapping[str, object], settings: Mapping[str, object]) -> list[str]:
+    """The keys whose values differ; the student's label only where its weights' digests differ or are missing."""
+    weights = saved.get(STUDENT_WEIGHTS)
+    labels = {"student"} if weights is not None and weights == settings.get(STUDENT_WEIGHTS) else set()
+    return sorted(key for key in (settings.keys() | saved.keys()) - labels if settings.get(key) != saved.get(key))
+
+
+def _without_weights(saved: dict[str, object], settings: Mapping[str, object], student: object,
+                     path: Path) -> dict[str, object]:
+    """Saved settings as they compare, for a file written before students were recorded by their weights.
+
+    Such a file names where the student was loaded from (an absolute path, a path as given, or a hub id). The
+    same place resumes, with a warning that the weights behind the answers already there were not checked,
+    and the file then records this student's digest; another place is refused as another student."""
+    if STUDENT_WEIGHTS in saved or STUDENT_WEIGHTS not in settings or not loaded_from(saved.get("student"), student):
+        return saved
+    log.warning("%s was written before student weights were recorded: resuming with the student loaded from the "
+                "same place (%s) without checking that its weights gave the answers already there. Fix: if it "
+                "was retrained since, delete %s (or use another --out) to start over", path, settings["student"],
+                path.name)
+    return {**saved, "student": settings["student"], STUDENT_WEIGHTS: settings[STUDENT_WEIGHTS]}
+
+
+def _student_change(saved: Mapping[str, object], settings: Mapping[str, object]) -> str:
+    if saved.get(STUDENT_WEIGHTS) == settings.get(STUDENT_WEIGHTS):
+        return ""
+    if STUDENT_WEIGHTS not in saved:
+        return (f": it was written before student weights were recorded, by the student at {saved.get('student')}, "
+                "not this one")
+    return (f": its answers came from student {saved.get('student')} with weights {saved[STUDENT_WEIGHTS]}, "
+            f"this student {settings.get('student')} has weights {settings.get(STUDENT_WEIGHTS)}")
 
 
 def _rewrite_clean(path: Path, records: Iterable[EvalRecord]) -> None:
