@@ -48,6 +48,14 @@ def content_digest(sources: Sequence[str]) -> str:
     return digest.hexdigest()[:16]
 
 
+def file_digest(path: Path) -> str:
+    """One file's sha256, remembered as `content_digest` remembers it (read again only once it changed)."""
+    memo = _DigestMemo.load()
+    value = memo.digest(path)
+    memo.save()
+    return value
+
+
 def _source_digests(path: Path, memo: "_DigestMemo") -> list[tuple[str, str]] | None:
     """(file name, content digest) of a folder's visible top-level files, or of one file; None when not local."""
     if path.is_file():

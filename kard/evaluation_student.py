@@ -5,7 +5,8 @@ else its name or hub id: never an absolute path of this machine. The digest cove
 decide its answers (weights, model, adapter and tokenizer configs) in each folder it was loaded from (an
 adapter's and its base's), so a student retrained in place differs while the same folder copied elsewhere does
 not. Paths recorded inside those configs are left out; a hub model counts by its id and the commit it was loaded
-from. File digests are kept for the process, by path, size, change times and inode, so a student is read once.
+from. A weight file's digest is remembered across runs by `kard.disk_cache` (as the engine's conversions use
+it), so a student's bytes are read once.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import hashlib
 import json
 import os
 from pathlib import Path
+
+from kard.disk_cache import file_digest
 
 WEIGHT_PREFIXES = ("model", "pytorch_model", "adapter_model")  # model.safetensors, model-00001-of-00002..., index
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json")
@@ -81,11 +84,7 @@ def _file_digest(path: str, size: int, *changed: int) -> str:
     data = _config(Path(path)) if path.endswith(".json") and size < 50_000_000 else None
     if isinstance(data, dict):
         return digest({key: value for key, value in data.items() if key not in PATH_KEYS})
-    sha = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 24), b""):
-            sha.update(block)
-    return sha.hexdigest()[:16]
+    return file_digest(Path(path))[:16]  # remembered across runs, as the engine's conversions remember it
 
 
 def _config(path: Path) -> object:
