@@ -215,22 +215,51 @@ def _scrub(decoding: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def check_sizes(rationale: str, note: str) -> None:
-    """Raise DataError when the corrected rationale or the note is longer than its limit."""
+    """Raise DataError when the corrected rationale or the note is not text or longer than its limit."""
+    for name, text in (("corrected rationale", rationale), ("note", note)):
+        if not isinstance(text, str):
+            raise DataError(f"the {name} is {text!r}, not text", fix=f"pass the {name} as a string")
     for name, text, limit in (("corrected rationale", rationale, MAX_RATIONALE_CHARS), ("note", note, MAX_NOTE_CHARS)):
         if len(text) > limit:
             raise DataError(f"the {name} has {len(text):,} characters; the limit is {limit:,}",
                             fix=f"shorten the {name} to at most {limit:,} characters")
 
 
+_REQUIRED_TEXT: dict[str, str] = {
+    "item_id": "build it from the question (item_id_for)",
+    "question_id": "give the id of the question corrected",
+    "question": "give the text of the question corrected",
+    "rationale": "write the rationale before saving",
+    "curator": "name the curator who saves it",
+}
+"""Correction fields that must be non-empty text, and how to fill each."""
+
+
+def _absence(value: Any) -> str:
+    return "missing" if value is None else "empty" if isinstance(value, str) else f"{value!r}, not text"
+
+
+def _check_required_text(c: Correction) -> None:
+    for name, fix in _REQUIRED_TEXT.items():
+        value = getattr(c, name)
+        if not isinstance(value, str) or not value.strip():
+            raise DataError(f"the correction's {name} is {_absence(value)}", fix=fix)
+
+
+def _check_rating(rating: Any) -> None:
+    if rating is None:
+        return
+    if not isinstance(rating, int) or isinstance(rating, bool):
+        raise DataError(f"rating {rating!r} is not a whole number", fix="rate from 1 (bad) to 5 (good), or None")
+    if not 1 <= rating <= 5:
+        raise DataError(f"rating {rating} is outside 1-5", fix="rate from 1 (bad) to 5 (good)")
+
+
 def _validate(c: Correction) -> None:
     check_sizes(c.rationale, c.note)
-    if not c.item_id.strip():
-        raise DataError("the correction has no item id", fix="build it from the question (item_id_for)")
-    if not c.rationale.strip():
-        raise DataError("the corrected rationale is empty", fix="write the rationale before saving")
+    _check_required_text(c)
     _validate_answer(c)
-    if c.rating is not None and not 1 <= int(c.rating) <= 5:
-        raise DataError(f"rating {c.rating} is outside 1-5", fix="rate from 1 (bad) to 5 (good)")
+    _check_rating(c.rating)
     unknown = [t for t in c.tags if t not in ERROR_TAGS]
     if unknown:
         raise DataError(f"unknown error tags {unknown}", fix=f"use tags from {list(ERROR_TAGS)}")

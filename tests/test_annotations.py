@@ -103,7 +103,15 @@ def test_latest_shows_only_the_current_revision(store):
     ({"tags": ("typo",)}, "unknown error tags"),
     ({"rationale": "x" * 8_001}, "corrected rationale has 8,001 characters; the limit is 8,000"),
     ({"note": "n" * 1_000_000}, "note has 1,000,000 characters; the limit is 2,000"),
-], ids=["empty", "answer", "rating", "tags", "long-rationale", "long-note"])
+    ({"question": None}, "question is missing"),
+    ({"question": " "}, "question is empty"),
+    ({"curator": None}, "curator is missing"),
+    ({"rationale": None}, "corrected rationale is None, not text"),
+    ({"rating": 3.7}, "rating 3.7 is not a whole number"),
+    ({"rating": "x"}, "rating 'x' is not a whole number"),
+    ({"rating": True}, "not a whole number"),
+], ids=["empty", "answer", "rating", "tags", "long-rationale", "long-note", "no-question", "blank-question",
+        "no-curator", "no-rationale", "fractional-rating", "text-rating", "bool-rating"])
 def test_bad_corrections_are_refused(store, bad, message):
     with pytest.raises(DataError, match=message):
         store.save(correction(**bad))
