@@ -259,7 +259,7 @@ class Pipeline:
             raise ConfigError(f"unknown retrieval query mode {retrieval.query!r}. Fix: use one of {', '.join(QUERY_MODES)}")
         self.knowledge = knowledge
         self.student = student
-        self.reranker = reranker
+        self.reranker = _check_reranker(reranker)
         self.retrieval = retrieval
         self.generation = replace(generation, max_new_tokens=ANSWER_ONLY_NEW_TOKENS) if answer_only else generation
         self.answer_only = answer_only
@@ -269,8 +269,15 @@ class Pipeline:
     def load(cls, student: str = DEFAULT_STUDENT, knowledge: Any = None, reranker: Any = None, dtype: str = "float32",
              retrieval: RetrievalConfig = RetrievalConfig(), generation: GenerationConfig = GenerationConfig(),
              engine: str = "auto") -> "Pipeline":
-        """The default set-up: the default knowledge base (or a saved index folder / passages file), the
-        shipped student decoded by the fastest engine that loads (`engine`, see kard.engine)."""
+        """A Pipeline from names and paths: `knowledge` (None: the default knowledge base; or a saved index
+        folder / passages file, or a loaded one), `student` (default: the shipped student, decoded by the
+        fastest engine that loads: `engine`, see kard.engine) and `reranker`.
+
+        `reranker=None` (the default) or "none" is BM25 only: the paper's KARD-BM25 row, and what the speed
+        benchmarks measure. The app and `kard ask` rerank with the shipped reranker: pass
+        `reranker=kard.config.DEFAULT_RERANKER` (demo/reranker) for their set-up. A str or Path is loaded
+        with kard.reranker.encoder.load_reranker before the student, so a wrong path fails before the slow load;
+        anything else must be a loaded reranker (`.rerank` and `.name`)."""
         from kard.knowledge import KnowledgeBase
         from kard.student import Student
 
@@ -450,8 +457,18 @@ def vote_key(question: Question, answer: str | None) -> str | None:
 
 
 def _load_reranker(reranker: Any) -> Any:
-    if reranker is None or not isinstance(reranker, str):
-        return reranker
+    """A reranker given as a folder (str or Path) loaded; None and loaded rerankers as they are."""
+    if not isinstance(reranker, (str, Path)):
+        return _check_reranker(reranker)
     from kard.reranker.encoder import load_reranker
 
     return load_reranker(reranker)
+
+
+def _check_reranker(reranker: Any) -> Any:
+    """`reranker` if it is None or has `.rerank`; else a ConfigError naming what was passed."""
+    if reranker is not None and not callable(getattr(reranker, "rerank", None)):
+        raise ConfigError(f"the reranker {reranker!r} ({type(reranker).__name__}) has no rerank method. Fix: pass "
+                          "a loaded reranker (kard.reranker.encoder.load_reranker(folder)), or a folder to "
+                          "Pipeline.load(reranker=folder)")
+    return reranker

@@ -327,3 +327,31 @@ def test_cli_ask_answers_a_free_question(tmp_path: Path, capsys: pytest.CaptureF
     assert "(open question)" in out and "  A. " not in out and not re.search(r"\nAnswer: [A-E]\.", out)
     assert main(["ask", "Which gas?", "--kind", "choice", "--student", "/no/such/model"]) == 2
     assert "needs its options" in capsys.readouterr().err
+
+
+def test_pipeline_load_takes_a_reranker_path_like_a_str(monkeypatch, knowledge: KnowledgeBase, student: Student,
+                                                         tmp_path: Path) -> None:
+    import kard.reranker.encoder as encoder
+
+    loaded: list[object] = []
+    monkeypatch.setattr(encoder, "load_reranker", lambda folder: loaded.append(folder) or ReverseReranker())
+    monkeypatch.setattr(Student, "load", lambda *args, **kwargs: student)
+    pipeline = Pipeline.load(knowledge=knowledge, reranker=tmp_path / "reranker", generation=SHORT)
+    assert loaded == [tmp_path / "reranker"] and pipeline.answer(QUESTION).reranker_name == "reverse"
+
+
+def test_pipeline_load_refuses_a_missing_reranker_path_before_the_student(monkeypatch, knowledge: KnowledgeBase,
+                                                                         tmp_path: Path) -> None:
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("the student was loaded before the reranker was checked")
+
+    monkeypatch.setattr(Student, "load", must_not_load)
+    with pytest.raises(KardError, match="no-such-reranker"):
+        Pipeline.load(knowledge=knowledge, reranker=tmp_path / "no-such-reranker")
+    with pytest.raises(ConfigError, match="has no rerank method"):
+        Pipeline.load(knowledge=knowledge, reranker=42)
+
+
+def test_a_reranker_without_rerank_is_refused_up_front(knowledge: KnowledgeBase, student: Student) -> None:
+    with pytest.raises(ConfigError, match="'demo/reranker' .str. has no rerank method"):
+        Pipeline(knowledge, student, reranker="demo/reranker")
