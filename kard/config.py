@@ -40,6 +40,22 @@ def cache_dir() -> Path:
     return Path(os.environ.get("KARD_CACHE", Path.home() / ".cache" / "kard-studio")).expanduser()
 
 
+def _whole(value: object) -> float:
+    """`value` when it is an int (not a bool); else NaN, which every range check refuses."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else math.nan
+
+
+def _real(value: object) -> float:
+    """`value` as a float when it is an int or a float (not a bool); else NaN, which every range check refuses."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+
+
+def _require(owner: str, name: str, value: object, ok: bool, wanted: str, fix: str) -> None:
+    """Unless `ok`, a ConfigError naming `owner`.`name`, its value, what it must be, and `fix`."""
+    if not ok:
+        raise ConfigError(f"{owner}.{name} is {value!r}, not {wanted}. Fix: {fix}")
+
+
 @dataclass(frozen=True)
 class RetrievalConfig:
     k1: float = 0.9  # Lucene-style BM25 as in the paper's retriever (Pyserini defaults)
@@ -61,6 +77,17 @@ class GenerationConfig:
     temperature: float = 1.0
     max_input_tokens: int = 512  # the paper caps the student input at 512 tokens
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        """Sampling settings both engines (transformers, ctranslate2) take, refused the same way up front."""
+        _require("GenerationConfig", "samples", self.samples, _whole(self.samples) >= 1, "a whole number, 1 or more",
+                 "pass samples=1 for greedy decoding, more for self-consistency")
+        _require("GenerationConfig", "top_k", self.top_k, _whole(self.top_k) >= 0, "a whole number, 0 or more",
+                 "pass top_k=0 for no top-k cut, or the number of likeliest tokens to sample from (default 50)")
+        _require("GenerationConfig", "top_p", self.top_p, 0 < _real(self.top_p) <= 1, "a number above 0, at most 1",
+                 "pass top_p in (0, 1] (1: no nucleus cut; default 0.95)")
+        _require("GenerationConfig", "temperature", self.temperature, 0 < _real(self.temperature) < math.inf,
+                 "a number above 0", "pass a temperature above 0 (default 1.0); for greedy decoding pass samples=1")
 
 
 @dataclass(frozen=True)

@@ -329,3 +329,23 @@ def test_an_adapter_without_readable_weights_is_named_before_its_base_loads(tmp_
     with pytest.raises(KardError, match=message) as raised:
         Student.load(adapter)
     assert str(adapter) in str(raised.value) and "Fix: " in str(raised.value)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"samples": 2, "temperature": 0}, "temperature is 0, not a number above 0"),
+    ({"temperature": -1.0}, "temperature is -1.0"),
+    ({"top_p": 2.0}, "top_p is 2.0, not a number above 0, at most 1"),
+    ({"top_p": 0}, "top_p is 0"),
+    ({"samples": 0}, "samples is 0, not a whole number, 1 or more"),
+    ({"samples": 2.5}, "samples is 2.5"),
+    ({"top_k": -1}, "top_k is -1, not a whole number, 0 or more"),
+], ids=["zero-temperature", "negative-temperature", "top-p-above-1", "zero-top-p", "no-samples", "fractional-samples",
+        "negative-top-k"])
+def test_bad_sampling_settings_are_refused_before_any_engine_decodes(bad: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        GenerationConfig(**bad)
+
+
+def test_sampling_settings_in_range_are_kept() -> None:
+    config = GenerationConfig(samples=5, top_k=0, top_p=1, temperature=0.7)
+    assert (config.samples, config.top_k, config.top_p, config.temperature) == (5, 0, 1, 0.7)
