@@ -88,13 +88,31 @@ def default_top_n(dataset: str) -> int:
     return DEFAULT_TOP_N.get(dataset.lower(), 1)
 
 
+NO_REFERENCE_FIX = (
+    "pass rationales: import recorded ones with `python -m kard import-rationales` (--kind strategyqa-flan: "
+    "FLAN's human StrategyQA rationales; strategyqa-facts / obqa-facts: the gold facts; medqa-gpt4: recorded "
+    "teacher runs; see kard.teacher.recorded), or write them with `python -m kard teach`")
+"""How to get rationales for questions that carry none."""
+
+
 def rationales_from_questions(questions: Iterable[Question]) -> dict[str, list[Rationale]]:
-    """Reference rationales shipped with the data (e.g. StrategyQA's human ones), as teacher rationales."""
+    """Reference rationales stored on the questions themselves (`Question.rationale`: the demo questions have
+    them), as teacher rationales. The datasets' own files carry none (StrategyQA's and OpenBookQA's have gold
+    facts): import those with kard.teacher.recorded (`python -m kard import-rationales`)."""
     found: dict[str, list[Rationale]] = {}
     for question in questions:
         if question.rationale and question.rationale.strip():
             source = question.rationale_source or "reference"
             found[question.id] = [Rationale(question.id, question.rationale, question.answer, source)]
+    return found
+
+
+def reference_rationales(questions: Sequence[Question], fix: str = NO_REFERENCE_FIX) -> dict[str, list[Rationale]]:
+    """`rationales_from_questions`, or a DataError (with `fix`) when none of the questions carries one."""
+    found = rationales_from_questions(questions)
+    if questions and not found:
+        raise DataError(f"none of the {len(questions)} question(s) carries a reference rationale (StrategyQA's "
+                        "and OpenBookQA's questions carry gold facts, not a rationale)", fix=fix)
     return found
 
 
@@ -156,7 +174,8 @@ def build_examples(
 ) -> list[StudentExample]:
     """Student examples by the KARD recipe (see the module docstring for the three methods).
 
-    `rationales` maps question id -> rationales; None uses the questions' own reference rationales.
+    `rationales` maps question id -> rationales; None uses the questions' own reference rationales (a
+    DataError when they have none: `reference_rationales`).
     `top_n` defaults to the paper's number for the questions' dataset. `on_empty_retrieval`: "error"
     (default), "skip" the example, or "keep" it with no passages, when the knowledge base finds nothing.
     `shuffle` permutes each example's options (seeded by `seed` and the example id), so the student
@@ -176,7 +195,7 @@ def build_examples(
         examples = _finetune_examples(questions, shuffle, seed)
     else:
         pairs = select_rationales(
-            questions, rationales if rationales is not None else rationales_from_questions(questions),
+            questions, rationales if rationales is not None else reference_rationales(questions),
             skip_unanswered=skip_unanswered,
         )
         pairs = [_prepared(q, r, shuffle, conclude, seed) for q, r in pairs]

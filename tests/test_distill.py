@@ -268,3 +268,9 @@ def test_build_examples_shuffles_and_concludes_but_not_when_the_rationale_names_
     assert "\nA. the sun\n" in kept.input and kept.target.endswith("Answer: A")
     finetune = [build_examples([question], method="finetune", shuffle=True, seed=s)[0] for s in range(8)]
     assert {e.target for e in finetune} != {" A"}
+
+
+def test_questions_without_reference_rationales_point_to_the_importers(kb):
+    bare = Question("q-v", "Is lava hot?", dict(YES_NO_OPTIONS), "A", "strategyqa", facts=("Lava is molten rock.",))
+    with pytest.raises(DataError, match="none of the 1 question.s. carries a reference rationale.*import-rationales"):
+        build_examples([bare], knowledge=kb)

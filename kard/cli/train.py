@@ -128,7 +128,7 @@ def _data_arguments(parser: argparse.ArgumentParser, eval_split: bool = False) -
 def load_training_data(args: argparse.Namespace, *, held_out: bool = False):
     """(questions, rationales by question id) after the split and --limit."""
     from kard.datasets import load_questions
-    from kard.distill import rationales_from_questions, split_questions
+    from kard.distill import reference_rationales, split_questions
 
     questions = load_questions(args.questions, args.dataset)
     rationales = _rationales(args, questions)
@@ -142,7 +142,8 @@ def load_training_data(args: argparse.Namespace, *, held_out: bool = False):
     if args.limit is not None:
         questions = questions[: args.limit]
     if rationales is None:
-        rationales = rationales_from_questions(questions)
+        rationales = reference_rationales(questions, fix="pass --rationales (FLAN's StrategyQA .tsv, or a JSONL "
+                                          "from import-rationales or teach), or --facts to use the gold facts")
     return questions, rationales
 
 
