@@ -97,7 +97,7 @@ def _typed_options(options: str | Mapping[str, str] | None) -> dict[str, str]:
 def check_question(question: Question) -> None:
     """Raise DataError for a question the student cannot answer: empty text, an unknown kind, options that
     do not fit the kind (< 2 or > 26 lettered options, odd letters; yes/no other than A. yes B. no; an open
-    question with options)."""
+    question with options), or a gold answer that is not one of the option letters."""
     if not isinstance(question, Question):
         raise DataError(
             f"expected a Question, got {type(question).__name__}",
@@ -133,6 +133,15 @@ def check_question(question: Question) -> None:
             f"question {question.id!r} has options with bad letters {bad} or empty text {empty}",
             fix="label options with single capital letters A, B, C... and give each a text",
         )
+    _check_gold_letter(question)
+
+
+def _check_gold_letter(question: Question) -> None:
+    """A gold answer of a lettered question is one of its letters (else no answer could ever be right)."""
+    if question.answer is not None and question.answer not in question.options:
+        yes_no = " (or yes / no)" if question.kind == YES_NO else ""
+        raise DataError(f"question {question.id!r}: the gold answer {question.answer!r} is not one of its options "
+                        f"{', '.join(question.options)}", fix=f"set the answer to one of the option letters{yes_no}")
 
 
 QUERY_MODES = ("question", "question+options")

@@ -355,3 +355,11 @@ def test_pipeline_load_refuses_a_missing_reranker_path_before_the_student(monkey
 def test_a_reranker_without_rerank_is_refused_up_front(knowledge: KnowledgeBase, student: Student) -> None:
     with pytest.raises(ConfigError, match="'demo/reranker' .str. has no rerank method"):
         Pipeline(knowledge, student, reranker="demo/reranker")
+
+
+@pytest.mark.parametrize("options, answer, kind", [("A) a B) b", "Z", None), (None, "maybe", "yesno")],
+                         ids=["letter", "yes-no"])
+def test_a_gold_answer_that_is_not_an_option_is_refused(options: str | None, answer: str, kind: str | None) -> None:
+    with pytest.raises(DataError, match="gold answer .* is not one of its options A, B"):
+        make_question("Which one?", options, answer=answer, kind=kind)
+    assert make_question("Which one?", "A) a B) b", answer="b").answer == "B"
