@@ -67,6 +67,13 @@ class RetrievalConfig:
     # gold passage in the top 2 for 51/51, against 45/51 with the question alone); "question" is the paper's
     query: str = "question+options"
 
+    def __post_init__(self) -> None:
+        """BM25's parameters in their range (the others are checked where they are used)."""
+        _require("RetrievalConfig", "k1", self.k1, 0 <= _real(self.k1) < math.inf, "a number, 0 or more",
+                 "pass k1 >= 0 (term-frequency saturation; default 0.9)")
+        _require("RetrievalConfig", "b", self.b, 0 <= _real(self.b) <= 1, "a number from 0 to 1",
+                 "pass b in [0, 1] (document-length normalisation; default 0.4)")
+
 
 @dataclass(frozen=True)
 class GenerationConfig:

@@ -107,6 +107,14 @@ def rationales_from_questions(questions: Iterable[Question]) -> dict[str, list[R
     return found
 
 
+def by_question(rationales: Iterable[Rationale]) -> dict[str, list[Rationale]]:
+    """Rationales grouped by their question id, as `build_examples` and `select_rationales` take them."""
+    grouped: dict[str, list[Rationale]] = {}
+    for rationale in rationales:
+        grouped.setdefault(rationale.question_id, []).append(rationale)
+    return grouped
+
+
 def reference_rationales(questions: Sequence[Question], fix: str = NO_REFERENCE_FIX) -> dict[str, list[Rationale]]:
     """`rationales_from_questions`, or a DataError (with `fix`) when none of the questions carries one."""
     found = rationales_from_questions(questions)
@@ -191,6 +199,9 @@ def build_examples(
         raise ConfigError(f"unknown passage source {passages_from!r}. Fix: use one of {', '.join(PASSAGE_SOURCES)}")
     if not questions:
         raise DataError("no questions to build examples from", fix="check the questions file and any --limit")
+    if rationales is not None and not isinstance(rationales, Mapping):
+        raise DataError(f"rationales must map question id -> rationales, got a {type(rationales).__name__}",
+                        fix="group them by question: kard.distill.by_question(rationales)")
     if method == "finetune":
         examples = _finetune_examples(questions, shuffle, seed)
     else:

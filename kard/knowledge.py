@@ -296,6 +296,8 @@ def _check_k(k: object) -> int:
 
 def _check_query(query: object, position: int | None = None) -> str:
     where = "" if position is None else f"query {position + 1}: "
+    if isinstance(query, (bytes, bytearray)):
+        raise DataError(f"{where}the query is {type(query).__name__}, not text", fix="decode it first (query.decode())")
     if not isinstance(query, str) or not query.strip():
         raise DataError(f"{where}the query is empty", fix="give a question or some words to search for")
     return query
@@ -432,6 +434,9 @@ class KnowledgeBase:
                     batch_size: int = 256) -> list[list[Hit]]:
         """Top-k hits for each query, retrieved in batches (bm25s scores a batch in one call)."""
         k = _check_k(k)
+        if isinstance(queries, (str, bytes)):
+            raise DataError(f"search_many takes a list of queries, got one {type(queries).__name__} ({queries[:40]!r})",
+                            fix="pass a list (search_many([query])), or use search(query) for one query")
         queries = [_check_query(query, i) for i, query in enumerate(queries)]
         if k > len(self):
             log.debug("k=%d is larger than the %d passages; returning at most %d", k, len(self), len(self))
@@ -451,6 +456,10 @@ def _check_passages(passages: Sequence[Passage]) -> None:
         raise DataError("there are no passages to index", fix="give at least one passage")
     seen: dict[str, int] = {}
     for position, passage in enumerate(passages, start=1):
+        if not isinstance(passage, Passage):
+            raise DataError(f"passage {position} is a {type(passage).__name__}, not a Passage",
+                            fix="make Passage(id, title, text) objects, or read a passages file with "
+                            "kard.datasets.load_passages")
         if passage.id in seen:
             raise DataError(f"duplicate passage id {passage.id!r} (passages {seen[passage.id]} and {position})",
                             fix="give every passage a unique id")

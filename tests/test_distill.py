@@ -13,6 +13,7 @@ from kard.distill import (
     EmptyRetrievalError,
     StudentExample,
     build_examples,
+    by_question,
     default_top_n,
     rationales_from_questions,
     read_examples,
@@ -268,6 +269,13 @@ def test_build_examples_shuffles_and_concludes_but_not_when_the_rationale_names_
     assert "\nA. the sun\n" in kept.input and kept.target.endswith("Answer: A")
     finetune = [build_examples([question], method="finetune", shuffle=True, seed=s)[0] for s in range(8)]
     assert {e.target for e in finetune} != {" A"}
+
+
+def test_rationales_as_a_list_are_named_and_by_question_groups_them(kb):
+    listed = [r for rs in RATIONALES.values() for r in rs]
+    with pytest.raises(DataError, match="rationales must map question id -> rationales, got a list.*by_question"):
+        build_examples([Q_BIRD, Q_WIRE], listed, kb)
+    assert by_question(listed) == RATIONALES and len(build_examples([Q_BIRD, Q_WIRE], by_question(listed), kb)) == 2
 
 
 def test_questions_without_reference_rationales_point_to_the_importers(kb):

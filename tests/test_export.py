@@ -298,3 +298,11 @@ def test_an_inline_answer_at_the_end_of_the_rationale_is_in_the_target_once(tmp_
     targets = {e.item_id: e.example.target for e in build_curated(store.latest())[0]}
     assert targets == {"demo:mc": " Iron deficiency is no vitamin problem.\nAnswer: C",
                        "custom:open": " Scurvy is too little vitamin C.\nAnswer: vitamin C"}
+
+
+def test_export_into_an_existing_file_is_refused(store, tmp_path):
+    taken = tmp_path / "taken.txt"
+    taken.write_text("not a folder")
+    with pytest.raises(ConfigError, match="taken.txt is a file, not a folder"):
+        export_corrections(store, taken)
+    assert taken.read_text() == "not a folder"

@@ -133,6 +133,28 @@ def test_bad_k(four: KnowledgeBase, k) -> None:
         four.search("cat", k)
 
 
+def test_queries_of_the_wrong_type_are_named(four: KnowledgeBase) -> None:
+    with pytest.raises(DataError, match=r"search_many takes a list of queries, got one str \('moon'\)"):
+        four.search_many("moon", 3)
+    with pytest.raises(DataError, match=r"the query is bytes, not text\. Fix: decode it"):
+        four.search(b"moon", 3)
+    with pytest.raises(DataError, match="query 1: the query is bytes"):
+        four.search_many([b"moon"], 3)
+
+
+def test_build_refuses_what_is_not_a_passage() -> None:
+    with pytest.raises(DataError, match="passage 2 is a dict, not a Passage.*load_passages"):
+        KnowledgeBase.build([FOUR[0], {"id": "x", "title": "", "text": "a cat"}])
+
+
+@pytest.mark.parametrize("bad, message", [({"k1": -1}, "k1 is -1, not a number, 0 or more"),
+                                          ({"b": 5}, "b is 5, not a number from 0 to 1"),
+                                          ({"b": "0.4"}, "b is '0.4'")])
+def test_bm25_parameters_out_of_range_are_refused(bad: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        RetrievalConfig(**bad)
+
+
 def test_build_refuses_duplicates_empty_and_unknown_backend() -> None:
     with pytest.raises(DataError, match=r"duplicate passage id 'cat' \(passages 1 and 5\)"):
         KnowledgeBase.build(FOUR + [Passage("cat", "", "again")])

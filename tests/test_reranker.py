@@ -142,6 +142,8 @@ def test_rerank_bad_inputs(tiny_bert, tmp_path):
     reranker = Reranker.load(tiny_bert)
     with pytest.raises(ConfigError, match="k must be at least 1"):
         reranker.rerank("capital", hits(), k=0)
+    with pytest.raises(ConfigError, match="k must be at least 1 and a whole number, got '2'"):
+        reranker.rerank("capital", hits(), k="2")
     with pytest.raises(ConfigError, match="question is empty"):
         reranker.rerank("  ", hits())
     with pytest.raises(ModelNotFoundError, match="no config.json"):

@@ -258,6 +258,9 @@ def export_corrections(store: AnnotationStore, out_dir: str | Path, config: Expo
         raise DataError(f"no accepted corrections to export from {store.path}{detail}",
                         fix="save corrections in curator mode (see docs/closing_the_loop.md for the exclusion rule)")
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} is a file, not a folder. Fix: pass a folder to export into (it is created if "
+                          "missing), not an existing file")
     out.mkdir(parents=True, exist_ok=True)
     examples_path = write_curated(examples, out / EXAMPLES_FILE)
     dataset_path = save_hf_dataset(examples, out / DATASET_DIR) if hf_dataset else None

@@ -186,8 +186,8 @@ class Reranker:
 def rank_by_scores(hits: Sequence[Hit], scores: Callable[[], Sequence[float]], k: int | None) -> list[Hit]:
     """The hits with rerank_score/rerank_rank set, best first (ties keep BM25 order), cut to k; `scores`
     is called only when there is something to rank. Every reranker kind ranks through this."""
-    if k is not None and k < 1:
-        raise ConfigError(f"k must be at least 1, got {k}. Fix: pass k >= 1 or None for all hits")
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+        raise ConfigError(f"k must be at least 1 and a whole number, got {k!r}. Fix: pass k >= 1 or None for all hits")
     if not hits:
         return []
     values = list(scores())
