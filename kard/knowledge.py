@@ -56,6 +56,7 @@ from typing import Iterable, Protocol, Sequence
 
 import numpy as np
 
+from kard import disk_cache
 from kard.config import DEMO_KNOWLEDGE_DIR, DEMO_PASSAGES, RetrievalConfig, cache_dir
 from kard.errors import ConfigError, DataError, KardError, MissingDependencyError
 from kard.records import Hit, Passage
@@ -499,6 +500,10 @@ def files_digest(files: Sequence[Path]) -> str:
     return digest.hexdigest()[:16]
 
 
+INDEXES_KEPT = 2
+"""Default-knowledge indexes kept in the cache: the one just built and the most recently used other one."""
+
+
 @functools.lru_cache(maxsize=2)
 def _cached_default(files: tuple[Path, ...], digest: str) -> KnowledgeBase:
     from kard.datasets import load_passages
@@ -506,17 +511,20 @@ def _cached_default(files: tuple[Path, ...], digest: str) -> KnowledgeBase:
     folder = cache_dir() / "indexes" / f"default-{digest}"
     if (folder / "meta.json").is_file():
         try:
-            return KnowledgeBase.load(folder)
+            knowledge = KnowledgeBase.load(folder)
+            disk_cache.touch(folder)
+            return knowledge
         except (DataError, OSError, ValueError) as error:
             log.warning("cached index %s is unreadable (%s): rebuilding it", folder, error)
     started = time.perf_counter()
     passages = [passage for path in files for passage in load_passages(path)]
     knowledge = KnowledgeBase.build(passages)
-    temporary = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
+    temporary = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")  # hidden: pruning leaves it alone
     try:
         knowledge.save(temporary)
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(temporary, folder)
+        disk_cache.prune(folder.parent, keep=INDEXES_KEPT, spare=folder)  # older passages' indexes, ~12 MB each
     except OSError as error:  # a read-only cache still answers, it only rebuilds next time
         log.warning("could not cache the knowledge index in %s (%s)", folder, error)
         shutil.rmtree(temporary, ignore_errors=True)

@@ -348,6 +348,10 @@ def test_default_index_is_built_once_and_loaded_from_the_cache(tmp_path, monkeyp
     second.write_text("Goitre is an enlarged thyroid.\n", encoding="utf-8")  # changed content: a new index
     assert len(KnowledgeBase.default([first, second])) == 3
     assert len(list((tmp_path / "cache" / "indexes").iterdir())) == 2
+    second.write_text("Rickets comes from a lack of vitamin D.\n", encoding="utf-8")  # a third: the oldest goes
+    assert len(KnowledgeBase.default([first, second])) == 3
+    kept = list((tmp_path / "cache" / "indexes").iterdir())
+    assert len(kept) == 2 and folders[0] not in kept
 
 
 def test_importing_bm25s_keeps_jax_off_the_gpu() -> None:
