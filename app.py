@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kard.annotations import AnnotationStore
-from kard.config import AppConfig, TeacherConfig, teacher_configured
+from kard.config import AppConfig, TeacherConfig, ignored_space_id, teacher_configured
 from kard.errors import ConfigError, KardError
 from kard.space_sync import space_warnings, start_sync
 from kard.ui.blocks import build_app
@@ -156,7 +156,9 @@ def launch_options(config: AppConfig) -> dict[str, Any]:
         "css": CSS, "head": PAGE_HEAD, "server_name": config.host, "server_port": config.port,
         "footer_links": ["api", "settings"],
     }
-    if config.mode == "curator" and not config.on_spaces:
+    if config.mode == "curator" and config.on_spaces:
+        refuse_mocked_login()  # the Hugging Face login button (kard.ui.blocks), real only on a Space
+    elif config.mode == "curator":
         if not (config.curator_user and config.curator_password):
             raise ConfigError("curator mode needs a login. Fix: set KARD_CURATOR_USER and KARD_CURATOR_PASSWORD "
                               "(or run the read-only demo with --mode demo)")
@@ -164,6 +166,17 @@ def launch_options(config: AppConfig) -> dict[str, Any]:
         options["auth"] = login
         options["auth_message"] = f"KARD Studio curator login. {login.rule()}"
     return options
+
+
+def refuse_mocked_login() -> None:
+    """Raise ConfigError unless Gradio sees a Space: elsewhere its login button is a mock that signs whoever
+    clicks it in as the owner of the machine's HF token, which would make any visitor a curator."""
+    from gradio.utils import get_space
+
+    if get_space() is None:
+        raise ConfigError("the Hugging Face login works only on a Space, and Gradio sees none (SYSTEM is not "
+                          "\"spaces\"). Fix: run on a Space, or use the KARD_CURATOR_USER / KARD_CURATOR_PASSWORD "
+                          "login")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -192,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     args = vars(parse_args(argv))
     try:
         config = AppConfig.from_env(**args)  # checks every setting given
+        if ignored_space_id(os.environ):
+            log.warning("%s", ignored_space_id(os.environ))
         options = launch_options(config)  # the curator login, before make_studio creates the database
         studio = make_studio(config)
         sync = start_sync(config, studio.store)  # restores an empty store from KARD_SYNC_REPO first

@@ -230,7 +230,7 @@ class AppConfig:
     curator_user: str | None = None  # local curator login ($KARD_CURATOR_USER)
     curator_password: str | None = field(default=None, repr=False)  # $KARD_CURATOR_PASSWORD, never shown
     curators: tuple[str, ...] = ()  # Hugging Face users allowed to save on a Space; empty = any signed-in
-    on_spaces: bool = False  # $SPACE_ID set: curators sign in with gr.LoginButton (Hugging Face OAuth)
+    on_spaces: bool = False  # on a Space (`on_a_space`): curators sign in with gr.LoginButton (Hugging Face OAuth)
     # Storage that survives a restart: $KARD_PERSISTENT_DIR, else /data on a Space that has it; None = none.
     # With it and no $KARD_ANNOTATIONS_DB, the store is <persistent_dir>/kard-studio/annotations.db.
     persistent_dir: Path | None = None
@@ -266,7 +266,7 @@ class AppConfig:
             "curator_user": env.get("KARD_CURATOR_USER") or None,
             "curator_password": env.get("KARD_CURATOR_PASSWORD") or None,
             "curators": tuple(u.strip() for u in env.get("KARD_CURATORS", "").split(",") if u.strip()),
-            "on_spaces": bool(env.get("SPACE_ID")),
+            "on_spaces": on_a_space(env),
             "host": env.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         }
         given: dict[str, str] = {}  # field -> the variable or flag that set it
@@ -479,6 +479,21 @@ def _check_data_file(path: Path, value: object, setting: str, fix: str) -> None:
         raise _bad_setting(setting, value, "is an empty file", fix)
 
 
+def on_a_space(env: Mapping[str, str]) -> bool:
+    """Whether the app runs on a Hugging Face Space, as Gradio decides it (`gradio.utils.get_space`): SYSTEM=spaces
+    and SPACE_ID set. Elsewhere Gradio mocks the Hugging Face login (whoever clicks signs in as the owner of the
+    machine's HF token), so SPACE_ID alone must not swap the curator password for that button."""
+    return env.get("SYSTEM") == "spaces" and bool(env.get("SPACE_ID"))
+
+
+def ignored_space_id(env: Mapping[str, str]) -> str | None:
+    """The line the app logs when SPACE_ID is set off a Space (SYSTEM is not "spaces"), else None."""
+    if not env.get("SPACE_ID") or on_a_space(env):
+        return None
+    return (f"SPACE_ID={env['SPACE_ID']!r} is ignored because SYSTEM is not \"spaces\": this is not a Hugging Face "
+            "Space, so curator mode keeps the KARD_CURATOR_USER / KARD_CURATOR_PASSWORD login")
+
+
 def persistent_dir(env: Mapping[str, str]) -> Path | None:
     """$KARD_PERSISTENT_DIR (checked: a writable folder), else /data on a Space when it is a writable
     folder (the Space has persistent storage), else None."""
@@ -491,7 +506,7 @@ def persistent_dir(env: Mapping[str, str]) -> Path | None:
         if not os.access(path, os.W_OK | os.X_OK):
             raise _bad_setting(setting, env[setting], "is not writable", f"make the folder writable, or unset {setting}")
         return path
-    if env.get("SPACE_ID") and SPACE_PERSISTENT_DIR.is_dir() and os.access(SPACE_PERSISTENT_DIR, os.W_OK | os.X_OK):
+    if on_a_space(env) and SPACE_PERSISTENT_DIR.is_dir() and os.access(SPACE_PERSISTENT_DIR, os.W_OK | os.X_OK):
         return SPACE_PERSISTENT_DIR
     return None
 

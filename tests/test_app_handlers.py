@@ -438,7 +438,7 @@ def test_app_module_imports_nothing_heavy():
     assert out.stdout.strip() == "[]"
 
 
-def test_curator_mode_needs_a_login():
+def test_curator_mode_needs_a_login(monkeypatch):
     import app
 
     from kard.config import AppConfig
@@ -451,6 +451,8 @@ def test_curator_mode_needs_a_login():
     assert login("u", "p") and not login("u", "q") and not login("x", "p")
     assert "kard-save" in options["head"] and options["css"]
     assert "auth" not in app.launch_options(AppConfig(mode="demo"))
+    monkeypatch.setenv("SYSTEM", "spaces")  # a Space, as Gradio sees one: its real login button
+    monkeypatch.setenv("SPACE_ID", "alice/kard-studio")
     assert "auth" not in app.launch_options(AppConfig(mode="curator", on_spaces=True))
 
 
@@ -469,7 +471,7 @@ def test_app_config_from_env_and_flags(monkeypatch):
 
 APP_SETTINGS = ("KARD_MODE", "GRADIO_SERVER_PORT", "KARD_ANNOTATIONS_DB", "KARD_STUDENT", "KARD_RERANKER",
                 "KARD_QUESTIONS", "KARD_KNOWLEDGE", "KARD_CURATOR_USER", "KARD_CURATOR_PASSWORD", "SPACE_ID",
-                "KARD_PERSISTENT_DIR", "KARD_SYNC_REPO", "KARD_SYNC_EVERY_MINUTES", "KARD_RECALL")
+                "SYSTEM", "KARD_PERSISTENT_DIR", "KARD_SYNC_REPO", "KARD_SYNC_EVERY_MINUTES", "KARD_RECALL")
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from test_annotations import FAST, correction
 from kard.__main__ import main
 from kard.annotations import AnnotationStore, AnnotationStoreError
 
-SETTINGS = ("KARD_ANNOTATIONS_DB", "KARD_PERSISTENT_DIR", "SPACE_ID")
+SETTINGS = ("KARD_ANNOTATIONS_DB", "KARD_PERSISTENT_DIR", "SPACE_ID", "SYSTEM")
 
 
 @pytest.fixture

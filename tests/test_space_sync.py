@@ -48,7 +48,7 @@ TOKEN = "hf_SeCrEtToKeN0123456789abcdefXYZ"
 REPO = "alice/kard-notes"
 NOON = datetime(2025, 5, 1, 12, 3, tzinfo=timezone.utc)
 SETTINGS = ("KARD_MODE", "KARD_ANNOTATIONS_DB", "KARD_PERSISTENT_DIR", "KARD_SYNC_REPO", "KARD_SYNC_EVERY_MINUTES",
-            "HF_TOKEN", "SPACE_ID", "KARD_CURATORS", "KARD_CURATOR_USER", "KARD_CURATOR_PASSWORD", "KARD_STUDENT",
+            "HF_TOKEN", "SPACE_ID", "SYSTEM", "KARD_CURATORS", "KARD_CURATOR_USER", "KARD_CURATOR_PASSWORD", "KARD_STUDENT",
             "KARD_RERANKER", "KARD_QUESTIONS", "KARD_KNOWLEDGE", "GRADIO_SERVER_PORT", "KARD_SEAL_KEY")
 
 
@@ -212,6 +212,7 @@ def test_the_store_goes_to_the_persistent_folder_unless_named(env, tmp_path):
 
 def test_a_space_uses_data_only_when_it_has_storage(env, tmp_path):
     env.setenv("SPACE_ID", "alice/kard-studio")
+    env.setenv("SYSTEM", "spaces")
     env.setenv("KARD_MODE", "curator")
     config = AppConfig.from_env()  # the Space has no persistent storage: /data does not exist
     assert config.persistent_dir is None and config.annotations_db == DEFAULT_ANNOTATIONS_DB
@@ -221,8 +222,41 @@ def test_a_space_uses_data_only_when_it_has_storage(env, tmp_path):
     env.setattr("kard.config.SPACE_PERSISTENT_DIR", data)
     config = AppConfig.from_env()
     assert config.annotations_db == data / "kard-studio" / "annotations.db" and config.store_persists
-    env.delenv("SPACE_ID")  # off a Space, /data is nobody's persistent storage
+    env.delenv("SYSTEM")  # off a Space (as Gradio decides it), /data is nobody's persistent storage
     assert AppConfig.from_env().annotations_db == DEFAULT_ANNOTATIONS_DB
+    env.delenv("SPACE_ID")
+    assert AppConfig.from_env().annotations_db == DEFAULT_ANNOTATIONS_DB
+
+
+def test_space_id_alone_is_not_a_space_so_curators_keep_the_password(env, capsys, caplog):
+    """Off a Space Gradio's login button is a mock signing every visitor in as the owner of HF_TOKEN."""
+    import app
+
+    env.setenv("SPACE_ID", "alice/kard-studio")
+    env.setenv("KARD_MODE", "curator")
+    env.setenv("HF_TOKEN", TOKEN)
+    config = AppConfig.from_env()
+    assert not config.on_spaces
+    with caplog.at_level(logging.WARNING, "kard.app"):
+        assert app.main(["--no-preload"]) == 2  # no password set: stopped, never the mocked login
+    assert capsys.readouterr().err.strip().startswith("error: curator mode needs a login")
+    assert [r.getMessage() for r in caplog.records if "SPACE_ID" in r.getMessage()] == [
+        "SPACE_ID='alice/kard-studio' is ignored because SYSTEM is not \"spaces\": this is not a Hugging Face Space, "
+        "so curator mode keeps the KARD_CURATOR_USER / KARD_CURATOR_PASSWORD login"]
+    env.setenv("KARD_CURATOR_USER", "alice")
+    env.setenv("KARD_CURATOR_PASSWORD", "s3cret")
+    assert "auth" in app.launch_options(AppConfig.from_env())
+    env.setenv("SYSTEM", "spaces")
+    assert AppConfig.from_env().on_spaces and "auth" not in app.launch_options(AppConfig.from_env())
+
+
+def test_the_hugging_face_login_is_refused_where_gradio_would_mock_it(env):
+    import app
+
+    env.setenv("SPACE_ID", "alice/kard-studio")
+    with pytest.raises(ConfigError, match="the Hugging Face login works only on a Space"):
+        app.launch_options(AppConfig(mode="curator", on_spaces=True))
+    assert "auth" not in app.launch_options(AppConfig(mode="demo", on_spaces=True))  # no login button in the demo
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write any folder")
@@ -900,6 +934,7 @@ def test_a_failed_restore_stops_the_app(env, capsys, tmp_path):
 
     env.setenv("KARD_MODE", "curator")
     env.setenv("SPACE_ID", "alice/kard-studio")
+    env.setenv("SYSTEM", "spaces")
     env.setenv("KARD_SYNC_REPO", REPO)
     env.setenv("HF_TOKEN", TOKEN)
     env.setenv("KARD_PERSISTENT_DIR", str(tmp_path))
