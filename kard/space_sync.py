@@ -317,35 +317,98 @@ def _status(error: BaseException) -> int | None:
     return getattr(getattr(error, "response", None), "status_code", None)
 
 
-def describe_error(error: BaseException, repo_id: str, every_minutes: float | None = None) -> str:
-    """What went wrong and the fix, for the status line and the log (no token: see `redact`).
-    `every_minutes`: the schedule that retries (None: a one-off command)."""
+@dataclass(frozen=True)
+class Retry:
+    """Who meets a failed Hub call, for the fix `describe_error` gives: what tries again once the Hub answers
+    (`again`), after a local problem is fixed (`after_fix`) and after a setting read at start changes (`restart`),
+    and whose token it is: the Space secret HF_TOKEN, which the sync needs with write access (`space`), or a
+    command's (HF_TOKEN or `hf auth login`), which needs only read access."""
+
+    again: str
+    after_fix: str
+    restart: str
+    space: bool = True
+    automatic: bool = False  # `again` needs nobody: "nothing to do"
+
+    @staticmethod
+    def every(minutes: float) -> "Retry":
+        """The app's scheduled sync."""
+        again = f"it retries every {minutes:g} min"
+        return Retry(again, again, "then restart the app", automatic=True)
+
+
+AT_START = Retry("restart the Space once the Hub is reachable", "then restart the Space", "then restart the Space")
+"""The app's restore at start: a failure stops the app, so nothing retries."""
+COMMAND = Retry("try again later", "then run the command again", "then run the command again", space=False)
+"""A one-off command on a laptop (`kard restore`)."""
+
+
+def describe_error(error: BaseException, repo_id: str, retry: Retry = COMMAND) -> str:
+    """What went wrong and the fix, for the status line and the log (no token: see `redact`)."""
     if isinstance(error, KardError):
         return str(error)
-    retry = f"it retries every {every_minutes:g} min" if every_minutes else "try again later"
     status = _status(error)
-    known = {
-        401: ("the Hub refused HF_TOKEN (401 Unauthorized)",
-              "set the Space secret HF_TOKEN to a valid token with write access (huggingface.co/settings/tokens)"),
-        403: (f"HF_TOKEN may not write to {repo_id} (403 Forbidden)",
-              f"give HF_TOKEN write access to {repo_id} (a fine-grained token needs write on that repo or its owner)"),
-        404: (f"{repo_id} was not found and could not be created (404)",
-              "check the owner in KARD_SYNC_REPO is the token's user or an organisation it can write to"),
-        429: ("the Hub is rate-limiting requests (429)", f"nothing to do: {retry}; or raise KARD_SYNC_EVERY_MINUTES"),
+    wait = f"nothing to do: {retry.again}" if retry.automatic else retry.again
+    known = _token_errors(repo_id, retry) | {
+        429: ("the Hub is rate-limiting requests (429)",
+              f"{wait}; or raise KARD_SYNC_EVERY_MINUTES" if retry.automatic else wait),
     }
     if status in known:
         problem, fix = known[status]
     elif status is not None and status >= 500:
-        problem, fix = f"the Hub answered with a server error ({status})", f"nothing to do: {retry}"
+        problem, fix = f"the Hub answered with a server error ({status})", wait
     elif status is not None:
-        problem, fix = f"the Hub refused the push ({status}: {_first_line(error)})", "check KARD_SYNC_REPO and HF_TOKEN"
+        problem = f"the Hub refused the {'push' if retry.automatic else 'request'} ({status}: {_first_line(error)})"
+        fix = "check KARD_SYNC_REPO and HF_TOKEN" if retry.space else "check the repo id and the token"
+    elif _offline(error):
+        problem, fix = "the Hub client is offline (HF_HUB_OFFLINE is set)", f"unset HF_HUB_OFFLINE, {retry.restart}"
     elif isinstance(error, OSError) and error.errno in _LOCAL_DISK_ERRORS:
-        problem, fix = _local_disk_error(error, retry)
+        problem, fix = _local_disk_error(error, retry.after_fix)
     elif isinstance(error, (OSError, ConnectionError)) or type(error).__module__.startswith(("httpx", "requests")):
-        problem, fix = f"cannot reach the Hub ({type(error).__name__})", f"check the network; {retry}"
+        problem, fix = f"cannot reach the Hub ({type(error).__name__})", f"check the network; {retry.again}"
     else:
         problem, fix = f"{type(error).__name__}: {_first_line(error)}", "see the app's log"
     return f"{problem}. Fix: {fix}"
+
+
+def _token_errors(repo_id: str, retry: Retry) -> dict[int, tuple[str, str]]:
+    """The problem and fix of a refused token (401), a refused repo (403) and a missing one (404)."""
+    if retry.space:
+        return {
+            401: ("the Hub refused HF_TOKEN (401 Unauthorized)",
+                  "set the Space secret HF_TOKEN to a valid token with write access (huggingface.co/settings/tokens)"),
+            403: (f"HF_TOKEN may not write to {repo_id} (403 Forbidden)",
+                  f"give HF_TOKEN write access to {repo_id} (a fine-grained token needs write on that repo or its "
+                  "owner)"),
+            404: (f"{repo_id} was not found and could not be created (404)",
+                  "check the owner in KARD_SYNC_REPO is the token's user or an organisation it can write to"),
+        }
+    token = _command_token()
+    fix = f"set HF_TOKEN or run `hf auth login` with a token that can read {repo_id} (huggingface.co/settings/tokens)"
+    refused = (f"no Hugging Face token was set (HF_TOKEN is empty and there is no `hf auth login`), and {repo_id} "
+               "is private or does not exist (401 Unauthorized)") if token is None else (
+               f"the Hub refused {token} (401 Unauthorized): it is invalid or expired")
+    return {401: (refused, fix),
+            403: (f"{token or 'no token'} may not read {repo_id} (403 Forbidden)", fix),
+            404: (f"{repo_id} was not found (404)", f"check the repo id; for a private repo, {fix}")}
+
+
+def _command_token() -> str | None:
+    """Which token a command sent, in words: HF_TOKEN, the saved login, or None (none)."""
+    if hub_token():
+        return "HF_TOKEN"
+    from huggingface_hub import get_token
+
+    return "the token of `hf auth login`" if get_token() else None
+
+
+def _offline(error: BaseException) -> bool:
+    """The error comes from huggingface_hub's offline mode (HF_HUB_OFFLINE), not the network."""
+    from huggingface_hub import constants
+    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    return isinstance(error, OfflineModeIsEnabled) or (isinstance(error, LocalEntryNotFoundError)
+                                                       and bool(constants.HF_HUB_OFFLINE))
 
 
 _FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -451,7 +514,7 @@ class SpaceSync:
                 path = self.hub.download(repo, REVISIONS_FILE, Path(tmp))
             except Exception as error:
                 raise SyncError(self._redact(f"cannot restore the empty annotation store from {repo}: "
-                                             f"{describe_error(error, repo, self.config.every_minutes)}")) from None
+                                             f"{describe_error(error, repo, AT_START)}")) from None
             if path is None:
                 log.info("%s holds no KARD snapshot yet: starting with an empty store", repo)
                 return 0
@@ -551,7 +614,7 @@ class SpaceSync:
         return keys
 
     def _fail(self, error: BaseException) -> None:
-        text = self._redact(describe_error(error, self.config.repo_id, self.config.every_minutes))
+        text = self._redact(describe_error(error, self.config.repo_id, Retry.every(self.config.every_minutes)))
         log.warning("sync to %s failed: %s", self.config.repo_id, text)
         self._status = replace(self._status, error=text, failed_at=self._clock())
 
@@ -662,6 +725,6 @@ def _download_revisions(hub: Hub, repo_id: str, folder: Path) -> Path:
     return path
 
 
-__all__ = ["HfHub", "Hub", "RepoMovedError", "Snapshot", "SpaceSync", "SyncConfig", "SyncError", "SyncStatus",
-           "describe_error", "read_rows", "redact", "restore_store", "space_warnings", "start_sync", "storage_notice",
+__all__ = ["AT_START", "COMMAND", "HfHub", "Hub", "RepoMovedError", "Retry", "Snapshot", "SpaceSync", "SyncConfig",
+           "SyncError", "SyncStatus", "describe_error", "read_rows", "redact", "restore_store", "space_warnings", "start_sync", "storage_notice",
            "write_snapshot"]

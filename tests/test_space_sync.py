@@ -724,6 +724,52 @@ def test_a_repo_that_cannot_be_read_stops_the_restore(store):
         make_sync(store, hub).restore_if_empty()
     assert TOKEN not in str(caught.value)
     assert make_sync(store, FakeHub()).restore_if_empty() == 0  # a new repo: nothing to restore
+    assert "Space secret HF_TOKEN to a valid token with write access" in str(caught.value)  # the sync writes
+
+
+@pytest.mark.parametrize("offline, kind, says", [
+    (True, "OfflineModeIsEnabled", "the Hub client is offline (HF_HUB_OFFLINE is set). Fix: unset HF_HUB_OFFLINE, "
+                                   "then restart the Space"),
+    (True, "LocalEntryNotFoundError", "the Hub client is offline (HF_HUB_OFFLINE is set). Fix: unset HF_HUB_OFFLINE"),
+    (False, "LocalEntryNotFoundError", "cannot reach the Hub (LocalEntryNotFoundError). Fix: check the network; "
+                                       "restart the Space once the Hub is reachable"),
+])
+def test_a_restore_at_start_names_offline_mode_and_that_nothing_retries(store, monkeypatch, offline, kind, says):
+    from huggingface_hub import constants, errors
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", offline)
+    hub = FakeHub()
+    hub.download_error = getattr(errors, kind)("cannot find the requested files in the local cache")
+    with pytest.raises(SyncError) as caught:
+        make_sync(store, hub).restore_if_empty()
+    assert says in str(caught.value) and "retries" not in str(caught.value)
+
+
+@pytest.mark.parametrize("token, says", [
+    (None, f"no Hugging Face token was set (HF_TOKEN is empty and there is no `hf auth login`), and {REPO} is "
+           "private or does not exist (401 Unauthorized)"),
+    ("HF_TOKEN", "the Hub refused HF_TOKEN (401 Unauthorized): it is invalid or expired"),
+    ("saved", "the Hub refused the token of `hf auth login` (401 Unauthorized): it is invalid or expired"),
+])
+def test_the_restore_command_names_the_token_refused_and_asks_only_for_read_access(env, tmp_path, capsys, token,
+                                                                                  says):
+    from huggingface_hub import constants
+
+    from kard.__main__ import main
+
+    saved = tmp_path / "saved-token"
+    env.setattr(constants, "HF_TOKEN_PATH", str(saved))
+    if token == "saved":
+        saved.write_text(TOKEN)
+    elif token:
+        env.setenv("HF_TOKEN", TOKEN)
+    hub = FakeHub()
+    hub.download_error = http_error(401, "RepositoryNotFoundError")
+    env.setattr("kard.space_sync.HfHub", lambda *a, **k: hub)
+    assert main(["restore", "--repo", REPO, "--db", str(tmp_path / "r.db")]) == 2
+    err = capsys.readouterr().err
+    assert says in err and f"Fix: set HF_TOKEN or run `hf auth login` with a token that can read {REPO}" in err
+    assert "Space" not in err and "write" not in err and TOKEN not in err and err.count("\n") == 1
 
 
 def test_a_bad_row_in_the_repo_stops_the_restore_at_start(store, tmp_path):
@@ -944,4 +990,5 @@ def test_a_failed_restore_stops_the_app(env, capsys, tmp_path):
     assert app.main(["--no-preload"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: cannot restore the empty annotation store from {REPO}: cannot reach the Hub")
+    assert err.endswith("Fix: check the network; restart the Space once the Hub is reachable")  # nothing retries
     assert "\n" not in err and TOKEN not in err
