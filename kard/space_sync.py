@@ -594,7 +594,7 @@ class SpaceSync:
         raise SyncError(
             f"{repo} holds {len(missing)} revision(s) this store lacks (e.g. {item} revision {number} saved "
             f"{saved}), so the store is not pushed: it would drop them from the backup. Fix: to go on from the "
-            f"backup, stop the app, move the store ({self.store.path}) aside and restart (an empty store is "
+            f"backup, stop the app, move the store ({self.store.path.name}) aside and restart (an empty store is "
             f"restored from {repo}); to keep this store's saves, back them up with KARD_SYNC_REPO set to a new "
             f"repo (`python -m kard restore --repo {repo} --db backup.db` gives the backup as a file to compare)")
 
@@ -663,10 +663,13 @@ def storage_notice(config: AppConfig, sync: SpaceSync | None) -> str | None:
     if sync is not None:
         return sync.status_markdown()
     if config.mode == "curator" and not config.store_persists:
-        return (f"⚠ Corrections are saved in {config.annotations_db}, which this Space loses when it restarts. "
-                "Fix: add persistent storage to the Space, or set KARD_SYNC_REPO and the secret HF_TOKEN "
-                "(README: On a Hugging Face Space)")
+        return _storage_warning(config.annotations_db.name)  # every visitor sees it: no path of the server's
     return None
+
+
+def _storage_warning(store: str) -> str:
+    return (f"⚠ Corrections are saved in {store}, which this Space loses when it restarts. Fix: add persistent "
+            "storage to the Space, or set KARD_SYNC_REPO and the secret HF_TOKEN (README: On a Hugging Face Space)")
 
 
 def space_warnings(config: AppConfig) -> list[str]:
@@ -675,9 +678,8 @@ def space_warnings(config: AppConfig) -> list[str]:
     if config.on_spaces and config.mode == "curator" and not config.curators:
         warnings.append("KARD_CURATORS is empty: any signed-in Hugging Face user can save corrections. "
                         "Fix: set KARD_CURATORS to the curators' user names, comma-separated")
-    notice = None if config.sync_enabled else storage_notice(config, None)
-    if notice:
-        warnings.append(notice.removeprefix("⚠ "))
+    if not config.sync_enabled and storage_notice(config, None):  # the log, unlike the page, names the whole path
+        warnings.append(_storage_warning(str(config.annotations_db)).removeprefix("⚠ "))
     return warnings
 
 
@@ -726,5 +728,5 @@ def _download_revisions(hub: Hub, repo_id: str, folder: Path) -> Path:
 
 
 __all__ = ["AT_START", "COMMAND", "HfHub", "Hub", "RepoMovedError", "Retry", "Snapshot", "SpaceSync", "SyncConfig",
-           "SyncError", "SyncStatus", "describe_error", "read_rows", "redact", "restore_store", "space_warnings", "start_sync", "storage_notice",
-           "write_snapshot"]
+           "SyncError", "SyncStatus", "describe_error", "read_rows", "redact", "restore_store", "space_warnings",
+           "start_sync", "storage_notice", "write_snapshot"]

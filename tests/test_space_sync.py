@@ -269,10 +269,13 @@ def test_a_read_only_persistent_folder_is_refused(env, tmp_path):
 
 
 def test_the_app_warns_when_a_spaces_saves_would_not_survive(env, tmp_path):
-    on_space = AppConfig(mode="curator", on_spaces=True)
-    assert "loses when it restarts" in storage_notice(on_space, None)
-    warnings = space_warnings(on_space)
-    assert any("KARD_CURATORS is empty" in w for w in warnings) and any("persistent storage" in w for w in warnings)
+    on_space = AppConfig(mode="curator", on_spaces=True, annotations_db=tmp_path / "store" / "notes.db")
+    notice = storage_notice(on_space, None)  # every visitor sees it: the file's name, no path of the server's
+    assert notice.startswith("⚠ Corrections are saved in notes.db, which this Space loses when it restarts. Fix: ")
+    assert str(tmp_path) not in notice
+    warnings = space_warnings(on_space)  # the log: the whole path, for the owner
+    assert any("KARD_CURATORS is empty" in w for w in warnings)
+    assert f"Corrections are saved in {tmp_path / 'store' / 'notes.db'}, which this Space loses" in warnings[-1]
     kept = AppConfig(mode="curator", on_spaces=True, persistent_dir=tmp_path, curators=("alice",),
                      annotations_db=tmp_path / "kard-studio" / "annotations.db")
     assert storage_notice(kept, None) is None and space_warnings(kept) == []
@@ -608,7 +611,8 @@ def test_a_store_that_lacks_the_repos_revisions_never_replaces_them(store, tmp_p
         sync.sync_now()
     text = sync.status_text()
     assert len(hub.uploads) == 1 and f"{REPO} holds 3 revision(s) this store lacks (e.g. demo:q0 revision 1" in text
-    assert "Fix: to go on from the backup, stop the app, move the store" in text and "a new repo" in text
+    assert f"Fix: to go on from the backup, stop the app, move the store ({store.path.name}) aside" in text
+    assert "a new repo" in text and str(tmp_path) not in text  # the page shows no path of the server's
     assert "this store lacks" in caplog.text
     for item in range(8, 12):  # curators go on saving: the store now holds more revisions than the repo
         save(store, item)
