@@ -329,6 +329,12 @@ def _check_engine(value: object, setting: str) -> str:
     return str(value)
 
 
+def engine_from_env(default: str = "auto") -> str:
+    """$KARD_ENGINE, checked as AppConfig checks it (ConfigError naming it), else `default`: `kard ask`'s engine."""
+    value = os.environ.get(APP_ENV["engine"])
+    return _check_engine(value, APP_ENV["engine"]) if value else default
+
+
 def _whole_number(value: object, setting: str, problem: str, fix: str) -> int:
     try:
         return int(str(value).strip())

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kard.cli.arguments import positive_int
-from kard.config import BASE_STUDENT, DEFAULT_RERANKER, DEFAULT_STUDENT, ENGINES, GenerationConfig, RetrievalConfig
+from kard.config import (BASE_STUDENT, DEFAULT_RERANKER, DEFAULT_STUDENT, ENGINES, GenerationConfig, RetrievalConfig,
+                         engine_from_env)
 from kard.errors import DataError
 from kard.kinds import AUTO, KIND_CHOICES, KIND_LABELS
 from kard.records import Prediction, Question, is_recalled
@@ -46,8 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="student folder, adapter folder, hub id or package:NAME (default: the shipped KARD "
                      f"student demo/student; {BASE_STUDENT} is the untrained base)")
     ask.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
-    ask.add_argument("--engine", choices=ENGINES, default="auto",
-                     help="decoding engine: auto = CTranslate2 int8 when it loads, else transformers (default %(default)s)")
+    ask.add_argument("--engine", choices=ENGINES, default=None,
+                     help="decoding engine: auto = CTranslate2 int8 when it loads, else transformers (default: "
+                          "$KARD_ENGINE when set, as for the app, else auto)")
     ask.add_argument("--reranker", default=DEFAULT_RERANKER,
                      help="trained reranker folder, or none for BM25 only (default: the shipped one, demo/reranker)")
     ask.add_argument("--knowledge", default=None,
@@ -89,12 +91,13 @@ def run_ask(args: argparse.Namespace) -> int:
 
     _quiet_transformers()
     question = _question(args)  # bad input fails before any model loads
+    engine_setting = args.engine or engine_from_env()  # the flag, else $KARD_ENGINE (checked), else auto
     recall = _recall(args.recall) if args.recall is not None else None
     generation = replace(GenerationConfig(), samples=args.samples, seed=args.seed, max_new_tokens=args.max_new_tokens)
     started = time.perf_counter()
     pipeline = Pipeline.load(args.student, knowledge=args.knowledge, reranker=args.reranker, dtype=args.dtype,
                              retrieval=RetrievalConfig(top_k=args.k, query=args.query), generation=generation,
-                             engine=args.engine)
+                             engine=engine_setting)
     load_s = time.perf_counter() - started
     pipeline.recall = recall
     if args.json:

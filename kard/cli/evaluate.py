@@ -74,7 +74,8 @@ def _question_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where transformers runs the student (default %(default)s: cuda when a GPU is visible)")
     parser.add_argument("--engine", default="transformers", choices=("transformers", "ctranslate2"),
                         help="decoding engine (default %(default)s, the reference; ctranslate2: int8, ~2.5x faster "
-                             "on a CPU, answers may differ slightly)")
+                             "on a CPU, answers may differ slightly). KARD_ENGINE is not read: a run's engine is "
+                             "the one its command names")
     parser.add_argument("--out", type=Path, required=True, help="folder for per-question results and summaries")
     parser.add_argument("--no-progress", action="store_true")
 
