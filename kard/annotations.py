@@ -61,6 +61,24 @@ class StoreReadOnlyError(AnnotationStoreError):
     """The database file or its folder cannot be written."""
 
 
+class RevisionConflictError(AnnotationStoreError):
+    """A save meant to go on top of revision `expected` of an item found newer revisions there (`newer`, oldest
+    first; `base`: revision `expected` itself, None when it is 0: no revision): nothing was written."""
+
+    def __init__(self, item_id: str, expected: int, base: "Revision | None", newer: Sequence["Revision"]):
+        latest = newer[-1]
+        super().__init__(
+            f"item {item_id} has revision {latest.revision} (saved by {latest.correction.curator} at "
+            f"{latest.created_at}), newer than revision {expected} this save was to go on top of; nothing was saved. "
+            f"Fix: read the latest revision (AnnotationStore.get) and save again, or pass "
+            f"expected_revision={latest.revision} to save on top of it")
+        self.item_id, self.expected, self.base, self.newer = item_id, expected, base, tuple(newer)
+
+    @property
+    def latest(self) -> "Revision":
+        return self.newer[-1]
+
+
 @dataclass(frozen=True)
 class PassageRecord:
     """A candidate passage as the curator saw it: both rankings, whether the student read it, a mark."""
@@ -435,6 +453,21 @@ def _make_schema(db: Any) -> None:
     db[TABLE].create_index(["curator"], if_not_exists=True)
 
 
+def _check_expected(item_id: str, history: Sequence[Revision], expected: int | None) -> None:
+    """RevisionConflictError when `expected` (0: no revision) is given and is not the item's latest revision."""
+    latest = history[-1].revision if history else 0
+    if expected is None or int(expected) == latest:
+        return
+    base = next((r for r in history if r.revision == int(expected)), None)
+    newer = [r for r in history if r.revision > int(expected)]
+    if not newer:  # a revision the item does not have (yet): refused all the same, naming the latest
+        newer = list(history[-1:])
+    if not newer:
+        raise DataError(f"item {item_id!r} has no revision {expected} to save on top of: it has none yet",
+                        fix="pass expected_revision=0 for an item never saved")
+    raise RevisionConflictError(item_id, int(expected), base, newer)
+
+
 _INSERT = f"INSERT INTO {TABLE} ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 
 
@@ -586,15 +619,18 @@ class AnnotationStore:
                                      "Fix: run the app in curator mode (KARD_MODE=curator) to save")
 
     # -- writes -------------------------------------------------------------------------------------
-    def _append(self, item_id: str, action: str, build: Build) -> Revision:
+    def _append(self, item_id: str, action: str, build: Build, expected: int | None = None) -> Revision:
         """Append the revision `build` makes from the item's stored revisions, read after the write lock is taken:
-        what it builds on is still the latest revision when the new one is written."""
+        what it builds on is still the latest revision when the new one is written. With `expected`, the item's
+        latest revision must be that one (0: none), else RevisionConflictError and nothing is written: compare and
+        append in one transaction, so of two saves expecting the same revision only one is written."""
         def write() -> Revision:
             with self._db() as db:
                 db.conn.execute("BEGIN IMMEDIATE")  # take the write lock before reading the item's revisions
                 try:
                     history = [_revision(row) for row in db.query(
                         f"SELECT * FROM {TABLE} WHERE item_id = ? ORDER BY revision", [item_id])]
+                    _check_expected(item_id, history, expected)
                     correction, reverted_from = build(history)
                     row = _row(correction, (history[-1].revision if history else 0) + 1, action, reverted_from)
                     cursor = db.conn.execute(_INSERT, [row.get(name) for name in _COLUMNS])
@@ -609,12 +645,15 @@ class AnnotationStore:
 
         return self._with_retry(write)
 
-    def save(self, correction: Correction, build_on: Callable[[Revision | None], Correction] | None = None) -> Revision:
+    def save(self, correction: Correction, build_on: Callable[[Revision | None], Correction] | None = None, *,
+             expected_revision: int | None = None) -> Revision:
         """Store `correction` as the item's next revision.
 
         `build_on`, when given, makes the correction stored from the item's latest revision (None: it has none),
         read in the same transaction as the write (e.g. `carry_forward` of its marks): two saves at the same moment
         never both build on the same revision, so neither drops what the other saved.
+        `expected_revision`, when given, is the revision the correction was made from (0: the item had none): when
+        the item has a newer one, nothing is saved and RevisionConflictError says who saved it and when.
         """
         self._require_writable()
         _validate(correction)
@@ -629,14 +668,16 @@ class AnnotationStore:
             _validate(built)
             return built, None
 
-        return self._append(correction.item_id, "save", build)
+        return self._append(correction.item_id, "save", build, expected_revision)
 
     def revert(self, item_id: str, revision: int, curator: str,
-               check: Callable[[Sequence[Revision]], None] | None = None) -> Revision:
+               check: Callable[[Sequence[Revision]], None] | None = None, *,
+               expected_revision: int | None = None) -> Revision:
         """Make revision `revision` of `item_id` current again, as a new revision by `curator`.
 
         `check`, when given, is called with the item's revisions (oldest first) in the same transaction as the
-        write, and may raise to refuse the revert (e.g. one that would change nothing).
+        write, and may raise to refuse the revert (e.g. one that would change nothing). `expected_revision`: as in
+        `save`.
         """
         self._require_writable()
 
@@ -649,7 +690,7 @@ class AnnotationStore:
                                 fix="pick a revision number from the item's history")
             return replace(old.correction, curator=curator), old.revision
 
-        return self._append(item_id, "revert", build)
+        return self._append(item_id, "revert", build, expected_revision)
 
     # -- reads --------------------------------------------------------------------------------------
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Revision]:
