@@ -246,6 +246,15 @@ def final_order(hits: Sequence[Hit]) -> list[Hit]:
     return recalled + sorted(found, key=lambda h: h.bm25_rank)
 
 
+def _revision_number(value: Any) -> int | None:
+    """An item's base revision as read back: a whole number from 0 up, or None; ValueError for anything else."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or int(value) != value:
+        raise ValueError(f"base_revision {value!r} is not a revision number")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class AskedItem:
     """One asked question with what the app showed for it: the one record the app, the store, the
@@ -263,6 +272,7 @@ class AskedItem:
     decoding: Mapping[str, object] = field(default_factory=dict)
     teacher: TeacherAnswer | None = None
     kind_reason: str = ""
+    base_revision: int | None = None  # the item's latest saved revision when handed out (0: none); None: not read
 
     @property
     def used_ids(self) -> list[str]:
@@ -295,7 +305,7 @@ class AskedItem:
                 "kind": t.source, "model": t.model, "label": t.label, "rationale": t.rationale, "answer": t.answer,
                 "seconds": t.seconds, "first_token_s": t.first_token_s, "cached": t.cached,
                 "fetched_at": t.fetched_at, "notice": t.notice},
-            "kind_reason": self.kind_reason,
+            "kind_reason": self.kind_reason, "base_revision": self.base_revision,
         }
 
     @staticmethod
@@ -313,4 +323,4 @@ class AskedItem:
                          tuple(Hit.from_dict(h) for h in d.get("candidates") or ()),
                          tuple(Hit.from_dict(h) for h in d.get("used") or ()), student, d.get("reranker"),
                          d.get("prompt_version") or "", dict(d.get("decoding") or {}), teacher,
-                         d.get("kind_reason") or "")
+                         d.get("kind_reason") or "", _revision_number(d.get("base_revision")))

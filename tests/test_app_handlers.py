@@ -280,7 +280,7 @@ def test_save_asks_to_confirm_when_the_rationale_states_another_options_text(sto
     stated = save(s, item, "Bones need it. So the answer is vitamin D.", "A", 3, [], [], "", False, "alice")
     assert not stated.saved and stated.needs_confirmation and "concludes B but you chose A" in stated.message
     assert save(s, item, "Collagen needs it. So the answer is Vitamin C.", "A", 3, [], [], "", False, "alice").saved
-    prose = save(s, item, "Scurvy follows a lack of vitamin D.", "A", 3, [], [], "", False, "alice")
+    prose = save(s, asked(s), "Scurvy follows a lack of vitamin D.", "A", 3, [], [], "", False, "alice")
     assert prose.saved  # a conclusion in other words is not read: README says what a save checks
 
 
@@ -349,7 +349,7 @@ def test_browse_says_when_the_database_was_deleted_and_started_afresh_and_how_to
     assert "lists only what was saved since" in note and "python -m kard restore" in note
     saved = save(s, asked(s), "after", "A", 5, [], [], "", False, "alice")
     assert saved.saved and "was missing or empty" in saved.warning  # the save says it too, where it is confirmed
-    shown, _, kept = blocks.save(s, asked(s), Edit("again", "A", 5), False, "alice")
+    shown, _, kept, _ = blocks.save(s, asked(s), Edit("again", "A", 5), False, "alice")
     assert "Saved revision 2" in shown and "kard-msg-warn" in shown and "was missing or empty" in shown
     assert kept == "again"
     rows, _, _, note = blocks.browse(s, "", "", True)
@@ -360,7 +360,7 @@ def test_browse_history_and_revert(store):
     s = studio(store)
     item = asked(s)
     save(s, item, "first", "A", 5, [], [], "", False, "alice")
-    save(s, item, "second", "B", 2, ["hallucination"], [], "", False, "bob")
+    save(s, asked(s), "second", "B", 2, ["hallucination"], [], "", False, "bob")
     save(s, ask_once(s, *asking.pick(s, "q2"), "q2").item, "plants take CO2", "B", 5, [], [], "", False, "alice")
     assert [r[0] for r in curating.browse(s, disagreements_first=True)] == ["demo:q1", "demo:q2"]
     assert [r[0] for r in curating.browse(s, tag="hallucination")] == ["demo:q1"]

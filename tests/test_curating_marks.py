@@ -80,21 +80,25 @@ def test_a_mark_set_now_wins_and_one_on_a_passage_not_shown_stays() -> None:
 
 def test_saves_of_one_item_at_the_same_moment_keep_the_marks_the_earlier_one_saved(tmp_path: Path) -> None:
     """Alice marks a passage and saves while Bob saves the same item without marks: both saves read the store
-    before either writes, Alice's is written first. Bob's revision goes on from Alice's, so it keeps her mark."""
+    before either writes, Alice's is written first. Bob's is not written: he is told of Alice's revision, and
+    saving again goes on from hers, so it keeps her mark."""
     store = WritesAtOnce(tmp_path / "annotations.db")
     studio = Studio(lambda: tiny_pipeline(tmp_path), store, QUESTIONS, mode="curator")
     compared = asked_and_compared(studio)
     read = compared.item["used_ids"]
 
-    def save_as(curator: str, marks: list[str | None]):
+    def save_as(curator: str, marks: list[str | None], seen: dict | None = None):
         edit = Edit(f"{FIXED} ({curator})", "A", None, [], marks, curator, compared.editor_text,
                     compared.editor_source)
-        return lambda: curating.save(studio, compared.item, edit, curator)
+        return lambda: curating.save(studio, compared.item, edit, curator, seen=seen)
 
     store.hold("alice", "bob")
     results = at_once(alice=save_as("alice", ["relevant", None]), bob=save_as("bob", [None, None]))
 
-    assert [results["alice"].revision, results["bob"].revision] == [1, 2]
+    assert results["alice"].revision == 1 and not results["bob"].saved and "alice saved revision 1" in \
+        results["bob"].message
+    store._barrier = None  # Bob saves again, alone
+    assert save_as("bob", [None, None], results["bob"].seen)().revision == 2
     history = AnnotationStore(tmp_path / "annotations.db").history("demo:t-scurvy")
     assert [r.correction.note for r in history] == ["alice", "bob"]
     assert [r.correction.relevance for r in history] == [{read[0]: "relevant"}] * 2

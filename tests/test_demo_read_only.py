@@ -53,7 +53,7 @@ def test_the_demo_save_button_answers_a_click_or_ctrl_s_with_how_to_run_a_copy_t
     button = by_elem_id(blocks.build_app(s))["kard-save"]
     assert button.interactive is not False and button.value == "Save (curator mode only)"
     item = compared(s, asked(s)).item
-    shown, _, kept = blocks.save(s, item, Edit("my own correction", "B", 3), False, None)
+    shown, _, kept, _ = blocks.save(s, item, Edit("my own correction", "B", 3), False, None)
     assert "cannot be saved in this read-only demo" in shown and curating.CURATOR_COMMAND in shown
     assert kept == skips(1)[0]  # nothing counts as saved
     assert s.store.count() == 0

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Mapping
 
 from kard.annotations import AnnotationStoreError, Revision
@@ -181,6 +181,7 @@ def ask(studio: Studio, text: str, options_text: str, picked_id: str | None = No
                         "please report it with the question")
     item = AskedItem.from_prediction(prediction, prompt_version=PROMPT_VERSION, kind_reason=decision.reason,
                                      max_candidates=MAX_CANDIDATES_KEPT)
+    item = replace(item, base_revision=latest_revision(studio, item.item_id)[1])
     status = f"Asked as: {decision.label}. Student answered in {prediction.timings.total_s:.2f} s."
     yield AskUpdate(rerank_html(item), student_card(item), views.message(status), studio.hand_out(item))
 
@@ -196,7 +197,8 @@ def compare_steps(studio: Studio, sealed: Mapping[str, Any] | None) -> Iterator[
         teacher, failure = yield from _live_steps(studio.teacher_factory, item.question, dict(sealed or {}))
     item = item.with_teacher(teacher or recorded_teacher(studio, item.question))
     warning = failure.message if failure is not None and item.teacher is None else teacher_notice(item, failure)
-    saved = saved_revision(studio, item.question)
+    latest, base = latest_revision(studio, item.item_id)  # one read: the editor starts from the base it records
+    item, saved = replace(item, base_revision=base), alike(latest, item.question)
     text, source, _ = editor_start(item, saved)
     rating, tags, review_note = review_start(saved)
     marks = tuple(marks_start(saved, [hit.passage.id for hit in item.used]))
@@ -244,12 +246,24 @@ def start_answer(item: AskedItem, saved: Revision | None = None) -> str | None:
 def saved_revision(studio: Studio, question: Question) -> Revision | None:
     """The latest saved revision of this question as this kind, or None (also when the store cannot be read:
     the editor then starts from the teacher's or the student's rationale, and saving says what is wrong)."""
+    return alike(latest_revision(studio, item_id_for(question))[0], question)
+
+
+def alike(saved: Revision | None, question: Question) -> Revision | None:
+    """`saved` when it is a correction of `question` asked as this kind, else None."""
+    return saved if saved is not None and asked_alike(saved.correction.kind, question) else None
+
+
+def latest_revision(studio: Studio, item_id: str) -> tuple[Revision | None, int | None]:
+    """(the item's latest saved revision, of any kind, or None; its number, 0 for none): what an item handed out now
+    records as the revision its editor starts from (`AskedItem.base_revision`), so a save on top of a newer one is
+    told of it. (None, None) when the store cannot be read (logged; saving says what is wrong)."""
     try:
-        saved = studio.store.get(item_id_for(question))
+        latest = studio.store.get(item_id)
     except AnnotationStoreError as error:
         log.warning("could not read the saved correction: %s", error)
-        return None
-    return saved if saved is not None and asked_alike(saved.correction.kind, question) else None
+        return None, None
+    return latest, latest.revision if latest is not None else 0
 
 
 def _live_teacher(teacher: Teaches, question: Question) -> Iterator[str | TeacherAnswer]:

@@ -150,6 +150,7 @@ class AskTab:
     asked: Any = None  # gr.State: the item the page's last ask handed out, for its compare step to set AskTab.item
     turns: Any = None  # gr.State: the page's AskTurns (a newer ask supersedes the one running)
     last_saved: Any = None  # gr.State: the rationale this page saved last
+    seen: Any = None  # gr.State: the item's revision this page saved or was told of (kard.ui.conflicts), or None
     warned: Any = None  # gr.State: (action, correction) a warning armed: that action again discards it; else None
     proceed: Any = None  # gr.State: whether Next question passed the unsaved-correction check (then it asks)
     api_ask: Any = None  # a hidden button that carries the API's /ask and /compare
@@ -292,7 +293,7 @@ def ask_layout(t: AskTab, studio: Studio) -> None:
                 t.next_btn = gr.Button("Next question", elem_id="kard-next")
                 t.api_ask = gr.Button(visible=False)
                 t.handed_out, t.asked, t.turns = gr.State(False), gr.State(None), gr.State(AskTurns())
-                t.last_saved = gr.State("")
+                t.last_saved, t.seen = gr.State(""), gr.State(None)
                 t.warned, t.proceed = gr.State(None), gr.State(True)
         with gr.Column(scale=2):
             t.status = gr.HTML(message("Pick a demo question or type one, then ask."), elem_id="kard-status")
@@ -458,24 +459,28 @@ def wire_editor(t: AskTab, studio: Studio) -> None:
     t.clear_rating.click(lambda: None, None, t.rating, **QUIET)
 
 
-def save(studio: Studio, current: dict | None, edit: Edit, confirmed: bool, curator: str | None):
+def save(studio: Studio, current: dict | None, edit: Edit, confirmed: bool, curator: str | None, seen=None):
     """Save, or say why not (and ask for the confirmation box when the rationale disagrees); the third output is
-    the rationale just saved (AskTab.last_saved, a State the API does not show), unchanged when nothing was."""
+    the rationale just saved (AskTab.last_saved, a State the API does not show), unchanged when nothing was; the
+    fourth the revision saved or told of (AskTab.seen: Save again goes on top of it)."""
     import gradio as gr
 
     try:
-        result = curating.save(studio, current, edit, curator, bool(confirmed))
+        result = curating.save(studio, current, edit, curator, bool(confirmed), seen)
     except KardError as error:
-        return warn(error), gr.skip(), gr.skip()
+        return warn(error), gr.skip(), gr.skip(), gr.skip()
     if result.needs_confirmation:
         gr.Warning(esc(result.message))
-        return message(result.message, "warn"), gr.update(visible=True, value=False), gr.skip()
+        return message(result.message, "warn"), gr.update(visible=True, value=False), gr.skip(), gr.skip()
+    if not result.saved:  # someone saved the question since the editor opened it
+        gr.Warning(esc(result.message))
+        return message(result.message, "warn"), gr.skip(), gr.skip(), result.seen
     if result.warning:  # saved into a database started afresh: say so where the save is confirmed
         gr.Warning(esc(result.warning))
         return message(f"{result.message} {result.warning}", "warn"), gr.update(visible=False, value=False), \
-            edit.rationale
+            edit.rationale, result.seen
     gr.Info(esc(result.message))
-    return message(result.message, "info"), gr.update(visible=False, value=False), edit.rationale
+    return message(result.message, "info"), gr.update(visible=False, value=False), edit.rationale, result.seen
 
 
 def draft_after_save(last_saved: str | None, rationale: str | None):
@@ -494,19 +499,19 @@ def wire_saving(t: AskTab, b: BrowseTab, studio: Studio) -> None:
     # turns: the page's AskTurns, a State (API clients send none: Gradio fills it in), says whether the editor
     # is read-only for a new ask; its text and item are then still the previous question's.
     def save_event(current, rationale, letter, rating, tags, m1, m2, m3, m4, m5, note, confirmed, original,
-                   original_source, text=None, turns=None, request: gr.Request = None,
+                   original_source, text=None, turns=None, seen=None, request: gr.Request = None,
                    profile: gr.OAuthProfile | None = None):
         refusal = save_refusal(turns)
         if refusal:
             gr.Warning(esc(refusal))
-            return message(refusal, "warn"), gr.skip(), gr.skip()
+            return message(refusal, "warn"), gr.skip(), gr.skip(), gr.skip()
         edit = read_edit(current, rationale, letter, text, rating, tags, note, original, original_source,
                          m1, m2, m3, m4, m5)  # one mark per slot (MAX_MARKED)
-        return save(studio, current, edit, confirmed, curator_name(request, profile))
+        return save(studio, current, edit, confirmed, curator_name(request, profile), seen)
 
     inputs = [t.item, t.editor, t.answer, t.rating, t.tags, *t.marks, t.note, t.confirm, t.original,
-              t.original_source, t.answer_text, t.turns]
-    saved = t.save_btn.click(save_event, inputs, [t.save_msg, t.confirm, t.last_saved], api_name="save")
+              t.original_source, t.answer_text, t.turns, t.seen]
+    saved = t.save_btn.click(save_event, inputs, [t.save_msg, t.confirm, t.last_saved, t.seen], api_name="save")
     saved.success(partial(browse, studio), b.filters, b.outputs, **PRIVATE)
     saved.success(draft_after_save, [t.last_saved, t.editor], [t.draft], **QUIET).then(
         None, [t.draft, t.tab], None, js=KEEP_DRAFT_JS, **PRIVATE)

@@ -14,13 +14,14 @@ from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
 from kard.annotations import (
-    ERROR_TAGS, Correction, Revision, StoreLockedError, carry_forward, check_free_answer, check_sizes,
+    ERROR_TAGS, Correction, Revision, RevisionConflictError, StoreLockedError, carry_forward, check_free_answer,
+    check_sizes,
 )
 from kard.errors import DataError
 from kard.kinds import asked_alike
 from kard.prompts import concluded_answer, same_answer
 from kard.records import CHOICE, OPEN, RECALLED_PREFIX, YES_NO, AskedItem, Question, is_recalled
-from kard.ui import views
+from kard.ui import conflicts, views
 from kard.ui.cards import answer_words, table_answer
 from kard.ui.studio import InputError, Studio
 
@@ -38,6 +39,7 @@ class SaveResult:
     needs_confirmation: bool = False
     revision: int | None = None
     warning: str | None = None  # saved, but something the curator must know (the database was started afresh)
+    seen: dict[str, Any] | None = None  # what the page keeps for a save of this item again (`conflicts.seen_revision`)
 
 
 @dataclass(frozen=True)
@@ -73,13 +75,16 @@ def can_write(studio: Studio, curator: str | None) -> str:
 
 
 def save(studio: Studio, sealed: Mapping[str, Any] | None, edit: Edit, curator: str | None,
-         confirmed: bool = False) -> SaveResult:
+         confirmed: bool = False, seen: Mapping[str, Any] | None = None) -> SaveResult:
     """Store the correction as a new revision; ask for confirmation when the rationale disagrees.
 
     `edit.answer` is an option letter (a yes/no question: A = yes, B = no), or an open question's short text.
     A question corrected before keeps what this edit did not change (`kard.annotations.carry_forward`): its
     earlier marks on passages left unmarked or not shown, and, when the student read the recalled correction,
     the knowledge passages of the revision it goes on from (`going_on_from`).
+    A save goes on top of the revision the editor started from, or of the one the page (`seen`) saved last or was
+    told of: when someone saved a newer one, nothing is saved and the result says who and what changed
+    (`kard.ui.conflicts`); its `seen` then makes the same save, sent again, go on top of that one.
     """
     curator = can_write(studio, curator)
     item = studio.read_item(sealed, "Ask a question first, then correct the answer and save")
@@ -107,12 +112,17 @@ def save(studio: Studio, sealed: Mapping[str, Any] | None, edit: Edit, curator: 
     recalled = recalled_correction(studio, item)
     try:  # what the save goes on from is read in the store's write transaction: a save at the same moment is seen
         revision = studio.store.save(
-            correction, build_on=lambda latest: carry_forward(correction, going_on_from(item, latest, recalled)))
+            correction, build_on=lambda latest: carry_forward(correction, going_on_from(item, latest, recalled)),
+            expected_revision=conflicts.expected_revision(item, seen))
+    except RevisionConflictError as error:
+        return SaveResult(conflicts.conflict_message(error), saved=False,
+                          seen=conflicts.seen_revision(item.item_id, error.latest.revision))
     except StoreLockedError as error:
         raise StoreLockedError(error.problem, fix="close other programs writing to it (sqlite3 shells, exports) "
                                "and save again; your edit is still in the editor") from error
     return SaveResult(f"Saved revision {revision.revision} of {revision.item_id} as {curator}.", saved=True,
-                      revision=revision.revision, warning=recreated_notice(studio))
+                      revision=revision.revision, warning=recreated_notice(studio),
+                      seen=conflicts.seen_revision(item.item_id, revision.revision))
 
 
 def going_on_from(item: AskedItem, latest: Revision | None, recalled: Correction | None) -> Correction | None:
