@@ -10,6 +10,15 @@ from __future__ import annotations
 class KardError(Exception):
     """An error a user can fix: the message names the problem and the fix."""
 
+    page: str | None = None
+    """What the app's page shows instead, where the message would not fit there (a server path or pid, a shell
+    command as the fix): set on the instance; None: the message."""
+
+
+def page_text(error: BaseException) -> str:
+    """The text the app's page shows for `error`: its `KardError.page` text where it has one, else its message."""
+    return getattr(error, "page", None) or str(error)
+
 
 class DataError(KardError, ValueError):
     """A data file or record is missing, empty or malformed."""

@@ -206,7 +206,7 @@ class RoundsLock:
         except BlockingIOError:
             holder = os.read(fd, 4096).decode("utf-8", "replace").strip()
             os.close(fd)
-            raise RetrainBusyError(_busy_message(self.root, holder)) from None
+            raise _busy(self.root, holder) from None
         self.fd = fd
         self._name_holder(os.getpid())
         return self
@@ -225,7 +225,7 @@ class RoundsLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held through this descriptor already: a no-op
         except BlockingIOError:
-            raise RetrainBusyError(_busy_message(root, (root / LOCK_FILE).read_text("utf-8", "replace"))) from None
+            raise _busy(root, (root / LOCK_FILE).read_text("utf-8", "replace")) from None
         lock = cls(root, job_id)
         lock.fd = fd
         return lock
@@ -264,15 +264,21 @@ class RoundsLock:
         self.release()
 
 
-def _busy_message(root: Path, holder: str) -> str:
-    """Who holds the folder (the lock file's JSON) and how to get past it."""
+def _busy(root: Path, holder: str) -> RetrainBusyError:
+    """Who holds the folder (the lock file's JSON) and how to get past it: on the command line its pid, the folder
+    and the cancel command; on the app's page (`KardError.page`) the job and the Cancel button of its tab."""
     try:
         info = json.loads(holder)
-        who = f"job {info.get('job_id')} (pid {info.get('pid')}, since {info.get('since')})"
+        job, pid, since = f"job {info.get('job_id')}", f"pid {info.get('pid')}, ", f"since {info.get('since')}"
     except (json.JSONDecodeError, AttributeError):
-        who = "another job"
-    return (f"{who} is already retraining over {root}. Fix: wait for it to finish, cancel it "
-            f"(python -m kard retrain --root {root} --cancel), or use another --root folder")
+        job, pid, since = "another job", "", ""
+    detail = f" ({pid}{since})" if since else ""
+    error = RetrainBusyError(f"{job}{detail} is already retraining over {root}. Fix: wait for it to finish, cancel "
+                             f"it (python -m kard retrain --root {root} --cancel), or use another --root folder")
+    started = f" ({since})" if since else ""
+    error.page = (f"{job}{started} is already retraining these rounds. Fix: wait for it to finish (its progress "
+                  "shows here), or stop it with the Cancel button beside Start retrain and start again")
+    return error
 
 
 def check_free(root: str | Path) -> None:

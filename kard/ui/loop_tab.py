@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from kard.loop import jobs as loop_jobs, retrain, round_folder
 from kard.ui import asking, curating, views
 from kard.config import DEFAULT_ROUNDS_DIR
-from kard.errors import KardError
+from kard.errors import KardError, page_text
 from kard.kinds import AUTO
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -161,10 +161,10 @@ class LoopPanel:
         path = self.report_dir / "report.md"
         if path.is_file():
             return path.read_text(encoding="utf-8")
-        return ("No round report yet. Make one on held-out questions (and, for a controlled comparison, a control "
-                "rounds folder trained the same way without the corrections):\n\n"
-                f"`python -m kard rounds --root {views.shown_path(self.root)} --questions HELD_OUT.jsonl "
-                "[--control CONTROL_DIR]`")
+        return ("No round report yet. Whoever runs this app makes one on held-out questions with `python -m kard "
+                "rounds` over this app's rounds folder (its KARD_ROUNDS_DIR), and, for a controlled comparison, a "
+                "control rounds folder trained the same way without the corrections (`--control`): "
+                "docs/closing_the_loop.md, section 3, says how.")
 
     def report_plot(self) -> str | None:
         path = self.report_dir / "accuracy.png"
@@ -372,8 +372,9 @@ def wire_loop_tab(t: LoopTab, panel: LoopPanel, curator_name: Callable[[Any, Any
     from gradio.context import Context
 
     def warn(error: Exception) -> str:
-        gr.Warning(str(error))
-        return views.message(str(error), "error")
+        text = page_text(error)  # a page text where the message names server paths or shell commands
+        gr.Warning(views.esc(text))
+        return views.message(text, "error")
 
     def plot_update():
         """The report's plot, shown only once there is one (an empty image box shows a broken icon)."""

@@ -9,6 +9,7 @@ import logging
 from abc import ABCMeta
 from typing import Any, Callable
 
+from kard.errors import page_text
 from kard.records import Question, is_recalled
 from kard.ui import asking
 from kard.ui.cards import answer_choices
@@ -29,8 +30,9 @@ def warn(error: Exception) -> str:
     """Show an error as a toast and return it as the status message."""
     import gradio as gr
 
-    gr.Warning(esc(str(error)))  # toasts render HTML: the person's own text must stay text
-    return message(str(error), "error")
+    text = page_text(error)  # without server paths where the error has a page text
+    gr.Warning(esc(text))  # toasts render HTML: the person's own text must stay text
+    return message(text, "error")
 
 
 def mark_updates(item: dict | None, values: list | None = None) -> list:
