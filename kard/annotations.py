@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -41,20 +42,42 @@ _SECRET_KEY = re.compile(r"api[_-]?key|secret|passw|authori[sz]ation|(^|_)(auth|
 OPEN_EXISTING_FIX = ("pass the database file the app saves corrections to (its --annotations or "
                      "KARD_ANNOTATIONS_DB; by default annotations/annotations.db)")
 T = TypeVar("T")
+E = TypeVar("E", bound=KardError)
+LOW_SPACE_BYTES = 1 << 20
+"""Free space under which a disk I/O error of the database reads as a full disk: in WAL mode SQLite says "disk I/O
+error", not "disk is full", where its -wal or -shm file cannot grow."""
+OWNER = "ask whoever runs this app to"
+PAGE_LOCKED_FIX = (f"wait a moment and try again; if it stays locked, {OWNER} close other programs writing to the "
+                   "database")
+PAGE_READ_ONLY_FIX = f"{OWNER} make its storage writable, then save again (what you typed stays on this page)"
+PAGE_FULL_FIX = (f"{OWNER} free space on that disk (on a Space: upgrade its persistent storage), then save again "
+                 "(what you typed stays on this page)")
 
 
 class AnnotationStoreError(KardError):
     """The annotation database cannot be used."""
 
 
+def store_error(cls: type[E], problem: Callable[[str], str], fix: str, page_fix: str, path: Path) -> E:
+    """`cls` saying `problem` of the database `path` with `fix` (the command line: its full path), and its page text
+    (`KardError.page`): the file name only, and `page_fix`, a fix a person on the app's page can carry out."""
+    error = cls(f"{problem(str(path))}. Fix: {fix}")
+    error.page = f"{problem(path.name)}. Fix: {page_fix}"
+    return error
+
+
 class StoreLockedError(AnnotationStoreError):
     """Another writer held the database lock through every retry; `problem` is the message without its fix,
-    so a caller can give the fix that fits it (the app: "save again")."""
+    so a caller can give the fix that fits it (the app: "save again"); `page_problem` is it with the file name
+    only, for the app's page."""
 
     def __init__(self, problem: str, fix: str = "close other programs writing to it (sqlite3 shells, exports, "
-                 "another KARD command) or wait for them to finish, then try again"):
+                 "another KARD command) or wait for them to finish, then try again", *,
+                 page_problem: str | None = None, page_fix: str = PAGE_LOCKED_FIX):
         super().__init__(f"{problem}. Fix: {fix}")
         self.problem = problem
+        self.page_problem = page_problem or problem
+        self.page = f"{self.page_problem}. Fix: {page_fix}"
 
 
 class StoreReadOnlyError(AnnotationStoreError):
@@ -230,6 +253,13 @@ def _now() -> str:
 def _scrub(decoding: Mapping[str, Any]) -> dict[str, Any]:
     """Decoding settings without anything that looks like a credential."""
     return {k: v for k, v in dict(decoding).items() if not _SECRET_KEY.search(str(k))}
+
+
+def locked_wait_s(config: AnnotationStoreConfig) -> float:
+    """How long a write waits for a locked database before StoreLockedError: SQLite's busy timeout at each attempt,
+    and the waits between the attempts."""
+    waits = sum(config.retry_wait_s * 2 ** n for n in range(config.retries))
+    return (config.retries + 1) * config.busy_timeout_s + waits
 
 
 def check_sizes(rationale: str, note: str) -> None:
@@ -502,8 +532,9 @@ class AnnotationStore:
         return store
 
     def _a_folder(self) -> "AnnotationStoreError":
-        return AnnotationStoreError(f"{self.path} is a folder, not an annotation database file. Fix: pass the "
-                                    f"database file (e.g. {self.path / 'annotations.db'})")
+        return store_error(AnnotationStoreError, lambda db: f"{db} is a folder, not an annotation database file",
+                           f"pass the database file (e.g. {self.path / 'annotations.db'})",
+                           f"{OWNER} point KARD_ANNOTATIONS_DB at a database file", self.path)
 
     # -- connections --------------------------------------------------------------------------------
     @contextmanager
@@ -514,8 +545,9 @@ class AnnotationStore:
             raise self._a_folder()
         if self.read_only:
             if not self.path.exists():
-                raise AnnotationStoreError(f"no annotation database at {self.path}. Fix: save a correction "
-                                           "in curator mode first, or point KARD_ANNOTATIONS_DB at an existing file")
+                raise store_error(AnnotationStoreError, lambda db: f"no annotation database at {db}", "save a "
+                                  "correction in curator mode first, or point KARD_ANNOTATIONS_DB at an existing file",
+                                  "corrections are saved in curator mode", self.path)
             conn = self._connect_read_only()
         else:
             if not self.path.parent.is_dir():  # at start, or the folder was deleted since
@@ -552,54 +584,83 @@ class AnnotationStore:
                 raise
         wal = self.path.with_name(self.path.name + "-wal")
         if wal.exists() and wal.stat().st_size:
-            raise AnnotationStoreError(
-                f"the annotation database {self.path} cannot be read where it is: its {wal.name} file holds saves "
-                "not yet in the database file, and SQLite cannot open it read-only here. Fix: copy the database "
-                "and its -wal file to a writable folder and read the copy")
+            raise store_error(
+                AnnotationStoreError, lambda db: f"the annotation database {db} cannot be read where it is: its "
+                f"{wal.name} file holds saves not yet in the database file, and SQLite cannot open it read-only here",
+                "copy the database and its -wal file to a writable folder and read the copy",
+                f"{OWNER} copy the database and its -wal file to a writable folder and read the copy", self.path)
         log.info("%s is on read-only storage: reading it as an unchanging file", self.path)
         return sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=self.config.busy_timeout_s,
                                check_same_thread=False)
 
     def _with_retry(self, operation: Callable[[], T]) -> T:
-        """Run `operation`, retrying on "database is locked"; turn SQLite errors into KardErrors."""
+        """Run `operation`, retrying on "database is locked" (`locked_wait_s` in all); turn SQLite errors into
+        KardErrors."""
         wait = self.config.retry_wait_s
         for attempt in range(self.config.retries + 1):
             try:
                 return operation()
             except sqlite3.OperationalError as error:
                 message = str(error).lower()
-                if self.read_only and "unable to open" in message:
-                    raise AnnotationStoreError(f"the annotation database {self.path} cannot be opened ({error}). "
-                                               "Fix: check the file and its folder can be read") from error
-                if "readonly" in message or "read-only" in message or "unable to open" in message:
-                    raise StoreReadOnlyError(
-                        f"the annotation database {self.path} cannot be written ({error}). Fix: make the "
-                        "file and its folder writable, or set KARD_ANNOTATIONS_DB to a writable path") from error
-                if "disk is full" in message:
-                    raise AnnotationStoreError(
-                        f"the annotation database {self.path} cannot grow: its disk is full ({error}). Fix: free "
-                        "space on its storage (on a Space: upgrade the persistent storage), or set "
-                        "KARD_ANNOTATIONS_DB to a file on a disk with room") from error
                 if "locked" not in message and "busy" not in message:
-                    raise AnnotationStoreError(f"annotation database {self.path}: {error}. Fix: check the file "
-                                               "is a KARD annotation database, or move it aside") from error
+                    raise self._failure(error) from error
                 if attempt == self.config.retries:
-                    raise StoreLockedError(f"the annotation database {self.path} stayed locked by another writer "
-                                           f"through {self.config.retries + 1} attempts") from error
+                    raise self._locked() from error
                 log.info("annotation database locked, retrying in %.2f s", wait)
                 time.sleep(wait)
                 wait *= 2
             except sqlite3.DatabaseError as error:  # "file is not a database"
-                raise AnnotationStoreError(f"annotation database {self.path}: {error}. Fix: check the file is a "
-                                           "KARD annotation database, or move it aside") from error
+                raise self._failure(error) from error
         raise AssertionError("unreachable")
+
+    def _locked(self) -> StoreLockedError:
+        def problem(db: str) -> str:
+            return (f"the annotation database {db} stayed locked by another writer through {self.config.retries + 1} "
+                    f"attempts (about {locked_wait_s(self.config):.0f} s)")
+
+        return StoreLockedError(problem(str(self.path)), page_problem=problem(self.path.name))
+
+    def _failure(self, error: sqlite3.Error) -> AnnotationStoreError:
+        """The KardError for a SQLite error other than a lock: unreadable, read-only, a full disk, a disk I/O error,
+        not a database."""
+        message = str(error).lower()
+        if self.read_only and "unable to open" in message:
+            return store_error(AnnotationStoreError, lambda db: f"the annotation database {db} cannot be opened "
+                               f"({error})", "check the file and its folder can be read",
+                               f"{OWNER} check its file can be read", self.path)
+        if "readonly" in message or "read-only" in message or "unable to open" in message:
+            return store_error(StoreReadOnlyError, lambda db: f"the annotation database {db} cannot be written "
+                               f"({error})", "make the file and its folder writable, or set KARD_ANNOTATIONS_DB to a "
+                               "writable path", PAGE_READ_ONLY_FIX, self.path)
+        if "disk is full" in message or ("disk i/o error" in message and self._disk_full()):
+            return store_error(AnnotationStoreError, lambda db: f"the annotation database {db} cannot grow: its disk "
+                               f"is full ({error})", "free space on its storage (on a Space: upgrade the persistent "
+                               "storage), or set KARD_ANNOTATIONS_DB to a file on a disk with room", PAGE_FULL_FIX,
+                               self.path)
+        if "disk i/o error" in message:
+            return store_error(AnnotationStoreError, lambda db: f"the annotation database {db} could not be read or "
+                               f"written ({error})", "check the disk it is on (free space, errors in the system log) "
+                               "and try again", f"try again in a moment; if it keeps failing, {OWNER} check the disk "
+                               "it is on", self.path)
+        return store_error(AnnotationStoreError, lambda db: f"annotation database {db}: {error}", "check the file is "
+                           "a KARD annotation database, or move it aside", f"{OWNER} check the file is a KARD "
+                           "annotation database (or restore it from a backup)", self.path)
+
+    def _disk_full(self) -> bool:
+        """Whether the disk holding the database has (almost) no free space left."""
+        try:
+            return shutil.disk_usage(self.path.parent).free < LOW_SPACE_BYTES
+        except OSError:
+            return False
 
     def _make_folder(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise StoreReadOnlyError(f"cannot create the folder for {self.path} ({error}). Fix: set "
-                                     "KARD_ANNOTATIONS_DB to a path in a writable folder") from error
+            full, short = str(error), error.strerror or type(error).__name__  # short: no path in it
+            raise store_error(StoreReadOnlyError, lambda db: f"cannot create the folder for {db} ("
+                              f"{full if db == str(self.path) else short})", "set KARD_ANNOTATIONS_DB to a path in a "
+                              "writable folder", PAGE_READ_ONLY_FIX, self.path) from error
 
     def _create(self) -> None:
         with self._db() as db:
@@ -615,8 +676,9 @@ class AnnotationStore:
 
     def _require_writable(self) -> None:
         if self.read_only:
-            raise StoreReadOnlyError(f"the annotation store {self.path} was opened read-only (demo mode). "
-                                     "Fix: run the app in curator mode (KARD_MODE=curator) to save")
+            raise store_error(StoreReadOnlyError, lambda db: f"the annotation store {db} was opened read-only (demo "
+                              "mode)", "run the app in curator mode (KARD_MODE=curator) to save",
+                              "run your own copy in curator mode to save (the README says how)", self.path)
 
     # -- writes -------------------------------------------------------------------------------------
     def _append(self, item_id: str, action: str, build: Build, expected: int | None = None) -> Revision:

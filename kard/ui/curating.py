@@ -119,7 +119,8 @@ def save(studio: Studio, sealed: Mapping[str, Any] | None, edit: Edit, curator: 
                           seen=conflicts.seen_revision(item.item_id, error.latest.revision))
     except StoreLockedError as error:
         raise StoreLockedError(error.problem, fix="close other programs writing to it (sqlite3 shells, exports) "
-                               "and save again; your edit is still in the editor") from error
+                               "and save again; your edit is still in the editor", page_problem=error.page_problem,
+                               page_fix="wait a moment and save again; your edit is still in the editor") from error
     return SaveResult(f"Saved revision {revision.revision} of {revision.item_id} as {curator}.", saved=True,
                       revision=revision.revision, warning=recreated_notice(studio),
                       seen=conflicts.seen_revision(item.item_id, revision.revision))
