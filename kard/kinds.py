@@ -16,6 +16,7 @@ the annotation store and the export all read it from there.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, replace
 from typing import Mapping
 
@@ -105,6 +106,17 @@ def read_question(text: str, options: OptionsTyped = None,
     if override in (None, "", AUTO):
         decision = KindDecision(CHOICE, "options read from the question")
     return stem, options_text, decision
+
+
+INVISIBLE_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+"""Letters and symbols that show as blank space (Hangul fillers, the blank Braille pattern)."""
+
+
+def is_blank(text: str | None) -> bool:
+    """Whether `text` shows nothing: empty, white space, or only invisible characters (control characters such as
+    NUL, format characters such as zero-width spaces, blank fillers), so it counts as empty."""
+    return all(ch.isspace() or ch in INVISIBLE_LETTERS or unicodedata.category(ch) in ("Cc", "Cf", "Zs", "Zl", "Zp")
+               for ch in text or "")
 
 
 def check_unicode(typed: OptionsTyped, what: str, *, verb: str = "is") -> None:

@@ -14,7 +14,7 @@ from kard.cli.arguments import positive_int
 from kard.config import (BASE_STUDENT, DEFAULT_RERANKER, DEFAULT_STUDENT, ENGINES, GenerationConfig, RetrievalConfig,
                          engine_from_env)
 from kard.errors import DataError
-from kard.kinds import AUTO, KIND_CHOICES, KIND_LABELS
+from kard.kinds import AUTO, KIND_CHOICES, KIND_LABELS, is_blank
 from kard.records import Prediction, Question, is_recalled
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -80,7 +80,7 @@ def _question(args: argparse.Namespace) -> Question:
             some = ", ".join(list(questions)[:5])
             raise DataError(f"no demo question with id {args.sample!r}", fix=f"use one of {some}, ...")
         return questions[args.sample]
-    if not (args.question or "").strip():
+    if is_blank(args.question):
         raise DataError("ask needs a question" if args.question is None else "the question is empty",
                         fix='python -m kard ask "question" [--options "A) .. B) .."] (or --sample DEMO_ID)')
     return make_question(args.question, args.options or "", kind=args.kind)

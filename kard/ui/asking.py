@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 from kard.annotations import AnnotationStoreError, Revision
 from kard.errors import DataError, KardError
-from kard.kinds import AUTO, KindDecision, as_listed, asked_alike, options_for, read_question
+from kard.kinds import AUTO, KindDecision, as_listed, asked_alike, is_blank, options_for, read_question
 from kard.prompts import PROMPT_VERSION, format_options, parse_options, parse_question_answer
 from kard.records import CHOICE, YES_NO, AskedItem, Prediction, Question, TeacherAnswer, item_id_for
 from kard.teacher.cache import CachedReply
@@ -115,7 +115,7 @@ def resolve(studio: Studio, text: str, options_text: str, picked_id: str | None,
     """(question, why it is asked as its kind): the listed question when the text still matches it, else a
     typed question (no gold). `kind` ("auto", "choice", "yesno", "open") is the person's choice."""
     text = (text or "").strip()
-    if not text:
+    if is_blank(text):
         raise InputError("The question is empty. Fix: type a question, or pick a demo question from the list")
     if len(text) > studio.max_question_chars:
         raise InputError(f"The question has {len(text):,} characters; the limit is {studio.max_question_chars:,}. "

@@ -18,7 +18,7 @@ from kard.annotations import (
     check_sizes,
 )
 from kard.errors import DataError
-from kard.kinds import asked_alike
+from kard.kinds import asked_alike, is_blank
 from kard.prompts import concluded_answer, same_answer
 from kard.records import CHOICE, OPEN, RECALLED_PREFIX, YES_NO, AskedItem, Question, is_recalled
 from kard.ui import conflicts, views
@@ -90,7 +90,7 @@ def save(studio: Studio, sealed: Mapping[str, Any] | None, edit: Edit, curator: 
     item = studio.read_item(sealed, "Ask a question first, then correct the answer and save")
     question = item.question
     rationale, note = (edit.rationale or "").strip(), (edit.note or "").strip()
-    if not rationale:
+    if is_blank(rationale):
         raise InputError("The corrected rationale is empty. Fix: write or paste a rationale before saving")
     try:
         check_sizes(rationale, note)
@@ -145,7 +145,7 @@ def check_answer(question: Question, answer: str | None) -> str:
     """The chosen answer if it fits the question's kind, else an InputError saying what to choose."""
     if question.kind == OPEN:
         text = (answer or "").strip()
-        if not text:
+        if is_blank(text):
             raise InputError("Write the correct short answer before saving (an open question has no options)")
         try:
             check_free_answer(text)
