@@ -37,18 +37,30 @@ document.addEventListener("keydown", (event) => {
 """Ctrl+S save, Ctrl+Enter ask, Alt+N next question; focus stays on the control it was on (kardKeepFocus)."""
 
 DROPDOWN_JS = """
-let kardPicking = null, kardQuiet = null;
+let kardPicking = null, kardQuiet = null, kardAsleep = null;
 const kardIsCombo = (el) => !!(el && el.matches && el.matches("input[role=combobox]"));
+const KARD_NOT_EDITING = ["Tab", "Escape", "Shift", "Control", "Alt", "Meta"];
 function kardFocusQuietly(box) {
-  // focus without Gradio's focus handler, which would open the list again
+  // focus without Gradio's focus handler, which would open the list again; its text selected, for typing over
   kardQuiet = box;
   try { box.focus({preventScroll: true}); } finally { kardQuiet = null; }
+  if (document.activeElement !== box) return;
+  kardAsleep = box;
+  box.select();
+}
+function kardWake(box) {
+  // Gradio did not see that quiet focus: until told, it shows no list and puts back any text typed in the box.
+  // Its focus handler lists every option and takes typed text from now on, as a click on the box the first time.
+  kardAsleep = null;
+  box.dispatchEvent(new FocusEvent("focus"));
 }
 window.addEventListener("focus", (event) => {
   if (event.target === kardQuiet) event.stopImmediatePropagation();
 }, true);
 window.addEventListener("keydown", (event) => {
   if (!kardIsCombo(event.target)) return;
+  const chord = event.ctrlKey || event.metaKey || event.altKey;
+  if (event.target === kardAsleep && !chord && !KARD_NOT_EDITING.includes(event.key)) kardWake(event.target);
   // Gradio's key handler reopens the list after Tab has moved focus on, leaving it over the next controls
   if (event.key === "Tab") {
     event.stopPropagation();
@@ -56,6 +68,17 @@ window.addEventListener("keydown", (event) => {
     event.target.dispatchEvent(new KeyboardEvent("keydown", {key: "Escape", bubbles: true}));
   }
   kardPicking = event.key === "Enter" ? event.target : null;
+}, true);
+window.addEventListener("beforeinput", (event) => {
+  // text that comes without a key of its own (paste, dictation) after a pick
+  if (event.target === kardAsleep) kardWake(event.target);
+}, true);
+window.addEventListener("click", (event) => {
+  // a click or tap on a dropdown that has focus but no list (after a pick or Escape) lists the options again
+  const box = event.target;
+  if (kardIsCombo(box) && box === document.activeElement && box.getAttribute("aria-expanded") !== "true") {
+    kardWake(box);
+  }
 }, true);
 window.addEventListener("mousedown", (event) => {
   const option = event.target.closest && event.target.closest("[role=option]");
@@ -66,6 +89,7 @@ window.addEventListener("mousedown", (event) => {
 window.addEventListener("focusout", (event) => {
   // a pick blurs the dropdown (Gradio), dropping focus to the page: it goes back to the dropdown, closed
   const box = event.target;
+  if (box === kardAsleep) kardAsleep = null;
   if (box !== kardPicking || event.relatedTarget) return;
   kardPicking = null;
   setTimeout(() => {
@@ -74,7 +98,8 @@ window.addEventListener("focusout", (event) => {
 }, true);
 """
 """Dropdowns for the keyboard: Tab and Shift+Tab close the list and move on; after a pick (Enter or a click) focus
-stays on the dropdown, its list closed."""
+stays on the dropdown, its list closed and its text selected, and a click, a tap or a key there lists the options
+again, as on a dropdown first focused (kardWake)."""
 
 GROUP_NAMES_JS = """
 let kardGroupCount = 0, kardNaming = false;
