@@ -6,6 +6,7 @@ answer is offered and worded for its kind (letters, yes/no, or an open short ans
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Mapping
@@ -18,6 +19,11 @@ HOW_TO_TEACHER = ("No teacher configured. To compare with a live teacher, set OP
 NO_RECORDED_TEACHER = ("This public demo shows recorded teacher rationales for the listed questions only: this "
                        "question has none, so there is no teacher's rationale to compare with.")
 """The teacher column in the demo for a question without a recorded rationale: a visitor cannot set up a teacher."""
+
+LETTER_ANSWER_LINE = re.compile(r"^[ \t]*(?:the\s+)?(?:final\s+)?answer\s*(?:is\s*:?|:)[ \t*_`\"'(\[]*"
+                                r"((?-i:[A-Z]))[)\].:;,!*_`\"' \t]*$", re.IGNORECASE | re.MULTILINE)
+"""An "Answer: C" line: an open question's parser (kard.prompts.parse_free_answer) reads no answer from it."""
+
 NO_PASSAGES = ("No passage matched the question's words, so this answer has no passages behind it: the small "
                "model answered from what it learned alone, and is often wrong.")
 """The student card's warning when BM25 found no passage for the question (e.g. one in a script the passages lack)."""
@@ -92,15 +98,32 @@ def student_name(item: AskedItem) -> str:
 
 
 def student_card(item: AskedItem) -> str:
-    q, s = item.question, item.student
+    s = item.student
     truncation = f" ({s.truncation})" if s.truncation else ""
     recalled = " · read the saved correction of this question" if item.decoding.get("recalled") else ""
     return views.rationale_card(
         "Student", f"{student_name(item)} · KARD prompt {item.prompt_version}{truncation}{recalled}",
         s.raw_output or s.rationale, note="(the student wrote nothing)", notice="" if item.used else NO_PASSAGES,
-        answer_html=views.answer_badge(s.answer, q.answer, q.options, q.kind) + views.answer_source_line(s.answer_source),
+        answer_html=student_answer_html(item),
         timing_html=views.timing_line(s.timings, s.tokens_out, s.model, item.decoding.get("engine")),
         kind_html=kind_html(item))
+
+
+def student_answer_html(item: AskedItem) -> str:
+    """The student's answer badge, how the answer was read, and an "Answer: C" line not read as its answer."""
+    q, s = item.question, item.student
+    return (views.answer_badge(s.answer, q.answer, q.options, q.kind) + views.answer_source_line(s.answer_source)
+            + ignored_letter_line(s.raw_output or s.rationale, q))
+
+
+def ignored_letter_line(text: str, question: Question) -> str:
+    """A muted line under an open question's answer badge when the text shown has an "Answer: C" line: the letter
+    was not read as the answer (there are no options), whatever the badge shows; nothing otherwise."""
+    letters = [m.group(1) for m in LETTER_ANSWER_LINE.finditer(text or "")] if question.kind == OPEN else []
+    if not letters:
+        return ""
+    note = f'a letter answer ("Answer: {letters[-1]}") was ignored: this question has no options'
+    return f'<div class="kard-answer-source kard-muted kard-ignored-letter">{views.esc(note)}</div>'
 
 
 def no_teacher_note(demo: bool) -> str:
