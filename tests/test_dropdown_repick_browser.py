@@ -1,6 +1,6 @@
 """The "Demo question" dropdown after a pick, in headless Chromium (the tiny stack): focus stays on it, its list
 closed, and a click (on the text or the chevron), a tap on a phone or typed text lists the options again, as on the
-first click; typing filters them and Enter picks (page_script.DROPDOWN_JS)."""
+first click; typing (over the text, selected) filters them and Enter picks (page_script.DROPDOWN_JS)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from app_fixtures import BROWSER_TEST, curator_page, sign_in, tiny_chromium_app 
 
 LISTED = "[...document.querySelectorAll('#kard-picked [role=option]')].map((o) => o.getAttribute('aria-label'))"
 ON_DROPDOWN = "document.activeElement.closest('#kard-picked') !== null"
+SELECTED = ("(() => { const box = document.querySelector('#kard-picked input');"
+            " return box.value.length > 0 && box.selectionStart === 0 && box.selectionEnd === box.value.length; })()")
 SCURVY, GRAVES = "Which vitamin deficiency causes scurvy?", "Which antibodies drive Graves thyroid disease?"
 QUICK = 10_000  # ms: the list opens in the page, with no server in between
 
@@ -55,6 +57,14 @@ def test_a_click_after_a_pick_lists_every_option_again(app):
     page = curator_page(*app[:2])
     _pick_with(page, _click, "scurvy", SCURVY)
     _pick_with(page, _click, "Graves", GRAVES)  # the second click lists both, not none
+    page.locator("#kard-picked input").click()
+    _wait_listed(page, 2)
+    page.wait_for_function(SELECTED, timeout=QUICK)  # the click that opened the list selected the text
+    page.keyboard.type("scurvy")  # over it
+    _wait_listed(page, 1)
+    assert page.input_value("#kard-picked input") == "scurvy"
+    page.keyboard.press("Enter")
+    _picked(page, SCURVY)
 
     chevron = page.locator("#kard-picked .icon-wrap").bounding_box()
     page.mouse.click(chevron["x"] + chevron["width"] / 2, chevron["y"] + chevron["height"] / 2)

@@ -37,7 +37,7 @@ document.addEventListener("keydown", (event) => {
 """Ctrl+S save, Ctrl+Enter ask, Alt+N next question; focus stays on the control it was on (kardKeepFocus)."""
 
 DROPDOWN_JS = """
-let kardPicking = null, kardQuiet = null, kardAsleep = null;
+let kardPicking = null, kardQuiet = null, kardAsleep = null, kardOpening = null;
 const kardIsCombo = (el) => !!(el && el.matches && el.matches("input[role=combobox]"));
 const KARD_NOT_EDITING = ["Tab", "Escape", "Shift", "Control", "Alt", "Meta"];
 function kardFocusQuietly(box) {
@@ -73,14 +73,19 @@ window.addEventListener("beforeinput", (event) => {
   // text that comes without a key of its own (paste, dictation) after a pick
   if (event.target === kardAsleep) kardWake(event.target);
 }, true);
+const kardListShown = (box) => box === document.activeElement && box.getAttribute("aria-expanded") === "true";
 window.addEventListener("click", (event) => {
-  // a click or tap on a dropdown that has focus but no list (after a pick or Escape) lists the options again
+  // a click or tap that opens a dropdown's list selects its text, to type over; one that has focus but no list
+  // (after a pick or Escape) lists the options again
   const box = event.target;
-  if (kardIsCombo(box) && box === document.activeElement && box.getAttribute("aria-expanded") !== "true") {
-    kardWake(box);
-  }
+  if (box !== kardOpening) return;
+  kardOpening = null;
+  if (box === document.activeElement && !kardListShown(box)) kardWake(box);
+  // after the browser has placed the caret: a press on selected text places it once the click is over
+  setTimeout(() => { if (box === document.activeElement) box.select(); }, 0);
 }, true);
 window.addEventListener("mousedown", (event) => {
+  kardOpening = kardIsCombo(event.target) && !kardListShown(event.target) ? event.target : null;
   const option = event.target.closest && event.target.closest("[role=option]");
   const block = option && option.closest(".block");
   const box = block && block.querySelector("input[role=combobox]");
@@ -99,7 +104,7 @@ window.addEventListener("focusout", (event) => {
 """
 """Dropdowns for the keyboard: Tab and Shift+Tab close the list and move on; after a pick (Enter or a click) focus
 stays on the dropdown, its list closed and its text selected, and a click, a tap or a key there lists the options
-again, as on a dropdown first focused (kardWake)."""
+again, as on a dropdown first focused (kardWake); a click or tap that opens the list selects the text, to type over."""
 
 GROUP_NAMES_JS = """
 let kardGroupCount = 0, kardNaming = false;
