@@ -172,8 +172,19 @@ def parse_free_answer(text: str) -> tuple[str, str | None]:
     return rationale, next((answer for answer in found if answer), None)
 
 
+def skipped_letter_answers(text: str) -> list[str]:
+    """The letters of the "Answer: C" lines `parse_free_answer` skips (an open question has no options), in order."""
+    lines = (_answer_text(m.group(1)) for m in _FREE_ANSWER_LINE.finditer(text))
+    return [line.strip("()[].:") for line in lines if _LETTER_ONLY.match(line)]
+
+
+def _answer_text(text: str) -> str:
+    """An answer line's text without the quotes, emphasis and closing punctuation around it."""
+    return text.strip().strip("*_`\"'").rstrip(".;,!").strip().strip("*_`\"'").strip()
+
+
 def _clean_free_answer(text: str) -> str | None:
-    answer = text.strip().strip("*_`\"'").rstrip(".;,!").strip().strip("*_`\"'").strip()
+    answer = _answer_text(text)
     return None if not answer or _LETTER_ONLY.match(answer) or _TEMPLATE_SLOT.match(answer) else answer
 
 

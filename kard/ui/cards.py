@@ -6,11 +6,11 @@ answer is offered and worded for its kind (letters, yes/no, or an open short ans
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from typing import Mapping
 
+from kard.prompts import skipped_letter_answers
 from kard.records import CHOICE, OPEN, YES_NO, AskedItem, Question, TeacherAnswer, Timings
 from kard.ui import views
 
@@ -20,9 +20,6 @@ NO_RECORDED_TEACHER = ("This public demo shows recorded teacher rationales for t
                        "question has none, so there is no teacher's rationale to compare with.")
 """The teacher column in the demo for a question without a recorded rationale: a visitor cannot set up a teacher."""
 
-LETTER_ANSWER_LINE = re.compile(r"^[ \t]*(?:the\s+)?(?:final\s+)?answer\s*(?:is\s*:?|:)[ \t*_`\"'(\[]*"
-                                r"((?-i:[A-Z]))[)\].:;,!*_`\"' \t]*$", re.IGNORECASE | re.MULTILINE)
-"""An "Answer: C" line: an open question's parser (kard.prompts.parse_free_answer) reads no answer from it."""
 
 NO_PASSAGES = ("No passage matched the question's words, so this answer has no passages behind it: the small "
                "model answered from what it learned alone, and is often wrong.")
@@ -119,7 +116,7 @@ def student_answer_html(item: AskedItem) -> str:
 def ignored_letter_line(text: str, question: Question) -> str:
     """A muted line under an open question's answer badge when the text shown has an "Answer: C" line: the letter
     was not read as the answer (there are no options), whatever the badge shows; nothing otherwise."""
-    letters = [m.group(1) for m in LETTER_ANSWER_LINE.finditer(text or "")] if question.kind == OPEN else []
+    letters = skipped_letter_answers(text or "") if question.kind == OPEN else []
     if not letters:
         return ""
     note = f'a letter answer ("Answer: {letters[-1]}") was ignored: this question has no options'
