@@ -1,6 +1,11 @@
 # Deadlines for background jobs, sourced by gpu_student_sweep.sh (a GPU lease is short).
 # Job control puts each background job in its own process group, so stopping a job also stops the
 # command it is running: killing only the job's subshell left its python training on, orphaned.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then  # run, not sourced
+  echo "error: benchmarks/deadline.sh holds functions sourced by gpu_student_sweep.sh; it does nothing alone." \
+    "Fix: run one of those (each has --help)" >&2
+  exit 2
+fi
 set -m
 
 wait_until() {  # seconds pids...: wait for the pids, stop those still running after `seconds`, with

@@ -3,6 +3,11 @@
 # per-dataset files to a lent GPU and joins them there.
 #   join_example_sets RUN    writes RUN/all_<set>.jsonl for every set below whose parts exist (once; an
 #                            interrupted join leaves no partial file)
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then  # run, not sourced
+  echo "error: benchmarks/example_sets.sh holds functions sourced by train_default_student.sh and gpu_lease.sh;" \
+    "it does nothing alone. Fix: run one of those (each has --help)" >&2
+  exit 2
+fi
 
 EXAMPLE_SETS=(
   "finetune:obqa_finetune strategyqa_finetune medqa_finetune"

@@ -4,6 +4,11 @@
 #   require_data DATA PATH...      each PATH under DATA must exist, else one line naming DATA= and exit 2
 #   require_run RUN PATH...        each PATH under RUN must exist, else one line naming the script that builds it
 #   write_once OUT COMMAND...      unless OUT exists: COMMAND's stdout into OUT.partial, moved to OUT when complete
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then  # run, not sourced
+  echo "error: benchmarks/script_checks.sh holds functions sourced by every benchmark script; it does nothing alone." \
+    "Fix: run one of those (each has --help)" >&2
+  exit 2
+fi
 
 script_arguments() {
   local script=$1; shift

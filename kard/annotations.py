@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 from kard.config import AnnotationStoreConfig
 from kard.errors import DataError, KardError
+from kard.kinds import is_blank
 from kard.prompts import same_answer
 from kard.records import (
     CHOICE, OPEN, QUESTION_KINDS, YES_NO, YES_NO_OPTIONS, AskedItem, Hit, Question, is_recalled, item_id_for,  # noqa: F401 - item_id_for: the store key
@@ -284,13 +285,14 @@ _REQUIRED_TEXT: dict[str, str] = {
 
 
 def _absence(value: Any) -> str:
+    """How a required text is absent: missing, empty (or only invisible characters), or not text at all."""
     return "missing" if value is None else "empty" if isinstance(value, str) else f"{value!r}, not text"
 
 
 def _check_required_text(c: Correction) -> None:
     for name, fix in _REQUIRED_TEXT.items():
         value = getattr(c, name)
-        if not isinstance(value, str) or not value.strip():
+        if not isinstance(value, str) or is_blank(value):
             raise DataError(f"the correction's {name} is {_absence(value)}", fix=fix)
 
 
@@ -336,7 +338,7 @@ def _validate_answer(c: Correction) -> None:
 
 def check_free_answer(answer: str) -> None:
     """Raise DataError when an open question's answer is empty or longer than MAX_FREE_ANSWER_CHARS."""
-    if not (answer or "").strip():
+    if is_blank(answer):
         raise DataError("the answer of the open question is empty", fix="write the short answer before saving")
     if len(answer) > MAX_FREE_ANSWER_CHARS:
         raise DataError(f"the answer has {len(answer):,} characters; the limit is {MAX_FREE_ANSWER_CHARS:,}",
@@ -382,7 +384,8 @@ _COLUMNS: dict[str, type] = {
 }
 
 _REQUIRED = ("id", "item_id", "revision", "created_at", "action", "rationale", "answer")
-"""Columns every restored row must have (the others may be missing in a backup of an older store)."""
+"""Columns every restored row must have (the others may be missing in a backup of an older store; a row is then
+still checked as any save is, so one without the question's text or a curator is refused by `_validate`)."""
 
 
 _RESTORE_FIX = ("correct that value in the file, or restore from an unedited revisions.jsonl written by KARD Studio's "

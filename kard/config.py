@@ -6,6 +6,7 @@ Modules receive the config they need as an argument; nothing reaches for a globa
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import re
 from dataclasses import dataclass, field
@@ -41,13 +42,15 @@ def cache_dir() -> Path:
 
 
 def _whole(value: object) -> float:
-    """`value` when it is an int (not a bool); else NaN, which every range check refuses."""
-    return value if isinstance(value, int) and not isinstance(value, bool) else math.nan
+    """`value` as an int when it is a whole number of any kind (int, numpy's int64; not a bool); else NaN, which
+    every range check refuses."""
+    return int(value) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else math.nan
 
 
 def _real(value: object) -> float:
-    """`value` as a float when it is an int or a float (not a bool); else NaN, which every range check refuses."""
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+    """`value` as a float when it is a real number of any kind (int, float, numpy's float32; not a bool); else NaN,
+    which every range check refuses."""
+    return float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else math.nan
 
 
 def _require(owner: str, name: str, value: object, ok: bool, wanted: str, fix: str) -> None:
@@ -95,6 +98,8 @@ class GenerationConfig:
                  "pass top_p in (0, 1] (1: no nucleus cut; default 0.95)")
         _require("GenerationConfig", "temperature", self.temperature, 0 < _real(self.temperature) < math.inf,
                  "a number above 0", "pass a temperature above 0 (default 1.0); for greedy decoding pass samples=1")
+        for name, plain in (("samples", int), ("top_k", int), ("top_p", float), ("temperature", float)):
+            object.__setattr__(self, name, plain(getattr(self, name)))  # numpy's numbers as Python's, for JSON
 
 
 @dataclass(frozen=True)

@@ -343,3 +343,10 @@ def test_moving_aside_a_file_that_is_no_annotation_database_lets_saves_go_on(sto
         store.save(correction())
     os.rename(store.path, store.path.with_name("aside.db"))  # the fix the message gives works
     assert store.save(correction()).revision == 1
+
+
+@pytest.mark.parametrize("field, value", [("rationale", "\u200b\u200b"), ("curator", "\u200b"), ("question", "\x00")])
+def test_text_of_invisible_characters_only_is_refused_as_empty(store, field, value):
+    with pytest.raises(DataError, match=f"the correction's {field} is empty"):
+        store.save(correction(**{field: value}))
+

@@ -349,3 +349,12 @@ def test_bad_sampling_settings_are_refused_before_any_engine_decodes(bad: dict, 
 def test_sampling_settings_in_range_are_kept() -> None:
     config = GenerationConfig(samples=5, top_k=0, top_p=1, temperature=0.7)
     assert (config.samples, config.top_k, config.top_p, config.temperature) == (5, 0, 1, 0.7)
+
+
+def test_numpy_numbers_are_taken_as_sampling_settings_and_stored_as_python_ones():
+    import numpy as np
+
+    from kard.config import GenerationConfig
+
+    config = GenerationConfig(samples=np.int64(3), top_k=np.int64(50), temperature=np.float32(0.5))
+    assert (type(config.samples), type(config.top_k), type(config.temperature)) == (int, int, float)
