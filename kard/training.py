@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from kard.config import StudentTrainingConfig
 from kard.errors import ConfigError, DataError
 from kard.prompts import PROMPT_VERSION
-from kard.model_source import save_adapter
+from kard.model_source import ADAPTER_CONFIG, record_adapter_base, save_adapter
 
 if TYPE_CHECKING:  # pragma: no cover
     from kard.distill import StudentExample
@@ -214,8 +214,9 @@ def train_student(student: "Student | str", examples: Sequence["StudentExample"]
     log.info("%s", describe_budget(config, len(encoded)))
     model = _prepare_model(student, config)
     timer = _step_timer()
+    recorders = [_checkpoint_base_recorder(config.base_student or base_spec)] if config.lora else []
     trainer = _trainer(student, model, encoded, output_dir, config, eval_examples, max_length,
-                       [timer, *callbacks], progress)
+                       [timer, *recorders, *callbacks], progress)
     padding_side = student.tokenizer.padding_side
     student.tokenizer.padding_side = "right"  # positions must start at 0 for every training row
     try:
@@ -395,6 +396,20 @@ def _step_timer():
             return round(sum(self.seconds) / len(self.seconds), 3) if self.seconds else 0.0
 
     return StepTimer()
+
+
+def _checkpoint_base_recorder(base: str):
+    """A callback pointing each saved checkpoint's adapter at `base`, as the final adapter is (peft records
+    the loaded model's folder: for a student continued from an adapter, the plain base without that adapter)."""
+    from transformers import TrainerCallback
+
+    class CheckpointBase(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):  # noqa: ANN001
+            checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if state.is_world_process_zero and (checkpoint / ADAPTER_CONFIG).is_file():
+                record_adapter_base(checkpoint, base)
+
+    return CheckpointBase()
 
 
 def _finished_model(model, config: StudentTrainingConfig):

@@ -93,3 +93,23 @@ def test_pick_checkpoint_scores_each_on_the_same_questions_and_adopts_the_best(l
     assert recorded.startswith(".")  # relative to the adopted folder, which is not the run's
     assert Path(adapter_base(adopted)).resolve() == Path(adapter_base(lora_run)).resolve()
     Student.load(adopted)
+
+
+@pytest.fixture(scope="module")
+def continued_run(lora_run, tmp_path_factory) -> Path:
+    """A LoRA run continued from `lora_run`'s adapter (as `--student ADAPTER --lora --keep-adapter` trains),
+    checkpoints at steps 1 and 2: checkpoint-2 holds the final adapter's tensors."""
+    config = StudentTrainingConfig(learning_rate=2e-2, max_steps=2, batch_size=2, grad_accum=1, warmup_ratio=0.0,
+                                   save_steps=1, keep_checkpoints=3, logging_steps=1, lora=True, lora_r=4, lora_alpha=8,
+                                   merge_lora=False, base_student=str(lora_run))
+    run = tmp_path_factory.mktemp("continued") / "run"
+    train_student(Student.load(lora_run), EXAMPLES, run, config, progress=False)
+    return run
+
+
+def test_a_continued_runs_checkpoints_record_the_adapter_it_continued_as_their_base(continued_run, lora_run):
+    for checkpoint in (continued_run / "checkpoints").glob("checkpoint-*"):
+        recorded = json.loads((checkpoint / "adapter_config.json").read_text())["base_model_name_or_path"]
+        assert recorded.startswith(".")  # portable: relative to the checkpoint, as the final adapter's is
+        assert Path(adapter_base(checkpoint)).resolve() == lora_run.resolve()
+
