@@ -47,6 +47,13 @@ def run_candidates(run: Path) -> list[tuple[str, Path]]:
     return found
 
 
+def run_base(run: Path) -> str | None:
+    """The base the run's final adapter records, which each of its checkpoints was trained on too (a checkpoint
+    written before checkpoints recorded it names peft's plain folder, without an adapter the run continued);
+    None while the run has no final adapter: each checkpoint's own record is the one there is."""
+    return adapter_base(run) if adapter_folder(run) is not None else None
+
+
 def _refuse_stale(run: Path, found: list[tuple[str, Path]]) -> None:
     """Refuse checkpoints past the finished run's last step: an earlier run into the same folder left them."""
     record = run / TRAINING_FILE
@@ -72,8 +79,7 @@ def adopt_checkpoint(chosen: CheckpointScore, run: Path, destination: Path) -> P
     destination.mkdir(parents=True, exist_ok=True)
     for name in ADAPTER_FILES:
         shutil.copy2(chosen.path / name, destination / name)
-    base_of = run if adapter_folder(run) is not None else chosen.path
-    record_adapter_base(destination, adapter_base(base_of))
+    record_adapter_base(destination, run_base(run) or adapter_base(chosen.path))
     log.info("copied %s (%.1f%% on the dev slice) to %s", chosen.name, 100 * chosen.score.accuracy, destination)
     return destination
 

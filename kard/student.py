@@ -96,12 +96,13 @@ class Student:
 
     @classmethod
     def load(cls, name_or_path: str | os.PathLike[str] = DEFAULT_STUDENT, dtype: str = "float32",
-             engine: str = TRANSFORMERS, device: str = "cpu") -> "Student":
+             engine: str = TRANSFORMERS, device: str = "cpu", base: str | None = None) -> "Student":
         """Load from a folder, a hub id, a .gguf file or `package:NAME`; dtype float32 or bfloat16.
 
         `engine` decodes the answers: transformers (the reference), ctranslate2, or auto (CTranslate2
         when it loads, else transformers with one warning line); see kard.engine. `device` is where
         transformers runs the model: cpu, cuda, or auto (cuda when a GPU is visible and transformers decodes).
+        `base`, for a LoRA adapter folder: the student it is merged into instead of the one it records.
         """
         if dtype not in DTYPES:
             raise ConfigError(f"unknown dtype {dtype!r}. Fix: use one of {', '.join(DTYPES)}")
@@ -112,7 +113,7 @@ class Student:
                               "or --device cpu")
         adapter = adapter_folder(name_or_path)
         if adapter is not None:
-            student = cls._load_with_adapter(adapter, dtype)
+            student = cls._load_with_adapter(adapter, dtype, base_spec=base)
         else:
             source = resolve(name_or_path)
             started = time.perf_counter()
@@ -133,7 +134,8 @@ class Student:
         return self.engine.name if self.engine is not None else TRANSFORMERS
 
     @classmethod
-    def _load_with_adapter(cls, adapter: Path, dtype: str, chain: tuple[Path, ...] = ()) -> "Student":
+    def _load_with_adapter(cls, adapter: Path, dtype: str, chain: tuple[Path, ...] = (),
+                           base_spec: str | None = None) -> "Student":
         """The adapter's base model with the LoRA weights merged in (plain weights: fast to run).
 
         The base may itself be an adapter folder (an adapter trained on top of another adapter student,
@@ -146,7 +148,7 @@ class Student:
 
         check_adapter_weights(adapter)  # before the base loads: a copy without its weights fails at once
         chain = (*chain, adapter.resolve())
-        base_name = adapter_base(adapter)
+        base_name = base_spec or adapter_base(adapter)
         started = time.perf_counter()
         base_adapter = adapter_folder(base_name)
         if base_adapter is not None:

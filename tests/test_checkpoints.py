@@ -113,3 +113,22 @@ def test_a_continued_runs_checkpoints_record_the_adapter_it_continued_as_their_b
         assert recorded.startswith(".")  # portable: relative to the checkpoint, as the final adapter's is
         assert Path(adapter_base(checkpoint)).resolve() == lora_run.resolve()
 
+
+def test_pick_checkpoint_loads_an_older_checkpoint_on_the_runs_base_chain(continued_run, lora_run, tmp_path):
+    import shutil
+
+    run = shutil.copytree(continued_run, tmp_path / "run")
+    checkpoint = run / "checkpoints" / "checkpoint-2"
+    config = json.loads((checkpoint / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = str(lora_run.parent / "base")  # what peft wrote before: no first adapter
+    (checkpoint / "adapter_config.json").write_text(json.dumps(config))
+    out, adopted = tmp_path / "pick", tmp_path / "chosen"
+    assert main(["pick-checkpoint", "--run", str(run), "--dataset", "demo", "--limit", "2", "--max-new-tokens", "8",
+                 "--out", str(out), "--adopt", str(adopted), "--no-progress"]) == 0
+
+    def answers(name: str) -> list[str]:
+        return [json.loads(line)["rationale"] for line in (out / f"{name}.jsonl").read_text().splitlines()]
+
+    assert answers("checkpoint-2") == answers("final")  # the same tensors on the same base chain
+    assert Path(adapter_base(adopted)).resolve() == lora_run.resolve()
+    assert json.loads((adopted / "adapter_config.json").read_text())["base_model_name_or_path"].startswith(".")

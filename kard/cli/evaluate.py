@@ -210,7 +210,7 @@ def run_paper(args: argparse.Namespace) -> int:
 def run_pick_checkpoint(args: argparse.Namespace) -> int:
     """Each checkpoint answers the same dev slice (kard-bm25, greedy, resumable under --out); the best is kept."""
     from kard.checkpoints import CHOICE_FILE, CheckpointScore, adopt_checkpoint, best_checkpoint, run_candidates
-    from kard.checkpoints import write_choice
+    from kard.checkpoints import run_base, write_choice
     from kard.evaluation import evaluate
     from kard.knowledge import KnowledgeBase
     from kard.student import Student
@@ -220,9 +220,9 @@ def run_pick_checkpoint(args: argparse.Namespace) -> int:
     retrieval, generation = _configs(args)
     questions = load_test_questions(args)
     knowledge = KnowledgeBase.open(*(args.kb or []), config=retrieval)
-    scores = []
+    scores, base = [], run_base(args.run)  # every candidate on the base chain the final adapter names
     for name, path in candidates:
-        student = Student.load(path, dtype=args.dtype, engine=args.engine, device=args.device)
+        student = Student.load(path, dtype=args.dtype, engine=args.engine, device=args.device, base=base)
         result = evaluate(student, questions, "kard-bm25", out=args.out / f"{name}.jsonl", knowledge=knowledge,
                           retrieval=retrieval, generation=generation, progress=not args.no_progress,
                           batch_size=args.batch_size)
