@@ -89,10 +89,14 @@ def default_top_n(dataset: str) -> int:
 
 
 NO_REFERENCE_FIX = (
-    "pass rationales: import recorded ones with `python -m kard import-rationales` (--kind strategyqa-flan: "
-    "FLAN's human StrategyQA rationales; strategyqa-facts / obqa-facts: the gold facts; medqa-gpt4: recorded "
-    "teacher runs; see kard.teacher.recorded), or write them with `python -m kard teach`")
-"""How to get rationales for questions that carry none."""
+    "import recorded rationales with `python -m kard import-rationales` (--kind medqa-gpt4, medqa-gpt35 or "
+    "medqa-recorded: recorded MedQA teacher runs; strategyqa-flan: FLAN's human StrategyQA rationales; see "
+    "kard.teacher.recorded), or write them with `python -m kard teach`")
+"""How to get rationales for questions that carry none, nor gold facts."""
+
+FACTS_FIX = ("use their gold facts as rationales (`python -m kard import-rationales --kind strategyqa-facts` or "
+             f"obqa-facts), or {NO_REFERENCE_FIX}")
+"""How to get rationales for questions that carry gold facts but no rationale."""
 
 
 def rationales_from_questions(questions: Iterable[Question]) -> dict[str, list[Rationale]]:
@@ -115,13 +119,24 @@ def by_question(rationales: Iterable[Rationale]) -> dict[str, list[Rationale]]:
     return grouped
 
 
-def reference_rationales(questions: Sequence[Question], fix: str = NO_REFERENCE_FIX) -> dict[str, list[Rationale]]:
-    """`rationales_from_questions`, or a DataError (with `fix`) when none of the questions carries one."""
+def reference_rationales(questions: Sequence[Question], fix: str = NO_REFERENCE_FIX,
+                         facts_fix: str = FACTS_FIX) -> dict[str, list[Rationale]]:
+    """`rationales_from_questions`, or a DataError when none of the questions carries one: with `facts_fix`
+    when some carry gold facts (StrategyQA, OpenBookQA), else with `fix` (MedQA: neither)."""
     found = rationales_from_questions(questions)
     if questions and not found:
-        raise DataError(f"none of the {len(questions)} question(s) carries a reference rationale (StrategyQA's "
-                        "and OpenBookQA's questions carry gold facts, not a rationale)", fix=fix)
+        with_facts = sum(1 for question in questions if has_facts(question))
+        if with_facts:
+            raise DataError(f"none of the {len(questions)} question(s) carries a reference rationale ({with_facts} "
+                            "carry gold facts, not a rationale)", fix=facts_fix)
+        raise DataError(f"none of the {len(questions)} question(s) carries a reference rationale, nor gold facts",
+                        fix=fix)
     return found
+
+
+def has_facts(question: Question) -> bool:
+    """Whether the question carries gold supporting facts (StrategyQA's `facts`, OpenBookQA's `fact1`)."""
+    return any(fact.strip() for fact in question.facts)
 
 
 def select_rationales(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,28 @@ def test_evaluate_refuses_a_bad_holdout_with_the_fix(tmp_path: Path, capsys: pyt
     assert main(["evaluate", "--dataset", "demo", "--out", str(tmp_path / "eval"), *flags]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and says.removeprefix("error: ") in err and err.count("\n") == 1
+
+
+MEDQA_ROW = {"question": "Which gas do plants absorb?", "answer": "carbon dioxide", "answer_idx": "B",
+             "options": {"A": "oxygen", "B": "carbon dioxide", "C": "nitrogen", "D": "helium"}}
+STRATEGYQA_ROW = {"qid": "s1", "question": "Is lava hot?", "answer": True, "facts": ["Lava is molten rock."]}
+
+
+@pytest.mark.parametrize("name, row, flags, says, not_said", [
+    ("medqa.jsonl", MEDQA_ROW, [], "carries a reference rationale, nor gold facts. Fix: pass --rationales", "--facts"),
+    ("medqa.jsonl", MEDQA_ROW, ["--facts"], "none of the 1 question(s) carries gold facts", "strategyqa-facts"),
+    ("train.json", STRATEGYQA_ROW, [], "(1 carry gold facts, not a rationale). Fix: pass --facts", "medqa-gpt4"),
+])
+def test_build_examples_without_rationales_offers_what_the_questions_carry(
+        tmp_path: Path, capsys: pytest.CaptureFixture, no_model_loads: None, name: str, row: dict, flags: list[str],
+        says: str, not_said: str) -> None:
+    from kard.config import DEMO_PASSAGES
+
+    questions = tmp_path / name
+    questions.write_text(json.dumps([row]) if name.endswith(".json") else json.dumps(row) + "\n")
+    assert main(["build-examples", "--questions", str(questions), "--kb", str(DEMO_PASSAGES), *flags,
+                 "--out", str(tmp_path / "examples.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert says in err and not_said not in err
+    if name.startswith("medqa"):
+        assert "import-rationales --kind medqa-gpt4" in err and "kard teach" in err

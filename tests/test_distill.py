@@ -282,3 +282,10 @@ def test_questions_without_reference_rationales_point_to_the_importers(kb):
     bare = Question("q-v", "Is lava hot?", dict(YES_NO_OPTIONS), "A", "strategyqa", facts=("Lava is molten rock.",))
     with pytest.raises(DataError, match="none of the 1 question.s. carries a reference rationale.*import-rationales"):
         build_examples([bare], knowledge=kb)
+
+
+def test_questions_without_rationales_or_facts_are_not_pointed_to_facts(kb):
+    bare = Question("q-m", "Which gas do plants absorb?", {"A": "oxygen", "B": "carbon dioxide"}, "B", "medqa")
+    with pytest.raises(DataError, match="nor gold facts.*--kind medqa-gpt4") as raised:
+        build_examples([bare], knowledge=kb)
+    assert "facts`" not in str(raised.value) and "obqa-facts" not in str(raised.value)

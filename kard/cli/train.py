@@ -18,7 +18,8 @@ from kard.cli.arguments import (make_out_folder, non_negative_int, positive_floa
                                 refuse_file_as_folder)
 from kard.config import BASE_STUDENT, DEFAULT_RERANKER_BACKBONE, RerankerTrainingConfig, StudentTrainingConfig
 from kard.distill import PASSAGE_SOURCES
-from kard.errors import ConfigError
+from kard.errors import ConfigError, DataError
+from kard.records import Question
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +142,27 @@ def load_training_data(args: argparse.Namespace, *, held_out: bool = False):
                           "Fix: pass the --holdout and --seed used for train-reranker")
     if args.limit is not None:
         questions = questions[: args.limit]
+    if args.facts:
+        _refuse_facts_without_facts(questions)
     if rationales is None:
-        rationales = reference_rationales(questions, fix="pass --rationales (FLAN's StrategyQA .tsv, or a JSONL "
-                                          "from import-rationales or teach), or --facts to use the gold facts")
+        rationales = reference_rationales(questions, fix=NO_RATIONALES_FIX, facts_fix=f"pass --facts to use the gold "
+                                          f"facts, or {RATIONALES_FLAG_FIX}")
     return questions, rationales
+
+
+RATIONALES_FLAG_FIX = "pass --rationales (FLAN's StrategyQA .tsv, or a JSONL from import-rationales or teach)"
+NO_RATIONALES_FIX = (
+    f"{RATIONALES_FLAG_FIX}: `python -m kard import-rationales --kind medqa-gpt4` (or medqa-gpt35, medqa-recorded, "
+    "strategyqa-flan) imports recorded ones, `python -m kard teach` writes them")
+
+
+def _refuse_facts_without_facts(questions: list[Question]) -> None:
+    """--facts on questions that carry no gold facts (MedQA's) would leave no rationale: say so."""
+    from kard.distill import has_facts
+
+    if questions and not any(has_facts(question) for question in questions):
+        raise DataError(f"--facts uses the questions' gold facts, but none of the {len(questions)} question(s) "
+                        "carries gold facts (StrategyQA's and OpenBookQA's do)", fix=NO_RATIONALES_FIX)
 
 
 def _rationales(args: argparse.Namespace, questions):
