@@ -3,6 +3,7 @@ written; the curator is told who saved what, and Save again goes on top (real SQ
 
 from __future__ import annotations
 
+import html
 import threading
 from dataclasses import replace
 
@@ -100,3 +101,25 @@ def test_an_item_records_the_revision_its_editor_starts_from(store):
     assert curating.save(s, fresh.item, Edit("Saved twice.", "A", 3), "bob").revision == 2
     legacy = s.hand_out(replace(s.read_item(fresh.item), base_revision=None))  # handed out before items kept it
     assert curating.save(s, legacy, Edit("Unchecked.", "A", 3), "carol").revision == 3
+
+
+def test_a_revert_after_someone_saved_since_the_history_was_shown_is_refused_and_revert_again_goes_on_top(store):
+    s = studio(store)
+    for text, who in (("First text. Answer: A", "alice"), ("Second text. Answer: A", "alice")):
+        assert curating.save(s, compare(s, asked(s)).item, Edit(text, "A", 3), who).saved
+    _, picker, shown = blocks.show_history(s, "demo:q1")  # alice's Browse tab: revision 2 latest, picks 1
+    assert picker["value"] == 1 and shown == {"item_id": "demo:q1", "revision": 2}
+    assert curating.save(s, compare(s, asked(s)).item, Edit("Bob's fix. Answer: A", "A", 5), "bob").revision == 3
+    said, history, picker, told = blocks.revert_to(s, "demo:q1", 1, shown, "alice")
+    said = html.unescape(said)
+    assert store.count() == 3 and store.get("demo:q1").correction.curator == "bob"  # nothing written
+    assert "Not reverted: bob saved revision 3 at " in said and "after you opened revision 2" in said
+    assert 'the rationale (now "Bob\'s fix.' in said and "the rating (now 5)" in said and "press Revert again" in said
+    assert "kard-msg-warn" in said and picker["choices"] == [1, 2, 3] and "value" not in picker
+    assert told == {"item_id": "demo:q1", "revision": 3}
+    said, _, _, shown = blocks.revert_to(s, "demo:q1", 1, told, "alice")  # Revert again: on top of bob's
+    assert "saved as revision 4" in said and store.get("demo:q1").correction.rationale == "First text. Answer: A"
+    assert shown == {"item_id": "demo:q1", "revision": 4}
+    with pytest.raises(curating.RevertConflict):  # another item's revision is no licence: it checks this one's
+        assert curating.save(s, compare(s, asked(s)).item, Edit("Bob again. Answer: A", "A", 5), "bob").saved
+        curating.revert(s, "demo:q1", 2, "alice", shown)

@@ -20,7 +20,7 @@ from kard.errors import KardError
 from kard.prompts import format_options
 from kard.records import AskedItem
 from kard.space_sync import SpaceSync, storage_notice
-from kard.ui import asking, curating
+from kard.ui import asking, conflicts, curating
 from kard.ui.ask_events import (
     ASK_OUTPUTS, LOCKED_LABELS, REPLACE_WARNING, AskTurns, ask, ask_as_switched, ask_checked, ask_on_page, compare,
     compare_when_handed_out, loses_correction, next_question, save_refusal, use_refusal, warned_for,
@@ -188,6 +188,7 @@ class BrowseTab:
     revert_msg: Any
     history_html: Any
     empty_note: Any  # says why the table is empty (nothing saved yet, or nothing matches the filters)
+    shown: Any = None  # gr.State: the picked item's latest revision the history showed or a revert was told of
 
     @property
     def filters(self) -> list:
@@ -371,7 +372,7 @@ def browse_layout(studio: Studio) -> BrowseTab:
     revert_msg = gr.HTML()
     history_html = gr.HTML(elem_id="kard-history")
     return BrowseTab(tag_filter, curator_filter, disagreements, refresh, table, item_pick, revision_pick, revert_btn,
-                     revert_msg, history_html, empty_note)
+                     revert_msg, history_html, empty_note, gr.State(None))
 
 
 def wire_asking(t: AskTab, studio: Studio) -> None:
@@ -665,20 +666,39 @@ def wire_browsing(demo: Any, b: BrowseTab, studio: Studio) -> None:
 
     b.table.select(pick_row, None, [b.item_pick], **PRIVATE)
 
-    def show_history(item_id: str | None):
-        html, revisions = curating.history(studio, item_id)
-        return html, gr.update(choices=revisions, value=curating.revert_choice(revisions))
+    b.item_pick.change(partial(show_history, studio), [b.item_pick], [b.history_html, b.revision_pick, b.shown],
+                       **PRIVATE)
 
-    b.item_pick.change(show_history, [b.item_pick], [b.history_html, b.revision_pick], **PRIVATE)
+    def revert(item_id, revision, shown, request: gr.Request, profile: gr.OAuthProfile | None):
+        return revert_to(studio, item_id, revision, shown, curator_name(request, profile))
 
-    def revert(item_id, revision, request: gr.Request, profile: gr.OAuthProfile | None):
-        try:
-            text = curating.revert(studio, item_id, revision, curator_name(request, profile))
-        except KardError as error:
-            return warn(error), gr.skip(), gr.skip()
-        gr.Info(esc(text))
-        html, revisions = curating.history(studio, item_id)
-        return message(text), html, gr.update(choices=revisions, value=curating.revert_choice(revisions))
-
-    b.revert_btn.click(revert, [b.item_pick, b.revision_pick], [b.revert_msg, b.history_html, b.revision_pick],
+    b.revert_btn.click(revert, [b.item_pick, b.revision_pick, b.shown],
+                       [b.revert_msg, b.history_html, b.revision_pick, b.shown],
                        **PRIVATE).success(browsed, b.filters, b.outputs, **PRIVATE)
+
+
+def show_history(studio: Studio, item_id: str | None):
+    """The item's history, the Revision picker (on the one before the latest) and the latest revision shown
+    (BrowseTab.shown: a revert goes on top of it)."""
+    import gradio as gr
+
+    html, revisions = curating.history(studio, item_id)
+    shown = conflicts.seen_revision(item_id, revisions[-1]) if item_id and revisions else None
+    return html, gr.update(choices=revisions, value=curating.revert_choice(revisions)), shown
+
+
+def revert_to(studio: Studio, item_id: str | None, revision: Any, shown: dict | None, curator: str | None):
+    """Revert, or say why not: the message, the history, the Revision picker and BrowseTab.shown. Where someone saved
+    the item after the history was shown, the history shows their revision and Revert again goes on top of it."""
+    import gradio as gr
+
+    try:
+        text = curating.revert(studio, item_id, revision, curator, shown)
+    except curating.RevertConflict as conflict:
+        gr.Warning(esc(str(conflict)))
+        html, revisions = curating.history(studio, item_id)
+        return message(str(conflict), "warn"), html, gr.update(choices=revisions), conflict.seen
+    except KardError as error:
+        return warn(error), gr.skip(), gr.skip(), gr.skip()
+    gr.Info(esc(text))
+    return message(text), *show_history(studio, item_id)

@@ -3,7 +3,8 @@
 An item handed out records the revision its editor started from (`AskedItem.base_revision`); a save passes it to
 the store, which refuses to write on top of a newer revision (`RevisionConflictError`, checked and written in one
 transaction). The page then says who saved what since, and how to go on: Save again saves on top of it (the page
-remembers the revision it was told of: `seen`), or asking the question again loads it into the editor.
+remembers the revision it was told of: `seen`), or asking the question again loads it into the editor. A revert in
+the Browse tab is checked the same way, against the latest revision the tab showed.
 """
 
 from __future__ import annotations
@@ -28,20 +29,40 @@ def expected_revision(item: AskedItem, seen: Mapping[str, Any] | None) -> int | 
     """The revision a save of `item` goes on top of: the later of the one its editor started from and the one the
     page saved or was told of (`seen`, for this item); None where neither is known (an item handed out before items
     recorded it): the save is not checked."""
-    told = seen.get("revision") if isinstance(seen, Mapping) and seen.get("item_id") == item.item_id else None
-    told = told if isinstance(told, int) and not isinstance(told, bool) else None
-    known = [n for n in (item.base_revision, told) if n is not None]
+    known = [n for n in (item.base_revision, told_revision(item.item_id, seen)) if n is not None]
     return max(known) if known else None
+
+
+def told_revision(item_id: str, seen: Mapping[str, Any] | None) -> int | None:
+    """The revision `seen` (`seen_revision`) holds for `item_id`; None for another item's, none, or a malformed one
+    (a page may send back what it kept in the browser)."""
+    if not isinstance(seen, Mapping) or seen.get("item_id") != item_id:
+        return None
+    told = seen.get("revision")
+    return told if isinstance(told, int) and not isinstance(told, bool) else None
 
 
 def conflict_message(error: RevisionConflictError) -> str:
     """Who saved the item since the editor opened it, what changed, and the two ways on."""
     latest = error.latest
+    return (f"Not saved: {_since(error, 'your editor opened')} Fix: press Save again to save yours on top of it (it "
+            f"becomes the current revision; revision {latest.revision} stays in the history), or ask the question "
+            f"again to load revision {latest.revision} into the editor (copy your text first: asking again replaces "
+            "it)")
+
+
+def revert_conflict_message(error: RevisionConflictError, revision: int) -> str:
+    """Who saved the item since the Browse tab showed its history, what changed, and how to revert all the same."""
+    latest = error.latest
+    return (f"Not reverted: {_since(error, 'you opened')} Fix: press Revert again to revert to revision {revision} on "
+            f"top of it (revision {latest.revision} stays in the history), or pick another revision in the "
+            "history above, which now shows it")
+
+
+def _since(error: RevisionConflictError, opened_by: str) -> str:
+    """Who saved which revision when after `opened_by` the one the action started from, and what changed."""
     opened = f"revision {error.expected}" if error.expected else "it (no correction was saved then)"
-    return (f"Not saved: {_who(error.newer)} after your editor opened {opened}. "
-            f"{_changes(error.base, latest)} Fix: press Save again to save yours on top of it (it becomes the "
-            f"current revision; revision {latest.revision} stays in the history), or ask the question again to "
-            f"load revision {latest.revision} into the editor (copy your text first: asking again replaces it)")
+    return f"{_who(error.newer)} after {opened_by} {opened}. {_changes(error.base, error.latest)}"
 
 
 def _who(newer: Sequence[Revision]) -> str:

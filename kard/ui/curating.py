@@ -255,14 +255,33 @@ def revert_choice(revisions: Sequence[int]) -> int | None:
     return revisions[-2] if len(revisions) > 1 else (revisions[-1] if revisions else None)
 
 
-def revert(studio: Studio, item_id: str | None, revision: int | float | None, curator: str | None) -> str:
-    """Make an earlier revision current again as a new revision; refused when it would change nothing."""
+class RevertConflict(InputError):
+    """A revert refused because someone saved the item after the Browse tab showed it; `seen` is what the tab keeps
+    so that the same revert, sent again, goes on top of the newer revision (`conflicts.seen_revision`)."""
+
+    def __init__(self, text: str, seen: dict[str, Any]) -> None:
+        super().__init__(text)
+        self.seen = seen
+
+
+def revert(studio: Studio, item_id: str | None, revision: int | float | None, curator: str | None,
+           shown: Mapping[str, Any] | None = None) -> str:
+    """Make an earlier revision current again as a new revision; refused when it would change nothing.
+
+    `shown` (`conflicts.seen_revision`: the latest revision the Browse tab showed of the item, or was told of) is the
+    revision the revert goes on top of: when someone saved a newer one since, nothing is written and RevertConflict
+    says who and what changed. Without it (an API caller) the revert is not checked."""
     curator = can_write(studio, curator)
     if not item_id or not revision:
         raise InputError("Pick an item in the table and a revision to revert to")
     number = int(revision)
-    new = studio.store.revert(item_id, number, curator,  # checked in the write transaction: no revert at once slips by
-                              check=lambda revisions: check_revert(revisions, item_id, number))
+    try:  # checked in the write transaction: no revert or save at once slips by
+        new = studio.store.revert(item_id, number, curator,
+                                  check=lambda revisions: check_revert(revisions, item_id, number),
+                                  expected_revision=conflicts.told_revision(item_id, shown))
+    except RevisionConflictError as error:
+        raise RevertConflict(conflicts.revert_conflict_message(error, number),
+                             conflicts.seen_revision(item_id, error.latest.revision)) from None
     return f"Reverted {item_id} to revision {new.reverted_from}: saved as revision {new.revision}."
 
 
