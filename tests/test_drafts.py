@@ -126,7 +126,7 @@ def test_a_draft_with_fields_of_the_wrong_type_is_not_restored(store):
 def test_the_page_writes_drafts_after_the_editors_label_and_restores_it(store):
     demo = blocks.build_app(studio(store))
     events = {getattr(e.fn, "func", e.fn).__name__: e for e in demo.fns.values() if e.fn is not None}
-    assert events["keep_draft"].inputs[0].elem_id == "kard-editor-label"
+    assert events["keep_page"].inputs[0].elem_id == "kard-editor-label"
     restore = events["restore"]
     assert len(restore.outputs) == RESTORED and restore.outputs[-1].elem_id == "kard-editor-label"
 

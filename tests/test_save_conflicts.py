@@ -4,6 +4,7 @@ written; the curator is told who saved what, and Save again goes on top (real SQ
 from __future__ import annotations
 
 import html
+import json
 import threading
 from dataclasses import replace
 
@@ -123,3 +124,25 @@ def test_a_revert_after_someone_saved_since_the_history_was_shown_is_refused_and
     with pytest.raises(curating.RevertConflict):  # another item's revision is no licence: it checks this one's
         assert curating.save(s, compare(s, asked(s)).item, Edit("Bob again. Answer: A", "A", 5), "bob").saved
         curating.revert(s, "demo:q1", 2, "alice", shown)
+
+
+def test_a_reload_keeps_the_revision_the_tab_saved_last_so_its_next_save_is_no_conflict(store):
+    s = studio(store)
+    first = curating.save(s, compare(s, asked(s)).item, Edit("One. Answer: A", "A", 3), "alice")
+    second = curating.save(s, compare(s, asked(s)).item, Edit("Two. Answer: A", "A", 3), "alice", seen=first.seen)
+    back = compare(s, asked(s)).item  # Next question, then back: the editor opens revision 2
+    third = curating.save(s, back, Edit("Three. Answer: A", "A", 3), "alice", seen=second.seen)
+    assert third.revision == 3
+    edit = Edit("Four, after a reload. Answer: A", "A", 3)
+    record = blocks.page_record(s, back, edit, "Three. Answer: A", third.seen)  # what the tab keeps of its editor
+    page = blocks.restore_draft(s, curating.read_draft(json.dumps(record)), "alice", 26)
+    assert "Restored your unsaved correction" in " ".join(str(value) for value in page)
+    seen = blocks.restored_seen(json.dumps(record), back)  # the page has no State left: the record brings it back
+    assert seen == {"item_id": "demo:q1", "revision": 3}
+    assert curating.save(s, back, edit, "alice", seen=seen).revision == 4
+    other = compare(s, asked(s, "q2")).item  # kept per item: another item's record says nothing of this one
+    assert blocks.restored_seen(json.dumps({**record, "item": other}), back) is None
+    assert blocks.page_record(s, other, edit, "", seen)["seen"] is None
+    bob = curating.save(s, compare(s, asked(s)).item, Edit("Bob's. Answer: A", "A", 2), "bob")
+    stale = curating.save(s, back, Edit("Five. Answer: A", "A", 3), "alice", seen=seen)
+    assert bob.saved and not stale.saved and "bob saved revision 5" in stale.message  # a real conflict still is one

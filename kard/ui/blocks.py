@@ -533,18 +533,22 @@ def kept_draft(studio: Studio, sealed: dict | None, edit: Edit, last_saved: str 
     return curating.draft(sealed, edit)
 
 
-def page_record(studio: Studio, sealed: dict | None, edit: Edit, last_saved: str | None = None) -> dict | None:
+def page_record(studio: Studio, sealed: dict | None, edit: Edit, last_saved: str | None = None,
+                seen: dict | None = None) -> dict | None:
     """The editor's controls over a sealed item as the tab keeps them (`curating.draft`), "unsaved" saying whether they
-    hold a correction not saved (`kept_draft`); None in the demo and without an item. Typed text the server never saw
-    goes into the last one (TAB_JS), so it is kept whether or not it was unsaved."""
+    hold a correction not saved (`kept_draft`), and "seen": the revision this page saved last or was told of
+    (AskTab.seen), so that a save after a reload goes on top of it (`restored_seen`); None in the demo and without an
+    item. Typed text the server never saw goes into the last one (TAB_JS), so it is kept whether or not it was
+    unsaved."""
     if not studio.is_curator or not sealed:
         return None
     kept = kept_draft(studio, sealed, edit, last_saved)
     record = kept or curating.draft(sealed, edit)
-    return {**record, "unsaved": kept is not None} if record else None
+    told = conflicts.told_revision(str(sealed.get("item_id")), seen)
+    return {**record, "unsaved": kept is not None, "seen": seen if told is not None else None} if record else None
 
 
-def keep_draft(studio: Studio, label: str | None, last_saved: str | None, *values: Any):
+def keep_draft(studio: Studio, label: str | None, last_saved: str | None, *values: Any, seen: dict | None = None):
     """The tab's record (JSON, `page_record`) of the editor's controls (AskTab.edit_inputs), "" where there is none;
     left as it is while the student or the teacher answers (`label`, the editor's, says so): the new item is on the
     page then, the editor's text is not."""
@@ -552,8 +556,13 @@ def keep_draft(studio: Studio, label: str | None, last_saved: str | None, *value
 
     if label in LOCKED_LABELS:
         return gr.skip()
-    record = page_record(studio, values[0], read_edit(*values), last_saved)
+    record = page_record(studio, values[0], read_edit(*values), last_saved, seen)
     return json.dumps(record) if record else ""
+
+
+def keep_page(studio: Studio, label: str | None, last_saved: str | None, seen: dict | None, *values: Any):
+    """`keep_draft` as the page's events call it: with AskTab.seen before the editor's controls."""
+    return keep_draft(studio, label, last_saved, *values, seen=seen)
 
 
 def wire_drafts(demo: Any, t: AskTab, studio: Studio) -> None:
@@ -561,9 +570,10 @@ def wire_drafts(demo: Any, t: AskTab, studio: Studio) -> None:
 
     # On change, not input: a new item resets the review controls in the update that sets the item, and a draft
     # written on the item's change alone could read them before that update reached them.
+    # And on the revision the page saved or was told of (AskTab.seen), which the tab's record carries (`page_record`).
     gr.on([t.editor.change, t.answer.change, t.answer_text.change, t.rating.change, t.tags.change, t.note.change,
-           *[m.change for m in t.marks], t.item.change], partial(keep_draft, studio),
-          [t.editor_label, t.last_saved, *t.edit_inputs], [t.draft],
+           *[m.change for m in t.marks], t.item.change, t.seen.change], partial(keep_page, studio),
+          [t.editor_label, t.last_saved, t.seen, *t.edit_inputs], [t.draft],
           trigger_mode="always_last", **QUIET).then(None, [t.draft, t.tab], None, js=KEEP_DRAFT_JS, **PRIVATE)
 
     restored = [t.mode_line, t.question, t.options, t.picked, t.rerank_html, t.student_html, t.teacher_html,
@@ -573,7 +583,23 @@ def wire_drafts(demo: Any, t: AskTab, studio: Studio) -> None:
     def restore(draft_json: str, this_tab: str, request: gr.Request, profile: gr.OAuthProfile | None):
         return restore_draft(studio, curating.read_draft(draft_json), curator_name(request, profile), len(restored))
 
-    demo.load(None, None, [t.tab, t.draft], js=TAB_JS, **PRIVATE).then(restore, [t.draft, t.tab], restored, **QUIET)
+    demo.load(None, None, [t.tab, t.draft], js=TAB_JS, **PRIVATE).then(
+        restore, [t.draft, t.tab], restored, **QUIET).then(restored_seen, [t.draft, t.item], [t.seen], **QUIET)
+
+
+def restored_seen(draft_json: str | None, sealed: dict | None) -> dict | None:
+    """AskTab.seen after a reload: the revision this tab saved last or was told of, which the tab's record of the item
+    carries (`page_record`), where that item is the one the page restored (`sealed`); else None. (A page could send
+    any revision here: the check guards against overwriting others' work, it is no access control.)"""
+    kept = curating.read_draft(draft_json)
+    if not kept or not sealed or kept["item"].get("seal") != sealed.get("seal"):
+        return None
+    try:
+        item_id = AskedItem.from_dict(sealed).item_id
+    except (KeyError, TypeError, ValueError):
+        return None
+    told = conflicts.told_revision(item_id, kept.get("seen"))
+    return conflicts.seen_revision(item_id, told) if told is not None else None
 
 
 def mode_line(studio: Studio, who: str | None) -> str:
