@@ -27,6 +27,7 @@ from kard.ui.ask_events import (
 )
 from kard.ui.cards import LiveFailure, compare_html, live_diff, rerank_html, student_card, teacher_card
 from kard.ui.curating import MAX_MARKED, MAX_TAB_DRAFTS, Edit
+from kard.ui.page_script import CLEAR_RATING_JS
 from kard.ui.studio import Studio
 from kard.ui.updates import (
     answer_radio, answer_updates, editing_label, mark_updates, quiet, rating_radio, skips, warn,
@@ -457,7 +458,7 @@ def wire_editor(t: AskTab, studio: Studio) -> None:
     t.use_teacher.click(partial(use_rationale, studio, "teacher"), inputs, outputs, **PRIVATE)
     t.use_student.click(partial(use_rationale, studio, "student"), inputs, outputs, **PRIVATE)
     t.editor.input(live_diff, [t.original, t.editor], [t.edit_diff], trigger_mode="always_last", **QUIET)
-    t.clear_rating.click(lambda: None, None, t.rating, **QUIET)
+    t.clear_rating.click(None, None, t.rating, js=CLEAR_RATING_JS, **QUIET)  # in the page: works while it is down
 
 
 def save(studio: Studio, current: dict | None, edit: Edit, confirmed: bool, curator: str | None, seen=None):

@@ -172,5 +172,14 @@ click, with the seal of the item they were set for (the tab's last record from t
 blocks.TAB_JS prefers them on a reload; blocks.KEEP_DRAFT_JS drops them once the server has kept what the page
 shows (kardShowsRecord)."""
 
+CLEAR_RATING_JS = """() => {
+  // "No rating" clears the rating here, at once, with no server event (it may be down), and keeps the cleared
+  // controls in this browser as a click on a rating would (TYPED_TEXT_JS); the null it returns sets the radio
+  document.querySelectorAll("#kard-rating input:checked").forEach((box) => { box.checked = false; });
+  if (typeof kardKeepShown === "function") kardKeepShown();
+  return null;
+}"""
+"""The "No rating" button's click (blocks.wire_editor): the rating radio cleared in the page and kept so."""
+
 PAGE_HEAD = f"<script>{SHORTCUTS_JS}{DROPDOWN_JS}{GROUP_NAMES_JS}{SHOWN_EDIT_JS}{TYPED_TEXT_JS}</script>"
 """The page's head: every script above."""
