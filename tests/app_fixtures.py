@@ -140,6 +140,17 @@ def curator_page(browser, url: str):
     return page
 
 
+def asked_on_page(browser, url: str, question: str, options: str):
+    """A signed-in page (`curator_page`) with `question` asked and answered, and the editor open."""
+    page = curator_page(browser, url)
+    page.fill("#kard-question textarea", question)
+    page.fill("#kard-options textarea", options)
+    page.click("#kard-ask")
+    page.wait_for_selector("#kard-editor-label >> text=Editing", timeout=120_000)
+    page.wait_for_function("!document.querySelector('#kard-editor textarea').disabled")
+    return page
+
+
 def save_on_page(page) -> None:
     """Click Save, tick "save anyway" and save again where the page asks for it, and wait until it has saved."""
     page.click("#kard-save")

@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("playwright.sync_api")
 
-from app_fixtures import BROWSER_TEST, curator_page, save_on_page, tiny_chromium_app  # noqa: E402
+from app_fixtures import BROWSER_TEST, asked_on_page, save_on_page, tiny_chromium_app  # noqa: E402
 
 QUESTION = "Which antibodies drive Graves thyroid disease?"
 OPTIONS = "A) Antibodies that stimulate the TSH receptor B) Antibodies against insulin"
@@ -21,20 +21,9 @@ OTHER_QUESTION, OTHER_OPTIONS = "Which vitamin deficiency causes scurvy?", "A) V
 app = tiny_chromium_app("kept-on-reload")
 
 
-def _asked_page(app, question: str, options: str):
-    """A signed-in page with `question` answered and the editor open."""
-    page = curator_page(*app[:2])
-    page.fill("#kard-question textarea", question)
-    page.fill("#kard-options textarea", options)
-    page.click("#kard-ask")
-    page.wait_for_selector("#kard-editor-label >> text=Editing", timeout=120_000)
-    page.wait_for_function("!document.querySelector('#kard-editor textarea').disabled")
-    return page
-
-
 def _rated_page(app):
     """A signed-in page with the question answered, the editor's text changed and rating 4 kept by the server."""
-    page = _asked_page(app, QUESTION, OPTIONS)
+    page = asked_on_page(*app[:2], QUESTION, OPTIONS)
     page.fill("#kard-editor textarea", EDITED)
     page.locator("#kard-rating label", has_text="4").click()
     page.wait_for_function(f"({KEPT.format('draft')}).includes('\"rating\": 4')", timeout=30_000)
@@ -62,7 +51,7 @@ def test_no_rating_while_the_server_is_down_clears_it_and_the_save_carries_none(
 
 
 def test_a_save_after_a_reload_goes_on_top_of_the_revision_this_tab_saved(app):
-    page, studio = _asked_page(app, OTHER_QUESTION, OTHER_OPTIONS), app[2]
+    page, studio = asked_on_page(*app[:2], OTHER_QUESTION, OTHER_OPTIONS), app[2]
     page.fill("#kard-editor textarea", "Scurvy: too little vitamin C. Answer: A")
     page.locator("#kard-answer label", has_text="A").first.click()
     save_on_page(page)  # revision 1; the editor opened none
@@ -73,4 +62,7 @@ def test_a_save_after_a_reload_goes_on_top_of_the_revision_this_tab_saved(app):
     page.click("#kard-save")
     said = page.wait_for_selector("#kard-save-msg .kard-msg").inner_text()
     assert "Saved revision 2" in said, said
+    latest = [r for r in studio.store.latest() if r.correction.question == OTHER_QUESTION]
+    assert [(r.revision, r.correction.rationale) for r in latest] == [
+        (2, "Scurvy comes from too little vitamin C. Answer: A")]
     page.context.close()

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("playwright.sync_api")
 
-from app_fixtures import BROWSER_TEST, curator_page, save_on_page, tiny_chromium_app  # noqa: E402
+from app_fixtures import BROWSER_TEST, asked_on_page, save_on_page, tiny_chromium_app  # noqa: E402
 
 QUESTION = "Which antibodies drive Graves thyroid disease?"
 OPTIONS = "A) Antibodies that stimulate the TSH receptor B) Antibodies against insulin"
@@ -24,12 +24,7 @@ app = tiny_chromium_app("review-kept")
 
 def _asked_page(app, question: str = QUESTION, options: str = OPTIONS):
     """A signed-in page with `question` answered and the editor open, its record kept in the browser."""
-    page = curator_page(*app[:2])
-    page.fill("#kard-question textarea", question)
-    page.fill("#kard-options textarea", options)
-    page.click("#kard-ask")
-    page.wait_for_selector("#kard-editor-label >> text=Editing", timeout=120_000)
-    page.wait_for_function("!document.querySelector('#kard-editor textarea').disabled")
+    page = asked_on_page(*app[:2], question, options)
     page.wait_for_selector("#kard-mark-0 label >> visible=true")
     page.wait_for_function(f"({KEPT.format('base')}).includes('\"seal\"')")
     return page
