@@ -4,7 +4,8 @@
 # bases, default runs/default-student); source it from the repository root, after benchmarks/script_checks.sh.
 # New tokens: 64 and 96 where the training rationales are short (OpenBookQA facts, FLAN), 128 for MedQA and the app.
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then  # run, not sourced
-  echo "error: benchmarks/student_eval_sets.sh holds functions sourced by evaluate_default_student.sh, gpu_student_sweep.sh and the probes;" \
+  echo "error: benchmarks/student_eval_sets.sh holds functions sourced by evaluate_default_student.sh," \
+    "gpu_student_sweep.sh and the probes;" \
     "it does nothing alone. Fix: run one of those (each has --help)" >&2
   exit 2
 fi
