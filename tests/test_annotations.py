@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
 import time
+from typing import Iterator
 from dataclasses import replace
 
 import pytest
@@ -166,26 +168,29 @@ def _hold_lock(path, seconds: float, ready: threading.Event) -> None:
     conn.close()
 
 
-def test_locked_database_is_retried_until_free(store):
+@contextlib.contextmanager
+def locked_by_another_writer(path, seconds: float) -> Iterator[None]:
+    """Another connection holds the database locked for `seconds` from entry; the exit waits until it lets go."""
     ready = threading.Event()
-    holder = threading.Thread(target=_hold_lock, args=(store.path, 0.2, ready))
+    holder = threading.Thread(target=_hold_lock, args=(path, seconds, ready))
     holder.start()
     ready.wait()
-    saved = store.save(correction())  # first attempts meet the lock, a retry gets through
-    holder.join()
+    try:
+        yield
+    finally:
+        holder.join()
+
+
+def test_locked_database_is_retried_until_free(store):
+    with locked_by_another_writer(store.path, 0.2):
+        saved = store.save(correction())  # first attempts meet the lock, a retry gets through
     assert saved.revision == 1 and store.count() == 1
 
 
 def test_locked_database_gives_a_clear_error_after_retries(store):
-    ready = threading.Event()
-    holder = threading.Thread(target=_hold_lock, args=(store.path, 1.5, ready))
-    holder.start()
-    ready.wait()
-    try:
+    with locked_by_another_writer(store.path, 1.5):
         with pytest.raises(StoreLockedError, match="stayed locked.*Fix: close other programs") as caught:
             store.save(correction())
-    finally:
-        holder.join()
     assert store.count() == 0
     assert "editor" not in str(caught.value)  # the store serves the command line too; the app adds its own fix
 

@@ -246,22 +246,14 @@ def test_the_editor_goes_on_from_the_saved_correction_when_the_question_is_asked
 
 
 def test_a_save_that_meets_a_locked_store_says_the_edit_is_still_in_the_editor(tmp_path):
-    import threading
-
-    from test_annotations import FAST, _hold_lock
+    from test_annotations import FAST, locked_by_another_writer
 
     store = AnnotationStore(tmp_path / "locked.db", FAST)
     s = studio(store)
     item = compare(s, asked(s)).item
-    ready = threading.Event()
-    holder = threading.Thread(target=_hold_lock, args=(store.path, 1.5, ready))
-    holder.start()
-    ready.wait()
-    try:
+    with locked_by_another_writer(store.path, 1.5):
         with pytest.raises(KardError, match="stayed locked.*Fix: .*save again; your edit is still in the editor$"):
             save(s, item, "Scurvy means too little vitamin C.", "A", 4, [], [], "", False, "alice")
-    finally:
-        holder.join()
     assert store.count() == 0
 
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
-import threading
 import time
 from collections import namedtuple
 
 import pytest
-from test_annotations import _hold_lock, correction
+from test_annotations import correction, locked_by_another_writer
 from test_app_handlers import asked, compare, studio
 
 from kard.annotations import AnnotationStore, AnnotationStoreError, StoreReadOnlyError, locked_wait_s
@@ -81,16 +80,10 @@ def test_a_locked_store_gives_up_after_the_time_its_config_promises_and_the_page
     store = AnnotationStore(tmp_path / "locked.db")  # the default config, as the app runs it
     s = studio(store)
     item = compare(s, asked(s)).item
-    ready = threading.Event()
-    holder = threading.Thread(target=_hold_lock, args=(store.path, 9.0, ready))
-    holder.start()
-    ready.wait()
-    started = time.monotonic()
-    try:
+    with locked_by_another_writer(store.path, 9.0):
+        started = time.monotonic()
         shown, *_ = blocks.save(s, item, Edit("Scurvy means too little vitamin C.", "A", 4), False, "alice")
         took = time.monotonic() - started
-    finally:
-        holder.join()
     assert took <= locked_wait_s(store.config) + 1.5, took
     assert "locked.db stayed locked" in shown and str(tmp_path) not in shown and "save again" in shown
     assert "sqlite3 shells" not in shown and store.count() == 0
