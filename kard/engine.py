@@ -202,11 +202,6 @@ def converted_folder(student: "Student", compute_type: str) -> Path:
     return cache_dir() / "engines" / f"{CTRANSLATE2}-{compute_type}" / digest
 
 
-def fingerprint(sources: Sequence[str]) -> str:
-    """A short hash of the bytes of the files a student was loaded from (see kard.disk_cache.content_digest)."""
-    return content_digest(sources)
-
-
 def conversions_kept() -> int:
     """How many converted students the cache keeps per compute type: $KARD_ENGINE_CACHE_KEEP, else 4."""
     text = os.environ.get(KEEP_ENV, "").strip()

@@ -16,7 +16,8 @@ import pytest
 
 from kard.config import AppConfig, GenerationConfig
 from kard import engine
-from kard.engine import CTranslate2Engine, fingerprint
+from kard.disk_cache import content_digest
+from kard.engine import CTranslate2Engine
 from kard.errors import ConfigError
 from kard.evaluation import get_condition, run_settings
 from kard.config import RetrievalConfig
@@ -121,9 +122,9 @@ def test_int8_by_default_converted_once_and_again_when_the_weights_change(folder
     with caplog.at_level(logging.INFO, logger="kard.engine"):
         Student.load(folder, engine="ctranslate2")
     assert not [r for r in caplog.records if "converting" in r.getMessage()]  # cached: not converted again
-    before = fingerprint([str(folder)])
+    before = content_digest([str(folder)])
     (folder / "generation_config.json").write_text((folder / "generation_config.json").read_text() + "\n")
-    assert fingerprint([str(folder)]) != before
+    assert content_digest([str(folder)]) != before
 
 
 def test_auto_falls_back_to_transformers_in_one_line_when_ctranslate2_is_missing(
@@ -256,11 +257,11 @@ def test_file_digests_are_remembered_by_path_size_and_mtime(folder: Path, tmp_pa
     hashed: list[str] = []
     real = disk_cache.file_sha256
     monkeypatch.setattr(disk_cache, "file_sha256", lambda path: hashed.append(path.name) or real(path))
-    digest = fingerprint([str(copy), "HuggingFaceTB/SmolLM2-135M-Instruct"])
+    digest = content_digest([str(copy), "HuggingFaceTB/SmolLM2-135M-Instruct"])
     assert hashed and str(tmp_path) not in digest
     hashed.clear()
-    assert fingerprint([str(copy), "HuggingFaceTB/SmolLM2-135M-Instruct"]) == digest and hashed == []  # only stats
+    assert content_digest([str(copy), "HuggingFaceTB/SmolLM2-135M-Instruct"]) == digest and hashed == []  # only stats
     config = copy / "config.json"
     os.utime(config, ns=(0, config.stat().st_mtime_ns + 10**9))
-    assert fingerprint([str(copy), "HuggingFaceTB/SmolLM2-135M-Instruct"]) == digest and hashed == ["config.json"]
-    assert fingerprint([str(copy)]) != digest
+    assert content_digest([str(copy), "HuggingFaceTB/SmolLM2-135M-Instruct"]) == digest and hashed == ["config.json"]
+    assert content_digest([str(copy)]) != digest
