@@ -488,17 +488,16 @@ def _make_schema(db: Any) -> None:
 
 def _check_expected(item_id: str, history: Sequence[Revision], expected: int | None) -> None:
     """RevisionConflictError when `expected` (0: no revision) is given and is not the item's latest revision."""
-    latest = history[-1].revision if history else 0
-    if expected is None or int(expected) == latest:
+    if expected is None or int(expected) == (history[-1].revision if history else 0):
         return
-    base = next((r for r in history if r.revision == int(expected)), None)
-    newer = [r for r in history if r.revision > int(expected)]
-    if not newer:  # a revision the item does not have (yet): refused all the same, naming the latest
-        newer = list(history[-1:])
-    if not newer:
+    expected = int(expected)
+    if not history:
         raise DataError(f"item {item_id!r} has no revision {expected} to save on top of: it has none yet",
                         fix="pass expected_revision=0 for an item never saved")
-    raise RevisionConflictError(item_id, int(expected), base, newer)
+    base = next((r for r in history if r.revision == expected), None)
+    # a revision the item does not have (yet) is refused all the same, naming the latest
+    newer = [r for r in history if r.revision > expected] or [history[-1]]
+    raise RevisionConflictError(item_id, expected, base, newer)
 
 
 _INSERT = f"INSERT INTO {TABLE} ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
