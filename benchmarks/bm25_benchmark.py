@@ -6,7 +6,7 @@ Run by hand, not in CI (it takes minutes and a few GB at 1M passages):
 
 Each case runs in its own child process. Memory: the peak resident size sampled while the index is
 built, and that peak minus the resident size just before (passages already loaded). Cases:
-synthetic passages at 100k and 1M (rank_bm25 at 1M only with --rank-bm25-1m, on a few queries),
+synthetic passages at 100k and 1M (rank_bm25 only up to --rank-bm25-max passages, 100k by default, on a few queries),
 and the real StrategyQA paragraphs (../shared/data) with real StrategyQA questions as queries.
 
 Synthetic text: a 200,000-word vocabulary with Zipf frequencies (s = 1.0, as English). The 124 most

@@ -56,6 +56,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("eval_dir", type=Path)
     args = parser.parse_args()
+    if not any((args.eval_dir / set_name).is_dir() for set_name in SETS):
+        parser.error(f"{args.eval_dir} holds no evaluation ({', '.join(SETS)} folders); pass the --out folder "
+                     "of benchmarks/evaluate_default_student.sh")
     lines = ["| questions | student | n | accuracy % | 95% CI | answer read % | of which stated by the rationale % "
              "| answer chosen by letter prob. % | unanswered % | answers given |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]

@@ -2,7 +2,7 @@
 # The KARD training run documented in docs/training.md: StrategyQA train (FLAN human rationales),
 # Wikipedia paragraphs as the knowledge base, SmolLM2-135M student, MiniLM cross-encoder reranker.
 # Run from the repository root; it reads ../shared/data and writes runs/strategyqa/ (git-ignored).
-#   nice -n 10 bash benchmarks/train_strategyqa.sh > runs/strategyqa/run.log 2>&1 &
+#   mkdir -p runs/strategyqa && nice -n 10 bash benchmarks/train_strategyqa.sh > runs/strategyqa/run.log 2>&1 &
 # Sizes are cut to what a 2-core machine shared with other jobs finishes in about an hour; raise
 # STUDENT_STEPS / RERANKER_STEPS / EVAL_QUESTIONS (and drop OMP_NUM_THREADS=1) on a free machine.
 # Settings (environment variables; no arguments but -h/--help): DATA=../shared/data (or KARD_DATA),

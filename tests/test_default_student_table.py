@@ -60,3 +60,11 @@ def test_an_interrupted_evaluation_is_noted_not_evaluated_yet(tmp_path: Path) ->
     assert any(line.startswith("| OpenBookQA dev | kard | 2 |") for line in made.stdout.splitlines())
     assert "- StrategyQA held-out, kard: not evaluated yet" in made.stdout
     assert "- MedQA held-out, kard: not evaluated yet" in made.stdout
+
+
+def test_a_folder_without_evaluations_is_refused_by_name(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-eval"
+    made = table(missing)
+    assert made.returncode == 2
+    assert f"{missing} holds no evaluation" in made.stderr and "evaluate_default_student.sh" in made.stderr
+    assert made.stdout == ""
