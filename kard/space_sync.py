@@ -343,8 +343,9 @@ COMMAND = Retry("try again later", "then run the command again", "then run the c
 """A one-off command on a laptop (`kard restore`)."""
 
 
-def describe_error(error: BaseException, repo_id: str, retry: Retry = COMMAND) -> str:
-    """What went wrong and the fix, for the status line and the log (no token: see `redact`)."""
+def describe_error(error: BaseException, repo_id: str, retry: Retry = COMMAND, *, page: bool = False) -> str:
+    """What went wrong and the fix, for the status line and the log (no token: see `redact`). With `page`, a local
+    file is named by its name alone (the page never shows the server's paths; the log keeps them)."""
     if isinstance(error, KardError):
         return str(error)
     status = _status(error)
@@ -363,7 +364,7 @@ def describe_error(error: BaseException, repo_id: str, retry: Retry = COMMAND) -
     elif _offline(error):
         problem, fix = "the Hub client is offline (HF_HUB_OFFLINE is set)", f"unset HF_HUB_OFFLINE, {retry.restart}"
     elif isinstance(error, OSError) and error.errno in _LOCAL_DISK_ERRORS:
-        problem, fix = _local_disk_error(error, retry.after_fix)
+        problem, fix = _local_disk_error(error, retry.after_fix, page=page)
     elif isinstance(error, (OSError, ConnectionError)) or type(error).__module__.startswith(("httpx", "requests")):
         problem, fix = f"cannot reach the Hub ({type(error).__name__})", f"check the network; {retry.again}"
     else:
@@ -416,9 +417,12 @@ _LOCAL_DISK_ERRORS = (*_FULL, errno.EACCES, errno.EPERM, errno.EROFS)
 """A file here, not the network: the snapshot's or a download's temp folder is full or cannot be written."""
 
 
-def _local_disk_error(error: OSError, retry: str) -> tuple[str, str]:
-    folder = Path(str(error.filename)).parent if error.filename else Path(tempfile.gettempdir())
-    where = f": {error.filename}" if error.filename else ""
+def _local_disk_error(error: OSError, retry: str, *, page: bool = False) -> tuple[str, str]:
+    file = Path(str(error.filename)) if error.filename else None
+    folder = file.parent if file else Path(tempfile.gettempdir())
+    if page:
+        file, folder = (Path(file.name) if file else None), "the file's folder" if file else "the temp folder"
+    where = f": {file}" if file else ""
     problem = f"a local file cannot be written ({error.strerror or 'disk error'}{where})"
     if error.errno in _FULL:
         return problem, (f"free space in {folder} (the temp folder, TMPDIR, or the Space's storage; a Space's "
@@ -614,8 +618,10 @@ class SpaceSync:
         return keys
 
     def _fail(self, error: BaseException) -> None:
-        text = self._redact(describe_error(error, self.config.repo_id, Retry.every(self.config.every_minutes)))
-        log.warning("sync to %s failed: %s", self.config.repo_id, text)
+        retry = Retry.every(self.config.every_minutes)
+        log.warning("sync to %s failed: %s", self.config.repo_id,
+                    self._redact(describe_error(error, self.config.repo_id, retry)))
+        text = self._redact(describe_error(error, self.config.repo_id, retry, page=True))
         self._status = replace(self._status, error=text, failed_at=self._clock())
 
     def _redact(self, text: str) -> str:

@@ -530,22 +530,32 @@ def test_a_failed_push_shows_its_fix_and_the_last_good_sync(store, caplog, error
     assert sync.status_text().startswith(f"Last synced to {REPO}: 12:03 UTC (2 corrections")
 
 
-@pytest.mark.parametrize("error, says", [
+@pytest.mark.parametrize("error, on_page, in_log", [
     (OSError(errno.ENOSPC, "No space left on device", "/tmp/kard-sync-1/revisions.jsonl"),
+     "a local file cannot be written (No space left on device: revisions.jsonl). Fix: free space in the file's "
+     "folder (the temp folder",
      "a local file cannot be written (No space left on device: /tmp/kard-sync-1/revisions.jsonl). "
      "Fix: free space in /tmp/kard-sync-1 (the temp folder"),
-    (OSError(errno.ENOSPC, "No space left on device"), "or set TMPDIR to a folder with room; it retries every 10 min"),
+    (OSError(errno.ENOSPC, "No space left on device"),
+     "free space in the temp folder (the temp folder, TMPDIR, or the Space's storage",
+     "or set TMPDIR to a folder with room; it retries every 10 min"),
     (PermissionError(errno.EACCES, "Permission denied", "/tmp/kard-sync-2"),
+     "a local file cannot be written (Permission denied: kard-sync-2). Fix: make the file's folder writable",
      "a local file cannot be written (Permission denied: /tmp/kard-sync-2). Fix: make /tmp writable"),
-    (OSError(errno.EROFS, "Read-only file system", "/tmp/x/manifest.json"), "Fix: make /tmp/x writable"),
-    (OSError(errno.ECONNREFUSED, "Connection refused"), "cannot reach the Hub (ConnectionRefusedError)"),
+    (OSError(errno.EROFS, "Read-only file system", "/tmp/x/manifest.json"), "(Read-only file system: manifest.json)",
+     "Fix: make /tmp/x writable"),
+    (OSError(errno.ECONNREFUSED, "Connection refused"), "cannot reach the Hub (ConnectionRefusedError)",
+     "cannot reach the Hub (ConnectionRefusedError)"),
 ])
-def test_a_local_disk_error_is_not_read_as_the_network(store, env, error, says):
+def test_a_local_disk_error_is_not_read_as_the_network(store, env, caplog, error, on_page, in_log):
+    """The status line (on the page) names a file by its name alone; the log keeps the server's path."""
     save(store, 1)
     env.setattr("kard.space_sync.write_rows", lambda rows, path: (_ for _ in ()).throw(error))
     sync = make_sync(store, FakeHub())
-    sync.sync_now()
-    assert says in sync.status_text()
+    with caplog.at_level("WARNING", logger="kard.space_sync"):
+        sync.sync_now()
+    assert on_page in sync.status_text() and "/tmp" not in sync.status_text()
+    assert in_log in caplog.text
     assert ("check the network" in sync.status_text()) == (error.errno == errno.ECONNREFUSED)
 
 
