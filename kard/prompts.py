@@ -2,7 +2,9 @@
 
 The student reads `student_input(question, passages)` and learns to write `student_target(...)`:
 the rationale, then a last line `Answer: X`. `parse_answer` turns any generated text back into a
-(rationale, letter) pair and never raises on model output.
+(rationale, letter) pair and never raises on model output; the student's outputs and the teacher's
+replies are read by the same parser. A reasoning model's `<think>...</think>` block is no part of the
+rationale and states no answer (`strip_thinking`).
 
 An open question (`Question.kind == "open"`, kard.kinds) has no options: its prompt asks for a short
 answer on the last line (`Answer: <short answer>`), and `parse_free_answer` reads that text back,
@@ -31,15 +33,27 @@ OPEN_INSTRUCTION = (
 )
 """The instruction of an open question (no options): the answer is free text, not a letter."""
 
-_ANSWER_LINE = re.compile(r"answer\s*(?:is|:)\s*[\(\[]?\s*([A-Za-z])\b[\)\]]?", re.IGNORECASE)
-_ANSWER_LINE_START = re.compile(r"^[ \t]*(?:the\s+|final\s+)?answer\s*(?:is|:)", re.IGNORECASE | re.MULTILINE)
+_MARKUP = r"[*_`]*"  # markdown emphasis around "Answer:" or the letter: "**Answer:** B"
+_LETTER = (r"(?:(?:option|choice)\s+)?"  # "Answer: Option B"
+           r"(?:\$*\s*\\boxed\s*\{\s*(?:\\text(?:bf)?\s*\{\s*)?)?"  # "Final Answer: $\\boxed{B}$"
+           r"[\(\[]?\s*(?-i:([A-Z])|(?!a[ \t]+\w)([a-z]))\b[\)\]]?")  # never the article of "is a cold"
+_ANSWER_LINE = re.compile(rf"answer{_MARKUP}\s*(?:is\s*:?|:){_MARKUP}\s*{_MARKUP}{_LETTER}"
+                          r"|\\boxed\s*\{\s*(?:\\text(?:bf)?\s*\{\s*)?([A-Za-z])\s*\}", re.IGNORECASE)
+_OTHER_LETTER = re.compile(rf"[ \t]*(?:,|/|&|\band\b|\bor\b)[ \t]*{_MARKUP}[\(\[]?(?-i:([A-Z]))\b",
+                           re.IGNORECASE)  # "Answer: B and C", "Answer: A or B": two answers are none
+_ANSWER_LINE_START = re.compile(r"^[ \t]*[*_#>]*[ \t]*(?:the\s+|final\s+)?answer[*_]*\s*(?:is|:)",
+                                re.IGNORECASE | re.MULTILINE)
+_THINKING = re.compile(r"<(think|thinking)>.*?</\1>", re.IGNORECASE | re.DOTALL)
+_THINKING_END = re.compile(r"^.*</think(?:ing)?>", re.IGNORECASE | re.DOTALL)  # the opening tag left in the prompt
+_THINKING_OPEN = re.compile(r"<think(?:ing)?>.*\Z", re.IGNORECASE | re.DOTALL)  # cut off while thinking
+_FULL_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}  # "Ｂ" -> "B", "：" -> ":"
 _LETTER_MENTION = re.compile(r"(?:\(([A-Z])\)|\boption\s+([A-Z])\b|\b([A-Z])[\.\)](?=\s|$))")
 _YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 _BARE_LETTER = re.compile(r"^\s*[\(\[]?([A-Z])[\)\]\.:]?\s*(?:\n|$)")  # " B": the answer-only baseline's output
 _OPTION_MARK = re.compile(r"(?:^|\s)\(?([A-Za-z])([\)\.:])(?=\s)")  # the whitespace after stays for the next mark
 _LINE_LABEL = re.compile(r"^\(?([A-Za-z])([\)\.:])\s+")
-_FREE_ANSWER_LINE = re.compile(r"^[ \t]*(?:the\s+)?(?:final\s+)?answer\s*(?:is\s*:?|:)\s*(\S.*?)[ \t]*$",
-                               re.IGNORECASE | re.MULTILINE)
+_FREE_ANSWER_LINE = re.compile(r"^[ \t]*[*_#>]*[ \t]*(?:the\s+)?(?:final\s+)?answer[*_]*\s*(?:is\s*:?|:)"
+                               r"\s*(\S.*?)[ \t]*$", re.IGNORECASE | re.MULTILINE)
 _SO_THE_ANSWER = re.compile(r"\bthe\s+(?:final\s+)?answer\s+is[ \t:]+(.+?)(?=\.\s|\.?$|\n)",
                             re.IGNORECASE | re.MULTILINE)
 _INLINE_ANSWER = re.compile(r"\b(?:final\s+)?answer\s*:", re.IGNORECASE)
@@ -92,14 +106,30 @@ def answer_only_input(question: Question) -> str:
     return "\n".join([*_question_lines(question), "Answer:"])
 
 
+def strip_thinking(text: str) -> str:
+    """`text` without a reasoning model's thinking: its `<think>...</think>` (or `<thinking>`) blocks, everything up
+    to a lone `</think>` (a chat template that opened the block in the prompt) and an unclosed `<think>` to the end (a
+    reply cut off while thinking). A guess inside the thinking ("Answer: A?") is no answer, nor part of a rationale."""
+    if "think" not in text.lower():
+        return text
+    text = _THINKING_END.sub("", _THINKING.sub("", text))
+    return _THINKING_OPEN.sub("", text).strip()
+
+
 def strip_answer_line(text: str) -> str:
     """The rationale part of a generation: everything before the first line that states the answer.
 
-    Only a line that starts with the answer ("Answer: B", "The answer is B") is cut; an answer
-    stated inside a sentence stays part of the reasoning.
+    Only a line that starts with the answer ("Answer: B", "The answer is B", "**Final Answer:** B") is cut; an
+    answer stated inside a sentence stays part of the reasoning. A `<think>` block goes too (`strip_thinking`).
     """
-    match = _ANSWER_LINE_START.search(text)
+    text = strip_thinking(text)
+    match = _ANSWER_LINE_START.search(_half_width(text))
     return (text[: match.start()] if match else text).strip()
+
+
+def _half_width(text: str) -> str:
+    """Full-width letters and punctuation ("Answer：Ｂ", as CJK input writes them) as ASCII, one character for one."""
+    return text.translate(_FULL_WIDTH)
 
 
 def strip_answer(text: str, answer: str | None, options: Mapping[str, str] | None = None) -> str:
@@ -130,15 +160,25 @@ def _names_answer(stated: str, answer: str, options: Mapping[str, str]) -> bool:
 def parse_answer(text: str, letters: Sequence[str]) -> tuple[str, str | None]:
     """Split generated text into (rationale, answer letter or None).
 
-    The letter after the last `Answer:` wins. Failing that, a bare letter alone on the first line
-    (what the fine-tuning baseline writes after its "Answer:" cue), the last option letter mentioned
-    ("(B)", "option B", "B."), and for yes/no questions the last "yes"/"no". No answer -> None.
+    The letter of the last answer statement wins: "Answer: B", "answer: (b)", "The answer is B", "**Answer:** B",
+    "**Final Answer:** B", "Answer: Option B", "Final Answer: $\\boxed{B}$" or a lone "\\boxed{B}" (full-width
+    "Ｂ" too). A lowercase "a" followed by a word is the article ("the answer is a cold"), not a letter, and a
+    statement naming two letters ("Answer: B and C", "Answer: A or B") is no answer. Failing a statement, a bare
+    letter alone on the first line (what the fine-tuning baseline writes after its "Answer:" cue), the last option
+    letter mentioned ("(B)", "option B", "B."), and for yes/no questions the last "yes"/"no". No answer -> None.
+    A `<think>...</think>` block is read as neither answer nor rationale (`strip_thinking`). The student's outputs
+    and the teacher's replies are read alike.
     """
     valid = {letter.upper() for letter in letters}
-    rationale = strip_answer_line(text)
+    visible = strip_thinking(text)
+    rationale = strip_answer_line(visible)
+    text = _half_width(visible)
     for match in reversed(list(_ANSWER_LINE.finditer(text))):
-        letter = match.group(1).upper()
+        letter = next(group for group in match.groups() if group).upper()
         if letter in valid:
+            other = _OTHER_LETTER.match(text, match.end())
+            if other and other.group(1) in valid and other.group(1) != letter:
+                return rationale, None  # two answers: no answer
             return rationale, letter
     bare = _BARE_LETTER.match(text)
     if bare and bare.group(1) in valid:
@@ -164,6 +204,7 @@ def parse_free_answer(text: str) -> tuple[str, str | None]:
     answer is brown."), and counts only without one ("How many legs? ... Answer: 8"). Never raises on
     model output.
     """
+    text = strip_thinking(text)
     rationale = strip_answer_line(text)
     lines = [_clean_free_answer(m.group(1)) for m in reversed(list(_FREE_ANSWER_LINE.finditer(text)))]
     stated = [_clean_free_answer(m.group(1)) for m in reversed(list(_SO_THE_ANSWER.finditer(text)))]

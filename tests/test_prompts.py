@@ -240,3 +240,40 @@ def test_a_lone_digit_on_the_answer_line_yields_to_the_answer_the_rationale_stat
         "Cactus live in dry areas. So the answer is Brown.", "Brown")
     assert parse_free_answer("A spider has eight legs.\nAnswer: 8")[1] == "8"
     assert parse_free_answer("So the answer is stems.\nAnswer: thick stems")[1] == "thick stems"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Because reasons.\n**Answer:** B", "B"),
+    ("Okay.\n\n**Final Answer:** C", "C"),
+    ("Because reasons.\nAnswer: Option B", "B"),
+    ("Because reasons.\nFinal Answer: $\\boxed{B}$", "B"),
+    ("So it is $\\boxed{\\text{D}}$.", "D"),
+    ("Because reasons.\nAnswer: \uff22", "B"),  # a full-width letter
+    ("Because reasons.\nThe answer is: C", "C"),
+    ("because reasons.\nanswer: b", "B"),
+    ("The answer is a.", "A"),  # a lone lowercase letter is still a letter...
+    ("The answer is a vitamin C deficiency, option B.", "B"),  # ...but not the article before a word
+    ("The answer is a cold.", None),
+    ("Because reasons.\nAnswer: B and C", None),  # two answers are none
+    ("Because reasons.\nAnswer: A or B", None),
+    ("Because reasons.\nAnswer: (A), (C)", None),
+    ("Because reasons.\nAnswer: B. A is wrong.", "B"),
+    ("Because reasons.\nAnswer: A, Iron deficiency anemia", "A"),
+])
+def test_parse_answer_reads_the_formats_teachers_write(text, expected):
+    assert parse_answer(text, ["A", "B", "C", "D"])[1] == expected
+
+
+def test_a_guess_inside_a_think_block_is_neither_the_answer_nor_the_rationale():
+    text = "<think>Could be A. Answer: A? Let me check.</think>\nThe inferior leads point to the RCA.\n**Answer:** C"
+    assert parse_answer(text, "ABCD") == ("The inferior leads point to the RCA.", "C")
+    assert parse_answer("<think>Let me reason... Answer: B</think>", "ABCD") == ("", None)  # only thinking
+    assert parse_answer("<think>Answer: B, so far", "ABCD") == ("", None)  # cut off while thinking
+    assert parse_answer("Hmm, B? Answer: B.</think>\nIt is C.\nAnswer: C", "ABCD") == ("It is C.", "C")
+    assert parse_free_answer("<think>Maybe Mars? Answer: Mars</think>\nIt glows red.\nAnswer: Mars") == (
+        "It glows red.", "Mars")
+    assert student_target("<think>hmm</think>\nRCA supplies it.\n**Answer:** C", "C") == " RCA supplies it.\nAnswer: C"
+
+
+def test_a_bold_answer_line_is_cut_from_the_rationale_of_an_open_question():
+    assert parse_free_answer("Bones need it.\n**Final Answer:** vitamin D") == ("Bones need it.", "vitamin D")

@@ -535,6 +535,23 @@ def test_teach_keeps_no_empty_reply_and_a_rerun_asks_again(server, tmp_path):
     assert len(again.kept) == 3 and again.cached == 2 and server.count == 4
 
 
+@pytest.mark.parametrize("reply, letter", [
+    ("Insulin lowers blood glucose.\n**Answer:** B", "B"),
+    ("Insulin lowers blood glucose.\n\n**Final Answer:** B", "B"),
+    ("Insulin lowers blood glucose.\nFinal Answer: $\\boxed{B}$", "B"),
+    ("<think>Heparin? Answer: C? No.</think>\nInsulin lowers blood glucose.\n**Answer:** B", "B"),
+    ("The answer is a hormone that lowers glucose, option B.", "B"),  # "a" is the article, not option A
+])
+def test_the_app_reads_and_caches_common_answer_formats_and_teach_keeps_them(server, reply, letter):
+    server.responder = answer_with(reply)
+    with make_teacher(server) as teacher:
+        list(teacher.stream_answer(medqa(0)))
+        (cached,) = list(teacher.stream_answer(medqa(0)))  # read, so cached: the second ask pays nothing
+        assert isinstance(cached, CachedReply) and teacher.answer(medqa(0)).answer == letter
+        report = teacher.teach([medqa(1)], n=1)
+    assert len(report.kept) == 1 and "Heparin?" not in report.kept[0].text and server.count == 2
+
+
 # ----------------------------------------------------------------------------- replies cut off at max_tokens
 
 CUT = "Heparin and warfarin thin the blood, so the answer is B because insulin lowers the blo"
