@@ -29,13 +29,14 @@ class Reply:
     """What the server does with one request."""
 
     status: int = 200
-    texts: tuple[str, ...] = ()  # one per choice; fewer than `n` asked = a server that ignores n
+    texts: tuple[str | None, ...] = ()  # one per choice (None: no content); fewer than `n` asked = a server ignoring n
     delay_s: float = 0.0
     headers: Mapping[str, str] = field(default_factory=dict)
     error: str = ""
     body: str | None = None  # sent as is instead of a chat completion (a server that is not OpenAI's kind)
     media_type: str = "application/json"
     finish_reason: str | None = "stop"  # None: a stream cut off before its last chunk and [DONE]
+    reasoning: str = ""  # a reasoning model's thinking, sent as "reasoning_content" beside the reply
 
 
 Responder = Callable[[dict], Reply]
@@ -80,8 +81,8 @@ def by_question(answers: Mapping[str, str | Reply], default: str = "No idea.\nAn
     return responder
 
 
-def _tokens(text: str) -> int:
-    return len(text.split())
+def _tokens(text: str | None) -> int:
+    return len((text or "").split())
 
 
 class FakeOpenAI:
@@ -182,8 +183,10 @@ def _prompt_tokens(body: dict) -> int:
 
 def _completion(body: dict, reply: Reply) -> dict:
     prompt_tokens = _prompt_tokens(body)
+    thinking = {"reasoning_content": reply.reasoning} if reply.reasoning else {}
     choices = [
-        {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": reply.finish_reason}
+        {"index": i, "message": {"role": "assistant", "content": text, **thinking},
+         "finish_reason": reply.finish_reason}
         for i, text in enumerate(reply.texts)
     ]
     return {
@@ -202,7 +205,17 @@ def _completion(body: dict, reply: Reply) -> dict:
 
 async def _stream(body: dict, reply: Reply):
     text = reply.texts[0] if reply.texts else ""
-    words = text.split(" ")
+    for word in reply.reasoning.split(" ") if reply.reasoning else ():
+        chunk = {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": body.get("model", "fake"),
+            "choices": [{"index": 0, "delta": {"content": None, "reasoning_content": word + " "},
+                         "finish_reason": None}],
+        }
+        yield f"data: {json.dumps(chunk)}\n\n"
+    words = text.split(" ") if text is not None else []
     for i, word in enumerate(words):
         piece = word if i == 0 else " " + word
         chunk = {

@@ -188,7 +188,7 @@ def test_teach_filters_by_gold_and_reports_reasons(server):
     with make_teacher(server) as teacher:
         report = teacher.teach(questions, n=2)
     assert [(r.question_id, r.answer) for r in report.kept] == [("medqa-dev-0", "B"), ("medqa-dev-0", "B")]
-    assert report.dropped == {"wrong answer": 2, "no answer": 2, "cut off": 0, "error": 0}
+    assert report.dropped == {"wrong answer": 2, "no answer": 2, "cut off": 0, "filtered": 0, "error": 0}
     assert {(r.question_id, r.answer, r.text) for r in report.rejected} == {
         ("medqa-dev-1", "A", "Aspirin."),
         ("medqa-dev-2", None, "I am not sure what to say here."),
@@ -614,6 +614,67 @@ def test_teach_drops_a_cut_off_sample_naming_max_tokens_and_a_rerun_asks_again(s
         server.responder = answer_with("Insulin.\nAnswer: B")
         again = teacher.teach(QUESTIONS[:3], n=1)
     assert len(again.kept) == 3 and again.cached == 2 and server.count == 4
+
+
+# ----------------------------------------------------------------------------- filtered, reasoning, tool calls
+
+FILTERED_REPLY = "Insulin lowers blood glucose, so the answer is B"
+
+
+def test_a_reply_stopped_by_the_content_filter_is_dropped_as_filtered_and_never_cached(server, tmp_path):
+    server.responder = by_question({"Patient 1 ": Reply(texts=(FILTERED_REPLY,), finish_reason="content_filter"),
+                                    "Patient 2 ": Reply(texts=(None,), finish_reason="content_filter")},
+                                   default="Insulin.\nAnswer: B")
+    with make_teacher(server, cache_path=tmp_path / "c.sqlite", concurrency=1) as teacher:
+        report = teacher.teach(QUESTIONS[:3], n=1)
+        assert report.dropped["filtered"] == 2 and report.errors == () and len(report.kept) == 1
+        assert report.rejected == ()  # not written, even by --all-samples
+        assert "dropped 2 filtered (the provider's content filter stopped the reply" in report.summary()
+        assert teacher.cache.count() == 1
+
+
+def test_a_streamed_reply_stopped_by_the_content_filter_says_so_and_is_not_cached(server):
+    server.script(Reply(texts=(FILTERED_REPLY,), finish_reason="content_filter"))
+    server.responder = answer_with("Insulin lowers blood glucose.\nAnswer: B")
+    with make_teacher(server, shown_in="app") as teacher:
+        chunks = list(teacher.stream_answer(medqa(0)))
+        assert "".join(chunks) == FILTERED_REPLY and isinstance(chunks[-1], CutOffReply)
+        assert "content filter stopped the teacher's reply" in chunks[-1].notice
+        assert "asking again will not help" in chunks[-1].notice and teacher.cache.count() == 0
+
+
+NO_TEXT = {
+    "filtered": (Reply(texts=(None,), finish_reason="content_filter"),
+                 "content filter .* stopped the teacher's reply before it wrote anything.*will not help"),
+    "tool call": (Reply(texts=(None,), finish_reason="tool_calls"), "answered with a tool call instead of text"),
+    "reasoning only": (Reply(texts=(None,), reasoning="Insulin lowers glucose. Answer: B"),
+                       "sent only its reasoning and no reply text"),
+    "reasoning to the limit": (Reply(texts=(None,), reasoning="Insulin lowers glucose", finish_reason="length"),
+                               "spent its whole limit of 64 tokens reasoning and wrote no reply.*"
+                               "Fix: raise KARD_TEACHER_MAX_TOKENS"),
+}
+
+
+@pytest.mark.parametrize("reply, message", NO_TEXT.values(), ids=NO_TEXT.keys())
+def test_a_reply_without_text_says_why_not_a_crash_or_a_proxy(server, reply, message):
+    server.script(reply, reply)
+    with make_teacher(server, shown_in="app", max_tokens=64) as teacher:
+        with pytest.raises(TeacherIncompleteError, match=message) as streamed:
+            list(teacher.stream_answer(medqa(0)))
+        assert "a crash or a proxy" not in str(streamed.value)
+        if reply.finish_reason == "stop":  # teach gives up on the question with the same message
+            with pytest.raises(TeacherIncompleteError, match=message):
+                teacher.rationalize(medqa(0), n=1)
+        assert teacher.cache.count() == 0
+
+
+def test_teach_counts_a_reasoning_model_out_of_tokens_as_cut_off(server, caplog):
+    server.responder = by_question({"Patient 1 ": Reply(texts=(None,), reasoning="Insulin...", finish_reason="length")},
+                                   default="Insulin.\nAnswer: B")
+    with make_teacher(server, concurrency=1, max_tokens=64) as teacher:
+        report = teacher.teach(QUESTIONS[:2], n=1)
+    assert report.dropped["cut off"] == 1 and report.errors == () and len(report.kept) == 1
+    assert "spent its whole limit of 64 tokens reasoning" in caplog.text and "raise --max-tokens" in caplog.text
 
 
 # ----------------------------------------------------------------------------- the key never leaks

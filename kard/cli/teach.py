@@ -214,7 +214,7 @@ def run_teach(args: argparse.Namespace) -> int:
 
 def nothing_kept(report: "TeachReport", out: Path, *, wrote: bool) -> str:
     """Why a job kept no rationale, and the fix for each cause, most frequent first."""
-    from kard.teacher.client import CUT_OFF, ERROR, NO_ANSWER, WRONG_ANSWER
+    from kard.teacher.client import CUT_OFF, ERROR, FILTERED, NO_ANSWER, WRONG_ANSWER
 
     causes = {
         ERROR: ("the teacher failed on every question (see 'gave up on' above)",
@@ -224,7 +224,9 @@ def nothing_kept(report: "TeachReport", out: Path, *, wrote: bool) -> str:
                     "check the model or the prompt (a model that follows instructions; a --max-tokens large "
                     "enough for the reply to reach its answer)"),
         CUT_OFF: (f"the teacher's replies were cut off at --max-tokens {report.max_tokens}, before they finished",
-                  "raise --max-tokens"),
+                  "raise --max-tokens (a reasoning model can spend them all thinking before it writes a word)"),
+        FILTERED: ("the provider's content filter stopped the teacher's replies (asking again will not help)",
+                   "use another --model, or leave those questions out"),
         WRONG_ANSWER: ("no reply's answer matches the gold answer",
                        "check that --dataset matches the questions file, and the model (--all-samples writes "
                        "the dropped replies, to read them)"),

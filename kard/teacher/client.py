@@ -43,8 +43,11 @@ from kard.teacher.errors import (  # noqa: F401 - re-exported: callers catch the
     TeacherTimeoutError,
     TeacherUnreachableError,
     cut_off_notice,
+    empty_reply,
+    filtered_notice,
     fixes_for,
     incomplete_reply,
+    no_reply_notice,
     not_a_completion,
     translate_error,
 )
@@ -58,10 +61,13 @@ DEFAULT_CACHE = object()
 NO_KEY_PLACEHOLDER = "no-key"
 """Sent to a custom base URL when OPENAI_API_KEY is unset: local servers usually ignore the key."""
 
-WRONG_ANSWER, NO_ANSWER, CUT_OFF, ERROR = "wrong answer", "no answer", "cut off", "error"
+WRONG_ANSWER, NO_ANSWER, CUT_OFF, FILTERED, ERROR = "wrong answer", "no answer", "cut off", "filtered", "error"
 
 LENGTH = "length"
 """The finish_reason of a reply cut off at max_tokens: never cached, never kept (its answer may be missing or wrong)."""
+CONTENT_FILTER = "content_filter"
+"""The finish_reason of a reply the provider's content filter stopped: never cached, never kept, like a cut off one;
+asking again gets the same."""
 
 INTERRUPT_WAIT_S = 1.0
 """How long Ctrl+C on a teach job waits for the requests in flight (a reply about to arrive is still cached)."""
@@ -116,6 +122,7 @@ class QuestionOutcome:
     cached: int
     usage: Usage = Usage()
     cut_off: tuple[int, ...] = ()  # sample indexes cut off at max_tokens (their answer is None; not cached)
+    filtered: tuple[int, ...] = ()  # sample indexes stopped by the provider's content filter (the same)
 
 
 @dataclass(frozen=True)
@@ -126,7 +133,8 @@ class TeachReport:
     samples_per_question: int
     kept: tuple[Rationale, ...]
     rejected: tuple[Rationale, ...]  # parsed but dropped by the gold filter (wrong or no answer)
-    dropped: Mapping[str, int]  # reason -> samples: "wrong answer", "no answer", "cut off" (at max_tokens), "error"
+    dropped: Mapping[str, int]  # reason -> samples: "wrong answer", "no answer", "cut off" (at max_tokens),
+    # "filtered" (by the provider's content filter), "error"
     errors: tuple[tuple[str, str], ...]  # (question id, message) for questions given up on
     cached: int  # samples served from the cache
     usage: Usage  # requests and tokens paid by this run
@@ -142,6 +150,8 @@ class TeachReport:
         """How `summary` names a drop reason: a cut off reply names the limit and the fix."""
         if reason == CUT_OFF:
             return f"cut off at --max-tokens {self.max_tokens} (Fix: raise --max-tokens)"
+        if reason == FILTERED:
+            return "filtered (the provider's content filter stopped the reply; asking again will not help)"
         return reason
 
     def summary(self) -> str:
@@ -193,6 +203,7 @@ class _StreamedReply:
     usage: Usage = Usage(requests=1)
     finish: str | None = None
     chunks: int = 0  # chat completion chunks received
+    reasoning: bool = False  # whether a reasoning model sent reasoning text (apart from the reply)
 
     @property
     def text(self) -> str:
@@ -203,8 +214,9 @@ class _StreamedReply:
 
 
 class CutOffReply(str):
-    """`stream_answer`'s last chunk after a reply cut off at max_tokens: no text (the reply came in the chunks before
-    it) and a `notice` saying what happened and the fix, to show beside the reply. Such a reply is not cached."""
+    """`stream_answer`'s last chunk after a reply cut off at max_tokens or stopped by the provider's content filter: no
+    text (the reply came in the chunks before it) and a `notice` saying what happened and the fix, to show beside the
+    reply. Such a reply is not cached."""
 
     notice: str
 
@@ -279,9 +291,10 @@ class Teacher:
         A cached reply comes back as one `CachedReply` chunk (it says when it was fetched). The full reply is
         cached when the stream ends with a finish_reason and states an answer the app can read; one that states
         none is yielded but not cached, so the next ask asks again. One cut off at max_tokens (finish_reason
-        "length") is yielded, then a `CutOffReply` chunk saying so and the fix; it is not cached either. A stream
-        cut off before it finished, an empty one or one that is no chat completion raises a TeacherError instead
-        and is not cached either.
+        "length") or stopped by the provider's content filter ("content_filter") is yielded, then a `CutOffReply`
+        chunk saying so and the fix; it is not cached either. A stream cut off before it finished, an empty one (a
+        reasoning model that spent max_tokens thinking, a filter or a tool call before any text: the error says
+        which) or one that is no chat completion raises a TeacherError instead and is not cached either.
         """
         request = self._prepare(question, "answer")
         key = request.key(self.model, 0)
@@ -308,8 +321,8 @@ class Teacher:
         self._check_streamed(reply, stream)
         sample = reply.sample(request.sha, self.config.answer_temperature)
         self._cache_reply(question, "answer", key, sample)
-        if _cut_off(sample):
-            yield CutOffReply(self._cut_off_notice())
+        if _incomplete(sample):
+            yield CutOffReply(self._incomplete_notice(sample))
 
     def _stream_chunk(self, reply: "_StreamedReply", chunk: object) -> Iterator[str]:
         """The text of one streamed chunk (recorded in `reply`); a TeacherReplyError when it is no chunk."""
@@ -321,6 +334,7 @@ class Teacher:
             reply.usage = Usage(1, _count(chunk.usage, "prompt_tokens"), _count(chunk.usage, "completion_tokens"))
         for choice in chunk.choices:  # type: ignore[attr-defined]
             reply.finish = choice.finish_reason or reply.finish
+            reply.reasoning = reply.reasoning or bool(_reasoning_of(choice.delta))
             text = choice.delta.content if choice.delta else None
             if text:
                 reply.pieces.append(text)
@@ -338,8 +352,7 @@ class Teacher:
                 f"stopped sending after {len(reply.text)} characters, before the reply finished "
                 "(the stream ended without a finish_reason)", where=self.where, fix=self._fix)
         if not reply.text.strip():
-            raise incomplete_reply(f"sent an empty reply (finish_reason {reply.finish!r})", where=self.where,
-                                   fix=self._fix)
+            raise self._empty_reply(reply.finish, reply.reasoning)
 
     def teach(
         self,
@@ -411,7 +424,7 @@ class Teacher:
         """Tally the outcomes; `usage` is what this job paid, failed questions' partial replies included."""
         kept: list[Rationale] = []
         rejected: list[Rationale] = []
-        dropped = {WRONG_ANSWER: 0, NO_ANSWER: 0, CUT_OFF: 0, ERROR: 0}
+        dropped = {WRONG_ANSWER: 0, NO_ANSWER: 0, CUT_OFF: 0, FILTERED: 0, ERROR: 0}
         cached = 0
         for question in questions:
             outcome = outcomes.get(question.id)
@@ -421,12 +434,13 @@ class Teacher:
             cached += outcome.cached
             for rationale in outcome.rationales:
                 cut = rationale.sample_index in outcome.cut_off
-                reason = CUT_OFF if cut else drop_reason(rationale, by_id[question.id])
+                filtered = rationale.sample_index in outcome.filtered
+                reason = CUT_OFF if cut else FILTERED if filtered else drop_reason(rationale, by_id[question.id])
                 if reason is None:
                     kept.append(rationale)
                 else:
                     dropped[reason] += 1
-                    if not cut:  # a cut off reply is never written out, not even by --all-samples
+                    if not (cut or filtered):  # a cut off or filtered reply is never written, not even by --all-samples
                         rejected.append(rationale)
         return TeachReport(
             questions=len(questions),
@@ -467,26 +481,38 @@ class Teacher:
                 samples[index] = sample
         rationales = tuple(self._parse(question, mode, i, samples[i]) for i in range(n))
         cut_off = tuple(i for i in range(n) if _cut_off(samples[i]))
-        return QuestionOutcome(question.id, rationales, cached=n - len(missing), usage=usage, cut_off=cut_off)
+        filtered = tuple(i for i in range(n) if _filtered(samples[i]))
+        return QuestionOutcome(question.id, rationales, cached=n - len(missing), usage=usage, cut_off=cut_off,
+                               filtered=filtered)
 
     def _cache_reply(self, question: Question, mode: Mode, key: CacheKey, sample: CachedSample) -> None:
-        """Cache a reply, unless `_worth_caching` says asking again is better (cut off, or an answer that states
-        none)."""
+        """Cache a reply, unless `_worth_caching` says asking again is better (cut off, filtered, or an answer that
+        states none)."""
         if _worth_caching(mode, question, sample):
             self.cache.put(key, sample)
-        elif _cut_off(sample):
-            log.warning("question %s: %s", question.id, self._cut_off_notice())
+        elif _incomplete(sample):
+            log.warning("question %s: %s", question.id, self._incomplete_notice(sample))
         else:
             log.info("the teacher's reply to question %s states no answer the app can read; not cached, so the "
                      "next ask asks again", question.id)
 
-    def _cut_off_notice(self) -> str:
+    def _incomplete_notice(self, sample: CachedSample) -> str:
+        """What a cut off or filtered reply means, and the fix."""
+        if _filtered(sample):
+            return filtered_notice(self._fix)
+        if not sample.text.strip():
+            return no_reply_notice(self.config.max_tokens, self._fix)
         return cut_off_notice(self.config.max_tokens, self._fix)
 
+    def _empty_reply(self, finish: str | None, reasoning: bool) -> TeacherError:
+        return empty_reply(finish, reasoning=reasoning, max_tokens=self.config.max_tokens, where=self.where,
+                           fix=self._fix)
+
     def _parse(self, question: Question, mode: Mode, index: int, sample: CachedSample) -> Rationale:
-        """The sample's rationale and answer (a letter, or an open question's text); none for a cut off reply."""
+        """The sample's rationale and answer (a letter, or an open question's text); none for a cut off or filtered
+        reply."""
         text, answer = parse_question_answer(sample.text, question)
-        return Rationale(question.id, text, None if _cut_off(sample) else answer, self.source(mode), index)
+        return Rationale(question.id, text, None if _incomplete(sample) else answer, self.source(mode), index)
 
     def _complete(
         self, request: _Request, k: int, temperature: float
@@ -521,7 +547,9 @@ class Teacher:
 
     def _call(self, request: _Request, n: int, temperature: float) -> tuple[list[CachedSample], Usage, int]:
         """The non-empty samples of one request, what it cost, and how many choices came (empty ones
-        included: they say whether the server honours n). All empty raises a TeacherIncompleteError."""
+        included: they say whether the server honours n). An empty one cut off at max_tokens (a reasoning model
+        that spent them all thinking) or stopped by a content filter counts, as such. All empty raises a
+        TeacherIncompleteError saying why where the finish_reason tells."""
         options: dict[str, object] = {"n": n} if n > 1 else {}
         try:
             with self._gate.slot():  # as many in flight as the server answers in time (kard.teacher.gate)
@@ -559,11 +587,10 @@ class Teacher:
                 f"the teacher server at {self.where} returned no choices. Fix: check the server and the model name"
             )
         spent = Usage(1 + _count(raw, "retries_taken"), tokens_in, tokens_out)
-        kept = [sample for sample in samples if sample.text.strip()]
+        kept = [sample for sample in samples if sample.text.strip() or _incomplete(sample)]
         if not kept:
             self._add_usage(spent)  # paid, though nothing is kept
-            raise incomplete_reply(f"sent an empty reply (finish_reason {samples[0].finish_reason!r})",
-                                   where=self.where, fix=self._fix)
+            raise self._empty_reply(samples[0].finish_reason, bool(_reasoning_of(choices[0].message)))
         return kept, spent, len(samples)
 
     def _chat_choices(self, response: object) -> list:
@@ -629,11 +656,12 @@ def _reusable(sample: CachedSample, sha: str, *, finished: bool = False) -> bool
 
 
 def _worth_caching(mode: Mode, question: Question, sample: CachedSample) -> bool:
-    """Whether a reply is cached, and a cached one served again: never one cut off at max_tokens (caches written
-    before this check may hold some; they are asked again); every other rationalize sample (a teach job pays once
-    for each; its gold filter drops those without the gold answer, see `drop_reason`), but an answer-mode reply
-    only when it states an answer the app can read: one that does not is shown once, and the next ask asks again."""
-    if _cut_off(sample):
+    """Whether a reply is cached, and a cached one served again: never one cut off at max_tokens or stopped by a
+    content filter (caches written before this check may hold some; they are asked again); every other rationalize
+    sample (a teach job pays once for each; its gold filter drops those without the gold answer, see
+    `drop_reason`), but an answer-mode reply only when it states an answer the app can read: one that does not is
+    shown once, and the next ask asks again."""
+    if _incomplete(sample):
         return False
     return mode == "rationalize" or parse_question_answer(sample.text, question)[1] is not None
 
@@ -641,6 +669,26 @@ def _worth_caching(mode: Mode, question: Question, sample: CachedSample) -> bool
 def _cut_off(sample: CachedSample) -> bool:
     """Whether the server stopped the reply at max_tokens (finish_reason "length")."""
     return sample.finish_reason == LENGTH
+
+
+def _filtered(sample: CachedSample) -> bool:
+    """Whether the provider's content filter stopped the reply (finish_reason "content_filter")."""
+    return sample.finish_reason == CONTENT_FILTER
+
+
+def _incomplete(sample: CachedSample) -> bool:
+    """A reply that did not finish on its own: cut off at max_tokens or stopped by a content filter."""
+    return _cut_off(sample) or _filtered(sample)
+
+
+def _reasoning_of(message: object) -> str:
+    """The reasoning text a reasoning model's message or stream delta carries beside its reply ("reasoning_content":
+    vLLM, DeepSeek; "reasoning": OpenRouter, Ollama), else ""."""
+    for name in ("reasoning_content", "reasoning"):
+        value = getattr(message, name, None)
+        if isinstance(value, str) and value.strip():
+            return value
+    return ""
 
 
 def _requests_sent(error: Exception) -> int:

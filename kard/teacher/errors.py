@@ -78,6 +78,8 @@ class Fixes:
     busy: str  # easing a rate limit
     slow: str  # allowing a slow server more time
     longer: str  # what to do about a reply cut off at the token limit
+    budget: str  # raising the token limit, for a reply that spent it all before writing a word
+    filtered: str  # what to do about a reply the provider's content filter stopped
 
 
 FIXES = {
@@ -90,6 +92,8 @@ FIXES = {
         busy="lower --concurrency or wait",
         slow="raise the timeout (--timeout) or lower --concurrency",
         longer="raise --max-tokens",
+        budget="raise --max-tokens (KARD_TEACHER_MAX_TOKENS): a reasoning model needs room to think and then answer",
+        filtered="use another --model (KARD_TEACHER_MODEL) or leave the question out",
     ),
     "app": Fixes(
         model="KARD_TEACHER_MODEL",
@@ -101,6 +105,10 @@ FIXES = {
         slow="wait and ask again; if the server is just slow, raise KARD_TEACHER_TIMEOUT (seconds) "
         "and restart the app",
         longer="correct it and choose the answer below, or raise KARD_TEACHER_MAX_TOKENS and restart the app",
+        budget="raise KARD_TEACHER_MAX_TOKENS (a reasoning model needs room to think and then answer) and restart "
+        "the app",
+        filtered="write or correct the rationale yourself and choose the answer below, or set KARD_TEACHER_MODEL to "
+        "another model and restart the app",
     ),
 }
 """The fixes of a `teach` job (its flags, a rerun resumes) and of the app's live teacher (its environment)."""
@@ -183,6 +191,42 @@ def cut_off_notice(max_tokens: int, fix: Fixes = FIXES["cli"]) -> str:
     """What a reply cut off at the token limit (finish_reason "length") means, and the fix."""
     return (f"the teacher's reply was cut off at its limit of {max_tokens} tokens (finish_reason 'length'), so its "
             f"answer may be missing or wrong; it was not cached or kept. Fix: {fix.longer}")
+
+
+def no_reply_notice(max_tokens: int, fix: Fixes = FIXES["cli"]) -> str:
+    """What a reply with no text that stopped at the token limit means: a reasoning model spent it all thinking."""
+    return (f"the teacher spent its whole limit of {max_tokens} tokens reasoning and wrote no reply (finish_reason "
+            f"'length', no text); it was not cached or kept. Fix: {fix.budget}")
+
+
+def filtered_notice(fix: Fixes = FIXES["cli"]) -> str:
+    """What a reply stopped by the provider's content filter (finish_reason "content_filter") means, and the fix."""
+    return ("the provider's content filter stopped the teacher's reply (finish_reason 'content_filter'), so it may be "
+            "incomplete and its answer was not read; it was not cached or kept, and asking again will not help. "
+            f"Fix: {fix.filtered}")
+
+
+def empty_reply(finish: str | None, *, reasoning: bool, max_tokens: int, where: str,
+                fix: Fixes = FIXES["cli"]) -> TeacherIncompleteError:
+    """The error for a reply without text, saying why where its finish_reason tells: a reasoning model that spent its
+    token limit thinking, a content filter, a tool call, reasoning only; else `incomplete_reply`'s."""
+    if finish == "length":
+        return TeacherIncompleteError(f"{no_reply_notice(max_tokens, fix)} (server: {where})")
+    if finish == "content_filter":
+        return TeacherIncompleteError(
+            f"the provider's content filter at {where} stopped the teacher's reply before it wrote anything "
+            f"(finish_reason 'content_filter'); asking again will not help. Fix: {fix.filtered}")
+    if finish == "tool_calls":
+        return TeacherIncompleteError(
+            f"the teacher at {where} answered with a tool call instead of text (finish_reason 'tool_calls'); it was "
+            f"not kept. Fix: the model or its server is set up to call tools (a chat template or proxy adding them): "
+            f"turn that off, or check {fix.model}")
+    if reasoning:
+        return TeacherIncompleteError(
+            f"the teacher at {where} sent only its reasoning and no reply text (finish_reason {finish!r}); it was "
+            f"not kept. Fix: check the server's reasoning settings (a reasoning parser that moves the whole reply "
+            f"into 'reasoning_content') and {fix.model}")
+    return incomplete_reply(f"sent an empty reply (finish_reason {finish!r})", where=where, fix=fix)
 
 
 def _server_message(error: Exception) -> str:
