@@ -706,6 +706,27 @@ def test_api_key_never_reaches_logs_errors_cache_or_outputs(server, tmp_path, ca
     assert "***" in messages[0]  # the server echoed the key; the message shows it masked
 
 
+def test_credentials_in_the_base_url_never_reach_messages_logs_or_the_output(tmp_path, monkeypatch, capsys, caplog):
+    caplog.set_level(logging.INFO, logger="httpx2")  # the HTTP client logs every request's URL at INFO
+    with FakeOpenAI() as open_server:
+        url = open_server.url.replace("http://", "http://user:hunter2pass@")
+        open_server.script(status(500, "down"), status(500, "down"))
+        open_server.responder = answer_with("Insulin.\nAnswer: B")
+        config = TeacherConfig(model="m", base_url=url, max_retries=1, timeout_s=5.0)
+        with Teacher(config, cache_path=None, api_key=KEY) as teacher:
+            assert teacher.where == open_server.url.replace("http://", "http://***@")
+            with pytest.raises(TeacherServerError) as failed:
+                teacher.rationalize(medqa(0), n=1)
+            assert teacher.rationalize(medqa(0), n=1)[0].answer == "B"
+        monkeypatch.setenv("OPENAI_API_KEY", KEY)
+        run_cli("teach", "--dataset", "demo", "--base-url", url, "--model", "m", "--limit", "1", "--n", "1",
+                "--out", str(tmp_path / "o.jsonl"), "--cache", str(tmp_path / "c.sqlite"), "--no-progress")
+    printed = capsys.readouterr()
+    assert "HTTP Request: POST http://***@127.0.0.1" in caplog.text and "at http://***@127.0.0.1" in printed.out
+    assert "http://***@127.0.0.1" in str(failed.value)
+    assert all("hunter2pass" not in text for text in (str(failed.value), caplog.text, printed.out, printed.err))
+
+
 # ----------------------------------------------------------------------------- command line
 
 

@@ -47,6 +47,7 @@ from kard.teacher.errors import (  # noqa: F401 - re-exported: callers catch the
     filtered_notice,
     fixes_for,
     incomplete_reply,
+    mask_url,
     no_reply_notice,
     not_a_completion,
     translate_error,
@@ -245,9 +246,10 @@ class Teacher:
         _check_config(self.config)
         self._client = client or _make_client(self.config, api_key or teacher_api_key())
         self.cache = TeacherCache(default_cache_path() if cache_path is DEFAULT_CACHE else cache_path)  # type: ignore[arg-type]
-        self.where = str(
-            getattr(self._client, "base_url", self.config.base_url or "the default endpoint")
-        ).rstrip("/")
+        where = str(getattr(self._client, "base_url", self.config.base_url or "the default endpoint")).rstrip("/")
+        self.where = mask_url(where)  # shown in messages and logs: never a password written into the URL
+        if self.where != where:
+            mask_credentials_in_logs()
         self.usage = Usage()
         self._fix = fixes_for(self.config)  # how error messages phrase the fix where they are shown
         self._n_supported: bool | None = None  # learnt on the first request that asks for n > 1
@@ -716,6 +718,30 @@ def _split(total: int, parts: int) -> list[int]:
     share = [total // parts] * parts
     share[0] += total - sum(share)
     return share
+
+
+class _MaskCredentials(logging.Filter):
+    """Masks the credentials of the URLs in a log record (the HTTP clients log each request's URL)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_url(message)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        return True
+
+
+CLIENT_LOGGERS = ("httpx2", "httpx", "openai", "openai._base_client")
+"""The loggers that write request URLs: `openai`'s HTTP client logs "HTTP Request: POST <url>" at INFO."""
+_MASK = _MaskCredentials()
+
+
+def mask_credentials_in_logs() -> None:
+    """Mask URL credentials in what the HTTP client loggers write (once; for a base URL that holds some)."""
+    for name in CLIENT_LOGGERS:
+        logger = logging.getLogger(name)
+        if _MASK not in logger.filters:
+            logger.addFilter(_MASK)
 
 
 def _make_client(config: TeacherConfig, api_key: str | None) -> object:

@@ -1,13 +1,15 @@
 """Teacher errors: what an `openai` failure means for the user, and how to fix it.
 
 Messages name the server (its base URL) and the fix; they never contain the API key, even when a
-server echoes it back (it is masked as ***). The fix fits where the message is shown
+server echoes it back (it is masked as ***), nor credentials written into the base URL
+(`http://user:password@host/v1` shows as `http://***@host/v1`, `mask_url`). The fix fits where the message is shown
 (`TeacherConfig.shown_in`): a `teach` job names its flags and resuming, the app its environment
 variables and asking again.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from kard.config import TeacherConfig
@@ -239,5 +241,13 @@ def _server_message(error: Exception) -> str:
     return str(getattr(error, "message", error))[:300]
 
 
+_URL_CREDENTIALS = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@")
+
+
+def mask_url(text: str) -> str:
+    """`text` with the credentials of every URL in it masked: "http://user:pw@host/v1" -> "http://***@host/v1"."""
+    return _URL_CREDENTIALS.sub(r"\1***@", text)
+
+
 def _redact(text: str, secret: str | None) -> str:
-    return text.replace(secret, "***") if secret else text
+    return mask_url(text.replace(secret, "***") if secret else text)
