@@ -399,6 +399,40 @@ def test_a_reply_that_is_not_a_chat_completion_stops_the_job(server, reply):
     assert report.kept == () and server.count <= 3  # stopped after the first reply, not one per question
 
 
+PROVIDER_ERROR = json.dumps({"error": {"message": "Provider returned error: upstream overloaded", "code": 502}})
+
+
+def test_an_error_in_a_200_reply_is_retried_then_given_up_like_a_5xx_with_the_servers_message(server):
+    server.script(raw_body(PROVIDER_ERROR))  # OpenRouter-style: HTTP 200 whose body is an error
+    server.responder = by_question({"Patient 1 ": raw_body(PROVIDER_ERROR)}, default="Insulin.\nAnswer: B")
+    with make_teacher(server, concurrency=1, max_retries=1) as teacher:
+        report = teacher.teach(QUESTIONS[:3], n=1)
+    assert report.stopped is None and len(report.kept) == 2  # retried: question 0's second try answered
+    assert [qid for qid, _ in report.errors] == ["medqa-dev-1"]
+    assert "answered with an error instead of a reply (HTTP 200) after 1 retry: Provider returned error: upstream " \
+           "overloaded. Fix: rerun later" in report.errors[0][1]
+    assert server.count == 5 and report.usage.requests == 5  # every request that reached the server is counted
+
+
+def test_an_error_event_in_a_stream_shows_the_servers_message(server):
+    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+             "choices": [{"index": 0, "delta": {"content": "Insulin"}, "finish_reason": None}]}
+    server.script(raw_body(f"data: {json.dumps(chunk)}\n\ndata: {PROVIDER_ERROR}\n\n", "text/event-stream"))
+    with make_teacher(server, shown_in="app") as teacher:
+        with pytest.raises(TeacherServerError, match="sent an error instead of the rest of its reply: Provider "
+                                                     "returned error: upstream overloaded. Fix: ask again later"):
+            list(teacher.stream_answer(medqa(0)))
+        assert teacher.usage.requests == 1 and teacher.cache.count() == 0
+
+
+def test_a_reply_that_is_no_completion_still_counts_as_a_request(server):
+    server.script(raw_body("<html><body>Login</body></html>", "text/html"))
+    with make_teacher(server) as teacher:
+        with pytest.raises(TeacherReplyError):
+            teacher.rationalize(medqa(0), n=1)
+        assert teacher.usage.requests == 1
+
+
 def test_unreachable_server_names_the_address():
     import socket
 

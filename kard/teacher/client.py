@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,7 @@ from kard.teacher.errors import (  # noqa: F401 - re-exported: callers catch the
     mask_url,
     no_reply_notice,
     not_a_completion,
+    server_error_reply,
     translate_error,
 )
 from kard.teacher.prompts import Mode, build_messages, prompt_fingerprint, prompt_version
@@ -69,6 +71,10 @@ LENGTH = "length"
 CONTENT_FILTER = "content_filter"
 """The finish_reason of a reply the provider's content filter stopped: never cached, never kept, like a cut off one;
 asking again gets the same."""
+
+ERROR_REPLY_RETRY_S = 0.5
+"""The first wait before asking again after a 200 reply that holds an error (doubled on each retry, as the `openai`
+client does for a 5xx)."""
 
 INTERRUPT_WAIT_S = 1.0
 """How long Ctrl+C on a teach job waits for the requests in flight (a reply about to arrive is still cached)."""
@@ -553,23 +559,23 @@ class Teacher:
         that spent them all thinking) or stopped by a content filter counts, as such. All empty raises a
         TeacherIncompleteError saying why where the finish_reason tells."""
         options: dict[str, object] = {"n": n} if n > 1 else {}
+        for attempt in range(self.config.max_retries + 1):
+            raw, response = self._send(request, temperature, options)
+            sent = Usage(requests=1 + _count(raw, "retries_taken"))
+            problem = _error_reply(response)
+            if problem is None:
+                break
+            self._add_usage(sent)  # the server answered, though with an error
+            if attempt < self.config.max_retries:
+                log.info("the teacher server at %s answered with an error (%s); retrying", self.where, problem)
+                time.sleep(min(ERROR_REPLY_RETRY_S * 2 ** attempt, 8.0))
+        else:
+            raise server_error_reply(_redact_secret(problem, self._secret()), where=self.where, config=self.config)
         try:
-            with self._gate.slot():  # as many in flight as the server answers in time (kard.teacher.gate)
-                raw = self._client.chat.completions.with_raw_response.create(  # type: ignore[attr-defined]
-                    model=self.model,
-                    messages=request.messages,
-                    temperature=temperature,
-                    max_tokens=self.config.max_tokens,
-                    **options,
-                )
-                response = raw.parse()
-        except Exception as error:  # noqa: BLE001 - every client failure becomes a TeacherError
-            self._add_usage(Usage(requests=_requests_sent(error)))  # failed tries reached the server too
-            translated = self._translate(error)
-            if isinstance(translated, TeacherTimeoutError):
-                self._gate.timed_out()
-            raise translated from None
-        choices = sorted(self._chat_choices(response), key=lambda c: _count(c, "index"))[:n]
+            choices = sorted(self._chat_choices(response), key=lambda c: _count(c, "index"))[:n]
+        except TeacherError:
+            self._add_usage(sent)  # the request reached the server and was answered, though not with a completion
+            raise
         tokens_in = _count(getattr(response, "usage", None), "prompt_tokens")
         tokens_out = _count(getattr(response, "usage", None), "completion_tokens")
         shares = _split(tokens_out, len(choices))
@@ -585,6 +591,7 @@ class Teacher:
             for i, choice in enumerate(choices)
         ]
         if not samples:
+            self._add_usage(sent)
             raise TeacherServerError(
                 f"the teacher server at {self.where} returned no choices. Fix: check the server and the model name"
             )
@@ -594,6 +601,25 @@ class Teacher:
             self._add_usage(spent)  # paid, though nothing is kept
             raise self._empty_reply(samples[0].finish_reason, bool(_reasoning_of(choices[0].message)))
         return kept, spent, len(samples)
+
+    def _send(self, request: _Request, temperature: float, options: Mapping[str, object]) -> tuple[object, object]:
+        """One chat completion request, as the `openai` client sends and retries it: (raw response, parsed body)."""
+        try:
+            with self._gate.slot():  # as many in flight as the server answers in time (kard.teacher.gate)
+                raw = self._client.chat.completions.with_raw_response.create(  # type: ignore[attr-defined]
+                    model=self.model,
+                    messages=request.messages,
+                    temperature=temperature,
+                    max_tokens=self.config.max_tokens,
+                    **options,
+                )
+                return raw, raw.parse()
+        except Exception as error:  # noqa: BLE001 - every client failure becomes a TeacherError
+            self._add_usage(Usage(requests=_requests_sent(error)))  # failed tries reached the server too
+            translated = self._translate(error)
+            if isinstance(translated, TeacherTimeoutError):
+                self._gate.timed_out()
+            raise translated from None
 
     def _chat_choices(self, response: object) -> list:
         """The reply's choices, or a TeacherReplyError when the reply is no chat completion."""
@@ -620,6 +646,24 @@ class Teacher:
     def _add_usage(self, usage: Usage) -> None:
         with self._lock:
             self.usage = self.usage + usage
+
+
+def _error_reply(response: object) -> str | None:
+    """The server's message when a 200 reply holds an error instead of a completion (OpenRouter and other proxies
+    answer `{"error": {"message": ...}}` when the provider behind them fails), else None."""
+    if getattr(response, "choices", None):
+        return None
+    error = getattr(response, "error", None)
+    if isinstance(error, dict):
+        message = error.get("message") or error.get("code") or "no message"
+        return str(message)[:300]
+    if isinstance(error, str) and error.strip():
+        return error.strip()[:300]
+    return None
+
+
+def _redact_secret(text: str, secret: str | None) -> str:
+    return text.replace(secret, "***") if secret else text
 
 
 def _not_a_completion(response: object, choices: object) -> str | None:

@@ -168,8 +168,25 @@ def translate_error(
             f"the teacher server at {where} refused the request (HTTP {error.status_code}: {detail}). "
             f"Fix: check {fix.model} and the sampling settings against what the server supports"
         )
+    if isinstance(error, openai.APIError) and getattr(error, "body", None) is not None:  # an error event mid-stream
+        return TeacherServerError(
+            f"the teacher server at {where} sent an error instead of the rest of its reply: {detail}. "
+            f"Fix: {fix.again} later{fix.resume}; if it keeps happening, check the provider behind it and {fix.model}"
+        )
     return TeacherError(
         f"the teacher request to {where} failed: {_redact(str(error), secret)}. Fix: check the server and rerun"
+    )
+
+
+def server_error_reply(message: str, *, where: str, config: TeacherConfig) -> TeacherServerError:
+    """The error for 200 replies that held the server's error instead of a completion (a proxy whose provider failed),
+    still after the retries: retryable like a 5xx, with the server's own message."""
+    retries = f"{config.max_retries} retr{'y' if config.max_retries == 1 else 'ies'}"
+    fix = fixes_for(config)
+    return TeacherServerError(
+        f"the teacher server at {where} answered with an error instead of a reply (HTTP 200) after {retries}: "
+        f"{mask_url(message)}. Fix: {fix.again} later{fix.resume}; if it keeps happening, check the provider behind "
+        f"it and {fix.model}"
     )
 
 
