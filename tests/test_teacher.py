@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
@@ -744,7 +745,8 @@ def test_credentials_in_the_base_url_never_reach_messages_logs_or_the_output(tmp
     caplog.set_level(logging.INFO, logger="httpx2")  # the HTTP client logs every request's URL at INFO
     with FakeOpenAI() as open_server:
         url = open_server.url.replace("http://", "http://user:hunter2pass@")
-        open_server.script(status(500, "down"), status(500, "down"))
+        echo = f"down; you sent Basic {base64.b64encode(b'user:hunter2pass').decode()}"  # a server echoing the auth
+        open_server.script(status(500, echo), status(500, echo))
         open_server.responder = answer_with("Insulin.\nAnswer: B")
         config = TeacherConfig(model="m", base_url=url, max_retries=1, timeout_s=5.0)
         with Teacher(config, cache_path=None, api_key=KEY) as teacher:
@@ -758,7 +760,8 @@ def test_credentials_in_the_base_url_never_reach_messages_logs_or_the_output(tmp
     printed = capsys.readouterr()
     assert "HTTP Request: POST http://***@127.0.0.1" in caplog.text and "at http://***@127.0.0.1" in printed.out
     assert "http://***@127.0.0.1" in str(failed.value)
-    assert all("hunter2pass" not in text for text in (str(failed.value), caplog.text, printed.out, printed.err))
+    shown = (str(failed.value), caplog.text, printed.out, printed.err)
+    assert all("hunter2pass" not in text and "dXNlcjpodW50ZXIycGFzcw" not in text for text in shown)
 
 
 # ----------------------------------------------------------------------------- command line

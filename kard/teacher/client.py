@@ -51,7 +51,9 @@ from kard.teacher.errors import (  # noqa: F401 - re-exported: callers catch the
     mask_url,
     no_reply_notice,
     not_a_completion,
+    redact,
     server_error_reply,
+    url_credentials,
     translate_error,
 )
 from kard.teacher.prompts import Mode, build_messages, prompt_fingerprint, prompt_version
@@ -254,6 +256,7 @@ class Teacher:
         self.cache = TeacherCache(default_cache_path() if cache_path is DEFAULT_CACHE else cache_path)  # type: ignore[arg-type]
         where = str(getattr(self._client, "base_url", self.config.base_url or "the default endpoint")).rstrip("/")
         self.where = mask_url(where)  # shown in messages and logs: never a password written into the URL
+        self._url_secrets = url_credentials(where)
         if self.where != where:
             mask_credentials_in_logs()
         self.usage = Usage()
@@ -570,7 +573,7 @@ class Teacher:
                 log.info("the teacher server at %s answered with an error (%s); retrying", self.where, problem)
                 time.sleep(min(ERROR_REPLY_RETRY_S * 2 ** attempt, 8.0))
         else:
-            raise server_error_reply(_redact_secret(problem, self._secret()), where=self.where, config=self.config)
+            raise server_error_reply(redact(problem, self._secret()), where=self.where, config=self.config)
         try:
             choices = sorted(self._chat_choices(response), key=lambda c: _count(c, "index"))[:n]
         except TeacherError:
@@ -639,9 +642,10 @@ class Teacher:
             error, where=self.where, model=self.model, config=self.config, secret=self._secret()
         )
 
-    def _secret(self) -> str | None:
-        secret = getattr(self._client, "api_key", None)
-        return secret if isinstance(secret, str) else None
+    def _secret(self) -> tuple[str, ...]:
+        """What messages mask: the API key and the credentials written into the base URL."""
+        key = getattr(self._client, "api_key", None)
+        return ((key,) if isinstance(key, str) else ()) + self._url_secrets
 
     def _add_usage(self, usage: Usage) -> None:
         with self._lock:
@@ -660,10 +664,6 @@ def _error_reply(response: object) -> str | None:
     if isinstance(error, str) and error.strip():
         return error.strip()[:300]
     return None
-
-
-def _redact_secret(text: str, secret: str | None) -> str:
-    return text.replace(secret, "***") if secret else text
 
 
 def _not_a_completion(response: object, choices: object) -> str | None:

@@ -9,11 +9,18 @@ variables and asking again.
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import dataclass
+from typing import Sequence
+from urllib.parse import unquote
 
 from kard.config import TeacherConfig
 from kard.errors import KardError
+
+
+Secrets = str | Sequence[str] | None
+"""What a message must not show: the API key, and the credentials written into the base URL."""
 
 
 class TeacherError(KardError):
@@ -121,7 +128,7 @@ def fixes_for(config: TeacherConfig) -> Fixes:
 
 
 def translate_error(
-    error: Exception, *, where: str, model: str, config: TeacherConfig, secret: str | None
+    error: Exception, *, where: str, model: str, config: TeacherConfig, secret: Secrets
 ) -> TeacherError:
     """An `openai` exception as a `TeacherError` whose message names the problem and the fix."""
     import openai
@@ -190,7 +197,7 @@ def server_error_reply(message: str, *, where: str, config: TeacherConfig) -> Te
     )
 
 
-def not_a_completion(got: str, *, where: str, secret: str | None, fix: Fixes = FIXES["cli"]) -> TeacherReplyError:
+def not_a_completion(got: str, *, where: str, secret: Secrets, fix: Fixes = FIXES["cli"]) -> TeacherReplyError:
     """The error for a 200 reply that is not a chat completion; `got` says what came instead."""
     return TeacherReplyError(
         f"the server at {where} did not answer with a chat completion (got {_redact(got, secret)}). "
@@ -266,5 +273,23 @@ def mask_url(text: str) -> str:
     return _URL_CREDENTIALS.sub(r"\1***@", text)
 
 
-def _redact(text: str, secret: str | None) -> str:
-    return mask_url(text.replace(secret, "***") if secret else text)
+def url_credentials(url: str) -> tuple[str, ...]:
+    """What a server could echo of the credentials written into `url` ("user:password@"): the password, the pair, and
+    the pair as the Basic authorization header the HTTP client sends from them."""
+    match = re.search(r"://([^/\s@]+)@", url)
+    if not match:
+        return ()
+    pair = unquote(match.group(1))
+    password = pair.split(":", 1)[1] if ":" in pair else ""
+    return tuple(secret for secret in (base64.b64encode(pair.encode()).decode(), pair, password) if len(secret) > 2)
+
+
+def redact(text: str, secret: Secrets) -> str:
+    """`text` with the secrets (the API key, the base URL's credentials) masked as ***, and URL credentials too."""
+    for one in [secret] if isinstance(secret, str) else secret or ():
+        if one:
+            text = text.replace(one, "***")
+    return mask_url(text)
+
+
+_redact = redact
