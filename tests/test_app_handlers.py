@@ -1095,3 +1095,43 @@ def test_a_failed_ask_says_the_cards_still_show_the_question_asked_before(store)
 
     assert "question is empty" in failed(item) and "still show the answer to the question asked before" in failed(item)
     assert "question is empty" in failed(None) and "asked before" not in failed(None)  # nothing on screen yet
+
+
+def test_a_live_reply_stopped_by_the_content_filter_says_asking_again_will_not_help(store, tmp_path):
+    from fake_openai_server import FakeOpenAI, Reply, answer_with
+
+    filtered = "Plants take in carbon dioxide, so the answer is B"
+    with FakeOpenAI(api_key="sk-x") as server:
+        server.script(Reply(texts=(filtered,), finish_reason="content_filter"))
+        server.responder = answer_with("Plants take in carbon dioxide for photosynthesis.\nAnswer: B")
+        s = studio(store, teacher_factory=real_teacher_factory(server.url, "sk-x", tmp_path / "teacher.sqlite"))
+        stopped = compare(s, asked(s, "q2"))
+        compare(s, asked(s, "q2"))
+        assert server.count == 2  # not cached
+    shown = html.unescape(stopped.teacher_html)
+    assert "content filter stopped the teacher's reply" in shown and "asking again will not help" in shown
+    assert stopped.item["teacher"]["answer"] is None and stopped.warning == stopped.item["teacher"]["notice"]
+
+
+def test_a_live_reply_shows_no_think_block_in_the_card_or_the_editor(store):
+    from fake_openai_server import FakeOpenAI, answer_with
+
+    with FakeOpenAI(api_key="sk-x") as server:
+        server.responder = answer_with("<think>Oxygen? Answer: A? No.</think>\nPlants take in carbon dioxide."
+                                       "\n**Answer:** B")
+        s = studio(store, teacher_factory=real_teacher_factory(server.url, "sk-x"))
+        c = compare(s, asked(s, "q2"))
+    assert c.item["teacher"]["answer"] == "B" and c.editor_text == "Plants take in carbon dioxide."
+    assert "Oxygen?" not in c.teacher_html and "think" not in c.item["teacher"]["rationale"]
+
+
+def test_credentials_in_the_teacher_url_are_masked_on_the_page(store):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    s = studio(store, teacher_factory=real_teacher_factory(f"http://user:hunter2pass@127.0.0.1:{port}/v1", "sk-x"))
+    c = compare(s, asked(s, "q2"))
+    assert f"http://***@127.0.0.1:{port}/v1" in c.warning
+    assert "hunter2pass" not in c.warning + c.teacher_html

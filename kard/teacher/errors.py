@@ -237,7 +237,9 @@ def empty_reply(finish: str | None, *, reasoning: bool, max_tokens: int, where: 
     """The error for a reply without text, saying why where its finish_reason tells: a reasoning model that spent its
     token limit thinking, a content filter, a tool call, reasoning only; else `incomplete_reply`'s."""
     if finish == "length":
-        return TeacherIncompleteError(f"{no_reply_notice(max_tokens, fix)} (server: {where})")
+        return TeacherIncompleteError(
+            f"the teacher at {where} spent its whole limit of {max_tokens} tokens reasoning and wrote no reply "
+            f"(finish_reason 'length', no text); it was not kept, and asking again gets the same. Fix: {fix.budget}")
     if finish == "content_filter":
         return TeacherIncompleteError(
             f"the provider's content filter at {where} stopped the teacher's reply before it wrote anything "
