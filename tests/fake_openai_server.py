@@ -37,6 +37,7 @@ class Reply:
     media_type: str = "application/json"
     finish_reason: str | None = "stop"  # None: a stream cut off before its last chunk and [DONE]
     reasoning: str = ""  # a reasoning model's thinking, sent as "reasoning_content" beside the reply
+    keep_alive_s: float = 0.0  # keep-alive bytes (whitespace; in a stream, ": comments") this long before the reply
 
 
 Responder = Callable[[dict], Reply]
@@ -153,6 +154,8 @@ class FakeOpenAI:
                 return _error(reply.status, reply.error, "scripted", reply.headers)
             if body.get("stream"):
                 return StreamingResponse(_stream(body, reply), media_type="text/event-stream")
+            if reply.keep_alive_s:
+                return StreamingResponse(_kept_alive(body, reply), media_type="application/json")
             return JSONResponse(_completion(body, reply), headers=dict(reply.headers))
 
         return app
@@ -203,8 +206,22 @@ def _completion(body: dict, reply: Reply) -> dict:
     }
 
 
+KEEP_ALIVE_EVERY_S = 0.05
+
+
+async def _kept_alive(body: dict, reply: Reply):
+    """Whitespace while the reply is "in the making" (OpenRouter's keep-alive), then the completion."""
+    for _ in range(int(reply.keep_alive_s / KEEP_ALIVE_EVERY_S)):
+        yield " \n"
+        await asyncio.sleep(KEEP_ALIVE_EVERY_S)
+    yield json.dumps(_completion(body, reply))
+
+
 async def _stream(body: dict, reply: Reply):
     text = reply.texts[0] if reply.texts else ""
+    for _ in range(int(reply.keep_alive_s / KEEP_ALIVE_EVERY_S)):
+        yield ": keep-alive\n\n"
+        await asyncio.sleep(KEEP_ALIVE_EVERY_S)
     for word in reply.reasoning.split(" ") if reply.reasoning else ():
         chunk = {
             "id": "chatcmpl-fake",

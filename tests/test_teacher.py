@@ -434,6 +434,23 @@ def test_a_reply_that_is_no_completion_still_counts_as_a_request(server):
         assert teacher.usage.requests == 1
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["whitespace", "stream comments"])
+def test_keep_alive_bytes_do_not_hold_a_request_past_the_timeout(server, stream):
+    server.responder = lambda body: Reply(texts=("Insulin.\nAnswer: B",), keep_alive_s=30.0)
+    with make_teacher(server, timeout_s=1.0, max_retries=0, shown_in="app") as teacher:
+        started = time.monotonic()
+        with pytest.raises(TeacherTimeoutError, match="no reply from .* within 1 s"):
+            list(teacher.stream_answer(medqa(0))) if stream else teacher.answer(medqa(0))
+        assert time.monotonic() - started < 5 and teacher.usage.requests == 1
+
+
+def test_a_reply_after_keep_alive_bytes_within_the_timeout_still_comes(server):
+    server.responder = lambda body: Reply(texts=("Insulin.\nAnswer: B",), keep_alive_s=0.3)
+    with make_teacher(server, timeout_s=2.0) as teacher:
+        assert teacher.answer(medqa(0)).answer == "B"
+        assert "".join(teacher.stream_answer(medqa(1))).endswith("Answer: B")
+
+
 def test_unreachable_server_names_the_address():
     import socket
 

@@ -5,5 +5,6 @@
 - `cache`: completions kept in SQLite, so a job never pays twice and resumes;
 - `errors`: the client's failures turned into errors that name the fix;
 - `gate`: how many requests are in flight (backs off on 429s);
+- `deadline`: keep-alive bytes do not hold a request past the timeout;
 - `recorded`: rationales that come with the data (FLAN, MedQA GPT-4) instead of a live teacher.
 """

@@ -791,6 +791,8 @@ def mask_credentials_in_logs() -> None:
 def _make_client(config: TeacherConfig, api_key: str | None) -> object:
     import openai
 
+    from kard.teacher.deadline import KeepAliveDeadline
+
     if api_key is None:
         if config.base_url is None:
             raise ConfigError(
@@ -802,6 +804,8 @@ def _make_client(config: TeacherConfig, api_key: str | None) -> object:
         "api_key": api_key,
         "timeout": config.timeout_s,
         "max_retries": config.max_retries,
+        # keep-alive bytes do not hold a request past the timeout (kard.teacher.deadline)
+        "http_client": openai.DefaultHttpxClient(event_hooks=KeepAliveDeadline(config.timeout_s).hooks()),
     }
     if config.base_url:
         options["base_url"] = config.base_url

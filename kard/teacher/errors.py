@@ -131,6 +131,7 @@ def translate_error(
     error: Exception, *, where: str, model: str, config: TeacherConfig, secret: Secrets
 ) -> TeacherError:
     """An `openai` exception as a `TeacherError` whose message names the problem and the fix."""
+    import httpx2
     import openai
 
     retries = f"{config.max_retries} retr{'y' if config.max_retries == 1 else 'ies'}"
@@ -155,7 +156,7 @@ def translate_error(
             f"the teacher server at {where} kept failing (HTTP {error.status_code}) after {retries}: {detail}. "
             f"Fix: check the server's logs and {fix.again} later{fix.resume}"
         )
-    if isinstance(error, openai.APITimeoutError):
+    if isinstance(error, (openai.APITimeoutError, httpx2.TimeoutException)):  # the latter: while reading the body
         return TeacherTimeoutError(
             f"no reply from {where} within {config.timeout_s:g} s ({retries}). "
             f"Fix: {fix.slow}{fix.resume}"
