@@ -907,7 +907,8 @@ def test_cli_teach_keeping_no_reply_without_an_answer_fails_with_the_fix(server,
     said = capsys.readouterr()
     assert code == 1 and out.read_text() == EARLIER_RATIONALES
     assert "kept 0, dropped 4 no answer" in said.out and "wrote" not in said.out
-    assert "the teacher's replies have no 'Answer: X' line. Fix: check the model or the prompt" in said.err
+    assert "the teacher's replies have no 'Answer: X' line naming one option. Fix: check the model or the prompt" \
+        in said.err
 
 
 def test_cli_teach_with_all_samples_writes_the_dropped_ones_but_still_fails(server, tmp_path, monkeypatch, capsys):

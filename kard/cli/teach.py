@@ -220,7 +220,7 @@ def nothing_kept(report: "TeachReport", out: Path, *, wrote: bool) -> str:
         ERROR: ("the teacher failed on every question (see 'gave up on' above)",
                 "check the server; for rate limits or timeouts raise --timeout or --max-retries, or lower "
                 "--concurrency, then rerun (the cache keeps what came)"),
-        NO_ANSWER: ("the teacher's replies have no 'Answer: X' line",
+        NO_ANSWER: ("the teacher's replies have no 'Answer: X' line naming one option",
                     "check the model or the prompt (a model that follows instructions; a --max-tokens large "
                     "enough for the reply to reach its answer)"),
         CUT_OFF: (f"the teacher's replies were cut off at --max-tokens {report.max_tokens}, before they finished",
