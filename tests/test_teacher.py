@@ -702,8 +702,8 @@ NO_TEXT = {
     "reasoning only": (Reply(texts=(None,), reasoning="Insulin lowers glucose. Answer: B"),
                        "sent only its reasoning and no reply text"),
     "reasoning to the limit": (Reply(texts=(None,), reasoning="Insulin lowers glucose", finish_reason="length"),
-                               "spent its whole limit of 64 tokens reasoning and wrote no reply.*"
-                               "Fix: raise KARD_TEACHER_MAX_TOKENS"),
+                               ("spent its whole limit of 64 tokens reasoning and wrote no reply.*"
+                                "Fix: raise KARD_TEACHER_MAX_TOKENS")),
 }
 
 

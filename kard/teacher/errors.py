@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 from urllib.parse import unquote
 
 from kard.config import TeacherConfig
 from kard.errors import KardError
-
 
 Secrets = str | Sequence[str] | None
 """What a message must not show: the API key, and the credentials written into the base URL."""
