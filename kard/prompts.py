@@ -146,6 +146,8 @@ def strip_answer(text: str, answer: str | None, options: Mapping[str, str] | Non
     if not starts or answer is None:
         return rationale
     before, stated = rationale[: starts[-1].start()].rstrip(), rationale[starts[-1].end():]
+    if before.endswith(("**", "__")) and before.count(before[-2:]) % 2:  # the bold of "**Answer:** B" opens here
+        before = before[:-2].rstrip()
     if before[-1:].isalnum() or before.endswith(",") or "\n" in stated:
         return rationale  # "the correct answer: B" is part of a sentence
     return before if _names_answer(stated, answer, options or {}) else rationale

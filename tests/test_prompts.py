@@ -49,6 +49,8 @@ def test_target_ends_with_single_answer_line_even_if_rationale_had_one():
     ("Leaves give off oxygen. Answer: A", "B", None, " Leaves give off oxygen. Answer: A\nAnswer: B"),
     ("The correct answer: B", "B", None, " The correct answer: B\nAnswer: B"),
     ("Leaves take in CO2, answer: B", "B", None, " Leaves take in CO2, answer: B\nAnswer: B"),
+    ("Leaves take in CO2. **Answer:** B", "B", None, " Leaves take in CO2.\nAnswer: B"),  # markdown bold
+    ("Leaves take in **CO2**. Answer: B", "B", None, " Leaves take in **CO2**.\nAnswer: B"),
 ])
 def test_a_trailing_inline_answer_that_agrees_is_not_repeated_in_the_target(rationale, answer, options, target):
     assert student_target(rationale, answer, options) == target

@@ -11,7 +11,7 @@ that keeps sending text is never cut: the timeout still runs between real chunks
 from __future__ import annotations
 
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import httpx2
 
