@@ -53,8 +53,8 @@ from kard.teacher.errors import (  # noqa: F401 - re-exported: callers catch the
     not_a_completion,
     redact,
     server_error_reply,
-    url_credentials,
     translate_error,
+    url_credentials,
 )
 from kard.teacher.prompts import Mode, build_messages, prompt_fingerprint, prompt_version
 
