@@ -47,7 +47,10 @@ _THINKING = re.compile(r"<(think|thinking)>.*?</\1>", re.IGNORECASE | re.DOTALL)
 _THINKING_END = re.compile(r"^.*</think(?:ing)?>", re.IGNORECASE | re.DOTALL)  # the opening tag left in the prompt
 _THINKING_OPEN = re.compile(r"<think(?:ing)?>.*\Z", re.IGNORECASE | re.DOTALL)  # cut off while thinking
 _FULL_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}  # "Ｂ" -> "B", "：" -> ":"
-_LETTER_MENTION = re.compile(r"(?:\(([A-Z])\)|\boption\s+([A-Z])\b|\b([A-Z])[\.\)](?=\s|$))")
+_LETTER_MENTION = re.compile(r"(?:\(([A-Z])\)|\boption\s+([A-Z])\b|(?:\b([A-Za-z]+)[ \t]+)?\b([A-Z])[\.\)](?=\s|$))")
+_NAMES_A_LETTER = frozenset({"is", "be", "was", "choose", "chose", "select", "pick", "answer", "choice", "letter"})
+"""Words after which a bare "C." is the letter chosen ("so it is C."); after any other word it is part of a name
+("vitamin C.", "hepatitis B.", "type A.")."""
 _YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 _BARE_LETTER = re.compile(r"^\s*[\(\[]?([A-Z])[\)\]\.:]?\s*(?:\n|$)")  # " B": the answer-only baseline's output
 _OPTION_MARK = re.compile(r"(?:^|\s)\(?([A-Za-z])([\)\.:])(?=\s)")  # the whitespace after stays for the next mark
@@ -167,9 +170,9 @@ def parse_answer(text: str, letters: Sequence[str]) -> tuple[str, str | None]:
     "Ｂ" too). A lowercase "a" followed by a word is the article ("the answer is a cold"), not a letter, and a
     statement naming two letters ("Answer: B and C", "Answer: A or B") is no answer. Failing a statement, a bare
     letter alone on the first line (what the fine-tuning baseline writes after its "Answer:" cue), the last option
-    letter mentioned ("(B)", "option B", "B."), and for yes/no questions the last "yes"/"no". No answer -> None.
-    A `<think>...</think>` block is read as neither answer nor rationale (`strip_thinking`). The student's outputs
-    and the teacher's replies are read alike.
+    letter mentioned ("(B)", "option B", "B." but not the "C." of "vitamin C."), and for yes/no questions the last
+    "yes"/"no". No answer -> None. A `<think>...</think>` block is read as neither answer nor rationale
+    (`strip_thinking`). The student's outputs and the teacher's replies are read alike.
     """
     valid = {letter.upper() for letter in letters}
     visible = strip_thinking(text)
@@ -185,8 +188,7 @@ def parse_answer(text: str, letters: Sequence[str]) -> tuple[str, str | None]:
     bare = _BARE_LETTER.match(text)
     if bare and bare.group(1) in valid:
         return "", bare.group(1)
-    mentioned = [next(g for g in m.groups() if g) for m in _LETTER_MENTION.finditer(text)]
-    mentioned = [letter for letter in mentioned if letter in valid]
+    mentioned = [letter for letter in _mentioned_letters(text) if letter in valid]
     if mentioned:
         return rationale, mentioned[-1]
     if valid == {"A", "B"}:
@@ -194,6 +196,18 @@ def parse_answer(text: str, letters: Sequence[str]) -> tuple[str, str | None]:
         if words:
             return rationale, "A" if words[-1].lower() == "yes" else "B"
     return rationale, None
+
+
+def _mentioned_letters(text: str) -> list[str]:
+    """The option letters a text mentions, in order: "(B)", "option B", and a bare "B." or "B)" at the start of a
+    line or after a word that names a choice ("it is B."), never after another word ("lack of vitamin C.")."""
+    letters = []
+    for match in _LETTER_MENTION.finditer(text):
+        in_brackets, after_option, word_before, bare = match.groups()
+        if bare and word_before and word_before.lower() not in _NAMES_A_LETTER:
+            continue
+        letters.append(in_brackets or after_option or bare)
+    return letters
 
 
 def parse_free_answer(text: str) -> tuple[str, str | None]:

@@ -71,6 +71,10 @@ def test_a_trailing_inline_answer_that_agrees_is_not_repeated_in_the_target(rati
         ("(D)", "D"),
         ("A psychic would know.", None),  # an article is not an answer
         (" E", None),  # not an option of this question
+        ("Scurvy is caused by a lack of vitamin C.", None),  # a name's letter is no answer
+        ("Bones need vitamin D. Hepatitis B) spreads by blood.", None),
+        ("Vitamin C prevents scurvy, so it is C.", "C"),  # after a word that names a choice it is one
+        ("The options:\nC. Iron\n", "C"),  # a letter starting a line
     ],
 )
 def test_parse_answer(text, expected):
