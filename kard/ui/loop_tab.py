@@ -218,7 +218,7 @@ class LoopPanel:
                                                question.kind),
                 timing_html=views.timing_line(prediction.timings, prediction.tokens_out, prediction.student_name,
                                               prediction.decoding.get("engine")),
-                kind_html=asked_as))
+                kind_html=asked_as, level=3))  # under the tab's "Compare two rounds" heading
         return cards[0], cards[1], views.diff_panel(rationales[0], rationales[1], left or BASE, right or BASE)
 
 
@@ -309,7 +309,7 @@ def loop_layout(panel: LoopPanel, question: Any, options: Any, kind: Any = None,
     from kard.ui.blocks import KIND_CHOICES
 
     with gr.Tab("Retrain & rounds", elem_id="kard-loop-tab"):
-        gr.Markdown("### Retrain the student on the saved corrections\nEach run fine-tunes the serving student on "
+        gr.Markdown("## Retrain the student on the saved corrections\nEach run fine-tunes the serving student on "
                     "the teacher examples plus every accepted correction (a LoRA adapter, about 20 MB) and "
                     "writes a new round; a failed or cancelled run changes nothing. The app keeps answering while it "
                     "trains, and the next question after it finishes is answered by the new round.")
@@ -332,7 +332,7 @@ def loop_layout(panel: LoopPanel, question: Any, options: Any, kind: Any = None,
         progress = gr.HTML(elem_id="kard-loop-progress")
         timer = gr.Timer(2.0, active=False)
 
-        gr.Markdown("### Compare two rounds on one question\n" + (
+        gr.Markdown("## Compare two rounds on one question\n" + (
             "Answers the question of the *Ask & correct* tab with both students, asked as that tab's *Ask as* says."
             if question is not None else ""))
         with gr.Row():
@@ -354,7 +354,7 @@ def loop_layout(panel: LoopPanel, question: Any, options: Any, kind: Any = None,
         every_btn = gr.Button("Answer with every round", elem_id="kard-loop-every")
         every_table = gr.HTML(elem_id="kard-loop-every-table")
 
-        gr.Markdown("### Round report: held-out accuracy per round, against the control when one was run")
+        gr.Markdown("## Round report: held-out accuracy per round, against the control when one was run")
         # the table takes the whole width (beside the plot its seven columns broke round names letter by letter);
         # the plot below it carries its own title, which a label badge would cover
         report = gr.Markdown(panel.report_markdown(), elem_id="kard-loop-report")

@@ -65,6 +65,10 @@ def _score(value: float | None) -> str:
     return "&ndash;" if value is None else f"{value:.2f}"
 
 
+PASSAGES_HEADING = "Retrieved passages"
+"""The rerank panel's heading, for screen readers only: the accordion around it shows its own label."""
+
+
 def rerank_panel(candidates: Sequence[Hit], used_ids: Sequence[str], question: str, *,
                  reranker_name: str | None = None, max_rows: int = 10, searched: int | None = None) -> str:
     """Candidate passages in the order the student's passages were taken from (the reranker's when it
@@ -73,8 +77,9 @@ def rerank_panel(candidates: Sequence[Hit], used_ids: Sequence[str], question: s
     `used_ids` are the passages sent to the student; rows after them sit below a visible cut line.
     `searched`: how many candidates BM25 found, when `candidates` keeps only the first of them.
     """
+    heading = f'<h2 class="kard-sr-only">{PASSAGES_HEADING}</h2>'  # the accordion's label is no heading
     if not candidates:
-        return '<div class="kard-panel kard-empty">No passage matched the question\'s words.</div>'
+        return f'<div class="kard-panel kard-empty">{heading}No passage matched the question\'s words.</div>'
     candidates = final_order(candidates)
     terms = query_terms(question)
     reranked = reranker_name is not None and any(h.rerank_rank is not None for h in candidates)
@@ -109,7 +114,7 @@ def rerank_panel(candidates: Sequence[Hit], used_ids: Sequence[str], question: s
     head = "".join(f"<th>{c}</th>" for c in columns) + "<th>passage</th>"
     count = (f"{searched} candidates, the first {len(candidates)} kept" if searched and searched > len(candidates)
              else f"{len(candidates)} candidates")
-    return (f'<div class="kard-panel"><div class="kard-panel-head">{header} &middot; {count} '
+    return (f'<div class="kard-panel">{heading}<div class="kard-panel-head">{header} &middot; {count} '
             f'&middot; top-{k} used &middot; question terms <mark>highlighted</mark></div>'
             f'<table class="kard-rerank"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
             f"{footer}</div>")
@@ -207,13 +212,18 @@ def timing_line(timings: Timings | None, tokens_out: int = 0, model: str = "", e
 
 
 def rationale_card(role: str, source: str, text: str, *, answer_html: str = "", timing_html: str = "",
-                   note: str = "", streaming: bool = False, kind_html: str = "", notice: str = "") -> str:
-    """A column of the teacher-vs-student view: who wrote it, how the question was asked, a warning `notice` (what
-    the column shows instead of what was asked for, and why), the rationale, the answer badge, timings."""
+                   note: str = "", streaming: bool = False, kind_html: str = "", notice: str = "",
+                   level: int = 2) -> str:
+    """A column of the teacher-vs-student view: who wrote it (a heading of `level`: 2 on the Ask tab, under the
+    page's title), how the question was asked, a warning `notice` (what the column shows instead of what was asked
+    for, and why), the rationale, the answer badge, timings. While `streaming`, a blinking cursor that screen
+    readers skip, and aria-busy (the card is no live region: the status line announces the answer)."""
     notice_html = f'<div class="kard-msg kard-msg-warn kard-card-notice">{esc(notice)}</div>' if notice else ""
-    cursor = '<span class="kard-cursor">&#9612;</span>' if streaming else ""
+    cursor = '<span class="kard-cursor" aria-hidden="true">&#9612;</span>' if streaming else ""
     body = esc(text) + cursor if (text or streaming) else f'<span class="kard-muted">{esc(note) or "&nbsp;"}</span>'
-    return (f'<div class="kard-card kard-{esc(role.lower())}"><div class="kard-card-head"><b>{esc(role)}</b> '
+    busy = ' aria-busy="true"' if streaming else ""
+    return (f'<div class="kard-card kard-{esc(role.lower())}"{busy}><div class="kard-card-head">'
+            f'<h{level} class="kard-role">{esc(role)}</h{level}> '
             f'<span class="kard-source">{esc(source)}</span></div>{kind_html}{notice_html}'
             f'<div class="kard-rationale">{body}</div>'
             f'<div class="kard-answer">{answer_html}</div>{timing_html}</div>')
@@ -286,6 +296,9 @@ mark { background: #fde68a; color: #1f2937; padding: 0 1px; border-radius: 2px; 
 .kard-panel td, .kard-panel th { background: transparent; }
 .kard-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 10px 12px; min-height: 160px; }
 .kard-card-head { margin-bottom: 6px; } .kard-source { color: var(--body-text-color-subdued); font-size: 0.85em; margin-left: 6px; }
+.kard-sr-only { position: absolute; width: 1px; height: 1px; padding: 0; margin: -1px; overflow: hidden;
+  clip: rect(0, 0, 0, 0); white-space: nowrap; border: 0; }  /* read by screen readers, not shown */
+h2.kard-role, h3.kard-role { display: inline; font-size: 1em; font-weight: 700; margin: 0; }  /* a card's writer */
 .kard-rationale { white-space: pre-wrap; line-height: 1.5; min-height: 80px; }
 .kard-answer { margin-top: 8px; } .kard-timing { margin-top: 6px; font-size: 0.85em; color: var(--body-text-color-subdued); }
 .kard-badge { display: inline-block; padding: 2px 8px; border-radius: 10px; font-size: 0.9em; }
