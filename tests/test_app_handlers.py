@@ -358,7 +358,7 @@ def test_browse_history_and_revert(store):
     assert [r[0] for r in curating.browse(s, tag="hallucination")] == ["demo:q1"]
     assert [r[0] for r in curating.browse(s, curator="alice")] == ["demo:q2"]
     html, revisions = curating.history(s, "demo:q1")
-    assert revisions == [1, 2] and "<del>first</del><ins>second</ins>" in html
+    assert revisions == [1, 2] and "<del>first</del> <ins>second</ins>" in html
     assert "revision 3" in curating.revert(s, "demo:q1", 1, "carol")
     assert store.get("demo:q1").correction.rationale == "first"
     with pytest.raises(InputError, match="Pick an item"):

@@ -117,7 +117,7 @@ def test_rerank_panel_caps_rows_and_handles_no_candidates():
 
 def test_word_diff_marks_changed_words_only():
     out = word_diff("the cat sat on the mat", "the dog sat on the mat")
-    assert out == '<div class="kard-diff">the <del>cat</del><ins>dog</ins> sat on the mat</div>'
+    assert out == '<div class="kard-diff">the <del>cat</del> <ins>dog</ins> sat on the mat</div>'
     assert "&lt;script&gt;" in word_diff("a", "a <script>")
     assert "<script>" not in word_diff("<script>", "b")
 
@@ -165,7 +165,7 @@ def test_history_panel_newest_first_with_diffs():
             Revision(3, 3, "t3", "revert", 1, Correction(**{**base.__dict__, "curator": "carol"}))]
     out = history_panel(revs)
     assert out.index("<b>r3</b>") < out.index("<b>r2</b>") < out.index("<b>r1</b>")
-    assert "reverted to r1" in out and "<del>first</del><ins>second</ins>" in out
+    assert "reverted to r1" in out and "<del>first</del> <ins>second</ins>" in out
     assert "<img" not in out and "&lt;img" in out
     assert "No saved revisions" in history_panel([])
 

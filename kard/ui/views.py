@@ -122,17 +122,22 @@ def rerank_panel(candidates: Sequence[Hit], used_ids: Sequence[str], question: s
 
 # -- diff --------------------------------------------------------------------------------------------
 def word_diff(old: str, new: str) -> str:
-    """Word-level diff of two texts: removed words in <del>, added ones in <ins>, all escaped."""
+    """Word-level diff of two texts: removed words in <del>, added ones in <ins>, all escaped. A replacement puts a
+    space between the words removed and those added ("cat dog", not "catdog"), where neither has one: colour and
+    strike-through or underline (CSS) are not the only things that tell them apart (WCAG 1.4.1)."""
     a, b = _TOKENS.findall(old or ""), _TOKENS.findall(new or "")
     out = []
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        removed, added = "".join(a[i1:i2]), "".join(b[j1:j2])
         if op == "equal":
-            out.append(esc("".join(a[i1:i2])))
+            out.append(esc(removed))
             continue
         if op in ("delete", "replace"):
-            out.append(f"<del>{esc(''.join(a[i1:i2]))}</del>")
+            out.append(f"<del>{esc(removed)}</del>")
+        if op == "replace" and not (removed[-1:].isspace() or added[:1].isspace()):
+            out.append(" ")
         if op in ("insert", "replace"):
-            out.append(f"<ins>{esc(''.join(b[j1:j2]))}</ins>")
+            out.append(f"<ins>{esc(added)}</ins>")
     return f'<div class="kard-diff">{"".join(out)}</div>'
 
 
@@ -290,7 +295,7 @@ tr.kard-cut td { border-top: 2px dashed var(--color-accent); color: var(--kard-c
 mark { background: #fde68a; color: #1f2937; padding: 0 1px; border-radius: 2px; }
 .kard-diff { white-space: pre-wrap; line-height: 1.5; }
 .kard-diff del { background: #fee2e2; color: #991b1b; text-decoration: line-through; }
-.kard-diff ins { background: #dcfce7; color: #166534; text-decoration: none; }
+.kard-diff ins { background: #dcfce7; color: #166534; text-decoration: underline; }  /* not by colour alone */
 .kard-old { border-bottom: 2px solid #fca5a5; } .kard-new { border-bottom: 2px solid #86efac; }
 .kard-panel table, .kard-panel th, .kard-panel td { border-left: 0 !important; border-right: 0 !important; }
 .kard-panel td, .kard-panel th { background: transparent; }
