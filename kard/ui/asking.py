@@ -182,7 +182,9 @@ def ask(studio: Studio, text: str, options_text: str, picked_id: str | None = No
     item = AskedItem.from_prediction(prediction, prompt_version=PROMPT_VERSION, kind_reason=decision.reason,
                                      max_candidates=MAX_CANDIDATES_KEPT)
     item = replace(item, base_revision=latest_revision(studio, item.item_id)[1])
-    status = f"Asked as: {decision.label}. Student answered in {prediction.timings.total_s:.2f} s."
+    q = item.question  # the result first: the status line is a live region, read out when it changes
+    result = views.answer_summary("Student", item.student.answer, q.answer, q.options, q.kind)
+    status = f"{result}. Asked as: {decision.label}. It answered in {prediction.timings.total_s:.2f} s."
     yield AskUpdate(rerank_html(item), student_card(item), views.message(status), studio.hand_out(item))
 
 

@@ -1,6 +1,7 @@
 """The page's own script (`PAGE_HEAD`, Blocks.launch's head): keyboard shortcuts that leave focus where it was, a
-dropdown that Tab leaves closed and that keeps focus after a pick, names for the radio and checkbox groups, and the
-correction controls (text, rating, tags, marks, answer) kept in the browser on every keystroke or click.
+dropdown that Tab leaves closed and that keeps focus after a pick, names for the radio and checkbox groups, the status
+line as a live region, and the correction controls (text, rating, tags, marks, answer) kept in the browser on every
+keystroke or click.
 
 Each part is a piece of plain JavaScript run once when the page loads; they share no state but the names below.
 """
@@ -124,6 +125,33 @@ new MutationObserver(() => {
 """
 """Each radio and checkbox group is named by its label (aria-labelledby): "Rating ...", "Passage 2: <title>"."""
 
+LIVE_REGIONS_JS = """
+let kardLiveNaming = false;
+function kardLiveRegions() {
+  kardLiveNaming = false;
+  // the status line is read out when it changes: "Student answered C, gold A: wrong", an error, a warning. The answer
+  // cards are no live regions (they stream token by token; views.rationale_card marks them aria-busy meanwhile).
+  // (its HTML's container: the block around it also holds Gradio's progress timer, which changes every 0.1 s)
+  const status = document.querySelector("#kard-status .html-container");
+  if (status && status.getAttribute("aria-live") !== "polite") {
+    status.setAttribute("role", "status");
+    status.setAttribute("aria-live", "polite");
+    status.setAttribute("aria-atomic", "true");
+  }
+  // Gradio's own status region reads out its untranslated keys ("common.complete", "common.loading") on every event
+  document.querySelectorAll("div.sr-only[role=status]:not([aria-hidden])").forEach((region) => {
+    region.setAttribute("aria-live", "off");
+    region.setAttribute("aria-hidden", "true");
+  });
+}
+kardLiveRegions();
+new MutationObserver(() => {
+  if (!kardLiveNaming) { kardLiveNaming = true; requestAnimationFrame(kardLiveRegions); }
+}).observe(document.documentElement, {childList: true, subtree: true});
+"""
+"""The status line (#kard-status's HTML) a polite, atomic live region (role=status), set up as soon as Gradio draws it,
+before any answer changes it; Gradio's own status region, which reads out untranslated keys, silenced."""
+
 SHOWN_EDIT_JS = """
 function kardShownEdit(openQuestion) {
   // what the page's correction controls show now, as the server's record of them (curating.draft) holds it
@@ -181,5 +209,6 @@ CLEAR_RATING_JS = """() => {
 }"""
 """The "No rating" button's click (blocks.wire_editor): the rating radio cleared in the page and kept so."""
 
-PAGE_HEAD = f"<script>{SHORTCUTS_JS}{DROPDOWN_JS}{GROUP_NAMES_JS}{SHOWN_EDIT_JS}{TYPED_TEXT_JS}</script>"
+PAGE_HEAD = (f"<script>{SHORTCUTS_JS}{DROPDOWN_JS}{GROUP_NAMES_JS}{LIVE_REGIONS_JS}{SHOWN_EDIT_JS}{TYPED_TEXT_JS}"
+             "</script>")
 """The page's head: every script above."""

@@ -174,6 +174,28 @@ def answer_badge(answer: str | None, gold: str | None, options: Mapping[str, str
     return f'<span class="kard-badge kard-bad">{text} &#10007; gold is {gold_text}</span>'
 
 
+def answer_summary(who: str, answer: str | None, gold: str | None, options: Mapping[str, str],
+                   kind: str = CHOICE) -> str:
+    """A short plain-text result for the status line, which screen readers announce (a live region):
+    "Student answered C, gold A: wrong", "... B: right", "... C, no gold", "... but no answer was found"."""
+    if answer is None:
+        gold_part = f"; gold {_short_answer(gold, options, kind)}" if gold is not None else ""
+        return f"{who} answered, but no answer was found{gold_part}"
+    said = f"{who} answered {_short_answer(answer, options, kind)}"
+    if gold is None:
+        return f"{said}, no gold"
+    if same_answer(answer, gold, kind):
+        return f"{said}: right"
+    return f"{said}, gold {_short_answer(gold, options, kind)}: wrong"
+
+
+def _short_answer(answer: str, options: Mapping[str, str], kind: str) -> str:
+    """An answer in a few words: the letter, "yes" / "no", or an open answer in quotes."""
+    if kind == OPEN:
+        return f'"{answer}"'
+    return answer_label(answer, options, kind) if kind == YES_NO else answer
+
+
 def kind_line(kind: str, reason: str = "") -> str:
     """'Asked as: yes/no question (why)', with how to switch the kind; for yes/no, what the student's letters
     mean (it is shown the question with YES_NO_OPTIONS, as StrategyQA's were, and answers with a letter)."""
