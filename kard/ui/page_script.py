@@ -65,6 +65,10 @@ window.addEventListener("keydown", (event) => {
   // Gradio's key handler reopens the list after Tab has moved focus on, leaving it over the next controls
   if (event.key === "Tab") {
     event.stopPropagation();
+    // the open list scrolls, and Chrome makes a scrolling box a Tab stop of its own: Tab would land on it, then on
+    // the page once it closes; out of the order, Tab goes on to the next field (Shift+Tab to the one before)
+    const block = event.target.closest(".block") || event.target.parentElement;
+    block.querySelectorAll("[role=listbox]").forEach((list) => { list.tabIndex = -1; });
     // and close it now, as Escape does (focus moving on does not close it once Gradio's handler is skipped)
     event.target.dispatchEvent(new KeyboardEvent("keydown", {key: "Escape", bubbles: true}));
   }
@@ -103,7 +107,8 @@ window.addEventListener("focusout", (event) => {
   }, 0);
 }, true);
 """
-"""Dropdowns for the keyboard: Tab and Shift+Tab close the list and move on; after a pick (Enter or a click) focus
+"""Dropdowns for the keyboard: Tab and Shift+Tab close the list and move on to the next (or previous) field in one
+press, never to the list itself; after a pick (Enter or a click) focus
 stays on the dropdown, its list closed and its text selected, and a click, a tap or a key there lists the options
 again, as on a dropdown first focused (kardWake); a click or tap that opens the list selects the text, to type over."""
 
