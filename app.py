@@ -136,9 +136,9 @@ def queued(demo: Any, config: AppConfig) -> Any:
 def theme() -> Any:
     """Gradio's Soft theme in indigo with WCAG AA contrast (4.5:1) where its stock colours fall short in the light
     theme: subdued text (info lines, card sources, timings; its grey is 2.5:1 on white), labels (3.6:1), the
-    primary button and a chosen radio (4.46:1) one shade darker; in the dark theme subdued text lighter and a
-    chosen radio darker (the accent, which has no dark setting, is in kard.ui.views.CSS). Checked with axe-core
-    by the browser tests."""
+    primary button, a chosen radio (4.46:1) and the accent (a chosen tab's label, 4.47:1) one shade darker; in the dark
+    theme subdued text lighter and a chosen radio darker (the accent, which has no dark setting, is in
+    kard.ui.views.CSS). Checked with axe-core by the browser tests."""
     import gradio as gr
 
     return gr.themes.Soft(primary_hue="indigo", secondary_hue="slate").set(
@@ -146,7 +146,7 @@ def theme() -> Any:
         block_label_text_color="*primary_700", block_title_text_color="*primary_700",
         button_primary_background_fill="*primary_600", button_primary_background_fill_hover="*primary_700",
         checkbox_label_background_fill_selected="*primary_600",
-        checkbox_label_background_fill_selected_dark="*primary_600")
+        checkbox_label_background_fill_selected_dark="*primary_600", color_accent="*primary_600")
 
 
 def launch_options(config: AppConfig) -> dict[str, Any]:

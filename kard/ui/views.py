@@ -296,13 +296,17 @@ CARD_MIN_WIDTH = 320
 CSS = """
 /* Text colours of our own, each >= 4.5:1 (WCAG AA) on its background in the light and the dark theme (Gradio puts
    .dark on the body for ?__theme=dark or a dark system setting); subdued text is the theme's (app.theme). */
-:root { --kard-up: #15803d; --kard-down: #b91c1c; --kard-cut: #4338ca; }
+:root { --kard-up: #166534; --kard-down: #b91c1c; --kard-cut: #4338ca; }  /* up: 6.1:1 on a used row's #eef2ff */
 .dark { --kard-up: #4ade80; --kard-down: #f87171; --kard-cut: #a5b4fc; --color-accent: #818cf8; }  /* a chosen tab: 4.3:1 */
-/* A keyboard focus ring (WCAG 2.4.7) around a radio's or checkbox's whole choice, >= 3:1 against the block around it;
-   Gradio's own is a faint colour change of the small circle. */
+/* A keyboard focus ring (WCAG 2.4.7), >= 3:1 against the page and the blocks in both themes: around a radio's or
+   checkbox's whole choice (Gradio's own is a faint colour change of the small circle), and around text fields,
+   dropdowns, buttons, tabs and links (Gradio's text fields show none, its dark tabs a 1px near-black line). */
 :root { --kard-focus: #4338ca; } .dark { --kard-focus: #a5b4fc; }
 label:has(> input[type=radio]:focus-visible), label:has(> input[type=checkbox]:focus-visible) {
   outline: 3px solid var(--kard-focus); outline-offset: 2px; }
+.gradio-container :is(textarea, input:not([type=radio], [type=checkbox]), select, button, a, [role=tab],
+  [tabindex]:not([tabindex="-1"])):focus-visible {
+  outline: 3px solid var(--kard-focus) !important; outline-offset: 1px; }
 .kard-panel-head, .kard-diff-head { font-size: 0.9em; margin-bottom: 6px; color: var(--body-text-color-subdued); }
 table.kard-rerank { width: 100%; border-collapse: collapse; font-size: 0.9em; }
 table.kard-rerank th { text-align: left; border-bottom: 2px solid var(--border-color-primary); padding: 4px 6px; white-space: nowrap; }
