@@ -340,6 +340,9 @@ h2.kard-role, h3.kard-role { display: inline; font-size: 1em; font-weight: 700; 
 .kard-msg-warn { background: #fef3c7; color: #92400e; } .kard-msg-error { background: #fee2e2; color: #991b1b; }
 .kard-history { padding-left: 1.2em; } .kard-rev { margin-bottom: 10px; } .kard-note { font-style: italic; }
 .kard-cursor { animation: kard-blink 1s steps(1) infinite; } @keyframes kard-blink { 50% { opacity: 0; } }
+@media (prefers-reduced-motion: reduce) {  /* a steady cursor (Gradio drops a one-line @media rule) */
+  .kard-cursor { animation: none; }
+}
 .kard-rounds td { vertical-align: top; padding: 4px 8px; } .kard-answer-source { font-size: 0.85em; }
 #kard-loop-report .md { display: block; overflow-x: auto; }  /* the round report: a narrow screen scrolls it */
 #kard-loop-report th, #kard-loop-report td { word-break: normal; overflow-wrap: normal; }  /* wrap at spaces only */
