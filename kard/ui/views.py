@@ -357,5 +357,21 @@ h2.kard-role, h3.kard-role { display: inline; font-size: 1em; font-weight: 700; 
   td.kard-num::before { content: attr(data-label) " "; color: var(--body-text-color-subdued); }
   td.kard-num:first-child::before { content: "#"; }
   #kard-table { --input-text-size: 12px; --size-2: 4px; }  /* the browse table: smaller text, less padding */
+  /* its headings whole ("student", not "stu/den/t"): the one-word columns as wide as their heading, the item and
+     question narrower (they wrap at spaces and dashes); the rest scrolls sideways inside the table */
+  #kard-table th .header { overflow-wrap: normal; word-break: keep-all; }
+  #kard-table :is(th, .sizing-body td, .virtual-row > *):nth-child(1) { --kard-col: calc((100vw - 64px) * 0.15); }
+  #kard-table :is(th, .sizing-body td, .virtual-row > *):nth-child(2) { --kard-col: 36px; }
+  #kard-table :is(th, .sizing-body td, .virtual-row > *):nth-child(3) { --kard-col: calc((100vw - 64px) * 0.24); }
+  #kard-table :is(th, .sizing-body td, .virtual-row > *):is(:nth-child(4), :nth-child(5), :nth-child(9)) {
+    --kard-col: 60px; }
+  #kard-table :is(th, .sizing-body td, .virtual-row > *):nth-child(6) { --kard-col: 40px; }
+  #kard-table :is(th, .sizing-body td, .virtual-row > *):is(:nth-child(-n+6), :nth-child(9)) {
+    width: var(--kard-col) !important; min-width: var(--kard-col) !important; max-width: var(--kard-col) !important;
+    flex: 0 0 var(--kard-col) !important; }
+  #kard-table .virtual-table-viewport { overflow-x: auto; }
+  #kard-table table.header-table { width: max-content !important; }  /* the sum of the headings' widths */
 }
+/* a dropdown's text stops short of its arrow (a long value ran under it on a narrow screen) */
+.gradio-container .secondary-wrap input[role=combobox] { padding-right: 28px; text-overflow: ellipsis; }
 """
