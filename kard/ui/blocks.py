@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from kard.annotations import ERROR_TAGS, RELEVANCE_MARKS
 from kard.config import SHIPPED_STUDENT, AppConfig
-from kard.errors import KardError
+from kard.errors import KardError, page_text
 from kard.prompts import format_options
 from kard.records import AskedItem
 from kard.space_sync import SpaceSync, storage_notice
@@ -661,6 +661,11 @@ def restored_failure(studio: Studio, item: AskedItem) -> LiveFailure | None:
     return None
 
 
+NOT_REFRESHED = "The table was not refreshed:"
+"""Before the store's error under a table a read failed to fill (BrowseTab.empty_note): it shows what it last showed."""
+HISTORY_UNREAD = "The history of {item} could not be read:"
+
+
 def browse(studio: Studio, tag: str, curator: str, first: bool):
     """The table, the item picker's and the curator filter's choices, and why the table is empty (BrowseTab.outputs)."""
     import gradio as gr
@@ -668,9 +673,9 @@ def browse(studio: Studio, tag: str, curator: str, first: bool):
     try:
         rows = curating.browse(studio, tag or None, curator or None, bool(first))
         names = [""] + studio.store.curators()
-    except KardError as error:
+    except KardError as error:  # the table keeps what it last showed (nothing on a page load): the note says why
         warn(error)
-        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return gr.skip(), gr.skip(), gr.skip(), message(f"{NOT_REFRESHED} {page_text(error)}", "error")
     recreated = curating.recreated_notice(studio)
     if recreated:
         note = message(recreated, "warn")
@@ -706,10 +711,16 @@ def wire_browsing(demo: Any, b: BrowseTab, studio: Studio) -> None:
 
 def show_history(studio: Studio, item_id: str | None):
     """The item's history, the Revision picker (on the one before the latest) and the latest revision shown
-    (BrowseTab.shown: a revert goes on top of it)."""
+    (BrowseTab.shown: a revert goes on top of it). Where the store cannot be read, the history says why (the page's
+    text of the error) and the picker is emptied."""
     import gradio as gr
 
-    html, revisions = curating.history(studio, item_id)
+    try:
+        html, revisions = curating.history(studio, item_id)
+    except KardError as error:
+        warn(error)
+        said = message(f"{HISTORY_UNREAD.format(item=item_id)} {page_text(error)}", "error")
+        return said, gr.update(choices=[], value=None), None
     shown = conflicts.seen_revision(item_id, revisions[-1]) if item_id and revisions else None
     return html, gr.update(choices=revisions, value=curating.revert_choice(revisions)), shown
 
@@ -723,7 +734,10 @@ def revert_to(studio: Studio, item_id: str | None, revision: Any, shown: dict | 
         text = curating.revert(studio, item_id, revision, curator, shown)
     except curating.RevertConflict as conflict:
         gr.Warning(esc(str(conflict)))
-        html, revisions = curating.history(studio, item_id)
+        try:
+            html, revisions = curating.history(studio, item_id)
+        except KardError as error:
+            return message(f"{conflict} {page_text(error)}", "warn"), gr.skip(), gr.skip(), conflict.seen
         return message(str(conflict), "warn"), html, gr.update(choices=revisions), conflict.seen
     except KardError as error:
         return warn(error), gr.skip(), gr.skip(), gr.skip()

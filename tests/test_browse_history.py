@@ -1,0 +1,72 @@
+"""The Browse tab's handlers over real SQLite files (no model, no browser): a history or table the store cannot read
+says why on the page, a save or Refresh shows the item's history again, and Revert pressed twice does not undo itself.
+The page's wiring of these is tested in a browser by test_browse_history_browser."""
+
+from __future__ import annotations
+
+import html
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from test_annotations import correction
+from test_app_handlers import studio
+
+from kard.annotations import AnnotationStore
+from kard.config import AnnotationStoreConfig
+from kard.ui import blocks
+
+FAST = AnnotationStoreConfig(busy_timeout_s=0.05, retries=2, retry_wait_s=0.02)
+
+
+@pytest.fixture
+def store(tmp_path):
+    return AnnotationStore(tmp_path / "a.db", FAST)
+
+
+@contextmanager
+def held_exclusively(path: Path) -> Iterator[None]:
+    """Another program holds the database with an exclusive lock (a write in EXCLUSIVE locking mode): readers are
+    refused too, even in WAL mode."""
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("UPDATE revisions SET note=note WHERE id=1")
+    try:
+        yield
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def corrupt(store: AnnotationStore) -> None:
+    for file in store.path.parent.glob(store.path.name + "*"):
+        file.unlink()
+    store.path.write_bytes(b"not a database" * 500)
+
+
+def test_a_locked_store_shows_why_in_the_history_and_under_the_table_and_names_the_file_only(store):
+    store.save(correction())
+    with held_exclusively(store.path):
+        said, picker, shown = blocks.show_history(studio(store), "demo:q1")
+        rows, _, _, note = blocks.browse(studio(store), "", "", True)
+    for text in (said, note):
+        assert "kard-msg-error" in text and "a.db stayed locked" in html.unescape(text)
+        assert str(store.path.parent) not in text and "Fix: wait a moment" in text
+    assert "The history of demo:q1 could not be read" in said and "The table was not refreshed" in note
+    assert picker["choices"] == [] and picker["value"] is None and shown is None  # nothing to revert from
+    assert not isinstance(rows, list)  # the table keeps what it showed
+    said, picker, shown = blocks.show_history(studio(store), "demo:q1")  # free again: the app still works
+    assert "r1" in said and picker["choices"] == [1] and shown == {"item_id": "demo:q1", "revision": 1}
+
+
+def test_a_corrupt_store_shows_why_in_the_history_and_under_the_table(store):
+    store.save(correction())
+    corrupt(store)
+    said, picker, _ = blocks.show_history(studio(store), "demo:q1")
+    note = blocks.browse(studio(store), "", "", True)[3]
+    for text in (said, note):
+        assert "a.db: file is not a database" in text and str(store.path.parent) not in text
+    assert picker["choices"] == []
