@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 from test_annotations import correction
-from test_app_handlers import studio
+from test_app_handlers import asked, compare, studio
 
 from kard.annotations import AnnotationStore
 from kard.config import AnnotationStoreConfig
-from kard.ui import blocks
+from kard.ui import blocks, curating
+from kard.ui.curating import Edit
 
 FAST = AnnotationStoreConfig(busy_timeout_s=0.05, retries=2, retry_wait_s=0.02)
 
@@ -70,3 +71,20 @@ def test_a_corrupt_store_shows_why_in_the_history_and_under_the_table(store):
     for text in (said, note):
         assert "a.db: file is not a database" in text and str(store.path.parent) not in text
     assert picker["choices"] == []
+
+
+def test_a_save_of_the_item_shown_or_refresh_shows_its_history_again_and_a_revert_goes_on_top(store):
+    s = studio(store)
+    assert curating.save(s, compare(s, asked(s)).item, Edit("First. Answer: A", "A", 3), "alice").saved
+    _, _, shown = blocks.show_history(s, "demo:q1")  # Browse shows revision 1
+    saved = curating.save(s, compare(s, asked(s)).item, Edit("Second. Answer: A", "A", 3), "alice")
+    assert saved.revision == 2
+    assert blocks.history_after_save(s, "demo:q2", saved.seen)[0].__class__ is not str  # another item: left alone
+    history, picker, shown = blocks.history_after_save(s, "demo:q1", saved.seen)
+    assert "r2" in history and picker["choices"] == [1, 2] and shown == {"item_id": "demo:q1", "revision": 2}
+    said = blocks.revert_to(s, "demo:q1", picker["value"], shown, "alice")[0]
+    assert "saved as revision 3" in said, "a revert after your own save is refused as a conflict"
+    store.save(correction(rationale="Bob's.", curator="bob"))  # someone saves it; Refresh shows it
+    history, picker, shown = blocks.reshow_history(s, "demo:q1")
+    assert "r4" in history and "bob" in history and shown == {"item_id": "demo:q1", "revision": 4}
+    assert all(not isinstance(out, str) for out in blocks.reshow_history(s, ""))  # nothing picked: left alone

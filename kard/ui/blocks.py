@@ -199,6 +199,11 @@ class BrowseTab:
     def outputs(self) -> list:
         return [self.table, self.item_pick, self.curator_filter, self.empty_note]
 
+    @property
+    def history_outputs(self) -> list:
+        """What `show_history` fills."""
+        return [self.history_html, self.revision_pick, self.shown]
+
 
 def read_edit(current: dict | None, rationale: str, letter: str | None, text: str | None, rating: Any,
               tags: list | None, note: str, original: str, original_source: str, *marks: str | None) -> Edit:
@@ -515,6 +520,8 @@ def wire_saving(t: AskTab, b: BrowseTab, studio: Studio) -> None:
               t.original_source, t.answer_text, t.turns, t.seen]
     saved = t.save_btn.click(save_event, inputs, [t.save_msg, t.confirm, t.last_saved, t.seen], api_name="save")
     saved.success(partial(browse, studio), b.filters, b.outputs, **PRIVATE)
+    # a save of the item Browse shows: its history shows the new revision, and a revert goes on top of it
+    saved.success(partial(history_after_save, studio), [b.item_pick, t.seen], b.history_outputs, **PRIVATE)
     saved.success(draft_after_save, [t.last_saved, t.editor], [t.draft], **QUIET).then(
         None, [t.draft, t.tab], None, js=KEEP_DRAFT_JS, **PRIVATE)
 
@@ -690,6 +697,7 @@ def wire_browsing(demo: Any, b: BrowseTab, studio: Studio) -> None:
     browsed = partial(browse, studio)
     for trigger in (b.refresh.click, b.tag_filter.change, b.curator_filter.change, b.disagreements.change):
         trigger(browsed, b.filters, b.outputs, **PRIVATE)
+    b.refresh.click(partial(reshow_history, studio), [b.item_pick], b.history_outputs, **PRIVATE)
     demo.load(browsed, b.filters, b.outputs, **QUIET)
 
     def pick_row(event: gr.SelectData):
@@ -698,8 +706,7 @@ def wire_browsing(demo: Any, b: BrowseTab, studio: Studio) -> None:
 
     b.table.select(pick_row, None, [b.item_pick], **PRIVATE)
 
-    b.item_pick.change(partial(show_history, studio), [b.item_pick], [b.history_html, b.revision_pick, b.shown],
-                       **PRIVATE)
+    b.item_pick.change(partial(show_history, studio), [b.item_pick], b.history_outputs, **PRIVATE)
 
     def revert(item_id, revision, shown, request: gr.Request, profile: gr.OAuthProfile | None):
         return revert_to(studio, item_id, revision, shown, curator_name(request, profile))
@@ -723,6 +730,24 @@ def show_history(studio: Studio, item_id: str | None):
         return said, gr.update(choices=[], value=None), None
     shown = conflicts.seen_revision(item_id, revisions[-1]) if item_id and revisions else None
     return html, gr.update(choices=revisions, value=curating.revert_choice(revisions)), shown
+
+
+def reshow_history(studio: Studio, item_id: str | None):
+    """`show_history` again for the item Browse shows (Refresh: someone may have saved it since); left as it is
+    without an item picked."""
+    import gradio as gr
+
+    return show_history(studio, item_id) if item_id else (gr.skip(), gr.skip(), gr.skip())
+
+
+def history_after_save(studio: Studio, item_id: str | None, seen: dict | None):
+    """`reshow_history` after a save where Browse shows the item saved (`seen`, AskTab.seen, names it): the history
+    shows the new revision, and a revert goes on top of it; left as it is after a save of another item."""
+    import gradio as gr
+
+    if not isinstance(seen, dict) or not item_id or seen.get("item_id") != item_id:
+        return gr.skip(), gr.skip(), gr.skip()
+    return reshow_history(studio, item_id)
 
 
 def revert_to(studio: Studio, item_id: str | None, revision: Any, shown: dict | None, curator: str | None):
