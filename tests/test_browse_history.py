@@ -88,3 +88,17 @@ def test_a_save_of_the_item_shown_or_refresh_shows_its_history_again_and_a_rever
     history, picker, shown = blocks.reshow_history(s, "demo:q1")
     assert "r4" in history and "bob" in history and shown == {"item_id": "demo:q1", "revision": 4}
     assert all(not isinstance(out, str) for out in blocks.reshow_history(s, ""))  # nothing picked: left alone
+
+
+def test_revert_pressed_twice_is_refused_the_second_time_instead_of_undoing_the_first(store):
+    s = studio(store)
+    for text in ("First. Answer: A", "Second. Answer: A"):
+        assert curating.save(s, compare(s, asked(s)).item, Edit(text, "A", 3), "alice").saved
+    _, picker, shown = blocks.show_history(s, "demo:q1")
+    assert picker["value"] == 1  # a fresh look starts on the revision before the latest
+    said, _, picker, shown = blocks.revert_to(s, "demo:q1", picker["value"], shown, "alice")
+    assert "saved as revision 3" in said and picker["value"] == 3  # the picker is on the now-current revision
+    said, _, _, _ = blocks.revert_to(s, "demo:q1", picker["value"], shown, "alice")
+    assert "already the current one" in said and store.count() == 3
+    assert store.get("demo:q1").correction.rationale == "First. Answer: A"
+    assert curating.revert_choice([1, 2, 3], reverted=True) == 3 and curating.revert_choice([], reverted=True) is None

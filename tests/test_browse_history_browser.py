@@ -1,7 +1,7 @@
 """The Browse tab's history in headless Chromium over the tiny stack and a real SQLite file: a save in Ask & correct
 of the item the history shows, and Refresh, show its new revision (so Revert goes on top of it, no conflict with
-your own save); a store locked by another program says why in the history and under the table, and the page goes on
-working once it is free."""
+your own save), and Revert pressed twice is refused the second time; a store locked by another program says why in
+the history and under the table, and the page goes on working once it is free."""
 
 from __future__ import annotations
 
@@ -63,6 +63,11 @@ def test_a_save_of_the_item_shown_and_refresh_show_its_new_revision_and_revert_g
     page.wait_for_function("document.body.innerText.includes('saved as revision 3')"
                            " || document.body.innerText.includes('Not reverted')", timeout=30_000)
     assert "saved as revision 3" in page.inner_text("body"), "Revert called your own save a conflict"
+    page.wait_for_function("document.querySelector('#kard-history').innerText.includes('r3')")
+    assert page.input_value("#kard-revision input") == "3"  # the now-current revision: pressed again, it is refused
+    page.click("#kard-revert")
+    page.wait_for_function("document.body.innerText.includes('already the current one')", timeout=30_000)
+    assert studio.store.get(item_id).revision == 3, "Revert pressed again undid the revert"
 
     latest = studio.store.get(item_id)  # someone else saves it; Refresh shows their revision
     studio.store.save(replace(latest.correction, rationale="Bob's text.", curator="bob"))

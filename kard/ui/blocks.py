@@ -716,10 +716,11 @@ def wire_browsing(demo: Any, b: BrowseTab, studio: Studio) -> None:
                        **PRIVATE).success(browsed, b.filters, b.outputs, **PRIVATE)
 
 
-def show_history(studio: Studio, item_id: str | None):
-    """The item's history, the Revision picker (on the one before the latest) and the latest revision shown
-    (BrowseTab.shown: a revert goes on top of it). Where the store cannot be read, the history says why (the page's
-    text of the error) and the picker is emptied."""
+def show_history(studio: Studio, item_id: str | None, reverted: bool = False):
+    """The item's history, the Revision picker and the latest revision shown (BrowseTab.shown: a revert goes on top
+    of it). The picker starts on the revision before the latest (`curating.revert_choice`), or on the latest right
+    after a revert made it (`reverted`), so Revert pressed again is refused instead of undoing the revert. Where the
+    store cannot be read, the history says why (the page's text of the error) and the picker is emptied."""
     import gradio as gr
 
     try:
@@ -729,7 +730,7 @@ def show_history(studio: Studio, item_id: str | None):
         said = message(f"{HISTORY_UNREAD.format(item=item_id)} {page_text(error)}", "error")
         return said, gr.update(choices=[], value=None), None
     shown = conflicts.seen_revision(item_id, revisions[-1]) if item_id and revisions else None
-    return html, gr.update(choices=revisions, value=curating.revert_choice(revisions)), shown
+    return html, gr.update(choices=revisions, value=curating.revert_choice(revisions, reverted)), shown
 
 
 def reshow_history(studio: Studio, item_id: str | None):
@@ -767,4 +768,4 @@ def revert_to(studio: Studio, item_id: str | None, revision: Any, shown: dict | 
     except KardError as error:
         return warn(error), gr.skip(), gr.skip(), gr.skip()
     gr.Info(esc(text))
-    return message(text), *show_history(studio, item_id)
+    return message(text), *show_history(studio, item_id, reverted=True)

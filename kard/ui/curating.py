@@ -250,8 +250,12 @@ def history(studio: Studio, item_id: str | None) -> tuple[str, list[int]]:
     return views.history_panel(revisions), [r.revision for r in revisions]
 
 
-def revert_choice(revisions: Sequence[int]) -> int | None:
-    """The revision the Revision picker starts on: the one before the latest (the latest is no revert), else None."""
+def revert_choice(revisions: Sequence[int], reverted: bool = False) -> int | None:
+    """The revision the Revision picker starts on: the one before the latest (the latest is no revert), else None;
+    right after a revert (`reverted`) the latest, the revision it made current, so that Revert pressed again is
+    refused as "already the current one" instead of reverting the revert."""
+    if reverted and revisions:
+        return revisions[-1]
     return revisions[-2] if len(revisions) > 1 else (revisions[-1] if revisions else None)
 
 
