@@ -44,6 +44,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
@@ -264,11 +265,25 @@ def export_corrections(store: AnnotationStore, out_dir: str | Path, config: Expo
     out.mkdir(parents=True, exist_ok=True)
     examples_path = write_curated(examples, out / EXAMPLES_FILE)
     dataset_path = save_hf_dataset(examples, out / DATASET_DIR) if hf_dataset else None
+    if not hf_dataset:
+        drop_stale_dataset(out / DATASET_DIR)
     manifest = {"examples": len(examples), "excluded": [asdict(e) for e in excluded], "config": asdict(config),
                 "files": {"jsonl": EXAMPLES_FILE, "hf_dataset": DATASET_DIR if hf_dataset else None}}
     (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     log.info("exported %d correction(s) to %s (%d excluded)", len(examples), out, len(excluded))
     return ExportResult(tuple(examples), tuple(excluded), examples_path, dataset_path, asdict(config))
+
+
+def drop_stale_dataset(folder: Path) -> None:
+    """Remove the dataset folder an earlier export left in `folder`'s place: an export without one (`hf_dataset=False`)
+    must not leave a dataset of other corrections beside its export.json, which says it has none."""
+    if folder.is_dir() and not folder.is_symlink():
+        shutil.rmtree(folder)
+    elif folder.exists() or folder.is_symlink():
+        folder.unlink()
+    else:
+        return
+    log.info("removed %s: an earlier export's dataset, out of date now", folder)
 
 
 def write_curated(examples: Sequence[CuratedExample], path: str | Path) -> Path:
