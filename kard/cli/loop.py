@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
-from kard.cli.arguments import make_out_folder, non_negative_int, positive_float, positive_int
+from kard.cli.arguments import make_out_folder, non_negative_int, positive_float, positive_int, refuse_file_as_folder
 from kard.config import GenerationConfig, RetrievalConfig, StudentTrainingConfig, default_annotations_db
 from kard.errors import ConfigError
 from kard.loop.retrain import APP_TRAINING, RetrainSpec
@@ -68,14 +70,36 @@ def run_export(args: argparse.Namespace) -> int:
     # before the --out folder is made: a wrong --db leaves nothing behind
     store = AnnotationStore.existing(args.db) if args.db else AnnotationStore.existing(default_annotations_db(),
                                                                                      fix=_EXPORT_DB_FIX)
-    make_out_folder(args.out, holds="the export", example="runs/corrections")
+    refuse_file_as_folder(args.out, holds="the export", example="runs/corrections")
     knowledge = KnowledgeBase.open(args.kb) if args.kb and args.knowledge_from == "kb" else None
-    result = export_corrections(store, args.out, config, knowledge=knowledge, hf_dataset=not args.no_hf)
+    with removed_if_failed(args.out):  # a failed export (a corrupt store, nothing to export) leaves no empty folder
+        make_out_folder(args.out, holds="the export", example="runs/corrections")
+        result = export_corrections(store, args.out, config, knowledge=knowledge, hf_dataset=not args.no_hf)
     print(f"exported {len(result.examples)} correction(s) to {result.examples_path}"
           + (f" and {result.dataset_path}" if result.dataset_path else ""))
     for excluded in result.excluded:
         print(f"  excluded {excluded.item_id} (revision {excluded.revision}): {excluded.reason}")
     return 0
+
+
+@contextmanager
+def removed_if_failed(folder: Path) -> Iterator[None]:
+    """Remove the folders made inside the block (`folder` and any missing parents) when it fails and leaves them
+    empty; a folder that was there before, or holds files, stays."""
+    made = []
+    for path in (folder, *folder.parents):
+        if path.exists():
+            break
+        made.append(path)
+    try:
+        yield
+    except BaseException:
+        for path in made:  # the deepest first
+            try:
+                path.rmdir()
+            except OSError:  # not empty, or already gone
+                break
+        raise
 
 
 # ---------------------------------------------------------------- retrain

@@ -255,8 +255,9 @@ def export_corrections(store: AnnotationStore, out_dir: str | Path, config: Expo
     store's latest revisions, read once by a caller that uses them again) or the store's latest revisions now."""
     examples, excluded = build_curated(store.latest() if latest is None else latest, config, knowledge)
     if not examples and not allow_empty:
-        detail = f" ({len(excluded)} excluded: {excluded[0].reason} ...)" if excluded else ""
-        raise DataError(f"no accepted corrections to export from {store.path}{detail}",
+        if excluded:
+            raise DataError(all_excluded(excluded), path=store.path, fix=keeping_fix(excluded))
+        raise DataError(f"no accepted corrections to export from {store.path}",
                         fix="save corrections in curator mode (see docs/closing_the_loop.md for the exclusion rule)")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -284,6 +285,31 @@ def drop_stale_dataset(folder: Path) -> None:
     else:
         return
     log.info("removed %s: an earlier export's dataset, out of date now", folder)
+
+
+SHOWN_EXCLUSIONS = 5
+"""Excluded items an all-excluded export's error names one by one; the others are counted."""
+KEEPING_FIXES = (  # (how exclusion_reason's reason starts, how to keep such an item)
+    ("rejected", "edit the note of an item you did not mean to reject in the app"),
+    ("rated ", "pass a lower --low-rating (e.g. --low-rating 0) to keep low-rated items with the rationale unchanged"),
+    ("rating ", "pass a lower --min-rating, or leave it out"),
+    ("corrected answer ", "pass --keep-gold-mismatch to keep answers that differ from the gold one"),
+    ("the rationale concludes ", "pass --keep-inconsistent to keep rationales concluding another answer"),
+)
+
+
+def all_excluded(excluded: Sequence[Exclusion]) -> str:
+    """Why an export found nothing to write although corrections are saved: each item left out, with why."""
+    named = "; ".join(f"{e.item_id} (revision {e.revision}): {e.reason}" for e in excluded[:SHOWN_EXCLUSIONS])
+    more = f"; and {len(excluded) - SHOWN_EXCLUSIONS} more" if len(excluded) > SHOWN_EXCLUSIONS else ""
+    return f"all {len(excluded)} saved correction(s) were excluded, nothing was exported: {named}{more}"
+
+
+def keeping_fix(excluded: Sequence[Exclusion]) -> str:
+    """How to keep the `excluded` items: the flag (or the app's note) for each reason among them."""
+    fixes = [fix for start, fix in KEEPING_FIXES if any(e.reason.startswith(start) for e in excluded)]
+    return "; or ".join(fixes or ["save corrections the exclusion rule keeps"]) + \
+        " (docs/closing_the_loop.md: the exclusion rule)"
 
 
 def write_curated(examples: Sequence[CuratedExample], path: str | Path) -> Path:
