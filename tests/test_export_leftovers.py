@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from test_export import FAST, correction
 
 from kard.__main__ import main
@@ -70,3 +71,18 @@ def test_an_export_of_a_corrupt_database_leaves_no_empty_folder(tmp_path, capsys
     assert main(["export", "--db", str(db), "--out", str(tmp_path / "export"), "--no-hf"]) == 2
     assert "file is not a database" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.db"]
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--kb", "{tmp}/kb"], "--kb only apply"),
+    (["--top-n", "3"], "--top-n only apply"),
+    (["--kb", "{tmp}/kb", "--top-n", "3"], "--kb and --top-n only apply"),
+    (["--knowledge-from", "kb"], "--knowledge-from kb needs a knowledge base. Fix: pass --kb"),
+])
+def test_knowledge_flags_without_their_mode_are_refused_not_ignored(tmp_path, capsys, flags, named):
+    db = saved(tmp_path / "a.db", KEPT)
+    argv = ["export", "--db", str(db), "--out", str(tmp_path / "export"), "--no-hf"]
+    assert main(argv + [flag.format(tmp=tmp_path) for flag in flags]) == 2
+    err = capsys.readouterr().err
+    assert named in err and "--knowledge-from kb" in err
+    assert not (tmp_path / "export").exists()

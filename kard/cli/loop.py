@@ -64,6 +64,7 @@ def run_export(args: argparse.Namespace) -> int:
     from kard.loop.export import ExportConfig, export_corrections
     from kard.knowledge import KnowledgeBase
 
+    check_knowledge_flags(args)
     config = ExportConfig(low_rating=args.low_rating, min_rating=args.min_rating,
                           keep_gold_mismatch=args.keep_gold_mismatch, keep_inconsistent=args.keep_inconsistent,
                           knowledge_from=args.knowledge_from, top_n=args.top_n)
@@ -80,6 +81,21 @@ def run_export(args: argparse.Namespace) -> int:
     for excluded in result.excluded:
         print(f"  excluded {excluded.item_id} (revision {excluded.revision}): {excluded.reason}")
     return 0
+
+
+def check_knowledge_flags(args: argparse.Namespace) -> None:
+    """ConfigError where --kb or --top-n is given without --knowledge-from kb (they would be ignored), or
+    --knowledge-from kb without --kb."""
+    if args.knowledge_from == "kb":
+        if args.kb is None:
+            raise ConfigError("--knowledge-from kb needs a knowledge base. Fix: pass --kb DIR (a folder built by "
+                              "python -m kard index, or a passages file), or use --knowledge-from store")
+        return
+    given = [flag for flag, value in (("--kb", args.kb), ("--top-n", args.top_n)) if value is not None]
+    if given:
+        named = " and ".join(given)
+        raise ConfigError(f"{named} only apply with --knowledge-from kb (the default, store, exports the passages the "
+                          f"curator saw). Fix: add --knowledge-from kb, or leave out {named}")
 
 
 @contextmanager
