@@ -102,3 +102,21 @@ def test_revert_pressed_twice_is_refused_the_second_time_instead_of_undoing_the_
     assert "already the current one" in said and store.count() == 3
     assert store.get("demo:q1").correction.rationale == "First. Answer: A"
     assert curating.revert_choice([1, 2, 3], reverted=True) == 3 and curating.revert_choice([], reverted=True) is None
+
+
+def test_the_history_shows_passage_marks_and_says_where_a_revision_changed_only_them():
+    from dataclasses import replace
+
+    from kard.annotations import Revision
+    from kard.ui.views import history_panel
+
+    unmarked = correction(passages=tuple(replace(p, mark=None) for p in correction().passages))
+    marked = correction()  # p1 "Scurvy" relevant, p2 "Rickets" irrelevant; the same rationale
+    out = history_panel([Revision(1, 1, "t1", "save", None, unmarked), Revision(2, 2, "t2", "save", None, marked),
+                         Revision(3, 3, "t3", "save", None, marked)])
+    r3, r2, r1 = out.split('<li class="kard-rev">')[1:]
+    assert "Passage marks (changed): Scurvy: relevant; Rickets: irrelevant" in r2
+    assert "Passage marks: Scurvy: relevant; Rickets: irrelevant" in r3 and "Passage marks: none" in r1
+    hostile = replace(marked.passages[0], title="<img src=x onerror=alert(1)>")
+    escaped = history_panel([Revision(1, 1, "t1", "save", None, replace(marked, passages=(hostile,)))])
+    assert "<img" not in escaped and "&lt;img src=x" in escaped

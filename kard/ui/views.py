@@ -272,11 +272,12 @@ def message(text: str, kind: str = "info") -> str:
 
 # -- history -----------------------------------------------------------------------------------------
 def history_panel(revisions: Sequence["Revision"]) -> str:
-    """The revisions of one item, newest first, each with its diff against the one before."""
+    """The revisions of one item, newest first, each with its passage marks (saying where they changed from the
+    revision before, so a revision that changed only marks shows what) and its diff against the one before."""
     if not revisions:
         return '<div class="kard-empty">No saved revisions for this item yet.</div>'
     items = []
-    previous = ""
+    previous, previous_marks = "", {}
     for rev in revisions:
         c = rev.correction
         action = f"reverted to r{rev.reverted_from}" if rev.action == "revert" else "saved"
@@ -285,8 +286,12 @@ def history_panel(revisions: Sequence["Revision"]) -> str:
                 f"&middot; answer {esc(answer_label(c.answer, c.options, c.kind))} "
                 f"&middot; rating {esc(c.rating or '-')} &middot; {esc(tags)}")
         note = f'<div class="kard-note">{esc(c.note)}</div>' if c.note else ""
-        items.append(f'<li class="kard-rev"><div>{meta}</div>{note}{word_diff(previous, c.rationale)}</li>')
-        previous = c.rationale
+        marks, titles = c.relevance, {p.id: p.title or p.id for p in c.passages}
+        changed = " (changed)" if rev.revision > revisions[0].revision and marks != previous_marks else ""
+        listed = "; ".join(f"{titles.get(pid, pid)}: {mark}" for pid, mark in marks.items()) or "none"
+        marked = f'<div class="kard-marks">Passage marks{changed}: {esc(listed)}</div>'
+        items.append(f'<li class="kard-rev"><div>{meta}</div>{note}{marked}{word_diff(previous, c.rationale)}</li>')
+        previous, previous_marks = c.rationale, marks
     return f'<ol class="kard-history" reversed>{"".join(reversed(items))}</ol>'
 
 
