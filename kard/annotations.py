@@ -800,14 +800,19 @@ class AnnotationStore:
             sql += f" LIMIT {int(limit)}"
         return self._rows(sql, params)
 
-    def curators(self) -> list[str]:
+    def curators(self, *, latest: bool = False) -> list[str]:
+        """Every curator who saved a revision, sorted; with `latest`, only those who saved an item's current revision
+        (the ones `latest(curator=...)` finds items of)."""
+        rows = (f"{TABLE} r JOIN (SELECT item_id, MAX(revision) AS top FROM {TABLE} GROUP BY item_id) last "
+                "ON r.item_id = last.item_id AND r.revision = last.top") if latest else f"{TABLE} r"
+
         def read() -> list[str]:
             if self._missing():
                 return []
             with self._db() as db:
                 if TABLE not in db.table_names():
                     return []
-                return [r["curator"] for r in db.query(f"SELECT DISTINCT curator FROM {TABLE} ORDER BY curator")]
+                return [r["curator"] for r in db.query(f"SELECT DISTINCT r.curator FROM {rows} ORDER BY r.curator")]
 
         return self._with_retry(read)
 

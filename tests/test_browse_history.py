@@ -120,3 +120,13 @@ def test_the_history_shows_passage_marks_and_says_where_a_revision_changed_only_
     hostile = replace(marked.passages[0], title="<img src=x onerror=alert(1)>")
     escaped = history_panel([Revision(1, 1, "t1", "save", None, replace(marked, passages=(hostile,)))])
     assert "<img" not in escaped and "&lt;img src=x" in escaped
+
+
+def test_the_curator_filter_offers_only_curators_of_current_revisions_and_each_finds_an_item(store):
+    store.save(correction(curator="alice"))
+    store.save(correction(rationale="Bob's.", curator="bob"))  # alice's revision of demo:q1 is no longer current
+    store.save(correction(item_id="demo:q2", question_id="q2", curator="carol"))
+    _, _, names, _ = blocks.browse(studio(store), "", "", True)
+    assert names["choices"] == ["", "bob", "carol"]
+    assert all(blocks.browse(studio(store), "", name, True)[0] for name in names["choices"][1:])
+    assert store.curators() == ["alice", "bob", "carol"] and store.curators(latest=True) == ["bob", "carol"]

@@ -679,7 +679,7 @@ def browse(studio: Studio, tag: str, curator: str, first: bool):
 
     try:
         rows = curating.browse(studio, tag or None, curator or None, bool(first))
-        names = [""] + studio.store.curators()
+        names = [""] + studio.store.curators(latest=True)  # those the filter finds a current item of
     except KardError as error:  # the table keeps what it last showed (nothing on a page load): the note says why
         warn(error)
         return gr.skip(), gr.skip(), gr.skip(), message(f"{NOT_REFRESHED} {page_text(error)}", "error")
