@@ -36,8 +36,9 @@ def serving_round(config: AppConfig):
     """In curator mode, a function giving the serving round's (student, reranker) of the Retrain tab's rounds
     folder (`config.rounds_dir`), or None before its first round; None in the demo, which has no Retrain tab.
 
-    A pointer that cannot be read, or a round whose student folder is gone, changes nothing: the function gives
-    what it gave before (at start: None, the configured student) and logs the problem with its fix.
+    A pointer that cannot be read, or a round whose student folder (or that of a round it is built on) is gone,
+    changes nothing: the function gives what it gave before (at start: None, the configured student) and logs the
+    problem with its fix; the Retrain tab says so too.
     """
     if config.mode != "curator":
         return None
@@ -58,9 +59,10 @@ def serving_round(config: AppConfig):
             warn_once("the rounds folder's pointer cannot be read, so the student loaded keeps answering: %s",
                       str(error))
             return last[0]
-        if pointer and not Path(pointer["student"]).is_dir():
-            warn_once("the serving round's student %s is missing, so the student loaded keeps answering. Fix: "
-                      "restore that folder, or delete %s to serve the configured student", pointer["student"],
+        broken = round_folder.round_problem(config.rounds_dir, pointer["round"]) if pointer else None
+        if broken is not None:  # its folder, or that of a round it is built on, is gone
+            warn_once("the serving round cannot load, so the student loaded keeps answering (at start: the "
+                      "configured student): %s. Or delete %s to serve the configured student", str(broken),
                       Path(config.rounds_dir) / round_folder.CURRENT_FILE)
             return last[0]
         warned[0] = None

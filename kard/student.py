@@ -32,7 +32,7 @@ from kard.config import DEFAULT_STUDENT, GenerationConfig
 from kard.engine import TRANSFORMERS, CTranslate2Engine, Sampling, check_engine, load_engine
 from kard.errors import ConfigError, MissingDependencyError, ModelNotFoundError
 from kard.model_source import (
-    adapter_base, adapter_folder, check_adapter_weights, load_model, model_label, resolve,
+    ADAPTER_CONFIG, adapter_base, adapter_folder, check_adapter_weights, load_model, model_label, resolve,
 )
 from kard.prompts import parse_answer
 from kard.records import Sample
@@ -160,6 +160,7 @@ class Student:
             model, tokenizer, base_sources = base.model, base.tokenizer, base.sources
             base_label = base.base or base.name
         else:
+            _check_base_there(adapter, base_name)
             source = resolve(base_name)
             model, tokenizer = load_model(source, dtype)
             base_sources, base_label = (source.location,), model_label(base_name)
@@ -600,3 +601,14 @@ def _stop_on(event: threading.Event) -> Any:
 
 def _CountingStreamer(*args: Any, **kwargs: Any) -> Any:  # noqa: N802 - built lazily to keep imports light
     return _counting_streamer_class()(*args, **kwargs)
+
+
+def _check_base_there(adapter: Path, base: str) -> None:
+    """Refuse an adapter whose base, recorded beside it (`../round-001/student`), is gone: the error names the
+    missing folder as seen from the adapter, not a path relative to wherever the command runs, nor the shipped
+    student as the fix."""
+    if base.startswith(".") and not Path(base).exists():
+        missing = os.path.normpath(adapter.resolve() / base)
+        raise ModelNotFoundError(f"{adapter} is a LoRA adapter built on {missing} (base_model_name_or_path in its "
+                                 f"{ADAPTER_CONFIG}), which is missing. Fix: restore that folder: the adapter cannot "
+                                 "answer without the model it was trained on")

@@ -141,7 +141,7 @@ def test_a_damaged_pointer_or_a_missing_round_keeps_the_round_that_was_serving(r
     round_folder.set_current(rounds, "round-002", None, False)  # its student folder was never written
     with caplog.at_level("WARNING", logger="kard.app"):
         assert serving() == first
-    assert "round-002/student is missing" in caplog.text and "current.json" in caplog.text
+    assert "round-002 cannot load: round-002's folder is missing" in caplog.text and "current.json" in caplog.text
 
 
 def test_the_retrain_tab_opens_over_a_damaged_pointer_and_says_so(rounds, tmp_path):

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import re
 import secrets
@@ -34,9 +35,11 @@ import signal
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 from kard.errors import DataError, KardError
+
+log = logging.getLogger(__name__)
 
 CURRENT_FILE = "current.json"
 MANIFEST_FILE = "manifest.json"
@@ -52,6 +55,20 @@ class RetrainError(KardError):
 
 class RetrainBusyError(RetrainError):
     """Another job holds the rounds folder."""
+
+
+class BrokenRoundError(RetrainError):
+    """A round cannot load: its student folder, or that of a round it is built on, is missing.
+
+    `round`: the round that cannot load; `missing`: the round (or the outside student folder) that is gone. The
+    message names folders of the rounds folder; `page` says the same without paths of this machine.
+    """
+
+    def __init__(self, message: str, *, round: str, missing: str, page: str):
+        super().__init__(message)
+        self.round = round
+        self.missing = missing
+        self.page = page
 
 
 # ---------------------------------------------------------------- small file helpers
@@ -102,9 +119,102 @@ def list_rounds(root: str | Path) -> list[str]:
 
 
 def next_round_number(root: Path) -> int:
-    """The number the next finished round gets (1 for the first)."""
+    """The number the next finished round gets (1 for the first): past every round-NNN folder, finished or not, so
+    a stray folder without a manifest (a copy, a restore gone wrong) is skipped, never written into."""
+    root = Path(root)
+    taken = {p.name: int(m.group(1)) for p in root.iterdir() if (m := ROUND.match(p.name))} if root.is_dir() else {}
+    strays = sorted(set(taken) - set(list_rounds(root)))
+    if strays:
+        log.warning("%s: skipping %s: no %s, so not a finished round (move it out of the rounds folder if it is "
+                    "not needed)", root, ", ".join(strays), MANIFEST_FILE)
+    return max(taken.values(), default=0) + 1
+
+
+def round_problem(root: str | Path, name: str) -> BrokenRoundError | None:
+    """Why round `name` cannot load, or None when every folder it needs is there.
+
+    A LoRA round is an adapter on the student it was trained from (its adapter_config.json's
+    base_model_name_or_path, written by `kard.loop.retrain`): round-002 is built on round-001, which may be built
+    on round-000's student. The chain is followed to a full model folder, a hub id or a package; the first
+    folder that is missing is named. A damaged adapter file is left to `Student.load`, which names it.
+    """
+    from kard.model_source import ADAPTER_CONFIG, looks_like_path
+
+    root = Path(root)
+    chain: list[str] = [name]
+    folder = root / name / "student"
+    seen: set[Path] = set()
+    while folder.is_dir():
+        if not (folder / ADAPTER_CONFIG).is_file() or (folder / "config.json").is_file() or folder.resolve() in seen:
+            return None  # a full model (or a loop, which Student.load names)
+        seen.add(folder.resolve())
+        try:
+            base = str(json.loads((folder / ADAPTER_CONFIG).read_text(encoding="utf-8"))["base_model_name_or_path"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if base.startswith("package:") or not looks_like_path(base):
+            return None  # a package or a hub id
+        folder = Path(os.path.normpath(folder.resolve() / base)) if base.startswith(".") else Path(base).expanduser()
+        chain.append(_round_of(root, folder) or str(folder))
+    return _broken(root, chain)
+
+
+def _round_of(root: Path, student: Path) -> str | None:
+    """The round of this rounds folder whose student folder `student` is, or None."""
+    try:
+        inside = student.resolve().relative_to(root.resolve()).parts
+    except (ValueError, OSError):
+        return None
+    return inside[0] if len(inside) == 2 and ROUND.match(inside[0]) and inside[1] == "student" else None
+
+
+def _broken(root: Path, chain: Sequence[str]) -> BrokenRoundError:
+    """The error for `chain` (the round, then each round or outside folder it is built on) whose last folder is
+    gone. The message names folders; `page` names rounds and students only."""
+    first, missing = chain[0], chain[-1]
+
+    def label(link: str) -> str:
+        return link if ROUND.match(link) else f"the student {Path(link).name}"
+
+    if not ROUND.match(missing):
+        gone, page_gone = f"the student folder {missing}", f"{label(missing)}'s folder"
+    elif (root / missing).is_dir():
+        gone, page_gone = f"the student folder {missing}/student", f"{missing}'s student folder"
+    else:
+        gone, page_gone = f"the round folder {missing}", f"{missing}'s folder"
+    if len(chain) == 1:
+        problem = page = f"{first} cannot load: {page_gone} is missing"
+    else:
+        links = ", which is built on ".join(label(link) for link in chain[1:])
+        built = (f"{first} cannot load: it is built on {links} (a round's LoRA adapter is trained on the student "
+                 "before it and needs it)")
+        problem, page = f"{built}, and {gone} is missing", f"{built}, and {page_gone} is missing"
+    if ROUND.match(missing):
+        fix = f"restore {missing}{'/student' if (root / missing).is_dir() else ''} into {root} (from a backup)"
+        page_fix = f"restore {missing}'s folder in the rounds folder (from a backup)"
+    else:
+        fix = page_fix = "restore the student folder it was trained from"
+    fix += f", or start a new chain from the base student: `python -m kard retrain --root {root} --from-base ...`"
+    return BrokenRoundError(f"{problem}. Fix: {fix}", round=first, missing=missing, page=f"{page}. Fix: {page_fix}")
+
+
+def check_round(root: str | Path, name: str) -> None:
+    """Raise BrokenRoundError when round `name` cannot load (`round_problem`)."""
+    problem = round_problem(root, name)
+    if problem is not None:
+        raise problem
+
+
+def starting_student(root: str | Path) -> str | None:
+    """The student the rounds' chain started from (round-000): the parent of the first round trained from a
+    student outside the rounds folder, else the --student of the earliest round's job; None before round 1."""
     rounds = list_rounds(root)
-    return (int(ROUND.match(rounds[-1]).group(1)) + 1) if rounds else 1  # type: ignore[union-attr]
+    manifests = [read_manifest(root, name) for name in rounds]
+    for manifest in manifests:
+        parent = manifest.get("parent") or {}
+        if parent.get("round") is None and parent.get("student"):
+            return str(parent["student"])
+    return str((manifests[0].get("spec") or {}).get("student") or "") or None if manifests else None
 
 
 def read_manifest(root: str | Path, name: str) -> dict[str, Any]:
@@ -166,6 +276,10 @@ def publish_round(root: Path, work: Path, manifest: Mapping[str, Any]) -> str:
     reranker = manifest.get("reranker")
     external = bool(manifest.get("reranker_external"))
     pointer_reranker = f"{name}/{reranker}" if reranker and not external else reranker
+    if (root / name).exists():
+        raise RetrainError(f"{root / name} appeared while the job trained, so the round cannot be published under that "
+                           f"name. Fix: move {root / name} out of {root} and retrain (this job's work is kept in "
+                           f"{root / FAILED_DIR})")
     with _uninterrupted():
         os.replace(work, root / name)
         set_current(root, name, pointer_reranker, external)
@@ -287,5 +401,6 @@ def check_free(root: str | Path) -> None:
 
 
 __all__ = ["CURRENT_FILE", "MANIFEST_FILE", "LOCK_FILE", "JOBS_DIR", "FAILED_DIR", "ROUND", "RetrainError",
-           "RetrainBusyError", "utc_now", "write_json_atomic", "read_json_object", "round_name", "list_rounds", "next_round_number",
-           "read_manifest", "current", "set_current", "round_paths", "publish_round", "RoundsLock", "check_free"]
+           "RetrainBusyError", "BrokenRoundError", "utc_now", "write_json_atomic", "read_json_object", "round_name",
+           "list_rounds", "next_round_number", "round_problem", "check_round", "starting_student", "read_manifest",
+           "current", "set_current", "round_paths", "publish_round", "RoundsLock", "check_free"]
