@@ -456,7 +456,7 @@ def test_a_round_reads_yes_no_and_open_corrections_as_they_were_asked(tmp_path, 
     store.save(Correction(item_id="custom:open", question="What does a lack of vitamin C cause?", kind="open",
                           options={}, answer="scurvy", rationale="Scurvy is vitamin C deficiency.", **base))
     work = tmp_path / "work"
-    examples, revisions = retrain._corrections(spec_for(tmp_path / "loop", tiny, data), work)
+    examples, revisions, _ = retrain._corrections(spec_for(tmp_path / "loop", tiny, data), work)
     targets = {e.input.split("Question: ")[1].split("\n")[0]: e.target for e in examples}
     assert targets["What does a lack of vitamin C cause?"] == " Scurvy is vitamin C deficiency.\nAnswer: scurvy"
     assert targets["Does a lack of vitamin C cause scurvy?"] == " Scurvy is vitamin C deficiency.\nAnswer: A"
@@ -504,7 +504,7 @@ def test_passage_marks_alone_train_the_reranker(tmp_path, tiny, data):
                                 PassageRecord("p1", "Scurvy", PASSAGES[0].text, 1, 2.0, used=True, mark="irrelevant")))
     store.save(Correction(item_id="demo:q2", **marks_only))
     store.save(Correction(item_id="demo:q2-rejected", note="reject: off topic", **marks_only))
-    examples, revisions = retrain._corrections(spec_for(tmp_path / "loop", tiny, data), tmp_path / "work")
+    examples, revisions, _ = retrain._corrections(spec_for(tmp_path / "loop", tiny, data), tmp_path / "work")
     assert {e.question_id for e in examples} == {"q1"}  # the marks-only item trains no student example
     assert [r.item_id for r in revisions] == ["demo:q1", "demo:q2"]  # ... but the reranker reads it
     pairs = [(r.correction.to_question(), r.correction.rationale) for r in revisions]
@@ -575,7 +575,7 @@ def test_a_save_during_a_retrain_reaches_the_student_and_the_reranker_alike(tmp_
         return revisions
 
     monkeypatch.setattr(AnnotationStore, "latest", latest_then_a_save)
-    examples, revisions = retrain._corrections(spec_for(tmp_path / "loop", tiny, data), tmp_path / "work")
+    examples, revisions, _ = retrain._corrections(spec_for(tmp_path / "loop", tiny, data), tmp_path / "work")
     student = next(e for e in examples if e.question_id == "q1")
     reranker = next(r for r in revisions if r.item_id == "demo:q1")
     assert reranker.correction.rationale in student.target  # the same revision of demo:q1 for both

@@ -18,7 +18,8 @@ from typing import Any, Mapping, Protocol, Sequence
 
 from kard.config import DEFAULT_STUDENT
 from kard.errors import ConfigError, DataError
-from kard.loop.round_folder import MANIFEST_FILE, current, next_round_number, round_name, utc_now, write_json_atomic
+from kard.loop.round_folder import (CURRENT_FILE, MANIFEST_FILE, RetrainError, check_round, current, list_rounds,
+                                    next_round_number, round_name, utc_now, write_json_atomic)
 
 APP_TRAINING: Mapping[str, Any] = {"lora": True, "merge_lora": False, "learning_rate": 2e-4}
 """How the app's Retrain, and `python -m kard retrain` by default, train: a LoRA adapter on the serving student,
@@ -113,6 +114,15 @@ def check_knowledge_base(kb: str | None, *, give: str = "pass --kb") -> None:
                           f"(e.g. {KB_EXAMPLE})")
 
 
+def check_examples_file(examples: str | None, *, give: str = "pass --examples") -> None:
+    """Refuse teacher examples that are not there, before a job starts (the job would fail reading them)."""
+    if examples and not Path(examples).expanduser().is_file():
+        what = "a folder, not a file" if Path(examples).expanduser().is_dir() else "not found"
+        raise ConfigError(f"teacher examples {examples} {what}. Fix: {give} an existing JSONL file of teacher "
+                          "examples (python -m kard build-examples writes one), or leave it out to train on the "
+                          "corrections only")
+
+
 def check_reranker_inputs(spec: RetrainSpec, *, give_kb: str = "pass --kb") -> None:
     """A reranker retrain needs the annotation store and a knowledge base: refuse it now, not after the student
     has trained (`train_round` checks again, for specs that came another way)."""
@@ -122,6 +132,73 @@ def check_reranker_inputs(spec: RetrainSpec, *, give_kb: str = "pass --kb") -> N
         raise ConfigError("retraining the reranker needs the annotation store. Fix: pass --db (the reranker reads "
                           "each corrected question and rationale from it)")
     check_knowledge_base(spec.kb, give=give_kb)
+
+
+def start_round(spec: RetrainSpec) -> dict[str, Any] | None:
+    """The serving round (current.json) a retrain continues from, or None when it starts from `spec.student`.
+
+    Refuses, before anything trains, a serving round whose folder is gone (current.json still names it) or that
+    cannot load because a round it is built on is gone (`round_folder.BrokenRoundError`).
+    """
+    root = Path(spec.root)
+    pointer = None if spec.from_base else current(root)
+    if pointer is None:
+        return None
+    name = pointer["round"]
+    if not (root / name).is_dir():
+        others = list_rounds(root)
+        error = RetrainError(
+            f"{root / CURRENT_FILE} names {name} as the serving round, but {root / name} is missing, so a retrain "
+            f"cannot continue from it. Fix: restore {name} into {root}; or start from the base student with "
+            f"--from-base; or point {CURRENT_FILE} at a round that is there ({', '.join(others) or 'none'}), or delete "
+            "it to start from --student")
+        error.page = (f"The serving round {name} is missing from the rounds folder (its current.json still names it), "
+                      f"so a retrain cannot continue from it. Fix: restore {name}'s folder, or point current.json in "
+                      "the rounds folder at a round that is there (or delete it to start from the configured student)")
+        raise error
+    check_round(root, name)
+    return pointer
+
+
+def usable_corrections(spec: RetrainSpec) -> tuple[int, list[str]]:
+    """(how many of the store's saved corrections the round would train on, why each other one is left out), by
+    export's rule (`kard.loop.export.exclusion_reason`; with the reranker, passage marks count too); (0, [])
+    without a store."""
+    if not spec.db:
+        return 0, []
+    from kard.annotations import AnnotationStore
+    from kard.loop.export import ExportConfig, exclusion_reason, marks_passages
+
+    config = ExportConfig(knowledge_from=spec.knowledge_from)
+    latest = AnnotationStore.existing(spec.db).latest()
+    reasons = [(r.item_id, exclusion_reason(r, config)) for r in latest]
+    marks = sum(marks_passages(r.correction) for r, (_, why) in zip(latest, reasons) if why) if spec.reranker else 0
+    return sum(why is None for _, why in reasons) + marks, [f"{item}: {why}" for item, why in reasons if why]
+
+
+def no_corrections_error(spec: RetrainSpec, excluded: Sequence[str]) -> DataError:
+    """A retrain given a store or an export (not a control run) with no correction to learn from."""
+    source = " and ".join(x for x in (spec.db and f"the store {spec.db}",
+                                      spec.corrections and f"the export {spec.corrections}") if x)
+    why = (f"all {len(excluded)} saved correction(s) are excluded ({'; '.join(excluded[:3])}"
+           + (f"; {len(excluded) - 3} more" if len(excluded) > 3 else "") + ")") if excluded \
+        else "it holds no saved correction"
+    error = DataError(f"no usable correction in {source}: {why}, so the round would learn nothing from the curators",
+                      fix="save or fix corrections in curator mode (docs/closing_the_loop.md gives the exclusion "
+                          "rule; `python -m kard export` lists each exclusion); for a control run without "
+                          "corrections, leave out --db and --corrections")
+    error.page = (f"No usable correction to retrain on: {why}. Fix: save corrections (or fix the excluded ones) "
+                  "in the Ask & correct tab, then start the retrain")
+    return error
+
+
+def check_corrections(spec: RetrainSpec) -> None:
+    """Refuse, before a job starts, a retrain whose store has no usable correction (`no_corrections_error`); a
+    run without --db and --corrections is a control run (the controlled experiment's) and is not refused."""
+    if spec.db and not spec.corrections:
+        usable, excluded = usable_corrections(spec)
+        if not usable:
+            raise no_corrections_error(spec, excluded)
 
 
 class ProgressReporter(Protocol):
@@ -147,8 +224,7 @@ def train_round(spec: RetrainSpec, work: Path, reporter: ProgressReporter) -> di
     """
     check_reranker_inputs(spec)  # before the student trains: a missing --kb would throw that training away
     root = Path(spec.root)
-    pointer = current(root)
-    parent = None if (pointer is None or spec.from_base) else pointer
+    parent = start_round(spec)
     start_student = spec.student if parent is None else parent["student"]
     work.mkdir(parents=True)
 
@@ -181,7 +257,10 @@ def _training_set(spec: RetrainSpec, work: Path, reporter: ProgressReporter) -> 
 
     reading = "exporting the saved corrections" if spec.db else "reading the corrections"
     reporter.update(phase="data", message=PREPARING + reading)
-    corrections, curated = _corrections(spec, work)
+    corrections, curated, excluded = _corrections(spec, work)
+    # a control run passes neither --db nor --corrections; passage marks alone still train the reranker
+    if (spec.db or spec.corrections) and not corrections and not (spec.reranker and curated):
+        raise no_corrections_error(spec, excluded)
     if spec.examples:
         reporter.update(message=f"{PREPARING}reading the teacher examples ({Path(spec.examples).name})")
     base = read_examples(spec.examples) if spec.examples else []
@@ -214,13 +293,14 @@ def _round_reranker(spec: RetrainSpec, parent: Mapping[str, Any] | None, curated
     return None, False, None
 
 
-def _corrections(spec: RetrainSpec, work: Path) -> tuple[list, list]:
-    """(StudentExamples of the accepted corrections, their Revisions for the reranker)."""
+def _corrections(spec: RetrainSpec, work: Path) -> tuple[list, list, list[str]]:
+    """(StudentExamples of the accepted corrections, their Revisions for the reranker, why each other saved
+    correction is excluded)."""
     from kard.distill import read_examples
     from kard.knowledge import KnowledgeBase
     from kard.loop.export import ExportConfig, export_corrections, marks_passages, read_corrections_dir
 
-    examples, revisions = [], []
+    examples, revisions, excluded = [], [], []
     if spec.db:
         from kard.annotations import AnnotationStore
 
@@ -231,6 +311,7 @@ def _corrections(spec: RetrainSpec, work: Path) -> tuple[list, list]:
         result = export_corrections(store, work / "corrections", config, knowledge=knowledge, allow_empty=True,
                                     latest=latest)
         examples += result.student_examples
+        excluded += [f"{e.item_id}: {e.reason}" for e in result.excluded]
         accepted = {c.item_id for c in result.examples}
         revisions += [r for r in latest if r.item_id in accepted or marks_passages(r.correction)]
     if spec.corrections:
@@ -238,7 +319,7 @@ def _corrections(spec: RetrainSpec, work: Path) -> tuple[list, list]:
     first: dict[str, Any] = {}
     for example in examples:  # the same correction from --db and --corrections counts once
         first.setdefault(example.id, example)
-    return list(first.values()), sorted(revisions, key=lambda r: r.item_id)
+    return list(first.values()), sorted(revisions, key=lambda r: r.item_id), excluded
 
 
 def student_training_config(overrides: Mapping[str, Any]):
@@ -355,5 +436,6 @@ def _train_reranker(source: str | None, revisions: Sequence, spec: RetrainSpec, 
 
 
 __all__ = ["APP_TRAINING", "FULL_FINE_TUNE", "KB_EXAMPLE", "PREPARING", "planned_steps", "RetrainSpec",
-           "ProgressReporter", "train_round", "retrain_training", "check_knowledge_base",
+           "ProgressReporter", "train_round", "start_round", "check_examples_file", "usable_corrections",
+           "check_corrections", "no_corrections_error", "retrain_training", "check_knowledge_base",
            "check_reranker_inputs", "student_training_config", "progress_callback"]

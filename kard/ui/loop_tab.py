@@ -79,17 +79,38 @@ class LoopPanel:
 
     # -- rounds -------------------------------------------------------------------------------------
     def pointer(self) -> tuple[dict[str, Any] | None, str | None]:
-        """The rounds folder's pointer (None before round 1) and, when current.json cannot be read, the problem
-        with its fix instead of an error: the tab must still open to say so."""
+        """The rounds folder's pointer (None before round 1) and, when current.json cannot be read or names a
+        round that cannot load (its folder, or that of a round it is built on, is gone), the problem with its fix
+        instead of an error, and the pointer None: the tab must still open to say so, and what answers instead."""
         try:
-            return round_folder.current(self.root), None
+            pointer = round_folder.current(self.root)
         except KardError as error:
             return None, str(error)
+        broken = round_folder.round_problem(self.root, pointer["round"]) if pointer else None
+        if broken is None:
+            return pointer, None
+        instead = self._answering()
+        shown = "the configured student (base)" if instead == BASE else instead
+        return None, (f"The serving round cannot answer: {page_text(broken)}, or delete current.json in the rounds "
+                      f"folder to serve the configured student. Meanwhile {shown} answers the Ask tab.")
+
+    def _answering(self) -> str:
+        """The round whose student the Ask tab loaded while the pointer's round cannot load (app.serving_round keeps
+        the one loaded), or "base"."""
+        served = self.studio.serving_now() if hasattr(self.studio, "serving_now") else None
+        if served:
+            student = Path(served[0])
+            if student.parent.parent.resolve() == self.root.resolve() and round_folder.ROUND.match(student.parent.name):
+                return student.parent.name
+        return BASE
 
     def serving_round(self) -> str:
-        """The round the Ask tab answers with ("base" before round 1, or while the pointer cannot be read)."""
-        pointer, _ = self.pointer()
-        return pointer["round"] if pointer else BASE
+        """The round the Ask tab answers with ("base" before round 1, or while the pointer cannot be read; while
+        its round cannot load, the one answering instead)."""
+        pointer, problem = self.pointer()
+        if pointer:
+            return pointer["round"]
+        return self._answering() if problem else BASE
 
     def round_choices(self) -> list[tuple[str, str]]:
         serving = self.serving_round()
@@ -98,11 +119,7 @@ class LoopPanel:
 
     def student_path(self, name: str | None) -> str:
         if not name or name == BASE:
-            rounds = round_folder.list_rounds(self.root)
-            if rounds:
-                parent = round_folder.read_manifest(self.root, rounds[0]).get("parent") or {}
-                return str(parent.get("student") or self.base_student)
-            return self.base_student
+            return round_folder.starting_student(self.root) or self.base_student
         return str(round_folder.round_paths(self.root, name)["student"])
 
     # -- jobs ---------------------------------------------------------------------------------------
@@ -117,6 +134,11 @@ class LoopPanel:
             training={**APP_TRAINING, "max_steps": at_least_one(max_steps, STEPS_LABEL, DEFAULT_STEPS)})
         if spec.reranker:
             _check_knowledge_path(spec.kb)
+        # refused now, not in the job: missing teacher examples, a serving round that is gone or cannot load,
+        # a store without a correction to learn from
+        retrain.check_examples_file(spec.examples, give="fill in 'Teacher examples' with")
+        retrain.start_round(spec)
+        retrain.check_corrections(spec)
         job = self._launch(spec)
         return views.message(f"Started retrain job {job.job_id}. You can close this page: it keeps running.", "info")
 
@@ -132,7 +154,8 @@ class LoopPanel:
     def status_html(self) -> str:
         """The newest job's progress, and which round serves."""
         pointer, problem = self.pointer()
-        serving = (f"Serving: <b>{views.esc(pointer['round'])}</b>" if pointer
+        answering = pointer["round"] if pointer else (self._answering() if problem else BASE)
+        serving = (f"Serving: <b>{views.esc(answering)}</b>" if answering != BASE
                    else f"Serving: <b>base</b> ({views.esc(views.shown_path(self.base_student))})")
         rounds = round_folder.list_rounds(self.root)
         head = f'<div class="kard-loop-head">{serving} &middot; rounds: {views.esc(", ".join(rounds) or "none yet")}</div>'
@@ -177,7 +200,12 @@ class LoopPanel:
         question, decision = asking.resolve(self.studio, text, options_text, picked_id, kind)
         rows = []
         for name in [BASE, *round_folder.list_rounds(self.root)]:
-            p = self.answer_with(name, question)
+            try:
+                p = self.answer_with(name, question)
+            except KardError as error:  # a round that cannot load gets its row, the others still answer
+                rows.append(f"<tr><td><b>{views.esc(name)}</b></td>"
+                            f'<td colspan="2">{views.message(page_text(error), "error")}</td></tr>')
+                continue
             badge = views.answer_badge(p.answer, question.answer, question.options, question.kind)
             rows.append(f"<tr><td><b>{views.esc(name)}</b></td><td>{badge}</td>"
                         f'<td class="kard-rationale">{views.esc(p.rationale)}</td></tr>')
@@ -197,6 +225,8 @@ class LoopPanel:
     def answer_with(self, name: str, question: Any) -> "Prediction":
         from kard.pipeline import Pipeline
 
+        if name != BASE:
+            round_folder.check_round(self.root, name)  # names the round and the one it is built on that is gone
         serving = self.studio.pipeline()
         pipeline = Pipeline(serving.knowledge, self._student(self.student_path(name)), serving.reranker,
                             serving.retrieval, serving.generation)
