@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -174,8 +175,8 @@ _TRAINING_FLAGS = ("max_steps", "epochs", "learning_rate", "batch_size", "grad_a
 
 def spec_from_args(args: argparse.Namespace):
     from kard.config import DEFAULT_STUDENT
-    from kard.loop.retrain import check_reranker_inputs, retrain_training, student_training_config
-    from kard.loop.round_folder import current
+    from kard.loop.retrain import (check_corrections, check_examples_file, check_reranker_inputs, retrain_training,
+                                   start_round, student_training_config)
 
     if args.root is None:
         raise ConfigError("no rounds folder. Fix: pass --root DIR (e.g. runs/loop)")
@@ -203,8 +204,12 @@ def spec_from_args(args: argparse.Namespace):
                        training=training, reranker=args.reranker, reranker_from=args.reranker_from,
                        reranker_steps=args.reranker_steps, threads=args.threads, note=args.note)
     check_reranker_inputs(spec)  # a missing --kb or --db is named now, not after the student has trained
+    check_examples_file(spec.examples)
     make_out_folder(args.root, flag="--root", holds="the rounds", example="runs/loop")
-    current(args.root)  # a damaged current.json is named now, not after the job has started
+    # a damaged current.json, a serving round that is gone or cannot load, a store without a usable correction:
+    # named now, not after the job has started
+    start_round(spec)
+    check_corrections(spec)
     return spec
 
 
@@ -228,7 +233,11 @@ def run_retrain(args: argparse.Namespace) -> int:
         print(f"started job {job.job_id} (pid {job.pid}); log {job.log_path}\n"
               f"progress: python -m kard retrain --root {spec.root} --status --job {job.job_id}")
         return 0
-    return _run_here(spec)
+    previous = jobs.cancel_on_sigterm()  # `retrain --cancel` stops a foreground job as a background one
+    try:
+        return _run_here(spec)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run_here(spec: RetrainSpec, job_id: str | None = None, *, lock_fd: int | None = None) -> int:
@@ -253,7 +262,8 @@ def _printer():
     last = {"line": ""}
 
     def show(status) -> None:
-        line = f"[{status.state}] {status.phase}: {status.message}" + (
+        message = status.message.removeprefix(f"{status.phase}: ")  # a step says its phase already
+        line = f"[{status.state}] {status.phase}: {message}" + (
             f" (loss {status.loss:.4f})" if status.loss is not None else "")
         if line != last["line"]:
             print(line, flush=True)
@@ -271,13 +281,21 @@ def _finish(status) -> int:
 
 
 def _print_status(root: Path | None, job_id: str | None) -> int:
-    from kard.loop.jobs import list_jobs, read_status
+    from kard.errors import KardError
+    from kard.loop.jobs import list_jobs, read_status, stale_work
+    from kard.loop.retrain import start_round
     from kard.loop.round_folder import current, list_rounds
 
     if root is None:
         raise ConfigError("no rounds folder. Fix: pass --root DIR")
     pointer = current(root)
     print(f"rounds: {', '.join(list_rounds(root)) or 'none'}; current: {pointer['round'] if pointer else 'none'}")
+    try:
+        start_round(RetrainSpec(root=str(root)))
+    except KardError as error:  # the serving round is gone or cannot load: the app answers with another student
+        print(f"warning: {error}")
+    for work, job in stale_work(root):
+        print(f"stale work folder {work} (job {job} is not running): the next retrain removes it")
     jobs = [read_status(root, job_id)] if job_id else list_jobs(root)
     for status in jobs:
         print(json.dumps(asdict(status)))
@@ -314,8 +332,8 @@ def _register_rounds(subparsers: argparse._SubParsersAction) -> None:
 
 def run_rounds(args: argparse.Namespace) -> int:
     from kard.cli.evaluate import load_test_questions
-    from kard.knowledge import KnowledgeBase
     from kard.errors import DataError
+    from kard.knowledge import KnowledgeBase
     from kard.loop.rounds import evaluate_rounds, held_out, round_report, write_report
 
     retrieval = RetrievalConfig(top_k=args.k)
@@ -328,12 +346,17 @@ def run_rounds(args: argparse.Namespace) -> int:
     if not questions:
         raise DataError("no held-out question left", fix="pass questions that were not corrected, or raise --limit")
     knowledge = None if args.condition in ("finetune", "reasoning") else KnowledgeBase.open(*(args.kb or []), config=retrieval)
-    def answers_of(root: Path):
-        return evaluate_rounds(root, questions, knowledge=knowledge, condition=args.condition, retrieval=retrieval,
-                               generation=generation, use_rerankers=args.use_rerankers, progress=not args.no_progress)
+    failed: dict[str, str] = {}
+    control_failed: dict[str, str] = {}
 
-    control = answers_of(args.control) if args.control else None
-    report = round_report(answers_of(args.root), {q.id: q.answer for q in questions if q.answer}, control)
+    def answers_of(root: Path, broken: dict[str, str]):
+        return evaluate_rounds(root, questions, knowledge=knowledge, condition=args.condition, retrieval=retrieval,
+                               generation=generation, use_rerankers=args.use_rerankers, progress=not args.no_progress,
+                               failed=broken)
+
+    control = answers_of(args.control, control_failed) if args.control else None
+    report = round_report(answers_of(args.root, failed), {q.id: q.answer for q in questions if q.answer}, control,
+                          failed=failed, control_failed=control_failed)
     files = write_report(report, args.report or args.root / "report")
     print(files["markdown"].read_text(encoding="utf-8"))
     print(f"plot: {files['plot']}")

@@ -19,6 +19,7 @@ import errno
 import logging
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -198,6 +199,7 @@ def run_job(spec: RetrainSpec, job_id: str | None = None, *,
     reporter = Reporter(root, job_id, on_update)
     work = root / f".work-{job_id}"
     try:
+        _remove_stale_work(root, job_id)
         reporter.update(message=f"{PREPARING}starting the job", total_steps=planned_steps(spec))
         reporter.check()
         manifest = train_round(spec, work, reporter)
@@ -317,11 +319,45 @@ def prepare_process(spec: RetrainSpec) -> None:
 
         torch.set_num_threads(max(1, spec.threads))
 
+    cancel_on_sigterm()
+
+
+def cancel_on_sigterm() -> Any:
+    """Turn SIGTERM (what `cancel` sends the job's process) into JobCancelled: the job reports "cancelled", moves
+    its work to failed/JOB/ and leaves the serving round as it was, instead of dying without a word. Returns the
+    handler it replaced."""
     def stop(signum: int, frame: Any) -> None:
         raise JobCancelled("the job was cancelled (SIGTERM)")
 
-    signal.signal(signal.SIGTERM, stop)
+    return signal.signal(signal.SIGTERM, stop)
+
+
+def stale_work(root: str | Path, running: str | None = None) -> list[tuple[str, str]]:
+    """(work folder, job id) of each `.work-JOB/` whose job is not running (killed with -9, or out of memory): it
+    will never be published. `running`: the job that holds the folder now, whose work is not stale."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    for work in sorted(root.glob(".work-*")):
+        job_id = work.name.removeprefix(".work-")
+        if job_id == running or not work.is_dir():
+            continue
+        with contextlib.suppress(KardError):
+            if not read_status(root, job_id).finished and running is None:
+                continue  # its process still runs (read_status reads a dead one as failed)
+        found.append((work.name, job_id))
+    return found
+
+
+def _remove_stale_work(root: Path, job_id: str) -> None:
+    """Remove what killed jobs left in `.work-*/` (called holding the lock: no other job is writing there)."""
+    for name, stale in stale_work(root, running=job_id):
+        shutil.rmtree(root / name, ignore_errors=True)
+        log.warning("removed %s: job %s was killed before it finished, so its work could never be published", name,
+                    stale)
 
 
 __all__ = ["STATES", "FINISHED", "JobCancelled", "JobStatus", "new_job_id", "status_path", "read_status", "list_jobs",
-           "cancel", "Reporter", "run_job", "BackgroundJob", "start_background", "prepare_process"]
+           "cancel", "Reporter", "run_job", "cancel_on_sigterm", "stale_work", "BackgroundJob", "start_background",
+           "prepare_process"]
