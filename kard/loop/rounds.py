@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from kard.config import GenerationConfig, RetrievalConfig
-from kard.errors import DataError
 from kard.metrics import RoundChange, Score, compare_rounds, mcnemar_exact, score
 from kard.records import Question
-from kard.loop.round_folder import list_rounds, read_manifest, round_paths
+from kard.errors import DataError, KardError, page_text
+from kard.loop.round_folder import list_rounds, read_manifest, round_paths, round_problem, starting_student
 
 if TYPE_CHECKING:  # pragma: no cover
     from kard.evaluation import Searches
@@ -68,6 +68,8 @@ class RoundReport:
     steps: tuple[Transition, ...]  # consecutive rounds
     overall: Transition | None  # first round vs last round (None with fewer than 2 rounds)
     controls: tuple[ControlComparison, ...] = ()  # when a control arm was run
+    failed: tuple[tuple[str, str], ...] = ()  # (round, why it could not be evaluated): a row each, no score
+    notes: tuple[str, ...] = ()  # e.g. a round the control has no round of the same number for
 
     def to_dict(self) -> dict[str, Any]:
         def change(t: Transition) -> dict[str, Any]:
@@ -85,6 +87,8 @@ class RoundReport:
             "controls": [{"round": c.round, "control_student": c.control.student, "control_accuracy": c.control.score.accuracy,
                           "control_correct": c.control.score.correct, "fixed_vs_control": list(c.change.fixed),
                           "broken_vs_control": list(c.change.broken), "p": c.p_value} for c in self.controls],
+            "failed": [{"round": name, "error": error} for name, error in self.failed],
+            "notes": list(self.notes),
         }
 
 
@@ -94,10 +98,8 @@ def rounds_with_base(root: str | Path) -> list[tuple[str, str, str | None]]:
     if not rounds:
         raise DataError("no finished round to report on", path=root,
                         fix="run `python -m kard retrain --root ...` first")
-    first = read_manifest(root, rounds[0])
-    parent = first.get("parent") or {}
-    reranker = (first.get("spec") or {}).get("reranker_from")
-    entries: list[tuple[str, str, str | None]] = [(BASE_ROUND, str(parent.get("student")), reranker)]
+    reranker = (read_manifest(root, rounds[0]).get("spec") or {}).get("reranker_from")
+    entries: list[tuple[str, str, str | None]] = [(BASE_ROUND, str(starting_student(root)), reranker)]
     for name in rounds:
         paths = round_paths(root, name)
         entries.append((name, str(paths["student"]), paths["reranker"]))
@@ -116,15 +118,29 @@ def held_out(questions: Sequence[Question], root: str | Path) -> tuple[list[Ques
 def evaluate_rounds(root: str | Path, questions: Sequence[Question], *, knowledge: "Searches | None" = None,
                     condition: str = "kard-bm25", retrieval: RetrievalConfig = RetrievalConfig(),
                     generation: GenerationConfig = GenerationConfig(), use_rerankers: bool = False,
-                    progress: bool = True) -> dict[str, tuple[str, dict[str, str | None]]]:
-    """{round: (student, {question id: answer})}; each round's answers cached in ROOT/eval/ and resumed."""
+                    progress: bool = True, failed: dict[str, str] | None = None
+                    ) -> dict[str, tuple[str, dict[str, str | None]]]:
+    """{round: (student, {question id: answer})}; each round's answers cached in ROOT/eval/ and resumed.
+
+    A round that cannot load (its folder, or that of a round it is built on, is gone) is left out with a warning,
+    and why goes into `failed` ({round: error}), so the report still shows the others; a round re-trained under the
+    same name is evaluated again (its cached answers were another student's)."""
     from kard.evaluation import evaluate
     from kard.student import Student
 
     results: dict[str, tuple[str, dict[str, str | None]]] = {}
     for name, student_path, reranker_path in rounds_with_base(root):
         out = Path(root) / EVAL_DIR / f"{name}-{condition}.jsonl"
-        student = Student.load(student_path)
+        try:
+            if name != BASE_ROUND and (problem := round_problem(root, name)) is not None:
+                raise problem
+            student = Student.load(student_path)
+        except KardError as error:
+            log.warning("%s is left out of the report: %s", name, error)
+            if failed is not None:
+                failed[name] = page_text(error)  # the report shows on the app's page: no paths of this machine
+            continue
+        _drop_replaced_answers(out, name, student)
         reranker = None
         if use_rerankers and reranker_path:
             from kard.reranker.encoder import load_reranker
@@ -138,13 +154,36 @@ def evaluate_rounds(root: str | Path, questions: Sequence[Question], *, knowledg
     return results
 
 
+def _drop_replaced_answers(out: Path, name: str, student: Any) -> None:
+    """Delete the cached answers of round `name` when they came from other weights (the round was deleted and
+    trained again under the same name), so it is evaluated again instead of refused as other settings."""
+    from kard.evaluation import STUDENT_WEIGHTS, settings_path
+    from kard.evaluation_student import student_weights
+
+    saved = settings_path(out)
+    if not (out.is_file() and saved.is_file()):
+        return
+    try:
+        recorded = json.loads(saved.read_text(encoding="utf-8")).get(STUDENT_WEIGHTS)
+    except (OSError, ValueError, AttributeError):
+        return
+    if recorded is not None and recorded != student_weights(student):
+        out.unlink()
+        saved.unlink()
+        log.warning("%s: its student is not the one that wrote %s (re-trained under the same name?): evaluating it "
+                    "again; the old answers were replaced", name, out.name)
+
+
 Answers = Mapping[str, tuple[str, Mapping[str, str | None]]]
 """{round: (student path, {question id: answer})}, as evaluate_rounds returns it."""
 
 
-def round_report(answers: Answers, gold: Mapping[str, str], control: Answers | None = None) -> RoundReport:
+def round_report(answers: Answers, gold: Mapping[str, str], control: Answers | None = None,
+                 failed: Mapping[str, str] | None = None, control_failed: Mapping[str, str] | None = None
+                 ) -> RoundReport:
     """Scores per round (in the mapping's order) over `gold`'s questions, fixed/broken between rounds and,
-    with `control` (the same rounds trained without the corrections), against the control round of each name."""
+    with `control` (the same rounds trained without the corrections), against the control round of each name.
+    `failed`: rounds that could not be evaluated ({round: why}), a row each; `control_failed`: the control's."""
     if not answers:
         raise DataError("no rounds to report", fix="evaluate at least one round")
     ids = tuple(gold)
@@ -157,7 +196,16 @@ def round_report(answers: Answers, gold: Mapping[str, str], control: Answers | N
         ControlComparison(name, _round_score(name, control[name][0], control[name][1], gold),
                           compare_rounds(control[name][1], answers[name][1], gold))
         for name in names if control and name in control and name != BASE_ROUND)
-    return RoundReport(ids, scores, steps, overall, controls)
+    notes: list[str] = []
+    if control is not None:
+        for name in names:
+            if name != BASE_ROUND and name not in control:
+                why = (control_failed or {}).get(name)
+                notes.append(f"control has no {name}" + (f" that could be evaluated ({why})" if why else "")
+                             + ": that round is not compared with a control")
+        notes += [f"the control's {name} has no round of that name here: it is not compared" for name in control
+                  if name not in answers and name not in (failed or {}) and name != BASE_ROUND]
+    return RoundReport(ids, scores, steps, overall, controls, tuple(sorted((failed or {}).items())), tuple(notes))
 
 
 def _round_score(name: str, student: str, by_id: Mapping[str, str | None], gold: Mapping[str, str]) -> RoundScore:
@@ -185,12 +233,24 @@ def report_markdown(report: RoundReport, title: str = "Accuracy per round") -> s
         lines.append(f"| {s.round} | {100 * s.score.accuracy:.1f}% ({100 * low:.0f}-{100 * high:.0f}) | "
                      f"{s.score.correct} / {s.score.total} | {s.score.unanswered} | {moved} | {versus} | "
                      f"`{_short(s.student)}` |")
+    for name, error in report.failed:
+        lines.append(f"| {name} | could not be evaluated: {_cell(error)} | - | - | - | - | - |")
+    if report.failed:  # each row in round order
+        head, rows = lines[:6], lines[6:]
+        lines = head + sorted(rows, key=lambda row: row.split("|")[1].strip())
+    if report.notes:
+        lines += [""] + [f"Note: {note}." for note in report.notes]
     for transition in report.steps + ((report.overall,) if report.overall and len(report.steps) > 1 else ()):
         c = transition.change
         lines += ["", f"**{transition.before} -> {transition.after}**: fixed {len(c.fixed)}, broken {len(c.broken)}, "
                       f"still right {len(c.still_right)}, still wrong {len(c.still_wrong)}",
                   f"- fixed: {', '.join(c.fixed) or 'none'}", f"- broken: {', '.join(c.broken) or 'none'}"]
     return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    """Text inside a Markdown table cell: on one line, no column break."""
+    return " ".join(text.split()).replace("|", "\\|")
 
 
 def _short(path: str, keep: int = 3) -> str:
