@@ -276,8 +276,11 @@ def _finish(status) -> int:
     if status.state == "succeeded":
         print(f"round {status.round} is now current")
         return 0
+    if status.state == "cancelled":  # as Ctrl+C's line (_run_here)
+        print(f"job {status.job_id} cancelled: {status.error}; nothing changed, the current student keeps serving")
+        return 3
     print(f"job {status.job_id} {status.state}: {status.error}")
-    return 1 if status.state == "failed" else 3
+    return 1
 
 
 def _print_status(root: Path | None, job_id: str | None) -> int:

@@ -327,7 +327,7 @@ def cancel_on_sigterm() -> Any:
     its work to failed/JOB/ and leaves the serving round as it was, instead of dying without a word. Returns the
     handler it replaced."""
     def stop(signum: int, frame: Any) -> None:
-        raise JobCancelled("the job was cancelled (SIGTERM)")
+        raise JobCancelled("asked to stop (SIGTERM)")
 
     return signal.signal(signal.SIGTERM, stop)
 
