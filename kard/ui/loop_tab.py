@@ -156,7 +156,7 @@ class LoopPanel:
         pointer, problem = self.pointer()
         answering = pointer["round"] if pointer else (self._answering() if problem else BASE)
         serving = (f"Serving: <b>{views.esc(answering)}</b>" if answering != BASE
-                   else f"Serving: <b>base</b> ({views.esc(views.shown_path(self.base_student))})")
+                   else f"Serving: <b>base</b> ({views.esc(_page_path(self.base_student))})")
         rounds = round_folder.list_rounds(self.root)
         head = f'<div class="kard-loop-head">{serving} &middot; rounds: {views.esc(", ".join(rounds) or "none yet")}</div>'
         if problem:
@@ -272,6 +272,13 @@ def progress_bar(job: loop_jobs.JobStatus) -> str:
         return '<progress max="100" style="width:100%"></progress>'
     percent = int(100 * (1.0 if job.state == "succeeded" else job.fraction))
     return f'<progress max="100" value="{percent}" style="width:100%">{percent}%</progress>'
+
+
+def _page_path(path: str) -> str:
+    """A student as the page names it: relative to the working directory, else its folder name (no folder of
+    this machine on the page)."""
+    shown = views.shown_path(path)
+    return Path(shown).name if Path(shown).is_absolute() else shown
 
 
 def _short(path: str, keep: int = 3) -> str:
