@@ -294,8 +294,8 @@ def test_cancel_stops_a_foreground_retrain_with_one_line_and_keeps_its_work(tmp_
     assert process.returncode == 3, out
     job_id = found[0].stem
     said = [line for line in out.splitlines() if line.startswith("job ")]  # stderr (library warnings) comes too
-    assert said == [f"job {job_id} cancelled: asked to stop (SIGTERM); nothing changed, the current student keeps "
-                    "serving"] and "Traceback" not in out, out
+    line = f"job {job_id} cancelled: asked to stop (SIGTERM); nothing changed, the current student keeps serving"
+    assert said == [line] and "Traceback" not in out, out
     assert not list(root.glob(".work-*")) and (root / "failed" / job_id).is_dir()
     assert jobs.read_status(root, job_id).state == "cancelled"
 
