@@ -431,7 +431,7 @@ def test_app_panel_starts_jobs_and_compares_two_rounds(tmp_path, tiny, data):
     html = panel.status_html()
     assert "Serving: <b>round-001</b>" in html and "succeeded" in html
     left, right, diff = panel.compare(Q1.text, "A) Vitamin C\nB) Vitamin D", "q1", "base", "round-001")
-    assert "<b>base</b>" in left and "<b>round-001</b>" in right
+    assert ">base</h3>" in left and ">round-001</h3>" in right
     assert "round-001/student" in right and "kard-badge" in left and "kard-badge" in right
     assert "kard-diff" in diff
     every = panel.every_round(Q1.text, "A) Vitamin C\nB) Vitamin D", "q1")
