@@ -138,6 +138,31 @@ def test_text_fields_buttons_and_tabs_show_a_focus_ring(app, theme):
     page.context.close()
 
 
+def test_a_dropdown_picked_with_the_mouse_shows_no_ring_and_rings_its_whole_box_after_a_key(app):
+    """A picked dropdown keeps focus (DROPDOWN_JS) and a focused text input always counts as :focus-visible, so the
+    ring of a text field or dropdown waits for keyboard use (KEYBOARD_JS), and then goes around the dropdown's box."""
+    page = curator_page(*app)
+    page.locator("#kard-picked input").click()
+    page.wait_for_function(LIST_OPEN)
+    page.locator("#kard-picked [role=option]").nth(1).click()
+    page.wait_for_timeout(300)
+    focused = page.evaluate("document.activeElement.getAttribute('role')")
+    box = page.locator("#kard-picked .wrap:has(> .wrap-inner)")  # the dropdown's box (the first .wrap is a status)
+    assert focused == "combobox"
+    assert page.locator("#kard-picked input").evaluate(RING)[1] == "none"
+    assert box.evaluate(RING)[1] == "none", "a mouse pick drew a focus ring"
+    page.locator("#kard-question textarea").click()
+    assert page.locator("#kard-question textarea").evaluate(RING)[1] == "none", "a click into a text field rang"
+
+    page.focus("#kard-picked input")
+    page.keyboard.press("Escape")  # keyboard use: the list closes and the box rings
+    page.wait_for_timeout(150)
+    _, style, width, _ = box.evaluate(RING)
+    assert style == "solid" and width >= 2
+    assert page.locator("#kard-picked input").evaluate(RING)[1] == "none"  # not a second ring inside the box
+    page.context.close()
+
+
 def test_the_chosen_tabs_label_reaches_aa_contrast_in_the_light_theme(app):
     page = curator_page(*app)
     tab = page.locator("[role=tab][aria-selected=true]").first
@@ -168,7 +193,7 @@ def test_on_a_phone_table_headings_stay_whole_and_dropdown_text_clears_its_arrow
     page.wait_for_selector("#kard-mode >> text=signed in as alice")
     box = page.evaluate("""() => { const input = document.querySelector('#kard-picked input');
       const icon = input.parentElement.querySelector('.icon-wrap'); const s = getComputedStyle(input);
-      const text = input.getBoundingClientRect().right - parseFloat(s.paddingRight);
+      const text = input.getBoundingClientRect().right - parseFloat(s.paddingRight);  // ellipsis before the arrow
       return [text, icon.getBoundingClientRect().left]; }""")
     assert box[0] <= box[1] + 1, f"the text runs to {box[0]:.0f} px, under the arrow at {box[1]:.0f} px"
 

@@ -13,7 +13,7 @@ from app_fixtures import demo_studio
 
 from kard.records import Hit, Passage
 from kard.ui import asking
-from kard.ui.page_script import DROPDOWN_JS, LIVE_REGIONS_JS, PAGE_HEAD
+from kard.ui.page_script import DROPDOWN_JS, KEYBOARD_JS, LIVE_REGIONS_JS, PAGE_HEAD
 from kard.ui.views import CSS, answer_summary, rationale_card, rerank_panel, word_diff
 
 
@@ -120,12 +120,16 @@ def test_a_replacement_separates_removed_and_added_words_and_added_words_are_und
 
 # -- focus, contrast -----------------------------------------------------------------------------------
 def test_text_fields_buttons_and_tabs_have_a_focus_ring_in_both_themes():
-    start = CSS.index(".gradio-container :is(textarea")
+    start = CSS.index(".gradio-container :is(select, button")
     selector, ring = CSS[start:].split("{", 1)
     assert ring.strip().startswith("outline: 3px solid var(--kard-focus) !important;")
-    for control in ("textarea", "input:not([type=radio], [type=checkbox])", "button", "[role=tab]", "select"):
-        assert control in selector
-    assert ":focus-visible" in selector
+    clicked, typed, dropdown = selector.split(",\n")
+    for control in ("button", "[role=tab]", "select"):
+        assert control in clicked and ":focus-visible" in clicked
+    # text fields and dropdowns only after keyboard use: a clicked text field counts as :focus-visible too
+    assert typed.startswith(".kard-keyboard ") and "textarea" in typed and "[role=combobox]" in typed
+    assert dropdown.startswith(".kard-keyboard ") and ".wrap:has(" in dropdown  # the whole box, not its input
+    assert KEYBOARD_JS in PAGE_HEAD and '"Tab"' in KEYBOARD_JS and '"pointerdown"' in KEYBOARD_JS
     light = re.search(r":root \{ --kard-focus: (#\w{6}); \} \.dark \{ --kard-focus: (#\w{6}); \}", CSS)
     assert light and contrast(light.group(1), "#ffffff") >= 3 and contrast(light.group(2), "#0b0f19") >= 3
 
@@ -149,8 +153,9 @@ def test_the_browse_tables_headings_break_at_spaces_only_on_a_phone():
     assert widths["2"] == "36px" and widths["6"] == "40px"
 
 
-def test_a_dropdowns_text_stops_short_of_its_arrow():
-    assert "padding-right: 28px" in _rule(".secondary-wrap input[role=combobox]")
+def test_a_dropdowns_long_text_ends_in_an_ellipsis_with_no_padding_before_its_arrow():
+    rule = _rule(".secondary-wrap input[role=combobox]")
+    assert "text-overflow: ellipsis" in rule and "padding" not in rule  # the arrow sits beside the input
 
 
 def test_tab_takes_the_open_list_out_of_the_tab_order():

@@ -214,6 +214,19 @@ CLEAR_RATING_JS = """() => {
 }"""
 """The "No rating" button's click (blocks.wire_editor): the rating radio cleared in the page and kept so."""
 
-PAGE_HEAD = (f"<script>{SHORTCUTS_JS}{DROPDOWN_JS}{GROUP_NAMES_JS}{LIVE_REGIONS_JS}{SHOWN_EDIT_JS}{TYPED_TEXT_JS}"
-             "</script>")
+KEYBOARD_JS = """
+// keyboard use marks the page (html.kard-keyboard) until the next click or tap: text fields and dropdowns show their
+// focus ring only then (views.CSS), as the browser shows buttons' rings (a clicked text field is :focus-visible too)
+const kardKeyboardKeys = new Set(["Tab", "Shift", "Escape", "ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight", "Home",
+  "End", "PageUp", "PageDown", "F6"]);
+// on the window, capturing: before any handler of the page's (the dropdown's stops some keys)
+window.addEventListener("keydown", (event) => {
+  if (kardKeyboardKeys.has(event.key)) document.documentElement.classList.add("kard-keyboard");
+}, true);
+window.addEventListener("pointerdown", () => document.documentElement.classList.remove("kard-keyboard"), true);
+"""
+"""Whether the last thing a person did was a key that moves around the page (html.kard-keyboard) or a click."""
+
+PAGE_HEAD = (f"<script>{SHORTCUTS_JS}{DROPDOWN_JS}{GROUP_NAMES_JS}{LIVE_REGIONS_JS}{KEYBOARD_JS}{SHOWN_EDIT_JS}"
+             f"{TYPED_TEXT_JS}</script>")
 """The page's head: every script above."""

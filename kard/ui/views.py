@@ -305,12 +305,16 @@ CSS = """
 .dark { --kard-up: #4ade80; --kard-down: #f87171; --kard-cut: #a5b4fc; --color-accent: #818cf8; }  /* a chosen tab: 4.3:1 */
 /* A keyboard focus ring (WCAG 2.4.7), >= 3:1 against the page and the blocks in both themes: around a radio's or
    checkbox's whole choice (Gradio's own is a faint colour change of the small circle), and around text fields,
-   dropdowns, buttons, tabs and links (Gradio's text fields show none, its dark tabs a 1px near-black line). */
+   dropdowns, buttons, tabs and links (Gradio's text fields show none, its dark tabs a 1px near-black line). A text
+   field or dropdown rings only after keyboard use (html.kard-keyboard, page_script.KEYBOARD_JS): the browser counts a
+   focused text field as :focus-visible even after a click, and a picked dropdown keeps focus. A dropdown's ring goes
+   around its whole box, not the text input inside it. */
 :root { --kard-focus: #4338ca; } .dark { --kard-focus: #a5b4fc; }
 label:has(> input[type=radio]:focus-visible), label:has(> input[type=checkbox]:focus-visible) {
   outline: 3px solid var(--kard-focus); outline-offset: 2px; }
-.gradio-container :is(textarea, input:not([type=radio], [type=checkbox]), select, button, a, [role=tab],
-  [tabindex]:not([tabindex="-1"])):focus-visible {
+.gradio-container :is(select, button, a, [role=tab], [tabindex]:not([tabindex="-1"])):focus-visible,
+.kard-keyboard .gradio-container :is(textarea, input:not([type=radio], [type=checkbox], [role=combobox])):focus,
+.kard-keyboard .gradio-container .wrap:has(> .wrap-inner input[role=combobox]:focus) {
   outline: 3px solid var(--kard-focus) !important; outline-offset: 1px; }
 .kard-panel-head, .kard-diff-head { font-size: 0.9em; margin-bottom: 6px; color: var(--body-text-color-subdued); }
 table.kard-rerank { width: 100%; border-collapse: collapse; font-size: 0.9em; }
@@ -365,9 +369,9 @@ h2.kard-role, h3.kard-role { display: inline; font-size: 1em; font-weight: 700; 
   /* its headings whole ("student", not "stu/den/t"): the one-word columns as wide as their heading, the item and
      question narrower (they wrap at spaces and dashes); the rest scrolls sideways inside the table */
   #kard-table th .header { overflow-wrap: normal; word-break: keep-all; }
-  #kard-table :is(th, .sizing-body td, .virtual-row > *):nth-child(1) { --kard-col: calc((100vw - 64px) * 0.15); }
+  #kard-table :is(th, .sizing-body td, .virtual-row > *):nth-child(1) { --kard-col: calc((100vw - 64px) * 0.2); }
   #kard-table :is(th, .sizing-body td, .virtual-row > *):nth-child(2) { --kard-col: 36px; }
-  #kard-table :is(th, .sizing-body td, .virtual-row > *):nth-child(3) { --kard-col: calc((100vw - 64px) * 0.24); }
+  #kard-table :is(th, .sizing-body td, .virtual-row > *):nth-child(3) { --kard-col: calc((100vw - 64px) * 0.28); }
   #kard-table :is(th, .sizing-body td, .virtual-row > *):is(:nth-child(4), :nth-child(5), :nth-child(9)) {
     --kard-col: 60px; }
   #kard-table :is(th, .sizing-body td, .virtual-row > *):nth-child(6) { --kard-col: 40px; }
@@ -377,6 +381,8 @@ h2.kard-role, h3.kard-role { display: inline; font-size: 1em; font-weight: 700; 
   #kard-table .virtual-table-viewport { overflow-x: auto; }
   #kard-table table.header-table { width: max-content !important; }  /* the sum of the headings' widths */
 }
-/* a dropdown's text stops short of its arrow (a long value ran under it on a narrow screen) */
-.gradio-container .secondary-wrap input[role=combobox] { padding-right: 28px; text-overflow: ellipsis; }
+/* a dropdown's long value ends in an ellipsis before its arrow */
+.gradio-container .secondary-wrap input[role=combobox] { text-overflow: ellipsis; }
+#kard-picked .secondary-wrap input[role=combobox] { padding-right: 28px; }  /* its arrow lies over its text */
+#kard-loop-tab h2 { font-size: var(--text-lg); }  /* the Retrain tab's section headings below the page's title */
 """
