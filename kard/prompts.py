@@ -39,7 +39,7 @@ _LETTER = (r"(?:(?:option|choice)\s+)?"  # "Answer: Option B"
            r"[\(\[]?\s*(?-i:([A-Z])|(?!a[ \t]+\w)([a-z]))\b[\)\]]?")  # never the article of "is a cold"
 _ANSWER_LINE = re.compile(rf"answer{_MARKUP}\s*(?:is\s*:?|:){_MARKUP}\s*{_MARKUP}{_LETTER}"
                           r"|\\boxed\s*\{\s*(?:\\text(?:bf)?\s*\{\s*)?([A-Za-z])\s*\}", re.IGNORECASE)
-_OTHER_LETTER = re.compile(rf"[ \t]*(?:,|/|&|\band\b|\bor\b)[ \t]*{_MARKUP}[\(\[]?(?-i:([A-Z]))\b",
+_OTHER_LETTER = re.compile(rf"[ \t]*(?:,|/|&|\band\b|\bor\b)[ \t]*{_MARKUP}[\(\[]?(?-i:([A-Z]))(?![\w-])",
                            re.IGNORECASE)  # "Answer: B and C", "Answer: A or B": two answers are none
 _ANSWER_LINE_START = re.compile(r"^[ \t]*[*_#>]*[ \t]*(?:the\s+|final\s+)?answer[*_]*\s*(?:is|:)",
                                 re.IGNORECASE | re.MULTILINE)
@@ -47,8 +47,10 @@ _THINKING = re.compile(r"<(think|thinking)>.*?</\1>", re.IGNORECASE | re.DOTALL)
 _THINKING_END = re.compile(r"^.*</think(?:ing)?>", re.IGNORECASE | re.DOTALL)  # the opening tag left in the prompt
 _THINKING_OPEN = re.compile(r"<think(?:ing)?>.*\Z", re.IGNORECASE | re.DOTALL)  # cut off while thinking
 _FULL_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}  # "Ｂ" -> "B", "：" -> ":"
-_LETTER_MENTION = re.compile(r"(?:\(([A-Z])\)|\boption\s+([A-Z])\b|(?:\b([A-Za-z]+)[ \t]+)?\b([A-Z])[\.\)](?=\s|$))")
-_NAMES_A_LETTER = frozenset({"is", "be", "was", "choose", "chose", "select", "pick", "answer", "choice", "letter"})
+_LETTER_MENTION = re.compile(r"(?:\(([A-Z])\)|\b(?i:option)\s+([A-Z])\b"
+                             r"|(?:\b([A-Za-z']+)[ \t]+)?\b([A-Z])[\.\)](?=\s|$))")
+_NAMES_A_LETTER = frozenset({"is", "it's", "be", "was", "choose", "chose", "select", "selected", "pick", "picked",
+                             "answer", "choice", "letter", "option", "so", "therefore", "thus", "hence", "then"})
 """Words after which a bare "C." is the letter chosen ("so it is C."); after any other word it is part of a name
 ("vitamin C.", "hepatitis B.", "type A.")."""
 _YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)

@@ -74,8 +74,8 @@ def test_an_export_of_a_corrupt_database_leaves_no_empty_folder(tmp_path, capsys
 
 
 @pytest.mark.parametrize("flags, named", [
-    (["--kb", "{tmp}/kb"], "--kb only apply"),
-    (["--top-n", "3"], "--top-n only apply"),
+    (["--kb", "{tmp}/kb"], "--kb only applies"),
+    (["--top-n", "3"], "--top-n only applies"),
     (["--kb", "{tmp}/kb", "--top-n", "3"], "--kb and --top-n only apply"),
     (["--knowledge-from", "kb"], "--knowledge-from kb needs a knowledge base. Fix: pass --kb"),
 ])

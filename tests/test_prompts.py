@@ -75,6 +75,9 @@ def test_a_trailing_inline_answer_that_agrees_is_not_repeated_in_the_target(rati
         ("Bones need vitamin D. Hepatitis B) spreads by blood.", None),
         ("Vitamin C prevents scurvy, so it is C.", "C"),  # after a word that names a choice it is one
         ("The options:\nC. Iron\n", "C"),  # a letter starting a line
+        ("Option C.", "C"), ("Therefore C.", "C"), ("So D)", "D"), ("Hence C.", "C"), ("It's C.", "C"),
+        ("Answer: C, D-dimer", "C"),  # an option's text after its letter is no second answer
+        ("Answer: A, B-type natriuretic peptide", "A"), ("Answer: B and C-peptide", "B"),
     ],
 )
 def test_parse_answer(text, expected):

@@ -439,9 +439,11 @@ def test_keep_alive_bytes_do_not_hold_a_request_past_the_timeout(server, stream)
     server.responder = lambda body: Reply(texts=("Insulin.\nAnswer: B",), keep_alive_s=30.0)
     with make_teacher(server, timeout_s=1.0, max_retries=0, shown_in="app") as teacher:
         started = time.monotonic()
-        with pytest.raises(TeacherTimeoutError, match="no reply from .* within 1 s"):
+        with pytest.raises(TeacherTimeoutError, match="no reply from .* within 1 s") as failed:
             list(teacher.stream_answer(medqa(0))) if stream else teacher.answer(medqa(0))
         assert time.monotonic() - started < 5 and teacher.usage.requests == 1
+    # a stream times out while its body is read, after the client's retries: it claims none
+    assert ("its reply had begun, so no retry" in str(failed.value)) == stream
 
 
 def test_a_reply_after_keep_alive_bytes_within_the_timeout_still_comes(server):
@@ -779,6 +781,19 @@ def test_credentials_in_the_base_url_never_reach_messages_logs_or_the_output(tmp
     assert "http://***@127.0.0.1" in str(failed.value)
     shown = (str(failed.value), caplog.text, printed.out, printed.err)
     assert all("hunter2pass" not in text and "dXNlcjpodW50ZXIycGFzcw" not in text for text in shown)
+
+
+def test_a_200_error_reply_echoing_the_urls_password_is_masked_in_the_retry_log(caplog):
+    caplog.set_level(logging.INFO, logger="kard.teacher.client")
+    with FakeOpenAI() as open_server:
+        url = open_server.url.replace("http://", "http://user:hunter2pass@")
+        open_server.script(raw_body(json.dumps({"error": {"message": "provider said no to hunter2pass"}})))
+        open_server.responder = answer_with("Insulin.\nAnswer: B")
+        config = TeacherConfig(model="m", base_url=url, max_retries=1, timeout_s=5.0)
+        with Teacher(config, cache_path=None, api_key=KEY) as teacher:
+            assert teacher.rationalize(medqa(0), n=1)[0].answer == "B"
+    assert "answered with an error (provider said no to " in caplog.text and "retrying" in caplog.text
+    assert "hunter2pass" not in caplog.text
 
 
 # ----------------------------------------------------------------------------- command line

@@ -95,7 +95,8 @@ def check_knowledge_flags(args: argparse.Namespace) -> None:
     given = [flag for flag, value in (("--kb", args.kb), ("--top-n", args.top_n)) if value is not None]
     if given:
         named = " and ".join(given)
-        raise ConfigError(f"{named} only apply with --knowledge-from kb (the default, store, exports the passages the "
+        verb = "applies" if len(given) == 1 else "apply"
+        raise ConfigError(f"{named} only {verb} with --knowledge-from kb (the default, store, exports the passages the "
                           f"curator saw). Fix: add --knowledge-from kb, or leave out {named}")
 
 

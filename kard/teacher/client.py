@@ -315,6 +315,7 @@ class Teacher:
             yield CachedReply(cached.text, cached.created_at)
             return
         reply = _StreamedReply()
+        stream = None
         try:
             stream = self._client.chat.completions.create(  # type: ignore[attr-defined]
                 model=self.model,
@@ -327,7 +328,7 @@ class Teacher:
                 yield from self._stream_chunk(reply, chunk)
         except Exception as error:  # noqa: BLE001 - every client failure becomes a TeacherError
             self._add_usage(Usage(requests=_requests_sent(error)))
-            raise self._translate(error) from None
+            raise self._translate(error, retried=stream is None) from None  # a begun stream is not retried
         self._add_usage(reply.usage)
         self._check_streamed(reply, stream)
         sample = reply.sample(request.sha, self.config.answer_temperature)
@@ -570,7 +571,8 @@ class Teacher:
                 break
             self._add_usage(sent)  # the server answered, though with an error
             if attempt < self.config.max_retries:
-                log.info("the teacher server at %s answered with an error (%s); retrying", self.where, problem)
+                log.info("the teacher server at %s answered with an error (%s); retrying", self.where,
+                         redact(problem, self._secret()))
                 time.sleep(min(ERROR_REPLY_RETRY_S * 2 ** attempt, 8.0))
         else:
             raise server_error_reply(redact(problem, self._secret()), where=self.where, config=self.config)
@@ -632,14 +634,14 @@ class Teacher:
             raise not_a_completion(problem, where=self.where, secret=self._secret(), fix=self._fix)
         return choices  # type: ignore[return-value]
 
-    def _translate(self, error: Exception) -> TeacherError:
+    def _translate(self, error: Exception, retried: bool = True) -> TeacherError:
         if isinstance(error, TeacherError):
             return error
         if isinstance(error, json.JSONDecodeError):  # a 200 reply labelled JSON that is not
             return not_a_completion(f"a body that is not JSON: {error.msg}", where=self.where, secret=self._secret(),
                                     fix=self._fix)
         return translate_error(
-            error, where=self.where, model=self.model, config=self.config, secret=self._secret()
+            error, where=self.where, model=self.model, config=self.config, secret=self._secret(), retried=retried
         )
 
     def _secret(self) -> tuple[str, ...]:

@@ -127,9 +127,10 @@ def fixes_for(config: TeacherConfig) -> Fixes:
 
 
 def translate_error(
-    error: Exception, *, where: str, model: str, config: TeacherConfig, secret: Secrets
+    error: Exception, *, where: str, model: str, config: TeacherConfig, secret: Secrets, retried: bool = True
 ) -> TeacherError:
-    """An `openai` exception as a `TeacherError` whose message names the problem and the fix."""
+    """An `openai` exception as a `TeacherError` whose message names the problem and the fix. `retried`: whether the
+    client's retries ran (not for a stream whose reply had begun: its reading is never retried)."""
     import httpx2
     import openai
 
@@ -156,8 +157,9 @@ def translate_error(
             f"Fix: check the server's logs and {fix.again} later{fix.resume}"
         )
     if isinstance(error, (openai.APITimeoutError, httpx2.TimeoutException)):  # the latter: while reading the body
+        tried = retries if retried else "its reply had begun, so no retry"
         return TeacherTimeoutError(
-            f"no reply from {where} within {config.timeout_s:g} s ({retries}). "
+            f"no reply from {where} within {config.timeout_s:g} s ({tried}). "
             f"Fix: {fix.slow}{fix.resume}"
         )
     if isinstance(error, openai.APIConnectionError):
