@@ -155,6 +155,7 @@ def test_the_retrain_tab_opens_over_a_damaged_pointer_and_says_so(rounds, tmp_pa
                       launcher=lambda spec: started.append(spec))
     assert panel.round_choices()[0] == ("base (current)", "base") and panel.serving_round() == "base"
     assert "not valid JSON" in panel.status_html() and "kard-loop-head" in panel.status_html()
+    assert "current.json" in panel.status_html() and str(rounds) not in panel.status_html()  # no server path
     with pytest.raises(KardError, match="knowledge base .*no-such-kb not found. Fix: .*demo/passages.jsonl"):
         panel.start("", 2, 1, True, str(tmp_path / "no-such-kb"), "alice")
     assert started == []  # refused before the student trains

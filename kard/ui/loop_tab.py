@@ -84,8 +84,8 @@ class LoopPanel:
         instead of an error, and the pointer None: the tab must still open to say so, and what answers instead."""
         try:
             pointer = round_folder.current(self.root)
-        except KardError as error:
-            return None, str(error)
+        except KardError as error:  # its files named within the rounds folder: the page shows no server paths
+            return None, page_text(error).replace(f"{Path(self.root).resolve()}/", "").replace(f"{self.root}/", "")
         broken = round_folder.round_problem(self.root, pointer["round"]) if pointer else None
         if broken is None:
             return pointer, None
