@@ -369,9 +369,9 @@ h2.kard-role, h3.kard-role { display: inline; font-size: 1em; font-weight: 700; 
   /* its headings whole ("student", not "stu/den/t"): the one-word columns as wide as their heading, the item and
      question narrower (they wrap at spaces and dashes); the rest scrolls sideways inside the table */
   #kard-table th .header { overflow-wrap: normal; word-break: keep-all; }
-  #kard-table :is(th, .sizing-body td, .virtual-row > *):nth-child(1) { --kard-col: calc((100vw - 64px) * 0.2); }
+  #kard-table :is(th, .sizing-body td, .virtual-row > *):nth-child(1) { --kard-col: calc((100vw - 64px) * 0.15); }
   #kard-table :is(th, .sizing-body td, .virtual-row > *):nth-child(2) { --kard-col: 36px; }
-  #kard-table :is(th, .sizing-body td, .virtual-row > *):nth-child(3) { --kard-col: calc((100vw - 64px) * 0.28); }
+  #kard-table :is(th, .sizing-body td, .virtual-row > *):nth-child(3) { --kard-col: calc((100vw - 64px) * 0.24); }
   #kard-table :is(th, .sizing-body td, .virtual-row > *):is(:nth-child(4), :nth-child(5), :nth-child(9)) {
     --kard-col: 60px; }
   #kard-table :is(th, .sizing-body td, .virtual-row > *):nth-child(6) { --kard-col: 40px; }
