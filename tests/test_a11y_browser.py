@@ -6,7 +6,6 @@ the next field in one press; the streaming cursor stands still for reduced motio
 
 from __future__ import annotations
 
-import re
 
 import pytest
 
@@ -22,6 +21,7 @@ from app_fixtures import (
     sign_in,
     tiny_pipeline,
 )
+from contrast import contrast
 
 from kard.records import Question
 from kard.ui.views import rationale_card
@@ -52,17 +52,6 @@ def app(tmp_path_factory):
             yield browser, url
         finally:
             browser.close()
-
-
-def _luminance(rgb: str) -> float:
-    channels = [int(c) / 255 for c in re.findall(r"\d+", rgb)[:3]]
-    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
-    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
-
-
-def _contrast(a: str, b: str) -> float:
-    light, dark = sorted((_luminance(a), _luminance(b)), reverse=True)
-    return (light + 0.05) / (dark + 0.05)
 
 
 BACKGROUND = """(el) => { for (let e = el; e; e = e.parentElement) {
@@ -134,7 +123,7 @@ def test_text_fields_buttons_and_tabs_show_a_focus_ring(app, theme):
         visible, style, width, colour = element.evaluate(RING)
         background = element.evaluate(f"e => ({BACKGROUND})(e.parentElement)")  # the ring lies around it
         assert visible and style == "solid" and width >= 2, (theme, where, style, width)
-        assert _contrast(colour, background) >= 3, (theme, where, colour, background)
+        assert contrast(colour, background) >= 3, (theme, where, colour, background)
     page.context.close()
 
 
@@ -167,7 +156,7 @@ def test_the_chosen_tabs_label_reaches_aa_contrast_in_the_light_theme(app):
     page = curator_page(*app)
     tab = page.locator("[role=tab][aria-selected=true]").first
     colour, background = tab.evaluate("e => getComputedStyle(e).color"), tab.evaluate(BACKGROUND)
-    assert _contrast(colour, background) >= 4.5, (colour, background)
+    assert contrast(colour, background) >= 4.5, (colour, background)
     page.context.close()
 
 

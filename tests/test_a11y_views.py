@@ -10,22 +10,12 @@ from pathlib import Path
 
 import pytest
 from app_fixtures import demo_studio
+from contrast import contrast
 
 from kard.records import Hit, Passage
 from kard.ui import asking
 from kard.ui.page_script import DROPDOWN_JS, KEYBOARD_JS, LIVE_REGIONS_JS, PAGE_HEAD
 from kard.ui.views import CSS, answer_summary, rationale_card, rerank_panel, word_diff
-
-
-def _luminance(colour: str) -> float:
-    channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
-    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
-    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
-
-
-def contrast(a: str, b: str) -> float:
-    light, dark = sorted((_luminance(a), _luminance(b)), reverse=True)
-    return (light + 0.05) / (dark + 0.05)
 
 
 def _rule(selector_part: str, css: str = CSS) -> str:

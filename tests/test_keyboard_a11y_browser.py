@@ -5,13 +5,13 @@ focus ring; and text typed while the server cannot be reached is restored after 
 
 from __future__ import annotations
 
-import re
 
 import pytest
 
 pytest.importorskip("playwright.sync_api")
 
 from app_fixtures import BROWSER_TEST, curator_page, save_on_page, tiny_chromium_app  # noqa: E402
+from contrast import contrast  # noqa: E402
 
 QUESTION = "Which antibodies drive Graves thyroid disease?"
 OPTIONS = "A) Antibodies that stimulate the TSH receptor B) Antibodies against insulin"
@@ -33,17 +33,6 @@ def _ask(page) -> None:
     page.click("#kard-ask")
     page.wait_for_selector("#kard-editor-label >> text=Editing", timeout=120_000)
     page.wait_for_function("!document.querySelector('#kard-editor textarea').disabled")
-
-
-def _luminance(rgb: str) -> float:
-    channels = [int(c) / 255 for c in re.findall(r"\d+", rgb)[:3]]
-    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
-    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
-
-
-def _contrast(a: str, b: str) -> float:
-    light, dark = sorted((_luminance(a), _luminance(b)), reverse=True)
-    return (light + 0.05) / (dark + 0.05)
 
 
 def test_the_keyboard_moves_past_the_dropdown_picks_and_asks_without_losing_focus(app):
@@ -101,7 +90,7 @@ def test_radio_and_checkbox_groups_are_named_and_show_a_focus_ring(app):
     style, width, colour = page.evaluate(ring)
     assert page.evaluate("document.activeElement.type") == "radio"
     background = page.evaluate("getComputedStyle(document.querySelector('#kard-mark-1')).backgroundColor")
-    assert style == "solid" and width >= 2 and _contrast(colour, background) >= 3
+    assert style == "solid" and width >= 2 and contrast(colour, background) >= 3
     page.context.close()
 
 
