@@ -138,19 +138,19 @@ def round_problem(root: str | Path, name: str) -> BrokenRoundError | None:
     on round-000's student. The chain is followed to a full model folder, a hub id or a package; the first
     folder that is missing is named. A damaged adapter file is left to `Student.load`, which names it.
     """
-    from kard.model_source import ADAPTER_CONFIG, looks_like_path
+    from kard.model_source import adapter_base, adapter_folder, looks_like_path
 
     root = Path(root)
     chain: list[str] = [name]
     folder = root / name / "student"
     seen: set[Path] = set()
     while folder.is_dir():
-        if not (folder / ADAPTER_CONFIG).is_file() or (folder / "config.json").is_file() or folder.resolve() in seen:
+        if adapter_folder(folder) is None or folder.resolve() in seen:
             return None  # a full model (or a loop, which Student.load names)
         seen.add(folder.resolve())
         try:
-            base = str(json.loads((folder / ADAPTER_CONFIG).read_text(encoding="utf-8"))["base_model_name_or_path"])
-        except (OSError, ValueError, KeyError, TypeError):
+            base = adapter_base(folder)  # a base beside the adapter that exists comes back as a full path
+        except (KardError, AttributeError):  # unreadable, or no base recorded: Student.load names it
             return None
         if base.startswith("package:") or not looks_like_path(base):
             return None  # a package or a hub id
