@@ -47,12 +47,18 @@ def _save_as(page, text: str, revision: int) -> None:
     page.wait_for_selector(f"#kard-save-msg >> text=Saved revision {revision}")
 
 
-def test_a_save_of_the_item_shown_and_refresh_show_its_new_revision_and_revert_goes_on_top(app):
+def _saved_and_browsed(app) -> tuple:
+    """A page that asked QUESTION, saved its correction and opened the Browse tab: (page, studio, the item's id)."""
     browser, url, studio = app
     page = asked_on_page(browser, url, QUESTION, OPTIONS)
     save_on_page(page)
     item_id = studio.store.latest()[0].item_id
     _browse(page)
+    return page, studio, item_id
+
+
+def test_a_save_of_the_item_shown_and_refresh_show_its_new_revision_and_revert_goes_on_top(app):
+    page, studio, item_id = _saved_and_browsed(app)
     _pick(page, item_id)
     page.wait_for_selector("#kard-history >> text=r1")
     _save_as(page, "Second revision: ascorbic acid deficiency.\nAnswer: A", 2)
@@ -90,11 +96,7 @@ def _hold(path, seconds: float, ready: threading.Event) -> None:
 
 
 def test_a_locked_store_says_why_in_the_history_and_under_the_table_and_the_page_works_after(app):
-    browser, url, studio = app
-    page = asked_on_page(browser, url, QUESTION, OPTIONS)
-    save_on_page(page)
-    item_id = studio.store.latest()[0].item_id
-    _browse(page)
+    page, studio, item_id = _saved_and_browsed(app)
     ready = threading.Event()
     holder = threading.Thread(target=_hold, args=(studio.store.path, 20, ready))
     holder.start()
